@@ -1,0 +1,184 @@
+// build.zig for nanoprof (Zig 0.11.0), the secondary build next to CMakeLists.txt.
+//
+// Nothing here lists a source file: build() reads sources.txt, the same list CMakeLists.txt
+// reads, and turns each line `<kind> <path> [NAME=value ...]` into build steps (see the
+// comment at the top of sources.txt for the kinds).
+//
+//   zig build           libnanoprof.so + libnanoprof.a, headers, examples, benchmarks
+//   zig build test      build and run every test (and every example) listed in sources.txt
+const std = @import("std");
+
+/// Keep in step with project(nanoprof VERSION ...) in CMakeLists.txt.
+const version = std.SemanticVersion{ .major = 0, .minor = 1, .patch = 0 };
+
+/// The library's own objects.  -fno-sanitize=undefined: zig turns UBSan on for C in Debug
+/// builds, CMake does not; keep the two builds compiling the same code the same way.
+const lib_flags = [_][]const u8{
+    "-std=c11", "-D_GNU_SOURCE", "-fvisibility=hidden",     "-Wall",
+    "-Wextra",  "-Werror",       "-fno-sanitize=undefined",
+};
+/// Tests, examples and benchmarks, as CMake's nprof_program() compiles them.
+const c_program_flags = [_][]const u8{ "-std=c11", "-D_GNU_SOURCE", "-Wall", "-Wextra", "-fno-sanitize=undefined" };
+const cpp_program_flags = [_][]const u8{ "-std=c++17", "-D_GNU_SOURCE", "-Wall", "-Wextra", "-fno-sanitize=undefined" };
+
+const Kind = enum { lib, @"test", @"test-env", @"test-jemalloc", @"test-dlopen", example, bench };
+
+const Entry = struct {
+    kind: Kind,
+    path: []const u8,
+    /// The NAME=value fields after the path (used by test-env).
+    env: []const []const u8,
+};
+
+pub fn build(b: *std.Build) !void {
+    const target = b.standardTargetOptions(.{});
+    const optimize = b.standardOptimizeOption(.{});
+
+    const entries = try readSources(b);
+
+    // ---- the library: shared and static, from the `lib` lines --------------------------
+    var lib_sources = std.ArrayList([]const u8).init(b.allocator);
+    for (entries) |e| if (e.kind == .lib) try lib_sources.append(e.path);
+
+    const shared = b.addSharedLibrary(.{ .name = "nanoprof", .target = target, .optimize = optimize, .version = version });
+    const static = b.addStaticLibrary(.{ .name = "nanoprof", .target = target, .optimize = optimize });
+    // zig links its compiler_rt into shared libraries with default visibility, so the .so
+    // would also export memcpy, memset, cos, ... and interpose glibc's in programs that link
+    // it.  Export only the API (every NPROF_API symbol is nprof_*), as the CMake build does.
+    try b.cache_root.handle.writeFile("libnanoprof.map", "{ global: nprof_*; local: *; };\n");
+    shared.version_script = try b.cache_root.handle.realpathAlloc(b.allocator, "libnanoprof.map");
+
+    for ([_]*std.Build.Step.Compile{ shared, static }) |lib| {
+        lib.addCSourceFiles(lib_sources.items, &lib_flags);
+        lib.addIncludePath(.{ .path = "include" });
+        lib.linkLibC();
+        lib.linkSystemLibrary("pthread");
+        lib.linkSystemLibrary("dl");
+        lib.linkSystemLibrary("xxhash");
+        // jemalloc is deliberately not linked: see runtime/alloc.c for why.
+        b.installArtifact(lib);
+    }
+    b.installDirectory(.{
+        .source_dir = .{ .path = "include/nanoprof" },
+        .install_dir = .header,
+        .install_subdir = "nanoprof",
+    });
+
+    // ---- tests, examples, benchmarks ---------------------------------------------------
+    const test_step = b.step("test", "Build and run the tests listed in sources.txt");
+    // Programs by path, so that a `test-env` line can run the program of a `test` line again.
+    var programs = std.StringHashMap(*std.Build.Step.Compile).init(b.allocator);
+
+    for (entries) |e| {
+        const exe = switch (e.kind) {
+            .lib, .@"test-env" => continue,
+            .@"test", .@"test-jemalloc", .bench => program(b, e.path, target, optimize, static),
+            .example => program(b, e.path, target, optimize, shared),
+            .@"test-dlopen" => program(b, e.path, target, optimize, null),
+        };
+        try programs.put(e.path, exe);
+        switch (e.kind) {
+            .@"test", .@"test-jemalloc" => {
+                if (e.kind == .@"test-jemalloc") exe.linkSystemLibrary("jemalloc");
+                test_step.dependOn(&b.addRunArtifact(exe).step);
+            },
+            .@"test-dlopen" => {
+                exe.linkSystemLibrary("dl");
+                const run = b.addRunArtifact(exe);
+                run.addArtifactArg(shared);
+                test_step.dependOn(&run.step);
+            },
+            .example => {
+                b.installArtifact(exe);
+                // As in CMake: every example runs to completion as part of the tests.
+                test_step.dependOn(&b.addRunArtifact(exe).step);
+            },
+            .bench => b.installArtifact(exe),
+            .lib, .@"test-env" => unreachable,
+        }
+    }
+
+    for (entries) |e| {
+        if (e.kind != .@"test-env") continue;
+        const exe = programs.get(e.path) orelse {
+            std.log.err("sources.txt: test-env {s}: no test line builds that program", .{e.path});
+            return error.BadSourcesTxt;
+        };
+        const run = b.addRunArtifact(exe);
+        run.setName(b.fmt("run {s} {s}", .{ exe.name, try std.mem.join(b.allocator, " ", e.env) }));
+        for (e.env) |assignment| {
+            const eq = std.mem.indexOfScalar(u8, assignment, '=').?; // checked in readSources
+            run.setEnvironmentVariable(assignment[0..eq], assignment[eq + 1 ..]);
+        }
+        test_step.dependOn(&run.step);
+    }
+}
+
+/// An executable from one C or C++ file, named after the file, compiled like CMake's
+/// nprof_program() and linked with `lib` (the static or shared libnanoprof) if given.
+fn program(
+    b: *std.Build,
+    path: []const u8,
+    target: std.zig.CrossTarget,
+    optimize: std.builtin.OptimizeMode,
+    lib: ?*std.Build.Step.Compile,
+) *std.Build.Step.Compile {
+    const name = std.fs.path.stem(path);
+    const exe = b.addExecutable(.{ .name = name, .target = target, .optimize = optimize });
+    const is_cpp = std.mem.endsWith(u8, path, ".cpp");
+    exe.addCSourceFile(.{ .file = .{ .path = path }, .flags = if (is_cpp) &cpp_program_flags else &c_program_flags });
+    exe.addIncludePath(.{ .path = "include" });
+    exe.addIncludePath(.{ .path = "." });
+    exe.addIncludePath(.{ .path = "tests" });
+    exe.linkLibC();
+    if (is_cpp) exe.linkLibCpp();
+    if (lib) |l| {
+        // The static archive's users get NPROF_STATIC_DEFINE, as CMake's nanoprof::static
+        // gives it; its pthread, dl and xxhash come along through linkLibrary.
+        if (!l.isDynamicLibrary()) exe.defineCMacro("NPROF_STATIC_DEFINE", null);
+        exe.linkLibrary(l);
+    }
+    return exe;
+}
+
+/// Parses sources.txt: '#' lines and blank lines are skipped; every other line is
+/// `<kind> <path> [NAME=value ...]`, fields separated by spaces or tabs.
+fn readSources(b: *std.Build) ![]Entry {
+    const text = b.build_root.handle.readFileAlloc(b.allocator, "sources.txt", 1 << 20) catch |err| {
+        std.log.err("cannot read sources.txt in {s}: {s}", .{ b.build_root.path orelse ".", @errorName(err) });
+        return err;
+    };
+    var entries = std.ArrayList(Entry).init(b.allocator);
+    var lines = std.mem.splitScalar(u8, text, '\n');
+    var line_number: usize = 0;
+    while (lines.next()) |raw| {
+        line_number += 1;
+        const line = std.mem.trim(u8, raw, " \t\r");
+        if (line.len == 0 or line[0] == '#') continue;
+
+        var fields = std.mem.tokenizeAny(u8, line, " \t");
+        const kind_name = fields.next().?;
+        const kind = std.meta.stringToEnum(Kind, kind_name) orelse {
+            std.log.err("sources.txt:{d}: unknown kind '{s}'", .{ line_number, kind_name });
+            return error.BadSourcesTxt;
+        };
+        const path = fields.next() orelse {
+            std.log.err("sources.txt:{d}: '{s}' without a path", .{ line_number, kind_name });
+            return error.BadSourcesTxt;
+        };
+        var env = std.ArrayList([]const u8).init(b.allocator);
+        while (fields.next()) |field| {
+            if (std.mem.indexOfScalar(u8, field, '=') == null) {
+                std.log.err("sources.txt:{d}: '{s}' is not NAME=value", .{ line_number, field });
+                return error.BadSourcesTxt;
+            }
+            try env.append(field);
+        }
+        if (kind == .@"test-env" and env.items.len == 0) {
+            std.log.err("sources.txt:{d}: test-env without NAME=value", .{line_number});
+            return error.BadSourcesTxt;
+        }
+        try entries.append(.{ .kind = kind, .path = path, .env = env.items });
+    }
+    return entries.items;
+}

@@ -1,0 +1,88 @@
+/*
+ * nanoprof/config.h: the runtime's configuration.
+ *
+ * Three sources, later ones winning: the defaults (nprof_config_init), the struct the host
+ * fills before nprof_runtime_create(), and the environment variable NANOPROF_CONF, a
+ * "key=value,key=value" string read once by nprof_runtime_create().  One internal table of
+ * options drives parsing, formatting, the "opt.*" introspection names and the documentation
+ * (nprof_config_option()), so the four can never disagree.
+ */
+#ifndef NANOPROF_CONFIG_H
+#define NANOPROF_CONFIG_H
+
+#include "common.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Which allocator serves the runtime's memory. */
+enum nprof_allocator_mode {
+    NPROF_ALLOCATOR_AUTO = 0,     /* a dedicated jemalloc arena when jemalloc can be had,
+                                     else the C library's malloc */
+    NPROF_ALLOCATOR_JEMALLOC = 1, /* jemalloc or fail with NPROF_EUNSUPPORTED */
+    NPROF_ALLOCATOR_LIBC = 2      /* always the C library's malloc */
+};
+
+typedef struct nprof_config {
+    int enabled;                    /* profile requests at all (default 1) */
+    int production;                 /* production mode: stricter defaults in upper layers (0) */
+    uint32_t max_history;           /* profiles kept by the runtime's store (1000) */
+    uint32_t max_queries;           /* queries per request kept in full; later ones are only
+                                       counted and timed (500) */
+    uint32_t max_spans;             /* spans per request kept (256) */
+    uint32_t max_sql_bytes;         /* bytes of SQL text kept per query (4096) */
+    uint32_t max_params_bytes;      /* bytes of parameter summary kept per query (512) */
+    uint32_t max_profile_bytes;     /* memory one request's profile may hold, at least 16 KiB
+                                       (1 MiB) */
+    double slow_query_threshold_ms; /* a query slower than this is slow (100.0) */
+    uint32_t n_plus_one_threshold;  /* a query shape repeated this often in one request is an
+                                       N+1 pattern (5) */
+    int allocator;                  /* enum nprof_allocator_mode (auto) */
+} nprof_config;
+
+/* Fills `cfg` with the documented defaults.  Accepts NULL (does nothing). */
+NPROF_API void nprof_config_init(nprof_config *cfg);
+
+/*
+ * Sets one option from text, as NANOPROF_CONF would.  `key` and `value` are NUL-terminated.
+ * Errors: NPROF_EINVAL (NULL argument), NPROF_ENOENT (unknown key), NPROF_EPARSE (value not
+ * of the option's type or out of its range).  On error `cfg` is unchanged and
+ * nprof_last_error_detail() says what was wrong.
+ */
+NPROF_API int nprof_config_set(nprof_config *cfg, const char *key, const char *value);
+
+/*
+ * Applies a "key=value,key=value" string of `len` bytes (not necessarily NUL-terminated).
+ * Whitespace around keys and values is ignored; empty items are skipped.  All or nothing:
+ * on any error `cfg` is left exactly as it was, and nprof_last_error_detail() names the item.
+ */
+NPROF_API int nprof_config_parse(nprof_config *cfg, const char *text, size_t len);
+
+/*
+ * Checks a configuration filled by hand against every option's type and range (the checks
+ * nprof_config_set() makes on text).  nprof_runtime_create() calls it, so a bad struct is
+ * refused there instead of misbehaving later.  Errors: NPROF_EINVAL, with the option named
+ * by nprof_last_error_detail().
+ */
+NPROF_API int nprof_config_validate(const nprof_config *cfg);
+
+/* Appends every option as "key=value,..." to `out` (parseable by nprof_config_parse). */
+NPROF_API int nprof_config_format(const nprof_config *cfg, nprof_buf *out);
+
+/* One row of the option table, for documentation and tooling. */
+typedef struct nprof_option_info {
+    const char *name;          /* "slow_query_threshold_ms" */
+    const char *type;          /* "bool", "uint", "double" or "enum(a|b|c)" */
+    const char *default_value; /* as text */
+    const char *doc;           /* one sentence */
+} nprof_option_info;
+
+/* Fills `out` with option number `index` (0-based).  NPROF_ENOENT past the last option. */
+NPROF_API int nprof_config_option(size_t index, nprof_option_info *out);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* NANOPROF_CONFIG_H */

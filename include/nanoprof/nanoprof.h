@@ -1,0 +1,27 @@
+/*
+ * nanoprof/nanoprof.h: the whole public API of nanoprof in one include.
+ *
+ * nanoprof is an embeddable nanosecond-resolution request profiler.  A host (a web framework,
+ * a C HTTP server, a language binding) creates one runtime, begins a profile per request,
+ * marks phases and spans, records SQL queries, ends the request, renders headers or JSON from
+ * the profile, and submits it to the runtime's store for dashboards and flame graphs.
+ *
+ * Headers, one per concern:
+ *   common.h   version, result codes, nprof_buf
+ *   clock.h    nanosecond clock (inline tick reads)
+ *   config.h   configuration struct, NANOPROF_CONF
+ *   runtime.h  the runtime handle and dotted-name introspection
+ *   profile.h  RequestProfile: phases, spans, queries, renderers
+ *   store.h    ProfileStore ring buffer, snapshots, flame graphs
+ */
+#ifndef NANOPROF_NANOPROF_H
+#define NANOPROF_NANOPROF_H
+
+#include "common.h"
+#include "clock.h"
+#include "config.h"
+#include "runtime.h"
+#include "profile.h"
+#include "store.h"
+
+#endif /* NANOPROF_NANOPROF_H */

@@ -1,0 +1,253 @@
+/*
+ * nanoprof/profile.h: RequestProfile, the record of one request.
+ *
+ * A profile holds the request's method, path, route, request id and status; its total time
+ * and the time of its three phases (middleware, routing, handler; each exclusive of the
+ * phases nested inside it); its SQL queries (text, duration, parameter summary) with their
+ * total; and a tree of named spans for flame graphs.
+ *
+ * Life of a profile:
+ *     nprof_request_begin()  -> phases, spans, queries -> nprof_request_end(status)
+ *     -> render (header, JSON, collapsed stacks) -> nprof_request_submit() or _discard().
+ * Submitting hands the profile to the runtime's store; after submit or discard the handle
+ * must not be used.
+ *
+ * Two ways to reach a profile, both first-class:
+ *   - explicit handles: pass the nprof_profile * to every call (event loops, where many
+ *     requests share one thread);
+ *   - the thread's current profile: nprof_current_set() after begin, nprof_current() in code
+ *     that cannot be handed the pointer (database hooks, thread-per-request servers).
+ *
+ * Every call that takes a profile accepts NULL and then returns NPROF_ENOPROFILE and does
+ * nothing, so code can pass nprof_current() without checking whether profiling is on.
+ *
+ * Thread safety: a profile is owned by one thread at a time; calls on one profile must not
+ * run concurrently (hand it over with your own synchronisation, as an event loop does).
+ * Profiles in a store (read through a snapshot) are immutable and may be read by any thread.
+ *
+ * Bounds: every string is copied with its length (NUL bytes and invalid UTF-8 are data, never
+ * terminators); SQL and parameter texts are cut at the configured maxima; queries beyond
+ * max_queries and spans beyond max_spans (or beyond max_profile_bytes) are counted and timed
+ * but not kept.  A profile never holds more than about max_profile_bytes.
+ */
+#ifndef NANOPROF_PROFILE_H
+#define NANOPROF_PROFILE_H
+
+#include "common.h"
+#include "runtime.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct nprof_profile nprof_profile;
+
+/* The phases of the reference model.  Phase times are exclusive: while routing runs inside
+ * middleware, the middleware clock is paused. */
+enum nprof_phase {
+    NPROF_PHASE_MIDDLEWARE = 0,
+    NPROF_PHASE_ROUTING = 1,
+    NPROF_PHASE_HANDLER = 2,
+    NPROF_PHASE_COUNT = 3
+};
+
+/*
+ * Starts a request.  `method` and `path` are copied (up to 16 and max_sql_bytes bytes).
+ * `start_ticks` is the nprof_ticks() value at which the request started, or 0 for now (a
+ * server that read the clock when the request arrived passes that value).
+ * Errors: NPROF_EINVAL (`rt` or `out` NULL), NPROF_ENOPROFILE (profiling disabled: *out is
+ * NULL and nothing else happened), NPROF_ENOMEM.
+ */
+NPROF_API int nprof_request_begin(nprof_runtime *rt, const char *method, size_t method_len,
+                                  const char *path, size_t path_len, uint64_t start_ticks,
+                                  nprof_profile **out);
+
+/* Sets the request id (copied, at most 64 bytes, bytes outside printable ASCII become '_').
+ * Without it, a 16-hex-digit id unique within the runtime is generated at begin. */
+NPROF_API int nprof_profile_set_request_id(nprof_profile *p, const char *id, size_t len);
+
+/* Sets the route template ("/users/{id}"), copied; aggregation groups requests by it. */
+NPROF_API int nprof_profile_set_route(nprof_profile *p, const char *route, size_t len);
+
+/*
+ * Ends the request: fixes the total, closes phases and spans still open (they are marked
+ * unclosed) and records the HTTP status.  Errors: NPROF_ESTATE if already ended.
+ */
+NPROF_API int nprof_request_end(nprof_profile *p, int status);
+
+/*
+ * Hands an ended profile to the runtime's store (a request not yet ended is ended with status
+ * 0 first).  The handle is invalid afterwards, whatever the result.  If the profile is the
+ * thread's current one, the thread's current profile becomes NULL.
+ */
+NPROF_API int nprof_request_submit(nprof_profile *p);
+
+/* Releases a profile without storing it.  Accepts NULL.  The handle is invalid afterwards. */
+NPROF_API void nprof_request_discard(nprof_profile *p);
+
+/* The calling thread's current profile, or NULL. */
+NPROF_API nprof_profile *nprof_current(void);
+
+/* Makes `p` (may be NULL) the calling thread's current profile; returns the previous one. */
+NPROF_API nprof_profile *nprof_current_set(nprof_profile *p);
+
+/* Phases.  begin/end must pair up like brackets; ending a phase that is not the innermost open
+ * one closes the phases opened inside it too.  Errors: NPROF_EINVAL (bad phase), NPROF_ESTATE
+ * (end of a phase that is not open, or the request has ended). */
+NPROF_API int nprof_phase_begin(nprof_profile *p, int phase);
+NPROF_API int nprof_phase_end(nprof_profile *p, int phase);
+
+/* Adds time measured by the caller to a phase (no span is created). */
+NPROF_API int nprof_phase_add_ns(nprof_profile *p, int phase, uint64_t ns);
+
+/* Span parents for nprof_span_begin_ex(). */
+#define NPROF_SPAN_ROOT (-1)    /* directly under the request */
+#define NPROF_SPAN_CURRENT (-2) /* under the innermost open span of this profile */
+
+/* Flags for nprof_span_begin_ex(). */
+#define NPROF_SPAN_STATIC_NAME 1u /* `name` outlives the runtime: kept by pointer, not copied */
+
+/*
+ * Opens a span and returns its id (>= 0), or a negative code: NPROF_ELIMIT when max_spans or
+ * max_profile_bytes is reached (the span is counted as dropped; its children attach to its
+ * parent), NPROF_ESTATE after the request ended, NPROF_EINVAL for a bad parent.
+ *
+ * With NPROF_SPAN_CURRENT the new span becomes the innermost open span; with an explicit
+ * parent (async code where sibling tasks interleave) it does not change which span is
+ * innermost, so concurrent tasks of one request can each keep their own subtree.
+ */
+NPROF_API int nprof_span_begin_ex(nprof_profile *p, int parent, const char *name,
+                                  size_t name_len, unsigned flags);
+
+/* nprof_span_begin_ex(p, NPROF_SPAN_CURRENT, name, len, 0): the name is copied. */
+NPROF_API int nprof_span_begin(nprof_profile *p, const char *name, size_t name_len);
+
+/* nprof_span_begin_ex(p, NPROF_SPAN_CURRENT, name, len, NPROF_SPAN_STATIC_NAME). */
+NPROF_API int nprof_span_begin_static(nprof_profile *p, const char *name, size_t name_len);
+
+/*
+ * Closes span `id` (and any span opened inside it under NPROF_SPAN_CURRENT that is still
+ * open).  A negative `id` (a failed begin) is returned unchanged and nothing happens, so
+ * begin/end pairs need no error handling.  Errors: NPROF_EINVAL (unknown id), NPROF_ESTATE
+ * (already closed).
+ */
+NPROF_API int nprof_span_end(nprof_profile *p, int id);
+
+/* One SQL query to record. */
+typedef struct nprof_query {
+    const char *sql;         /* the query text as sent; copied, cut at max_sql_bytes */
+    size_t sql_len;
+    const char *params;      /* a short parameter summary or NULL; copied, cut */
+    size_t params_len;
+    uint64_t duration_ns;    /* how long it took */
+    uint64_t start_ticks;    /* nprof_ticks() when it was sent; 0: it ended just now */
+    uint64_t fingerprint;    /* shape fingerprint from the SQL layer, 0 if none */
+    const char *normalized;  /* normalized text from the SQL layer, or NULL; copied */
+    size_t normalized_len;
+} nprof_query;
+
+/*
+ * Records a query into the profile, under the innermost open span.  Counts and times every
+ * query; keeps the first max_queries in full.  Returns NPROF_OK, or NPROF_ELIMIT when the
+ * query was counted but not kept, NPROF_ESTATE after the request ended, NPROF_EINVAL when
+ * `q` is NULL or `q->sql` is NULL with a non-zero length.
+ */
+NPROF_API int nprof_query_record(nprof_profile *p, const nprof_query *q);
+
+/* A read-only view of a profile's scalar fields.  String pointers stay valid as long as the
+ * profile does and are not NUL-terminated: use the lengths. */
+typedef struct nprof_profile_info {
+    const char *method;
+    size_t method_len;
+    const char *path;
+    size_t path_len;
+    const char *route; /* "" when unset */
+    size_t route_len;
+    const char *request_id;
+    size_t request_id_len;
+    int status;
+    int ended;
+    uint64_t start_ns;      /* on the nprof_now_ns() time line */
+    uint64_t total_ns;      /* 0 until ended */
+    uint64_t middleware_ns;
+    uint64_t routing_ns;
+    uint64_t handler_ns;
+    uint64_t sql_total_ns;  /* every query, kept or not */
+    uint64_t sql_count;     /* every query, kept or not */
+    size_t queries_kept;
+    uint64_t queries_dropped;
+    size_t span_count;
+    uint64_t spans_dropped;
+    size_t memory_bytes;    /* what the profile holds */
+} nprof_profile_info;
+
+NPROF_API int nprof_profile_get_info(const nprof_profile *p, nprof_profile_info *out);
+
+typedef struct nprof_query_info {
+    const char *sql;
+    size_t sql_len;         /* bytes kept */
+    size_t sql_full_len;    /* bytes the query had; larger than sql_len when cut */
+    const char *params;     /* NULL when none */
+    size_t params_len;
+    const char *normalized; /* NULL when none */
+    size_t normalized_len;
+    uint64_t fingerprint;
+    uint64_t duration_ns;
+    uint64_t start_offset_ns; /* from the start of the request */
+    int span;               /* innermost open span when recorded, NPROF_SPAN_ROOT if none */
+} nprof_query_info;
+
+/* Query number `index` of the kept ones.  NPROF_ENOENT past the end. */
+NPROF_API int nprof_profile_query(const nprof_profile *p, size_t index, nprof_query_info *out);
+
+typedef struct nprof_span_info {
+    const char *name;
+    size_t name_len;
+    int parent;               /* NPROF_SPAN_ROOT or a span id */
+    int phase;                /* enum nprof_phase when the span is a phase, else -1 */
+    int unclosed;             /* closed by the end of the request, not by span_end */
+    uint64_t start_offset_ns; /* from the start of the request */
+    uint64_t duration_ns;     /* 0 while open */
+} nprof_span_info;
+
+/* Span number `index` (== its id).  NPROF_ENOENT past the end. */
+NPROF_API int nprof_profile_span(const nprof_profile *p, size_t index, nprof_span_info *out);
+
+/*
+ * Renders the X-Profile header value:
+ *     total=1.2ms handler=0.8ms sql=0.3ms(2q) middleware=0.1ms routing=45ns
+ * Each value in its own unit (ns below 1 us, us with one decimal below 100 us, ms with one
+ * decimal below 1 s, s with two decimals above).  Writes at most `cap` bytes including a NUL;
+ * *out_len (may be NULL) receives the length without the NUL.  Errors: NPROF_ERANGE if `cap`
+ * is too small (*out_len then holds the length needed; NPROF_HEADER_MAX always suffices).
+ * Never allocates.
+ */
+#define NPROF_HEADER_MAX 256
+NPROF_API int nprof_profile_header(const nprof_profile *p, char *buf, size_t cap,
+                                   size_t *out_len);
+
+/* Formats a duration the way the header does ("45ns", "12.5us", "1.2ms", "2.50s").
+ * Writes at most `cap` bytes including the NUL; returns the length, or NPROF_ERANGE. */
+NPROF_API int nprof_format_duration(uint64_t ns, char *buf, size_t cap);
+
+/*
+ * Appends the profile as one JSON object to `out`, with the reference keys (method, path,
+ * total_ns, total, middleware_ns, routing_ns, handler_ns, sql_total_ns, sql_count, queries
+ * [{sql, duration_ns, duration}]) and ours (route, request_id, status, start_ns,
+ * queries_dropped, spans, ...).  The output is valid JSON and valid UTF-8 whatever bytes the
+ * strings held: control characters are escaped and invalid UTF-8 becomes U+FFFD.
+ */
+NPROF_API int nprof_profile_json(const nprof_profile *p, nprof_buf *out);
+
+/*
+ * Appends the profile as collapsed stacks ("request;handler;sql;SELECT ... 150000\n"), one
+ * line per distinct stack with its self time in ns, for speedscope and FlameGraph.  Frame
+ * names never contain ';' or line breaks (they become ':' and ' ').
+ */
+NPROF_API int nprof_profile_collapsed(const nprof_profile *p, nprof_buf *out);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* NANOPROF_PROFILE_H */

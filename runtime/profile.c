@@ -1,0 +1,646 @@
+/*
+ * runtime/profile.c: building a RequestProfile on the request path: begin, phases, spans,
+ * queries, end, and the thread's current profile.
+ *
+ * Everything here runs inside the host's request, so it reads the clock inline, writes only
+ * into memory the profile already owns (inline arrays and text area first; the allocator only
+ * when a request outgrows them) and takes no lock.  Profiles are recycled through the
+ * runtime's pool (runtime.c) instead of being freed.
+ */
+#include "profile.h"
+
+#include <string.h>
+
+#include "text.h"
+
+static _Thread_local nprof_profile *current_profile;
+static _Thread_local uint64_t request_sequence;
+
+nprof_profile *nprof_current(void)
+{
+    return current_profile;
+}
+
+nprof_profile *nprof_current_set(nprof_profile *p)
+{
+    nprof_profile *prev = current_profile;
+    current_profile = p;
+    return prev;
+}
+
+void nprof__profile_forget_current(nprof_profile *p)
+{
+    if (current_profile == p)
+        current_profile = NULL;
+}
+
+/* ---- memory owned by the profile ---------------------------------------------------- */
+
+static size_t budget_left(const nprof_profile *p)
+{
+    size_t max = p->rt->cfg.max_profile_bytes;
+    size_t used = sizeof *p + p->heap_bytes;
+    return used < max ? max - used : 0;
+}
+
+/* `size` bytes of text storage that live as long as the profile, or NULL past the budget. */
+static char *text_alloc(nprof_profile *p, size_t size)
+{
+    if (size <= p->text_left) {
+        char *r = p->text_cur;
+        p->text_cur += size;
+        p->text_left -= size;
+        return r;
+    }
+    size_t want = sizeof(nprof__chunk) + (size > 4096 ? size : 4096);
+    if (p->heap_bytes >= 4096 && want < p->heap_bytes)
+        want = p->heap_bytes; /* grow geometrically: few chunks for big requests */
+    if (want > budget_left(p)) {
+        want = sizeof(nprof__chunk) + size;
+        if (want > budget_left(p))
+            return NULL;
+    }
+    nprof__chunk *c = nprof__alloc_bytes(&p->rt->alloc, want);
+    if (!c)
+        return NULL;
+    c->next = p->chunks;
+    c->size = want;
+    p->chunks = c;
+    p->heap_bytes += want;
+    char *data = (char *)(c + 1);
+    p->text_cur = data + size;
+    p->text_left = want - sizeof *c - size;
+    return data;
+}
+
+/* Copies up to `max` bytes of `s`; *kept receives how many.  NULL past the budget. */
+static const char *copy_text(nprof_profile *p, const char *s, size_t len, size_t max, uint32_t *kept)
+{
+    size_t n = len < max ? len : max;
+    *kept = (uint32_t)n;
+    if (n == 0)
+        return "";
+    char *dst = text_alloc(p, n);
+    if (!dst)
+        return NULL;
+    memcpy(dst, s, n);
+    return dst;
+}
+
+/* Doubles an array (inline or heap) up to `limit` elements within the budget. */
+static int grow_array(nprof_profile *p, void **array, uint32_t *cap, void *inline_array,
+                      size_t elem, uint32_t limit)
+{
+    if (*cap >= limit)
+        return NPROF_ELIMIT;
+    uint32_t new_cap = *cap * 2 > limit ? limit : *cap * 2;
+    size_t bytes = (size_t)new_cap * elem;
+    if (bytes > budget_left(p))
+        return NPROF_ELIMIT;
+    void *fresh = nprof__alloc_bytes(&p->rt->alloc, bytes);
+    if (!fresh)
+        return NPROF_ENOMEM;
+    memcpy(fresh, *array, (size_t)*cap * elem);
+    if (*array != inline_array) {
+        nprof__free_bytes(&p->rt->alloc, *array, (size_t)*cap * elem);
+        p->heap_bytes -= (size_t)*cap * elem;
+    }
+    p->heap_bytes += bytes;
+    *array = fresh;
+    *cap = new_cap;
+    return NPROF_OK;
+}
+
+static void release_heap(nprof_profile *p)
+{
+    nprof__alloc *a = &p->rt->alloc;
+    for (nprof__chunk *c = p->chunks, *next; c; c = next) {
+        next = c->next;
+        nprof__free_bytes(a, c, c->size);
+    }
+    p->chunks = NULL;
+    if (p->spans != p->spans_inline)
+        nprof__free_bytes(a, p->spans, (size_t)p->span_cap * sizeof(nprof__span));
+    if (p->queries != p->queries_inline)
+        nprof__free_bytes(a, p->queries, (size_t)p->query_cap * sizeof(nprof__query));
+    p->spans = p->spans_inline;
+    p->span_cap = NPROF__INLINE_SPANS;
+    p->queries = p->queries_inline;
+    p->query_cap = NPROF__INLINE_QUERIES;
+}
+
+/* Makes a released profile new again.  Runs on the thread that takes it, whose cache the
+ * profile's lines most likely sit in. */
+static void reset(nprof_profile *p)
+{
+    memset(&p->ended, 0, (size_t)(p->reset_end - (char *)&p->ended));
+    p->current_span = NPROF_SPAN_ROOT;
+    p->text_cur = p->text_inline;
+    p->text_left = sizeof p->text_inline;
+    p->route = "";
+}
+
+/*
+ * Profiles are reused through per-thread-shard slots: a thread puts the profiles it evicts
+ * from the store into its own slots and takes them back on its next requests, so neither
+ * the slots nor the allocator are shared between cores on the request path.  The store's
+ * ring mixes the threads' profiles, so an evicted profile was often built on the other core
+ * and its cache lines come across once when it is reset; handing it back to the thread that
+ * built it was measured slower (a shared return list: 0.56x; the builder's slots: 0.98x, two
+ * threads against one), as the hand-back lines then move on every request instead.
+ */
+static nprof__pool_shard *my_shard(nprof_runtime *rt)
+{
+    return &rt->pool[nprof__thread_index() % NPROF__SHARDS];
+}
+
+nprof_profile *nprof__profile_obtain(nprof_runtime *rt)
+{
+    nprof__pool_shard *shard = my_shard(rt);
+    for (int i = 0; i < NPROF__POOL_SLOTS; i++) {
+        if (!atomic_load_explicit(&shard->slots[i], memory_order_relaxed))
+            continue;
+        nprof_profile *p = atomic_exchange_explicit(&shard->slots[i], NULL, memory_order_acquire);
+        if (p) {
+            reset(p);
+            return p;
+        }
+    }
+    nprof_profile *p = nprof__alloc_bytes(&rt->alloc, sizeof *p);
+    if (!p)
+        return NULL;
+    p->rt = rt;
+    p->next = NULL;
+    p->chunks = NULL;
+    p->spans = p->spans_inline;
+    p->queries = p->queries_inline;
+    release_heap(p);
+    reset(p);
+    return p;
+}
+
+void nprof__profile_free(nprof_profile *p)
+{
+    release_heap(p);
+    nprof__free_bytes(&p->rt->alloc, p, sizeof *p);
+}
+
+void nprof__profile_recycle(nprof_profile *p)
+{
+    nprof__profile_forget_current(p);
+    if (p->chunks || p->spans != p->spans_inline || p->queries != p->queries_inline)
+        release_heap(p); /* a big request: give its memory back now, not when reused */
+    nprof__pool_shard *shard = my_shard(p->rt);
+    for (int i = 0; i < NPROF__POOL_SLOTS; i++) {
+        nprof_profile *expected = NULL;
+        if (atomic_compare_exchange_strong_explicit(&shard->slots[i], &expected, p,
+                                                    memory_order_release, memory_order_relaxed))
+            return;
+    }
+    nprof__profile_free(p);
+}
+
+/* ---- begin / end ------------------------------------------------------------------------ */
+
+static void generate_request_id(nprof_profile *p)
+{
+    /* Unique per (runtime, thread, sequence); the multiply-xorshift only scatters the bits. */
+    uint64_t v = p->rt->request_id_seed ^ ((uint64_t)nprof__thread_index() << 40) ^ ++request_sequence;
+    v ^= v >> 31;
+    v *= 0x9E3779B97F4A7C15ull; /* odd: a bijection, so distinct inputs stay distinct */
+    v ^= v >> 29;
+    nprof__format_hex64(v, p->request_id);
+    p->request_id_len = 16;
+}
+
+int nprof_request_begin(nprof_runtime *rt, const char *method, size_t method_len,
+                        const char *path, size_t path_len, uint64_t start_ticks,
+                        nprof_profile **out)
+{
+    if (NPROF_UNLIKELY(!rt || !out || (!method && method_len) || (!path && path_len))) {
+        if (out)
+            *out = NULL;
+        return NPROF_EINVAL;
+    }
+    if (NPROF_UNLIKELY(!atomic_load_explicit(&rt->enabled, memory_order_relaxed))) {
+        *out = NULL;
+        return NPROF_ENOPROFILE;
+    }
+    uint64_t now = nprof_ticks();
+    nprof_profile *p = nprof__profile_obtain(rt);
+    if (NPROF_UNLIKELY(!p)) {
+        *out = NULL;
+        return NPROF_ENOMEM;
+    }
+    p->start_ticks = start_ticks ? start_ticks : now;
+    p->start_ns = nprof_ticks_to_timeline_ns(p->start_ticks);
+    p->method_len = (uint32_t)(method_len < NPROF__METHOD_MAX ? method_len : NPROF__METHOD_MAX);
+    memcpy(p->method, method ? method : "", p->method_len);
+    uint32_t kept;
+    const char *copied = copy_text(p, path, path_len, p->rt->cfg.max_sql_bytes, &kept);
+    p->path = copied ? copied : "";
+    p->path_len = copied ? kept : 0;
+    generate_request_id(p);
+    nprof__counter_add(&rt->requests, 1);
+    *out = p;
+    return NPROF_OK;
+}
+
+int nprof_profile_set_request_id(nprof_profile *p, const char *id, size_t len)
+{
+    if (!p)
+        return NPROF_ENOPROFILE;
+    if (!id && len)
+        return NPROF_EINVAL;
+    size_t n = len < NPROF__REQUEST_ID_MAX ? len : NPROF__REQUEST_ID_MAX;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)id[i];
+        /* Ids travel in headers and logs: keep them to printable ASCII. */
+        p->request_id[i] = c > 0x20 && c < 0x7F ? (char)c : '_';
+    }
+    p->request_id_len = (uint32_t)n;
+    return NPROF_OK;
+}
+
+int nprof_profile_set_route(nprof_profile *p, const char *route, size_t len)
+{
+    if (!p)
+        return NPROF_ENOPROFILE;
+    if (!route && len)
+        return NPROF_EINVAL;
+    uint32_t kept;
+    const char *copied = copy_text(p, route, len, p->rt->cfg.max_sql_bytes, &kept);
+    if (!copied)
+        return NPROF_ELIMIT;
+    p->route = copied;
+    p->route_len = kept;
+    return NPROF_OK;
+}
+
+/* ---- spans and phases ------------------------------------------------------------------- */
+
+static void pop_phase(nprof_profile *p, uint64_t now)
+{
+    nprof__phase_entry *e = &p->phase_stack[--p->phase_depth];
+    p->phase_ticks[e->phase] += now - e->resume_ticks;
+    if (p->phase_depth)
+        p->phase_stack[p->phase_depth - 1].resume_ticks = now; /* the outer phase runs again */
+}
+
+static void close_span(nprof_profile *p, int id, uint64_t now, int implicit)
+{
+    nprof__span *s = &p->spans[id];
+    s->end_ticks = now;
+    s->open = 0;
+    s->unclosed = (uint8_t)implicit;
+    if (s->phase >= 0) {
+        /* A phase closed with its span: pop its entry and anything still open above it. */
+        for (uint32_t k = p->phase_depth; k-- > 0;) {
+            if (p->phase_stack[k].span == id) {
+                while (p->phase_depth > k)
+                    pop_phase(p, now);
+                break;
+            }
+        }
+    }
+}
+
+/* Closes the tracked spans of the current chain from the innermost up to and including
+ * `stop` (a span on the chain, or NPROF_SPAN_ROOT for all of them). */
+static void unwind_to(nprof_profile *p, int stop, uint64_t now, int implicit_stop)
+{
+    while (p->current_span != NPROF_SPAN_ROOT) {
+        int id = p->current_span;
+        p->current_span = p->spans[id].parent;
+        close_span(p, id, now, id == stop ? implicit_stop : 1);
+        if (id == stop)
+            return;
+    }
+}
+
+static int add_span(nprof_profile *p, int parent, const char *name, size_t name_len,
+                    unsigned flags, int phase, uint64_t now)
+{
+    if (p->span_count >= p->rt->cfg.max_spans ||
+        (p->span_count == p->span_cap &&
+         grow_array(p, (void **)&p->spans, &p->span_cap, p->spans_inline, sizeof(nprof__span),
+                    p->rt->cfg.max_spans) != NPROF_OK)) {
+        p->spans_dropped++;
+        return NPROF_ELIMIT;
+    }
+    const char *stored = name;
+    uint32_t kept = (uint32_t)(name_len > 1024 ? 1024 : name_len);
+    if (!(flags & NPROF_SPAN_STATIC_NAME)) {
+        stored = copy_text(p, name, name_len, 1024, &kept);
+        if (!stored) {
+            p->spans_dropped++;
+            return NPROF_ELIMIT;
+        }
+    }
+    int id = (int)p->span_count++;
+    nprof__span *s = &p->spans[id];
+    s->name = stored ? stored : "";
+    s->name_len = kept;
+    s->parent = parent == NPROF_SPAN_CURRENT ? p->current_span : parent;
+    s->start_ticks = now;
+    s->end_ticks = 0;
+    s->phase = (int8_t)phase;
+    s->tracked = parent == NPROF_SPAN_CURRENT;
+    s->open = 1;
+    s->unclosed = 0;
+    if (s->tracked)
+        p->current_span = id;
+    return id;
+}
+
+int nprof_span_begin_ex(nprof_profile *p, int parent, const char *name, size_t name_len,
+                        unsigned flags)
+{
+    if (!p)
+        return NPROF_ENOPROFILE;
+    if (p->ended)
+        return NPROF_ESTATE;
+    if ((!name && name_len) || parent < NPROF_SPAN_CURRENT ||
+        (parent >= 0 && ((uint32_t)parent >= p->span_count || !p->spans[parent].open)))
+        return NPROF_EINVAL;
+    return add_span(p, parent, name ? name : "", name_len, flags, -1, nprof_ticks());
+}
+
+int nprof_span_begin(nprof_profile *p, const char *name, size_t name_len)
+{
+    return nprof_span_begin_ex(p, NPROF_SPAN_CURRENT, name, name_len, 0);
+}
+
+int nprof_span_begin_static(nprof_profile *p, const char *name, size_t name_len)
+{
+    return nprof_span_begin_ex(p, NPROF_SPAN_CURRENT, name, name_len, NPROF_SPAN_STATIC_NAME);
+}
+
+int nprof_span_end(nprof_profile *p, int id)
+{
+    if (id < 0)
+        return id;
+    if (!p)
+        return NPROF_ENOPROFILE;
+    uint64_t now = nprof_ticks();
+    if ((uint32_t)id >= p->span_count || p->spans[id].phase >= 0)
+        return NPROF_EINVAL; /* phases end with nprof_phase_end() */
+    nprof__span *s = &p->spans[id];
+    if (!s->open)
+        return NPROF_ESTATE;
+    if (s->tracked)
+        unwind_to(p, id, now, 0);
+    else
+        close_span(p, id, now, 0);
+    return NPROF_OK;
+}
+
+static const char *const phase_names[NPROF_PHASE_COUNT] = {"middleware", "routing", "handler"};
+
+int nprof_phase_begin(nprof_profile *p, int phase)
+{
+    if (!p)
+        return NPROF_ENOPROFILE;
+    if ((unsigned)phase >= NPROF_PHASE_COUNT)
+        return NPROF_EINVAL;
+    if (p->ended)
+        return NPROF_ESTATE;
+    if (p->phase_depth == NPROF__PHASE_DEPTH)
+        return NPROF_ELIMIT;
+    uint64_t now = nprof_ticks();
+    if (p->phase_depth) {
+        nprof__phase_entry *outer = &p->phase_stack[p->phase_depth - 1];
+        p->phase_ticks[outer->phase] += now - outer->resume_ticks; /* pause the outer phase */
+    }
+    int span = add_span(p, NPROF_SPAN_CURRENT, phase_names[phase], strlen(phase_names[phase]),
+                        NPROF_SPAN_STATIC_NAME, phase, now);
+    nprof__phase_entry *e = &p->phase_stack[p->phase_depth++];
+    e->phase = phase;
+    e->span = span >= 0 ? span : -1;
+    e->resume_ticks = now;
+    return NPROF_OK;
+}
+
+int nprof_phase_end(nprof_profile *p, int phase)
+{
+    if (!p)
+        return NPROF_ENOPROFILE;
+    if ((unsigned)phase >= NPROF_PHASE_COUNT)
+        return NPROF_EINVAL;
+    if (p->ended)
+        return NPROF_ESTATE;
+    uint64_t now = nprof_ticks();
+    for (uint32_t k = p->phase_depth; k-- > 0;) {
+        if (p->phase_stack[k].phase != phase)
+            continue;
+        int span = p->phase_stack[k].span;
+        if (span >= 0 && p->spans[span].open)
+            unwind_to(p, span, now, 0); /* pops this entry and the ones above it */
+        while (p->phase_depth > k)
+            pop_phase(p, now);
+        return NPROF_OK;
+    }
+    return NPROF_ESTATE;
+}
+
+int nprof_phase_add_ns(nprof_profile *p, int phase, uint64_t ns)
+{
+    if (!p)
+        return NPROF_ENOPROFILE;
+    if ((unsigned)phase >= NPROF_PHASE_COUNT)
+        return NPROF_EINVAL;
+    if (p->ended)
+        return NPROF_ESTATE;
+    p->phase_extra_ns[phase] += ns;
+    return NPROF_OK;
+}
+
+uint64_t nprof__phase_ns(const nprof_profile *p, int phase)
+{
+    return nprof_ticks_to_ns(p->phase_ticks[phase]) + p->phase_extra_ns[phase];
+}
+
+/* ---- queries ---------------------------------------------------------------------------- */
+
+int nprof_query_record(nprof_profile *p, const nprof_query *q)
+{
+    if (NPROF_UNLIKELY(!p))
+        return NPROF_ENOPROFILE;
+    if (NPROF_UNLIKELY(!q || (!q->sql && q->sql_len) || (!q->params && q->params_len) ||
+                       (!q->normalized && q->normalized_len)))
+        return NPROF_EINVAL;
+    if (NPROF_UNLIKELY(p->ended))
+        return NPROF_ESTATE;
+    uint64_t now = nprof_ticks();
+    p->sql_count++;
+    p->sql_total_ns += q->duration_ns;
+    const nprof_config *cfg = &p->rt->cfg;
+    if (p->query_count >= cfg->max_queries ||
+        (p->query_count == p->query_cap &&
+         grow_array(p, (void **)&p->queries, &p->query_cap, p->queries_inline,
+                    sizeof(nprof__query), cfg->max_queries) != NPROF_OK))
+        goto dropped;
+    nprof__query *r = &p->queries[p->query_count];
+    r->sql = copy_text(p, q->sql, q->sql_len, cfg->max_sql_bytes, &r->sql_len);
+    if (!r->sql)
+        goto dropped;
+    r->sql_full_len = (uint32_t)(q->sql_len > UINT32_MAX ? UINT32_MAX : q->sql_len);
+    r->params = NULL;
+    r->params_len = 0;
+    if (q->params) {
+        r->params = copy_text(p, q->params, q->params_len, cfg->max_params_bytes, &r->params_len);
+        if (!r->params)
+            goto dropped;
+    }
+    r->normalized = NULL;
+    r->normalized_len = 0;
+    if (q->normalized) {
+        r->normalized = copy_text(p, q->normalized, q->normalized_len, cfg->max_sql_bytes,
+                                  &r->normalized_len);
+        if (!r->normalized)
+            goto dropped;
+    }
+    r->fingerprint = q->fingerprint;
+    r->duration_ns = q->duration_ns;
+    /* Where it sits in the request: from its start when given, else it ended just now. */
+    if (q->start_ticks) {
+        r->start_offset_ns = q->start_ticks > p->start_ticks
+                                 ? nprof_ticks_to_ns(q->start_ticks - p->start_ticks) : 0;
+    } else {
+        uint64_t end_offset = now > p->start_ticks ? nprof_ticks_to_ns(now - p->start_ticks) : 0;
+        r->start_offset_ns = end_offset > q->duration_ns ? end_offset - q->duration_ns : 0;
+    }
+    r->span = p->current_span;
+    p->query_count++;
+    return NPROF_OK;
+dropped:
+    /* Text copied before the failure stays in the arena until the profile is reused. */
+    p->queries_dropped++;
+    return NPROF_ELIMIT;
+}
+
+/* ---- end, submit, discard ------------------------------------------------------------------ */
+
+int nprof_request_end(nprof_profile *p, int status)
+{
+    if (!p)
+        return NPROF_ENOPROFILE;
+    if (p->ended)
+        return NPROF_ESTATE;
+    uint64_t now = nprof_ticks();
+    unwind_to(p, NPROF_SPAN_ROOT, now, 1);
+    while (p->phase_depth)
+        pop_phase(p, now);
+    for (uint32_t i = 0; i < p->span_count; i++)
+        if (p->spans[i].open)
+            close_span(p, (int)i, now, 1);
+    p->end_ticks = now;
+    p->total_ns = now > p->start_ticks ? nprof_ticks_to_ns(now - p->start_ticks) : 0;
+    p->status = status;
+    p->ended = 1;
+    /* The runtime's counters are bumped once per request, not once per event. */
+    nprof_runtime *rt = p->rt;
+    if (p->sql_count)
+        nprof__counter_add(&rt->queries, p->sql_count);
+    if (p->queries_dropped)
+        nprof__counter_add(&rt->queries_dropped, p->queries_dropped);
+    if (p->spans_dropped)
+        nprof__counter_add(&rt->spans_dropped, p->spans_dropped);
+    return NPROF_OK;
+}
+
+void nprof__profile_finish(nprof_profile *p)
+{
+    if (!p->ended)
+        nprof_request_end(p, 0);
+    nprof__profile_forget_current(p);
+}
+
+int nprof_request_submit(nprof_profile *p)
+{
+    if (!p)
+        return NPROF_ENOPROFILE;
+    nprof__counter_add(&p->rt->requests_submitted, 1);
+    return nprof_store_push(p->rt->store, p);
+}
+
+void nprof_request_discard(nprof_profile *p)
+{
+    if (p)
+        nprof__profile_recycle(p);
+}
+
+/* ---- read access ------------------------------------------------------------------------- */
+
+int nprof_profile_get_info(const nprof_profile *p, nprof_profile_info *out)
+{
+    if (!p || !out)
+        return p ? NPROF_EINVAL : NPROF_ENOPROFILE;
+    memset(out, 0, sizeof *out);
+    out->method = p->method;
+    out->method_len = p->method_len;
+    out->path = p->path;
+    out->path_len = p->path_len;
+    out->route = p->route;
+    out->route_len = p->route_len;
+    out->request_id = p->request_id;
+    out->request_id_len = p->request_id_len;
+    out->status = p->status;
+    out->ended = p->ended;
+    out->start_ns = p->start_ns;
+    out->total_ns = p->total_ns;
+    out->middleware_ns = nprof__phase_ns(p, NPROF_PHASE_MIDDLEWARE);
+    out->routing_ns = nprof__phase_ns(p, NPROF_PHASE_ROUTING);
+    out->handler_ns = nprof__phase_ns(p, NPROF_PHASE_HANDLER);
+    out->sql_total_ns = p->sql_total_ns;
+    out->sql_count = p->sql_count;
+    out->queries_kept = p->query_count;
+    out->queries_dropped = p->queries_dropped;
+    out->span_count = p->span_count;
+    out->spans_dropped = p->spans_dropped;
+    out->memory_bytes = sizeof *p + p->heap_bytes;
+    return NPROF_OK;
+}
+
+static uint64_t offset_ns(const nprof_profile *p, uint64_t ticks)
+{
+    return ticks > p->start_ticks ? nprof_ticks_to_ns(ticks - p->start_ticks) : 0;
+}
+
+int nprof_profile_query(const nprof_profile *p, size_t index, nprof_query_info *out)
+{
+    if (!p || !out)
+        return p ? NPROF_EINVAL : NPROF_ENOPROFILE;
+    if (index >= p->query_count)
+        return NPROF_ENOENT;
+    const nprof__query *q = &p->queries[index];
+    out->sql = q->sql;
+    out->sql_len = q->sql_len;
+    out->sql_full_len = q->sql_full_len;
+    out->params = q->params;
+    out->params_len = q->params_len;
+    out->normalized = q->normalized;
+    out->normalized_len = q->normalized_len;
+    out->fingerprint = q->fingerprint;
+    out->duration_ns = q->duration_ns;
+    out->start_offset_ns = q->start_offset_ns;
+    out->span = q->span;
+    return NPROF_OK;
+}
+
+int nprof_profile_span(const nprof_profile *p, size_t index, nprof_span_info *out)
+{
+    if (!p || !out)
+        return p ? NPROF_EINVAL : NPROF_ENOPROFILE;
+    if (index >= p->span_count)
+        return NPROF_ENOENT;
+    const nprof__span *s = &p->spans[index];
+    out->name = s->name;
+    out->name_len = s->name_len;
+    out->parent = s->parent;
+    out->phase = s->phase;
+    out->unclosed = s->unclosed;
+    out->start_offset_ns = offset_ns(p, s->start_ticks);
+    out->duration_ns = nprof__span_ns(s);
+    return NPROF_OK;
+}

@@ -1,0 +1,138 @@
+/*
+ * runtime/profile.h: the layout of a RequestProfile and of the runtime, shared by the files
+ * that build, render and store profiles.  Nothing outside runtime/ sees these structs.
+ */
+#ifndef NPROF_RUNTIME_PROFILE_H
+#define NPROF_RUNTIME_PROFILE_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "alloc.h"
+#include "counter.h"
+#include "nanoprof/nanoprof.h"
+
+#define NPROF__INLINE_SPANS 16
+#define NPROF__INLINE_QUERIES 16
+#define NPROF__INLINE_TEXT 2048
+#define NPROF__PHASE_DEPTH 16
+#define NPROF__METHOD_MAX 16
+#define NPROF__REQUEST_ID_MAX 64
+#define NPROF__POOL_SLOTS 8 /* per shard: one cache line */
+
+typedef struct nprof__span {
+    const char *name;
+    uint32_t name_len;
+    int32_t parent;       /* NPROF_SPAN_ROOT or an earlier span's id */
+    uint64_t start_ticks;
+    uint64_t end_ticks;   /* valid when !open */
+    int8_t phase;         /* enum nprof_phase, or -1 */
+    uint8_t tracked;      /* begun under NPROF_SPAN_CURRENT: part of the current chain */
+    uint8_t open;
+    uint8_t unclosed;     /* closed by its parent or by the end of the request */
+} nprof__span;
+
+typedef struct nprof__query {
+    const char *sql;
+    const char *params;
+    const char *normalized;
+    uint32_t sql_len, sql_full_len, params_len, normalized_len;
+    int32_t span;
+    uint64_t start_offset_ns; /* from the start of the request */
+    uint64_t duration_ns;
+    uint64_t fingerprint;
+} nprof__query;
+
+/* Overflow text, past the profile's inline text area. */
+typedef struct nprof__chunk {
+    struct nprof__chunk *next;
+    size_t size; /* bytes allocated for this chunk, header included */
+} nprof__chunk;
+
+typedef struct nprof__phase_entry {
+    int32_t phase;
+    int32_t span;          /* the phase's span, or -1 when it could not be kept */
+    uint64_t resume_ticks; /* when this phase last started running */
+} nprof__phase_entry;
+
+struct nprof_profile {
+    /* First cache line: what another thread touches when it evicts and recycles the profile,
+     * so that the rest stays in the cache of the core that builds it. */
+    nprof_runtime *rt;
+    nprof_profile *next;   /* link in a store's list of retired profiles */
+    nprof__chunk *chunks;
+    nprof__span *spans;    /* spans_inline or a heap array */
+    nprof__query *queries; /* queries_inline or a heap array */
+    uint32_t span_cap, query_cap;
+    /* ---- everything from here to `reset_end` is zeroed when a profile is reused ---- */
+    int ended;
+    int status;
+    uint64_t start_ticks, end_ticks;
+    uint64_t start_ns, total_ns;
+    uint64_t phase_ticks[NPROF_PHASE_COUNT]; /* exclusive time measured by begin/end */
+    uint64_t phase_extra_ns[NPROF_PHASE_COUNT]; /* added by nprof_phase_add_ns */
+    uint32_t phase_depth;
+    int32_t current_span;
+    uint64_t sql_total_ns, sql_count, queries_dropped, spans_dropped;
+    uint32_t span_count, query_count;
+    const char *path, *route;
+    uint32_t path_len, route_len, method_len, request_id_len;
+    size_t heap_bytes;     /* bytes allocated beyond the struct itself */
+    char reset_end[1];
+    /* ---- not zeroed: valid up to phase_depth / span_count / query_count, or reset anew ---- */
+    nprof__phase_entry phase_stack[NPROF__PHASE_DEPTH];
+    char *text_cur;
+    size_t text_left;
+    char method[NPROF__METHOD_MAX];
+    char request_id[NPROF__REQUEST_ID_MAX];
+    nprof__span spans_inline[NPROF__INLINE_SPANS];
+    nprof__query queries_inline[NPROF__INLINE_QUERIES];
+    char text_inline[NPROF__INLINE_TEXT];
+};
+
+typedef struct nprof__pool_shard {
+    _Alignas(NPROF__CACHELINE) _Atomic(nprof_profile *) slots[NPROF__POOL_SLOTS];
+} nprof__pool_shard;
+
+struct nprof_runtime {
+    nprof_config cfg;
+    uint64_t request_id_seed;
+    nprof_store *store;
+    char pad0[NPROF__CACHELINE];
+    _Atomic int enabled;
+    char pad1[NPROF__CACHELINE];
+    nprof__pool_shard pool[NPROF__SHARDS]; /* recycled profiles, by thread shard (profile.c) */
+    nprof__counter requests, requests_submitted, queries, queries_dropped, spans_dropped;
+    nprof__alloc alloc;
+};
+
+/* Duration of a closed span in ns (0 while open). */
+static inline uint64_t nprof__span_ns(const nprof__span *s)
+{
+    return !s->open && s->end_ticks > s->start_ticks ? nprof_ticks_to_ns(s->end_ticks - s->start_ticks) : 0;
+}
+
+/* A fresh or recycled profile of `rt`, reset; NULL when out of memory. */
+nprof_profile *nprof__profile_obtain(nprof_runtime *rt);
+
+/* Gives a profile back for reuse (or frees it when the pool is full), into the calling
+ * thread's pool slots; it is reset when taken again. */
+void nprof__profile_recycle(nprof_profile *p);
+
+/* Frees a profile for good. */
+void nprof__profile_free(nprof_profile *p);
+
+/* Ends the request if needed; used by submit and push. */
+void nprof__profile_finish(nprof_profile *p);
+
+/* Clears the thread's current profile if it is `p`. */
+void nprof__profile_forget_current(nprof_profile *p);
+
+/* Exclusive phase time in ns, measured plus added. */
+uint64_t nprof__phase_ns(const nprof_profile *p, int phase);
+
+/* Store internals used by the runtime. */
+int nprof__store_create(nprof_runtime *rt, uint32_t capacity, nprof_store **out);
+uint64_t nprof__store_pushed(const nprof_store *s);
+
+#endif /* NPROF_RUNTIME_PROFILE_H */
