@@ -79,12 +79,14 @@ struct nprof_profile {
     uint32_t path_len, route_len, method_len, request_id_len;
     size_t heap_bytes;     /* bytes allocated beyond the struct itself */
     char reset_end[1];
-    /* ---- not zeroed: valid up to phase_depth / span_count / query_count, or reset anew ---- */
-    nprof__phase_entry phase_stack[NPROF__PHASE_DEPTH];
+    /* ---- not zeroed, written anew by every request ---- */
     char *text_cur;
     size_t text_left;
     char method[NPROF__METHOD_MAX];
     char request_id[NPROF__REQUEST_ID_MAX];
+    char hot_end[1]; /* [ended, hot_end) is what every request writes */
+    /* ---- not zeroed: valid up to phase_depth / span_count / query_count ---- */
+    nprof__phase_entry phase_stack[NPROF__PHASE_DEPTH];
     nprof__span spans_inline[NPROF__INLINE_SPANS];
     nprof__query queries_inline[NPROF__INLINE_QUERIES];
     char text_inline[NPROF__INLINE_TEXT];
