@@ -129,10 +129,15 @@ static void release_heap(nprof_profile *p)
     p->query_cap = NPROF__INLINE_QUERIES;
 }
 
-/* Makes a released profile new again.  Runs on the thread that takes it, whose cache the
- * profile's lines most likely sit in. */
-static void reset(nprof_profile *p)
+void nprof__profile_release_heap(nprof_profile *p)
 {
+    release_heap(p);
+    p->heap_bytes = 0;
+}
+
+void nprof__profile_reset(nprof_profile *p)
+{
+    nprof__profile_trim(p); /* what a big request grew, given back before the next one */
     memset(&p->ended, 0, (size_t)(p->reset_end - (char *)&p->ended));
     p->current_span = NPROF_SPAN_ROOT;
     p->text_cur = p->text_inline;
@@ -140,84 +145,22 @@ static void reset(nprof_profile *p)
     p->route = "";
 }
 
-/*
- * Profiles are reused through per-thread-shard slots: a thread puts the profiles it evicts
- * from the store into its own slots and takes them back on its next requests, so neither
- * the slots nor the allocator are shared between cores on the request path.  The store's
- * ring mixes the threads' profiles, so an evicted profile was often built on the other core
- * and its cache lines come across once when it is reset; handing it back to the thread that
- * built it was measured slower (a shared return list: 0.56x; the builder's slots: 0.98x, two
- * threads against one), as the hand-back lines then move on every request instead.
- */
-static nprof__pool_shard *my_shard(nprof_runtime *rt)
+void nprof__profile_init(nprof_profile *p, nprof_runtime *rt, uint32_t owner_shard)
 {
-    return &rt->pool[nprof__thread_index() % NPROF__SHARDS];
-}
-
-nprof_profile *nprof__profile_obtain(nprof_runtime *rt)
-{
-    nprof__pool_shard *shard = my_shard(rt);
-    for (int i = 0; i < NPROF__POOL_SLOTS; i++) {
-        if (!atomic_load_explicit(&shard->slots[i], memory_order_relaxed))
-            continue;
-        nprof_profile *p = atomic_exchange_explicit(&shard->slots[i], NULL, memory_order_acquire);
-        if (p) {
-            reset(p);
-            return p;
-        }
-    }
-    nprof_profile *p = nprof__alloc_bytes(&rt->alloc, sizeof *p);
-    if (!p)
-        return NULL;
     p->rt = rt;
     p->next = NULL;
     p->chunks = NULL;
     p->spans = p->spans_inline;
     p->queries = p->queries_inline;
+    p->owner_shard = owner_shard;
     release_heap(p);
-    reset(p);
-    return p;
+    nprof__profile_reset(p);
 }
 
 void nprof__profile_free(nprof_profile *p)
 {
     release_heap(p);
-    nprof__free_bytes(&p->rt->alloc, p, sizeof *p);
-}
-
-/* Requests for writing the lines a reused profile writes first: its per-request fields, the
- * first phase entry and spans, and the start of its text.  The profile was often built on
- * the other core; this lets the transfer overlap whatever the thread does before its next
- * request (measured: two pushing threads went from 1.41x to 1.8x one thread). */
-static void prefetch_for_reuse(nprof_profile *p)
-{
-#if defined(__GNUC__)
-    for (const char *line = (const char *)&p->ended; line < p->hot_end; line += 64)
-        __builtin_prefetch(line, 1, 3);
-    __builtin_prefetch(&p->phase_stack[0], 1, 3);
-    __builtin_prefetch(&p->spans_inline[0], 1, 3);
-    __builtin_prefetch(&p->spans_inline[1], 1, 3);
-    __builtin_prefetch(p->text_inline, 1, 3);
-#else
-    (void)p;
-#endif
-}
-
-void nprof__profile_recycle(nprof_profile *p)
-{
-    nprof__profile_forget_current(p);
-    if (p->chunks || p->spans != p->spans_inline || p->queries != p->queries_inline)
-        release_heap(p); /* a big request: give its memory back now, not when reused */
-    nprof__pool_shard *shard = my_shard(p->rt);
-    for (int i = 0; i < NPROF__POOL_SLOTS; i++) {
-        nprof_profile *expected = NULL;
-        if (atomic_compare_exchange_strong_explicit(&shard->slots[i], &expected, p,
-                                                    memory_order_release, memory_order_relaxed)) {
-            prefetch_for_reuse(p);
-            return;
-        }
-    }
-    nprof__profile_free(p);
+    nprof__free_cacheline(&p->rt->alloc, p, sizeof *p);
 }
 
 /* ---- begin / end ------------------------------------------------------------------------ */

@@ -18,7 +18,15 @@
 #define NPROF__PHASE_DEPTH 16
 #define NPROF__METHOD_MAX 16
 #define NPROF__REQUEST_ID_MAX 64
-#define NPROF__POOL_SLOTS 8 /* per shard: one cache line */
+#define NPROF__POOL_READY 16 /* profiles a shard keeps ready for reuse */
+#define NPROF__HANDBACK 7    /* profiles per hand-back batch: a batch is one cache line */
+#define NPROF__POOL_SPARE 8  /* empty batch nodes a shard keeps */
+#define NPROF__INBOX_BATCHES 2 /* batches waiting for a shard, at most */
+/* The most blocks one shard's pool holds idle: ready profiles, waiting batches with their
+ * profiles, spare nodes, and outboxes (one per other shard) not yet full. */
+#define NPROF__POOL_IDLE_BLOCKS                                                       \
+    (NPROF__POOL_READY + NPROF__INBOX_BATCHES * (NPROF__HANDBACK + 1) + NPROF__POOL_SPARE + \
+     NPROF__SHARDS * NPROF__HANDBACK)
 
 typedef struct nprof__span {
     const char *name;
@@ -60,6 +68,7 @@ struct nprof_profile {
      * so that the rest stays in the cache of the core that builds it. */
     nprof_runtime *rt;
     nprof_profile *next;   /* link in a store's list of retired profiles */
+    uint32_t owner_shard;  /* pool shard of the thread that built it (pool.c) */
     nprof__chunk *chunks;
     nprof__span *spans;    /* spans_inline or a heap array */
     nprof__query *queries; /* queries_inline or a heap array */
@@ -92,8 +101,25 @@ struct nprof_profile {
     char text_inline[NPROF__INLINE_TEXT];
 };
 
+/* A batch of profiles on its way back to the shard that built them (pool.c). */
+typedef struct nprof__batch {
+    struct nprof__batch *next;
+    nprof_profile *items[NPROF__HANDBACK];
+} nprof__batch;
+
+/* One thread shard's share of the profile pool (pool.c). */
 typedef struct nprof__pool_shard {
-    _Alignas(NPROF__CACHELINE) _Atomic(nprof_profile *) slots[NPROF__POOL_SLOTS];
+    /* Written by other shards: full batches of this shard's profiles. */
+    _Alignas(NPROF__CACHELINE) _Atomic(nprof__batch *) inbox;
+    _Atomic uint32_t inbox_batches; /* sent and not yet unpacked (inbox + pending) */
+    /* The rest is touched only by this shard's threads, while they hold `busy`. */
+    _Alignas(NPROF__CACHELINE) atomic_flag busy;
+    uint32_t ready_count, spare_count;
+    nprof__batch *pending;                  /* taken from the inbox, not yet unpacked */
+    nprof__batch *spare;                    /* empty batch nodes */
+    nprof_profile *ready[NPROF__POOL_READY]; /* built here, free to reuse */
+    nprof__batch *outbox[NPROF__SHARDS];    /* filling, one per shard the profiles go back to */
+    uint8_t outbox_count[NPROF__SHARDS];
 } nprof__pool_shard;
 
 struct nprof_runtime {
@@ -114,15 +140,42 @@ static inline uint64_t nprof__span_ns(const nprof__span *s)
     return !s->open && s->end_ticks > s->start_ticks ? nprof_ticks_to_ns(s->end_ticks - s->start_ticks) : 0;
 }
 
-/* A fresh or recycled profile of `rt`, reset; NULL when out of memory. */
+/* Pool (pool.c): a fresh or reused profile of `rt`, reset; NULL when out of memory. */
 nprof_profile *nprof__profile_obtain(nprof_runtime *rt);
 
-/* Gives a profile back for reuse (or frees it when the pool is full), into the calling
- * thread's pool slots; it is reset when taken again. */
+/* Pool: gives a profile back for reuse.  `owner_shard` is p->owner_shard, passed by callers
+ * that know it without reading the profile (the store keeps it in its slots). */
+void nprof__profile_recycle_owned(nprof_runtime *rt, nprof_profile *p, uint32_t owner_shard);
 void nprof__profile_recycle(nprof_profile *p);
 
-/* Frees a profile for good. */
+/* Pool: frees every profile and batch the pool holds (runtime destruction). */
+void nprof__pool_destroy(nprof_runtime *rt);
+
+/* Profile memory (profile.c): a new profile's fields, making a used one new again (run by
+ * the thread that reuses it), freeing one for good. */
+void nprof__profile_init(nprof_profile *p, nprof_runtime *rt, uint32_t owner_shard);
+void nprof__profile_reset(nprof_profile *p);
+void nprof__profile_release_heap(nprof_profile *p);
+
+/* Frees what the profile grew beyond its struct, if anything (rarely: a big request). */
+static inline void nprof__profile_trim(nprof_profile *p)
+{
+    if (__builtin_expect(p->chunks || p->spans != p->spans_inline || p->queries != p->queries_inline, 0))
+        nprof__profile_release_heap(p);
+}
 void nprof__profile_free(nprof_profile *p);
+
+/* Store slots hold a profile pointer with its owner shard in the low bits (profiles are
+ * cache-line aligned), so evicting one tells where it goes back without touching it. */
+#define NPROF__OWNER_MASK ((uintptr_t)(NPROF__SHARDS - 1))
+static inline uintptr_t nprof__tagged(const nprof_profile *p)
+{
+    return (uintptr_t)p | p->owner_shard;
+}
+static inline nprof_profile *nprof__untag(uintptr_t v)
+{
+    return (nprof_profile *)(v & ~NPROF__OWNER_MASK);
+}
 
 /* Ends the request if needed; used by submit and push. */
 void nprof__profile_finish(nprof_profile *p);

@@ -63,6 +63,8 @@ int nprof_runtime_create(const nprof_config *cfg, nprof_runtime **out)
     if (!rt)
         return nprof__fail(NPROF_ENOMEM, "nprof_runtime_create: out of memory");
     memset(rt, 0, sizeof *rt);
+    for (int s = 0; s < NPROF__SHARDS; s++)
+        atomic_flag_clear(&rt->pool[s].busy);
     rt->cfg = conf;
     rt->request_id_seed = random_seed();
     atomic_store(&rt->enabled, conf.enabled ? 1 : 0);
@@ -86,14 +88,7 @@ void nprof_runtime_destroy(nprof_runtime *rt)
     if (!rt)
         return;
     nprof_store_destroy(rt->store);
-    for (int s = 0; s < NPROF__SHARDS; s++) {
-        nprof__pool_shard *shard = &rt->pool[s];
-        for (int i = 0; i < NPROF__POOL_SLOTS; i++) {
-            nprof_profile *p = atomic_exchange(&shard->slots[i], NULL);
-            if (p)
-                nprof__profile_free(p);
-        }
-    }
+    nprof__pool_destroy(rt);
     nprof__alloc_fini(&rt->alloc);
     free(rt);
 }

@@ -27,7 +27,7 @@ struct nprof_store {
     uint64_t id;
     uint32_t capacity;
     uint32_t block;
-    _Atomic(nprof_profile *) *slots;
+    _Atomic(uintptr_t) *slots;           /* nprof__tagged() profiles, 0 when empty */
     char pad0[NPROF__CACHELINE];
     _Atomic uint64_t head;               /* slots reserved so far, ever */
     char pad1[NPROF__CACHELINE];
@@ -114,10 +114,13 @@ static void reclaim(nprof_store *s)
     } while (!atomic_compare_exchange_weak(&s->retired, &head, list));
 }
 
-static void retire(nprof_store *s, nprof_profile *old)
+/* An evicted profile: back to the pool now if no reader can hold it, else onto the retired
+ * list.  The pool learns the owner from the slot's tag, without reading the profile. */
+static void retire(nprof_store *s, uintptr_t tagged)
 {
+    nprof_profile *old = nprof__untag(tagged);
     if (atomic_load(&s->readers) == 0) {
-        nprof__profile_recycle(old);
+        nprof__profile_recycle_owned(s->rt, old, (uint32_t)(tagged & NPROF__OWNER_MASK));
     } else {
         nprof_profile *head = atomic_load(&s->retired);
         do {
@@ -146,7 +149,7 @@ int nprof_store_push(nprof_store *s, nprof_profile *p)
         reserved.end = start + s->block;
     }
     uint64_t index = reserved.next++ % s->capacity;
-    nprof_profile *old = atomic_exchange(&s->slots[index], p);
+    uintptr_t old = atomic_exchange(&s->slots[index], nprof__tagged(p));
     nprof__counter_add(&s->pushed, 1);
     if (old)
         retire(s, old);
@@ -158,7 +161,7 @@ void nprof_store_clear(nprof_store *s)
     if (!s)
         return;
     for (uint32_t i = 0; i < s->capacity; i++) {
-        nprof_profile *old = atomic_exchange(&s->slots[i], NULL);
+        uintptr_t old = atomic_exchange(&s->slots[i], 0);
         if (old)
             retire(s, old);
     }
@@ -170,9 +173,9 @@ void nprof_store_destroy(nprof_store *s)
         return;
     nprof__alloc *a = &s->rt->alloc;
     for (uint32_t i = 0; i < s->capacity; i++) {
-        nprof_profile *p = atomic_load(&s->slots[i]);
+        uintptr_t p = atomic_load(&s->slots[i]);
         if (p)
-            nprof__profile_free(p);
+            nprof__profile_free(nprof__untag(p));
     }
     for (nprof_profile *p = atomic_load(&s->retired), *next; p; p = next) {
         next = p->next;
@@ -193,7 +196,7 @@ size_t nprof_store_size(nprof_store *s)
         return 0;
     size_t n = 0;
     for (uint32_t i = 0; i < s->capacity; i++)
-        n += atomic_load_explicit(&s->slots[i], memory_order_relaxed) != NULL;
+        n += atomic_load_explicit(&s->slots[i], memory_order_relaxed) != 0;
     return n;
 }
 
@@ -231,9 +234,9 @@ static int take_snapshot(nprof_store *s, int (*order)(const void *, const void *
     snap->count = 0;
     atomic_fetch_add(&s->readers, 1); /* before any slot is read: pins what we load */
     for (uint32_t i = 0; i < s->capacity; i++) {
-        nprof_profile *p = atomic_load(&s->slots[i]);
+        uintptr_t p = atomic_load(&s->slots[i]);
         if (p)
-            snap->items[snap->count++] = p;
+            snap->items[snap->count++] = nprof__untag(p);
     }
     qsort(snap->items, snap->count, sizeof snap->items[0], order);
     if (snap->count > limit)

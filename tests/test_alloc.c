@@ -13,6 +13,7 @@
 
 #include "nanoprof/nanoprof.h"
 #include "nprof_test.h"
+#include "runtime/profile.h"
 #include "test.h"
 
 /* ---- helpers ---------------------------------------------------------------------------- */
@@ -334,11 +335,13 @@ TEST(memory_stats_shrink_when_the_store_is_cleared)
     uint64_t blocks = ctl_u64(rt, "stats.memory.blocks");
     ASSERT_U64_OP(cleared, <, full);
     /* What is left beyond the empty runtime is whole, reset profile objects kept for reuse:
-     * no query text, no heap arrays. */
+     * no query text, no heap arrays (an aligned block's usable size varies by its padding). */
     ASSERT_U64_OP(cleared, >=, bytes0);
-    ASSERT_EQ_U64((cleared - bytes0) % one, 0);
-    ASSERT_EQ_U64((cleared - bytes0) / one, blocks - blocks0);
-    ASSERT_U64_OP(blocks - blocks0, <=, 64);
+    uint64_t kept = blocks - blocks0;
+    ASSERT_U64_OP(kept, >=, 1);
+    ASSERT_U64_OP(kept, <=, NPROF__POOL_READY);
+    ASSERT_U64_OP(cleared - bytes0, >=, kept * (one - 64));
+    ASSERT_U64_OP(cleared - bytes0, <=, kept * (one + 64));
     ASSERT_U64_OP(ctl_u64(rt, "stats.memory.peak_bytes"), >=, full);
     nprof_runtime_destroy(rt);
 }
@@ -558,7 +561,7 @@ TEST(memory_accounting_is_exact_with_threads_profiling_concurrently)
     nprof_store_clear(nprof_runtime_store(rt));
     uint64_t left_blocks = ctl_u64(rt, "stats.memory.blocks") - blocks0;
     uint64_t left_bytes = ctl_u64(rt, "stats.memory.bytes") - bytes0;
-    ASSERT_U64_OP(left_blocks, <=, 64);
+    ASSERT_U64_OP(left_blocks, <=, (THREADS + 1) * NPROF__POOL_IDLE_BLOCKS);
     ASSERT_U64_OP(left_bytes, <, (left_blocks + 1) * 8192);
     nprof_runtime_destroy(rt);
 }
