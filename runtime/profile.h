@@ -93,7 +93,6 @@ struct nprof_profile {
     size_t text_left;
     char method[NPROF__METHOD_MAX];
     char request_id[NPROF__REQUEST_ID_MAX];
-    char hot_end[1]; /* [ended, hot_end) is what every request writes */
     /* ---- not zeroed: valid up to phase_depth / span_count / query_count ---- */
     nprof__phase_entry phase_stack[NPROF__PHASE_DEPTH];
     nprof__span spans_inline[NPROF__INLINE_SPANS];
