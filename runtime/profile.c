@@ -73,6 +73,19 @@ static char *text_alloc(nprof_profile *p, size_t size)
     return data;
 }
 
+void *nprof__profile_arena(nprof_profile *p, size_t bytes)
+{
+    size_t pad = (size_t)(-(uintptr_t)p->text_cur & 7);
+    if (pad <= p->text_left) {
+        p->text_cur += pad;
+        p->text_left -= pad;
+    }
+    char *mem = text_alloc(p, bytes + 7);
+    if (!mem)
+        return NULL;
+    return (void *)(((uintptr_t)mem + 7) & ~(uintptr_t)7);
+}
+
 /* Copies up to `max` bytes of `s`; *kept receives how many.  NULL past the budget. */
 static const char *copy_text(nprof_profile *p, const char *s, size_t len, size_t max, uint32_t *kept)
 {
@@ -140,6 +153,17 @@ void nprof__profile_reset(nprof_profile *p)
     nprof__profile_trim(p); /* what a big request grew, given back before the next one */
     memset(&p->ended, 0, (size_t)(p->reset_end - (char *)&p->ended));
     p->current_span = NPROF_SPAN_ROOT;
+    if (p->index_cap) {
+        /* Only a request that counted patterns left anything in the inline tables. */
+        memset(p->index_inline, 0, sizeof p->index_inline);
+        memset(p->exact_inline, 0, sizeof p->exact_inline);
+    }
+    p->patterns = p->patterns_inline;
+    p->pattern_index = p->index_inline;
+    p->exact = p->exact_inline;
+    p->pattern_cap = NPROF__INLINE_PATTERNS;
+    p->index_cap = 0; /* set to the inline size by the first pattern (patterns.c) */
+    p->exact_cap = NPROF__INLINE_EXACT;
     p->text_cur = p->text_inline;
     p->text_left = sizeof p->text_inline;
     p->route = "";
@@ -474,11 +498,13 @@ int nprof_query_record(nprof_profile *p, const nprof_query *q)
         r->start_offset_ns = end_offset > q->duration_ns ? end_offset - q->duration_ns : 0;
     }
     r->span = p->current_span;
+    nprof__patterns_count(p, q, (int32_t)p->query_count);
     p->query_count++;
     return NPROF_OK;
 dropped:
     /* Text copied before the failure stays in the arena until the profile is reused. */
     p->queries_dropped++;
+    nprof__patterns_count(p, q, -1);
     return NPROF_ELIMIT;
 }
 
@@ -562,6 +588,12 @@ int nprof_profile_get_info(const nprof_profile *p, nprof_profile_info *out)
     out->span_count = p->span_count;
     out->spans_dropped = p->spans_dropped;
     out->memory_bytes = sizeof *p + p->heap_bytes;
+    out->slow_count = p->slow_count;
+    out->exact_repeats = p->exact_repeats;
+    out->pattern_count = p->pattern_count;
+    out->patterns_dropped = p->patterns_dropped;
+    for (uint32_t i = 0; i < p->pattern_count; i++)
+        out->n_plus_one_count += p->patterns[i].count >= p->rt->cfg.n_plus_one_threshold;
     return NPROF_OK;
 }
 
@@ -588,6 +620,32 @@ int nprof_profile_query(const nprof_profile *p, size_t index, nprof_query_info *
     out->duration_ns = q->duration_ns;
     out->start_offset_ns = q->start_offset_ns;
     out->span = q->span;
+    out->slow = q->duration_ns > p->rt->slow_query_ns;
+    return NPROF_OK;
+}
+
+int nprof_profile_pattern(const nprof_profile *p, size_t index, nprof_pattern_info *out)
+{
+    if (!p || !out)
+        return p ? NPROF_EINVAL : NPROF_ENOPROFILE;
+    if (index >= p->pattern_count)
+        return NPROF_ENOENT;
+    const nprof__pattern *pat = &p->patterns[index];
+    memset(out, 0, sizeof *out);
+    out->fingerprint = pat->fingerprint;
+    if (pat->first_query >= 0) {
+        const nprof__query *q = &p->queries[pat->first_query];
+        out->normalized = q->normalized;
+        out->normalized_len = q->normalized_len;
+        out->example = q->sql;
+        out->example_len = q->sql_len;
+    }
+    out->count = pat->count;
+    out->exact_repeats = pat->exact_repeats;
+    out->slow_count = pat->slow_count;
+    out->total_ns = pat->total_ns;
+    out->max_ns = pat->max_ns;
+    out->n_plus_one = pat->count >= p->rt->cfg.n_plus_one_threshold;
     return NPROF_OK;
 }
 

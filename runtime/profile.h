@@ -10,6 +10,7 @@
 
 #include "alloc.h"
 #include "counter.h"
+#include "patterns.h"
 #include "nanoprof/nanoprof.h"
 
 #define NPROF__INLINE_SPANS 16
@@ -84,6 +85,8 @@ struct nprof_profile {
     int32_t current_span;
     uint64_t sql_total_ns, sql_count, queries_dropped, spans_dropped;
     uint32_t span_count, query_count;
+    uint32_t pattern_count, exact_used;    /* patterns.c */
+    uint64_t slow_count, exact_repeats, patterns_dropped;
     const char *path, *route;
     uint32_t path_len, route_len, method_len, request_id_len;
     size_t heap_bytes;     /* bytes allocated beyond the struct itself */
@@ -95,6 +98,15 @@ struct nprof_profile {
     char request_id[NPROF__REQUEST_ID_MAX];
     /* ---- not zeroed: valid up to phase_depth / span_count / query_count ---- */
     nprof__phase_entry phase_stack[NPROF__PHASE_DEPTH];
+    /* patterns.c: shapes in first-seen order, an index of them by fingerprint and the set of
+     * exact-repeat hashes; inline first, then in the profile's arena (see nprof__profile_arena) */
+    nprof__pattern *patterns;
+    uint32_t *pattern_index;     /* open addressing: pattern number + 1, 0 = empty */
+    uint64_t *exact;             /* open addressing: hash of text and parameters, 0 = empty */
+    uint32_t pattern_cap, index_cap, exact_cap;
+    nprof__pattern patterns_inline[NPROF__INLINE_PATTERNS];
+    uint32_t index_inline[2 * NPROF__INLINE_PATTERNS];
+    uint64_t exact_inline[NPROF__INLINE_EXACT];
     nprof__span spans_inline[NPROF__INLINE_SPANS];
     nprof__query queries_inline[NPROF__INLINE_QUERIES];
     char text_inline[NPROF__INLINE_TEXT];
@@ -124,6 +136,7 @@ typedef struct nprof__pool_shard {
 struct nprof_runtime {
     nprof_config cfg;
     uint64_t request_id_seed;
+    uint64_t slow_query_ns;    /* cfg.slow_query_threshold_ms in ns */
     nprof_store *store;
     char pad0[NPROF__CACHELINE];
     _Atomic int enabled;
@@ -181,6 +194,10 @@ void nprof__profile_finish(nprof_profile *p);
 
 /* Clears the thread's current profile if it is `p`. */
 void nprof__profile_forget_current(nprof_profile *p);
+
+/* `bytes` of 8-byte aligned memory that lives as long as the request's data (the profile's
+ * arena, within max_profile_bytes), or NULL past the budget. */
+void *nprof__profile_arena(nprof_profile *p, size_t bytes);
 
 /* Exclusive phase time in ns, measured plus added. */
 uint64_t nprof__phase_ns(const nprof_profile *p, int phase);

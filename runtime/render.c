@@ -97,6 +97,13 @@ static void kv_duration(json *j, const char *k, uint64_t ns)
     kv_str(j, k, text, n);
 }
 
+static void kv_hex(json *j, const char *k, uint64_t v)
+{
+    char hex[16];
+    nprof__format_hex64(v, hex);
+    kv_str(j, k, hex, sizeof hex);
+}
+
 static void open_container(json *j, const char *k, const char *bracket)
 {
     key(j, k);
@@ -116,6 +123,52 @@ static void element(json *j, const char *bracket)
         raw(j, ",");
     raw(j, bracket);
     j->need_comma = 0;
+}
+
+/* One shape as an object of the n_plus_one / duplicates lists. */
+static void render_pattern(json *j, const nprof_pattern_info *pi)
+{
+    element(j, "{");
+    kv_hex(j, "fingerprint", pi->fingerprint);
+    if (pi->normalized)
+        kv_str(j, "normalized", pi->normalized, pi->normalized_len);
+    if (pi->example)
+        kv_str(j, "example", pi->example, pi->example_len);
+    kv_u64(j, "count", pi->count);
+    kv_u64(j, "exact_repeats", pi->exact_repeats);
+    kv_u64(j, "total_ns", pi->total_ns);
+    kv_duration(j, "total", pi->total_ns);
+    close_container(j, "}");
+}
+
+/* The three lists: N+1 patterns, exact duplicates, slow queries (by query number). */
+static void render_patterns(json *j, const nprof_profile *p)
+{
+    nprof_pattern_info pi;
+    kv_u64(j, "slow_query_count", p->slow_count);
+    kv_u64(j, "duplicate_count", p->exact_repeats);
+    open_container(j, "n_plus_one", "[");
+    for (uint32_t i = 0; nprof_profile_pattern(p, i, &pi) == NPROF_OK; i++)
+        if (pi.n_plus_one)
+            render_pattern(j, &pi);
+    close_container(j, "]");
+    open_container(j, "duplicates", "[");
+    for (uint32_t i = 0; nprof_profile_pattern(p, i, &pi) == NPROF_OK; i++)
+        if (pi.exact_repeats)
+            render_pattern(j, &pi);
+    close_container(j, "]");
+    uint64_t slow_ns = p->rt->slow_query_ns;
+    open_container(j, "slow_queries", "[");
+    for (uint32_t i = 0; i < p->query_count; i++) {
+        if (p->queries[i].duration_ns <= slow_ns)
+            continue;
+        if (j->need_comma)
+            raw(j, ",");
+        if (!j->rc)
+            j->rc = nprof__buf_append_u64(j->out, i);
+        j->need_comma = 1;
+    }
+    close_container(j, "]");
 }
 
 int nprof_profile_json(const nprof_profile *p, nprof_buf *out)
@@ -141,6 +194,7 @@ int nprof_profile_json(const nprof_profile *p, nprof_buf *out)
     kv_u64(&j, "sql_total_ns", p->sql_total_ns);
     kv_u64(&j, "sql_count", p->sql_count);
     kv_u64(&j, "queries_dropped", p->queries_dropped);
+    uint64_t slow_ns = p->rt->slow_query_ns;
     open_container(&j, "queries", "[");
     for (uint32_t i = 0; i < p->query_count; i++) {
         const nprof__query *q = &p->queries[i];
@@ -158,14 +212,14 @@ int nprof_profile_json(const nprof_profile *p, nprof_buf *out)
             kv_str(&j, "params", q->params, q->params_len);
         if (q->normalized)
             kv_str(&j, "normalized", q->normalized, q->normalized_len);
-        if (q->fingerprint) {
-            char hex[16];
-            nprof__format_hex64(q->fingerprint, hex);
-            kv_str(&j, "fingerprint", hex, sizeof hex);
-        }
+        if (q->fingerprint)
+            kv_hex(&j, "fingerprint", q->fingerprint);
+        if (q->duration_ns > slow_ns)
+            kv_bool(&j, "slow", 1);
         close_container(&j, "}");
     }
     close_container(&j, "]");
+    render_patterns(&j, p);
     kv_u64(&j, "spans_dropped", p->spans_dropped);
     open_container(&j, "spans", "[");
     for (uint32_t i = 0; i < p->span_count; i++) {

@@ -66,6 +66,7 @@ int nprof_runtime_create(const nprof_config *cfg, nprof_runtime **out)
     for (int s = 0; s < NPROF__SHARDS; s++)
         atomic_flag_clear(&rt->pool[s].busy);
     rt->cfg = conf;
+    rt->slow_query_ns = (uint64_t)(conf.slow_query_threshold_ms * 1e6);
     rt->request_id_seed = random_seed();
     atomic_store(&rt->enabled, conf.enabled ? 1 : 0);
     int rc = nprof__alloc_init(&rt->alloc, conf.allocator);

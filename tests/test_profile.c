@@ -86,10 +86,10 @@ TEST(phases_are_timed_exclusively_of_the_phases_inside_them)
     ASSERT_OK(nprof_request_end(p, 201));
     nprof_profile_info info;
     nprof_profile_get_info(p, &info);
+    /* Lower bounds from the spins; no upper bounds from the clock, which a busy machine can
+     * stretch: exclusivity is checked against the spans instead. */
     ASSERT_U64_OP(info.middleware_ns, >=, 2000000);
-    ASSERT_U64_OP(info.middleware_ns, <, 2000000 + 2000000);
     ASSERT_U64_OP(info.routing_ns, >=, 500045);
-    ASSERT_U64_OP(info.routing_ns, <, 500045 + 2000000);
     ASSERT_U64_OP(info.handler_ns, >=, 3000000);
     ASSERT_U64_OP(info.middleware_ns + info.routing_ns + info.handler_ns, <=, info.total_ns + 45);
     /* The phases are spans too: routing and handler sit inside middleware. */
@@ -106,6 +106,10 @@ TEST(phases_are_timed_exclusively_of_the_phases_inside_them)
     ASSERT_MEM_STR(s2.name, s2.name_len, "handler");
     ASSERT_EQ_INT(s2.parent, 0);
     ASSERT_U64_OP(s0.duration_ns, >=, 5500000);
+    /* Middleware's own time is its span minus the phases inside it (to rounding). */
+    uint64_t inner = s1.duration_ns + s2.duration_ns;
+    ASSERT_U64_OP(info.middleware_ns + inner, <=, s0.duration_ns + 10);
+    ASSERT_U64_OP(info.middleware_ns + inner + 10, >=, s0.duration_ns);
     nprof_request_discard(p);
     nprof_runtime_destroy(rt);
 }

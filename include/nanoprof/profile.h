@@ -148,7 +148,9 @@ typedef struct nprof_query {
 
 /*
  * Records a query into the profile, under the innermost open span.  Counts and times every
- * query; keeps the first max_queries in full.  Returns NPROF_OK, or NPROF_ELIMIT when the
+ * query; keeps the first max_queries in full.  A query with a fingerprint is also counted
+ * under its shape (see nprof_profile_pattern(): N+1 patterns and exact duplicates); the SQL
+ * layer's nprof_sql_record() fills the fingerprint and normalized text.  Returns NPROF_OK, or NPROF_ELIMIT when the
  * query was counted but not kept, NPROF_ESTATE after the request ended, NPROF_EINVAL when
  * `q` is NULL or `q->sql` is NULL with a non-zero length.
  */
@@ -179,6 +181,11 @@ typedef struct nprof_profile_info {
     size_t span_count;
     uint64_t spans_dropped;
     size_t memory_bytes;    /* what the profile holds */
+    uint64_t slow_count;        /* queries over opt.slow_query_threshold_ms */
+    uint64_t exact_repeats;     /* queries that repeated an earlier one's text and parameters */
+    size_t pattern_count;       /* distinct query shapes (fingerprints) */
+    size_t n_plus_one_count;    /* shapes seen at least opt.n_plus_one_threshold times */
+    uint64_t patterns_dropped;  /* queries whose shape could not be counted (too many shapes) */
 } nprof_profile_info;
 
 NPROF_API int nprof_profile_get_info(const nprof_profile *p, nprof_profile_info *out);
@@ -195,7 +202,28 @@ typedef struct nprof_query_info {
     uint64_t duration_ns;
     uint64_t start_offset_ns; /* from the start of the request */
     int span;               /* innermost open span when recorded, NPROF_SPAN_ROOT if none */
+    int slow;               /* over opt.slow_query_threshold_ms */
 } nprof_query_info;
+
+/* One query shape of the request: every query recorded with the same fingerprint. */
+typedef struct nprof_pattern_info {
+    uint64_t fingerprint;
+    const char *normalized;   /* of the first kept query of this shape; NULL if none kept */
+    size_t normalized_len;
+    const char *example;      /* the first kept query's text; NULL if none kept */
+    size_t example_len;
+    uint64_t count;           /* queries of this shape */
+    uint64_t exact_repeats;   /* of which repeated an earlier query's text and parameters:
+                                 duplicates, as opposed to similar queries */
+    uint64_t slow_count;
+    uint64_t total_ns;
+    uint64_t max_ns;
+    int n_plus_one;           /* count >= opt.n_plus_one_threshold */
+} nprof_pattern_info;
+
+/* Shape number `index`, in the order the shapes were first seen.  NPROF_ENOENT past the end
+ * (nprof_profile_info.pattern_count shapes). */
+NPROF_API int nprof_profile_pattern(const nprof_profile *p, size_t index, nprof_pattern_info *out);
 
 /* Query number `index` of the kept ones.  NPROF_ENOENT past the end. */
 NPROF_API int nprof_profile_query(const nprof_profile *p, size_t index, nprof_query_info *out);
