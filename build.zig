@@ -55,6 +55,7 @@ pub fn build(b: *std.Build) !void {
         lib.linkSystemLibrary("pthread");
         lib.linkSystemLibrary("dl");
         lib.linkSystemLibrary("xxhash");
+        lib.linkSystemLibrary("pcre2-8");
         // jemalloc is deliberately not linked: see runtime/alloc.c for why.
         b.installArtifact(lib);
     }

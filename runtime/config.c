@@ -14,7 +14,7 @@
 
 #include "text.h"
 
-enum option_type { OPT_BOOL, OPT_UINT, OPT_DOUBLE, OPT_ENUM };
+enum option_type { OPT_BOOL, OPT_UINT, OPT_DOUBLE, OPT_ENUM, OPT_STRING };
 
 typedef struct option {
     const char *name;
@@ -57,6 +57,11 @@ static const option options[] = {
      "enum(auto|jemalloc|libc)",
      "Who serves the runtime's memory: a dedicated jemalloc arena when possible (auto), "
      "jemalloc or fail, or the C library."},
+    {"sql_ignore", OPT_STRING, FIELD(sql_ignore),
+     "^(SAVEPOINT|RELEASE SAVEPOINT|ROLLBACK TO SAVEPOINT|SET|SHOW|BEGIN|START TRANSACTION|COMMIT|"
+     "ROLLBACK|END)\\b", 0, 0, NULL, "string",
+     "A PCRE2 pattern matched against the normalized SQL: matching queries are timed and listed "
+     "but not counted as N+1 patterns or duplicates (empty: none ignored)."},
 };
 #define OPTION_COUNT (sizeof options / sizeof options[0])
 
@@ -111,6 +116,12 @@ static int parse_value(nprof_config *cfg, const option *o, const char *text)
         *(double *)field = v;
         return NPROF_OK;
     }
+    case OPT_STRING:
+        if (strlen(text) >= NPROF_CONFIG_STRING_MAX)
+            return nprof__fail(NPROF_EPARSE, "option %s: longer than %d bytes", o->name,
+                               NPROF_CONFIG_STRING_MAX - 1);
+        strcpy(field, text);
+        return NPROF_OK;
     case OPT_ENUM:
         for (int i = 0; o->choices[i]; i++) {
             if (!strcmp(text, o->choices[i])) {
@@ -158,9 +169,10 @@ int nprof_config_parse(nprof_config *cfg, const char *text, size_t len)
     nprof_config work = *cfg;
     size_t pos = 0;
     while (pos < len) {
+        /* Items end at a ',' that no backslash escapes ("\\," is a comma inside a value). */
         size_t end = pos;
         while (end < len && text[end] != ',')
-            end++;
+            end += text[end] == '\\' && end + 1 < len ? 2 : 1;
         size_t a = pos, b = end;
         while (a < b && is_space(text[a]))
             a++;
@@ -183,12 +195,15 @@ int nprof_config_parse(nprof_config *cfg, const char *text, size_t len)
             if (!o)
                 return nprof__fail(NPROF_EPARSE,
                                    "unknown option \"%.*s\"", (int)(ke - a > 64 ? 64 : ke - a), text + a);
-            char value[128];
+            char value[2 * NPROF_CONFIG_STRING_MAX];
             if (b - vs >= sizeof value)
                 return nprof__fail(NPROF_EPARSE, "option %s: value longer than %zu bytes", o->name,
                                    sizeof value - 1);
-            memcpy(value, text + vs, b - vs);
-            value[b - vs] = '\0';
+            size_t n = 0;
+            for (size_t i = vs; i < b; i++)
+                value[n++] = text[i] == '\\' && i + 1 < b && (text[i + 1] == ',' || text[i + 1] == '\\')
+                                 ? text[++i] : text[i];
+            value[n] = '\0';
             int rc = parse_value(&work, o, value);
             if (rc)
                 return rc;
@@ -229,6 +244,10 @@ int nprof_config_validate(const nprof_config *cfg)
                 return nprof__fail(NPROF_EINVAL, "option %s: %d is not one of %s", o->name, e, o->type_text);
             continue;
         }
+        case OPT_STRING:
+            if (!memchr(field, '\0', NPROF_CONFIG_STRING_MAX))
+                return nprof__fail(NPROF_EINVAL, "option %s: not NUL-terminated", o->name);
+            continue;
         default:
             continue;
         }
@@ -267,6 +286,10 @@ int nprof__config_value(const nprof_config *cfg, size_t index, nprof_ctl_value *
         out->s = v >= 0 && v < n ? o->choices[v] : "?";
         break;
     }
+    case OPT_STRING:
+        out->type = NPROF_CTL_STRING;
+        out->s = field;
+        break;
     }
     return NPROF_OK;
 }
@@ -290,7 +313,12 @@ int nprof_config_format(const nprof_config *cfg, nprof_buf *out)
         if (v.type == NPROF_CTL_UINT) {
             rc = nprof__buf_append_u64(out, v.u);
         } else if (v.type == NPROF_CTL_STRING) {
-            rc = nprof__buf_append_cstr(out, v.s);
+            for (const char *c = v.s; *c && !rc; c++) {
+                if (*c == ',' || *c == '\\')
+                    rc = nprof__buf_append_char(out, '\\');
+                if (!rc)
+                    rc = nprof__buf_append_char(out, *c);
+            }
         } else {
             char tmp[64];
             snprintf(tmp, sizeof tmp, "%.17g", v.d);

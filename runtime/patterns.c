@@ -122,7 +122,7 @@ void nprof__patterns_count(nprof_profile *p, const nprof_query *q, int32_t kept)
     uint64_t slow_ns = p->rt->slow_query_ns;
     int slow = q->duration_ns > slow_ns;
     p->slow_count += slow;
-    if (!q->fingerprint)
+    if (!q->fingerprint || (q->flags & NPROF_QUERY_UNCOUNTED))
         return;
     /* Same text and same parameters: the fingerprint keeps shapes apart, the hashes the
      * literals and the parameter summary. */

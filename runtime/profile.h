@@ -11,6 +11,7 @@
 #include "alloc.h"
 #include "counter.h"
 #include "patterns.h"
+#include "rules.h"
 #include "nanoprof/nanoprof.h"
 
 #define NPROF__INLINE_SPANS 16
@@ -137,6 +138,7 @@ struct nprof_runtime {
     nprof_config cfg;
     uint64_t request_id_seed;
     uint64_t slow_query_ns;    /* cfg.slow_query_threshold_ms in ns */
+    nprof__rule sql_ignore;    /* cfg.sql_ignore, compiled */
     nprof_store *store;
     char pad0[NPROF__CACHELINE];
     _Atomic int enabled;

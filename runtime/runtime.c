@@ -69,13 +69,20 @@ int nprof_runtime_create(const nprof_config *cfg, nprof_runtime **out)
     rt->slow_query_ns = (uint64_t)(conf.slow_query_threshold_ms * 1e6);
     rt->request_id_seed = random_seed();
     atomic_store(&rt->enabled, conf.enabled ? 1 : 0);
-    int rc = nprof__alloc_init(&rt->alloc, conf.allocator);
+    int rc = nprof__rule_compile(&rt->sql_ignore, conf.sql_ignore, "sql_ignore");
     if (rc) {
+        free(rt);
+        return rc;
+    }
+    rc = nprof__alloc_init(&rt->alloc, conf.allocator);
+    if (rc) {
+        nprof__rule_free(&rt->sql_ignore);
         free(rt);
         return rc;
     }
     rc = nprof__store_create(rt, conf.max_history, &rt->store);
     if (rc) {
+        nprof__rule_free(&rt->sql_ignore);
         nprof__alloc_fini(&rt->alloc);
         free(rt);
         return nprof__fail(rc, "nprof_runtime_create: cannot create the store");
@@ -91,6 +98,7 @@ void nprof_runtime_destroy(nprof_runtime *rt)
     nprof_store_destroy(rt->store);
     nprof__pool_destroy(rt);
     nprof__alloc_fini(&rt->alloc);
+    nprof__rule_free(&rt->sql_ignore);
     free(rt);
 }
 

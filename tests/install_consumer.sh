@@ -88,7 +88,7 @@ int main(void)
     if (nprof_request_begin(rt, "GET", 3, "/consumer", 9, 0, &p) != NPROF_OK)
         return 1;
     nprof_phase_begin(p, NPROF_PHASE_HANDLER);
-    nprof_query q = {"SELECT 1", 8, NULL, 0, 2500, 0, 0, NULL, 0};
+    nprof_query q = {.sql = "SELECT 1", .sql_len = 8, .duration_ns = 2500};
     nprof_query_record(p, &q);
     uint64_t start = nprof_now_ns();
     while (nprof_elapsed_ns(start) < 10000) {

@@ -36,7 +36,7 @@ static nprof_profile *profile_with_queries(nprof_runtime *rt, unsigned queries)
     char sql[200];
     for (unsigned i = 0; i < queries; i++) {
         make_sql(sql, i);
-        nprof_query q = {sql, sizeof sql, NULL, 0, 1000 + i, 0, 0, NULL, 0};
+        nprof_query q = {.sql = sql, .sql_len = sizeof sql, .duration_ns = 1000 + i};
         int rc = nprof_query_record(p, &q);
         if (rc != NPROF_OK && rc != NPROF_ELIMIT) {
             nprof_request_discard(p);
@@ -380,7 +380,7 @@ static long flood(nprof_profile *p, nprof_profile_info *info, size_t *max_bytes_
     *max_bytes_seen = 0;
     for (unsigned i = 0; i < FLOOD; i++) {
         make_sql(sql, i);
-        nprof_query q = {sql, sizeof sql, "id=1", 4, 10, 0, 0, NULL, 0};
+        nprof_query q = {.sql = sql, .sql_len = sizeof sql, .params = "id=1", .params_len = 4, .duration_ns = 10};
         int rc = nprof_query_record(p, &q);
         if (rc == NPROF_OK)
             ok++;

@@ -208,6 +208,34 @@ TEST(a_hand_filled_struct_out_of_range_is_refused_by_create)
     ASSERT_EQ_INT(nprof_config_validate(NULL), NPROF_EINVAL);
 }
 
+TEST(string_options_take_escaped_commas_and_bad_patterns_are_refused)
+{
+    nprof_config c;
+    nprof_config_init(&c);
+    c.allocator = NPROF_ALLOCATOR_LIBC;
+    const char *text = "sql_ignore=^(SELECT a\\, b|SET)\\b\\\\,max_history=3";
+    ASSERT_OK(nprof_config_parse(&c, text, strlen(text)));
+    ASSERT_STR(c.sql_ignore, "^(SELECT a, b|SET)\\b\\");
+    ASSERT_EQ_U64(c.max_history, 3);
+    nprof_buf out = NPROF_BUF_INIT;
+    ASSERT_OK(nprof_config_format(&c, &out));
+    nprof_config d;
+    nprof_config_init(&d);
+    ASSERT_OK(nprof_config_parse(&d, out.data, out.len));
+    nprof_buf_free(&out);
+    ASSERT_STR(d.sql_ignore, c.sql_ignore);
+    /* A pattern PCRE2 cannot compile stops the runtime from being created, and says where. */
+    ASSERT_OK(nprof_config_set(&c, "sql_ignore", "^(SAVEPOINT"));
+    nprof_runtime *rt = (nprof_runtime *)1;
+    ASSERT_EQ_INT(nprof_runtime_create(&c, &rt), NPROF_EPARSE);
+    ASSERT_TRUE(rt == NULL);
+    ASSERT_TRUE(strstr(nprof_last_error_detail(), "sql_ignore") != NULL);
+    ASSERT_TRUE(strstr(nprof_last_error_detail(), "offset") != NULL);
+    ASSERT_OK(nprof_config_set(&c, "sql_ignore", ""));
+    ASSERT_OK(nprof_runtime_create(&c, &rt));
+    nprof_runtime_destroy(rt);
+}
+
 TEST(every_result_code_has_a_name_and_a_message)
 {
     for (int code = 0; code >= NPROF_EUNSUPPORTED; code--) {
@@ -233,6 +261,7 @@ int main(void)
     RUN(runtime_applies_nanoprof_conf_over_the_struct_and_reports_it);
     RUN(a_malformed_nanoprof_conf_creates_nothing_and_says_why);
     RUN(a_hand_filled_struct_out_of_range_is_refused_by_create);
+    RUN(string_options_take_escaped_commas_and_bad_patterns_are_refused);
     RUN(every_result_code_has_a_name_and_a_message);
     return TEST_SUMMARY();
 }

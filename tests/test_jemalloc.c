@@ -68,7 +68,7 @@ static nprof_profile *profile_with_queries(nprof_runtime *rt, unsigned queries)
     char sql[200];
     memset(sql, 'q', sizeof sql);
     for (unsigned i = 0; i < queries; i++) {
-        nprof_query q = {sql, sizeof sql, NULL, 0, 500, 0, 0, NULL, 0};
+        nprof_query q = {.sql = sql, .sql_len = sizeof sql, .duration_ns = 500};
         int rc = nprof_query_record(p, &q);
         if (rc != NPROF_OK && rc != NPROF_ELIMIT) {
             nprof_request_discard(p);

@@ -24,6 +24,8 @@ enum nprof_allocator_mode {
     NPROF_ALLOCATOR_LIBC = 2      /* always the C library's malloc */
 };
 
+#define NPROF_CONFIG_STRING_MAX 256 /* bytes of a string option, NUL included */
+
 typedef struct nprof_config {
     int enabled;                    /* profile requests at all (default 1) */
     int production;                 /* production mode: stricter defaults in upper layers (0) */
@@ -39,6 +41,9 @@ typedef struct nprof_config {
     uint32_t n_plus_one_threshold;  /* a query shape repeated this often in one request is an
                                        N+1 pattern (5) */
     int allocator;                  /* enum nprof_allocator_mode (auto) */
+    char sql_ignore[NPROF_CONFIG_STRING_MAX]; /* PCRE2 pattern over normalized SQL: matching
+                                       queries are not counted as N+1 or duplicates
+                                       (transaction control, SAVEPOINT, SET, SHOW) */
 } nprof_config;
 
 /* Fills `cfg` with the documented defaults.  Accepts NULL (does nothing). */
@@ -54,7 +59,8 @@ NPROF_API int nprof_config_set(nprof_config *cfg, const char *key, const char *v
 
 /*
  * Applies a "key=value,key=value" string of `len` bytes (not necessarily NUL-terminated).
- * Whitespace around keys and values is ignored; empty items are skipped.  All or nothing:
+ * Whitespace around keys and values is ignored; empty items are skipped; "\," is a comma
+ * and "\\" a backslash inside a value.  All or nothing:
  * on any error `cfg` is left exactly as it was, and nprof_last_error_detail() names the item.
  */
 NPROF_API int nprof_config_parse(nprof_config *cfg, const char *text, size_t len);
@@ -73,7 +79,7 @@ NPROF_API int nprof_config_format(const nprof_config *cfg, nprof_buf *out);
 /* One row of the option table, for documentation and tooling. */
 typedef struct nprof_option_info {
     const char *name;          /* "slow_query_threshold_ms" */
-    const char *type;          /* "bool", "uint", "double" or "enum(a|b|c)" */
+    const char *type;          /* "bool", "uint", "double", "string" or "enum(a|b|c)" */
     const char *default_value; /* as text */
     const char *doc;           /* one sentence */
 } nprof_option_info;

@@ -144,7 +144,12 @@ typedef struct nprof_query {
     uint64_t fingerprint;    /* shape fingerprint from the SQL layer, 0 if none */
     const char *normalized;  /* normalized text from the SQL layer, or NULL; copied */
     size_t normalized_len;
+    unsigned flags;          /* NPROF_QUERY_* */
 } nprof_query;
+
+/* nprof_query.flags: recorded and timed, but not counted under its shape (no N+1 pattern,
+ * no duplicate): what the SQL layer's ignore rules (opt.sql_ignore) mark. */
+#define NPROF_QUERY_UNCOUNTED 1u
 
 /*
  * Records a query into the profile, under the innermost open span.  Counts and times every

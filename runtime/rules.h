@@ -1,0 +1,26 @@
+/*
+ * runtime/rules.h: user-configurable rules (PCRE2 patterns), compiled once with JIT when the
+ * runtime is created and matched on the request path without allocating.  The SQL layer's
+ * ignore list uses them; route templating and parameter redaction will too.
+ */
+#ifndef NPROF_RUNTIME_RULES_H
+#define NPROF_RUNTIME_RULES_H
+
+#include <stddef.h>
+
+typedef struct nprof__rule {
+    void *code; /* pcre2_code_8 *, NULL when the pattern is empty */
+    int jit;    /* JIT compiled */
+} nprof__rule;
+
+/* Compiles `pattern` (NUL-terminated; "" is a rule that matches nothing).  Errors:
+ * NPROF_EPARSE with nprof_last_error_detail() naming the option `what` and the position. */
+int nprof__rule_compile(nprof__rule *rule, const char *pattern, const char *what);
+
+/* 1 when the rule matches somewhere in `len` bytes of `s`, else 0 (also for an empty rule, or
+ * when matching fails for lack of memory: a rule never breaks the request). */
+int nprof__rule_match(const nprof__rule *rule, const char *s, size_t len);
+
+void nprof__rule_free(nprof__rule *rule);
+
+#endif /* NPROF_RUNTIME_RULES_H */
