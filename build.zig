@@ -21,7 +21,7 @@ const lib_flags = [_][]const u8{
 const c_program_flags = [_][]const u8{ "-std=c11", "-D_GNU_SOURCE", "-Wall", "-Wextra", "-fno-sanitize=undefined" };
 const cpp_program_flags = [_][]const u8{ "-std=c++17", "-D_GNU_SOURCE", "-Wall", "-Wextra", "-fno-sanitize=undefined" };
 
-const Kind = enum { lib, @"test", @"test-env", @"test-jemalloc", @"test-dlopen", example, bench };
+const Kind = enum { lib, @"test", @"test-env", @"test-jemalloc", @"test-dlopen", @"test-pq", fuzz, tool, example, bench, @"bench-pgquery" };
 
 const Entry = struct {
     kind: Kind,
@@ -51,6 +51,7 @@ pub fn build(b: *std.Build) !void {
     for ([_]*std.Build.Step.Compile{ shared, static }) |lib| {
         lib.addCSourceFiles(lib_sources.items, &lib_flags);
         lib.addIncludePath(.{ .path = "include" });
+        lib.addIncludePath(.{ .path = "." }); // upper layers include "runtime/..." headers
         lib.linkLibC();
         lib.linkSystemLibrary("pthread");
         lib.linkSystemLibrary("dl");
@@ -72,8 +73,11 @@ pub fn build(b: *std.Build) !void {
 
     for (entries) |e| {
         const exe = switch (e.kind) {
-            .lib, .@"test-env" => continue,
-            .@"test", .@"test-jemalloc", .bench => program(b, e.path, target, optimize, static),
+            // libFuzzer targets need clang's -fsanitize=fuzzer: CMake builds them (NPROF_FUZZ).
+            .lib, .@"test-env", .fuzz => continue,
+            .@"test", .@"test-jemalloc", .@"test-pq", .bench, .@"bench-pgquery" => program(b, e.path, target, optimize, static),
+            // sqlhooks/nanoprof_sql.c installs as nanoprof-sql, as in CMake.
+            .tool => programNamed(b, try std.mem.replaceOwned(u8, b.allocator, std.fs.path.stem(e.path), "_", "-"), e.path, target, optimize, static),
             .example => program(b, e.path, target, optimize, shared),
             .@"test-dlopen" => program(b, e.path, target, optimize, null),
         };
@@ -82,6 +86,18 @@ pub fn build(b: *std.Build) !void {
             .@"test", .@"test-jemalloc" => {
                 if (e.kind == .@"test-jemalloc") exe.linkSystemLibrary("jemalloc");
                 test_step.dependOn(&b.addRunArtifact(exe).step);
+            },
+            .@"test-pq" => {
+                exe.linkSystemLibrary("libpq"); // the pkg-config name: brings its include path
+                exe.defineCMacro("NPROF_SOURCE_DIR", b.fmt("\"{s}\"", .{b.build_root.path orelse "."}));
+                test_step.dependOn(&b.addRunArtifact(exe).step);
+            },
+            .tool => b.installArtifact(exe),
+            .@"bench-pgquery" => {
+                // libxxhash before libpg_query, which exports its own bundled XXH3_*.
+                exe.linkSystemLibrary("xxhash");
+                exe.linkSystemLibrary("pg_query");
+                b.installArtifact(exe);
             },
             .@"test-dlopen" => {
                 exe.linkSystemLibrary("dl");
@@ -95,7 +111,7 @@ pub fn build(b: *std.Build) !void {
                 test_step.dependOn(&b.addRunArtifact(exe).step);
             },
             .bench => b.installArtifact(exe),
-            .lib, .@"test-env" => unreachable,
+            .lib, .@"test-env", .fuzz => unreachable,
         }
     }
 
@@ -124,7 +140,17 @@ fn program(
     optimize: std.builtin.OptimizeMode,
     lib: ?*std.Build.Step.Compile,
 ) *std.Build.Step.Compile {
-    const name = std.fs.path.stem(path);
+    return programNamed(b, std.fs.path.stem(path), path, target, optimize, lib);
+}
+
+fn programNamed(
+    b: *std.Build,
+    name: []const u8,
+    path: []const u8,
+    target: std.zig.CrossTarget,
+    optimize: std.builtin.OptimizeMode,
+    lib: ?*std.Build.Step.Compile,
+) *std.Build.Step.Compile {
     const exe = b.addExecutable(.{ .name = name, .target = target, .optimize = optimize });
     const is_cpp = std.mem.endsWith(u8, path, ".cpp");
     exe.addCSourceFile(.{ .file = .{ .path = path }, .flags = if (is_cpp) &cpp_program_flags else &c_program_flags });

@@ -7,10 +7,13 @@ set -euo pipefail
 NPROF_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 NPROF_DEPS=${NPROF_DEPS:-${XDG_CACHE_HOME:-$HOME/.cache}/nanoprof}
 
-# Debian packages the build and the tests use, each for a reason given in the README.
+# Debian packages the build and the tests use: compilers and build tools; the four libraries
+# nanoprof uses; clang for the libFuzzer target, PostgreSQL for the tests that start a
+# throwaway server, libpg_query for the normalizer benchmark's anchor; npm for Zig.
 NPROF_PACKAGES=(
     gcc g++ make cmake ninja-build pkg-config binutils
     libpq-dev libpcre2-dev libxxhash-dev libjemalloc-dev
+    clang postgresql libpg-query-dev
     nodejs npm
 )
 

@@ -3,7 +3,8 @@
 #   1. the normal build with -Wall -Wextra -Werror, its tests through ctest
 #   2. an AddressSanitizer + UndefinedBehaviorSanitizer build, its tests through ctest
 #   3. a ThreadSanitizer build, its tests through ctest
-#   4. zig build test: the same sources and tests built by build.zig
+#   4. the libFuzzer targets (clang, ASan+UBSan), each run for 60 s
+#   5. zig build test: the same sources and tests built by build.zig
 # Build directories go under build/ (git ignores it).  Exits non-zero on the first failure.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/setup.sh"
@@ -29,6 +30,11 @@ echo "== build: ThreadSanitizer"
 nprof_cmake_build build/ci-tsan -DCMAKE_BUILD_TYPE=Debug -DNPROF_WERROR=ON \
     -DNPROF_SANITIZE=thread -DNPROF_BUILD_BENCH=OFF
 TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 run_ctest build/ci-tsan
+
+echo "== build: libFuzzer targets (clang) under ASan+UBSan, each run for a bounded time"
+CC=clang CXX=clang++ nprof_cmake_build build/ci-fuzz -DCMAKE_BUILD_TYPE=Debug \
+    -DNPROF_SANITIZE=address,undefined -DNPROF_FUZZ=ON -DNPROF_FUZZ_SECONDS=60 -DNPROF_BUILD_BENCH=OFF
+(cd build/ci-fuzz && ctest --output-on-failure -R '^fuzz_')
 
 echo "== zig build test"
 zig=$(nprof_zig)

@@ -13,6 +13,7 @@
  *   runtime.h  the runtime handle and dotted-name introspection
  *   profile.h  RequestProfile: phases, spans, queries, renderers
  *   store.h    ProfileStore ring buffer, snapshots, flame graphs
+ *   sql.h      SQL normalization, fingerprints, recording queries with their shape
  */
 #ifndef NANOPROF_NANOPROF_H
 #define NANOPROF_NANOPROF_H
@@ -23,5 +24,6 @@
 #include "runtime.h"
 #include "profile.h"
 #include "store.h"
+#include "sql.h"
 
 #endif /* NANOPROF_NANOPROF_H */

@@ -1,0 +1,1557 @@
+/*
+ * sqlhooks/normalize.c: SQL normalization and shape fingerprints (nanoprof/sql.h).
+ *
+ * A query becomes its shape in one pass over its bytes, in three stages that pull from each
+ * other: a lexer cuts tokens (comments and whitespace vanish); a combiner merges what SQL
+ * treats as one literal (`'1'::int`, `DATE '2024-01-01'`, `CAST($1 AS date)`); and a shaper
+ * absorbs unary signs, collapses lists of literals, renames the names ORMs generate and
+ * hands every token to one emitter, which chooses the spacing and either fills the caller's
+ * buffer or feeds XXH3 through a small stack buffer.  nprof_sql_normalize() and
+ * nprof_sql_fingerprint() therefore run the same code and cannot disagree.
+ *
+ * Linear time, no heap, no recursion.  Lookahead is a copy of the lexer state, taken back when
+ * a pattern does not match; the patterns are short, and a failed CAST(...) leaves a count
+ * behind so that its nested CASTs are not scanned again.  A list that may collapse is held
+ * back, not buffered: what it held was only literals and commas, so the shaper can write it
+ * out again from counters when the list turns out not to be one.  Frames for parentheses live
+ * in a fixed array; deeper levels are counted and never collapse.
+ *
+ * The rules are chosen so that the output normalizes to itself: every decision depends only
+ * on the classes of neighbouring tokens, and normalization never changes a token's class in
+ * a way that matters (a literal and "?" are both operands, a keyword stays a keyword).
+ */
+#define XXH_STATIC_LINKING_ONLY
+#include <xxhash.h>
+
+#include "normalize.h"
+
+#include <stdint.h>
+#include <string.h>
+
+#include "nanoprof/sql.h"
+#include "runtime/text.h"
+
+typedef unsigned char u8;
+
+/* ---- keywords ---------------------------------------------------------------------- */
+
+#define KF_VALUE 1u  /* an operand (NULL, END, DATE...): a minus after it is binary */
+#define KF_FUNC 2u   /* written like a function: no space before its '(' */
+#define KF_TYPED 4u  /* starts a typed literal: DATE '2024-01-01' is one literal */
+#define KF_CLAUSE 8u /* starts a clause, so it ends an ORDER BY / GROUP BY list */
+#define KF_DDL 16u   /* a table name follows, whose column list keeps its space: t (a, b) */
+
+/* Sorted by spelling ('_' sorts after the letters, as in ASCII): looked up by bisection. */
+#define NPROF__SQL_KEYWORDS(X)                                                              \
+    X(ABSOLUTE, 0) X(ADD, 0) X(ALL, 0) X(ALTER, 0) X(ANALYZE, 0) X(AND, 0)                  \
+    X(ANY, KF_FUNC) X(ARRAY, KF_FUNC) X(AS, 0) X(ASC, 0) X(ASENSITIVE, 0) X(AT, 0)         \
+    X(BACKWARD, 0) X(BEGIN, 0) X(BETWEEN, 0) X(BINARY, 0) X(BOTH, 0) X(BY, 0)              \
+    X(CASCADE, 0) X(CASE, 0) X(CAST, KF_FUNC) X(CHECK, 0) X(CLOSE, 0)                      \
+    X(COALESCE, KF_FUNC) X(COLLATE, 0) X(COLUMN, 0) X(COMMIT, 0) X(COMMITTED, 0)           \
+    X(CONFLICT, 0) X(CONSTRAINT, 0) X(CONSTRAINTS, 0) X(COPY, 0) X(CREATE, 0)              \
+    X(CROSS, 0) X(CUBE, 0) X(CURRENT, 0) X(CURRENT_DATE, KF_VALUE)                         \
+    X(CURRENT_TIME, KF_VALUE) X(CURRENT_TIMESTAMP, KF_VALUE) X(CURRENT_USER, KF_VALUE)     \
+    X(CURSOR, 0) X(DATE, KF_VALUE | KF_TYPED) X(DEALLOCATE, 0) X(DECLARE, 0)               \
+    X(DEFAULT, KF_VALUE) X(DEFERRABLE, 0) X(DEFERRED, 0) X(DELETE, 0) X(DESC, 0)           \
+    X(DISCARD, 0) X(DISTINCT, 0) X(DO, 0) X(DROP, 0) X(ELSE, 0) X(END, KF_VALUE)           \
+    X(ESCAPE, 0) X(EXCEPT, KF_CLAUSE) X(EXCLUDE, 0) X(EXECUTE, 0) X(EXISTS, KF_DDL)        \
+    X(EXPLAIN, 0) X(EXTRACT, KF_FUNC) X(FALSE, KF_VALUE) X(FETCH, KF_CLAUSE)               \
+    X(FILTER, 0) X(FIRST, KF_VALUE) X(FOLLOWING, 0) X(FOR, KF_CLAUSE) X(FOREIGN, 0)        \
+    X(FORWARD, 0) X(FROM, KF_CLAUSE) X(FULL, 0) X(GRANT, 0) X(GREATEST, KF_FUNC)           \
+    X(GROUP, KF_CLAUSE) X(GROUPING, 0) X(GROUPS, KF_CLAUSE) X(HAVING, KF_CLAUSE)           \
+    X(HOLD, 0) X(IF, 0) X(ILIKE, 0) X(IMMEDIATE, 0) X(IN, 0) X(INDEX, 0) X(INNER, 0)       \
+    X(INSENSITIVE, 0) X(INSERT, 0) X(INTERSECT, KF_CLAUSE) X(INTERVAL, KF_TYPED)           \
+    X(INTO, KF_CLAUSE | KF_DDL) X(IS, 0) X(ISOLATION, 0) X(JOIN, 0) X(KEY, KF_VALUE)       \
+    X(LAST, KF_VALUE) X(LATERAL, 0) X(LEAST, KF_FUNC) X(LEFT, KF_FUNC)                     \
+    X(LEVEL, KF_VALUE) X(LIKE, 0) X(LIMIT, KF_CLAUSE) X(LISTEN, 0) X(LOCAL, 0)             \
+    X(LOCALTIME, KF_VALUE) X(LOCALTIMESTAMP, KF_VALUE) X(LOCK, 0) X(LOCKED, 0)             \
+    X(MATERIALIZED, 0) X(MERGE, 0) X(MOVE, 0) X(NAMES, 0) X(NATURAL, 0) X(NEXT, 0)         \
+    X(NO, 0) X(NOT, 0) X(NOTHING, 0) X(NOTIFY, 0) X(NOWAIT, 0) X(NULL, KF_VALUE)           \
+    X(NULLIF, KF_FUNC) X(NULLS, 0) X(OF, 0) X(OFFSET, KF_CLAUSE) X(ON, KF_CLAUSE)          \
+    X(ONLY, 0) X(OR, 0) X(ORDER, KF_CLAUSE) X(OUTER, 0) X(OVER, 0) X(OVERLAPS, 0)          \
+    X(PARTITION, 0) X(PRECEDING, 0) X(PREPARE, 0) X(PRIMARY, 0) X(PRIOR, 0)                \
+    X(RANGE, KF_CLAUSE) X(READ, 0) X(RECURSIVE, 0) X(REFERENCES, KF_DDL) X(RELATIVE, 0)    \
+    X(RELEASE, 0) X(REPEATABLE, 0) X(RESET, 0) X(RESTRICT, 0) X(RETURNING, KF_CLAUSE)      \
+    X(REVOKE, 0) X(RIGHT, KF_FUNC) X(ROLLBACK, 0) X(ROLLUP, 0) X(ROW, KF_FUNC)             \
+    X(ROWS, KF_CLAUSE) X(SAVEPOINT, 0) X(SCHEMA, 0) X(SCROLL, 0) X(SELECT, KF_CLAUSE)      \
+    X(SERIALIZABLE, 0) X(SESSION, 0) X(SESSION_USER, KF_VALUE) X(SET, KF_CLAUSE)           \
+    X(SETS, 0) X(SHARE, 0) X(SHOW, 0) X(SIMILAR, 0) X(SKIP, 0) X(SOME, KF_FUNC)            \
+    X(START, 0) X(TABLE, KF_DDL) X(TEMP, 0) X(TEMPORARY, 0) X(THEN, 0) X(TIES, 0)          \
+    X(TIME, KF_VALUE | KF_TYPED) X(TIMESTAMP, KF_VALUE | KF_TYPED)                         \
+    X(TIMESTAMPTZ, KF_VALUE | KF_TYPED) X(TO, 0) X(TRAILING, 0) X(TRANSACTION, 0)          \
+    X(TRUE, KF_VALUE) X(TRUNCATE, 0) X(UNBOUNDED, 0) X(UNCOMMITTED, 0)                     \
+    X(UNION, KF_CLAUSE) X(UNIQUE, 0) X(UNLISTEN, 0) X(UPDATE, 0) X(USING, 0)               \
+    X(VACUUM, 0) X(VALUES, KF_CLAUSE) X(VIEW, KF_DDL) X(WHEN, 0) X(WHERE, KF_CLAUSE)       \
+    X(WINDOW, KF_CLAUSE) X(WITH, 0) X(WITHOUT, 0) X(WORK, 0) X(WRITE, 0)                   \
+    X(ZONE, KF_VALUE)
+
+enum kw_id {
+#define NPROF__KW_ENUM(name, flags) KW_##name,
+    NPROF__SQL_KEYWORDS(NPROF__KW_ENUM)
+#undef NPROF__KW_ENUM
+        KW__COUNT
+};
+
+static const struct {
+    const char *name;
+    u8 len;
+    u8 flags;
+} kw_table[] = {
+#define NPROF__KW_ROW(name, flags) {#name, (u8)(sizeof #name - 1), (u8)(flags)},
+    NPROF__SQL_KEYWORDS(NPROF__KW_ROW)
+#undef NPROF__KW_ROW
+};
+
+#define KW_LEN_MAX 17 /* CURRENT_TIMESTAMP */
+
+int nprof__sql_keyword(const char *word, size_t len)
+{
+    char up[KW_LEN_MAX];
+    if (len < 2 || len > KW_LEN_MAX)
+        return -1;
+    for (size_t i = 0; i < len; i++) {
+        char c = word[i];
+        if (c >= 'a' && c <= 'z')
+            c = (char)(c - 'a' + 'A');
+        else if (!((c >= 'A' && c <= 'Z') || c == '_'))
+            return -1;
+        up[i] = c;
+    }
+    size_t lo = 0, hi = KW__COUNT;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2, klen = kw_table[mid].len, i = 0;
+        const char *k = kw_table[mid].name;
+        while (i < len && i < klen && up[i] == k[i]) /* words are short: no memcmp call */
+            i++;
+        int cmp = i < len && i < klen ? (unsigned char)up[i] - (unsigned char)k[i]
+                                      : (len > klen) - (len < klen);
+        if (cmp == 0)
+            return (int)mid;
+        if (cmp < 0)
+            hi = mid;
+        else
+            lo = mid + 1;
+    }
+    return -1;
+}
+
+size_t nprof__sql_keyword_count(void)
+{
+    return KW__COUNT;
+}
+
+const char *nprof__sql_keyword_name(size_t i)
+{
+    return i < KW__COUNT ? kw_table[i].name : NULL;
+}
+
+static unsigned kw_flags(int kw)
+{
+    return kw >= 0 ? kw_table[kw].flags : 0;
+}
+
+/* ---- lexer ------------------------------------------------------------------------- */
+
+enum tk {
+    TK_EOF,
+    TK_WORD,   /* identifier or keyword (kw >= 0) */
+    TK_QIDENT, /* "quoted" or `backticked` identifier */
+    TK_NUMBER,
+    TK_STRING, /* every kind of string literal, dollar quotes included */
+    TK_PARAM,  /* a placeholder already in the text: $1 ? ?1 %s %(name)s :name */
+    TK_OP,
+    TK_LPAREN,
+    TK_RPAREN,
+    TK_LBRACK,
+    TK_RBRACK,
+    TK_COMMA,
+    TK_DOT,
+    TK_SEMI,
+    TK_CAST,   /* :: */
+    TK_VALUE,  /* combiner: one literal, whatever tokens it spanned */
+    TK_NAME,   /* shaper: a generated name (savepoint, cursor...), written "?" */
+    TK_RAWNUM  /* shaper: an ORDER BY / GROUP BY ordinal, written as it is */
+};
+
+struct tok {
+    const u8 *p;
+    size_t n;
+    int kw;  /* TK_WORD: keyword id or -1 */
+    u8 kind; /* enum tk */
+    u8 bare; /* TK_NUMBER / TK_VALUE: plain decimal digits, no sign, no cast */
+    u8 name; /* TK_VALUE: made in a name position */
+};
+
+struct lexer {
+    const u8 *s;
+    size_t len, pos;
+    int prev_kw;     /* keyword id of the previous token, or -1 */
+    u8 prev_operand; /* the previous token ends an operand: ':x' and '%s' are not params */
+};
+
+static int is_digit(u8 c)
+{
+    return c >= '0' && c <= '9';
+}
+
+static int is_ident_start(u8 c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' || c >= 0x80;
+}
+
+static int is_ident_char(u8 c)
+{
+    return is_ident_start(c) || is_digit(c) || c == '$';
+}
+
+static int is_op_char(u8 c)
+{
+    switch (c) {
+    case '+': case '-': case '*': case '/': case '<': case '>': case '=': case '~':
+    case '!': case '@': case '#': case '%': case '^': case '&': case '|':
+        return 1;
+    }
+    return 0;
+}
+
+static size_t skip_block_comment(const u8 *s, size_t len, size_t i)
+{
+    size_t depth = 1; /* PostgreSQL nests block comments */
+    i += 2;
+    while (i + 1 < len) {
+        if (s[i] == '*' && s[i + 1] == '/') {
+            i += 2;
+            if (--depth == 0)
+                return i;
+        } else if (s[i] == '/' && s[i + 1] == '*') {
+            i += 2;
+            depth++;
+        } else {
+            i++;
+        }
+    }
+    return len;
+}
+
+/* From the opening quote at q to just past the closing one ('' doubles; \ escapes in E''). */
+static size_t scan_string(const u8 *s, size_t len, size_t q, int backslash)
+{
+    size_t i = q + 1;
+    for (;;) {
+        if (backslash) {
+            while (i < len && s[i] != '\'' && s[i] != '\\')
+                i++;
+        } else {
+            const u8 *p = i < len ? memchr(s + i, '\'', len - i) : NULL;
+            i = p ? (size_t)(p - s) : len;
+        }
+        if (i >= len)
+            return len; /* unterminated: the rest is the literal */
+        if (s[i] == '\\') {
+            i += 2;
+            if (i > len)
+                return len;
+            continue;
+        }
+        if (i + 1 < len && s[i + 1] == '\'') {
+            i += 2;
+            continue;
+        }
+        return i + 1;
+    }
+}
+
+static size_t scan_quoted(const u8 *s, size_t len, size_t q, u8 quote)
+{
+    size_t i = q + 1;
+    for (;;) {
+        const u8 *p = i < len ? memchr(s + i, quote, len - i) : NULL;
+        if (!p)
+            return len;
+        i = (size_t)(p - s);
+        if (i + 1 < len && s[i + 1] == quote) {
+            i += 2;
+            continue;
+        }
+        return i + 1;
+    }
+}
+
+/* The end of a dollar-quote opener ($$ or $tag$) at i, or 0 when there is none. */
+static size_t dollar_open(const u8 *s, size_t len, size_t i)
+{
+    size_t j = i + 1;
+    if (j < len && s[j] == '$')
+        return j + 1;
+    if (j < len && is_ident_start(s[j])) {
+        j++;
+        while (j < len && (is_ident_start(s[j]) || is_digit(s[j])))
+            j++;
+        if (j < len && s[j] == '$')
+            return j + 1;
+    }
+    return 0;
+}
+
+/*
+ * Finds the closing $tag$.  Linear: a partial match after a '$' runs over tag characters,
+ * which contain no '$', so the next candidate starts after it.
+ */
+static size_t scan_dollar(const u8 *s, size_t len, size_t i, size_t open_end)
+{
+    const u8 *tag = s + i;
+    size_t tl = open_end - i, k = open_end;
+    while (k < len) {
+        const u8 *p = memchr(s + k, '$', len - k);
+        if (!p)
+            break;
+        size_t off = (size_t)(p - s), m = 0;
+        while (m < tl && off + m < len && s[off + m] == tag[m])
+            m++;
+        if (m == tl)
+            return off + tl;
+        k = off + 1;
+    }
+    return len;
+}
+
+static int is_base_digit(u8 c, int base)
+{
+    if (base == 16)
+        return is_digit(c) || ((c | 0x20) >= 'a' && (c | 0x20) <= 'f');
+    if (base == 8)
+        return c >= '0' && c <= '7';
+    return c == '0' || c == '1';
+}
+
+/* Numbers as PostgreSQL 16 reads them: 1_000, .5, 1., 1e-5, 0x1F, 0o17, 0b101. */
+static size_t scan_number(const u8 *s, size_t len, size_t i, u8 *bare)
+{
+    *bare = 1;
+    if (s[i] == '0' && i + 2 < len) {
+        u8 x = (u8)(s[i + 1] | 0x20);
+        int base = x == 'x' ? 16 : x == 'o' ? 8 : x == 'b' ? 2 : 0;
+        if (base && is_base_digit(s[i + 2], base)) {
+            i += 3;
+            while (i < len && (is_base_digit(s[i], base) ||
+                               (s[i] == '_' && i + 1 < len && is_base_digit(s[i + 1], base))))
+                i++;
+            *bare = 0;
+            return i;
+        }
+    }
+    while (i < len && (is_digit(s[i]) || (s[i] == '_' && i + 1 < len && is_digit(s[i + 1])))) {
+        if (s[i] == '_')
+            *bare = 0;
+        i++;
+    }
+    if (i < len && s[i] == '.' && !(i + 1 < len && s[i + 1] == '.')) {
+        *bare = 0;
+        i++;
+        while (i < len && (is_digit(s[i]) || (s[i] == '_' && i + 1 < len && is_digit(s[i + 1]))))
+            i++;
+    }
+    if (i < len && (s[i] | 0x20) == 'e') {
+        size_t j = i + 1;
+        if (j < len && (s[j] == '+' || s[j] == '-'))
+            j++;
+        if (j < len && is_digit(s[j])) {
+            *bare = 0;
+            i = j + 1;
+            while (i < len && is_digit(s[i]))
+                i++;
+        }
+    }
+    return i;
+}
+
+/*
+ * An operator: the longest run of operator characters, not running into a comment, and (as
+ * PostgreSQL does) without a trailing + or - unless it holds one of ~ ! @ # % ^ & | ?, so
+ * that `=-5` is `=` then `-5`.
+ */
+static size_t scan_op(const u8 *s, size_t len, size_t i)
+{
+    size_t start = i++;
+    while (i < len && is_op_char(s[i])) {
+        if (i + 1 < len && ((s[i] == '-' && s[i + 1] == '-') || (s[i] == '/' && s[i + 1] == '*')))
+            break;
+        i++;
+    }
+    if (i - start > 1) {
+        int special = 0;
+        for (size_t j = start; j < i; j++)
+            if (strchr("~!@#%^&|?", s[j]))
+                special = 1;
+        while (!special && i - start > 1 && (s[i - 1] == '+' || s[i - 1] == '-'))
+            i--;
+    }
+    return i;
+}
+
+/* psycopg's %s, %b, %t and %(name)s: the end of the placeholder at i, or 0. */
+static size_t percent_param(const u8 *s, size_t len, size_t i)
+{
+    if (i + 1 >= len)
+        return 0;
+    u8 c = s[i + 1];
+    if ((c == 's' || c == 'b' || c == 't') && (i + 2 >= len || !is_ident_char(s[i + 2])))
+        return i + 2;
+    if (c == '(') {
+        size_t j = i + 2;
+        while (j < len && is_ident_char(s[j]))
+            j++;
+        if (j > i + 2 && j + 1 < len && s[j] == ')' &&
+            (s[j + 1] == 's' || s[j + 1] == 'b' || s[j + 1] == 't') &&
+            (j + 2 >= len || !is_ident_char(s[j + 2])))
+            return j + 2;
+    }
+    return 0;
+}
+
+static void lex1(struct lexer *lx, struct tok *t)
+{
+    const u8 *s = lx->s;
+    size_t len = lx->len, i = lx->pos;
+    for (;;) {
+        /* Every byte up to ' ' is white space, NUL and control characters included. */
+        while (i < len && s[i] <= ' ')
+            i++;
+        if (i + 1 < len && s[i] == '-' && s[i + 1] == '-') {
+            const u8 *nl = memchr(s + i, '\n', len - i);
+            i = nl ? (size_t)(nl - s) + 1 : len;
+        } else if (i + 1 < len && s[i] == '/' && s[i + 1] == '*') {
+            i = skip_block_comment(s, len, i);
+        } else {
+            break;
+        }
+    }
+    t->kw = -1;
+    t->bare = 0;
+    t->name = 0;
+    if (i >= len) {
+        t->kind = TK_EOF;
+        t->p = s + len;
+        t->n = 0;
+        lx->pos = len;
+        return;
+    }
+    size_t start = i, j;
+    u8 c = s[i], kind;
+    if (is_ident_start(c)) {
+        u8 next = i + 1 < len ? s[i + 1] : 0;
+        if (next == '\'' && (c == 'E' || c == 'e')) {
+            i = scan_string(s, len, i + 1, 1);
+            kind = TK_STRING;
+        } else if (next == '\'' && strchr("BbXxNn", c)) {
+            i = scan_string(s, len, i + 1, 0);
+            kind = TK_STRING;
+        } else if ((c == 'U' || c == 'u') && next == '&' && i + 2 < len &&
+                   (s[i + 2] == '\'' || s[i + 2] == '"')) {
+            if (s[i + 2] == '\'') {
+                i = scan_string(s, len, i + 2, 0);
+                kind = TK_STRING;
+            } else {
+                i = scan_quoted(s, len, i + 2, '"');
+                kind = TK_QIDENT;
+            }
+        } else {
+            i++;
+            while (i < len && is_ident_char(s[i]))
+                i++;
+            kind = TK_WORD;
+            t->kw = nprof__sql_keyword((const char *)s + start, i - start);
+        }
+    } else if (is_digit(c) || (c == '.' && i + 1 < len && is_digit(s[i + 1]))) {
+        i = scan_number(s, len, i, &t->bare);
+        kind = TK_NUMBER;
+    } else {
+        u8 next = i + 1 < len ? s[i + 1] : 0;
+        switch (c) {
+        case '\'':
+            i = scan_string(s, len, i, 0);
+            kind = TK_STRING;
+            break;
+        case '"':
+        case '`':
+            i = scan_quoted(s, len, i, c);
+            kind = TK_QIDENT;
+            break;
+        case '(': i++; kind = TK_LPAREN; break;
+        case ')': i++; kind = TK_RPAREN; break;
+        case '[': i++; kind = TK_LBRACK; break;
+        case ']': i++; kind = TK_RBRACK; break;
+        case ',': i++; kind = TK_COMMA; break;
+        case ';': i++; kind = TK_SEMI; break;
+        case '.': i++; kind = TK_DOT; break;
+        case ':':
+            if (next == ':') {
+                i += 2;
+                kind = TK_CAST;
+            } else if (next == '=') {
+                i += 2;
+                kind = TK_OP;
+            } else if (is_ident_start(next) && !lx->prev_operand) {
+                /* :name, but not the ':' of an array slice a[lo:hi] */
+                i += 2;
+                while (i < len && is_ident_char(s[i]))
+                    i++;
+                kind = TK_PARAM;
+            } else {
+                i++;
+                kind = TK_OP;
+            }
+            break;
+        case '$':
+            if (is_digit(next)) {
+                i += 2;
+                while (i < len && is_digit(s[i]))
+                    i++;
+                kind = TK_PARAM;
+            } else if ((j = dollar_open(s, len, i)) != 0) {
+                i = scan_dollar(s, len, i, j);
+                kind = TK_STRING;
+            } else {
+                i++;
+                kind = TK_OP;
+            }
+            break;
+        case '?':
+            /* Always a placeholder, except the jsonb operators ?| and ?&: deciding by context
+             * would make "1 2" -> "? ?" read back differently. */
+            if (is_digit(next)) {
+                i += 2;
+                while (i < len && is_digit(s[i]))
+                    i++;
+                kind = TK_PARAM;
+            } else if (next == '|' || next == '&') {
+                i = scan_op(s, len, i);
+                kind = TK_OP;
+            } else {
+                i++;
+                kind = TK_PARAM;
+            }
+            break;
+        case '%':
+            if (!lx->prev_operand && (j = percent_param(s, len, i)) != 0) {
+                i = j;
+                kind = TK_PARAM;
+            } else {
+                i = scan_op(s, len, i);
+                kind = TK_OP;
+            }
+            break;
+        default:
+            i = is_op_char(c) ? scan_op(s, len, i) : i + 1;
+            kind = TK_OP;
+            break;
+        }
+    }
+    t->kind = kind;
+    t->p = s + start;
+    t->n = i - start;
+    lx->pos = i;
+    switch (kind) {
+    case TK_WORD:
+        lx->prev_operand = t->kw < 0 || (kw_flags(t->kw) & KF_VALUE);
+        break;
+    case TK_QIDENT: case TK_NUMBER: case TK_STRING: case TK_PARAM: case TK_RPAREN:
+    case TK_RBRACK:
+        lx->prev_operand = 1;
+        break;
+    default:
+        lx->prev_operand = 0;
+    }
+    lx->prev_kw = kind == TK_WORD ? t->kw : -1;
+}
+
+/*
+ * The next token.  A unary plus changes nothing and is dropped here, before any pattern
+ * sees it, so that `CAST +(5 AS int)` and `CAST(5 AS int)` read alike in every pass.
+ */
+static void lex(struct lexer *lx, struct tok *t)
+{
+    for (;;) {
+        int prev_kw = lx->prev_kw;
+        u8 prev_operand = lx->prev_operand;
+        lex1(lx, t);
+        if (!(t->kind == TK_OP && t->n == 1 && t->p[0] == '+' && !prev_operand))
+            return;
+        lx->prev_kw = prev_kw;
+        lx->prev_operand = prev_operand;
+    }
+}
+
+/* ---- emitter ----------------------------------------------------------------------- */
+
+struct emitter {
+    char *out;        /* buffer mode: the caller's buffer */
+    size_t room;      /* buffer mode: text bytes that fit (cap - 1) */
+    size_t len;       /* bytes of normalized text so far, also past `room` */
+    XXH3_state_t *xx; /* hash mode when non-NULL */
+    size_t stage_len;
+    unsigned dollar;  /* $n numbers handed out */
+    int style;
+    int prev_kw;
+    u8 any, prev, pprev, ddl, last;
+    size_t pending_semi; /* ';' not written yet: dropped if nothing follows them */
+    char stage[256];  /* hash mode: bytes not yet fed to XXH3 */
+};
+
+static void em_put(struct emitter *em, const void *src, size_t n)
+{
+    const char *p = src;
+    em->len += n;
+    if (em->xx) {
+        if (n >= sizeof em->stage) {
+            XXH3_64bits_update(em->xx, em->stage, em->stage_len);
+            em->stage_len = 0;
+            XXH3_64bits_update(em->xx, p, n);
+            return;
+        }
+        if (n > sizeof em->stage - em->stage_len) {
+            XXH3_64bits_update(em->xx, em->stage, em->stage_len);
+            em->stage_len = 0;
+        }
+        memcpy(em->stage + em->stage_len, p, n);
+        em->stage_len += n;
+        return;
+    }
+    size_t at = em->len - n;
+    if (at < em->room) {
+        size_t k = em->room - at < n ? em->room - at : n;
+        memcpy(em->out + at, p, k);
+    }
+}
+
+static int is_ident_like(u8 e, int kw)
+{
+    return (e == TK_WORD && kw < 0) || e == TK_QIDENT || e == TK_NAME;
+}
+
+/*
+ * The canonical spacing: one space between tokens, none after ( [ . :: and none before
+ * ) ] , ; . ::, none between a function name and its '(' (a table name after INTO, TABLE,
+ * REFERENCES... keeps it), none between an operand and its subscript '['.  Tokens that
+ * touch never read back as one: an ordinal keeps its space before '.' and '::' (1.x would
+ * read as a decimal) and two colons never meet.
+ */
+static int em_space(const struct emitter *em, u8 e, u8 first)
+{
+    if (!em->any)
+        return 0;
+    u8 q = em->prev;
+    int sp;
+    if (q == TK_LPAREN || q == TK_LBRACK || q == TK_DOT || q == TK_CAST) {
+        sp = 0;
+    } else {
+        switch (e) {
+        case TK_RPAREN: case TK_RBRACK: case TK_COMMA: case TK_SEMI:
+            sp = 0;
+            break;
+        case TK_DOT:
+        case TK_CAST:
+            sp = q == TK_RAWNUM;
+            break;
+        case TK_LPAREN:
+            if (is_ident_like(q, em->prev_kw))
+                sp = em->ddl;
+            else if (q == TK_WORD && (kw_flags(em->prev_kw) & KF_FUNC))
+                sp = 0;
+            else if (q == TK_WORD && em->prev_kw == KW_ALL && em->pprev == TK_OP)
+                sp = 0; /* x = ALL(...) */
+            else
+                sp = 1;
+            break;
+        case TK_LBRACK:
+            sp = !(is_ident_like(q, em->prev_kw) || q == TK_VALUE || q == TK_RAWNUM ||
+                   q == TK_RPAREN || q == TK_RBRACK ||
+                   (q == TK_WORD && (em->prev_kw == KW_ARRAY || (kw_flags(em->prev_kw) & KF_VALUE))));
+            break;
+        default:
+            sp = 1;
+        }
+    }
+    if (!sp && em->last == ':' && first == ':')
+        sp = 1;
+    return sp;
+}
+
+/* Writes a quoted identifier; control characters (newlines, NUL) become spaces. */
+static void em_quoted(struct emitter *em, const u8 *p, size_t n)
+{
+    size_t i = 0;
+    while (i < n) {
+        size_t j = i;
+        while (j < n && p[j] >= ' ')
+            j++;
+        if (j > i)
+            em_put(em, p + i, j - i);
+        if (j < n) {
+            em_put(em, " ", 1);
+            j++;
+        }
+        i = j;
+    }
+}
+
+static void em_tok(struct emitter *em, u8 e, int kw, const u8 *p, size_t n)
+{
+    /* Statement terminators are written only once something follows them: "SELECT 1;" and
+     * "SELECT 1" are one query, as PostgreSQL counts them. */
+    if (e == TK_SEMI) {
+        em->pending_semi++;
+        return;
+    }
+    for (; em->pending_semi; em->pending_semi--) {
+        if (em_space(em, TK_SEMI, ';'))
+            em_put(em, " ", 1);
+        em_put(em, ";", 1);
+        em->ddl = 0;
+        em->pprev = em->prev;
+        em->prev = TK_SEMI;
+        em->prev_kw = -1;
+        em->last = ';';
+        em->any = 1;
+    }
+    char num[16];
+    const char *text = (const char *)p;
+    if (e == TK_WORD && kw >= 0) {
+        text = kw_table[kw].name;
+        n = kw_table[kw].len;
+    } else if (e == TK_VALUE) {
+        if (em->style == NPROF_SQL_DOLLAR && em->dollar < NPROF__SQL_DOLLAR_MAX) {
+            unsigned v = ++em->dollar;
+            size_t k = sizeof num;
+            do {
+                num[--k] = (char)('0' + v % 10);
+                v /= 10;
+            } while (v);
+            num[--k] = '$';
+            text = num + k;
+            n = sizeof num - k;
+        } else {
+            text = "?";
+            n = 1;
+        }
+    } else if (e == TK_NAME) {
+        text = "?";
+        n = 1;
+    }
+    if (em_space(em, e, n ? (u8)text[0] : 0))
+        em_put(em, " ", 1);
+    if (e == TK_QIDENT)
+        em_quoted(em, (const u8 *)text, n);
+    else
+        em_put(em, text, n);
+
+    /* A name after INTO / TABLE / REFERENCES (dotted or not) is a table, not a function. */
+    if ((e == TK_WORD && kw < 0) || e == TK_QIDENT)
+        em->ddl = (em->prev == TK_WORD && (kw_flags(em->prev_kw) & KF_DDL)) ||
+                  (em->prev == TK_DOT && em->ddl);
+    else if (e != TK_DOT)
+        em->ddl = 0;
+    em->pprev = em->prev;
+    em->prev = e;
+    em->prev_kw = e == TK_WORD ? kw : -1;
+    em->last = n ? (u8)text[n - 1] : 0;
+    em->any = 1;
+}
+
+static void em_punct(struct emitter *em, u8 e)
+{
+    static const char txt[] = "()[],";
+    size_t at = e == TK_LPAREN ? 0 : e == TK_RPAREN ? 1 : e == TK_LBRACK ? 2 : e == TK_RBRACK ? 3 : 4;
+    em_tok(em, e, -1, (const u8 *)txt + at, 1);
+}
+
+/* ---- shaper ------------------------------------------------------------------------ */
+
+enum list { L_NONE, L_IN, L_ANY, L_EXEC, L_ARRAY, L_ROW };
+enum vals { V_NONE, V_HOLD, V_PLAIN }; /* VALUES rows here: collapsing, or keeping shape */
+
+enum stmt {
+    ST_NONE, ST_SAVEPOINT, ST_RELEASE, ST_ROLLBACK, ST_PREPARE, ST_EXECUTE, ST_DEALLOCATE,
+    ST_DECLARE, ST_FETCH, ST_CLOSE, ST_SET
+};
+
+/*
+ * One level of parentheses or brackets.  A frame that `hold`s has written nothing since its
+ * opener (a list) or since its first VALUES row: its content was literals and commas only,
+ * so the counters below are enough to write it out again.  Held frames are always the top
+ * of the stack.
+ */
+struct frame {
+    size_t n;     /* elements held (list) or rows held (VALUES) */
+    size_t ncols; /* VALUES: elements in every held row */
+    u8 close;     /* TK_RPAREN or TK_RBRACK */
+    u8 list;      /* enum list */
+    u8 hold;
+    u8 comma;     /* a held ',' after the last element or row */
+    u8 arr_kw;    /* 1: a held ARRAY keyword before its '['; 2: a held bare '[' sub-array */
+    u8 elem_arr;  /* the held elements are 1: ARRAY[...] lists, 2: [...] lists, 0: literals */
+    u8 ord;       /* in an ORDER BY / GROUP BY list: bare integers are ordinals */
+    u8 vrow;      /* a row of VALUES: NULL counts as a literal */
+    u8 vals;      /* enum vals */
+};
+
+struct norm {
+    struct lexer lx;
+    struct emitter em;
+    size_t cast_skip; /* CAST tokens already known not to start a literal */
+    size_t signs;     /* unary minus signs waiting for their operand */
+    size_t overflow;  /* nesting levels beyond the frame array */
+    size_t stmt_idx;  /* tokens seen in the current statement */
+    unsigned depth;   /* top frame; st[0] is the statement */
+    int prev_kw;
+    u8 prev_kind, pprev_kind, prev_operand;
+    u8 name_pos;  /* the next token is in a name position */
+    u8 null_atom; /* the next NULL is a literal (it is directly in a VALUES row) */
+    u8 stmt, swallow, swallowed;
+    struct frame st[NPROF__SQL_DEPTH_MAX];
+};
+
+/* ---- combiner ---------------------------------------------------------------------- */
+
+static int word_is(const struct tok *t, const char *w)
+{
+    size_t n = strlen(w);
+    if ((t->kind != TK_WORD) || t->n != n)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if ((t->p[i] & ~0x20) != (u8)w[i])
+            return 0;
+    return 1;
+}
+
+static int is_sign(const struct tok *t)
+{
+    return t->kind == TK_OP && t->n == 1 && (t->p[0] == '-' || t->p[0] == '+');
+}
+
+static int kw_is(const struct tok *t, int kw)
+{
+    return t->kind == TK_WORD && t->kw == kw;
+}
+
+/* Lexes the next token if it is of `kind`; otherwise leaves the lexer where it was. */
+static int accept(struct lexer *lx, struct tok *t, int kind)
+{
+    struct lexer save = *lx;
+    lex(lx, t);
+    if (t->kind == kind)
+        return 1;
+    *lx = save;
+    return 0;
+}
+
+/*
+ * A type name after '::' or AS: words (dotted), the multi-word names (double precision,
+ * character varying, timestamp with time zone), an optional (n[, n]) of plain integers and
+ * [] / [n] suffixes.  Returns 1 when a name was read; the lexer is then past it.
+ */
+static int parse_type(struct lexer *lx)
+{
+    struct tok t, u;
+    lex(lx, &t);
+    if (t.kind != TK_WORD && t.kind != TK_QIDENT)
+        return 0;
+    for (;;) {
+        struct lexer save = *lx;
+        lex(lx, &u);
+        if (u.kind == TK_DOT) {
+            lex(lx, &u);
+            if (u.kind == TK_WORD || u.kind == TK_QIDENT) {
+                t = u;
+                continue;
+            }
+        }
+        *lx = save;
+        break;
+    }
+    int timey = kw_is(&t, KW_TIME) || kw_is(&t, KW_TIMESTAMP);
+    const char *second = word_is(&t, "DOUBLE") ? "PRECISION"
+                         : (word_is(&t, "CHARACTER") || word_is(&t, "CHAR") || word_is(&t, "BIT"))
+                             ? "VARYING"
+                             : NULL;
+    if (second) {
+        struct lexer save = *lx;
+        lex(lx, &u);
+        if (!word_is(&u, second))
+            *lx = save;
+    }
+    {
+        struct lexer save = *lx;
+        int ok = 0;
+        if (accept(lx, &u, TK_LPAREN)) {
+            for (;;) {
+                lex(lx, &u);
+                if (u.kind != TK_NUMBER || !u.bare)
+                    break;
+                lex(lx, &u);
+                if (u.kind == TK_RPAREN) {
+                    ok = 1;
+                    break;
+                }
+                if (u.kind != TK_COMMA)
+                    break;
+            }
+        }
+        if (!ok)
+            *lx = save;
+    }
+    if (timey) {
+        struct lexer save = *lx;
+        lex(lx, &u);
+        int ok = kw_is(&u, KW_WITH) || kw_is(&u, KW_WITHOUT);
+        if (ok) {
+            lex(lx, &u);
+            ok = kw_is(&u, KW_TIME);
+        }
+        if (ok) {
+            lex(lx, &u);
+            ok = kw_is(&u, KW_ZONE);
+        }
+        if (!ok)
+            *lx = save;
+    }
+    for (;;) {
+        struct lexer save = *lx;
+        if (!accept(lx, &u, TK_LBRACK))
+            break;
+        lex(lx, &u);
+        if (u.kind == TK_NUMBER && u.bare)
+            lex(lx, &u);
+        if (u.kind != TK_RBRACK) {
+            *lx = save;
+            break;
+        }
+    }
+    return 1;
+}
+
+/* Casts written on a literal belong to it: '1'::int, $3::jsonb, 5::numeric(10)[]. */
+static void cast_suffixes(struct lexer *lx, struct tok *t)
+{
+    for (;;) {
+        struct lexer save = *lx;
+        struct tok u;
+        lex(lx, &u);
+        if (u.kind != TK_CAST || !parse_type(lx)) {
+            *lx = save;
+            return;
+        }
+        t->bare = 0;
+    }
+}
+
+/*
+ * Whether `t` starts a literal: a number, string, placeholder, TRUE/FALSE (not after IS or
+ * NOT: IS TRUE is a test like IS NULL) or a typed literal (DATE '...', whose string is then
+ * consumed).  `prev_kw` is the keyword before `t`.
+ */
+static int atom(struct lexer *lx, const struct tok *t, int prev_kw)
+{
+    switch (t->kind) {
+    case TK_NUMBER: case TK_STRING: case TK_PARAM:
+        return 1;
+    case TK_WORD:
+        if (t->kw == KW_TRUE || t->kw == KW_FALSE)
+            return prev_kw != KW_IS && prev_kw != KW_NOT;
+        if (kw_flags(t->kw) & KF_TYPED) {
+            struct tok u;
+            return accept(lx, &u, TK_STRING);
+        }
+        return 0;
+    }
+    return 0;
+}
+
+/*
+ * CAST(literal AS type) is a literal, nested CASTs included.  One scan counts the k leading
+ * "CAST (" openers, reads the literal and then as many "AS type )" closers as match (j).  If
+ * j < k, the outer k - j CASTs are plain keywords: this one is returned as such and the next
+ * k - j - 1 are marked in cast_skip, so that no CAST is scanned twice (linear time even for
+ * 50,000 nested CASTs); the inner j ones match again when the shaper reaches them.
+ */
+static void try_cast(struct norm *n, struct tok *t)
+{
+    struct lexer *lx = &n->lx, after = *lx;
+    struct tok u;
+    size_t k = 0;
+    if (!accept(lx, &u, TK_LPAREN))
+        return;
+    k = 1;
+    int pk;
+    for (;;) {
+        pk = lx->prev_kw;
+        lex(lx, &u);
+        while (is_sign(&u)) {
+            pk = lx->prev_kw;
+            lex(lx, &u);
+        }
+        if (kw_is(&u, KW_CAST)) {
+            struct tok v;
+            if (accept(lx, &v, TK_LPAREN)) {
+                k++;
+                continue;
+            }
+        }
+        break;
+    }
+    size_t j = 0;
+    /* In FETCH / MOVE every word is a name, so a word here is what the shaper would see as a
+     * literal too; NULL in a VALUES row is not (the row frame is not the CAST's). */
+    if (atom(lx, &u, pk) ||
+        (n->name_pos && ((u.kind == TK_WORD && u.kw < 0) || u.kind == TK_QIDENT))) {
+        cast_suffixes(lx, &u);
+        while (j < k) {
+            if (!accept(lx, &u, TK_WORD) || u.kw != KW_AS || !parse_type(lx))
+                break;
+            if (!accept(lx, &u, TK_RPAREN))
+                break;
+            cast_suffixes(lx, &u);
+            j++;
+        }
+    }
+    if (j == k) {
+        t->kind = TK_VALUE;
+        t->bare = 0;
+        t->name = n->name_pos;
+        return;
+    }
+    n->cast_skip = k - j - 1;
+    *lx = after;
+}
+
+/* The next token for the shaper, with literals combined into TK_VALUE. */
+static void next_token(struct norm *n, struct tok *t)
+{
+    struct lexer *lx = &n->lx;
+    int pk = lx->prev_kw;
+    lex(lx, t);
+    switch (t->kind) {
+    case TK_WORD:
+        if (t->kw == KW_CAST) {
+            if (n->cast_skip)
+                n->cast_skip--;
+            else
+                try_cast(n, t);
+            return;
+        }
+        if (t->kw == KW_NULL ? n->null_atom : atom(lx, t, pk))
+            break;
+        if (t->kw < 0 && n->name_pos)
+            break;
+        return;
+    case TK_QIDENT:
+        if (n->name_pos)
+            break;
+        return;
+    case TK_NUMBER: case TK_STRING: case TK_PARAM:
+        break;
+    default:
+        return;
+    }
+    t->kind = TK_VALUE;
+    t->name = n->name_pos;
+    cast_suffixes(lx, t);
+}
+
+/* ---- shaper: lists ----------------------------------------------------------------- */
+
+static void emit(struct norm *n, u8 e, int kw, const u8 *p, size_t len)
+{
+    em_tok(&n->em, e, kw, p, len);
+}
+
+static void emit_value(struct norm *n)
+{
+    emit(n, TK_VALUE, -1, NULL, 0);
+}
+
+static void emit_row(struct norm *n, size_t ncols)
+{
+    em_punct(&n->em, TK_LPAREN);
+    for (size_t c = 0; c < ncols; c++) {
+        if (c)
+            em_punct(&n->em, TK_COMMA);
+        emit_value(n);
+    }
+    em_punct(&n->em, TK_RPAREN);
+}
+
+/* Writes out what a held frame held back, exactly as it would have been written. */
+static void flush_frame(struct norm *n, struct frame *f)
+{
+    if (f->vals == V_HOLD) {
+        for (size_t r = 0; r < f->n; r++) {
+            if (r)
+                em_punct(&n->em, TK_COMMA);
+            emit_row(n, f->ncols);
+        }
+        if (f->comma)
+            em_punct(&n->em, TK_COMMA);
+        f->vals = V_PLAIN;
+    } else {
+        em_punct(&n->em, f->close == TK_RPAREN ? TK_LPAREN : TK_LBRACK);
+        for (size_t e = 0; e < f->n; e++) {
+            if (e)
+                em_punct(&n->em, TK_COMMA);
+            if (f->elem_arr) {
+                if (f->elem_arr == 1)
+                    emit(n, TK_WORD, KW_ARRAY, NULL, 0);
+                em_punct(&n->em, TK_LBRACK);
+                emit_value(n);
+                em_punct(&n->em, TK_RBRACK);
+            } else {
+                emit_value(n);
+            }
+        }
+        if (f->comma)
+            em_punct(&n->em, TK_COMMA);
+        if (f->arr_kw == 1)
+            emit(n, TK_WORD, KW_ARRAY, NULL, 0);
+        f->list = L_NONE;
+    }
+    f->hold = f->comma = f->arr_kw = f->elem_arr = 0;
+    f->n = 0;
+}
+
+/* The lists turned out not to be lists of literals: write out every held frame. */
+static void break_all(struct norm *n)
+{
+    unsigned i = n->depth;
+    if (!n->st[i].hold)
+        return;
+    while (i > 0 && n->st[i - 1].hold)
+        i--;
+    for (; i <= n->depth; i++)
+        flush_frame(n, &n->st[i]);
+}
+
+/* Ends holding before a token that cannot continue it: VALUES rows collapse, lists break. */
+static void leave_hold(struct norm *n)
+{
+    struct frame *f = &n->st[n->depth];
+    if (!f->hold)
+        return;
+    if (f->vals == V_HOLD && !f->comma && f->n) {
+        emit_row(n, f->ncols);
+        f->vals = V_NONE;
+        f->hold = 0;
+        f->n = 0;
+        return;
+    }
+    break_all(n);
+}
+
+static int push(struct norm *n, u8 close, u8 list, u8 hold, u8 vrow)
+{
+    if (n->overflow || n->depth + 1 >= NPROF__SQL_DEPTH_MAX) {
+        n->overflow++;
+        return 0;
+    }
+    struct frame *f = &n->st[++n->depth];
+    memset(f, 0, sizeof *f);
+    f->close = close;
+    f->list = list;
+    f->hold = hold;
+    f->vrow = vrow;
+    return 1;
+}
+
+/* A literal arrives at a held frame: returns 1 when the frame took it. */
+static int held_value(struct norm *n)
+{
+    struct frame *f = &n->st[n->depth];
+    if (!f->hold)
+        return 0;
+    if (f->vals == V_HOLD) {
+        leave_hold(n);
+        return 0;
+    }
+    if ((f->n == 0 || f->comma) && !f->arr_kw && !f->elem_arr) {
+        f->n++;
+        f->comma = 0;
+        return 1;
+    }
+    break_all(n);
+    return 0;
+}
+
+/* A closer arrives at a held frame: collapse the list when it was one. */
+static int close_held(struct norm *n, u8 kind)
+{
+    struct frame *f = &n->st[n->depth];
+    if (kind != f->close || f->n == 0 || f->comma || f->arr_kw) {
+        break_all(n);
+        return 0;
+    }
+    struct frame *parent = &n->st[n->depth - 1];
+    switch (f->list) {
+    case L_ROW:
+        if (parent->n && parent->ncols != f->n) {
+            break_all(n);
+            return 0;
+        }
+        parent->ncols = f->n;
+        parent->n++;
+        parent->comma = 0;
+        n->depth--;
+        return 1;
+    case L_ARRAY:
+        if (parent->hold && parent->arr_kw) {
+            parent->elem_arr = parent->arr_kw;
+            parent->n++;
+            parent->comma = 0;
+            parent->arr_kw = 0;
+            n->depth--;
+            return 1;
+        }
+        n->depth--;
+        em_punct(&n->em, TK_LBRACK);
+        emit_value(n);
+        em_punct(&n->em, TK_RBRACK);
+        return 1;
+    default:
+        n->depth--;
+        em_punct(&n->em, TK_LPAREN);
+        emit_value(n);
+        em_punct(&n->em, TK_RPAREN);
+        return 1;
+    }
+}
+
+/* Any other token arrives at a held frame: returns 1 when the frame took it. */
+static int held_token(struct norm *n, const struct tok *t)
+{
+    struct frame *f = &n->st[n->depth];
+    if (!f->hold)
+        return 0;
+    if (f->vals == V_HOLD) {
+        if (t->kind == TK_COMMA && !f->comma) {
+            f->comma = 1;
+            return 1;
+        }
+        if (t->kind == TK_LPAREN && f->comma && n->depth + 1 < NPROF__SQL_DEPTH_MAX) {
+            push(n, TK_RPAREN, L_ROW, 1, 1);
+            return 1;
+        }
+        leave_hold(n);
+        return 0;
+    }
+    switch (t->kind) {
+    case TK_COMMA:
+        if (f->n && !f->comma && !f->arr_kw) {
+            f->comma = 1;
+            return 1;
+        }
+        break;
+    case TK_RPAREN:
+    case TK_RBRACK:
+        return close_held(n, t->kind);
+    case TK_WORD:
+        if (t->kw == KW_ARRAY && (f->list == L_ANY || f->list == L_ARRAY) && !f->arr_kw &&
+            (f->n == 0 || (f->comma && f->elem_arr == 1))) {
+            f->arr_kw = 1;
+            return 1;
+        }
+        break;
+    case TK_LBRACK:
+        /* ARRAY[...] in ANY(...) or in an array; a bare [...] sub-array in an array */
+        if (n->depth + 1 < NPROF__SQL_DEPTH_MAX &&
+            (f->arr_kw == 1 || (f->list == L_ARRAY && !f->arr_kw &&
+                                (f->n == 0 || (f->comma && f->elem_arr == 2))))) {
+            if (!f->arr_kw)
+                f->arr_kw = 2;
+            push(n, TK_RBRACK, L_ARRAY, 1, 0);
+            return 1;
+        }
+        break;
+    }
+    break_all(n);
+    return 0;
+}
+
+static void plain_token(struct norm *n, const struct tok *t)
+{
+    struct frame *f = &n->st[n->depth];
+    int kw = t->kind == TK_WORD ? t->kw : -1;
+    if (!n->overflow && f->vals == V_PLAIN && t->kind != TK_COMMA &&
+        !(t->kind == TK_LPAREN && n->prev_kind == TK_COMMA))
+        f->vals = V_NONE;
+    switch (t->kind) {
+    case TK_LPAREN: {
+        if (n->overflow || n->depth + 1 >= NPROF__SQL_DEPTH_MAX) {
+            n->overflow++;
+            break;
+        }
+        if (n->prev_kw == KW_VALUES) {
+            f->vals = V_HOLD;
+            f->hold = 1;
+            f->n = f->ncols = 0;
+            f->comma = 0;
+            push(n, TK_RPAREN, L_ROW, 1, 1);
+            return;
+        }
+        u8 list = L_NONE;
+        if (n->prev_kw == KW_IN)
+            list = L_IN;
+        else if (n->prev_kw == KW_ANY || n->prev_kw == KW_SOME ||
+                 (n->prev_kw == KW_ALL && n->pprev_kind == TK_OP))
+            list = L_ANY;
+        else if (n->prev_kind == TK_NAME && n->stmt == ST_EXECUTE)
+            list = L_EXEC;
+        push(n, TK_RPAREN, list, list != L_NONE, f->vals == V_PLAIN && n->prev_kind == TK_COMMA);
+        if (list != L_NONE)
+            return;
+        break;
+    }
+    case TK_LBRACK:
+        if (n->prev_kw == KW_ARRAY && !n->overflow && n->depth + 1 < NPROF__SQL_DEPTH_MAX) {
+            push(n, TK_RBRACK, L_ARRAY, 1, 0);
+            return;
+        }
+        push(n, TK_RBRACK, L_NONE, 0, 0);
+        break;
+    case TK_RPAREN:
+    case TK_RBRACK:
+        if (n->overflow)
+            n->overflow--;
+        else if (n->depth)
+            n->depth--;
+        break;
+    case TK_SEMI:
+        n->depth = 0;
+        n->overflow = 0;
+        memset(&n->st[0], 0, sizeof n->st[0]);
+        break;
+    case TK_WORD:
+        if (kw >= 0 && !n->overflow) {
+            if (kw_flags(kw) & KF_CLAUSE)
+                f->ord = 0;
+            if (kw == KW_BY && (n->prev_kw == KW_ORDER || n->prev_kw == KW_GROUP))
+                f->ord = 1;
+        }
+        break;
+    }
+    emit(n, t->kind, kw, t->p, t->n);
+}
+
+static void set_prev(struct norm *n, u8 kind, int kw, u8 operand)
+{
+    n->pprev_kind = n->prev_kind;
+    n->prev_kind = kind;
+    n->prev_kw = kw;
+    n->prev_operand = operand;
+}
+
+static void generic(struct norm *n, const struct tok *t)
+{
+    int kw = t->kind == TK_WORD ? t->kw : -1;
+    if (is_sign(t) && !n->prev_operand) {
+        /* Unary: a minus waits for its operand, which absorbs it if it is a literal.  A
+         * unary plus changes nothing and is dropped. */
+        if (t->p[0] == '-') {
+            n->signs++;
+            set_prev(n, TK_OP, -1, 0);
+        }
+        return;
+    }
+    if (t->kind == TK_VALUE) {
+        size_t had_signs = n->signs;
+        struct frame *f = &n->st[n->depth];
+        n->signs = 0;
+        if (t->name) {
+            leave_hold(n);
+            emit(n, TK_NAME, -1, NULL, 0);
+            set_prev(n, TK_NAME, -1, 1);
+            return;
+        }
+        if (!held_value(n)) {
+            if (!n->overflow && f->vals == V_PLAIN)
+                f->vals = V_NONE;
+            if (!n->overflow && f->ord && (n->prev_kw == KW_BY || n->prev_kind == TK_COMMA) &&
+                t->bare && !had_signs)
+                emit(n, TK_RAWNUM, -1, t->p, t->n);
+            else
+                emit_value(n);
+        }
+        set_prev(n, TK_VALUE, -1, 1);
+        return;
+    }
+    if (n->signs) {
+        leave_hold(n);
+        for (; n->signs; n->signs--)
+            emit(n, TK_OP, -1, (const u8 *)"-", 1);
+    }
+    if (!held_token(n, t))
+        plain_token(n, t);
+    u8 operand = (t->kind == TK_WORD && (kw < 0 || (kw_flags(kw) & KF_VALUE))) ||
+                 t->kind == TK_QIDENT || t->kind == TK_RPAREN || t->kind == TK_RBRACK;
+    set_prev(n, t->kind, kw, operand);
+}
+
+/* ---- shaper: statements ------------------------------------------------------------ */
+
+static u8 stmt_kind(int kw)
+{
+    switch (kw) {
+    case KW_SAVEPOINT: return ST_SAVEPOINT;
+    case KW_RELEASE: return ST_RELEASE;
+    case KW_ROLLBACK: return ST_ROLLBACK;
+    case KW_PREPARE: return ST_PREPARE;
+    case KW_EXECUTE: return ST_EXECUTE;
+    case KW_DEALLOCATE: return ST_DEALLOCATE;
+    case KW_DECLARE: return ST_DECLARE;
+    case KW_FETCH: case KW_MOVE: return ST_FETCH;
+    case KW_CLOSE: return ST_CLOSE;
+    case KW_SET: return ST_SET;
+    }
+    return ST_NONE;
+}
+
+/*
+ * Statement-level rules: names that ORMs and drivers make up afresh (savepoints, prepared
+ * statements, cursors) become "?" in both styles (they are not parameters, so they take no
+ * $n), and the value of a SET becomes one literal.
+ */
+static void process(struct norm *n, struct tok *t)
+{
+    if (n->swallow) {
+        if (t->kind != TK_SEMI) {
+            n->swallowed = 1;
+            return;
+        }
+        if (n->swallowed)
+            emit_value(n);
+        n->swallow = n->swallowed = 0;
+    }
+    if (is_sign(t) && !n->prev_operand) {
+        generic(n, t); /* absorbed or dropped: the statement has not moved on */
+        return;
+    }
+    size_t idx = n->stmt_idx++;
+    int kw = t->kind == TK_WORD ? t->kw : -1;
+    int name_next = 0, swallow = 0;
+    if (idx == 0)
+        n->stmt = stmt_kind(kw);
+    switch (n->stmt) {
+    case ST_SAVEPOINT: case ST_PREPARE: case ST_EXECUTE: case ST_DECLARE: case ST_CLOSE:
+        name_next = idx == 0;
+        break;
+    case ST_RELEASE:
+        name_next = idx == 0 || (idx == 1 && kw == KW_SAVEPOINT);
+        break;
+    case ST_ROLLBACK:
+        name_next = kw == KW_TO || (kw == KW_SAVEPOINT && n->prev_kw == KW_TO);
+        break;
+    case ST_DEALLOCATE:
+        if (idx == 1 && kw == KW_PREPARE) { /* DEALLOCATE [PREPARE] name: one form */
+            set_prev(n, TK_WORD, kw, 0);
+            n->name_pos = 1;
+            return;
+        }
+        name_next = idx == 0;
+        break;
+    case ST_FETCH:
+        name_next = 1; /* FETCH / MOVE: counts and cursor names alike */
+        if (kw == KW_IN)
+            t->kw = KW_FROM;
+        break;
+    case ST_SET:
+        if (n->depth == 0 && !n->overflow &&
+            (kw == KW_TO || (t->kind == TK_OP && t->n == 1 && t->p[0] == '=') ||
+             (kw == KW_ZONE && n->prev_kw == KW_TIME) ||
+             ((kw == KW_NAMES || kw == KW_SCHEMA) && idx <= 2)))
+            swallow = 1;
+        if (swallow && kw == KW_TO) { /* SET x TO v and SET x = v are one statement */
+            t->kind = TK_OP;
+            t->kw = -1;
+            t->p = (const u8 *)"=";
+            t->n = 1;
+        }
+        break;
+    }
+    generic(n, t);
+    if (t->kind == TK_SEMI) {
+        n->stmt_idx = 0;
+        n->stmt = ST_NONE;
+        name_next = 0;
+    }
+    n->name_pos = (u8)name_next;
+    if (swallow) {
+        n->swallow = 1;
+        n->swallowed = 0;
+        n->name_pos = 0;
+    }
+}
+
+static void run(struct norm *n, const char *sql, size_t len)
+{
+    struct tok t;
+    n->lx.s = (const u8 *)sql;
+    n->lx.len = len;
+    n->lx.prev_kw = -1;
+    n->prev_kw = -1;
+    n->em.prev_kw = -1;
+    for (;;) {
+        n->null_atom = !n->overflow && n->st[n->depth].vrow;
+        next_token(n, &t);
+        if (t.kind == TK_EOF)
+            break;
+        process(n, &t);
+    }
+    if (n->swallow && n->swallowed)
+        emit_value(n);
+    leave_hold(n);
+    for (; n->signs; n->signs--)
+        emit(n, TK_OP, -1, (const u8 *)"-", 1);
+}
+
+/* ---- public ------------------------------------------------------------------------ */
+
+int nprof_sql_normalize(const char *sql, size_t len, int style, char *out, size_t cap,
+                        size_t *out_len)
+{
+    if (out_len)
+        *out_len = 0;
+    if (!sql && len)
+        return nprof__fail(NPROF_EINVAL, "nprof_sql_normalize: sql is NULL with len %zu", len);
+    if (!out && cap)
+        return nprof__fail(NPROF_EINVAL, "nprof_sql_normalize: out is NULL with cap %zu", cap);
+    if (style != NPROF_SQL_QMARK && style != NPROF_SQL_DOLLAR)
+        return nprof__fail(NPROF_EINVAL, "nprof_sql_normalize: unknown style %d", style);
+    struct norm n;
+    memset(&n, 0, sizeof n);
+    n.em.out = out;
+    n.em.room = cap ? cap - 1 : 0;
+    n.em.style = style;
+    run(&n, sql ? sql : "", len);
+    if (cap)
+        out[n.em.len < cap ? n.em.len : cap - 1] = '\0';
+    if (out_len)
+        *out_len = n.em.len;
+    if (n.em.len >= cap)
+        return nprof__fail(NPROF_ERANGE, "nprof_sql_normalize: %zu bytes needed, cap is %zu",
+                           n.em.len + 1, cap);
+    return NPROF_OK;
+}
+
+uint64_t nprof_sql_fingerprint(const char *sql, size_t len)
+{
+    XXH3_state_t xx;
+    struct norm n;
+    if (!sql)
+        len = 0;
+    memset(&n, 0, sizeof n);
+    XXH3_INITSTATE(&xx);
+    XXH3_64bits_reset(&xx);
+    n.em.xx = &xx;
+    n.em.style = NPROF_SQL_QMARK;
+    run(&n, sql ? sql : "", len);
+    XXH3_64bits_update(&xx, n.em.stage, n.em.stage_len);
+    uint64_t h = XXH3_64bits_digest(&xx);
+    return h ? h : 1;
+}

@@ -1,0 +1,163 @@
+/*
+ * tests/test_sql_record.c: recording queries with their shape (nprof_sql_record): the
+ * normalized text and fingerprint it fills in, N+1 detection across literals, the PCRE2
+ * ignore rules (opt.sql_ignore), long queries, and bad input.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "nprof_test.h"
+#include "test.h"
+
+static int record_sql(nprof_profile *p, const char *sql)
+{
+    nprof_query q = {.sql = sql, .sql_len = strlen(sql), .duration_ns = 1000};
+    return nprof_sql_record(p, &q);
+}
+
+TEST(queries_that_differ_in_literals_form_one_n_plus_one_pattern)
+{
+    nprof_runtime *rt = make_runtime(NULL);
+    nprof_profile *p;
+    ASSERT_OK(nprof_request_begin(rt, "GET", 3, "/articles", 9, 0, &p));
+    ASSERT_OK(record_sql(p, "SELECT * FROM articles"));
+    char sql[96];
+    for (int id = 1; id <= 5; id++) {
+        snprintf(sql, sizeof sql, "SELECT * FROM authors WHERE id = %d", id);
+        ASSERT_OK(record_sql(p, sql));
+    }
+    ASSERT_OK(nprof_request_end(p, 200));
+    nprof_profile_info info;
+    nprof_profile_get_info(p, &info);
+    ASSERT_EQ_U64(info.pattern_count, 2);
+    ASSERT_EQ_U64(info.n_plus_one_count, 1);
+    nprof_pattern_info pi;
+    ASSERT_OK(nprof_profile_pattern(p, 1, &pi));
+    ASSERT_EQ_U64(pi.count, 5);
+    ASSERT_EQ_U64(pi.fingerprint, nprof_sql_fingerprint("SELECT * FROM authors WHERE id = 42", 35));
+    ASSERT_TRUE(pi.normalized != NULL);
+    char norm[128];
+    size_t n;
+    ASSERT_OK(nprof_sql_normalize("SELECT * FROM authors WHERE id = 1", 34, NPROF_SQL_QMARK, norm, sizeof norm, &n));
+    ASSERT_MEM_STR(pi.normalized, pi.normalized_len, norm);
+    nprof_query_info qi;
+    ASSERT_OK(nprof_profile_query(p, 3, &qi));
+    ASSERT_EQ_U64(qi.fingerprint, pi.fingerprint);
+    ASSERT_MEM_STR(qi.sql, qi.sql_len, "SELECT * FROM authors WHERE id = 3");
+    nprof_request_discard(p);
+    nprof_runtime_destroy(rt);
+}
+
+TEST(transaction_control_is_recorded_but_not_counted_as_a_pattern)
+{
+    nprof_runtime *rt = make_runtime("n_plus_one_threshold=2");
+    nprof_profile *p;
+    ASSERT_OK(nprof_request_begin(rt, "POST", 4, "/", 1, 0, &p));
+    const char *ignored[] = {"SAVEPOINT \"s1_x1\"", "RELEASE SAVEPOINT \"s1_x1\"", "savepoint s2",
+                             "SET search_path TO public", "BEGIN", "COMMIT", "ROLLBACK",
+                             "SHOW TIME ZONE"};
+    for (size_t i = 0; i < sizeof ignored / sizeof ignored[0]; i++) {
+        ASSERT_OK(record_sql(p, ignored[i]));
+        ASSERT_OK(record_sql(p, ignored[i]));
+    }
+    ASSERT_OK(record_sql(p, "UPDATE t SET a = 1"));
+    ASSERT_OK(nprof_request_end(p, 200));
+    nprof_profile_info info;
+    nprof_profile_get_info(p, &info);
+    ASSERT_EQ_U64(info.sql_count, 17);
+    ASSERT_EQ_U64(info.pattern_count, 1); /* only the UPDATE */
+    ASSERT_EQ_U64(info.n_plus_one_count, 0);
+    ASSERT_EQ_U64(info.exact_repeats, 0);
+    nprof_request_discard(p);
+    nprof_runtime_destroy(rt);
+}
+
+TEST(the_ignore_rule_is_configurable_and_can_be_empty)
+{
+    nprof_runtime *rt = make_runtime("sql_ignore=^SELECT \\?$,n_plus_one_threshold=2");
+    ASSERT_TRUE(rt);
+    nprof_profile *p;
+    ASSERT_OK(nprof_request_begin(rt, "GET", 3, "/", 1, 0, &p));
+    record_sql(p, "select 1");
+    record_sql(p, "SELECT 1");
+    record_sql(p, "SAVEPOINT a");
+    record_sql(p, "SAVEPOINT b");
+    nprof_request_end(p, 200);
+    nprof_profile_info info;
+    nprof_profile_get_info(p, &info);
+    ASSERT_EQ_U64(info.pattern_count, 1); /* SAVEPOINT ? counted, SELECT 1 ignored */
+    ASSERT_EQ_U64(info.n_plus_one_count, 1);
+    nprof_request_discard(p);
+    nprof_runtime_destroy(rt);
+
+    rt = make_runtime("sql_ignore=");
+    ASSERT_OK(nprof_request_begin(rt, "GET", 3, "/", 1, 0, &p));
+    record_sql(p, "BEGIN");
+    nprof_request_end(p, 200);
+    nprof_profile_get_info(p, &info);
+    ASSERT_EQ_U64(info.pattern_count, 1);
+    nprof_request_discard(p);
+    nprof_runtime_destroy(rt);
+
+    /* A comma inside the pattern is written \, in NANOPROF_CONF style text. */
+    rt = make_runtime("sql_ignore=^SELECT a\\, b FROM t$");
+    ASSERT_TRUE(rt);
+    nprof_ctl_value v;
+    ASSERT_OK(nprof_ctl_get(rt, "opt.sql_ignore", &v));
+    ASSERT_STR(v.s, "^SELECT a, b FROM t$");
+    nprof_runtime_destroy(rt);
+}
+
+TEST(a_long_query_keeps_its_whole_fingerprint_and_a_cut_normalized_text)
+{
+    nprof_runtime *rt = make_runtime("max_sql_bytes=64");
+    nprof_profile *p;
+    ASSERT_OK(nprof_request_begin(rt, "GET", 3, "/", 1, 0, &p));
+    char sql[400];
+    int len = snprintf(sql, sizeof sql, "SELECT a, b, c, d, e, f, g, h FROM wide WHERE x = 1 AND y = 'two' AND z IN (1, 2, 3) ORDER BY a");
+    nprof_query q = {.sql = sql, .sql_len = (size_t)len, .duration_ns = 5};
+    ASSERT_OK(nprof_sql_record(p, &q));
+    nprof_query_info qi;
+    ASSERT_OK(nprof_profile_query(p, 0, &qi));
+    ASSERT_EQ_U64(qi.fingerprint, nprof_sql_fingerprint(sql, (size_t)len));
+    ASSERT_EQ_U64(qi.sql_len, 64);
+    ASSERT_TRUE(qi.normalized != NULL && qi.normalized_len <= 64);
+    nprof_request_discard(p);
+    nprof_runtime_destroy(rt);
+}
+
+TEST(hostile_input_is_recorded_without_harm)
+{
+    nprof_runtime *rt = make_runtime(NULL);
+    nprof_profile *p;
+    ASSERT_OK(nprof_request_begin(rt, "GET", 3, "/", 1, 0, &p));
+    const char nul[] = "SELECT '\0' FROM t WHERE a = 'unterminated";
+    nprof_query q = {.sql = nul, .sql_len = sizeof nul - 1, .duration_ns = 1};
+    ASSERT_OK(nprof_sql_record(p, &q));
+    char *deep = malloc(200001);
+    memset(deep, '(', 100000);
+    memset(deep + 100000, ')', 100000);
+    deep[200000] = '\0';
+    q.sql = deep;
+    q.sql_len = 200000;
+    ASSERT_OK(nprof_sql_record(p, &q));
+    free(deep);
+    ASSERT_EQ_INT(nprof_sql_record(p, NULL), NPROF_EINVAL);
+    q.sql = NULL;
+    q.sql_len = 3;
+    ASSERT_EQ_INT(nprof_sql_record(p, &q), NPROF_EINVAL);
+    ASSERT_EQ_INT(nprof_sql_record(NULL, &q), NPROF_ENOPROFILE);
+    ASSERT_EQ_INT(nprof_sql_record(nprof_current(), &q), NPROF_ENOPROFILE);
+    nprof_request_discard(p);
+    nprof_runtime_destroy(rt);
+}
+
+int main(void)
+{
+    RUN(queries_that_differ_in_literals_form_one_n_plus_one_pattern);
+    RUN(transaction_control_is_recorded_but_not_counted_as_a_pattern);
+    RUN(the_ignore_rule_is_configurable_and_can_be_empty);
+    RUN(a_long_query_keeps_its_whole_fingerprint_and_a_cut_normalized_text);
+    RUN(hostile_input_is_recorded_without_harm);
+    return TEST_SUMMARY();
+}
