@@ -5,7 +5,7 @@
  * Everything here runs inside the host's request, so it reads the clock inline, writes only
  * into memory the profile already owns (inline arrays and text area first; the allocator only
  * when a request outgrows them) and takes no lock.  Profiles are recycled through the
- * runtime's pool (runtime.c) instead of being freed.
+ * runtime's pool (pool.c) instead of being freed.
  */
 #include "profile.h"
 

@@ -66,8 +66,9 @@ typedef struct nprof__phase_entry {
 } nprof__phase_entry;
 
 struct nprof_profile {
-    /* First cache line: what another thread touches when it evicts and recycles the profile,
-     * so that the rest stays in the cache of the core that builds it. */
+    /* Links, heap pointers and the owner: set when the profile is made or grows, read when
+     * it is freed or reused.  The store keeps the owner in its slots too, so a thread that
+     * evicts the profile hands it back without reading it (pool.c). */
     nprof_runtime *rt;
     nprof_profile *next;   /* link in a store's list of retired profiles */
     uint32_t owner_shard;  /* pool shard of the thread that built it (pool.c) */
