@@ -8,12 +8,13 @@ NPROF_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 NPROF_DEPS=${NPROF_DEPS:-${XDG_CACHE_HOME:-$HOME/.cache}/nanoprof}
 
 # Debian packages the build and the tests use: compilers and build tools; the four libraries
-# nanoprof uses; clang for the libFuzzer target, PostgreSQL for the tests that start a
+# nanoprof uses; clang and its runtime (libFuzzer is only Recommended by clang) for the fuzz
+# target, PostgreSQL for the tests that start a
 # throwaway server, libpg_query for the normalizer benchmark's anchor; npm for Zig.
 NPROF_PACKAGES=(
     gcc g++ make cmake ninja-build pkg-config binutils
     libpq-dev libpcre2-dev libxxhash-dev libjemalloc-dev
-    clang postgresql libpg-query-dev
+    clang libclang-rt-14-dev postgresql libpg-query-dev
     nodejs npm
 )
 

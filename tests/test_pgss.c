@@ -778,27 +778,14 @@ TEST(same_fingerprint_different_queryid_only_where_intended)
     ASSERT_EQ_U64(count[MK_UNEXPECTED], 0);
 }
 
-static int cmp_i64(const void *x, const void *y)
-{
-    int64_t a = *(const int64_t *)x, b = *(const int64_t *)y;
-    return (a > b) - (a < b);
-}
-
 static int cmp_u64(const void *x, const void *y)
 {
     uint64_t a = *(const uint64_t *)x, b = *(const uint64_t *)y;
     return (a > b) - (a < b);
 }
 
-static size_t distinct_i64(int64_t *v, size_t n)
-{
-    qsort(v, n, sizeof *v, cmp_i64);
-    size_t d = 0;
-    for (size_t i = 0; i < n; i++)
-        d += i == 0 || v[i] != v[i - 1];
-    return d;
-}
-
+/* Distinct values of `v` (sorted in place).  Query ids are compared as their unsigned bit
+ * patterns: the cast keeps distinct ids distinct. */
 static size_t distinct_u64(uint64_t *v, size_t n)
 {
     qsort(v, n, sizeof *v, cmp_u64);
@@ -811,13 +798,13 @@ static size_t distinct_u64(uint64_t *v, size_t n)
 TEST(agreement_rate)
 {
     size_t agree = 0, fp_agree = 0, n = 0;
-    int64_t *qids = calloc(n_stmts + 1, sizeof *qids);
+    uint64_t *qids = calloc(n_stmts + 1, sizeof *qids);
     uint64_t *fps = calloc(n_stmts + 1, sizeof *fps);
     for (size_t i = 0; i < n_stmts; i++) {
         struct stmt *s = &stmts[i];
         if (!s->executed)
             continue;
-        qids[n] = s->queryid;
+        qids[n] = (uint64_t)s->queryid;
         fps[n] = s->fp;
         n++;
         bool one_fp = true, one_qid = true;
@@ -832,7 +819,7 @@ TEST(agreement_rate)
         agree += one_fp;
         fp_agree += one_qid;
     }
-    size_t dq = distinct_i64(qids, n), df = distinct_u64(fps, n);
+    size_t dq = distinct_u64(qids, n), df = distinct_u64(fps, n);
     printf("agreement: %zu of %zu statements (%.1f%%) are in a queryid group that maps to exactly one "
            "fingerprint\n",
            agree, n, n ? 100.0 * (double)agree / (double)n : 0.0);
