@@ -57,6 +57,7 @@ pub fn build(b: *std.Build) !void {
         lib.linkSystemLibrary("dl");
         lib.linkSystemLibrary("xxhash");
         lib.linkSystemLibrary("pcre2-8");
+        lib.linkSystemLibrary("libpq"); // the pkg-config name: brings its include path
         // jemalloc is deliberately not linked: see runtime/alloc.c for why.
         b.installArtifact(lib);
     }
