@@ -10,8 +10,9 @@
  * Measured (ns/query; each case interleaved run by run with the others of its group):
  *   group "corpus", the whole corpus:
  *   - libpg_query: pg_query_normalize + pg_query_fingerprint, results freed  -- the ANCHOR
- *   - nanoprof: nprof_sql_normalize (NPROF_SQL_QMARK) + nprof_sql_fingerprint
- *   - nanoprof: nprof_sql_normalize alone, nprof_sql_fingerprint alone
+ *   - nanoprof: nprof_sql_shape (NPROF_SQL_QMARK): normalized text and fingerprint in one pass
+ *   - nanoprof: nprof_sql_normalize alone, nprof_sql_fingerprint alone, and the two calls one
+ *     after the other (two passes: what a caller that does not use nprof_sql_shape pays)
  *   - Python: bench/normalize_regex.py (precompiled re.sub passes) run as a subprocess,
  *     /usr/bin/python3 normalize_regex.py <corpus file> <passes>; the figure is the one it
  *     prints, timed inside Python around its loop (start-up excluded).  The corpus file is
@@ -134,6 +135,28 @@ typedef struct corpus_ctx {
 static char out_buf[4096];
 
 static double run_np_both(void *vctx, uint64_t ops)
+{
+    const corpus_ctx *c = vctx;
+    uint64_t acc = 0;
+    size_t j = 0;
+    uint64_t t0 = bench_now_ns();
+    for (uint64_t i = 0; i < ops; i++) {
+        const nc_query *q = &c->q[j];
+        size_t len = 0;
+        uint64_t fp = 0;
+        acc += (uint64_t)nprof_sql_shape(q->sql, q->len, NPROF_SQL_QMARK, out_buf, sizeof out_buf,
+                                         &len, &fp);
+        acc += len + fp;
+        if (++j == c->n)
+            j = 0;
+    }
+    uint64_t t1 = bench_now_ns();
+    bench_sink = acc;
+    return (double)(t1 - t0) / (double)ops;
+}
+
+/* The same result through the two separate calls: two normalization passes. */
+static double run_np_two_calls(void *vctx, uint64_t ops)
 {
     const corpus_ctx *c = vctx;
     uint64_t acc = 0;
@@ -484,17 +507,20 @@ int main(int argc, char **argv)
         bench_case cases[] = {
             {.name = "libpg_query normalize+fingerprint", .fn = run_pg_both, .ctx = &all,
              .ops = ops_for(pg_ns, 0, NC_COUNT)},
-            {.name = "nanoprof normalize+fingerprint", .fn = run_np_both, .ctx = &all,
+            {.name = "nanoprof normalize+fingerprint (nprof_sql_shape)", .fn = run_np_both,
+             .ctx = &all,
              .ops = ops_for(np_ns, 0.3, NC_COUNT)},
             {.name = "nanoprof normalize alone", .fn = run_np_normalize, .ctx = &all,
-             .ops = ops_for(np_ns / 2, 0.3, NC_COUNT)},
+             .ops = ops_for(np_ns, 0.3, NC_COUNT)},
             {.name = "nanoprof fingerprint alone", .fn = run_np_fingerprint, .ctx = &all,
-             .ops = ops_for(np_ns / 2, 0.3, NC_COUNT)},
+             .ops = ops_for(np_ns, 0.3, NC_COUNT)},
+            {.name = "nanoprof normalize, then fingerprint", .fn = run_np_two_calls,
+             .ctx = &all, .ops = ops_for(2 * np_ns, 0.3, NC_COUNT)},
             {.name = "Python re.sub normalizer", .fn = run_python, .ctx = NULL,
              .ops = have_python ? ops_for(py_ns, 1.1, NC_COUNT) : 0},
         };
-        enum { PG, NP, NP_NORM, NP_FP, PY };
-        int ncases = have_python ? 5 : 4;
+        enum { PG, NP, NP_NORM, NP_FP, NP_TWO, PY };
+        int ncases = have_python ? 6 : 5;
         printf("queries per measurement: libpg_query %llu, nanoprof %llu / %llu / %llu, "
                "Python %llu (%llu passes)\n",
                (unsigned long long)cases[PG].ops, (unsigned long long)cases[NP].ops,
@@ -510,6 +536,7 @@ int main(int argc, char **argv)
         print_mbps("nanoprof normalize+fingerprint", &cases[NP], avg_len);
         print_mbps("nanoprof normalize alone", &cases[NP_NORM], avg_len);
         print_mbps("nanoprof fingerprint alone", &cases[NP_FP], avg_len);
+        print_mbps("nanoprof normalize, then fingerprint", &cases[NP_TWO], avg_len);
         print_mbps("libpg_query normalize+fingerprint", &cases[PG], avg_len);
         bench_series vs_py = {0};
         if (have_python) {

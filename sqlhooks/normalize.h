@@ -21,6 +21,9 @@
  */
 #define NPROF__SQL_DOLLAR_MAX 65535u
 
+/* Bytes of normalized text the fingerprint's streaming pass gathers before feeding XXH3. */
+#define NPROF__SQL_STAGE 256
+
 /* The keyword id of the `len` bytes at `word` (ASCII case-insensitive), or -1. */
 int nprof__sql_keyword(const char *word, size_t len);
 

@@ -658,6 +658,27 @@ static int check_properties(const char *sql, size_t len)
             fprintf(stderr, "fingerprint is not XXH3 of \"%s\"\n", q);
             bad = 1;
         }
+        /* nprof_sql_shape: the same text and fingerprint in one call, in both styles, also
+         * when the text does not fit (then the fingerprint takes its own pass). */
+        char small[8];
+        for (int style = 0; style < 2 && !bad; style++) {
+            size_t cap = NPROF_SQL_NORMALIZED_MAX(len), sn = 0;
+            char *out = malloc(cap);
+            uint64_t sfp = 0, tfp = 0;
+            if (!out)
+                abort();
+            int rc = nprof_sql_shape(sql, len, style, out, cap, &sn, &sfp);
+            int rc2 = nprof_sql_shape(sql, len, style, small, sizeof small, NULL, &tfp);
+            const char *want = style ? d : q;
+            size_t wn = style ? nd : nq;
+            if (rc != 0 || sn != wn || memcmp(out, want, wn) != 0 || sfp != fp ||
+                tfp != fp || rc2 != (wn < sizeof small ? 0 : NPROF_ERANGE)) {
+                fprintf(stderr, "nprof_sql_shape (style %d) disagrees: rc %d/%d, \"%s\"\n",
+                        style, rc, rc2, out);
+                bad = 1;
+            }
+            free(out);
+        }
         char *qd = norm(d, nd, NPROF_SQL_QMARK, &nqd);
         if (!qd || nqd != nq || memcmp(qd, q, nq) != 0) {
             fprintf(stderr, "QMARK(DOLLAR(x)) \"%s\" != QMARK(x) \"%s\"\n", qd ? qd : "", q);
@@ -796,6 +817,43 @@ TEST(fingerprint_is_xxh3_of_the_qmark_text_and_never_zero)
     ASSERT_EQ_U64(nprof_sql_fingerprint(big, n), XXH3_64bits(q, qn));
     free(q);
     free(big);
+}
+
+/* Up to 1600 bytes the fingerprint hashes a stack copy of the text, beyond it a stream. */
+TEST(fingerprint_is_the_same_on_both_sides_of_the_buffered_limit)
+{
+    char buf[1700];
+    for (size_t i = 0; i < sizeof buf; i++)
+        buf[i] = "SELECT a1, 'x' FROM t WHERE b IN (1, 2) AND c = $1;\n"[i % 51];
+    for (size_t len = 1590; len <= 1610; len++) {
+        size_t qn;
+        char *q = norm(buf, len, NPROF_SQL_QMARK, &qn);
+        ASSERT_TRUE(q != NULL);
+        uint64_t h = XXH3_64bits(q, qn);
+        ASSERT_EQ_U64(nprof_sql_fingerprint(buf, len), h ? h : 1);
+        free(q);
+    }
+}
+
+TEST(shape_refuses_what_normalize_refuses)
+{
+    char out[64];
+    uint64_t fp = 7;
+    size_t n = 9;
+    ASSERT_EQ_INT(nprof_sql_shape(NULL, 3, NPROF_SQL_QMARK, out, sizeof out, &n, &fp),
+                  NPROF_EINVAL);
+    ASSERT_EQ_U64(fp, 0);
+    ASSERT_EQ_INT(nprof_sql_shape("SELECT 1", 8, 7, out, sizeof out, &n, &fp), NPROF_EINVAL);
+    ASSERT_EQ_INT(nprof_sql_shape("SELECT 1", 8, NPROF_SQL_QMARK, NULL, 5, &n, &fp),
+                  NPROF_EINVAL);
+    /* measuring only (out NULL, cap 0): the length and the fingerprint, NPROF_ERANGE */
+    ASSERT_EQ_INT(nprof_sql_shape("select 1", 8, NPROF_SQL_QMARK, NULL, 0, &n, &fp),
+                  NPROF_ERANGE);
+    ASSERT_EQ_U64(n, 8);
+    ASSERT_EQ_U64(fp, nprof_sql_fingerprint("SELECT ?", 8));
+    ASSERT_EQ_INT(nprof_sql_shape("select 1", 8, NPROF_SQL_QMARK, out, sizeof out, NULL, NULL),
+                  0);
+    ASSERT_STR(out, "SELECT ?");
 }
 
 TEST(small_buffers_are_cut_terminated_and_report_the_size_needed)
@@ -1246,6 +1304,8 @@ int main(void)
     RUN(dollar_numbers_follow_output_order_after_collapsing);
     RUN(same_shape_same_fingerprint_different_shape_different_fingerprint);
     RUN(fingerprint_is_xxh3_of_the_qmark_text_and_never_zero);
+    RUN(fingerprint_is_the_same_on_both_sides_of_the_buffered_limit);
+    RUN(shape_refuses_what_normalize_refuses);
     RUN(small_buffers_are_cut_terminated_and_report_the_size_needed);
     RUN(bad_arguments_are_refused);
     RUN(the_length_is_the_length_not_the_nul);

@@ -87,13 +87,24 @@ NPROF_API int nprof_sql_normalize(const char *sql, size_t len, int style, char *
 
 /*
  * The query's shape fingerprint: XXH3-64 (seed 0) of its normalized text in NPROF_SQL_QMARK
- * style, computed in the same single pass without a buffer (the text is fed to XXH3 in
- * small pieces), so it always agrees with nprof_sql_normalize().  Equal shapes give equal
+ * style, so it always agrees with nprof_sql_normalize(): a query of up to 1600 bytes is
+ * normalized into a stack buffer and hashed in one call, a longer one is normalized in a
+ * single pass whose text is fed to XXH3 in small pieces (no buffer of its size is needed).  Equal shapes give equal
  * fingerprints; the fingerprint of a normalized text, in either style, equals the fingerprint
  * of the original.  Never 0 (0 means "no fingerprint" elsewhere in the API): a digest of 0 is
  * returned as 1.  `sql` may be NULL when `len` is 0.
  */
 NPROF_API uint64_t nprof_sql_fingerprint(const char *sql, size_t len);
+
+/*
+ * nprof_sql_normalize() and nprof_sql_fingerprint() of the same query, at the cost of one
+ * normalization when `style` is NPROF_SQL_QMARK and the text fits in `out` (the fingerprint
+ * is then the hash of `out`); otherwise the fingerprint takes a pass of its own.  Arguments,
+ * results and errors are those of nprof_sql_normalize(); *fingerprint (may be NULL) receives
+ * the fingerprint of the whole query also after NPROF_ERANGE, and 0 after NPROF_EINVAL.
+ */
+NPROF_API int nprof_sql_shape(const char *sql, size_t len, int style, char *out, size_t cap,
+                              size_t *out_len, uint64_t *fingerprint);
 
 /*
  * Records a query into profile `p` as nprof_query_record() does, after giving it its shape:
