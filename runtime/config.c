@@ -28,6 +28,7 @@ typedef struct option {
 } option;
 
 static const char *const allocator_choices[] = {"auto", "jemalloc", "libc", NULL};
+static const char *const auto_on_off_choices[] = {"auto", "on", "off", NULL};
 
 #define FIELD(name) offsetof(nprof_config, name)
 static const option options[] = {
@@ -62,6 +63,26 @@ static const option options[] = {
      "ROLLBACK|END)\\b", 0, 0, NULL, "string",
      "A PCRE2 pattern matched against the normalized SQL: matching queries are timed and listed "
      "but not counted as N+1 patterns or duplicates (empty: none ignored)."},
+    {"slowlog_conninfo", OPT_STRING, FIELD(slowlog_conninfo), "", 0, 0, NULL, "string",
+     "libpq connection string of the slow-query log's database (empty: no log)."},
+    {"slowlog_table", OPT_STRING, FIELD(slowlog_table), "nanoprof_slow_queries", 0, 0, NULL,
+     "string", "Table of the slow-query log: letters, digits, '_', optionally schema.table."},
+    {"slowlog_queue_slots", OPT_UINT, FIELD(slowlog_queue_slots), "4096", 2, 1u << 24, NULL,
+     "uint", "Slow queries the log's queue holds while the writer catches up; more are dropped."},
+    {"slowlog_logged", OPT_BOOL, FIELD(slowlog_logged), "0", 0, 1, NULL, "bool",
+     "Keep the slow-query table LOGGED (survives a crash; written with synchronous_commit=off) "
+     "instead of UNLOGGED."},
+    {"slowlog_explain", OPT_BOOL, FIELD(slowlog_explain), "0", 0, 1, NULL, "bool",
+     "Store EXPLAIN (FORMAT JSON) plans of slow SELECTs, once per query shape per minute."},
+    {"slowlog_retention_s", OPT_UINT, FIELD(slowlog_retention_s), "604800", 0, 1u << 31, NULL,
+     "uint", "Slow-query rows older than this many seconds are deleted (0: kept)."},
+    {"slowlog_max_rows", OPT_UINT, FIELD(slowlog_max_rows), "1000000", 0, 4294967295.0, NULL,
+     "uint", "The slow-query table keeps at most this many rows, oldest deleted first (0: no bound)."},
+    {"slowlog_normalized_only", OPT_ENUM, FIELD(slowlog_normalized_only), "auto", 0, 0,
+     auto_on_off_choices, "enum(auto|on|off)",
+     "Store only the normalized SQL (no literals) in the slow-query log; auto: on in production."},
+    {"slowlog_redact_rule", OPT_STRING, FIELD(slowlog_redact_rule), "", 0, 0, NULL, "string",
+     "One more PCRE2 redaction rule for slow-query parameters and SQL, after the built-in ones."},
 };
 #define OPTION_COUNT (sizeof options / sizeof options[0])
 

@@ -27,13 +27,13 @@ static void make_key(void)
     pthread_key_create(&match_data_key, free_match_data);
 }
 
-/* This thread's match data: the rules only ask whether they match, so one pair suffices. */
+/* This thread's match data, with room for the groups nprof__rule_find() reports. */
 static pcre2_match_data *thread_match_data(void)
 {
     pthread_once(&match_data_once, make_key);
     pcre2_match_data *md = pthread_getspecific(match_data_key);
     if (!md) {
-        md = pcre2_match_data_create(1, NULL);
+        md = pcre2_match_data_create(8, NULL);
         if (md)
             pthread_setspecific(match_data_key, md);
     }
@@ -70,6 +70,35 @@ int nprof__rule_match(const nprof__rule *rule, const char *s, size_t len)
     int rc = rule->jit ? pcre2_jit_match(rule->code, (PCRE2_SPTR)s, len, 0, 0, md, NULL)
                        : pcre2_match(rule->code, (PCRE2_SPTR)s, len, 0, 0, md, NULL);
     return rc >= 0;
+}
+
+int nprof__rule_find(const nprof__rule *rule, const char *s, size_t len, size_t offset,
+                     size_t span[4])
+{
+    if (!rule->code || offset > len)
+        return 0;
+    pcre2_match_data *md = thread_match_data();
+    if (!md)
+        return 0;
+    int rc = rule->jit ? pcre2_jit_match(rule->code, (PCRE2_SPTR)s, len, offset, 0, md, NULL)
+                       : pcre2_match(rule->code, (PCRE2_SPTR)s, len, offset, 0, md, NULL);
+    if (rc < 0)
+        return 0;
+    const PCRE2_SIZE *ov = pcre2_get_ovector_pointer(md);
+    span[0] = ov[0];
+    span[1] = ov[1] < ov[0] ? ov[0] : ov[1]; /* \K can put the end before the start */
+    span[2] = span[0];
+    span[3] = span[1];
+    /* rc is 0 when the ovector was too small: then every pair it holds was set. */
+    int pairs = rc == 0 ? (int)pcre2_get_ovector_count(md) : rc;
+    for (int g = 1; g < pairs; g++) {
+        if (ov[2 * g] != PCRE2_UNSET && ov[2 * g + 1] >= ov[2 * g]) {
+            span[2] = ov[2 * g];
+            span[3] = ov[2 * g + 1];
+            break;
+        }
+    }
+    return 1;
 }
 
 void nprof__rule_free(nprof__rule *rule)

@@ -21,6 +21,15 @@ int nprof__rule_compile(nprof__rule *rule, const char *pattern, const char *what
  * when matching fails for lack of memory: a rule never breaks the request). */
 int nprof__rule_match(const nprof__rule *rule, const char *s, size_t len);
 
+/*
+ * Finds the first match at or after `offset` in `len` bytes of `s`: 1 with span[0..1] the
+ * match and span[2..3] its first group that took part (the match itself when none did, or
+ * the pattern has no groups), else 0 (no match, an empty rule, or matching failed for lack of
+ * memory).  Redaction (sqlhooks/redact.c) replaces that group, or the whole match.
+ */
+int nprof__rule_find(const nprof__rule *rule, const char *s, size_t len, size_t offset,
+                     size_t span[4]);
+
 void nprof__rule_free(nprof__rule *rule);
 
 #endif /* NPROF_RUNTIME_RULES_H */

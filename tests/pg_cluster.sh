@@ -8,6 +8,9 @@
 #   sh tests/pg_cluster.sh stop <dir>    stop the server and delete <dir> (a no-op when <dir> does
 #                                        not exist; refuses a directory that start did not create)
 #   sh tests/pg_cluster.sh status <dir>  exit 0 when the server answers, 1 otherwise
+#   sh tests/pg_cluster.sh pause <dir>   stop the server (fast shutdown) but keep <dir>, so that a
+#                                        test can see the database go away mid-stream
+#   sh tests/pg_cluster.sh resume <dir>  start a paused server again on the same data and socket
 #
 # Messages go to stderr; stdout carries only the conninfo.  Exit codes: 0 success, 1 failure
 # (the server log is printed), 2 usage error, 77 no PostgreSQL server binaries on this machine
@@ -35,7 +38,7 @@ timeout=${NPROF_PG_TIMEOUT:-30}
 
 say() { printf '%s: %s\n' "$prog" "$*" >&2; }
 die() { say "$*"; exit 1; }
-usage() { printf 'usage: %s start|stop|status <dir>\n' "$prog" >&2; exit 2; }
+usage() { printf 'usage: %s start|stop|status|pause|resume <dir>\n' "$prog" >&2; exit 2; }
 
 [ $# -eq 2 ] || usage
 cmd=$1
@@ -193,8 +196,28 @@ do_start() {
     printf 'host=%s port=%s dbname=postgres user=postgres\n' "$sock" "$port"
 }
 
+do_pause() {
+    [ -f "$dir/$marker" ] || die "$dir was not created by $prog start"
+    bindir=$(cat "$dir/$marker")
+    as_owner "$bindir/pg_ctl" -D "$dir/data" -m fast -w -t "$timeout" stop >/dev/null 2>&1 ||
+        die "pg_ctl stop failed"
+}
+
+do_resume() {
+    [ -f "$dir/$marker" ] || die "$dir was not created by $prog start"
+    bindir=$(cat "$dir/$marker")
+    if ! as_owner "$bindir/pg_ctl" -D "$dir/data" -l "$dir/postgres.log" -w -t "$timeout" start \
+        >"$dir/pg_ctl.log" 2>&1; then
+        sed 's/^/    /' "$dir/pg_ctl.log" >&2
+        print_log
+        die "pg_ctl start failed"
+    fi
+}
+
 case $cmd in
 start) do_start ;;
+pause) do_pause ;;
+resume) do_resume ;;
 stop) do_stop || exit 1 ;;
 status)
     [ -f "$dir/$marker" ] || exit 1

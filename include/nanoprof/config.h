@@ -44,6 +44,16 @@ typedef struct nprof_config {
     char sql_ignore[NPROF_CONFIG_STRING_MAX]; /* PCRE2 pattern over normalized SQL: matching
                                        queries are not counted as N+1 or duplicates
                                        (transaction control, SAVEPOINT, SET, SHOW) */
+    /* The slow-query log (nanoprof/slowlog.h; nprof_slowlog_options_from_config()). */
+    char slowlog_conninfo[NPROF_CONFIG_STRING_MAX]; /* libpq conninfo of its database ("") */
+    char slowlog_table[NPROF_CONFIG_STRING_MAX]; /* table name (nanoprof_slow_queries) */
+    uint32_t slowlog_queue_slots;   /* entries its queue holds (4096) */
+    int slowlog_logged;             /* LOGGED table + synchronous_commit=off, not UNLOGGED (0) */
+    int slowlog_explain;            /* store EXPLAIN plans of slow SELECTs (0) */
+    uint32_t slowlog_retention_s;   /* delete rows older than this, 0 never (604800) */
+    uint32_t slowlog_max_rows;      /* delete the oldest rows beyond this, 0 never (1000000) */
+    int slowlog_normalized_only;    /* enum: 0 auto (= production), 1 on, 2 off (auto) */
+    char slowlog_redact_rule[NPROF_CONFIG_STRING_MAX]; /* one more PCRE2 redaction rule ("") */
 } nprof_config;
 
 /* Fills `cfg` with the documented defaults.  Accepts NULL (does nothing). */

@@ -14,6 +14,8 @@
  *   profile.h  RequestProfile: phases, spans, queries, renderers
  *   store.h    ProfileStore ring buffer, snapshots, flame graphs
  *   sql.h      SQL normalization, fingerprints, recording queries with their shape
+ *   redact.h   PCRE2 redaction of parameters and SQL text
+ *   slowlog.h  the persistent slow-query log in a PostgreSQL table
  */
 #ifndef NANOPROF_NANOPROF_H
 #define NANOPROF_NANOPROF_H
@@ -25,5 +27,7 @@
 #include "profile.h"
 #include "store.h"
 #include "sql.h"
+#include "redact.h"
+#include "slowlog.h"
 
 #endif /* NANOPROF_NANOPROF_H */

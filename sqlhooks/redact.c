@@ -1,0 +1,193 @@
+/*
+ * sqlhooks/redact.c: redaction of parameter summaries and SQL text (nanoprof/redact.h).
+ *
+ * One pass over the input: each rule's next match is found once with PCRE2 (JIT) and cached;
+ * the leftmost cached match is replaced, the copy moves past it, and only the rules whose
+ * cached match now lies behind the copy position search again.  So every rule scans the
+ * input about once, whatever the number of matches, and nothing is copied twice (no buffer
+ * per rule).  The slow-query log calls this on the request path; it allocates nothing there
+ * (the match data is per thread, runtime/rules.c).
+ *
+ * The redactor itself is allocated with malloc, once, like the PCRE2 code it holds.
+ */
+#include "nanoprof/redact.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "runtime/rules.h"
+#include "runtime/text.h"
+
+struct nprof_redactor {
+    nprof__rule rules[NPROF_REDACT_MAX_RULES];
+    size_t rule_count;
+    size_t max_bytes;
+    size_t replacement_len;
+    char replacement[64];
+};
+
+/* The default rules; see the list in nanoprof/redact.h. */
+static const char *const default_rules[] = {
+    /* A value bound to a secret-looking key: key, optional closing quote, `=`, `:`, `=>` or
+     * SQL's `=`, then a quoted or bare value.  Only the value (the group that matched) goes. */
+    "(?i)(?:pass(?:word|wd|phrase)?|pwd|secret|token|api[_-]?key|auth(?:orization)?|"
+    "credentials?|private[_-]?key|session(?:[_-]?id)?|cookie)[\\w-]*[\"'`]?\\s*(?:=>|[:=])\\s*"
+    "(?:'((?:[^'\\\\]|\\\\.|'')*)'|\"((?:[^\"\\\\]|\\\\.)*)\"|(?!bearer\\s)([^\\s,;&)}\\]]+))",
+    /* Bearer tokens: the scheme stays, the credential goes. */
+    "(?i)\\bbearer\\s+([A-Za-z0-9._~+/=-]+)",
+    /* JSON Web Tokens: base64url header starting with {" (eyJ), payload, signature. */
+    "\\beyJ[A-Za-z0-9_-]*\\.[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]*",
+    /* E-mail addresses. */
+    "[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\\.[A-Za-z0-9-]+)*\\.[A-Za-z]{2,}",
+    /* Card-like digit runs: 13 to 19 digits, optionally grouped by single spaces or dashes. */
+    "(?<![\\d.])\\d(?:[ -]?\\d){12,18}(?![\\d.])",
+};
+#define DEFAULT_RULE_COUNT (sizeof default_rules / sizeof default_rules[0])
+
+void nprof_redact_options_init(nprof_redact_options *opts)
+{
+    if (!opts)
+        return;
+    *opts = (nprof_redact_options){
+        .flags = NPROF_REDACT_DEFAULTS,
+        .rules = NULL,
+        .rule_count = 0,
+        .replacement = NULL,
+        .max_bytes = 512,
+    };
+}
+
+void nprof_redactor_destroy(nprof_redactor *r)
+{
+    if (!r)
+        return;
+    for (size_t i = 0; i < r->rule_count; i++)
+        nprof__rule_free(&r->rules[i]);
+    free(r);
+}
+
+int nprof_redactor_create(const nprof_redact_options *opts, nprof_redactor **out)
+{
+    if (!out)
+        return nprof__fail(NPROF_EINVAL, "nprof_redactor_create: NULL out");
+    *out = NULL;
+    nprof_redact_options defaults;
+    if (!opts) {
+        nprof_redact_options_init(&defaults);
+        opts = &defaults;
+    }
+    size_t ndef = opts->flags & NPROF_REDACT_DEFAULTS ? DEFAULT_RULE_COUNT : 0;
+    if (opts->rule_count > NPROF_REDACT_MAX_RULES - ndef || (opts->rule_count && !opts->rules))
+        return nprof__fail(NPROF_EINVAL, "redaction: at most %zu user rules",
+                           (size_t)NPROF_REDACT_MAX_RULES - ndef);
+    const char *rep = opts->replacement ? opts->replacement : "[redacted]";
+    nprof_redactor *r = calloc(1, sizeof *r);
+    if (!r)
+        return NPROF_ENOMEM;
+    r->replacement_len = strlen(rep);
+    if (r->replacement_len >= sizeof r->replacement) {
+        free(r);
+        return nprof__fail(NPROF_EINVAL, "redaction: replacement longer than %zu bytes",
+                           sizeof r->replacement - 1);
+    }
+    memcpy(r->replacement, rep, r->replacement_len);
+    r->max_bytes = opts->max_bytes ? opts->max_bytes : SIZE_MAX;
+    for (size_t i = 0; i < ndef + opts->rule_count; i++) {
+        const char *pattern = i < ndef ? default_rules[i] : opts->rules[i - ndef];
+        char what[48];
+        snprintf(what, sizeof what, "redaction rule %zu", i < ndef ? i : i - ndef);
+        int rc = pattern ? nprof__rule_compile(&r->rules[i], pattern, what)
+                         : nprof__fail(NPROF_EINVAL, "%s: NULL pattern", what);
+        if (rc) {
+            r->rule_count = i;
+            nprof_redactor_destroy(r);
+            return rc;
+        }
+    }
+    r->rule_count = ndef + opts->rule_count;
+    *out = r;
+    return NPROF_OK;
+}
+
+/* The length of out[0..len) without a trailing UTF-8 sequence that the cut left incomplete. */
+static size_t utf8_trim_tail(const char *out, size_t len)
+{
+    size_t back = 0;
+    while (back < len && back < 3 && ((unsigned char)out[len - 1 - back] & 0xC0) == 0x80)
+        back++;
+    if (back == len)
+        return len;
+    unsigned char lead = (unsigned char)out[len - 1 - back];
+    size_t need = lead >= 0xF0 ? 4 : lead >= 0xE0 ? 3 : lead >= 0xC0 ? 2 : 1;
+    return need > back + 1 && lead >= 0xC0 ? len - 1 - back : len;
+}
+
+int nprof_redact(const nprof_redactor *r, const char *in, size_t len, char *out, size_t cap,
+                 size_t *out_len, int *truncated)
+{
+    if (out_len)
+        *out_len = 0;
+    if (truncated)
+        *truncated = 0;
+    if (!r || (!in && len) || (!out && cap))
+        return NPROF_EINVAL;
+    size_t limit = cap < r->max_bytes ? cap : r->max_bytes;
+    /* Per rule: the cached next match (span) and whether there is one. */
+    size_t span[NPROF_REDACT_MAX_RULES][4];
+    unsigned char found[NPROF_REDACT_MAX_RULES];
+    for (size_t i = 0; i < r->rule_count; i++) {
+        found[i] = (unsigned char)nprof__rule_find(&r->rules[i], in, len, 0, span[i]);
+    }
+    size_t pos = 0, n = 0;
+    int replaced = 0, cut = 0;
+    for (;;) {
+        /* The leftmost replacement among the rules; ties go to the rule listed first. */
+        size_t best = SIZE_MAX;
+        for (size_t i = 0; i < r->rule_count; i++) {
+            while (found[i]) {
+                /* A match whose group lies behind the copy position (another rule's
+                 * replacement covered it), or whose group is empty: look again further on.
+                 * `from` grows every time, so this ends. */
+                size_t from;
+                if (span[i][2] < pos)
+                    from = pos;
+                else if (span[i][3] == span[i][2])
+                    from = span[i][1] > span[i][0] ? span[i][1] : span[i][0] + 1;
+                else
+                    break;
+                found[i] = from <= len && nprof__rule_find(&r->rules[i], in, len, from, span[i]);
+            }
+            if (found[i] && (best == SIZE_MAX || span[i][2] < span[best][2]))
+                best = i;
+        }
+        size_t copy_end = best == SIZE_MAX ? len : span[best][2];
+        size_t chunk = copy_end - pos;
+        if (chunk > limit - n) {
+            chunk = limit - n;
+            cut = 1;
+        }
+        memcpy(out + n, in + pos, chunk);
+        n += chunk;
+        if (cut || best == SIZE_MAX)
+            break;
+        size_t rep = r->replacement_len;
+        if (rep > limit - n) {
+            rep = limit - n;
+            cut = 1;
+        }
+        memcpy(out + n, r->replacement, rep);
+        n += rep;
+        replaced++;
+        pos = span[best][3];
+        if (cut)
+            break;
+    }
+    if (cut)
+        n = utf8_trim_tail(out, n);
+    if (out_len)
+        *out_len = n;
+    if (truncated)
+        *truncated = cut;
+    return replaced;
+}
