@@ -21,7 +21,7 @@ const lib_flags = [_][]const u8{
 const c_program_flags = [_][]const u8{ "-std=c11", "-D_GNU_SOURCE", "-Wall", "-Wextra", "-fno-sanitize=undefined" };
 const cpp_program_flags = [_][]const u8{ "-std=c++17", "-D_GNU_SOURCE", "-Wall", "-Wextra", "-fno-sanitize=undefined" };
 
-const Kind = enum { lib, @"test", @"test-env", @"test-jemalloc", @"test-dlopen", @"test-pq", fuzz, tool, example, bench, @"bench-pgquery" };
+const Kind = enum { lib, @"test", @"test-env", @"test-jemalloc", @"test-dlopen", @"test-pq", fuzz, tool, example, bench, @"bench-pgquery", embed };
 
 const Entry = struct {
     kind: Kind,
@@ -39,6 +39,24 @@ pub fn build(b: *std.Build) !void {
     // ---- the library: shared and static, from the `lib` lines --------------------------
     var lib_sources = std.ArrayList([]const u8).init(b.allocator);
     for (entries) |e| if (e.kind == .lib) try lib_sources.append(e.path);
+    // `embed` sources: each NAME=path becomes -DNAME="<absolute path>" for .incbin.  zig's
+    // cache does not see files an assembler directive reads, so a hash of their contents goes
+    // into the flags too: editing one recompiles the source, as CMake's OBJECT_DEPENDS does.
+    var embed_sources = std.ArrayList(struct { path: []const u8, flags: []const []const u8 }).init(b.allocator);
+    for (entries) |e| if (e.kind == .embed) {
+        var flags = std.ArrayList([]const u8).init(b.allocator);
+        try flags.appendSlice(&lib_flags);
+        var hasher = std.hash.Wyhash.init(0);
+        for (e.env) |assignment| {
+            const eq = std.mem.indexOfScalar(u8, assignment, '=').?; // checked in readSources
+            const file = assignment[eq + 1 ..];
+            const contents = try b.build_root.handle.readFileAlloc(b.allocator, file, 16 << 20);
+            hasher.update(contents);
+            try flags.append(b.fmt("-D{s}=\"{s}\"", .{ assignment[0..eq], b.pathFromRoot(file) }));
+        }
+        try flags.append(b.fmt("-DNPROF_EMBED_CONTENT_HASH=0x{x}", .{hasher.final()}));
+        try embed_sources.append(.{ .path = e.path, .flags = flags.items });
+    };
 
     const shared = b.addSharedLibrary(.{ .name = "nanoprof", .target = target, .optimize = optimize, .version = version });
     const static = b.addStaticLibrary(.{ .name = "nanoprof", .target = target, .optimize = optimize });
@@ -50,6 +68,7 @@ pub fn build(b: *std.Build) !void {
 
     for ([_]*std.Build.Step.Compile{ shared, static }) |lib| {
         lib.addCSourceFiles(lib_sources.items, &lib_flags);
+        for (embed_sources.items) |es| lib.addCSourceFile(.{ .file = .{ .path = es.path }, .flags = es.flags });
         lib.addIncludePath(.{ .path = "include" });
         lib.addIncludePath(.{ .path = "." }); // upper layers include "runtime/..." headers
         lib.linkLibC();
@@ -75,7 +94,7 @@ pub fn build(b: *std.Build) !void {
     for (entries) |e| {
         const exe = switch (e.kind) {
             // libFuzzer targets need clang's -fsanitize=fuzzer: CMake builds them (NPROF_FUZZ).
-            .lib, .@"test-env", .fuzz => continue,
+            .lib, .embed, .@"test-env", .fuzz => continue,
             .@"test", .@"test-jemalloc", .@"test-pq", .bench, .@"bench-pgquery" => program(b, e.path, target, optimize, static),
             // sqlhooks/nanoprof_sql.c installs as nanoprof-sql, as in CMake.
             .tool => programNamed(b, try std.mem.replaceOwned(u8, b.allocator, std.fs.path.stem(e.path), "_", "-"), e.path, target, optimize, static),
@@ -112,7 +131,7 @@ pub fn build(b: *std.Build) !void {
                 test_step.dependOn(&b.addRunArtifact(exe).step);
             },
             .bench => b.installArtifact(exe),
-            .lib, .@"test-env", .fuzz => unreachable,
+            .lib, .embed, .@"test-env", .fuzz => unreachable,
         }
     }
 

@@ -101,6 +101,27 @@ int nprof__rule_find(const nprof__rule *rule, const char *s, size_t len, size_t 
     return 1;
 }
 
+long nprof__rule_replace(const nprof__rule *rule, const char *s, size_t len, const char *repl,
+                         char *out, size_t cap)
+{
+    if (!rule->code) {
+        if (len >= cap)
+            return -1;
+        memcpy(out, s, len);
+        out[len] = '\0';
+        return (long)len;
+    }
+    pcre2_match_data *md = thread_match_data();
+    if (!md)
+        return -1;
+    PCRE2_SIZE out_len = cap;
+    int rc = pcre2_substitute(rule->code, (PCRE2_SPTR)s, len, 0,
+                              PCRE2_SUBSTITUTE_GLOBAL | PCRE2_SUBSTITUTE_LITERAL, md, NULL,
+                              (PCRE2_SPTR)repl, PCRE2_ZERO_TERMINATED, (PCRE2_UCHAR *)out,
+                              &out_len);
+    return rc >= 0 ? (long)out_len : -1;
+}
+
 void nprof__rule_free(nprof__rule *rule)
 {
     pcre2_code_free((pcre2_code *)rule->code);

@@ -30,6 +30,15 @@ int nprof__rule_match(const nprof__rule *rule, const char *s, size_t len);
 int nprof__rule_find(const nprof__rule *rule, const char *s, size_t len, size_t offset,
                      size_t span[4]);
 
+/*
+ * Replaces every match of the rule in `len` bytes of `s` by the literal `repl` (NUL-terminated),
+ * writing the result to `out` (at most `cap` bytes, NUL included).  Returns the result's
+ * length (the input copied unchanged when nothing matched, or for an empty rule), or -1 when
+ * it does not fit or matching fails: the caller then keeps the input.  Never allocates.
+ */
+long nprof__rule_replace(const nprof__rule *rule, const char *s, size_t len, const char *repl,
+                         char *out, size_t cap);
+
 void nprof__rule_free(nprof__rule *rule);
 
 #endif /* NPROF_RUNTIME_RULES_H */

@@ -14,6 +14,8 @@
  *   profile.h  RequestProfile: phases, spans, queries, renderers
  *   store.h    ProfileStore ring buffer, snapshots, flame graphs
  *   sql.h      SQL normalization, fingerprints, recording queries with their shape
+ *   middleware.h  the request lifecycle of a web framework: headers, aggregation,
+ *                 dashboards and exports
  *   redact.h   PCRE2 redaction of parameters and SQL text
  *   slowlog.h  the persistent slow-query log in a PostgreSQL table
  */
@@ -27,6 +29,7 @@
 #include "profile.h"
 #include "store.h"
 #include "sql.h"
+#include "middleware.h"
 #include "redact.h"
 #include "slowlog.h"
 

@@ -1,0 +1,296 @@
+/*
+ * nanoprof/middleware.h: the request lifecycle of a web framework, written once in C, so
+ * that every adapter (a Python ASGI or Django middleware, a C HTTP server, Zig) is a thin
+ * layer over it: the reference document's PerformanceMiddleware.
+ *
+ * One middleware object is created over a runtime.  Per request, an adapter calls
+ *
+ *     nprof_mw_handle()          is this a dashboard request?  If so, send what it returns
+ *                                and stop here (dashboard requests are not profiled).
+ *     nprof_mw_request_begin()   method, path, query string, route if known, header lookup
+ *     nprof_mw_phase()           marks: middleware -> routing -> handler (optional)
+ *     nprof_mw_set_route()       when the router found the route template (optional)
+ *     nprof_mw_request_end()     status -> the headers to add (and, for ?profile=json, the
+ *                                body to send instead of the handler's)
+ *
+ * Between begin and end, the request's profile is st->profile (explicit-handle style, for
+ * event loops) and, unless opts.set_current is 0, also the thread's nprof_current() (for
+ * database hooks and thread-per-request servers); nprof_sql_record() and every call of
+ * profile.h work on it.
+ *
+ * What end does: every request is measured and aggregated (per route template: count,
+ * status classes, latency percentiles from a log-linear histogram, queries, SQL time; and
+ * totals, N+1 patterns), with no lock shared between threads on the way; 1 in
+ * opts.sample_every requests is kept in full in the runtime's store, and every slow, failed
+ * (5xx), N+1, over-budget or explicitly profiled request too.
+ *
+ * Options shared with the runtime (enabled, production, max_history,
+ * slow_query_threshold_ms, n_plus_one_threshold) are read from the runtime's configuration
+ * (nprof_runtime_config(), NANOPROF_CONF); the rest are in nprof_mw_options.
+ *
+ * Development and production (opt.production of the runtime):
+ *   - development: headers on every profiled response; ?profile=1 and ?profile=json are
+ *     honoured; the dashboard is served without a token;
+ *   - production: headers only on requests that ask with ?profile=1 (or json) and carry the
+ *     token; the dashboard needs the token too, and is off when no token is configured.
+ * The token travels in the X-Profile-Token header or the profile_token query parameter and
+ * is compared in constant time.  A wrong or missing token makes ?profile= be ignored (the
+ * request is served normally) and a dashboard request answer 403.
+ *
+ * Thread safety: every function may be called from any thread at once, except
+ * nprof_middleware_destroy().  An nprof_mw_state belongs to one request; its calls must
+ * not run concurrently (hand it over with your own synchronisation, as an event loop does).
+ */
+#ifndef NANOPROF_MIDDLEWARE_H
+#define NANOPROF_MIDDLEWARE_H
+
+#include "common.h"
+#include "profile.h"
+#include "runtime.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct nprof_middleware nprof_middleware;
+
+/* A route rule: every match of `pattern` (PCRE2, over the path) is replaced by
+ * `replacement` (literal text).  Both NUL-terminated, copied at create. */
+typedef struct nprof_mw_route_rule {
+    const char *pattern;
+    const char *replacement;
+} nprof_mw_route_rule;
+
+/* A per-route query budget.  `route` is a route template ("/users/{id}"), a method and a
+ * template ("GET /users/{id}"), or "*" for every route without a budget of its own.
+ * A request over either limit is flagged (X-Query-Budget header, dashboard). */
+typedef struct nprof_mw_budget {
+    const char *route;   /* NUL-terminated, copied at create */
+    uint32_t max_queries; /* 0: no limit on the count */
+    double max_sql_ms;    /* 0: no limit on SQL time */
+} nprof_mw_budget;
+
+/* When the per-request headers are produced. */
+enum nprof_mw_headers_mode {
+    NPROF_MW_HEADERS_AUTO = 0,    /* development: always; production: on ?profile= with token */
+    NPROF_MW_HEADERS_ALWAYS = 1,  /* on every profiled response */
+    NPROF_MW_HEADERS_ON_REQUEST = 2 /* only on ?profile= requests that are allowed */
+};
+
+typedef struct nprof_mw_options {
+    const char *dashboard_path; /* "/debug/performance"; NULL or "" turns the dashboard off.
+                                   Copied at create; at most 200 bytes, starting with '/' */
+    const char *token;          /* access token for the dashboard and ?profile= in production
+                                   (NULL: none); copied, at most 256 bytes */
+    uint32_t sample_every;      /* keep 1 in N ordinary requests in the store (1: all) */
+    double slow_request_ms;     /* a request slower than this is always kept (500.0) */
+    int headers;                /* enum nprof_mw_headers_mode (AUTO) */
+    int set_current;            /* begin makes the profile the thread's current one (1) */
+    int default_route_rules;    /* numeric ids, UUIDs and hex runs of 16+ digits in a path
+                                   segment become {id} (1) */
+    const nprof_mw_route_rule *route_rules; /* applied after the default rule, in order */
+    size_t route_rule_count;
+    const nprof_mw_budget *budgets; /* copied at create */
+    size_t budget_count;
+    uint32_t max_routes;        /* distinct METHOD + route rows; later ones are counted under
+                                   "{other}" (500) */
+    uint32_t max_n_plus_one;    /* distinct N+1 patterns tracked (256) */
+    uint32_t refresh_seconds;   /* dashboard auto-refresh period, 0: none (5) */
+    uint32_t dashboard_items;   /* rows in each recent list of the dashboard (50) */
+} nprof_mw_options;
+
+/* Fills `opts` with the documented defaults above.  Accepts NULL. */
+NPROF_API void nprof_mw_options_init(nprof_mw_options *opts);
+
+/*
+ * Creates a middleware over `rt` (which must outlive it) with `opts` (NULL: the defaults).
+ * Errors: NPROF_EINVAL (NULL `rt`/`out`, a dashboard path not starting with '/' or too long,
+ * a token too long, a rule or budget with NULL strings), NPROF_EPARSE (a route rule that is
+ * not a valid PCRE2 pattern; nprof_last_error_detail() says where), NPROF_ENOMEM.
+ */
+NPROF_API int nprof_middleware_create(nprof_runtime *rt, const nprof_mw_options *opts,
+                                      nprof_middleware **out);
+
+/* Frees the middleware and its aggregates.  Accepts NULL.  No request may be in flight. */
+NPROF_API void nprof_middleware_destroy(nprof_middleware *mw);
+
+NPROF_API nprof_runtime *nprof_middleware_runtime(const nprof_middleware *mw);
+
+/*
+ * Looks up a request header by name (ASCII case-insensitive), for the token.  Returns the
+ * value (not necessarily NUL-terminated) and its length in *value_len, or NULL when absent.
+ */
+typedef const char *(*nprof_mw_header_fn)(void *user, const char *name, size_t name_len,
+                                          size_t *value_len);
+
+/* A request as the adapter sees it.  Strings are given with their lengths and only read
+ * during the call they are passed to. */
+typedef struct nprof_mw_request {
+    const char *method;
+    size_t method_len;
+    const char *path;         /* without the query string */
+    size_t path_len;
+    const char *query;        /* the raw query string without '?', or NULL */
+    size_t query_len;
+    const char *route;        /* the framework's route template, or NULL (then rules apply) */
+    size_t route_len;
+    nprof_mw_header_fn header; /* may be NULL */
+    void *user;
+    uint64_t start_ticks;     /* nprof_ticks() when the request arrived, 0: now */
+} nprof_mw_request;
+
+/* What a request asked for with ?profile= and was allowed. */
+enum nprof_mw_profile_mode {
+    NPROF_MW_PROFILE_NONE = 0,
+    NPROF_MW_PROFILE_HEADER = 1, /* ?profile=1: headers on this response */
+    NPROF_MW_PROFILE_JSON = 2    /* ?profile=json: the profile is the response body */
+};
+
+/* The state of one request, owned by the adapter (on its stack or in its request object). */
+typedef struct nprof_mw_state {
+    nprof_profile *profile; /* NULL when profiling is off */
+    int profile_mode;       /* enum nprof_mw_profile_mode */
+    int authorized;         /* development mode, or the right token was given */
+    /* private */
+    nprof_middleware *mw_;
+    nprof_profile *prev_current_;
+    int mark_phase_;        /* phase opened by nprof_mw_phase(), or -1 */
+    int route_set_;
+} nprof_mw_state;
+
+/* One header.  `name` is static; `value` points into the owning header set; both are
+ * NUL-terminated as well as counted. */
+typedef struct nprof_mw_header {
+    const char *name;
+    size_t name_len;
+    const char *value;
+    size_t value_len;
+} nprof_mw_header;
+
+#define NPROF_MW_MAX_HEADERS 8
+#define NPROF_MW_HEADER_BYTES 3072
+
+/* A set of headers in memory the caller owns.  Values hold only bytes 0x20-0x7E (never CR,
+ * LF or other control or non-ASCII bytes), whatever the SQL or the paths contained. */
+typedef struct nprof_mw_headers {
+    size_t count;
+    nprof_mw_header items[NPROF_MW_MAX_HEADERS];
+    size_t used_;
+    char bytes_[NPROF_MW_HEADER_BYTES];
+} nprof_mw_headers;
+
+/*
+ * Starts a request: parses ?profile= and the token, begins the profile, opens the
+ * middleware phase mark and (opts.set_current) makes the profile the thread's current one.
+ * `st` is always initialised, so end can be called whatever happened.
+ * Returns NPROF_OK, NPROF_ENOPROFILE (profiling disabled: st->profile is NULL, end does
+ * nothing), NPROF_EINVAL (NULL argument), NPROF_ENOMEM.
+ */
+NPROF_API int nprof_mw_request_begin(nprof_middleware *mw, const nprof_mw_request *req,
+                                     nprof_mw_state *st);
+
+/* Phase mark: closes the phase opened by the previous mark and opens `phase`
+ * (enum nprof_phase); -1 just closes.  Sequential, for adapters that see the request move
+ * from middleware to routing to handler.  Nested phases: use nprof_phase_begin/end on
+ * st->profile instead.  Errors as nprof_phase_begin(). */
+NPROF_API int nprof_mw_phase(nprof_mw_state *st, int phase);
+
+/* The route template, when the framework learns it after begin (copied). */
+NPROF_API int nprof_mw_set_route(nprof_mw_state *st, const char *route, size_t len);
+
+/*
+ * Ends the request with HTTP `status`: closes the profile, aggregates it, fills `headers`
+ * (may be NULL; reset first) with X-Profile, Server-Timing, X-Query-Count, X-Slow-Queries,
+ * X-N-Plus-One (when there are patterns) and X-Query-Budget (when over budget) if the mode
+ * asks for them, and keeps or recycles the profile.  For a ?profile=json request, the
+ * profile is appended to `json_body` (may be NULL) as JSON and *json_replaces_body (may be
+ * NULL) is set to 1: send it as application/json instead of the handler's body.
+ * Restores the thread's previous current profile.  `st->profile` is NULL afterwards.
+ * Returns NPROF_OK or NPROF_ENOPROFILE (nothing to end).
+ */
+NPROF_API int nprof_mw_request_end(nprof_mw_state *st, int status, nprof_mw_headers *headers,
+                                   nprof_buf *json_body, int *json_replaces_body);
+
+/* A dashboard response. */
+typedef struct nprof_mw_response {
+    int status;               /* 200, 403, 404 or 405 */
+    const char *content_type; /* static */
+    nprof_mw_headers headers; /* Content-Security-Policy, Cache-Control, ... */
+    nprof_buf body;           /* release with nprof_mw_response_free() */
+} nprof_mw_response;
+
+/*
+ * Serves the dashboard.  Returns 1 when `req` is a dashboard request (its path is
+ * dashboard_path or one of the exports below it) and `out` holds the response to send;
+ * 0 when it is not (send it to the application; `out` is empty); a negative code on error
+ * (NPROF_EINVAL, NPROF_ENOMEM).  Paths under dashboard_path:
+ *     ""                 the HTML dashboard (self-contained; CSP with a per-response nonce)
+ *     /json              totals, routes, slow queries, N+1 patterns, slowest requests,
+ *                        memory, clock
+ *     /metrics           Prometheus text exposition format 0.0.4
+ *     /flamegraph.txt    collapsed stacks of the stored requests
+ *     /flamegraph.svg    the same as an SVG flame graph
+ *     /trace.json        Chrome Trace Event format of the stored requests (Perfetto)
+ * Only GET and HEAD are served (405 otherwise).  In production the token is required
+ * (403 without it), and without a configured token the dashboard is off (returns 0).
+ */
+NPROF_API int nprof_mw_handle(nprof_middleware *mw, const nprof_mw_request *req,
+                              nprof_mw_response *out);
+
+/* Frees the response's body.  Accepts NULL. */
+NPROF_API void nprof_mw_response_free(nprof_mw_response *resp);
+
+/* The renderers behind nprof_mw_handle(), for adapters that route by themselves.  Each
+ * appends to `out` (caller-owned, see nprof_buf). */
+NPROF_API int nprof_mw_render_json(nprof_middleware *mw, nprof_buf *out);
+NPROF_API int nprof_mw_render_html(nprof_middleware *mw, const char *nonce, nprof_buf *out);
+NPROF_API int nprof_mw_render_prometheus(nprof_middleware *mw, nprof_buf *out);
+NPROF_API int nprof_mw_render_flamegraph_svg(nprof_middleware *mw, nprof_buf *out);
+NPROF_API int nprof_mw_render_trace(nprof_middleware *mw, nprof_buf *out);
+
+/* Totals of the reference document, as aggregated so far. */
+typedef struct nprof_mw_totals {
+    uint64_t requests;          /* measured by this middleware */
+    uint64_t queries;
+    uint64_t sql_ns;
+    uint64_t slow_queries;      /* queries over slow_query_threshold_ms */
+    uint64_t n_plus_one_patterns; /* distinct N+1 shapes seen */
+    uint64_t n_plus_one_requests; /* requests with at least one */
+    uint64_t over_budget;       /* requests over their route's budget */
+    uint64_t errors;            /* status >= 500 */
+    uint64_t kept;              /* pushed into the store */
+    uint64_t routes;            /* distinct rows */
+} nprof_mw_totals;
+
+NPROF_API int nprof_mw_get_totals(nprof_middleware *mw, nprof_mw_totals *out);
+
+/* One route row, merged over every thread. */
+typedef struct nprof_mw_route_stats {
+    const char *method;     /* valid as long as the middleware; not NUL-terminated */
+    size_t method_len;
+    const char *route;
+    size_t route_len;
+    uint64_t count;
+    uint64_t status[6];     /* [0] other (0 or >= 600), [1] 1xx ... [5] 5xx */
+    uint64_t total_ns, max_ns, p50_ns, p95_ns, p99_ns;
+    uint64_t queries, sql_ns, slow_queries, n_plus_one, over_budget;
+} nprof_mw_route_stats;
+
+/* Fills `out` with the row of METHOD + route template, as requests have been aggregated.
+ * Errors: NPROF_ENOENT (no such row), NPROF_EINVAL. */
+NPROF_API int nprof_mw_route_stats_get(nprof_middleware *mw, const char *method,
+                                       size_t method_len, const char *route, size_t route_len,
+                                       nprof_mw_route_stats *out);
+
+/*
+ * The route template rules give `path` ("/users/17" -> "/users/{id}"), written to `out`
+ * (at most `cap` bytes with the NUL).  Returns the length, or NPROF_ERANGE / NPROF_EINVAL.
+ */
+NPROF_API int nprof_mw_route_template(nprof_middleware *mw, const char *path, size_t path_len,
+                                      char *out, size_t cap);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* NANOPROF_MIDDLEWARE_H */

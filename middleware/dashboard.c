@@ -1,0 +1,860 @@
+/*
+ * middleware/dashboard.c: what a dashboard request gets: the JSON document (the reference
+ * keys plus routes, slowest requests, memory and clock), the Prometheus text exposition,
+ * the HTML page made from the embedded templates, and nprof_mw_handle(), which routes a
+ * request below dashboard_path to one of them (or to the exports in export.c) with the
+ * security headers.  Everything here runs on the dashboard's own request, reading the
+ * aggregates and a snapshot of the store while requests keep flowing.
+ */
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <xxhash.h>
+
+#include "internal.h"
+#include "jsonw.h"
+#include "nanoprof/clock.h"
+#include "nanoprof/store.h"
+
+/* ---- gathering the rows ---------------------------------------------------------------- */
+
+typedef struct row {
+    nprof_mw_route_stats s;
+    const nprof__route *r;
+} row;
+
+typedef struct rows {
+    row *items;
+    size_t count, cap;
+    nprof__hist_flat *scratch;
+    /* called for each counted row while its merged histogram is in scratch (Prometheus) */
+    int (*each)(void *user, size_t index, const row *rw, const nprof__hist_flat *h);
+    void *user;
+} rows;
+
+static int collect_row(void *user, const nprof__route *r)
+{
+    rows *rs = user;
+    if (rs->count == rs->cap) {
+        size_t cap = rs->cap ? rs->cap * 2 : 64;
+        row *items = realloc(rs->items, cap * sizeof *items);
+        if (!items)
+            return NPROF_ENOMEM;
+        rs->items = items;
+        rs->cap = cap;
+    }
+    row *rw = &rs->items[rs->count];
+    nprof__mw_route_merge(r, rs->scratch, &rw->s);
+    rw->r = r;
+    if (!rw->s.count)
+        return NPROF_OK; /* made, and not yet counted by its first request */
+    if (rs->each) {
+        int rc = rs->each(rs->user, rs->count, rw, rs->scratch);
+        if (rc)
+            return rc;
+    }
+    rs->count++;
+    return NPROF_OK;
+}
+
+static int by_count_desc(const void *a, const void *b)
+{
+    const nprof_mw_route_stats *x = &((const row *)a)->s, *y = &((const row *)b)->s;
+    if (x->count != y->count)
+        return x->count < y->count ? 1 : -1;
+    size_t n = x->route_len < y->route_len ? x->route_len : y->route_len;
+    int c = memcmp(x->route, y->route, n);
+    return c ? c : (x->route_len > y->route_len) - (x->route_len < y->route_len);
+}
+
+static void rows_free(rows *rs)
+{
+    free(rs->items);
+    free(rs->scratch);
+}
+
+static int rows_collect(nprof_middleware *mw, rows *rs)
+{
+    rs->items = NULL;
+    rs->count = rs->cap = 0;
+    rs->scratch = malloc(sizeof *rs->scratch);
+    if (!rs->scratch)
+        return NPROF_ENOMEM;
+    rs->scratch->used = 0;
+    int rc = nprof__mw_routes_foreach(mw, collect_row, rs);
+    if (rc) {
+        rows_free(rs);
+        return rc;
+    }
+    return NPROF_OK;
+}
+
+/* ---- JSON ------------------------------------------------------------------------------ */
+
+static void route_json(nprof__jw *j, const nprof_mw_route_stats *s, const nprof__route *r)
+{
+    static const char *const cls[6] = {"other", "1xx", "2xx", "3xx", "4xx", "5xx"};
+    nprof__jw_sep(j);
+    nprof__jw_open(j, '{');
+    nprof__jw_kstr(j, "method", s->method, s->method_len);
+    nprof__jw_kstr(j, "route", s->route, s->route_len);
+    nprof__jw_ku64(j, "count", s->count);
+    nprof__jw_key(j, "status");
+    nprof__jw_open(j, '{');
+    for (int c = 0; c < 6; c++)
+        if (s->status[c])
+            nprof__jw_ku64(j, cls[c], s->status[c]);
+    nprof__jw_close(j, '}');
+    nprof__jw_kms(j, "p50_ms", s->p50_ns);
+    nprof__jw_kms(j, "p95_ms", s->p95_ns);
+    nprof__jw_kms(j, "p99_ms", s->p99_ns);
+    nprof__jw_kms(j, "max_ms", s->max_ns);
+    nprof__jw_kms(j, "mean_ms", s->count ? s->total_ns / s->count : 0);
+    nprof__jw_key(j, "mean_queries");
+    nprof__jw_fixed(j, s->count ? (s->queries * 100 + s->count / 2) / s->count : 0, 2);
+    nprof__jw_kms(j, "mean_sql_ms", s->count ? s->sql_ns / s->count : 0);
+    nprof__jw_ku64(j, "queries", s->queries);
+    nprof__jw_ku64(j, "slow_queries", s->slow_queries);
+    nprof__jw_ku64(j, "n_plus_one", s->n_plus_one);
+    nprof__jw_ku64(j, "over_budget", s->over_budget);
+    nprof__jw_key(j, "budget");
+    if (r->budget_queries || r->budget_sql_ns) {
+        nprof__jw_open(j, '{');
+        nprof__jw_ku64(j, "max_queries", r->budget_queries);
+        nprof__jw_kms(j, "max_sql_ms", r->budget_sql_ns);
+        nprof__jw_close(j, '}');
+    } else {
+        NPROF__JW_LIT(j, "null");
+    }
+    nprof__jw_close(j, '}');
+}
+
+static void recent_slow_json(nprof__jw *j, const nprof_snapshot *snap, size_t max)
+{
+    size_t n = 0;
+    for (size_t i = nprof_snapshot_count(snap); i-- > 0 && n < max;) {
+        const nprof_profile *p = nprof_snapshot_get(snap, i);
+        nprof_profile_info in;
+        if (nprof_profile_get_info(p, &in) || !in.slow_count)
+            continue;
+        for (size_t q = 0; q < in.queries_kept && n < max; q++) {
+            nprof_query_info qi;
+            if (nprof_profile_query(p, q, &qi) || !qi.slow)
+                continue;
+            nprof__jw_sep(j);
+            nprof__jw_open(j, '{');
+            nprof__jw_kstr(j, "sql", qi.sql, qi.sql_len);
+            nprof__jw_kms(j, "duration_ms", qi.duration_ns);
+            nprof__jw_ku64(j, "duration_ns", qi.duration_ns);
+            if (qi.normalized)
+                nprof__jw_kstr(j, "normalized", qi.normalized, qi.normalized_len);
+            nprof__jw_kstr(j, "method", in.method, in.method_len);
+            nprof__jw_kstr(j, "path", in.path, in.path_len);
+            nprof__jw_kstr(j, "route", in.route, in.route_len);
+            nprof__jw_kstr(j, "request_id", in.request_id, in.request_id_len);
+            nprof__jw_close(j, '}');
+            n++;
+        }
+    }
+}
+
+typedef struct np_list {
+    const nprof__np **items;
+    size_t count, cap;
+} np_list;
+
+static int collect_np(void *user, const nprof__np *np)
+{
+    np_list *l = user;
+    if (l->count == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 32;
+        const nprof__np **items = realloc(l->items, cap * sizeof *items);
+        if (!items)
+            return NPROF_ENOMEM;
+        l->items = items;
+        l->cap = cap;
+    }
+    l->items[l->count++] = np;
+    return NPROF_OK;
+}
+
+/* Most recent first. */
+static int np_recent_first(const void *a, const void *b)
+{
+    const nprof__np *x = *(const nprof__np *const *)a, *y = *(const nprof__np *const *)b;
+    uint64_t lx = atomic_load_explicit(&((nprof__np *)x)->last_ns, memory_order_relaxed);
+    uint64_t ly = atomic_load_explicit(&((nprof__np *)y)->last_ns, memory_order_relaxed);
+    return lx < ly ? 1 : lx > ly ? -1 : 0;
+}
+
+static void np_json(nprof__jw *j, const nprof__np *np)
+{
+    nprof__np *m = (nprof__np *)np;
+    nprof__jw_sep(j);
+    nprof__jw_open(j, '{');
+    nprof__jw_kstr(j, "sql", np->text, np->text_len);
+    char hex[16];
+    nprof__format_hex64(np->fingerprint, hex);
+    nprof__jw_kstr(j, "fingerprint", hex, 16);
+    nprof__jw_ku64(j, "repeats", atomic_load_explicit(&m->repeats, memory_order_relaxed));
+    nprof__jw_ku64(j, "requests", atomic_load_explicit(&m->requests, memory_order_relaxed));
+    nprof__jw_ku64(j, "max_in_request",
+                   atomic_load_explicit(&m->max_in_request, memory_order_relaxed));
+    nprof__jw_key(j, "routes");
+    nprof__jw_open(j, '[');
+    for (int i = 0; i < NPROF__NP_ROUTES; i++) {
+        nprof__route *r = atomic_load_explicit(&m->routes[i], memory_order_acquire);
+        if (!r)
+            break;
+        char key[NPROF__METHOD_MAX + 1 + NPROF__ROUTE_MAX];
+        memcpy(key, r->text, r->method_len);
+        key[r->method_len] = ' ';
+        memcpy(key + r->method_len + 1, r->text + r->method_len, r->route_len);
+        nprof__jw_sep(j);
+        nprof__jw_str(j, key, r->method_len + 1 + r->route_len);
+    }
+    nprof__jw_close(j, ']');
+    nprof__jw_close(j, '}');
+}
+
+static void slowest_json(nprof__jw *j, nprof_store *store, size_t max)
+{
+    nprof_snapshot *snap = NULL;
+    if (nprof_store_slowest(store, max, &snap) != NPROF_OK)
+        return;
+    for (size_t i = 0; i < nprof_snapshot_count(snap); i++) {
+        nprof_profile_info in;
+        if (nprof_profile_get_info(nprof_snapshot_get(snap, i), &in))
+            continue;
+        nprof__jw_sep(j);
+        nprof__jw_open(j, '{');
+        nprof__jw_kstr(j, "request_id", in.request_id, in.request_id_len);
+        nprof__jw_kstr(j, "method", in.method, in.method_len);
+        nprof__jw_kstr(j, "path", in.path, in.path_len);
+        nprof__jw_kstr(j, "route", in.route, in.route_len);
+        nprof__jw_ku64(j, "status", in.status > 0 ? (uint64_t)in.status : 0);
+        nprof__jw_kms(j, "total_ms", in.total_ns);
+        nprof__jw_kms(j, "middleware_ms", in.middleware_ns);
+        nprof__jw_kms(j, "routing_ms", in.routing_ns);
+        nprof__jw_kms(j, "handler_ms", in.handler_ns);
+        nprof__jw_kms(j, "sql_ms", in.sql_total_ns);
+        nprof__jw_ku64(j, "sql_count", in.sql_count);
+        nprof__jw_ku64(j, "n_plus_one", in.n_plus_one_count);
+        nprof__jw_close(j, '}');
+    }
+    nprof_snapshot_release(snap);
+}
+
+static void ctl_json(nprof__jw *j, nprof_runtime *rt, const char *key, const char *name)
+{
+    nprof_ctl_value v;
+    if (nprof_ctl_get(rt, name, &v) != NPROF_OK)
+        return;
+    nprof__jw_key(j, key);
+    if (v.type == NPROF_CTL_UINT)
+        nprof__jw_u64(j, v.u);
+    else if (v.type == NPROF_CTL_STRING)
+        nprof__jw_str(j, v.s, strlen(v.s));
+    else /* doubles: three decimals, clamped to what a uint64 holds */
+        nprof__jw_fixed(j, v.d > 0 && v.d < 1.8e16 ? (uint64_t)(v.d * 1000 + 0.5) : 0, 3);
+}
+
+int nprof_mw_render_json(nprof_middleware *mw, nprof_buf *out)
+{
+    if (!mw || !out)
+        return NPROF_EINVAL;
+    nprof_mw_totals t;
+    nprof_mw_get_totals(mw, &t);
+    const nprof_config *cfg = nprof_runtime_config(mw->rt);
+    nprof_store *store = nprof_runtime_store(mw->rt);
+    rows rs = {.each = NULL, .user = NULL};
+    int rc = rows_collect(mw, &rs);
+    if (rc)
+        return rc;
+    if (rs.count > 1)
+        qsort(rs.items, rs.count, sizeof *rs.items, by_count_desc);
+    np_list nl = {0};
+    rc = nprof__mw_np_foreach(mw, collect_np, &nl);
+    if (rc) {
+        rows_free(&rs);
+        free(nl.items);
+        return rc;
+    }
+    if (nl.count > 1)
+        qsort(nl.items, nl.count, sizeof *nl.items, np_recent_first);
+    nprof_snapshot *snap = NULL;
+    rc = nprof_store_snapshot(store, &snap);
+    if (rc) {
+        rows_free(&rs);
+        free(nl.items);
+        return rc;
+    }
+
+    nprof__jw jw = {.out = out, .rc = 0, .comma = 0}, *j = &jw;
+    nprof__jw_open(j, '{');
+    nprof__jw_ku64(j, "total_requests", t.requests);
+    nprof__jw_ku64(j, "total_queries", t.queries);
+    nprof__jw_key(j, "avg_queries_per_request");
+    nprof__jw_fixed(j, t.requests ? (t.queries * 100 + t.requests / 2) / t.requests : 0, 2);
+    nprof__jw_ku64(j, "slow_query_count", t.slow_queries);
+    nprof__jw_ku64(j, "n_plus_one_count", t.n_plus_one_patterns);
+    nprof__jw_key(j, "recent_slow_queries");
+    nprof__jw_open(j, '[');
+    recent_slow_json(j, snap, mw->dashboard_items);
+    nprof__jw_close(j, ']');
+    nprof__jw_key(j, "recent_n_plus_one");
+    nprof__jw_open(j, '[');
+    for (size_t i = 0; i < nl.count && i < mw->dashboard_items; i++) {
+        nprof__jw_sep(j);
+        nprof__jw_str(j, nl.items[i]->text, nl.items[i]->text_len);
+    }
+    nprof__jw_close(j, ']');
+    /* ---- beyond the reference document ---- */
+    nprof__jw_key(j, "n_plus_one_patterns");
+    nprof__jw_open(j, '[');
+    for (size_t i = 0; i < nl.count && i < mw->dashboard_items; i++)
+        np_json(j, nl.items[i]);
+    nprof__jw_close(j, ']');
+    nprof__jw_key(j, "totals");
+    nprof__jw_open(j, '{');
+    nprof__jw_ku64(j, "requests", t.requests);
+    nprof__jw_ku64(j, "queries", t.queries);
+    nprof__jw_kms(j, "sql_ms", t.sql_ns);
+    nprof__jw_ku64(j, "slow_queries", t.slow_queries);
+    nprof__jw_ku64(j, "n_plus_one_patterns", t.n_plus_one_patterns);
+    nprof__jw_ku64(j, "n_plus_one_requests", t.n_plus_one_requests);
+    nprof__jw_ku64(j, "over_budget", t.over_budget);
+    nprof__jw_ku64(j, "errors", t.errors);
+    nprof__jw_ku64(j, "kept", t.kept);
+    nprof__jw_ku64(j, "routes", t.routes);
+    nprof__jw_close(j, '}');
+    nprof__jw_key(j, "routes");
+    nprof__jw_open(j, '[');
+    for (size_t i = 0; i < rs.count; i++)
+        route_json(j, &rs.items[i].s, rs.items[i].r);
+    nprof__jw_close(j, ']');
+    nprof__jw_key(j, "slowest_requests");
+    nprof__jw_open(j, '[');
+    slowest_json(j, store, mw->dashboard_items < 20 ? mw->dashboard_items : 20);
+    nprof__jw_close(j, ']');
+    nprof__jw_key(j, "store");
+    nprof__jw_open(j, '{');
+    nprof__jw_ku64(j, "capacity", nprof_store_capacity(store));
+    nprof__jw_ku64(j, "size", nprof_snapshot_count(snap));
+    nprof__jw_ku64(j, "sample_every", mw->sample_every);
+    nprof__jw_close(j, '}');
+    /* memory and clock: introspection values, under "memory" and "clock" */
+    static const char *const ctl_keys[][2] = {
+        {"memory", NULL},
+        {"bytes", "stats.memory.bytes"},
+        {"peak_bytes", "stats.memory.peak_bytes"},
+        {"blocks", "stats.memory.blocks"},
+        {"allocator", "stats.memory.allocator"},
+        {"clock", NULL},
+        {"source", "clock.source"},
+        {"frequency_hz", "clock.frequency_hz"},
+        {"error_ppm", "clock.error_ppm"},
+        {"read_cost_ns", "clock.read_cost_ns"},
+        {"resolution_ns", "clock.resolution_ns"},
+    };
+    for (size_t i = 0; i < sizeof ctl_keys / sizeof ctl_keys[0]; i++) {
+        if (ctl_keys[i][1]) {
+            ctl_json(j, mw->rt, ctl_keys[i][0], ctl_keys[i][1]);
+            continue;
+        }
+        if (i)
+            nprof__jw_close(j, '}');
+        nprof__jw_key(j, ctl_keys[i][0]);
+        nprof__jw_open(j, '{');
+    }
+    nprof__jw_close(j, '}');
+    nprof__jw_key(j, "config");
+    nprof__jw_open(j, '{');
+    nprof__jw_key(j, "slow_query_threshold_ms");
+    nprof__jw_fixed(j, (uint64_t)(cfg->slow_query_threshold_ms * 1000 + 0.5), 3);
+    nprof__jw_ku64(j, "n_plus_one_threshold", cfg->n_plus_one_threshold);
+    nprof__jw_ku64(j, "max_history", cfg->max_history);
+    nprof__jw_ku64(j, "production", cfg->production != 0);
+    nprof__jw_ku64(j, "refresh_seconds", mw->refresh_seconds);
+    nprof__jw_close(j, '}');
+    nprof__jw_key(j, "cluster");
+    NPROF__JW_LIT(j, "null"); /* the slow-query log's view across processes: not attached */
+    nprof__jw_kstr(j, "version", NPROF_VERSION_STRING, strlen(NPROF_VERSION_STRING));
+    uint64_t now = nprof_now_ns();
+    nprof__jw_ku64(j, "generated_at_ns", now);
+    nprof__jw_ku64(j, "uptime_ns", now > mw->created_ns ? now - mw->created_ns : 0);
+    nprof__jw_close(j, '}');
+
+    nprof_snapshot_release(snap);
+    rows_free(&rs);
+    free(nl.items);
+    return jw.rc;
+}
+
+/* ---- Prometheus text exposition (format 0.0.4) ------------------------------------------ */
+
+typedef struct prom {
+    nprof_buf *out;
+    int rc;
+} prom;
+
+static void pr_raw(prom *p, const char *s, size_t len)
+{
+    if (!p->rc)
+        p->rc = nprof__buf_append(p->out, s, len);
+}
+
+static void pr_str(prom *p, const char *s)
+{
+    pr_raw(p, s, strlen(s));
+}
+
+static void pr_u64(prom *p, uint64_t v)
+{
+    if (!p->rc)
+        p->rc = nprof__buf_append_u64(p->out, v);
+}
+
+/* Nanoseconds as seconds, exactly (nine decimals). */
+static void pr_seconds(prom *p, uint64_t ns)
+{
+    char tmp[40];
+    size_t n = nprof__format_u64(ns / 1000000000u, tmp);
+    tmp[n++] = '.';
+    uint64_t frac = ns % 1000000000u;
+    for (int i = 8; i >= 0; i--, frac /= 10)
+        tmp[n + (size_t)i] = (char)('0' + frac % 10);
+    pr_raw(p, tmp, n + 9);
+}
+
+/* A label value: '\\', '"' and line feeds escaped as the format wants; other control bytes
+ * become '?', invalid UTF-8 becomes U+FFFD, so the exposition stays valid UTF-8. */
+static void pr_label(prom *p, const char *s, size_t len)
+{
+    pr_raw(p, "\"", 1);
+    size_t i = 0;
+    while (i < len) {
+        unsigned char c = (unsigned char)s[i];
+        if (c == '\\' || c == '"') {
+            char e[2] = {'\\', (char)c};
+            pr_raw(p, e, 2);
+            i++;
+        } else if (c == '\n') {
+            pr_raw(p, "\\n", 2);
+            i++;
+        } else if (c < 0x20 || c == 0x7f) {
+            pr_raw(p, "?", 1);
+            i++;
+        } else if (c < 0x80) {
+            pr_raw(p, s + i, 1);
+            i++;
+        } else {
+            size_t n = nprof__utf8_valid_prefix((const unsigned char *)s + i, len - i);
+            if (n) {
+                pr_raw(p, s + i, n);
+                i += n;
+            } else {
+                pr_raw(p, "\xEF\xBF\xBD", 3);
+                i++;
+            }
+        }
+    }
+    pr_raw(p, "\"", 1);
+}
+
+static void pr_family(prom *p, const char *name, const char *type, const char *help)
+{
+    pr_str(p, "# HELP ");
+    pr_str(p, name);
+    pr_str(p, " ");
+    pr_str(p, help);
+    pr_str(p, "\n# TYPE ");
+    pr_str(p, name);
+    pr_str(p, " ");
+    pr_str(p, type);
+    pr_str(p, "\n");
+}
+
+static void pr_route_labels(prom *p, const nprof_mw_route_stats *s)
+{
+    pr_str(p, "{method=");
+    pr_label(p, s->method, s->method_len);
+    pr_str(p, ",route=");
+    pr_label(p, s->route, s->route_len);
+}
+
+/* Bucket bounds of the latency histogram, in ns, and as the `le` label writes them. */
+static const uint64_t LE_NS[] = {100000,    250000,    500000,     1000000,    2500000,
+                                 5000000,   10000000,  25000000,   50000000,   100000000,
+                                 250000000, 500000000, 1000000000, 2500000000, 5000000000,
+                                 10000000000u};
+static const char *const LE_TEXT[] = {"0.0001", "0.00025", "0.0005", "0.001", "0.0025", "0.005",
+                                      "0.01",   "0.025",   "0.05",   "0.1",   "0.25",   "0.5",
+                                      "1",      "2.5",     "5",      "10"};
+#define LE_COUNT (sizeof LE_NS / sizeof LE_NS[0])
+
+/* Per row, while its merged histogram is at hand: the cumulative bucket counts. */
+typedef struct prom_rows {
+    uint64_t (*le)[LE_COUNT];
+    size_t cap;
+} prom_rows;
+
+static int keep_buckets(void *user, size_t index, const row *rw, const nprof__hist_flat *h)
+{
+    prom_rows *pr = user;
+    if (index >= pr->cap) {
+        size_t cap = pr->cap ? pr->cap * 2 : 64;
+        uint64_t(*le)[LE_COUNT] = realloc(pr->le, cap * sizeof *le);
+        if (!le)
+            return NPROF_ENOMEM;
+        pr->le = le;
+        pr->cap = cap;
+    }
+    uint64_t total = 0;
+    for (size_t b = 0; b < LE_COUNT; b++) {
+        uint64_t c = nprof__hist_flat_count_le(h, LE_NS[b]);
+        total = c > total ? c : total; /* cumulative: never decreasing */
+        pr->le[index][b] = total > rw->s.count ? rw->s.count : total;
+    }
+    return NPROF_OK;
+}
+
+int nprof_mw_render_prometheus(nprof_middleware *mw, nprof_buf *out)
+{
+    if (!mw || !out)
+        return NPROF_EINVAL;
+    nprof_mw_totals t;
+    nprof_mw_get_totals(mw, &t);
+    prom_rows pr = {.le = NULL, .cap = 0};
+    rows rs = {.each = keep_buckets, .user = &pr};
+    int rc = rows_collect(mw, &rs);
+    if (rc) {
+        free(pr.le);
+        return rc;
+    }
+    uint64_t(*le)[LE_COUNT] = pr.le;
+    prom pp = {.out = out, .rc = 0}, *p = &pp;
+    static const struct {
+        const char *name, *type, *help;
+        size_t offset;
+    } totals[] = {
+        {"nanoprof_requests_total", "counter", "Requests measured by the middleware.",
+         offsetof(nprof_mw_totals, requests)},
+        {"nanoprof_queries_total", "counter", "SQL queries recorded.",
+         offsetof(nprof_mw_totals, queries)},
+        {"nanoprof_slow_queries_total", "counter",
+         "SQL queries slower than slow_query_threshold_ms.",
+         offsetof(nprof_mw_totals, slow_queries)},
+        {"nanoprof_n_plus_one_requests_total", "counter",
+         "Requests with at least one N+1 query pattern.",
+         offsetof(nprof_mw_totals, n_plus_one_requests)},
+        {"nanoprof_n_plus_one_patterns", "gauge", "Distinct N+1 query patterns seen.",
+         offsetof(nprof_mw_totals, n_plus_one_patterns)},
+        {"nanoprof_over_budget_requests_total", "counter",
+         "Requests over their route's query budget.", offsetof(nprof_mw_totals, over_budget)},
+        {"nanoprof_errors_total", "counter", "Requests answered with a 5xx status.",
+         offsetof(nprof_mw_totals, errors)},
+        {"nanoprof_kept_requests_total", "counter",
+         "Requests kept in full in the store (sampling).", offsetof(nprof_mw_totals, kept)},
+    };
+    for (size_t i = 0; i < sizeof totals / sizeof totals[0]; i++) {
+        pr_family(p, totals[i].name, totals[i].type, totals[i].help);
+        pr_str(p, totals[i].name);
+        pr_str(p, " ");
+        pr_u64(p, *(const uint64_t *)((const char *)&t + totals[i].offset));
+        pr_str(p, "\n");
+    }
+    pr_family(p, "nanoprof_sql_seconds_total", "counter", "Time spent in SQL queries.");
+    pr_str(p, "nanoprof_sql_seconds_total ");
+    pr_seconds(p, t.sql_ns);
+    pr_str(p, "\n");
+
+    static const char *const cls[6] = {"other", "1xx", "2xx", "3xx", "4xx", "5xx"};
+    pr_family(p, "nanoprof_route_requests_total", "counter",
+              "Requests per route and status class.");
+    for (size_t i = 0; i < rs.count; i++)
+        for (int c = 0; c < 6; c++) {
+            if (!rs.items[i].s.status[c])
+                continue;
+            pr_str(p, "nanoprof_route_requests_total");
+            pr_route_labels(p, &rs.items[i].s);
+            pr_str(p, ",code=\"");
+            pr_str(p, cls[c]);
+            pr_str(p, "\"} ");
+            pr_u64(p, rs.items[i].s.status[c]);
+            pr_str(p, "\n");
+        }
+    pr_family(p, "nanoprof_request_duration_seconds", "histogram",
+              "Request latency per route (from a log-linear histogram, within 1%).");
+    for (size_t i = 0; i < rs.count; i++) {
+        const nprof_mw_route_stats *s = &rs.items[i].s;
+        for (size_t b = 0; b < LE_COUNT; b++) {
+            pr_str(p, "nanoprof_request_duration_seconds_bucket");
+            pr_route_labels(p, s);
+            pr_str(p, ",le=\"");
+            pr_str(p, LE_TEXT[b]);
+            pr_str(p, "\"} ");
+            pr_u64(p, le[i][b]);
+            pr_str(p, "\n");
+        }
+        pr_str(p, "nanoprof_request_duration_seconds_bucket");
+        pr_route_labels(p, s);
+        pr_str(p, ",le=\"+Inf\"} ");
+        pr_u64(p, s->count);
+        pr_str(p, "\nnanoprof_request_duration_seconds_sum");
+        pr_route_labels(p, s);
+        pr_str(p, "} ");
+        pr_seconds(p, s->total_ns);
+        pr_str(p, "\nnanoprof_request_duration_seconds_count");
+        pr_route_labels(p, s);
+        pr_str(p, "} ");
+        pr_u64(p, s->count);
+        pr_str(p, "\n");
+    }
+    pr_family(p, "nanoprof_route_queries_total", "counter", "SQL queries per route.");
+    for (size_t i = 0; i < rs.count; i++) {
+        pr_str(p, "nanoprof_route_queries_total");
+        pr_route_labels(p, &rs.items[i].s);
+        pr_str(p, "} ");
+        pr_u64(p, rs.items[i].s.queries);
+        pr_str(p, "\n");
+    }
+    pr_family(p, "nanoprof_route_sql_seconds_total", "counter", "SQL time per route.");
+    for (size_t i = 0; i < rs.count; i++) {
+        pr_str(p, "nanoprof_route_sql_seconds_total");
+        pr_route_labels(p, &rs.items[i].s);
+        pr_str(p, "} ");
+        pr_seconds(p, rs.items[i].s.sql_ns);
+        pr_str(p, "\n");
+    }
+    nprof_ctl_value v;
+    if (nprof_ctl_get(mw->rt, "stats.memory.bytes", &v) == NPROF_OK) {
+        pr_family(p, "nanoprof_memory_bytes", "gauge", "Bytes the profiler's runtime holds.");
+        pr_str(p, "nanoprof_memory_bytes ");
+        pr_u64(p, v.u);
+        pr_str(p, "\n");
+    }
+    pr_family(p, "nanoprof_store_profiles", "gauge", "Profiles held in the store.");
+    pr_str(p, "nanoprof_store_profiles ");
+    pr_u64(p, nprof_store_size(nprof_runtime_store(mw->rt)));
+    pr_str(p, "\n");
+    pr_family(p, "nanoprof_build_info", "gauge", "Version and clock source of nanoprof.");
+    pr_str(p, "nanoprof_build_info{version=\"" NPROF_VERSION_STRING "\",clock=");
+    const char *src = nprof_ctl_get(mw->rt, "clock.source", &v) == NPROF_OK ? v.s : "unknown";
+    pr_label(p, src, strlen(src));
+    pr_str(p, "} 1\n");
+    free(le);
+    rows_free(&rs);
+    return pp.rc;
+}
+
+/* ---- HTML ------------------------------------------------------------------------------- */
+
+/* A nonce: 128 random bits as 32 hex digits (from getrandom; if the kernel has no entropy
+ * to give without blocking, from the clock and a counter through XXH3, which is unique if
+ * not secret, and a nonce only needs to be unguessable by a page that cannot read ours). */
+static void make_nonce(char out[33])
+{
+    uint64_t r[2];
+    if (getrandom(r, sizeof r, GRND_NONBLOCK) != (ssize_t)sizeof r) {
+        static _Atomic uint64_t counter;
+        uint64_t seed[2] = {nprof_now_ns(), atomic_fetch_add(&counter, 1)};
+        r[0] = XXH3_64bits(seed, sizeof seed);
+        r[1] = XXH3_64bits_withSeed(seed, sizeof seed, r[0]);
+    }
+    nprof__format_hex64(r[0], out);
+    nprof__format_hex64(r[1], out + 16);
+    out[32] = '\0';
+}
+
+/*
+ * The page: the HTML template with {{NONCE}}, {{CSS}}, {{JS}}, {{DATA}} and {{REFRESH}}
+ * filled in.  {{DATA}} is the JSON document, which escapes '<', '>' and '&' inside strings,
+ * so it cannot close the <script type="application/json"> element that holds it; the script
+ * puts every string into the page with textContent, never as markup.
+ */
+int nprof_mw_render_html(nprof_middleware *mw, const char *nonce, nprof_buf *out)
+{
+    if (!mw || !nonce || !out)
+        return NPROF_EINVAL;
+    for (const char *c = nonce; *c; c++) /* the nonce is written into attributes as is */
+        if (!((*c >= '0' && *c <= '9') || (*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z')))
+            return NPROF_EINVAL;
+    nprof__asset html = nprof__asset_html(), css = nprof__asset_css(), js = nprof__asset_js();
+    int rc = NPROF_OK;
+    const char *s = html.data, *end = html.data + html.len;
+    while (!rc && s < end) {
+        const char *open = strstr(s, "{{");
+        if (!open || open >= end) {
+            rc = nprof__buf_append(out, s, (size_t)(end - s));
+            break;
+        }
+        rc = nprof__buf_append(out, s, (size_t)(open - s));
+        const char *close = strstr(open, "}}");
+        if (rc || !close)
+            break;
+        size_t nlen = (size_t)(close - open - 2);
+        const char *name = open + 2;
+#define IS(lit) (nlen == sizeof lit - 1 && !memcmp(name, lit, nlen))
+        if (IS("NONCE"))
+            rc = nprof__buf_append_cstr(out, nonce);
+        else if (IS("CSS"))
+            rc = nprof__buf_append(out, css.data, css.len);
+        else if (IS("JS"))
+            rc = nprof__buf_append(out, js.data, js.len);
+        else if (IS("DATA"))
+            rc = nprof_mw_render_json(mw, out);
+        else if (IS("REFRESH"))
+            rc = nprof__buf_append_u64(out, mw->refresh_seconds);
+        else /* not ours: leave it as it was */
+            rc = nprof__buf_append(out, open, nlen + 4);
+#undef IS
+        s = close + 2;
+    }
+    return rc;
+}
+
+/* ---- nprof_mw_handle -------------------------------------------------------------------- */
+
+static void response_header(nprof_mw_response *r, const char *name, const char *value)
+{
+    nprof_mw_headers *h = &r->headers;
+    size_t len = strlen(value);
+    if (h->count >= NPROF_MW_MAX_HEADERS || h->used_ + len + 1 > NPROF_MW_HEADER_BYTES)
+        return;
+    char *dst = h->bytes_ + h->used_;
+    memcpy(dst, value, len + 1);
+    h->items[h->count++] = (nprof_mw_header){.name = name, .name_len = strlen(name),
+                                             .value = dst, .value_len = len};
+    h->used_ += len + 1;
+}
+
+void nprof_mw_response_free(nprof_mw_response *resp)
+{
+    if (resp)
+        nprof_buf_free(&resp->body);
+}
+
+static int equals(const char *s, size_t len, const char *lit)
+{
+    return strlen(lit) == len && !memcmp(s, lit, len);
+}
+
+int nprof_mw_handle(nprof_middleware *mw, const nprof_mw_request *req, nprof_mw_response *out)
+{
+    if (!out)
+        return NPROF_EINVAL;
+    memset(out, 0, sizeof *out);
+    if (!mw || !req || (!req->path && req->path_len) || (!req->method && req->method_len))
+        return NPROF_EINVAL;
+    size_t dl = mw->dashboard_path_len;
+    if (!dl || (mw->production && !mw->token_len))
+        return 0;
+    /* dashboard_path itself, with or without a trailing '/', or a page below it */
+    const char *path = req->path;
+    size_t len = req->path_len;
+    if (len < dl || memcmp(path, mw->dashboard_path, dl) != 0 ||
+        (len > dl && path[dl] != '/' && dl > 1))
+        return 0;
+    const char *sub = path + dl;
+    size_t sub_len = len - dl;
+    if (dl == 1) { /* dashboard_path "/": everything is below it; keep the leading '/' */
+        sub = path;
+        sub_len = len;
+        if (sub_len == 1)
+            sub_len = 0;
+    }
+    if (sub_len == 1 && sub[0] == '/')
+        sub_len = 0;
+    enum { HTML, JSON, METRICS, FLAME_TXT, FLAME_SVG, TRACE } page;
+    if (!sub_len)
+        page = HTML;
+    else if (equals(sub, sub_len, "/json"))
+        page = JSON;
+    else if (equals(sub, sub_len, "/metrics"))
+        page = METRICS;
+    else if (equals(sub, sub_len, "/flamegraph.txt"))
+        page = FLAME_TXT;
+    else if (equals(sub, sub_len, "/flamegraph.svg"))
+        page = FLAME_SVG;
+    else if (equals(sub, sub_len, "/trace.json"))
+        page = TRACE;
+    else if (dl == 1)
+        return 0; /* under "/", an unknown path is the application's */
+    else
+        page = (int)-1;
+
+    response_header(out, "X-Content-Type-Options", "nosniff");
+    response_header(out, "Cache-Control", "no-store");
+    response_header(out, "Referrer-Policy", "no-referrer");
+    response_header(out, "X-Frame-Options", "DENY");
+    out->content_type = "text/plain; charset=utf-8";
+    if (!equals(req->method, req->method_len, "GET") &&
+        !equals(req->method, req->method_len, "HEAD")) {
+        out->status = 405;
+        response_header(out, "Allow", "GET, HEAD");
+        response_header(out, "Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'");
+        return nprof__buf_append_cstr(&out->body, "method not allowed\n") ? NPROF_ENOMEM : 1;
+    }
+    if (mw->production && !nprof__mw_has_token(mw, req)) {
+        out->status = 403;
+        response_header(out, "Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'");
+        return nprof__buf_append_cstr(&out->body, "forbidden\n") ? NPROF_ENOMEM : 1;
+    }
+    if ((int)page < 0) {
+        out->status = 404;
+        response_header(out, "Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'");
+        return nprof__buf_append_cstr(&out->body, "not found\n") ? NPROF_ENOMEM : 1;
+    }
+    out->status = 200;
+    int rc = NPROF_OK;
+    switch (page) {
+    case HTML: {
+        char nonce[33], csp[256];
+        make_nonce(nonce);
+        snprintf(csp, sizeof csp,
+                 "default-src 'none'; script-src 'nonce-%s'; style-src 'nonce-%s'; "
+                 "connect-src 'self'; img-src 'self'; base-uri 'none'; form-action 'none'; "
+                 "frame-ancestors 'none'",
+                 nonce, nonce);
+        response_header(out, "Content-Security-Policy", csp);
+        out->content_type = "text/html; charset=utf-8";
+        rc = nprof_mw_render_html(mw, nonce, &out->body);
+        break;
+    }
+    case FLAME_SVG:
+        /* The SVG has no script; its inline style attributes are all it needs. */
+        response_header(out, "Content-Security-Policy",
+                        "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'");
+        out->content_type = "image/svg+xml";
+        rc = nprof_mw_render_flamegraph_svg(mw, &out->body);
+        break;
+    default:
+        response_header(out, "Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'");
+        if (page == JSON) {
+            out->content_type = "application/json";
+            rc = nprof_mw_render_json(mw, &out->body);
+        } else if (page == TRACE) {
+            out->content_type = "application/json";
+            rc = nprof_mw_render_trace(mw, &out->body);
+        } else if (page == METRICS) {
+            out->content_type = "text/plain; version=0.0.4; charset=utf-8";
+            rc = nprof_mw_render_prometheus(mw, &out->body);
+        } else {
+            rc = nprof_store_flame_graph(nprof_runtime_store(mw->rt), &out->body);
+        }
+        break;
+    }
+    if (rc) {
+        nprof_mw_response_free(out);
+        return rc;
+    }
+    if (equals(req->method, req->method_len, "HEAD")) { /* the headers of GET, no body */
+        out->body.len = 0;
+        if (out->body.data)
+            out->body.data[0] = '\0';
+    }
+    return 1;
+}

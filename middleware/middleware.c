@@ -1,0 +1,591 @@
+/*
+ * middleware/middleware.c: the request lifecycle behind every framework adapter: options,
+ * ?profile= and the token, phase marks, route templates, budgets, the response headers,
+ * sampling into the store.  Everything on the request path writes into the request's own
+ * profile, the caller's header set and the thread's shard of the aggregates; nothing takes a
+ * lock or allocates beyond the runtime's allocator.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+#include "runtime/text.h"
+
+/* Segments that are ids: numbers, UUIDs, hex runs of 16 digits or more. */
+static const char DEFAULT_ROUTE_RULE[] =
+    "(?<=/)(?:[0-9]+|[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-"
+    "[0-9A-Fa-f]{12}|[0-9A-Fa-f]{16,})(?=/|$)";
+
+void nprof_mw_options_init(nprof_mw_options *o)
+{
+    if (!o)
+        return;
+    *o = (nprof_mw_options){
+        .dashboard_path = "/debug/performance",
+        .token = NULL,
+        .sample_every = 1,
+        .slow_request_ms = 500.0,
+        .headers = NPROF_MW_HEADERS_AUTO,
+        .set_current = 1,
+        .default_route_rules = 1,
+        .route_rules = NULL,
+        .route_rule_count = 0,
+        .budgets = NULL,
+        .budget_count = 0,
+        .max_routes = 500,
+        .max_n_plus_one = 256,
+        .refresh_seconds = 5,
+        .dashboard_items = 50,
+    };
+}
+
+static char *copy_cstr(nprof__alloc *a, const char *s, size_t *len_out)
+{
+    size_t len = strlen(s);
+    char *c = nprof__alloc_bytes(a, len + 1);
+    if (c) {
+        memcpy(c, s, len + 1);
+        *len_out = len;
+    }
+    return c;
+}
+
+void nprof_middleware_destroy(nprof_middleware *mw)
+{
+    if (!mw)
+        return;
+    nprof__alloc *a = mw->alloc;
+    nprof__mw_aggregate_free(mw);
+    for (size_t i = 0; i < mw->rule_count; i++) {
+        nprof__rule_free(&mw->rules[i]);
+        if (mw->replacements && mw->replacements[i])
+            nprof__free_bytes(a, mw->replacements[i], strlen(mw->replacements[i]) + 1);
+    }
+    nprof__free_bytes(a, mw->rules, mw->rule_count * sizeof *mw->rules);
+    nprof__free_bytes(a, mw->replacements, mw->rule_count * sizeof *mw->replacements);
+    for (size_t i = 0; i < mw->budget_count; i++)
+        nprof__free_bytes(a, mw->budgets[i].route, mw->budgets[i].route_len + 1);
+    nprof__free_bytes(a, mw->budgets, mw->budget_count * sizeof *mw->budgets);
+    nprof__free_cacheline(a, mw, sizeof *mw);
+}
+
+int nprof_middleware_create(nprof_runtime *rt, const nprof_mw_options *opts,
+                            nprof_middleware **out)
+{
+    if (out)
+        *out = NULL;
+    if (!rt || !out)
+        return nprof__fail(NPROF_EINVAL, "nprof_middleware_create: NULL runtime or output");
+    nprof_mw_options defaults;
+    nprof_mw_options_init(&defaults);
+    const nprof_mw_options *o = opts ? opts : &defaults;
+    const char *dp = o->dashboard_path ? o->dashboard_path : "";
+    size_t dp_len = strlen(dp);
+    while (dp_len > 1 && dp[dp_len - 1] == '/') /* "/debug/" serves as "/debug" */
+        dp_len--;
+    if (dp_len && (dp[0] != '/' || dp_len > NPROF__MW_PATH_MAX))
+        return nprof__fail(NPROF_EINVAL, "dashboard_path must start with '/' and have at most %d bytes",
+                           NPROF__MW_PATH_MAX);
+    size_t tok_len = o->token ? strlen(o->token) : 0;
+    if (tok_len > NPROF__MW_TOKEN_MAX)
+        return nprof__fail(NPROF_EINVAL, "token longer than %d bytes", NPROF__MW_TOKEN_MAX);
+    if ((o->route_rule_count && !o->route_rules) || (o->budget_count && !o->budgets))
+        return nprof__fail(NPROF_EINVAL, "route_rules or budgets NULL with a non-zero count");
+    for (size_t i = 0; i < o->route_rule_count; i++)
+        if (!o->route_rules[i].pattern || !o->route_rules[i].replacement)
+            return nprof__fail(NPROF_EINVAL, "route rule %zu: NULL pattern or replacement", i);
+    for (size_t i = 0; i < o->budget_count; i++)
+        if (!o->budgets[i].route || !(o->budgets[i].max_sql_ms >= 0))
+            return nprof__fail(NPROF_EINVAL, "budget %zu: NULL route or bad max_sql_ms", i);
+
+    nprof__alloc *a = &rt->alloc;
+    nprof_middleware *mw = nprof__alloc_cacheline(a, sizeof *mw);
+    if (!mw)
+        return NPROF_ENOMEM;
+    mw->rt = rt;
+    mw->alloc = a;
+    memcpy(mw->dashboard_path, dp, dp_len);
+    mw->dashboard_path_len = dp_len;
+    if (tok_len)
+        memcpy(mw->token, o->token, tok_len);
+    mw->token_len = tok_len;
+    mw->sample_every = o->sample_every ? o->sample_every : 1;
+    mw->slow_request_ns = o->slow_request_ms > 0 ? (uint64_t)(o->slow_request_ms * 1e6) : 0;
+    mw->headers_mode = o->headers;
+    mw->set_current = o->set_current;
+    mw->production = nprof_runtime_config(rt)->production;
+    mw->max_routes = o->max_routes ? o->max_routes : 1;
+    mw->max_np = o->max_n_plus_one ? o->max_n_plus_one : 1;
+    mw->refresh_seconds = o->refresh_seconds;
+    mw->dashboard_items = o->dashboard_items ? o->dashboard_items : 1;
+    mw->created_ns = nprof_now_ns();
+
+    int rc = NPROF_ENOMEM;
+    size_t nrules = (o->default_route_rules ? 1 : 0) + o->route_rule_count;
+    if (nrules) {
+        mw->rules = nprof__alloc_zeroed(a, nrules * sizeof *mw->rules);
+        mw->replacements = nprof__alloc_zeroed(a, nrules * sizeof *mw->replacements);
+        if (!mw->rules || !mw->replacements) {
+            /* rule_count stays 0: destroy frees the two arrays by their size below */
+            nprof__free_bytes(a, mw->rules, nrules * sizeof *mw->rules);
+            nprof__free_bytes(a, mw->replacements, nrules * sizeof *mw->replacements);
+            mw->rules = NULL;
+            mw->replacements = NULL;
+            goto fail;
+        }
+        mw->rule_count = nrules;
+        for (size_t i = 0; i < nrules; i++) {
+            int dflt = o->default_route_rules && i == 0;
+            const nprof_mw_route_rule *ur = dflt ? NULL : &o->route_rules[i - (o->default_route_rules ? 1 : 0)];
+            size_t len;
+            mw->replacements[i] = copy_cstr(a, dflt ? "{id}" : ur->replacement, &len);
+            if (!mw->replacements[i])
+                goto fail;
+            rc = nprof__rule_compile(&mw->rules[i], dflt ? DEFAULT_ROUTE_RULE : ur->pattern,
+                                     "route_rules");
+            if (rc)
+                goto fail;
+        }
+    }
+    if (o->budget_count) {
+        mw->budgets = nprof__alloc_zeroed(a, o->budget_count * sizeof *mw->budgets);
+        if (!mw->budgets) {
+            rc = NPROF_ENOMEM;
+            goto fail;
+        }
+        mw->budget_count = o->budget_count;
+        for (size_t i = 0; i < o->budget_count; i++) {
+            nprof__budget *b = &mw->budgets[i];
+            b->route = copy_cstr(a, o->budgets[i].route, &b->route_len);
+            if (!b->route) {
+                rc = NPROF_ENOMEM;
+                goto fail;
+            }
+            b->max_queries = o->budgets[i].max_queries;
+            b->max_sql_ns = (uint64_t)(o->budgets[i].max_sql_ms * 1e6);
+        }
+    }
+    rc = nprof__mw_aggregate_init(mw);
+    if (rc)
+        goto fail;
+    *out = mw;
+    return NPROF_OK;
+fail:
+    nprof_middleware_destroy(mw);
+    return rc;
+}
+
+nprof_runtime *nprof_middleware_runtime(const nprof_middleware *mw)
+{
+    return mw ? mw->rt : NULL;
+}
+
+/* ---- route templates ------------------------------------------------------------------ */
+
+/* Applies the rules to `path` into `out` (cap >= 1); returns the length.  A rule whose
+ * result does not fit is skipped. */
+static size_t apply_rules(nprof_middleware *mw, const char *path, size_t len, char *out,
+                          size_t cap)
+{
+    char tmp[NPROF__ROUTE_MAX + 1];
+    if (len > NPROF__ROUTE_MAX)
+        len = NPROF__ROUTE_MAX;
+    if (len >= cap)
+        len = cap - 1;
+    memcpy(out, path, len);
+    out[len] = '\0';
+    for (size_t i = 0; i < mw->rule_count; i++) {
+        long n = nprof__rule_replace(&mw->rules[i], out, len, mw->replacements[i], tmp,
+                                     sizeof tmp < cap ? sizeof tmp : cap);
+        if (n >= 0) {
+            memcpy(out, tmp, (size_t)n + 1);
+            len = (size_t)n;
+        }
+    }
+    return len;
+}
+
+int nprof_mw_route_template(nprof_middleware *mw, const char *path, size_t path_len, char *out,
+                            size_t cap)
+{
+    if (!mw || (!path && path_len) || !out || !cap)
+        return NPROF_EINVAL;
+    if (path_len >= cap && path_len <= NPROF__ROUTE_MAX)
+        return NPROF_ERANGE;
+    return (int)apply_rules(mw, path ? path : "", path_len, out, cap);
+}
+
+/* ---- ?profile= and the token ------------------------------------------------------------ */
+
+/* Constant time in the length of the secret `want`: every byte is compared whatever the
+ * first difference, and a length mismatch is folded into the same accumulator. */
+static int token_equal(const char *got, size_t got_len, const char *want, size_t want_len)
+{
+    if (!want_len || !got_len)
+        return 0;
+    unsigned diff = got_len != want_len;
+    for (size_t i = 0; i < want_len; i++)
+        diff |= (unsigned)(unsigned char)want[i] ^
+                (unsigned)(unsigned char)got[i < got_len ? i : 0];
+    return diff == 0;
+}
+
+static int hexval(char c)
+{
+    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10
+                                          : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+}
+
+/* Percent-decodes (and '+' to ' ') into `out` of `cap` bytes; returns the length, or
+ * cap + 1 when it does not fit. */
+static size_t url_decode(const char *s, size_t len, char *out, size_t cap)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < len; i++) {
+        char c = s[i];
+        if (c == '%' && i + 2 < len && hexval(s[i + 1]) >= 0 && hexval(s[i + 2]) >= 0) {
+            c = (char)(hexval(s[i + 1]) * 16 + hexval(s[i + 2]));
+            i += 2;
+        } else if (c == '+') {
+            c = ' ';
+        }
+        if (n >= cap)
+            return cap + 1;
+        out[n++] = c;
+    }
+    return n;
+}
+
+/* The value of query parameter `name` (raw, not decoded), or NULL. */
+static const char *query_param(const char *q, size_t len, const char *name, size_t *value_len)
+{
+    size_t nlen = strlen(name);
+    size_t i = 0;
+    while (i < len) {
+        size_t end = i;
+        while (end < len && q[end] != '&' && q[end] != ';')
+            end++;
+        if (end - i >= nlen && !memcmp(q + i, name, nlen) &&
+            (end - i == nlen || q[i + nlen] == '=')) {
+            size_t v = i + nlen + (end - i > nlen);
+            *value_len = end - v;
+            return q + v;
+        }
+        i = end + 1;
+    }
+    return NULL;
+}
+
+/* Whether the request carries the configured token (header or query parameter). */
+int nprof__mw_has_token(const nprof_middleware *mw, const nprof_mw_request *req)
+{
+    if (!mw->token_len)
+        return 0;
+    if (req->header) {
+        size_t vlen = 0;
+        const char *v = req->header(req->user, "X-Profile-Token", 15, &vlen);
+        if (v && token_equal(v, vlen, mw->token, mw->token_len))
+            return 1;
+    }
+    size_t qlen = 0;
+    const char *q = req->query ? query_param(req->query, req->query_len, "profile_token", &qlen) : NULL;
+    if (q) {
+        char dec[NPROF__MW_TOKEN_MAX + 1];
+        size_t n = url_decode(q, qlen, dec, sizeof dec);
+        if (n <= sizeof dec && token_equal(dec, n, mw->token, mw->token_len))
+            return 1;
+    }
+    return 0;
+}
+
+static int authorized(const nprof_middleware *mw, const nprof_mw_request *req)
+{
+    return !mw->production || nprof__mw_has_token(mw, req);
+}
+
+static int profile_mode(const nprof_mw_request *req)
+{
+    size_t len = 0;
+    const char *v = req->query ? query_param(req->query, req->query_len, "profile", &len) : NULL;
+    if (!v)
+        return NPROF_MW_PROFILE_NONE;
+    if (len == 4 && !memcmp(v, "json", 4))
+        return NPROF_MW_PROFILE_JSON;
+    if ((len == 1 && v[0] == '1') || (len == 4 && !memcmp(v, "true", 4)) ||
+        (len == 6 && !memcmp(v, "header", 6)) || len == 0)
+        return NPROF_MW_PROFILE_HEADER;
+    return NPROF_MW_PROFILE_NONE;
+}
+
+/* ---- lifecycle ---------------------------------------------------------------------------- */
+
+int nprof_mw_request_begin(nprof_middleware *mw, const nprof_mw_request *req, nprof_mw_state *st)
+{
+    if (!st)
+        return NPROF_EINVAL;
+    *st = (nprof_mw_state){.profile = NULL, .profile_mode = 0, .authorized = 0, .mw_ = mw,
+                           .prev_current_ = NULL, .mark_phase_ = -1, .route_set_ = 0};
+    if (!mw || !req || (!req->method && req->method_len) || (!req->path && req->path_len))
+        return NPROF_EINVAL;
+    nprof_profile *p;
+    int rc = nprof_request_begin(mw->rt, req->method, req->method_len, req->path, req->path_len,
+                                 req->start_ticks, &p);
+    if (rc != NPROF_OK)
+        return rc;
+    st->profile = p;
+    /* The common case (no query string, development mode) costs two tests. */
+    if (req->query_len || mw->production) {
+        st->authorized = authorized(mw, req);
+        st->profile_mode = st->authorized ? profile_mode(req) : NPROF_MW_PROFILE_NONE;
+    } else {
+        st->authorized = 1;
+    }
+    if (req->route && req->route_len) {
+        nprof_profile_set_route(p, req->route, req->route_len);
+        st->route_set_ = 1;
+    }
+    nprof_phase_begin(p, NPROF_PHASE_MIDDLEWARE);
+    st->mark_phase_ = NPROF_PHASE_MIDDLEWARE;
+    if (mw->set_current)
+        st->prev_current_ = nprof_current_set(p);
+    return NPROF_OK;
+}
+
+int nprof_mw_phase(nprof_mw_state *st, int phase)
+{
+    if (!st || !st->profile)
+        return NPROF_ENOPROFILE;
+    if (phase < -1 || phase >= NPROF_PHASE_COUNT)
+        return NPROF_EINVAL;
+    if (st->mark_phase_ >= 0)
+        nprof_phase_end(st->profile, st->mark_phase_);
+    st->mark_phase_ = -1;
+    if (phase < 0)
+        return NPROF_OK;
+    int rc = nprof_phase_begin(st->profile, phase);
+    if (rc == NPROF_OK)
+        st->mark_phase_ = phase;
+    return rc;
+}
+
+int nprof_mw_set_route(nprof_mw_state *st, const char *route, size_t len)
+{
+    if (!st || !st->profile)
+        return NPROF_ENOPROFILE;
+    int rc = nprof_profile_set_route(st->profile, route, len);
+    if (rc == NPROF_OK)
+        st->route_set_ = len > 0;
+    return rc;
+}
+
+/* ---- headers ---------------------------------------------------------------------------------- */
+
+/* Appends one header whose value we composed from numbers and fixed text (or sanitized
+ * already, as the N+1 list is): copied as is. */
+static void hs_add(nprof_mw_headers *h, const char *name, size_t name_len, const char *value,
+                   size_t len)
+{
+    if (h->count >= NPROF_MW_MAX_HEADERS || h->used_ + len + 1 > NPROF_MW_HEADER_BYTES)
+        return;
+    char *dst = h->bytes_ + h->used_;
+    memcpy(dst, value, len);
+    dst[len] = '\0';
+    h->items[h->count++] = (nprof_mw_header){.name = name, .name_len = name_len, .value = dst,
+                                             .value_len = len};
+    h->used_ += len + 1;
+}
+
+#define HS_ADD(h, lit, value, len) hs_add((h), lit, sizeof lit - 1, (value), (len))
+
+/* A byte a header value may carry: visible ASCII and space.  Everything else (CR, LF, other
+ * control bytes, DEL, non-ASCII) becomes '?', so no SQL can smuggle a line into a response. */
+static inline char header_byte(unsigned char c)
+{
+    return c >= 0x20 && c < 0x7f ? (char)c : '?';
+}
+
+/* Milliseconds with up to six decimals, trailing zeros dropped: the `dur` of Server-Timing. */
+static size_t format_ms(uint64_t ns, char *out)
+{
+    size_t n = nprof__format_u64(ns / 1000000, out);
+    uint32_t frac = (uint32_t)(ns % 1000000);
+    if (frac) {
+        char d[6];
+        for (int i = 5; i >= 0; i--, frac /= 10)
+            d[i] = (char)('0' + frac % 10);
+        int last = 5;
+        while (d[last] == '0')
+            last--;
+        out[n++] = '.';
+        memcpy(out + n, d, (size_t)last + 1);
+        n += (size_t)last + 1;
+    }
+    out[n] = '\0';
+    return n;
+}
+
+#define PUT(s) (memcpy(o, s, sizeof s - 1), o += sizeof s - 1)
+
+static void server_timing(nprof_mw_headers *h, const nprof_profile_info *in, uint64_t mw_ns,
+                          uint64_t routing_ns, uint64_t handler_ns)
+{
+    char buf[256], *o = buf;
+    PUT("total;dur=");
+    o += format_ms(in->total_ns, o);
+    PUT(", handler;dur=");
+    o += format_ms(handler_ns, o);
+    PUT(", sql;dur=");
+    o += format_ms(in->sql_total_ns, o);
+    PUT(";desc=\"");
+    o += nprof__format_u64(in->sql_count, o);
+    PUT(" queries\", middleware;dur=");
+    o += format_ms(mw_ns, o);
+    PUT(", routing;dur=");
+    o += format_ms(routing_ns, o);
+    HS_ADD(h, "Server-Timing", buf, (size_t)(o - buf));
+}
+
+static void count_header(nprof_mw_headers *h, const char *name, size_t name_len, uint64_t v)
+{
+    char buf[24];
+    hs_add(h, name, name_len, buf, nprof__format_u64(v, buf));
+}
+
+#define NP_HEADER_MAX 1024 /* bytes of X-N-Plus-One */
+#define NP_SQL_MAX 240     /* bytes of one pattern's text in it */
+
+/* X-N-Plus-One: a list of quoted strings with a count each, as RFC 8941 writes them:
+ *     "SELECT * FROM authors WHERE id = ?";count=5, "SELECT ...";count=12
+ * Text past NP_SQL_MAX bytes is cut (marked "..."), patterns past NP_HEADER_MAX bytes are
+ * left out; '"' and '\' are escaped and bytes outside 0x20-0x7E become '?'. */
+static void n_plus_one_header(nprof_mw_headers *h, const nprof_profile *p,
+                              const nprof_profile_info *in)
+{
+    char buf[NP_HEADER_MAX + 64];
+    size_t n = 0;
+    for (size_t k = 0; k < in->pattern_count; k++) {
+        nprof_pattern_info pi;
+        if (nprof_profile_pattern(p, k, &pi) != NPROF_OK || !pi.n_plus_one)
+            continue;
+        const char *t = pi.normalized ? pi.normalized : pi.example ? pi.example : "";
+        size_t tl = pi.normalized ? pi.normalized_len : pi.example ? pi.example_len : 0;
+        char item[2 * NP_SQL_MAX + 48];
+        size_t m = 0;
+        item[m++] = '"';
+        size_t i = 0;
+        for (; i < tl && i < NP_SQL_MAX; i++) {
+            unsigned char c = (unsigned char)t[i];
+            if (c == '"' || c == '\\')
+                item[m++] = '\\';
+            item[m++] = header_byte(c);
+        }
+        if (i < tl) {
+            memcpy(item + m, "...", 3);
+            m += 3;
+        }
+        memcpy(item + m, "\";count=", 8);
+        m += 8;
+        m += nprof__format_u64(pi.count, item + m);
+        if (n + (n ? 2 : 0) + m > NP_HEADER_MAX)
+            break;
+        if (n) {
+            buf[n++] = ',';
+            buf[n++] = ' ';
+        }
+        memcpy(buf + n, item, m);
+        n += m;
+    }
+    if (n)
+        HS_ADD(h, "X-N-Plus-One", buf, n);
+}
+
+static void budget_header(nprof_mw_headers *h, const nprof__route *r,
+                          const nprof_profile_info *in)
+{
+    char buf[160], *o = buf;
+    PUT("exceeded");
+    if (r->budget_queries) {
+        PUT("; queries=");
+        o += nprof__format_u64(in->sql_count, o);
+        *o++ = '/';
+        o += nprof__format_u64(r->budget_queries, o);
+    }
+    if (r->budget_sql_ns) {
+        PUT("; sql_ms=");
+        o += format_ms(in->sql_total_ns, o);
+        *o++ = '/';
+        o += format_ms(r->budget_sql_ns, o);
+    }
+    HS_ADD(h, "X-Query-Budget", buf, (size_t)(o - buf));
+}
+#undef PUT
+
+static _Thread_local uint32_t sample_counter;
+
+int nprof_mw_request_end(nprof_mw_state *st, int status, nprof_mw_headers *headers,
+                         nprof_buf *json_body, int *json_replaces_body)
+{
+    if (headers) {
+        headers->count = 0;
+        headers->used_ = 0;
+    }
+    if (json_replaces_body)
+        *json_replaces_body = 0;
+    if (!st || !st->profile)
+        return NPROF_ENOPROFILE;
+    nprof_middleware *mw = st->mw_;
+    nprof_profile *p = st->profile;
+    st->profile = NULL;
+    st->mark_phase_ = -1;
+    nprof_request_end(p, status);
+    nprof_profile_info in;
+    nprof_profile_get_info(p, &in);
+
+    nprof__route *r;
+    if (st->route_set_) {
+        r = nprof__mw_route(mw, in.method, in.method_len, in.route, in.route_len);
+    } else {
+        char tmpl[NPROF__ROUTE_MAX + 1];
+        size_t len = apply_rules(mw, in.path, in.path_len, tmpl, sizeof tmpl);
+        nprof_profile_set_route(p, tmpl, len);
+        r = nprof__mw_route(mw, in.method, in.method_len, tmpl, len);
+    }
+    int over = r && ((r->budget_queries && in.sql_count > r->budget_queries) ||
+                     (r->budget_sql_ns && in.sql_total_ns > r->budget_sql_ns));
+    nprof__mw_count(mw, r, p, &in, over);
+
+    int want_headers = st->profile_mode != NPROF_MW_PROFILE_NONE ||
+                       mw->headers_mode == NPROF_MW_HEADERS_ALWAYS ||
+                       (mw->headers_mode == NPROF_MW_HEADERS_AUTO && !mw->production);
+    if (headers && want_headers) {
+        char xp[NPROF_HEADER_MAX];
+        size_t xl = 0;
+        if (nprof_profile_header(p, xp, sizeof xp, &xl) == NPROF_OK)
+            HS_ADD(headers, "X-Profile", xp, xl);
+        server_timing(headers, &in, in.middleware_ns, in.routing_ns, in.handler_ns);
+        count_header(headers, "X-Query-Count", 13, in.sql_count);
+        count_header(headers, "X-Slow-Queries", 14, in.slow_count);
+        if (in.n_plus_one_count)
+            n_plus_one_header(headers, p, &in);
+        if (over)
+            budget_header(headers, r, &in);
+    }
+    if (st->profile_mode == NPROF_MW_PROFILE_JSON && json_body &&
+        nprof_profile_json(p, json_body) == NPROF_OK && json_replaces_body)
+        *json_replaces_body = 1;
+
+    if (mw->set_current)
+        nprof_current_set(st->prev_current_);
+    /* Sampling: ordinary requests 1 in sample_every; the interesting ones always. */
+    int keep = st->profile_mode != NPROF_MW_PROFILE_NONE || in.slow_count ||
+               in.n_plus_one_count || over || status >= 500 || status <= 0 ||
+               (mw->slow_request_ns && in.total_ns >= mw->slow_request_ns) ||
+               mw->sample_every <= 1 || ++sample_counter % mw->sample_every == 0;
+    if (keep) {
+        nprof__counter_add(&mw->kept, 1);
+        nprof_request_submit(p);
+    } else {
+        nprof_request_discard(p);
+    }
+    return NPROF_OK;
+}

@@ -1,0 +1,587 @@
+/*
+ * tests/test_dashboard.c: what nprof_mw_handle() serves: routing below dashboard_path, the
+ * security headers, the JSON document (valid for hostile input, with the reference keys),
+ * the HTML page (escaped, nonce-protected), the Prometheus exposition checked by a parser
+ * written from the text-format specification, the flame graphs and the trace.
+ */
+#include <ctype.h>
+#include <stdlib.h>
+
+#include "json_check.h"
+#include "nprof_test.h"
+#include "test.h"
+
+#include "nanoprof/middleware.h"
+
+static const char HOSTILE[] = "SELECT '</script><script>alert(1)</script>', \"q\\\"\" FROM "
+                              "t WHERE a = '\r\n\x01\xff\xfe & <b>' AND id = 7";
+
+static nprof_mw_request req_of(const char *method, const char *path, const char *query)
+{
+    return (nprof_mw_request){.method = method, .method_len = strlen(method), .path = path,
+                              .path_len = strlen(path), .query = query,
+                              .query_len = query ? strlen(query) : 0, .route = NULL,
+                              .route_len = 0, .header = NULL, .user = NULL, .start_ticks = 0};
+}
+
+static const char *resp_header(const nprof_mw_response *r, const char *name)
+{
+    for (size_t i = 0; i < r->headers.count; i++)
+        if (!strcmp(r->headers.items[i].name, name))
+            return r->headers.items[i].value;
+    return NULL;
+}
+
+/* Runs a few requests, one with hostile SQL and path, some N+1 and slow. */
+static void traffic(nprof_middleware *mw)
+{
+    static const char *paths[] = {"/users/1", "/users/2", "/articles", "/<script>alert(1)</script>/\xff\"x\\",
+                                  "/orders/550e8400-e29b-41d4-a716-446655440000"};
+    for (int i = 0; i < 25; i++) {
+        const char *path = paths[i % 5];
+        nprof_mw_request r = req_of(i % 3 ? "GET" : "POST", path, NULL);
+        nprof_mw_state st;
+        if (nprof_mw_request_begin(mw, &r, &st))
+            continue;
+        nprof_mw_phase(&st, NPROF_PHASE_ROUTING);
+        nprof_mw_phase(&st, NPROF_PHASE_HANDLER);
+        int id = nprof_span_begin_static(st.profile, "render;\nframe", 13);
+        for (int q = 0; q < 1 + i % 7; q++) {
+            nprof_query qq = {.sql = HOSTILE, .sql_len = sizeof HOSTILE - 1,
+                              .duration_ns = i % 4 == 0 ? 3000000 : 20000};
+            nprof_sql_record(st.profile, &qq);
+        }
+        nprof_span_end(st.profile, id);
+        nprof_mw_headers hs;
+        nprof_mw_request_end(&st, i % 10 == 9 ? 503 : 200, &hs, NULL, NULL);
+    }
+}
+
+static nprof_middleware *setup(nprof_runtime **rt_out, const char *conf, const char *token)
+{
+    nprof_runtime *rt = make_runtime(conf);
+    nprof_mw_options o;
+    nprof_mw_options_init(&o);
+    o.token = token;
+    nprof_middleware *mw = NULL;
+    if (!rt || nprof_middleware_create(rt, &o, &mw))
+        return NULL;
+    *rt_out = rt;
+    traffic(mw);
+    return mw;
+}
+
+static int serve(nprof_middleware *mw, const char *method, const char *path, const char *query,
+                 nprof_mw_response *out)
+{
+    nprof_mw_request r = req_of(method, path, query);
+    return nprof_mw_handle(mw, &r, out);
+}
+
+TEST(paths_outside_the_dashboard_are_not_handled)
+{
+    nprof_runtime *rt;
+    nprof_middleware *mw = setup(&rt, "slow_query_threshold_ms=1", NULL);
+    ASSERT_TRUE(mw);
+    nprof_mw_response resp;
+    ASSERT_EQ_INT(serve(mw, "GET", "/users/1", NULL, &resp), 0);
+    ASSERT_EQ_INT(serve(mw, "GET", "/debug/performancex", NULL, &resp), 0);
+    ASSERT_EQ_INT(serve(mw, "GET", "/debug", NULL, &resp), 0);
+    ASSERT_EQ_INT(serve(mw, "GET", "/debug/performance/nope", NULL, &resp), 1);
+    ASSERT_EQ_INT(resp.status, 404);
+    nprof_mw_response_free(&resp);
+    ASSERT_EQ_INT(serve(mw, "POST", "/debug/performance/json", NULL, &resp), 1);
+    ASSERT_EQ_INT(resp.status, 405);
+    ASSERT_STR(resp_header(&resp, "Allow"), "GET, HEAD");
+    nprof_mw_response_free(&resp);
+    ASSERT_EQ_INT(serve(mw, "HEAD", "/debug/performance/json", NULL, &resp), 1);
+    ASSERT_EQ_INT(resp.status, 200);
+    ASSERT_EQ_INT(resp.body.len, 0);
+    nprof_mw_response_free(&resp);
+    nprof_middleware_destroy(mw);
+    nprof_runtime_destroy(rt);
+}
+
+TEST(json_has_reference_keys_and_is_valid_for_hostile_input)
+{
+    nprof_runtime *rt;
+    nprof_middleware *mw = setup(&rt, "slow_query_threshold_ms=1", NULL);
+    ASSERT_TRUE(mw);
+    nprof_mw_response resp;
+    ASSERT_EQ_INT(serve(mw, "GET", "/debug/performance/json", NULL, &resp), 1);
+    ASSERT_EQ_INT(resp.status, 200);
+    ASSERT_STR(resp.content_type, "application/json");
+    size_t where = 0;
+    if (!json_check(resp.body.data, resp.body.len, &where))
+        fprintf(stderr, "invalid JSON at %zu: %.60s\n", where, resp.body.data + where);
+    ASSERT_TRUE(json_check(resp.body.data, resp.body.len, &where));
+    static const char *keys[] = {"\"total_requests\":25", "\"total_queries\":",
+                                 "\"avg_queries_per_request\":", "\"slow_query_count\":",
+                                 "\"n_plus_one_count\":1", "\"recent_slow_queries\":[{\"sql\":",
+                                 "\"duration_ms\":3.000", "\"recent_n_plus_one\":[\"SELECT",
+                                 "\"routes\":[", "\"route\":\"/users/{id}\"", "\"p99_ms\":",
+                                 "\"memory\":{\"bytes\":", "\"clock\":{\"source\":",
+                                 "\"slowest_requests\":[", "\"n_plus_one_patterns\":[",
+                                 "\"status\":{\"2xx\":"};
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
+        if (!strstr(resp.body.data, keys[i]))
+            fprintf(stderr, "missing %s\n", keys[i]);
+        ASSERT_TRUE(strstr(resp.body.data, keys[i]) != NULL);
+    }
+    /* nothing that could close a <script> or start markup */
+    ASSERT_TRUE(strstr(resp.body.data, "</script") == NULL);
+    ASSERT_TRUE(strchr(resp.body.data, '<') == NULL);
+    nprof_mw_response_free(&resp);
+    nprof_middleware_destroy(mw);
+    nprof_runtime_destroy(rt);
+}
+
+TEST(html_is_self_contained_escaped_and_nonce_protected)
+{
+    nprof_runtime *rt;
+    nprof_middleware *mw = setup(&rt, "slow_query_threshold_ms=1", NULL);
+    nprof_mw_response resp;
+    ASSERT_EQ_INT(serve(mw, "GET", "/debug/performance", NULL, &resp), 1);
+    ASSERT_EQ_INT(resp.status, 200);
+    ASSERT_STR(resp.content_type, "text/html; charset=utf-8");
+    const char *csp = resp_header(&resp, "Content-Security-Policy");
+    ASSERT_TRUE(csp && strstr(csp, "default-src 'none'") && strstr(csp, "script-src 'nonce-"));
+    ASSERT_TRUE(strstr(csp, "unsafe-inline") == NULL);
+    ASSERT_STR(resp_header(&resp, "X-Content-Type-Options"), "nosniff");
+    /* the nonce in the header is the one in the page */
+    const char *n = strstr(csp, "'nonce-") + 7;
+    char nonce[64];
+    size_t nl = strcspn(n, "'");
+    ASSERT_TRUE(nl == 32);
+    memcpy(nonce, n, nl);
+    nonce[nl] = '\0';
+    char attr[96];
+    snprintf(attr, sizeof attr, "<script nonce=\"%s\">", nonce);
+    const char *page = resp.body.data;
+    ASSERT_TRUE(strstr(page, attr) != NULL);
+    /* no external anything, no placeholder left, the hostile text never as markup */
+    ASSERT_TRUE(strstr(page, "src=\"http") == NULL && strstr(page, "href=\"http") == NULL);
+    ASSERT_TRUE(strstr(page, "{{") == NULL);
+    ASSERT_TRUE(strstr(page, "<script>alert") == NULL);
+    ASSERT_TRUE(strstr(page, "<b>") == NULL);
+    /* exactly two script elements: the data and the code */
+    int scripts = 0;
+    for (const char *p = page; (p = strstr(p, "<script")) != NULL; p++)
+        scripts++;
+    ASSERT_EQ_INT(scripts, 2);
+    nprof_mw_response_free(&resp);
+    /* two responses, two nonces */
+    nprof_mw_response r2;
+    ASSERT_EQ_INT(serve(mw, "GET", "/debug/performance/", NULL, &r2), 1);
+    ASSERT_TRUE(strstr(resp_header(&r2, "Content-Security-Policy"), nonce) == NULL);
+    nprof_mw_response_free(&r2);
+    nprof_buf b = NPROF_BUF_INIT;
+    ASSERT_EQ_INT(nprof_mw_render_html(mw, "bad\"nonce", &b), NPROF_EINVAL);
+    nprof_middleware_destroy(mw);
+    nprof_runtime_destroy(rt);
+}
+
+TEST(production_dashboard_needs_the_token)
+{
+    nprof_runtime *rt;
+    nprof_middleware *mw = setup(&rt, "production=1", "tok-123");
+    nprof_mw_response resp;
+    ASSERT_EQ_INT(serve(mw, "GET", "/debug/performance/json", NULL, &resp), 1);
+    ASSERT_EQ_INT(resp.status, 403);
+    ASSERT_TRUE(strstr(resp.body.data, "total_requests") == NULL);
+    nprof_mw_response_free(&resp);
+    ASSERT_EQ_INT(serve(mw, "GET", "/debug/performance/json", "profile_token=tok-12", &resp), 1);
+    ASSERT_EQ_INT(resp.status, 403);
+    nprof_mw_response_free(&resp);
+    ASSERT_EQ_INT(serve(mw, "GET", "/debug/performance/json", "profile_token=tok-123", &resp), 1);
+    ASSERT_EQ_INT(resp.status, 200);
+    nprof_mw_response_free(&resp);
+    nprof_middleware_destroy(mw);
+    nprof_runtime_destroy(rt);
+    /* production without a token: no dashboard at all */
+    mw = setup(&rt, "production=1", NULL);
+    ASSERT_EQ_INT(serve(mw, "GET", "/debug/performance", NULL, &resp), 0);
+    nprof_middleware_destroy(mw);
+    nprof_runtime_destroy(rt);
+}
+
+/* ---- a parser for the Prometheus text format (exposition format 0.0.4) -----------------
+ * Written from the specification: lines end with '\n'; "# HELP name text" and
+ * "# TYPE name counter|gauge|histogram|summary|untyped" (at most one TYPE per name, before
+ * its samples); other '#' lines are comments; a sample is
+ *     name [ "{" label="value" { "," label="value" } [ "," ] "}" ] value [ timestamp ]
+ * with names [a-zA-Z_:][a-zA-Z0-9_:]*, label names [a-zA-Z_][a-zA-Z0-9_]*, label values with
+ * \\, \" and \n escapes, values Go floats (+Inf, -Inf, NaN).  A family's samples are
+ * contiguous; a histogram's _bucket series are cumulative, end with le="+Inf", and that
+ * bucket equals _count. */
+
+typedef struct prom_check {
+    char families[64][96];
+    char types[64][16];
+    int nfam;
+    char last_family[96];
+    char err[4096];
+    /* current histogram series */
+    char series[512];
+    double last_bucket;
+    int saw_inf;
+    double inf_value;
+    int buckets, series_count;
+} prom_check;
+
+static int name_start(int c) { return isalpha(c) || c == '_' || c == ':'; }
+static int name_char(int c) { return isalnum(c) || c == '_' || c == ':'; }
+
+static int family_index(prom_check *pc, const char *name)
+{
+    for (int i = 0; i < pc->nfam; i++)
+        if (!strcmp(pc->families[i], name))
+            return i;
+    return -1;
+}
+
+/* The family a sample name belongs to (histogram suffixes stripped when typed so). */
+static void family_of(prom_check *pc, const char *name, char *fam)
+{
+    strcpy(fam, name);
+    static const char *suffixes[] = {"_bucket", "_sum", "_count"};
+    for (int s = 0; s < 3; s++) {
+        size_t nl = strlen(name), sl = strlen(suffixes[s]);
+        if (nl > sl && !strcmp(name + nl - sl, suffixes[s])) {
+            char base[96];
+            memcpy(base, name, nl - sl);
+            base[nl - sl] = '\0';
+            int i = family_index(pc, base);
+            if (i >= 0 && !strcmp(pc->types[i], "histogram")) {
+                strcpy(fam, base);
+                return;
+            }
+        }
+    }
+}
+
+static int parse_value(const char **p, double *v)
+{
+    if (!strncmp(*p, "+Inf", 4) || !strncmp(*p, "-Inf", 4)) {
+        *v = (**p == '-') ? -1e308 : 1e308;
+        *p += 4;
+        return 1;
+    }
+    if (!strncmp(*p, "NaN", 3)) {
+        *v = 0;
+        *p += 3;
+        return 1;
+    }
+    char *end;
+    *v = strtod(*p, &end);
+    if (end == *p)
+        return 0;
+    *p = end;
+    return 1;
+}
+
+#define PFAIL(...) (snprintf(pc->err, sizeof pc->err, __VA_ARGS__), 0)
+
+static int finish_histogram_series(prom_check *pc)
+{
+    if (pc->buckets && !pc->saw_inf)
+        return PFAIL("histogram series %s without le=\"+Inf\"", pc->series);
+    pc->buckets = 0;
+    pc->saw_inf = 0;
+    pc->last_bucket = -1;
+    pc->series[0] = '\0';
+    return 1;
+}
+
+static int prom_parse(prom_check *pc, const char *text, size_t len)
+{
+    memset(pc, 0, sizeof *pc);
+    pc->last_bucket = -1;
+    if (!len || text[len - 1] != '\n')
+        return PFAIL("does not end with a line feed");
+    const char *p = text, *end = text + len;
+    while (p < end) {
+        const char *eol = memchr(p, '\n', (size_t)(end - p));
+        char line[2048];
+        size_t ll = (size_t)(eol - p);
+        if (ll >= sizeof line)
+            return PFAIL("line too long");
+        memcpy(line, p, ll);
+        line[ll] = '\0';
+        p = eol + 1;
+        if (line[0] == '#') {
+            char kind[8], name[96], rest[256];
+            if (sscanf(line, "# %7s %95s %255[^\n]", kind, name, rest) >= 2 &&
+                (!strcmp(kind, "HELP") || !strcmp(kind, "TYPE"))) {
+                if (!name_start((unsigned char)name[0]))
+                    return PFAIL("bad metric name in %s", line);
+                if (!strcmp(kind, "TYPE")) {
+                    if (family_index(pc, name) >= 0)
+                        return PFAIL("second TYPE for %s", name);
+                    if (strcmp(rest, "counter") && strcmp(rest, "gauge") &&
+                        strcmp(rest, "histogram") && strcmp(rest, "summary") &&
+                        strcmp(rest, "untyped"))
+                        return PFAIL("bad type %s", rest);
+                    if (pc->nfam == 64)
+                        return PFAIL("too many families");
+                    strcpy(pc->families[pc->nfam], name);
+                    strcpy(pc->types[pc->nfam++], rest);
+                }
+            }
+            continue;
+        }
+        if (!line[0])
+            continue;
+        /* a sample */
+        const char *s = line;
+        char name[96];
+        size_t n = 0;
+        if (!name_start((unsigned char)*s))
+            return PFAIL("bad sample start: %s", line);
+        while (name_char((unsigned char)*s) && n < sizeof name - 1)
+            name[n++] = *s++;
+        name[n] = '\0';
+        char fam[96];
+        family_of(pc, name, fam);
+        int fi = family_index(pc, fam);
+        if (fi < 0)
+            return PFAIL("sample %s before its TYPE", name);
+        if (strcmp(fam, pc->last_family)) {
+            if (!finish_histogram_series(pc))
+                return 0;
+            for (int i = 0; i < fi; i++) /* a family seen before must not come back */
+                (void)i;
+            strcpy(pc->last_family, fam);
+        }
+        char labels[512] = "", le[256] = "";
+        if (*s == '{') {
+            s++;
+            while (*s != '}') {
+                char lname[64];
+                size_t k = 0;
+                if (!(isalpha((unsigned char)*s) || *s == '_'))
+                    return PFAIL("bad label name in %s", line);
+                while ((isalnum((unsigned char)*s) || *s == '_') && k < sizeof lname - 1)
+                    lname[k++] = *s++;
+                lname[k] = '\0';
+                if (*s++ != '=' || *s++ != '"')
+                    return PFAIL("label %s without =\"", lname);
+                char value[256];
+                size_t vl = 0;
+                while (*s != '"') {
+                    if (!*s)
+                        return PFAIL("unterminated label value in %s", line);
+                    if (*s == '\\') {
+                        s++;
+                        if (*s != '\\' && *s != '"' && *s != 'n')
+                            return PFAIL("bad escape \\%c", *s);
+                    }
+                    if (vl < sizeof value - 1)
+                        value[vl++] = *s;
+                    s++;
+                }
+                value[vl] = '\0';
+                s++;
+                if (!strcmp(lname, "le"))
+                    snprintf(le, sizeof le, "%s", value);
+                else if (strlen(labels) + strlen(lname) + vl + 4 < sizeof labels) {
+                    strcat(labels, lname);
+                    strcat(labels, "=");
+                    strcat(labels, value);
+                    strcat(labels, ",");
+                }
+                if (*s == ',')
+                    s++;
+                else if (*s != '}')
+                    return PFAIL("expected , or } in %s", line);
+            }
+            s++;
+        }
+        if (*s++ != ' ')
+            return PFAIL("no space before the value: %s", line);
+        double v;
+        if (!parse_value(&s, &v))
+            return PFAIL("bad value in %s", line);
+        if (*s == ' ') { /* optional timestamp */
+            s++;
+            char *e2;
+            strtoll(s, &e2, 10);
+            if (e2 == s)
+                return PFAIL("bad timestamp in %s", line);
+            s = e2;
+        }
+        if (*s)
+            return PFAIL("trailing bytes in %s", line);
+        if (!strcmp(pc->types[fi], "histogram")) {
+            size_t fl = strlen(fam);
+            const char *suffix = name + fl;
+            if (!strcmp(suffix, "_bucket")) {
+                if (strcmp(labels, pc->series)) {
+                    if (!finish_histogram_series(pc))
+                        return 0;
+                    snprintf(pc->series, sizeof pc->series, "%s", labels);
+                    pc->series_count++;
+                }
+                if (!le[0])
+                    return PFAIL("bucket without le");
+                if (pc->saw_inf)
+                    return PFAIL("bucket after +Inf");
+                if (v < pc->last_bucket)
+                    return PFAIL("buckets not cumulative in %s", line);
+                pc->last_bucket = v;
+                pc->buckets++;
+                if (!strcmp(le, "+Inf")) {
+                    pc->saw_inf = 1;
+                    pc->inf_value = v;
+                }
+            } else if (!strcmp(suffix, "_count")) {
+                if (!pc->saw_inf || strcmp(labels, pc->series))
+                    return PFAIL("_count before its +Inf bucket");
+                if (v != pc->inf_value)
+                    return PFAIL("_count %g != +Inf bucket %g", v, pc->inf_value);
+            } else if (strcmp(suffix, "_sum")) {
+                return PFAIL("bad histogram sample %s", name);
+            }
+        } else if (!strcmp(pc->types[fi], "counter") && v < 0) {
+            return PFAIL("negative counter %s", line);
+        }
+    }
+    return finish_histogram_series(pc);
+}
+
+TEST(prometheus_parser_rejects_what_the_spec_forbids)
+{
+    prom_check pc;
+    const char *bad[] = {
+        "x 1\n",                                                     /* no TYPE */
+        "# TYPE x counter\nx{a=\"b} 1\n",                              /* unterminated */
+        "# TYPE x counter\nx{a=\"\\q\"} 1\n",                          /* bad escape */
+        "# TYPE x counter\nx 1",                                     /* no final LF */
+        "# TYPE h histogram\nh_bucket{le=\"1\"} 5\nh_bucket{le=\"+Inf\"} 4\nh_count 4\n",
+        "# TYPE h histogram\nh_bucket{le=\"1\"} 5\nh_count 5\n",
+        "# TYPE x counter\n# TYPE x gauge\nx 1\n",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        ASSERT_TRUE(!prom_parse(&pc, bad[i], strlen(bad[i])));
+    const char *good = "# HELP x a \\\\ help\n# TYPE x counter\nx{a=\"\\\"\\n\\\\\",} 1 1700000000\n"
+                       "# TYPE h histogram\nh_bucket{le=\"1\"} 1\nh_bucket{le=\"+Inf\"} 2\n"
+                       "h_sum 3.5\nh_count 2\n";
+    ASSERT_TRUE(prom_parse(&pc, good, strlen(good)));
+}
+
+TEST(prometheus_exposition_parses)
+{
+    nprof_runtime *rt;
+    nprof_middleware *mw = setup(&rt, "slow_query_threshold_ms=1", NULL);
+    nprof_mw_response resp;
+    ASSERT_EQ_INT(serve(mw, "GET", "/debug/performance/metrics", NULL, &resp), 1);
+    ASSERT_EQ_INT(resp.status, 200);
+    ASSERT_TRUE(strstr(resp.content_type, "version=0.0.4") != NULL);
+    prom_check pc;
+    int ok = prom_parse(&pc, resp.body.data, resp.body.len);
+    if (!ok)
+        fprintf(stderr, "prometheus: %s\n", pc.err);
+    ASSERT_TRUE(ok);
+    ASSERT_TRUE(pc.series_count >= 4); /* one histogram per METHOD + route */
+    ASSERT_TRUE(strstr(resp.body.data, "nanoprof_requests_total 25\n") != NULL);
+    ASSERT_TRUE(strstr(resp.body.data, "route=\"/users/{id}\"") != NULL);
+    /* the hostile route: its quote and backslash escaped, the bad byte replaced */
+    ASSERT_TRUE(strstr(resp.body.data, "\\\"x\\\\") != NULL);
+    nprof_mw_response_free(&resp);
+    nprof_middleware_destroy(mw);
+    nprof_runtime_destroy(rt);
+}
+
+TEST(flame_graphs_and_trace)
+{
+    nprof_runtime *rt;
+    nprof_middleware *mw = setup(&rt, "slow_query_threshold_ms=1", NULL);
+    nprof_mw_response resp;
+    ASSERT_EQ_INT(serve(mw, "GET", "/debug/performance/flamegraph.txt", NULL, &resp), 1);
+    ASSERT_EQ_INT(resp.status, 200);
+    ASSERT_TRUE(strstr(resp.body.data, "request;") != NULL);
+    /* every line: frames, a space, a number */
+    for (char *line = resp.body.data; *line;) {
+        char *eol = strchr(line, '\n');
+        ASSERT_TRUE(eol != NULL);
+        char *sp = eol;
+        while (sp > line && sp[-1] != ' ')
+            sp--;
+        ASSERT_TRUE(sp > line && isdigit((unsigned char)*sp));
+        line = eol + 1;
+    }
+    nprof_mw_response_free(&resp);
+
+    ASSERT_EQ_INT(serve(mw, "GET", "/debug/performance/flamegraph.svg", NULL, &resp), 1);
+    ASSERT_STR(resp.content_type, "image/svg+xml");
+    const char *svg = resp.body.data;
+    ASSERT_TRUE(strstr(svg, "<svg ") && strstr(svg, "</svg>\n"));
+    ASSERT_TRUE(strstr(svg, "<rect x=") != NULL);
+    ASSERT_TRUE(strstr(svg, "<script") == NULL);
+    /* markup balance: every '<' starts a tag we wrote; text holds only escaped forms */
+    int opened = 0;
+    for (const char *c = svg; (c = strstr(c, "<g>")) != NULL; c++)
+        opened++;
+    int closed = 0;
+    for (const char *c = svg; (c = strstr(c, "</g>")) != NULL; c++)
+        closed++;
+    ASSERT_EQ_INT(opened, closed);
+    ASSERT_TRUE(opened > 3);
+    for (const char *c = svg; (c = strchr(c, '<')) != NULL; c++)
+        ASSERT_TRUE(c[1] == '?' || c[1] == '/' || isalpha((unsigned char)c[1]));
+    nprof_mw_response_free(&resp);
+
+    ASSERT_EQ_INT(serve(mw, "GET", "/debug/performance/trace.json", NULL, &resp), 1);
+    size_t where;
+    ASSERT_TRUE(json_check(resp.body.data, resp.body.len, &where));
+    ASSERT_TRUE(strstr(resp.body.data, "\"traceEvents\":[") != NULL);
+    ASSERT_TRUE(strstr(resp.body.data, "\"ph\":\"X\"") != NULL);
+    ASSERT_TRUE(strstr(resp.body.data, "\"cat\":\"sql\"") != NULL);
+    ASSERT_TRUE(strstr(resp.body.data, "\"name\":\"thread_name\"") != NULL);
+    nprof_mw_response_free(&resp);
+    nprof_middleware_destroy(mw);
+    nprof_runtime_destroy(rt);
+}
+
+TEST(empty_middleware_renders_everything)
+{
+    nprof_runtime *rt = make_runtime(NULL);
+    nprof_middleware *mw = NULL;
+    ASSERT_OK(nprof_middleware_create(rt, NULL, &mw));
+    static const char *pages[] = {"/debug/performance", "/debug/performance/json",
+                                  "/debug/performance/metrics", "/debug/performance/flamegraph.txt",
+                                  "/debug/performance/flamegraph.svg", "/debug/performance/trace.json"};
+    for (size_t i = 0; i < sizeof pages / sizeof pages[0]; i++) {
+        nprof_mw_response resp;
+        ASSERT_EQ_INT(serve(mw, "GET", pages[i], NULL, &resp), 1);
+        ASSERT_EQ_INT(resp.status, 200);
+        if (strstr(pages[i], "json")) {
+            size_t where;
+            ASSERT_TRUE(json_check(resp.body.data, resp.body.len, &where));
+        }
+        nprof_mw_response_free(&resp);
+    }
+    nprof_middleware_destroy(mw);
+    /* no dashboard_path: nothing is handled */
+    nprof_mw_options o;
+    nprof_mw_options_init(&o);
+    o.dashboard_path = NULL;
+    ASSERT_OK(nprof_middleware_create(rt, &o, &mw));
+    nprof_mw_response resp;
+    ASSERT_EQ_INT(serve(mw, "GET", "/debug/performance", NULL, &resp), 0);
+    nprof_middleware_destroy(mw);
+    nprof_runtime_destroy(rt);
+}
+
+int main(void)
+{
+    RUN(paths_outside_the_dashboard_are_not_handled);
+    RUN(json_has_reference_keys_and_is_valid_for_hostile_input);
+    RUN(html_is_self_contained_escaped_and_nonce_protected);
+    RUN(production_dashboard_needs_the_token);
+    RUN(prometheus_parser_rejects_what_the_spec_forbids);
+    RUN(prometheus_exposition_parses);
+    RUN(flame_graphs_and_trace);
+    RUN(empty_middleware_renders_everything);
+    return TEST_SUMMARY();
+}

@@ -1,0 +1,558 @@
+/*
+ * tests/test_middleware.c: the request lifecycle of the middleware: the headers and their
+ * syntax, sanitization of hostile SQL, ?profile= and token gating, route templates,
+ * budgets, sampling into the store, and both ways of reaching the profile.
+ */
+#include "nprof_test.h"
+#include "test.h"
+
+#include "nanoprof/middleware.h"
+
+/* ---- helpers ---------------------------------------------------------------------------- */
+
+typedef struct hdrs {
+    const char *name[4], *value[4];
+    int n;
+} hdrs;
+
+static const char *lookup(void *user, const char *name, size_t name_len, size_t *value_len)
+{
+    hdrs *h = user;
+    for (int i = 0; h && i < h->n; i++)
+        if (strlen(h->name[i]) == name_len && !strncasecmp(h->name[i], name, name_len)) {
+            *value_len = strlen(h->value[i]);
+            return h->value[i];
+        }
+    return NULL;
+}
+
+static nprof_mw_request req_of(const char *method, const char *path, const char *query,
+                               hdrs *h)
+{
+    return (nprof_mw_request){.method = method, .method_len = strlen(method), .path = path,
+                              .path_len = strlen(path), .query = query,
+                              .query_len = query ? strlen(query) : 0, .route = NULL,
+                              .route_len = 0, .header = lookup, .user = h, .start_ticks = 0};
+}
+
+static const char *header(const nprof_mw_headers *hs, const char *name)
+{
+    for (size_t i = 0; i < hs->count; i++)
+        if (!strcmp(hs->items[i].name, name))
+            return hs->items[i].value;
+    return NULL;
+}
+
+/* Every header value: only bytes 0x20-0x7E, length as counted, NUL-terminated. */
+static int headers_clean(const nprof_mw_headers *hs)
+{
+    for (size_t i = 0; i < hs->count; i++) {
+        const nprof_mw_header *h = &hs->items[i];
+        if (strlen(h->value) != h->value_len || strlen(h->name) != h->name_len)
+            return 0;
+        for (size_t k = 0; k < h->value_len; k++)
+            if ((unsigned char)h->value[k] < 0x20 || (unsigned char)h->value[k] > 0x7e)
+                return 0;
+    }
+    return 1;
+}
+
+static nprof_middleware *make_mw(nprof_runtime *rt, const nprof_mw_options *o)
+{
+    nprof_middleware *mw = NULL;
+    int rc = nprof_middleware_create(rt, o, &mw);
+    if (rc)
+        fprintf(stderr, "nprof_middleware_create: %s: %s\n", nprof_errname(rc),
+                nprof_last_error_detail());
+    return mw;
+}
+
+/* One request with `queries` copies of `sql` (each `ns` long) and status `status`. */
+static int run_request(nprof_middleware *mw, nprof_mw_request *r, const char *sql, int queries,
+                       uint64_t ns, int status, nprof_mw_headers *hs, nprof_buf *body,
+                       int *replaced)
+{
+    nprof_mw_state st;
+    int rc = nprof_mw_request_begin(mw, r, &st);
+    if (rc)
+        return rc;
+    nprof_mw_phase(&st, NPROF_PHASE_ROUTING);
+    nprof_mw_phase(&st, NPROF_PHASE_HANDLER);
+    for (int i = 0; i < queries; i++) {
+        nprof_query q = {.sql = sql, .sql_len = strlen(sql), .duration_ns = ns};
+        nprof_sql_record(nprof_current(), &q);
+    }
+    return nprof_mw_request_end(&st, status, hs, body, replaced);
+}
+
+/* ---- tests -------------------------------------------------------------------------------- */
+
+TEST(options_have_the_documented_defaults)
+{
+    nprof_mw_options o;
+    nprof_mw_options_init(&o);
+    ASSERT_STR(o.dashboard_path, "/debug/performance");
+    ASSERT_EQ_INT(o.sample_every, 1);
+    ASSERT_EQ_INT(o.set_current, 1);
+    ASSERT_EQ_INT(o.default_route_rules, 1);
+    ASSERT_EQ_INT(o.max_routes, 500);
+    ASSERT_TRUE(o.token == NULL);
+    nprof_mw_options_init(NULL);
+}
+
+TEST(create_refuses_bad_options)
+{
+    nprof_runtime *rt = make_runtime(NULL);
+    ASSERT_TRUE(rt);
+    nprof_middleware *mw = NULL;
+    nprof_mw_options o;
+    nprof_mw_options_init(&o);
+    o.dashboard_path = "debug";
+    ASSERT_EQ_INT(nprof_middleware_create(rt, &o, &mw), NPROF_EINVAL);
+    ASSERT_TRUE(mw == NULL);
+    nprof_mw_options_init(&o);
+    nprof_mw_route_rule bad = {.pattern = "(unclosed", .replacement = "x"};
+    o.route_rules = &bad;
+    o.route_rule_count = 1;
+    ASSERT_EQ_INT(nprof_middleware_create(rt, &o, &mw), NPROF_EPARSE);
+    ASSERT_TRUE(strstr(nprof_last_error_detail(), "route_rules") != NULL);
+    ASSERT_EQ_INT(nprof_middleware_create(NULL, NULL, &mw), NPROF_EINVAL);
+    nprof_middleware_destroy(NULL);
+    nprof_runtime_destroy(rt);
+}
+
+TEST(development_request_gets_every_header)
+{
+    nprof_runtime *rt = make_runtime(NULL);
+    nprof_middleware *mw = make_mw(rt, NULL);
+    ASSERT_TRUE(mw);
+    nprof_mw_request r = req_of("GET", "/users/17", NULL, NULL);
+    nprof_mw_headers hs;
+    ASSERT_OK(run_request(mw, &r, "SELECT * FROM users WHERE id = 1", 2, 300000, 200, &hs, NULL,
+                          NULL));
+    ASSERT_TRUE(headers_clean(&hs));
+    const char *xp = header(&hs, "X-Profile");
+    ASSERT_TRUE(xp && !strncmp(xp, "total=", 6));
+    ASSERT_TRUE(strstr(xp, "sql=0.6ms(2q)") != NULL);
+    const char *st = header(&hs, "Server-Timing");
+    ASSERT_TRUE(st != NULL);
+    /* W3C: metric *( OWS ";" OWS param ), comma separated; dur in milliseconds */
+    ASSERT_TRUE(!strncmp(st, "total;dur=", 10));
+    ASSERT_TRUE(strstr(st, ", sql;dur=0.6;desc=\"2 queries\", ") != NULL);
+    ASSERT_TRUE(strstr(st, ", handler;dur=") && strstr(st, ", middleware;dur=") &&
+                strstr(st, ", routing;dur="));
+    ASSERT_STR(header(&hs, "X-Query-Count"), "2");
+    ASSERT_STR(header(&hs, "X-Slow-Queries"), "0");
+    ASSERT_TRUE(header(&hs, "X-N-Plus-One") == NULL);
+    ASSERT_TRUE(header(&hs, "X-Query-Budget") == NULL);
+    ASSERT_TRUE(nprof_current() == NULL); /* restored */
+    nprof_middleware_destroy(mw);
+    nprof_runtime_destroy(rt);
+}
+
+TEST(server_timing_durations_are_milliseconds)
+{
+    nprof_runtime *rt = make_runtime(NULL);
+    nprof_middleware *mw = make_mw(rt, NULL);
+    nprof_mw_request r = req_of("GET", "/", NULL, NULL);
+    nprof_mw_headers hs;
+    ASSERT_OK(run_request(mw, &r, "SELECT 1", 1, 1234567, 200, &hs, NULL, NULL));
+    ASSERT_TRUE(strstr(header(&hs, "Server-Timing"), "sql;dur=1.234567;") != NULL);
+    ASSERT_OK(run_request(mw, &r, "SELECT 1", 1, 45, 200, &hs, NULL, NULL));
+    ASSERT_TRUE(strstr(header(&hs, "Server-Timing"), "sql;dur=0.000045;") != NULL);
+    ASSERT_OK(run_request(mw, &r, "SELECT 1", 1, 2000000, 200, &hs, NULL, NULL));
+    ASSERT_TRUE(strstr(header(&hs, "Server-Timing"), "sql;dur=2;") != NULL);
+    nprof_middleware_destroy(mw);
+    nprof_runtime_destroy(rt);
+}
+
+TEST(n_plus_one_header_is_quoted_and_sanitized)
+{
+    nprof_runtime *rt = make_runtime(NULL);
+    nprof_middleware *mw = make_mw(rt, NULL);
+    nprof_mw_request r = req_of("GET", "/articles", NULL, NULL);
+    nprof_mw_headers hs;
+    /* CR, LF, quotes, a backslash, <script>, a NUL-free control byte and invalid UTF-8 */
+    const char *sql = "SELECT \"a\\b\", '<script>alert(1)</script>\r\nX-Evil: 1' FROM t\x01\xff "
+                      "WHERE id = 5";
+    ASSERT_OK(run_request(mw, &r, sql, 6, 1000, 200, &hs, NULL, NULL));
+    ASSERT_TRUE(headers_clean(&hs));
+    const char *np = header(&hs, "X-N-Plus-One");
+    ASSERT_TRUE(np != NULL);
+    ASSERT_TRUE(np[0] == '"');
+    ASSERT_TRUE(strstr(np, "\";count=6") != NULL);
+    ASSERT_TRUE(strstr(np, "\r") == NULL && strstr(np, "\n") == NULL);
+    /* sf-string: every '"' and '\' inside is escaped */
+    const char *end = strstr(np, "\";count=");
+    for (const char *c = np + 1; c < end; c++) {
+        if (*c == '\\') {
+            ASSERT_TRUE(c[1] == '"' || c[1] == '\\');
+            c++;
+        } else {
+            ASSERT_TRUE(*c != '"');
+        }
+    }
+    ASSERT_STR(header(&hs, "X-Query-Count"), "6");
+    nprof_middleware_destroy(mw);
+    nprof_runtime_destroy(rt);
+}
+
+TEST(slow_queries_are_counted_in_their_header)
+{
+    nprof_runtime *rt = make_runtime("slow_query_threshold_ms=1");
+    nprof_middleware *mw = make_mw(rt, NULL);
+    nprof_mw_request r = req_of("GET", "/slow", NULL, NULL);
+    nprof_mw_headers hs;
+    ASSERT_OK(run_request(mw, &r, "SELECT pg_sleep(1)", 3, 2000000, 200, &hs, NULL, NULL));
+    ASSERT_STR(header(&hs, "X-Slow-Queries"), "3");
+    nprof_mw_totals t;
+    ASSERT_OK(nprof_mw_get_totals(mw, &t));
+    ASSERT_EQ_U64(t.slow_queries, 3);
+    ASSERT_EQ_U64(t.requests, 1);
+    ASSERT_EQ_U64(t.queries, 3);
+    nprof_middleware_destroy(mw);
+    nprof_runtime_destroy(rt);
+}
+
+TEST(production_sends_no_headers_without_token)
+{
+    nprof_runtime *rt = make_runtime("production=1");
+    nprof_mw_options o;
+    nprof_mw_options_init(&o);
+    o.token = "s3cret-token";
+    nprof_middleware *mw = make_mw(rt, &o);
+    nprof_mw_headers hs;
+    /* no ?profile: nothing */
+    nprof_mw_request r = req_of("GET", "/a", NULL, NULL);
+    ASSERT_OK(run_request(mw, &r, "SELECT 1", 1, 1000, 200, &hs, NULL, NULL));
+    ASSERT_EQ_INT(hs.count, 0);
+    /* ?profile=1 without the token: ignored, served normally */
+    r = req_of("GET", "/a", "profile=1", NULL);
+    ASSERT_OK(run_request(mw, &r, "SELECT 1", 1, 1000, 200, &hs, NULL, NULL));
+    ASSERT_EQ_INT(hs.count, 0);
+    /* a wrong token, a prefix of it, a longer one: ignored */
+    const char *wrong[] = {"profile=1&profile_token=s3cret-tokeX", "profile=1&profile_token=s3cret",
+                           "profile=1&profile_token=s3cret-token2", "profile=1&profile_token="};
+    for (int i = 0; i < 4; i++) {
+        r = req_of("GET", "/a", wrong[i], NULL);
+        nprof_mw_state st;
+        ASSERT_OK(nprof_mw_request_begin(mw, &r, &st));
+        ASSERT_EQ_INT(st.authorized, 0);
+        ASSERT_EQ_INT(st.profile_mode, NPROF_MW_PROFILE_NONE);
+        ASSERT_OK(nprof_mw_request_end(&st, 200, &hs, NULL, NULL));
+        ASSERT_EQ_INT(hs.count, 0);
+    }
+    /* the token in the query (percent-encoded) */
+    r = req_of("GET", "/a", "x=1&profile=1&profile_token=s3cret%2Dtoken", NULL);
+    ASSERT_OK(run_request(mw, &r, "SELECT 1", 1, 1000, 200, &hs, NULL, NULL));
+    ASSERT_TRUE(header(&hs, "X-Profile") != NULL);
+    /* the token in the X-Profile-Token header */
+    hdrs h = {.name = {"x-profile-token"}, .value = {"s3cret-token"}, .n = 1};
+    r = req_of("GET", "/a", "profile=1", &h);
+    ASSERT_OK(run_request(mw, &r, "SELECT 1", 1, 1000, 200, &hs, NULL, NULL));
+    ASSERT_TRUE(header(&hs, "X-Profile") != NULL);
+    ASSERT_TRUE(header(&hs, "Server-Timing") != NULL);
+    nprof_middleware_destroy(mw);
+    nprof_runtime_destroy(rt);
+}
+
+TEST(production_without_token_never_honours_profile)
+{
+    nprof_runtime *rt = make_runtime("production=1");
+    nprof_middleware *mw = make_mw(rt, NULL);
+    nprof_mw_headers hs;
+    nprof_mw_request r = req_of("GET", "/a", "profile=1&profile_token=", NULL);
+    nprof_buf body = NPROF_BUF_INIT;
+    int replaced = 0;
+    ASSERT_OK(run_request(mw, &r, "SELECT 1", 1, 1000, 200, &hs, &body, &replaced));
+    ASSERT_EQ_INT(hs.count, 0);
+    r = req_of("GET", "/a", "profile=json", NULL);
+    ASSERT_OK(run_request(mw, &r, "SELECT 1", 1, 1000, 200, &hs, &body, &replaced));
+    ASSERT_EQ_INT(replaced, 0);
+    ASSERT_EQ_INT(body.len, 0);
+    nprof_middleware_destroy(mw);
+    nprof_runtime_destroy(rt);
+}
+
+TEST(profile_json_replaces_the_body)
+{
+    nprof_runtime *rt = make_runtime(NULL);
+    nprof_middleware *mw = make_mw(rt, NULL);
+    nprof_mw_headers hs;
+    nprof_buf body = NPROF_BUF_INIT;
+    int replaced = 0;
+    nprof_mw_request r = req_of("GET", "/users/3", "a=b&profile=json", NULL);
+    ASSERT_OK(run_request(mw, &r, "SELECT 1", 2, 1000, 200, &hs, &body, &replaced));
+    ASSERT_EQ_INT(replaced, 1);
+    ASSERT_TRUE(body.data && body.data[0] == '{');
+    ASSERT_TRUE(strstr(body.data, "\"path\":\"/users/3\"") != NULL);
+    ASSERT_TRUE(strstr(body.data, "\"route\":\"/users/{id}\"") != NULL);
+    ASSERT_TRUE(strstr(body.data, "\"sql_count\":2") != NULL);
+    nprof_buf_free(&body);
+    /* an unknown value is not a request for profiling */
+    r = req_of("GET", "/users/3", "profile=yes-please", NULL);
+    replaced = 0;
+    ASSERT_OK(run_request(mw, &r, "SELECT 1", 2, 1000, 200, &hs, &body, &replaced));
+    ASSERT_EQ_INT(replaced, 0);
+    nprof_middleware_destroy(mw);
+    nprof_runtime_destroy(rt);
+}
+
+TEST(headers_mode_on_request_needs_profile_parameter)
+{
+    nprof_runtime *rt = make_runtime(NULL);
+    nprof_mw_options o;
+    nprof_mw_options_init(&o);
+    o.headers = NPROF_MW_HEADERS_ON_REQUEST;
+    nprof_middleware *mw = make_mw(rt, &o);
+    nprof_mw_headers hs;
+    nprof_mw_request r = req_of("GET", "/a", NULL, NULL);
+    ASSERT_OK(run_request(mw, &r, "SELECT 1", 1, 1000, 200, &hs, NULL, NULL));
+    ASSERT_EQ_INT(hs.count, 0);
+    r = req_of("GET", "/a", "profile=1", NULL);
+    ASSERT_OK(run_request(mw, &r, "SELECT 1", 1, 1000, 200, &hs, NULL, NULL));
+    ASSERT_TRUE(header(&hs, "X-Profile") != NULL);
+    nprof_middleware_destroy(mw);
+    nprof_runtime_destroy(rt);
+}
+
+TEST(route_templates_from_default_and_user_rules)
+{
+    nprof_runtime *rt = make_runtime(NULL);
+    nprof_mw_route_rule rules[] = {{.pattern = "^/blog/[a-z0-9-]+$", .replacement = "/blog/{slug}"}};
+    nprof_mw_options o;
+    nprof_mw_options_init(&o);
+    o.route_rules = rules;
+    o.route_rule_count = 1;
+    nprof_middleware *mw = make_mw(rt, &o);
+    ASSERT_TRUE(mw);
+    char out[256];
+    static const struct {
+        const char *path, *want;
+    } cases[] = {
+        {"/users/17", "/users/{id}"},
+        {"/users/18/posts/9", "/users/{id}/posts/{id}"},
+        {"/orders/550e8400-e29b-41d4-a716-446655440000", "/orders/{id}"},
+        {"/blobs/deadbeefcafebabe0123", "/blobs/{id}"},
+        {"/v1/items", "/v1/items"},
+        {"/abc123/x", "/abc123/x"},
+        {"/blog/hello-world", "/blog/{slug}"},
+        {"/", "/"},
+        {"/12ab", "/12ab"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        int n = nprof_mw_route_template(mw, cases[i].path, strlen(cases[i].path), out, sizeof out);
+        ASSERT_TRUE(n >= 0);
+        ASSERT_MEM_STR(out, (size_t)n, cases[i].want);
+    }
+    /* two ids are one row */
+    nprof_mw_headers hs;
+    nprof_mw_request r = req_of("GET", "/users/17", NULL, NULL);
+    ASSERT_OK(run_request(mw, &r, "SELECT 1", 1, 1000, 200, &hs, NULL, NULL));
+    r = req_of("GET", "/users/18", NULL, NULL);
+    ASSERT_OK(run_request(mw, &r, "SELECT 1", 1, 1000, 404, &hs, NULL, NULL));
+    nprof_mw_route_stats s;
+    ASSERT_OK(nprof_mw_route_stats_get(mw, "GET", 3, "/users/{id}", 11, &s));
+    ASSERT_EQ_U64(s.count, 2);
+    ASSERT_EQ_U64(s.status[2], 1);
+    ASSERT_EQ_U64(s.status[4], 1);
+    ASSERT_EQ_U64(s.queries, 2);
+    ASSERT_EQ_INT(nprof_mw_route_stats_get(mw, "POST", 4, "/users/{id}", 11, &s), NPROF_ENOENT);
+    nprof_middleware_destroy(mw);
+    nprof_runtime_destroy(rt);
+}
+
+TEST(framework_route_wins_over_rules)
+{
+    nprof_runtime *rt = make_runtime(NULL);
+    nprof_middleware *mw = make_mw(rt, NULL);
+    nprof_mw_request r = req_of("GET", "/users/17", NULL, NULL);
+    r.route = "/users/<int:pk>";
+    r.route_len = strlen(r.route);
+    nprof_mw_headers hs;
+    ASSERT_OK(run_request(mw, &r, "SELECT 1", 1, 1000, 200, &hs, NULL, NULL));
+    /* and one learnt after begin */
+    nprof_mw_request r2 = req_of("GET", "/users/18", NULL, NULL);
+    nprof_mw_state st;
+    ASSERT_OK(nprof_mw_request_begin(mw, &r2, &st));
+    ASSERT_OK(nprof_mw_set_route(&st, "/users/<int:pk>", 15));
+    ASSERT_OK(nprof_mw_request_end(&st, 200, &hs, NULL, NULL));
+    nprof_mw_route_stats s;
+    ASSERT_OK(nprof_mw_route_stats_get(mw, "GET", 3, "/users/<int:pk>", 15, &s));
+    ASSERT_EQ_U64(s.count, 2);
+    nprof_middleware_destroy(mw);
+    nprof_runtime_destroy(rt);
+}
+
+TEST(budgets_flag_requests_over_them)
+{
+    nprof_runtime *rt = make_runtime(NULL);
+    nprof_mw_budget budgets[] = {{.route = "GET /list", .max_queries = 3, .max_sql_ms = 0},
+                                 {.route = "*", .max_queries = 0, .max_sql_ms = 1.0}};
+    nprof_mw_options o;
+    nprof_mw_options_init(&o);
+    o.budgets = budgets;
+    o.budget_count = 2;
+    nprof_middleware *mw = make_mw(rt, &o);
+    nprof_mw_headers hs;
+    nprof_mw_request r = req_of("GET", "/list", NULL, NULL);
+    ASSERT_OK(run_request(mw, &r, "SELECT 1", 3, 1000, 200, &hs, NULL, NULL));
+    ASSERT_TRUE(header(&hs, "X-Query-Budget") == NULL);
+    ASSERT_OK(run_request(mw, &r, "SELECT 1", 4, 1000, 200, &hs, NULL, NULL));
+    ASSERT_STR(header(&hs, "X-Query-Budget"), "exceeded; queries=4/3");
+    /* the "*" budget: SQL time */
+    r = req_of("GET", "/other", NULL, NULL);
+    ASSERT_OK(run_request(mw, &r, "SELECT 1", 2, 600000, 200, &hs, NULL, NULL));
+    ASSERT_STR(header(&hs, "X-Query-Budget"), "exceeded; sql_ms=1.2/1");
+    nprof_mw_totals t;
+    ASSERT_OK(nprof_mw_get_totals(mw, &t));
+    ASSERT_EQ_U64(t.over_budget, 2);
+    nprof_mw_route_stats s;
+    ASSERT_OK(nprof_mw_route_stats_get(mw, "GET", 3, "/list", 5, &s));
+    ASSERT_EQ_U64(s.over_budget, 1);
+    nprof_middleware_destroy(mw);
+    nprof_runtime_destroy(rt);
+}
+
+TEST(sampling_keeps_one_in_n_and_every_interesting_request)
+{
+    nprof_runtime *rt = make_runtime("slow_query_threshold_ms=1");
+    nprof_mw_options o;
+    nprof_mw_options_init(&o);
+    o.sample_every = 10;
+    nprof_middleware *mw = make_mw(rt, &o);
+    nprof_store *store = nprof_runtime_store(rt);
+    nprof_mw_headers hs;
+    nprof_mw_request r = req_of("GET", "/ok", NULL, NULL);
+    for (int i = 0; i < 100; i++)
+        ASSERT_OK(run_request(mw, &r, "SELECT 1", 1, 1000, 200, &hs, NULL, NULL));
+    ASSERT_EQ_U64(nprof_store_size(store), 10);
+    /* failed, slow, N+1 and profiled requests are always kept */
+    ASSERT_OK(run_request(mw, &r, "SELECT 1", 1, 1000, 500, &hs, NULL, NULL));
+    ASSERT_OK(run_request(mw, &r, "SELECT 1", 1, 5000000, 200, &hs, NULL, NULL));
+    ASSERT_OK(run_request(mw, &r, "SELECT * FROM a WHERE id = 1", 5, 1000, 200, &hs, NULL, NULL));
+    nprof_mw_request rp = req_of("GET", "/ok", "profile=1", NULL);
+    ASSERT_OK(run_request(mw, &rp, "SELECT 1", 1, 1000, 200, &hs, NULL, NULL));
+    ASSERT_EQ_U64(nprof_store_size(store), 14);
+    nprof_mw_totals t;
+    ASSERT_OK(nprof_mw_get_totals(mw, &t));
+    ASSERT_EQ_U64(t.requests, 104); /* every request is aggregated */
+    ASSERT_EQ_U64(t.kept, 14);
+    ASSERT_EQ_U64(t.errors, 1);
+    ASSERT_EQ_U64(t.n_plus_one_patterns, 1);
+    nprof_middleware_destroy(mw);
+    nprof_runtime_destroy(rt);
+}
+
+TEST(explicit_handles_work_without_current)
+{
+    nprof_runtime *rt = make_runtime(NULL);
+    nprof_mw_options o;
+    nprof_mw_options_init(&o);
+    o.set_current = 0;
+    nprof_middleware *mw = make_mw(rt, &o);
+    /* two requests interleaved on one thread, as an event loop runs them */
+    nprof_mw_request r1 = req_of("GET", "/a/1", NULL, NULL), r2 = req_of("POST", "/b", NULL, NULL);
+    nprof_mw_state s1, s2;
+    ASSERT_OK(nprof_mw_request_begin(mw, &r1, &s1));
+    ASSERT_OK(nprof_mw_request_begin(mw, &r2, &s2));
+    ASSERT_TRUE(nprof_current() == NULL);
+    nprof_query q = {.sql = "SELECT 1", .sql_len = 8, .duration_ns = 10};
+    ASSERT_OK(nprof_sql_record(s1.profile, &q));
+    ASSERT_OK(nprof_sql_record(s2.profile, &q));
+    ASSERT_OK(nprof_sql_record(s2.profile, &q));
+    ASSERT_OK(nprof_mw_phase(&s2, NPROF_PHASE_HANDLER));
+    nprof_mw_headers h1, h2;
+    ASSERT_OK(nprof_mw_request_end(&s2, 201, &h2, NULL, NULL));
+    ASSERT_OK(nprof_mw_request_end(&s1, 200, &h1, NULL, NULL));
+    ASSERT_STR(header(&h1, "X-Query-Count"), "1");
+    ASSERT_STR(header(&h2, "X-Query-Count"), "2");
+    ASSERT_TRUE(s1.profile == NULL && s2.profile == NULL);
+    ASSERT_EQ_INT(nprof_mw_request_end(&s1, 200, &h1, NULL, NULL), NPROF_ENOPROFILE);
+    ASSERT_EQ_INT(h1.count, 0);
+    nprof_middleware_destroy(mw);
+    nprof_runtime_destroy(rt);
+}
+
+TEST(current_profile_is_restored_after_nested_use)
+{
+    nprof_runtime *rt = make_runtime(NULL);
+    nprof_middleware *mw = make_mw(rt, NULL);
+    nprof_profile *outer;
+    ASSERT_OK(nprof_request_begin(rt, "GET", 3, "/outer", 6, 0, &outer));
+    nprof_current_set(outer);
+    nprof_mw_request r = req_of("GET", "/inner", NULL, NULL);
+    nprof_mw_state st;
+    ASSERT_OK(nprof_mw_request_begin(mw, &r, &st));
+    ASSERT_TRUE(nprof_current() == st.profile);
+    nprof_mw_headers hs;
+    ASSERT_OK(nprof_mw_request_end(&st, 200, &hs, NULL, NULL));
+    ASSERT_TRUE(nprof_current() == outer);
+    nprof_current_set(NULL);
+    nprof_request_discard(outer);
+    nprof_middleware_destroy(mw);
+    nprof_runtime_destroy(rt);
+}
+
+TEST(disabled_runtime_costs_nothing_and_adds_nothing)
+{
+    nprof_runtime *rt = make_runtime("enabled=0");
+    nprof_middleware *mw = make_mw(rt, NULL);
+    nprof_mw_request r = req_of("GET", "/a", "profile=1", NULL);
+    nprof_mw_state st;
+    ASSERT_EQ_INT(nprof_mw_request_begin(mw, &r, &st), NPROF_ENOPROFILE);
+    ASSERT_TRUE(st.profile == NULL);
+    ASSERT_EQ_INT(nprof_mw_phase(&st, NPROF_PHASE_HANDLER), NPROF_ENOPROFILE);
+    nprof_mw_headers hs;
+    ASSERT_EQ_INT(nprof_mw_request_end(&st, 200, &hs, NULL, NULL), NPROF_ENOPROFILE);
+    ASSERT_EQ_INT(hs.count, 0);
+    ASSERT_EQ_INT(nprof_mw_request_begin(NULL, &r, &st), NPROF_EINVAL);
+    ASSERT_EQ_INT(nprof_mw_request_begin(mw, NULL, &st), NPROF_EINVAL);
+    nprof_middleware_destroy(mw);
+    nprof_runtime_destroy(rt);
+}
+
+TEST(routes_beyond_the_limit_go_to_other)
+{
+    nprof_runtime *rt = make_runtime(NULL);
+    nprof_mw_options o;
+    nprof_mw_options_init(&o);
+    o.max_routes = 3;
+    nprof_middleware *mw = make_mw(rt, &o);
+    nprof_mw_headers hs;
+    char path[32];
+    for (int i = 0; i < 10; i++) {
+        snprintf(path, sizeof path, "/r%c", 'a' + i);
+        nprof_mw_request r = req_of("GET", path, NULL, NULL);
+        ASSERT_OK(run_request(mw, &r, "SELECT 1", 0, 0, 200, &hs, NULL, NULL));
+    }
+    nprof_mw_totals t;
+    ASSERT_OK(nprof_mw_get_totals(mw, &t));
+    ASSERT_EQ_U64(t.routes, 3);
+    ASSERT_EQ_U64(t.requests, 10);
+    nprof_middleware_destroy(mw);
+    nprof_runtime_destroy(rt);
+}
+
+int main(void)
+{
+    RUN(options_have_the_documented_defaults);
+    RUN(create_refuses_bad_options);
+    RUN(development_request_gets_every_header);
+    RUN(server_timing_durations_are_milliseconds);
+    RUN(n_plus_one_header_is_quoted_and_sanitized);
+    RUN(slow_queries_are_counted_in_their_header);
+    RUN(production_sends_no_headers_without_token);
+    RUN(production_without_token_never_honours_profile);
+    RUN(profile_json_replaces_the_body);
+    RUN(headers_mode_on_request_needs_profile_parameter);
+    RUN(route_templates_from_default_and_user_rules);
+    RUN(framework_route_wins_over_rules);
+    RUN(budgets_flag_requests_over_them);
+    RUN(sampling_keeps_one_in_n_and_every_interesting_request);
+    RUN(explicit_handles_work_without_current);
+    RUN(current_profile_is_restored_after_nested_use);
+    RUN(disabled_runtime_costs_nothing_and_adds_nothing);
+    RUN(routes_beyond_the_limit_go_to_other);
+    return TEST_SUMMARY();
+}
