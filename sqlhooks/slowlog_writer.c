@@ -345,11 +345,12 @@ static int format_row(writer *w, const nprof__slot *s)
     nprof_buf *b = &w->copy;
     const char *sql = s->text;
     size_t sql_len = s->sql_len;
-    uint64_t fp = s->fingerprint ? s->fingerprint : nprof_sql_fingerprint(sql, sql_len);
+    uint64_t fp = 0;
     size_t norm_len = 0;
-    int nrc = nprof_sql_normalize(sql, sql_len, NPROF_SQL_QMARK, w->norm, w->norm_cap, &norm_len);
-    if (nrc != NPROF_OK)
+    if (nprof_sql_shape(sql, sql_len, NPROF_SQL_QMARK, w->norm, w->norm_cap, &norm_len, &fp) != NPROF_OK)
         norm_len = 0;
+    if (s->fingerprint)
+        fp = s->fingerprint; /* the caller's, of the whole query even when the text was cut */
     int truncated = (s->flags & NPROF__SLOT_TRUNCATED) != 0;
     int have_plan = want_plan(w, s, fp, w->norm, norm_len) && take_plan(w, s) && redact_plan(w);
     if (have_plan)
@@ -400,14 +401,20 @@ static int format_row(writer *w, const nprof__slot *s)
     return rc;
 }
 
-/* Takes up to batch_rows entries off the queue into a new batch. */
-static void fill_batch(writer *w)
+#define STREAM_CHUNK (64 * 1024) /* bytes of COPY data handed to libpq at a time */
+
+/* Takes up to batch_rows entries off the queue into a new batch.  With `stream` (a COPY is in
+ * progress), every STREAM_CHUNK bytes are sent as soon as they are formatted, so the server
+ * inserts the first rows while the writer formats the next.  Returns 0 when sending failed
+ * (the rows taken stay in the batch, to be sent again), else 1. */
+static int fill_batch(writer *w, int stream)
 {
     nprof_slowlog *log = w->log;
     w->copy.len = 0;
     w->batch_id = (log->writer_token << 32) | ++w->batch_seq;
     w->ambiguous = 0;
     w->attempts = 0;
+    size_t sent = 0;
     while (w->rows < log->opts.batch_rows && queue_ready(log)) {
         nprof__slot *s = nprof__slowlog_slot(log, log->dequeue_pos);
         size_t mark = w->copy.len;
@@ -421,7 +428,15 @@ static void fill_batch(writer *w)
         atomic_store_explicit(&s->seq, log->dequeue_pos + log->mask + 1, memory_order_release);
         log->dequeue_pos++;
         atomic_fetch_add(&log->consumed, 1);
+        if (stream && w->copy.len - sent >= STREAM_CHUNK) {
+            if (PQputCopyData(w->conn, w->copy.data + sent, (int)(w->copy.len - sent)) != 1)
+                return 0;
+            sent = w->copy.len;
+        }
     }
+    if (stream && w->copy.len > sent)
+        return PQputCopyData(w->conn, w->copy.data + sent, (int)(w->copy.len - sent)) == 1;
+    return 1;
 }
 
 /* Whether rows of the batch in hand are already in the table (after an unseen commit).
@@ -446,39 +461,36 @@ static void batch_done(writer *w)
     w->copy.len = 0;
 }
 
-/* Sends the batch.  0: committed (or found committed); -1: connection lost (batch kept);
- * -2: rejected by the server on a live connection (batch kept, or dropped after
- * BATCH_ATTEMPTS). */
-static int send_batch(writer *w)
+/* Starts a COPY into the table; 1 when the server is ready for the data. */
+static int copy_begin(writer *w)
 {
-    nprof_slowlog *log = w->log;
-    if (w->ambiguous) {
-        int arrived = batch_arrived(w);
-        if (arrived < 0)
-            return PQstatus(w->conn) == CONNECTION_BAD ? -1 : -2;
-        w->ambiguous = 0;
-        if (arrived) {
-            batch_done(w);
-            return 0;
-        }
-    }
     char sql[512];
     snprintf(sql, sizeof sql,
              "COPY %s (sql_text, duration_ms, params_summary, \"timestamp\", fingerprint, "
              "normalized_sql, method, route, host, pid, request_id, truncated, plan, batch_id) "
              "FROM STDIN",
-             log->qtable);
+             w->log->qtable);
     PGresult *r = PQexec(w->conn, sql);
     int ok = PQresultStatus(r) == PGRES_COPY_IN;
     PQclear(r);
+    if (!ok)
+        nprof__slowlog_set_error(w->log, "COPY: %s", PQerrorMessage(w->conn));
+    return ok;
+}
+
+/* Ends the COPY of the batch in hand, whose data was all sent when `ok`.  0: committed;
+ * -1: connection lost (batch kept); -2: rejected by the server on a live connection (batch
+ * kept, or dropped after BATCH_ATTEMPTS). */
+static int copy_end(writer *w, int ok)
+{
+    nprof_slowlog *log = w->log;
     int end_sent = 0;
-    if (ok)
-        ok = PQputCopyData(w->conn, w->copy.data, (int)w->copy.len) == 1;
     if (ok)
         end_sent = ok = PQputCopyEnd(w->conn, NULL) == 1;
     else if (PQstatus(w->conn) == CONNECTION_OK)
         PQputCopyEnd(w->conn, "nanoprof: sending failed");
     int committed = 0;
+    PGresult *r;
     while ((r = PQgetResult(w->conn)) != NULL) {
         if (PQresultStatus(r) == PGRES_COMMAND_OK && end_sent)
             committed = 1;
@@ -505,6 +517,44 @@ static int send_batch(writer *w)
         ensure_table(w); /* the usual cause: the table was dropped under us */
     }
     return -2;
+}
+
+/* Sends the batch in hand (again), in one COPY; results as copy_end(). */
+static int send_batch(writer *w)
+{
+    if (w->ambiguous) {
+        int arrived = batch_arrived(w);
+        if (arrived < 0)
+            return PQstatus(w->conn) == CONNECTION_BAD ? -1 : -2;
+        w->ambiguous = 0;
+        if (arrived) {
+            batch_done(w);
+            return 0;
+        }
+    }
+    int ok = copy_begin(w) && PQputCopyData(w->conn, w->copy.data, (int)w->copy.len) == 1;
+    return copy_end(w, ok);
+}
+
+/* A new batch: formatted and sent at once (streamed) when no plans are wanted, else formatted
+ * first (EXPLAIN needs the connection) and then sent.  Results as copy_end(); 1 when the queue
+ * was empty. */
+static int new_batch(writer *w)
+{
+    if (!queue_ready(w->log))
+        return 1;
+    if (w->log->opts.explain) {
+        fill_batch(w, 0);
+        return w->rows ? send_batch(w) : 1;
+    }
+    if (!copy_begin(w)) {
+        if (PQstatus(w->conn) == CONNECTION_BAD)
+            return -1;
+        ensure_table(w); /* the usual cause: the table was dropped under us */
+        return -2;
+    }
+    int ok = fill_batch(w, 1);
+    return copy_end(w, ok);
 }
 
 /* Runs the DELETE `sql` ($1 = `arg`, $2 = the batch size) until it deletes less than a
@@ -606,10 +656,8 @@ void *nprof__slowlog_writer(void *arg)
             }
             /* A batch that failed is sent again as it was, never grown: rows added after an
              * unseen commit would be dropped with it. */
-            if (w->rows == 0)
-                fill_batch(w);
-            if (w->rows > 0) {
-                int rc = send_batch(w);
+            {
+                int rc = w->rows ? send_batch(w) : new_batch(w);
                 if (rc == -1) {
                     disconnect(w);
                     backoff(w);

@@ -110,17 +110,17 @@ static int pg_start(const char *program)
 }
 
 /* Stops the server but keeps its data (pg_cluster.sh pause); 0 on success. */
-static int pg_pause(void)
+static inline int pg_pause(void)
 {
     return pg_running ? pg_script_run("pause") : 1;
 }
 
-static int pg_resume(void)
+static inline int pg_resume(void)
 {
     return pg_running ? pg_script_run("resume") : 1;
 }
 
-static PGconn *pg_connect(void)
+static inline PGconn *pg_connect(void)
 {
     PGconn *c = PQconnectdb(pg_conninfo);
     if (PQstatus(c) != CONNECTION_OK) {
@@ -132,7 +132,7 @@ static PGconn *pg_connect(void)
 }
 
 /* Runs `sql`; 1 on success, else 0 with the error printed. */
-static int pg_exec(PGconn *c, const char *sql)
+static inline int pg_exec(PGconn *c, const char *sql)
 {
     PGresult *r = PQexec(c, sql);
     ExecStatusType st = PQresultStatus(r);
@@ -144,7 +144,7 @@ static int pg_exec(PGconn *c, const char *sql)
 }
 
 /* The first column of the first row of `sql` as an integer, or -1. */
-static long long pg_scalar(PGconn *c, const char *sql)
+static inline long long pg_scalar(PGconn *c, const char *sql)
 {
     PGresult *r = PQexec(c, sql);
     long long v = -1;
