@@ -99,6 +99,17 @@
       num("status"), num("middleware_ms"), num("routing_ms"), num("handler_ms"), num("sql_ms"),
       num("sql_count"), breakdown], function (r) { return r.status >= 500; });
 
+    var cluster = document.getElementById("cluster");
+    cluster.hidden = !d.cluster;
+    if (d.cluster) {
+      document.getElementById("cluster-note").textContent =
+        "(last " + d.cluster.since_s + " s" +
+        (d.cluster.error ? "; unavailable: " + d.cluster.error : "") + ")";
+      fill("fingerprints", d.cluster.by_fingerprint || [], [num("total_ms"), num("count"),
+        num("mean_ms"), num("p95_ms"), num("max_ms"), {key: "normalized_sql", cls: "sql"},
+        {key: "fingerprint"}, {key: "last_seen"}]);
+    }
+
     var rt = document.getElementById("runtime");
     rt.textContent = "";
     card(rt, "memory (bytes)", d.memory.bytes);

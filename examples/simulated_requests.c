@@ -5,7 +5,10 @@
  * middleware / routing / handler phases, SQL queries recorded from a "database hook" that
  * only knows the thread's current profile, a nested span, end.  Prints each request's
  * X-Profile header, the JSON of the slowest one, the store's flame graph and a few
- * introspection values.  This is the README's main job until the web demo exists.
+ * introspection values.  Then the same requests go through the middleware core, as a
+ * framework adapter sends them: the response headers it adds (X-Profile, Server-Timing,
+ * X-Query-Count, X-Slow-Queries, X-N-Plus-One) and the dashboard's JSON and metrics.
+ * This is the README's main job until the web demo exists.
  */
 #include <stdio.h>
 #include <string.h>
@@ -28,7 +31,7 @@ static void run_query(const char *sql, unsigned cost_us)
     work_us(cost_us);
     nprof_query q = {.sql = sql, .sql_len = strlen(sql), .start_ticks = start,
                      .duration_ns = nprof_ticks_to_ns(nprof_ticks() - start)};
-    nprof_query_record(nprof_current(), &q);
+    nprof_sql_record(nprof_current(), &q); /* with its shape: N+1 patterns need it */
 }
 
 /* A handler with an N+1 pattern: one query for the list, one per article for its author. */
@@ -77,6 +80,84 @@ static void serve(nprof_runtime *rt, const char *method, const char *path, const
     nprof_request_submit(p); /* into the store; also clears the thread's current profile */
 }
 
+/* What a framework adapter does around each request: ask whether the dashboard wants it,
+ * else begin, mark the phases, run the handler, end, and send the headers it got. */
+static void serve_through_middleware(nprof_middleware *mw, const char *method, const char *path,
+                                     const char *query, void (*handler)(void), int status,
+                                     int print)
+{
+    nprof_mw_request req = {.method = method, .method_len = strlen(method), .path = path,
+                            .path_len = strlen(path), .query = query,
+                            .query_len = query ? strlen(query) : 0, .route = NULL,
+                            .route_len = 0, .header = NULL, .user = NULL, .start_ticks = 0};
+    nprof_mw_response resp;
+    if (nprof_mw_handle(mw, &req, &resp) == 1) {
+        printf("%s %s -> %d %s, %zu bytes\n", method, path, resp.status, resp.content_type,
+               resp.body.len);
+        nprof_mw_response_free(&resp);
+        return;
+    }
+    nprof_mw_state st;
+    nprof_mw_request_begin(mw, &req, &st); /* when it fails, the calls below do nothing */
+    work_us(30);                            /* middleware: sessions, auth */
+    nprof_mw_phase(&st, NPROF_PHASE_ROUTING);
+    nprof_mw_phase(&st, NPROF_PHASE_HANDLER);
+    handler();
+    nprof_mw_headers headers;
+    nprof_mw_request_end(&st, status, &headers, NULL, NULL);
+    if (!print)
+        return;
+    printf("%s %s%s%s -> %d\n", method, path, query ? "?" : "", query ? query : "", status);
+    for (size_t i = 0; i < headers.count; i++)
+        printf("    %s: %s\n", headers.items[i].name, headers.items[i].value);
+}
+
+static void show_dashboard(nprof_middleware *mw)
+{
+    serve_through_middleware(mw, "GET", "/debug/performance", NULL, NULL, 0, 1);
+    static const char *const pages[] = {"/debug/performance/json", "/debug/performance/metrics"};
+    for (size_t i = 0; i < 2; i++) {
+        nprof_mw_request req = {.method = "GET", .method_len = 3, .path = pages[i],
+                                .path_len = strlen(pages[i]), .query = NULL, .query_len = 0,
+                                .route = NULL, .route_len = 0, .header = NULL, .user = NULL,
+                                .start_ticks = 0};
+        nprof_mw_response resp;
+        if (nprof_mw_handle(mw, &req, &resp) != 1)
+            continue;
+        printf("\n== GET %s (%d, %s)\n", pages[i], resp.status, resp.content_type);
+        /* the metrics are long: their first lines tell the format */
+        size_t show = resp.body.len;
+        if (i == 1) {
+            const char *cut = resp.body.data;
+            for (int lines = 0; cut && lines < 24; lines++)
+                cut = strchr(cut, '\n') ? strchr(cut, '\n') + 1 : NULL;
+            if (cut)
+                show = (size_t)(cut - resp.body.data);
+        }
+        printf("%.*s%s\n", (int)show, resp.body.data, show < resp.body.len ? "..." : "");
+        nprof_mw_response_free(&resp);
+    }
+}
+
+static void run_middleware(nprof_runtime *rt)
+{
+    nprof_middleware *mw;
+    if (nprof_middleware_create(rt, NULL, &mw) != NPROF_OK) {
+        fprintf(stderr, "nanoprof: %s\n", nprof_last_error_detail());
+        return;
+    }
+    printf("\n== the same requests through the middleware (the headers an adapter adds)\n");
+    for (int round = 0; round < 3; round++) {
+        char path[32];
+        snprintf(path, sizeof path, "/api/articles/%d", 40 + round); /* one route: {id} */
+        serve_through_middleware(mw, "GET", path, round == 2 ? "profile=1" : NULL,
+                                 list_articles, 200, round == 2);
+        serve_through_middleware(mw, "GET", "/health", NULL, health, 200, round == 2);
+    }
+    show_dashboard(mw);
+    nprof_middleware_destroy(mw);
+}
+
 int main(void)
 {
     nprof_runtime *rt;
@@ -123,6 +204,7 @@ int main(void)
         else
             printf("%-30s %s\n", names[i], v.s);
     }
+    run_middleware(rt);
     nprof_runtime_destroy(rt);
     return 0;
 }

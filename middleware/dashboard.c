@@ -261,6 +261,42 @@ static void ctl_json(nprof__jw *j, nprof_runtime *rt, const char *key, const cha
         nprof__jw_fixed(j, v.d > 0 && v.d < 1.8e16 ? (uint64_t)(v.d * 1000 + 0.5) : 0, 3);
 }
 
+/* The cluster view: the slow-query log's top fingerprints over every process writing into
+ * its table, or null without a log.  One round trip to the database (off the request path:
+ * this is a dashboard request); a failure shows as {"error": ...} instead of failing the page. */
+static void cluster_json(nprof__jw *j, nprof_middleware *mw)
+{
+    if (!mw->slowlog) {
+        NPROF__JW_LIT(j, "null");
+        return;
+    }
+    nprof__jw_open(j, '{');
+    nprof__jw_ku64(j, "since_s", mw->cluster_since_s);
+    nprof_slowlog_stats ls;
+    if (nprof_slowlog_stats_get(mw->slowlog, &ls) == NPROF_OK) {
+        nprof__jw_ku64(j, "enqueued", ls.enqueued);
+        nprof__jw_ku64(j, "written", ls.written);
+        nprof__jw_ku64(j, "dropped", ls.dropped);
+        nprof__jw_ku64(j, "connected", ls.connected != 0);
+    }
+    nprof__jw_key(j, "by_fingerprint");
+    if (j->rc)
+        return;
+    size_t before = j->out->len;
+    int rc = nprof_slowlog_by_fingerprint(mw->slowlog, mw->dashboard_items < 20 ? mw->dashboard_items : 20,
+                                          mw->cluster_since_s, j->out);
+    if (rc) {
+        j->out->len = before; /* left as it was; make sure of it */
+        if (j->out->data)
+            j->out->data[before] = '\0';
+        NPROF__JW_LIT(j, "[]");
+        const char *why = nprof_last_error_detail();
+        nprof__jw_kstr(j, "error", why[0] ? why : nprof_strerror(rc),
+                       strlen(why[0] ? why : nprof_strerror(rc)));
+    }
+    nprof__jw_close(j, '}');
+}
+
 int nprof_mw_render_json(nprof_middleware *mw, nprof_buf *out)
 {
     if (!mw || !out)
@@ -380,7 +416,7 @@ int nprof_mw_render_json(nprof_middleware *mw, nprof_buf *out)
     nprof__jw_ku64(j, "refresh_seconds", mw->refresh_seconds);
     nprof__jw_close(j, '}');
     nprof__jw_key(j, "cluster");
-    NPROF__JW_LIT(j, "null"); /* the slow-query log's view across processes: not attached */
+    cluster_json(j, mw);
     nprof__jw_kstr(j, "version", NPROF_VERSION_STRING, strlen(NPROF_VERSION_STRING));
     uint64_t now = nprof_now_ns();
     nprof__jw_ku64(j, "generated_at_ns", now);

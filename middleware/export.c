@@ -115,6 +115,14 @@ static int xml_text(nprof_buf *out, const char *s, size_t len)
 #define SVG_PAD 10
 #define SVG_TOP 34
 
+/* `v` (>= 0) with one decimal, written with integers into `out` (32 bytes); returns out. */
+static const char *tenths(double v, char *out)
+{
+    uint64_t t = v > 0 ? (uint64_t)(v * 10 + 0.5) : 0;
+    snprintf(out, 32, "%llu.%u", (unsigned long long)(t / 10), (unsigned)(t % 10));
+    return out;
+}
+
 static int svg_frames(nprof_buf *out, const ftree *t, const char *text, uint32_t node,
                       double x, double scale, double height)
 {
@@ -130,11 +138,16 @@ static int svg_frames(nprof_buf *out, const ftree *t, const char *text, uint32_t
     int rc = nprof__buf_append_cstr(out, "<g><title>");
     rc = rc ? rc : xml_text(out, name, name_len);
     uint64_t root = t->n[0].total ? t->n[0].total : 1;
+    uint64_t us = (n->total + 500) / 1000;
+    uint64_t bp = (uint64_t)((double)n->total * 10000.0 / (double)root); /* basis points */
+    char xs[32], ys[32], ws[32];
+    /* Integers only, never %f: a host's LC_NUMERIC could write a decimal comma into the SVG. */
     snprintf(tmp, sizeof tmp,
-             " (%.3f ms, %.2f%%)</title><rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%d\" "
-             "fill=\"rgb(%u,%u,%u)\" rx=\"2\"/>",
-             (double)n->total / 1e6, 100.0 * (double)n->total / (double)root, x, y, w,
-             SVG_FRAME - 1, 205 + (unsigned)(h % 50), 80 + (unsigned)((h >> 8) % 130),
+             " (%llu.%03u ms, %u.%02u%%)</title><rect x=\"%s\" y=\"%s\" width=\"%s\" "
+             "height=\"%d\" fill=\"rgb(%u,%u,%u)\" rx=\"2\"/>",
+             (unsigned long long)(us / 1000), (unsigned)(us % 1000), (unsigned)(bp / 100),
+             (unsigned)(bp % 100), tenths(x, xs), tenths(y, ys), tenths(w, ws), SVG_FRAME - 1,
+             205 + (unsigned)(h % 50), 80 + (unsigned)((h >> 8) % 130),
              (unsigned)((h >> 16) % 55));
     rc = rc ? rc : nprof__buf_append_cstr(out, tmp);
     size_t fit = w > 12 ? (size_t)((w - 6) / 7) : 0;
@@ -147,7 +160,9 @@ static int svg_frames(nprof_buf *out, const ftree *t, const char *text, uint32_t
                 show--; /* never cut a UTF-8 sequence */
             cut = 1;
         }
-        snprintf(tmp, sizeof tmp, "<text x=\"%.1f\" y=\"%.1f\">", x + 3, y + SVG_FRAME - 5);
+        char tx[32], ty[32];
+        snprintf(tmp, sizeof tmp, "<text x=\"%s\" y=\"%s\">", tenths(x + 3, tx),
+                 tenths(y + SVG_FRAME - 5, ty));
         rc = rc ? rc : nprof__buf_append_cstr(out, tmp);
         rc = rc ? rc : xml_text(out, name, show);
         rc = rc ? rc : nprof__buf_append_cstr(out, cut ? "..</text>" : "</text>");
@@ -176,12 +191,12 @@ int nprof_mw_render_flamegraph_svg(nprof_middleware *mw, nprof_buf *out)
         char head[512];
         snprintf(head, sizeof head,
                  "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
-                 "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%.0f\" "
-                 "viewBox=\"0 0 %d %.0f\" font-family=\"monospace\" font-size=\"12\">\n"
+                 "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%u\" "
+                 "viewBox=\"0 0 %d %u\" font-family=\"monospace\" font-size=\"12\">\n"
                  "<rect width=\"100%%\" height=\"100%%\" fill=\"#f8f8f8\"/>\n"
                  "<text x=\"%d\" y=\"22\" font-size=\"16\">nanoprof flame graph: %zu stored "
                  "requests</text>\n",
-                 SVG_WIDTH, height, SVG_WIDTH, height, SVG_PAD,
+                 SVG_WIDTH, (unsigned)height, SVG_WIDTH, (unsigned)height, SVG_PAD,
                  nprof_store_size(nprof_runtime_store(mw->rt)));
         rc = nprof__buf_append_cstr(out, head);
         if (!rc && t.n[0].total)

@@ -76,6 +76,8 @@ struct nprof_middleware {
     int production;
     uint32_t max_routes, max_np, refresh_seconds, dashboard_items;
     uint64_t created_ns;
+    nprof_slowlog *slowlog;        /* borrowed, or NULL */
+    uint32_t cluster_since_s;
     /* route templating: the default rule, then the user's */
     size_t rule_count;
     nprof__rule *rules;

@@ -36,6 +36,8 @@ void nprof_mw_options_init(nprof_mw_options *o)
         .max_n_plus_one = 256,
         .refresh_seconds = 5,
         .dashboard_items = 50,
+        .slowlog = NULL,
+        .cluster_since_s = 3600,
     };
 }
 
@@ -119,6 +121,8 @@ int nprof_middleware_create(nprof_runtime *rt, const nprof_mw_options *opts,
     mw->refresh_seconds = o->refresh_seconds;
     mw->dashboard_items = o->dashboard_items ? o->dashboard_items : 1;
     mw->created_ns = nprof_now_ns();
+    mw->slowlog = o->slowlog;
+    mw->cluster_since_s = o->cluster_since_s;
 
     int rc = NPROF_ENOMEM;
     size_t nrules = (o->default_route_rules ? 1 : 0) + o->route_rule_count;
@@ -574,6 +578,8 @@ int nprof_mw_request_end(nprof_mw_state *st, int status, nprof_mw_headers *heade
         nprof_profile_json(p, json_body) == NPROF_OK && json_replaces_body)
         *json_replaces_body = 1;
 
+    if (mw->slowlog && in.slow_count) /* copies into its queue: never blocks */
+        nprof_slowlog_enqueue_profile(mw->slowlog, p);
     if (mw->set_current)
         nprof_current_set(st->prev_current_);
     /* Sampling: ordinary requests 1 in sample_every; the interesting ones always. */

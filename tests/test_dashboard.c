@@ -573,6 +573,37 @@ TEST(empty_middleware_renders_everything)
     nprof_runtime_destroy(rt);
 }
 
+TEST(cluster_view_without_a_database_shows_the_error)
+{
+    nprof_runtime *rt = make_runtime("slow_query_threshold_ms=1");
+    nprof_slowlog_options lo;
+    nprof_slowlog_options_init(&lo);
+    lo.runtime = rt;
+    nprof_slowlog *log = NULL;
+    /* no server behind this socket directory: open does not wait, reads fail quickly */
+    ASSERT_OK(nprof_slowlog_open(&log, "host=/nonexistent-nanoprof port=1 connect_timeout=1", &lo));
+    nprof_mw_options o;
+    nprof_mw_options_init(&o);
+    o.slowlog = log;
+    nprof_middleware *mw = NULL;
+    ASSERT_OK(nprof_middleware_create(rt, &o, &mw));
+    traffic(mw);
+    nprof_slowlog_stats ls;
+    ASSERT_OK(nprof_slowlog_stats_get(log, &ls));
+    ASSERT_TRUE(ls.enqueued + ls.dropped >= 7); /* every slow query went to the log */
+    nprof_mw_response resp;
+    ASSERT_EQ_INT(serve(mw, "GET", "/debug/performance/json", NULL, &resp), 1);
+    ASSERT_EQ_INT(resp.status, 200);
+    size_t where;
+    ASSERT_TRUE(json_check(resp.body.data, resp.body.len, &where));
+    ASSERT_TRUE(strstr(resp.body.data, "\"cluster\":{\"since_s\":3600") != NULL);
+    ASSERT_TRUE(strstr(resp.body.data, "\"by_fingerprint\":[],\"error\":\"") != NULL);
+    nprof_mw_response_free(&resp);
+    nprof_middleware_destroy(mw);
+    nprof_slowlog_close(log, 100);
+    nprof_runtime_destroy(rt);
+}
+
 int main(void)
 {
     RUN(paths_outside_the_dashboard_are_not_handled);
@@ -583,5 +614,6 @@ int main(void)
     RUN(prometheus_exposition_parses);
     RUN(flame_graphs_and_trace);
     RUN(empty_middleware_renders_everything);
+    RUN(cluster_view_without_a_database_shows_the_error);
     return TEST_SUMMARY();
 }

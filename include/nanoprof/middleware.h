@@ -47,6 +47,7 @@
 #include "common.h"
 #include "profile.h"
 #include "runtime.h"
+#include "slowlog.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -97,6 +98,14 @@ typedef struct nprof_mw_options {
     uint32_t max_n_plus_one;    /* distinct N+1 patterns tracked (256) */
     uint32_t refresh_seconds;   /* dashboard auto-refresh period, 0: none (5) */
     uint32_t dashboard_items;   /* rows in each recent list of the dashboard (50) */
+    nprof_slowlog *slowlog;     /* a slow-query log (slowlog.h) or NULL.  Borrowed: it must
+                                   outlive the middleware.  When set, the slow queries of every
+                                   request go into it (never blocking: see
+                                   nprof_slowlog_enqueue_profile), and the dashboard shows the
+                                   cluster view: the top fingerprints of every process writing
+                                   into its table (NULL) */
+    uint32_t cluster_since_s;   /* the cluster view covers this many seconds, 0: all rows
+                                   (3600) */
 } nprof_mw_options;
 
 /* Fills `opts` with the documented defaults above.  Accepts NULL. */
@@ -226,7 +235,8 @@ typedef struct nprof_mw_response {
  * (NPROF_EINVAL, NPROF_ENOMEM).  Paths under dashboard_path:
  *     ""                 the HTML dashboard (self-contained; CSP with a per-response nonce)
  *     /json              totals, routes, slow queries, N+1 patterns, slowest requests,
- *                        memory, clock
+ *                        memory, clock, and with a slow-query log the cluster view
+ *                        (one database round trip per render)
  *     /metrics           Prometheus text exposition format 0.0.4
  *     /flamegraph.txt    collapsed stacks of the stored requests
  *     /flamegraph.svg    the same as an SVG flame graph
