@@ -21,7 +21,7 @@ const lib_flags = [_][]const u8{
 const c_program_flags = [_][]const u8{ "-std=c11", "-D_GNU_SOURCE", "-Wall", "-Wextra", "-fno-sanitize=undefined" };
 const cpp_program_flags = [_][]const u8{ "-std=c++17", "-D_GNU_SOURCE", "-Wall", "-Wextra", "-fno-sanitize=undefined" };
 
-const Kind = enum { lib, @"test", @"test-env", @"test-jemalloc", @"test-dlopen", @"test-pq", fuzz, tool, example, bench, @"bench-pgquery", embed };
+const Kind = enum { lib, @"test", @"test-env", @"test-jemalloc", @"test-dlopen", @"test-pq", fuzz, tool, example, bench, @"bench-pgquery", embed, preload, @"test-preload", @"bench-pq" };
 
 const Entry = struct {
     kind: Kind,
@@ -86,6 +86,28 @@ pub fn build(b: *std.Build) !void {
         .install_subdir = "nanoprof",
     });
 
+    // ---- the preload shim: libnanoprof_<name>.so from a `preload` line ------------------
+    // It calls libnanoprof.so and needs libpq itself (kept even where the linker drops unused
+    // libraries: see sqlhooks/pq_shim.c); it exports only libpq's names.
+    var preload: ?*std.Build.Step.Compile = null;
+    for (entries) |e| if (e.kind == .preload) {
+        const stem = std.fs.path.stem(e.path);
+        const base = if (std.mem.endsWith(u8, stem, "_shim")) stem[0 .. stem.len - 5] else stem;
+        const shim = b.addSharedLibrary(.{ .name = b.fmt("nanoprof_{s}", .{base}), .target = target, .optimize = optimize });
+        shim.addCSourceFiles(&.{e.path}, &lib_flags);
+        shim.addIncludePath(.{ .path = "include" });
+        shim.linkLibC();
+        shim.linkSystemLibrary("dl");
+        shim.linkLibrary(shared);
+        shim.linkSystemLibrary("libpq"); // the pkg-config name: brings its include path
+        shim.linkSystemLibrary2("pq", .{ .needed = true, .use_pkg_config = .no });
+        const map = b.fmt("libnanoprof_{s}.map", .{base});
+        try b.cache_root.handle.writeFile(map, "{ global: PQ*; local: *; };\n");
+        shim.version_script = try b.cache_root.handle.realpathAlloc(b.allocator, map);
+        b.installArtifact(shim);
+        preload = shim;
+    };
+
     // ---- tests, examples, benchmarks ---------------------------------------------------
     const test_step = b.step("test", "Build and run the tests listed in sources.txt");
     // Programs by path, so that a `test-env` line can run the program of a `test` line again.
@@ -94,8 +116,8 @@ pub fn build(b: *std.Build) !void {
     for (entries) |e| {
         const exe = switch (e.kind) {
             // libFuzzer targets need clang's -fsanitize=fuzzer: CMake builds them (NPROF_FUZZ).
-            .lib, .embed, .@"test-env", .fuzz => continue,
-            .@"test", .@"test-jemalloc", .@"test-pq", .bench, .@"bench-pgquery" => program(b, e.path, target, optimize, static),
+            .lib, .embed, .@"test-env", .fuzz, .preload, .@"test-preload" => continue,
+            .@"test", .@"test-jemalloc", .@"test-pq", .bench, .@"bench-pgquery", .@"bench-pq" => program(b, e.path, target, optimize, static),
             // sqlhooks/nanoprof_sql.c installs as nanoprof-sql, as in CMake.
             .tool => programNamed(b, try std.mem.replaceOwned(u8, b.allocator, std.fs.path.stem(e.path), "_", "-"), e.path, target, optimize, static),
             .example => program(b, e.path, target, optimize, shared),
@@ -131,8 +153,29 @@ pub fn build(b: *std.Build) !void {
                 test_step.dependOn(&b.addRunArtifact(exe).step);
             },
             .bench => b.installArtifact(exe),
-            .lib, .embed, .@"test-env", .fuzz => unreachable,
+            .@"bench-pq" => {
+                exe.linkSystemLibrary("libpq");
+                exe.defineCMacro("NPROF_SOURCE_DIR", b.fmt("\"{s}\"", .{b.build_root.path orelse "."}));
+                b.installArtifact(exe);
+            },
+            .lib, .embed, .@"test-env", .fuzz, .preload, .@"test-preload" => unreachable,
         }
+    }
+
+    // test-preload: the test-pq program again, on libnanoprof.so, given the shim's path.
+    for (entries) |e| {
+        if (e.kind != .@"test-preload") continue;
+        const shim = preload orelse {
+            std.log.err("sources.txt: test-preload {s} without a preload line", .{e.path});
+            return error.BadSourcesTxt;
+        };
+        const exe = programNamed(b, b.fmt("{s}_preload", .{std.fs.path.stem(e.path)}), e.path, target, optimize, shared);
+        exe.linkSystemLibrary("libpq");
+        exe.defineCMacro("NPROF_PQ_PRELOAD", "1");
+        exe.defineCMacro("NPROF_SOURCE_DIR", b.fmt("\"{s}\"", .{b.build_root.path orelse "."}));
+        const run = b.addRunArtifact(exe);
+        run.addArtifactArg(shim);
+        test_step.dependOn(&run.step);
     }
 
     for (entries) |e| {

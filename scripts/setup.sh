@@ -10,11 +10,12 @@ NPROF_DEPS=${NPROF_DEPS:-${XDG_CACHE_HOME:-$HOME/.cache}/nanoprof}
 # Debian packages the build and the tests use: compilers and build tools; the four libraries
 # nanoprof uses; clang and its runtime (libFuzzer is only Recommended by clang) for the fuzz
 # target, PostgreSQL for the tests that start a
-# throwaway server, libpg_query for the normalizer benchmark's anchor; npm for Zig.
+# throwaway server, libpg_query for the normalizer benchmark's anchor, psycopg2 for the
+# libpq shim's test under an unmodified Python driver; npm for Zig.
 NPROF_PACKAGES=(
     gcc g++ make cmake ninja-build pkg-config binutils
     libpq-dev libpcre2-dev libxxhash-dev libjemalloc-dev
-    clang libclang-rt-14-dev postgresql libpg-query-dev
+    clang libclang-rt-14-dev postgresql libpg-query-dev python3-psycopg2
     nodejs npm
 )
 

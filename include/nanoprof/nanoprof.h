@@ -18,6 +18,9 @@
  *                 dashboards and exports
  *   redact.h   PCRE2 redaction of parameters and SQL text
  *   slowlog.h  the persistent slow-query log in a PostgreSQL table
+ *   querystats.h  per-shape query statistics for a whole process (in-process
+ *                 pg_stat_statements)
+ *   pq.h       libpq instrumentation: wrappers, begin/end, the LD_PRELOAD shim's recording
  */
 #ifndef NANOPROF_NANOPROF_H
 #define NANOPROF_NANOPROF_H
@@ -32,5 +35,7 @@
 #include "middleware.h"
 #include "redact.h"
 #include "slowlog.h"
+#include "querystats.h"
+#include "pq.h"
 
 #endif /* NANOPROF_NANOPROF_H */

@@ -1,0 +1,1054 @@
+/*
+ * sqlhooks/pq.c: libpq instrumentation (nanoprof/pq.h): the wrappers, the per-thread guard,
+ * the per-connection state of asynchronous and pipelined queries and prepared statements,
+ * and the recording of a finished query into the current profile and the process-wide
+ * per-shape table.  The preloadable shim (pq_shim.c) is only a list of libpq's names that
+ * forward here, so the same code serves hosts that link nanoprof and programs that do not.
+ *
+ * Why a guard: libpq calls its exported functions through its own PLT, so under the shim
+ * PQexec reaches PQsendQuery and PQgetResult again; a per-thread depth counter lets only the
+ * outermost call record.  The wrappers themselves call libpq through the PLT too, which
+ * under the shim lands in the shim again and is forwarded there while the guard is held.
+ *
+ * Per-connection state is only needed for asynchronous queries (what is in flight, in
+ * order) and prepared statements (name -> text).  Synchronous queries never touch it,
+ * unless some connection is excluded.  The table of connections is sharded by PGconn
+ * address, a mutex per shard held only to find, add or remove a connection: the state of
+ * one connection is used by the thread using that PGconn (libpq forbids two at once), so it
+ * needs no lock of its own.
+ */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <libpq-fe.h>
+#include <xxhash.h>
+
+#include "nanoprof/clock.h"
+#include "nanoprof/pq.h"
+#include "nanoprof/redact.h"
+#include "nanoprof/slowlog.h"
+#include "nanoprof/sql.h"
+#include "runtime/profile.h"
+#include "runtime/rules.h"
+#include "runtime/text.h"
+
+#define PQ_SHARDS 16
+#define PQ_CONNS_PER_SHARD (NPROF_PQ_MAX_CONNS / PQ_SHARDS)
+#define PQ_PARAM_VALUE_MAX 64   /* bytes of one parameter shown in the summary */
+#define PQ_PARAMS_BUF 1024      /* the summary's buffer; opt.max_params_bytes cuts further */
+
+enum pq_kind { PQ_QUERY = 1, PQ_PREPARE = 2, PQ_SYNC = 3 };
+
+/* A query in flight on a connection, from its send to the NULL after its results. */
+typedef struct pq_pending {
+    int kind;
+    int error, aborted;
+    uint32_t results;
+    char *sql;          /* kept part (opt.max_sql_bytes), allocated; NULL for PQ_SYNC */
+    size_t sql_len, sql_alloc;
+    char *params;       /* summary, allocated, or NULL */
+    size_t params_len;
+    char *name;         /* PQ_PREPARE: the statement's name, allocated */
+    size_t name_len;
+    uint64_t fp, send_ticks, rows;
+} pq_pending;
+
+typedef struct pq_stmt {
+    uint64_t name_hash;
+    char *name;
+    size_t name_len;
+    char *sql;      /* kept part */
+    size_t sql_len;
+    uint64_t fp;    /* of the whole text */
+} pq_stmt;
+
+typedef struct pq_conn {
+    const void *conn;
+    int excluded;
+    uint32_t head, count;     /* ring of in-flight queries */
+    uint64_t last_end_ticks;  /* when the previous query's results ended */
+    pq_pending q[NPROF_PQ_MAX_PENDING];
+    pq_stmt *stmt;
+    uint32_t nstmt, stmt_cap;
+} pq_conn;
+
+typedef struct pq_shard {
+    _Alignas(NPROF__CACHELINE) pthread_mutex_t mu;
+    uint32_t n;
+    pq_conn *c[PQ_CONNS_PER_SHARD];
+} pq_shard;
+
+static struct {
+    pthread_mutex_t init_mu;
+    _Atomic int state;           /* 0 not yet, 1 ready, -1 failed (forward only) */
+    nprof_runtime *rt;           /* valid when state == 1 */
+    int owns_rt;
+    nprof_querystats *qs;
+    nprof_redactor *redactor;    /* default rules, over parameter summaries kept in profiles */
+    _Atomic(nprof_slowlog *) slowlog; /* slow queries go here when set */
+    int owns_slowlog;            /* opened from opt.slowlog_conninfo: closed by the layer */
+    _Atomic uint32_t conns;      /* connections tracked */
+    _Atomic uint32_t excluded_conns;
+    _Atomic uint64_t recorded, in_profile, failures, aborted, dropped_conns, dropped_pending,
+        dropped_statements, unknown_statements;
+    pq_shard shard[PQ_SHARDS];
+} pq = {.init_mu = PTHREAD_MUTEX_INITIALIZER};
+
+static _Thread_local struct {
+    int depth;    /* nesting of recorded calls on this thread */
+    int excluded; /* nprof_pq_thread_exclude() */
+} tls;
+
+#define COUNT(field) atomic_fetch_add_explicit(&pq.field, 1, memory_order_relaxed)
+
+/* ---- the runtime, created once ---------------------------------------------------------- */
+
+static int setup_locked(nprof_runtime *rt, int owns)
+{
+    nprof_querystats *qs;
+    int rc = nprof_querystats_create(rt, 0, &qs);
+    if (rc != NPROF_OK)
+        return rc;
+    /* Without a redactor, parameter summaries are left out of profiles rather than kept raw. */
+    if (nprof_redactor_create(NULL, &pq.redactor) != NPROF_OK)
+        pq.redactor = NULL;
+    const nprof_config *cfg = nprof_runtime_config(rt);
+    if (owns && cfg->slowlog_conninfo[0]) {
+        /* The shim's own log, from NANOPROF_CONF.  Its connections are libnanoprof's: the
+         * shim never records them (see pq_shim.c). */
+        nprof_slowlog_options o;
+        nprof_slowlog_options_from_config(&o, cfg);
+        o.runtime = rt;
+        nprof_slowlog *log = NULL;
+        if (nprof_slowlog_open(&log, NULL, &o) == NPROF_OK) {
+            atomic_store(&pq.slowlog, log);
+            pq.owns_slowlog = 1;
+        } else {
+            fprintf(stderr, "nanoprof: slow-query log not opened: %s\n", nprof_last_error_detail());
+        }
+    }
+    for (int i = 0; i < PQ_SHARDS; i++) {
+        pthread_mutex_init(&pq.shard[i].mu, NULL);
+        pq.shard[i].n = 0;
+    }
+    pq.rt = rt;
+    pq.owns_rt = owns;
+    pq.qs = qs;
+    atomic_store_explicit(&pq.state, 1, memory_order_release);
+    return NPROF_OK;
+}
+
+static nprof_runtime *pq_runtime_slow(void)
+{
+    pthread_mutex_lock(&pq.init_mu);
+    if (atomic_load_explicit(&pq.state, memory_order_acquire) == 0) {
+        nprof_runtime *rt = NULL;
+        int rc = nprof_runtime_create(NULL, &rt);
+        if (rc == NPROF_OK)
+            rc = setup_locked(rt, 1);
+        if (rc != NPROF_OK) {
+            fprintf(stderr, "nanoprof: libpq queries are not recorded: %s (%s)\n",
+                    nprof_strerror(rc), nprof_last_error_detail());
+            nprof_runtime_destroy(rt);
+            atomic_store_explicit(&pq.state, -1, memory_order_release);
+        }
+    }
+    pthread_mutex_unlock(&pq.init_mu);
+    return atomic_load_explicit(&pq.state, memory_order_acquire) == 1 ? pq.rt : NULL;
+}
+
+static inline nprof_runtime *pq_runtime(void)
+{
+    int s = atomic_load_explicit(&pq.state, memory_order_acquire);
+    if (NPROF_LIKELY(s == 1))
+        return pq.rt;
+    return s < 0 ? NULL : pq_runtime_slow();
+}
+
+int nprof_pq_init(nprof_runtime *rt)
+{
+    if (!rt)
+        return NPROF_EINVAL;
+    pthread_mutex_lock(&pq.init_mu);
+    int rc = atomic_load_explicit(&pq.state, memory_order_acquire) == 1 ? NPROF_ESTATE
+                                                                        : setup_locked(rt, 0);
+    pthread_mutex_unlock(&pq.init_mu);
+    return rc;
+}
+
+nprof_runtime *nprof_pq_runtime(void)
+{
+    return pq_runtime();
+}
+
+nprof_querystats *nprof_pq_querystats(void)
+{
+    return pq_runtime() ? pq.qs : NULL;
+}
+
+/* ---- the guard ---------------------------------------------------------------------------- */
+
+/* Enters a call; returns the runtime when this call is to be recorded, else NULL. */
+static inline nprof_runtime *pq_enter(void)
+{
+    if (tls.depth++ || tls.excluded)
+        return NULL;
+    nprof_runtime *rt = pq_runtime();
+    return rt && nprof_runtime_enabled(rt) ? rt : NULL;
+}
+
+static inline void pq_leave(void)
+{
+    tls.depth--;
+}
+
+int nprof_pq_busy(void)
+{
+    return tls.depth > 0;
+}
+
+int nprof_pq_thread_exclude(int excluded)
+{
+    int prev = tls.excluded;
+    tls.excluded = excluded != 0;
+    return prev;
+}
+
+/* ---- connections ------------------------------------------------------------------------ */
+
+static inline pq_shard *shard_of(const void *conn)
+{
+    uint64_t h = (uint64_t)(uintptr_t)conn * 0x9E3779B97F4A7C15ull;
+    return &pq.shard[h >> 60];
+}
+
+/* The index of `conn` in shard `s` (its mutex held), or s->n when absent. */
+static uint32_t shard_find(const pq_shard *s, const void *conn)
+{
+    uint32_t i = 0;
+    while (i < s->n && s->c[i]->conn != conn)
+        i++;
+    return i;
+}
+
+/* The state of `conn`, created when `create` and absent; NULL when absent or not possible. */
+static pq_conn *conn_get(nprof_runtime *rt, const void *conn, int create)
+{
+    pq_shard *s = shard_of(conn);
+    pthread_mutex_lock(&s->mu);
+    uint32_t i = shard_find(s, conn);
+    pq_conn *found = i < s->n ? s->c[i] : NULL;
+    if (!found && create) {
+        if (s->n == PQ_CONNS_PER_SHARD) {
+            COUNT(dropped_conns);
+        } else if ((found = nprof__alloc_zeroed(&rt->alloc, sizeof *found)) != NULL) {
+            found->conn = conn;
+            s->c[s->n++] = found;
+            atomic_fetch_add_explicit(&pq.conns, 1, memory_order_relaxed);
+        } else {
+            COUNT(failures);
+        }
+    }
+    pthread_mutex_unlock(&s->mu);
+    return found;
+}
+
+static void *dup_bytes(nprof_runtime *rt, const char *s, size_t n)
+{
+    char *d = nprof__alloc_bytes(&rt->alloc, n + 1);
+    if (d) {
+        memcpy(d, s, n);
+        d[n] = 0;
+    }
+    return d;
+}
+
+static void free_str(nprof_runtime *rt, char *s, size_t n)
+{
+    if (s)
+        nprof__free_bytes(&rt->alloc, s, n + 1);
+}
+
+static void pending_clear(nprof_runtime *rt, pq_pending *e)
+{
+    free_str(rt, e->sql, e->sql_alloc);
+    free_str(rt, e->params, e->params_len);
+    free_str(rt, e->name, e->name_len);
+    memset(e, 0, sizeof *e);
+}
+
+static void stmt_clear(nprof_runtime *rt, pq_stmt *st)
+{
+    free_str(rt, st->name, st->name_len);
+    free_str(rt, st->sql, st->sql_len);
+}
+
+static void conn_free(nprof_runtime *rt, pq_conn *c)
+{
+    for (uint32_t i = 0; i < c->count; i++)
+        pending_clear(rt, &c->q[(c->head + i) % NPROF_PQ_MAX_PENDING]);
+    for (uint32_t i = 0; i < c->nstmt; i++)
+        stmt_clear(rt, &c->stmt[i]);
+    if (c->stmt)
+        nprof__free_bytes(&rt->alloc, c->stmt, c->stmt_cap * sizeof *c->stmt);
+    if (c->excluded)
+        atomic_fetch_sub_explicit(&pq.excluded_conns, 1, memory_order_relaxed);
+    nprof__free_bytes(&rt->alloc, c, sizeof *c);
+}
+
+/* Forgets `conn` (PQfinish, PQreset): its queries in flight and its statements. */
+static void conn_forget(nprof_runtime *rt, const void *conn)
+{
+    if (!conn || !atomic_load_explicit(&pq.conns, memory_order_relaxed))
+        return;
+    pq_shard *s = shard_of(conn);
+    pq_conn *c = NULL;
+    pthread_mutex_lock(&s->mu);
+    uint32_t i = shard_find(s, conn);
+    if (i < s->n) {
+        c = s->c[i];
+        s->c[i] = s->c[--s->n];
+    }
+    pthread_mutex_unlock(&s->mu);
+    if (c) {
+        atomic_fetch_sub_explicit(&pq.conns, 1, memory_order_relaxed);
+        conn_free(rt, c);
+    }
+}
+
+int nprof_pq_exclude_conn(struct pg_conn *conn)
+{
+    nprof_runtime *rt = pq_runtime();
+    if (!conn || !rt)
+        return NPROF_EINVAL;
+    pq_conn *c = conn_get(rt, conn, 1);
+    if (!c)
+        return NPROF_ELIMIT;
+    if (!c->excluded) {
+        c->excluded = 1;
+        atomic_fetch_add_explicit(&pq.excluded_conns, 1, memory_order_relaxed);
+    }
+    return NPROF_OK;
+}
+
+/* Whether `conn` was excluded: one relaxed load unless some connection is. */
+static inline int conn_excluded(nprof_runtime *rt, const void *conn)
+{
+    if (NPROF_LIKELY(!atomic_load_explicit(&pq.excluded_conns, memory_order_relaxed)))
+        return 0;
+    pq_conn *c = conn_get(rt, conn, 0);
+    return c && c->excluded;
+}
+
+/* ---- prepared statements ---------------------------------------------------------------- */
+
+static inline uint64_t name_hash(const char *name, size_t len)
+{
+    return XXH3_64bits(name, len);
+}
+
+static pq_stmt *stmt_find(pq_conn *c, const char *name, size_t len, uint64_t h)
+{
+    for (uint32_t i = 0; i < c->nstmt; i++) {
+        pq_stmt *st = &c->stmt[i];
+        if (st->name_hash == h && st->name_len == len && memcmp(st->name, name, len) == 0)
+            return st;
+    }
+    return NULL;
+}
+
+static inline size_t kept_len(nprof_runtime *rt, size_t len)
+{
+    return len < rt->cfg.max_sql_bytes ? len : rt->cfg.max_sql_bytes;
+}
+
+static inline uint64_t fingerprint(const char *sql, size_t len)
+{
+    return nprof_sql_fingerprint(sql, len < NPROF_PQ_FINGERPRINT_MAX ? len : NPROF_PQ_FINGERPRINT_MAX);
+}
+
+/* Remembers statement `name` of `conn` as `sql` (replacing one of the same name). */
+static void stmt_remember(nprof_runtime *rt, pq_conn *c, const char *name, const char *sql)
+{
+    size_t nlen = strlen(name), slen = strlen(sql), kept = kept_len(rt, slen);
+    uint64_t h = name_hash(name, nlen);
+    pq_stmt *st = stmt_find(c, name, nlen, h);
+    if (!st) {
+        if (c->nstmt == c->stmt_cap) {
+            uint32_t cap = c->stmt_cap ? c->stmt_cap * 2 : 8;
+            if (c->stmt_cap >= NPROF_PQ_MAX_STATEMENTS) {
+                COUNT(dropped_statements);
+                return;
+            }
+            pq_stmt *grown = nprof__alloc_bytes(&rt->alloc, cap * sizeof *grown);
+            if (!grown) {
+                COUNT(failures);
+                return;
+            }
+            if (c->stmt) {
+                memcpy(grown, c->stmt, c->nstmt * sizeof *grown);
+                nprof__free_bytes(&rt->alloc, c->stmt, c->stmt_cap * sizeof *c->stmt);
+            }
+            c->stmt = grown;
+            c->stmt_cap = cap;
+        }
+        st = &c->stmt[c->nstmt];
+        *st = (pq_stmt){.name_hash = h, .name = dup_bytes(rt, name, nlen), .name_len = nlen};
+        if (!st->name) {
+            COUNT(failures);
+            return;
+        }
+        c->nstmt++;
+    } else {
+        free_str(rt, st->sql, st->sql_len);
+    }
+    st->sql = dup_bytes(rt, sql, kept);
+    st->sql_len = st->sql ? kept : 0;
+    st->fp = fingerprint(sql, slen);
+    if (!st->sql)
+        COUNT(failures);
+}
+
+/* ---- recording ---------------------------------------------------------------------------- */
+
+/* One finished query, whichever way it came. */
+typedef struct pq_done {
+    const char *sql;
+    size_t sql_len;
+    uint64_t fp; /* 0: computed from sql */
+    const char *params;
+    size_t params_len;
+    uint64_t start_ticks, end_ticks;
+    uint64_t rows;
+    int error;
+} pq_done;
+
+/* Rows returned (a SELECT) or affected (INSERT/UPDATE/DELETE, from the command tag). */
+static uint64_t result_rows(const PGresult *r)
+{
+    switch (PQresultStatus(r)) {
+    case PGRES_TUPLES_OK:
+    case PGRES_SINGLE_TUPLE:
+        return (uint64_t)PQntuples(r);
+    case PGRES_COMMAND_OK: {
+        const char *t = PQcmdTuples((PGresult *)r);
+        return t && *t ? strtoull(t, NULL, 10) : 0;
+    }
+    default:
+        return 0;
+    }
+}
+
+static int result_error(const PGresult *r)
+{
+    if (!r)
+        return 1;
+    ExecStatusType st = PQresultStatus(r);
+    return st == PGRES_FATAL_ERROR || st == PGRES_BAD_RESPONSE || st == PGRES_NONFATAL_ERROR;
+}
+
+/*
+ * The parameter summary: $1='42', $2=NULL, $3=<binary 16 bytes>; each value cut at
+ * PQ_PARAM_VALUE_MAX bytes ("..." marks the cut), the whole at `cap` - 1 bytes.
+ * Returns its length.
+ */
+static size_t params_summary(char *out, size_t cap, int n, const char *const *values,
+                             const int *lengths, const int *formats)
+{
+    size_t len = 0;
+    for (int i = 0; i < n && len + 1 < cap; i++) {
+        char piece[PQ_PARAM_VALUE_MAX + 48];
+        int k;
+        if (!values || !values[i])
+            k = snprintf(piece, sizeof piece, "%s$%d=NULL", i ? ", " : "", i + 1);
+        else if (formats && formats[i])
+            k = snprintf(piece, sizeof piece, "%s$%d=<binary %d bytes>", i ? ", " : "", i + 1,
+                         lengths ? lengths[i] : 0);
+        else {
+            size_t vlen = strnlen(values[i], PQ_PARAM_VALUE_MAX + 1);
+            int cut = vlen > PQ_PARAM_VALUE_MAX;
+            k = snprintf(piece, sizeof piece, "%s$%d='%.*s'%s", i ? ", " : "", i + 1,
+                         (int)(cut ? PQ_PARAM_VALUE_MAX : vlen), values[i], cut ? "..." : "");
+        }
+        size_t take = k < 0 ? 0 : (size_t)k;
+        if (take >= sizeof piece)
+            take = sizeof piece - 1;
+        if (len + take >= cap)
+            take = cap - 1 - len;
+        memcpy(out + len, piece, take);
+        len += take;
+    }
+    out[len] = 0;
+    return len;
+}
+
+static inline size_t params_cap(nprof_runtime *rt)
+{
+    size_t m = rt->cfg.max_params_bytes + 1u;
+    return m < PQ_PARAMS_BUF ? m : PQ_PARAMS_BUF;
+}
+
+/* The summary of parameters, redacted (nanoprof/redact.h default rules), into `out` of
+ * PQ_PARAMS_BUF bytes; returns its length, 0 when there is none or it cannot be redacted. */
+static size_t params_redacted(nprof_runtime *rt, char *out, int n, const char *const *values,
+                              const int *lengths, const int *formats)
+{
+    if (n <= 0 || !pq.redactor)
+        return 0;
+    char raw[PQ_PARAMS_BUF];
+    size_t len = params_summary(raw, params_cap(rt), n, values, lengths, formats);
+    size_t red = 0;
+    if (nprof_redact(pq.redactor, raw, len, out, PQ_PARAMS_BUF - 1, &red, NULL) < 0)
+        return 0;
+    out[red] = 0;
+    return red;
+}
+
+/* The slow-query log, when one is set: the entry is copied into its queue (which redacts
+ * the parameters), never waited for. */
+static void offer_slowlog(const pq_done *d, uint64_t fp, uint64_t duration_ns, nprof_profile *p)
+{
+    nprof_slowlog *log = atomic_load_explicit(&pq.slowlog, memory_order_acquire);
+    if (!log)
+        return;
+    nprof_slowlog_entry e = {.sql = d->sql,
+                             .sql_len = d->sql_len,
+                             .params = d->params,
+                             .params_len = d->params_len,
+                             .duration_ms = (double)duration_ns / 1e6,
+                             .fingerprint = fp};
+    nprof_profile_info info;
+    if (p && nprof_profile_get_info(p, &info) == NPROF_OK) {
+        e.method = info.method;
+        e.method_len = info.method_len;
+        e.route = info.route_len ? info.route : info.path;
+        e.route_len = info.route_len ? info.route_len : info.path_len;
+        e.request_id = info.request_id;
+        e.request_id_len = info.request_id_len;
+    }
+    if (nprof_slowlog_enqueue(log, &e) == NPROF_EINVAL)
+        COUNT(failures);
+}
+
+int nprof_pq_set_slowlog(nprof_slowlog *log)
+{
+    if (!pq_runtime())
+        return NPROF_ESTATE;
+    pthread_mutex_lock(&pq.init_mu);
+    nprof_slowlog *prev = atomic_exchange(&pq.slowlog, log);
+    int owned = pq.owns_slowlog;
+    pq.owns_slowlog = 0;
+    pthread_mutex_unlock(&pq.init_mu);
+    if (owned && prev != log)
+        nprof_slowlog_close(prev, 2000);
+    return NPROF_OK;
+}
+
+/* Queries up to this many bytes are normalized on the stack, once, for both the profile and
+ * the fingerprint; QMARK text stays below 2.5 times its input (nanoprof/sql.h). */
+#define PQ_NORM_INPUT_MAX 2048
+#define PQ_NORM_BUF (PQ_NORM_INPUT_MAX * 5 / 2 + 64)
+
+static void record(nprof_runtime *rt, const pq_done *d)
+{
+    uint64_t duration_ns =
+        d->end_ticks > d->start_ticks ? nprof_ticks_to_ns(d->end_ticks - d->start_ticks) : 0;
+    uint64_t fp = d->fp;
+    nprof_profile *p = nprof_current();
+    nprof_query q = {.sql = d->sql,
+                     .sql_len = d->sql_len,
+                     .params = d->params,
+                     .params_len = d->params_len,
+                     .duration_ns = duration_ns,
+                     .start_ticks = d->start_ticks};
+    char norm[PQ_NORM_BUF];
+    if (p) {
+        /* What nprof_sql_record() would do, sharing the one normalization with the
+         * fingerprint: the profile's kept part, its ignore rule, the hash of the text. */
+        nprof_runtime *prt = p->rt;
+        size_t kept = d->sql_len < prt->cfg.max_sql_bytes ? d->sql_len : prt->cfg.max_sql_bytes;
+        size_t n = 0;
+        uint64_t shape_fp = 0;
+        if (kept <= PQ_NORM_INPUT_MAX &&
+            nprof_sql_shape(d->sql, kept, NPROF_SQL_QMARK, norm, sizeof norm, &n, &shape_fp) ==
+                NPROF_OK) {
+            q.normalized = norm;
+            q.normalized_len = n;
+            if (nprof__rule_match(&prt->sql_ignore, norm, n))
+                q.flags |= NPROF_QUERY_UNCOUNTED;
+            if (!fp && kept == d->sql_len) /* the whole query: its fingerprint too */
+                fp = shape_fp;
+        }
+    }
+    if (!fp)
+        fp = fingerprint(d->sql, d->sql_len);
+    if (nprof_querystats_add(pq.qs, fp, d->sql, d->sql_len, duration_ns, d->rows, d->error) ==
+        NPROF_EINVAL)
+        COUNT(failures);
+    if (p) {
+        q.fingerprint = fp;
+        int rc = nprof_sql_record(p, &q);
+        if (rc == NPROF_OK || rc == NPROF_ELIMIT)
+            COUNT(in_profile);
+    }
+    if (duration_ns > rt->slow_query_ns)
+        offer_slowlog(d, fp, duration_ns, p);
+    COUNT(recorded);
+}
+
+/* Records a synchronous call that ran from `start` to now. */
+static void record_sync(nprof_runtime *rt, PGconn *conn, const char *sql, size_t len,
+                        uint64_t fp, int n, const char *const *values, const int *lengths,
+                        const int *formats, const PGresult *res, uint64_t start)
+{
+    uint64_t end = nprof_ticks();
+    if (!conn || !sql || conn_excluded(rt, conn))
+        return;
+    char params[PQ_PARAMS_BUF];
+    size_t plen = 0;
+    if (n > 0 && (nprof_current() || atomic_load_explicit(&pq.slowlog, memory_order_relaxed)))
+        plen = params_redacted(rt, params, n, values, lengths, formats);
+    pq_done d = {.sql = sql,
+                 .sql_len = len,
+                 .fp = fp,
+                 .params = plen ? params : NULL,
+                 .params_len = plen,
+                 .start_ticks = start,
+                 .end_ticks = end,
+                 .rows = res ? result_rows(res) : 0,
+                 .error = result_error(res)};
+    record(rt, &d);
+}
+
+/* ---- asynchronous queries ------------------------------------------------------------------- */
+
+/* Adds a query in flight to `conn`; its text (sql, or statement `name`'s text) is copied. */
+static void pending_push(nprof_runtime *rt, PGconn *conn, int kind, const char *sql,
+                         const char *name, int n, const char *const *values, const int *lengths,
+                         const int *formats, uint64_t send_ticks)
+{
+    pq_conn *c = conn_get(rt, conn, 1);
+    if (!c || c->excluded)
+        return;
+    if (c->count == NPROF_PQ_MAX_PENDING) {
+        COUNT(dropped_pending);
+        return;
+    }
+    pq_pending *e = &c->q[(c->head + c->count) % NPROF_PQ_MAX_PENDING];
+    *e = (pq_pending){.kind = kind, .send_ticks = send_ticks};
+    int ok = 1;
+    if (kind == PQ_PREPARE) {
+        stmt_remember(rt, c, name, sql); /* at send time: later sends may execute it */
+    } else if (kind == PQ_QUERY && !sql) { /* an execution of statement `name` */
+        size_t nlen = strlen(name);
+        pq_stmt *st = stmt_find(c, name, nlen, name_hash(name, nlen));
+        if (st && st->sql) {
+            e->sql = dup_bytes(rt, st->sql, st->sql_len);
+            e->sql_len = e->sql_alloc = st->sql_len;
+            e->fp = st->fp;
+        } else {
+            /* Prepared before we saw the connection, or not kept: record it by name. */
+            COUNT(unknown_statements);
+            char text[160];
+            int k = snprintf(text, sizeof text, "EXECUTE %.*s", 128, name);
+            e->sql = dup_bytes(rt, text, (size_t)k);
+            e->sql_len = e->sql_alloc = (size_t)k;
+        }
+        ok = e->sql != NULL;
+    } else if (kind == PQ_QUERY) {
+        size_t len = strlen(sql), kept = kept_len(rt, len);
+        e->fp = fingerprint(sql, len);
+        e->sql = dup_bytes(rt, sql, kept);
+        e->sql_len = e->sql_alloc = kept;
+        ok = e->sql != NULL;
+    }
+    if (ok && kind == PQ_QUERY && n > 0 &&
+        (nprof_current() || atomic_load_explicit(&pq.slowlog, memory_order_relaxed))) {
+        char params[PQ_PARAMS_BUF];
+        size_t plen = params_redacted(rt, params, n, values, lengths, formats);
+        e->params = dup_bytes(rt, params, plen);
+        e->params_len = e->params ? plen : 0;
+    }
+    if (!ok) {
+        COUNT(failures);
+        pending_clear(rt, e);
+        return;
+    }
+    c->count++;
+}
+
+/* The oldest query in flight ends now: recorded (unless it is a PREPARE or was aborted). */
+static void pending_finish(nprof_runtime *rt, pq_conn *c, uint64_t end)
+{
+    pq_pending *e = &c->q[c->head];
+    uint64_t start = e->send_ticks > c->last_end_ticks ? e->send_ticks : c->last_end_ticks;
+    c->last_end_ticks = end;
+    if (e->kind == PQ_QUERY) {
+        if (e->aborted) {
+            COUNT(aborted);
+        } else {
+            pq_done d = {.sql = e->sql,
+                         .sql_len = e->sql_len,
+                         .fp = e->fp,
+                         .params = e->params,
+                         .params_len = e->params_len,
+                         .start_ticks = start,
+                         .end_ticks = end,
+                         .rows = e->rows,
+                         .error = e->error};
+            record(rt, &d);
+        }
+    }
+    pending_clear(rt, e);
+    c->head = (c->head + 1) % NPROF_PQ_MAX_PENDING;
+    c->count--;
+}
+
+/* Accounts for `res` (NULL included), just returned by PQgetResult on connection `c`. */
+static void pending_result(nprof_runtime *rt, PGconn *conn, pq_conn *c, const PGresult *res)
+{
+    uint64_t now = nprof_ticks();
+    if (!c->count)
+        return;
+    pq_pending *e = &c->q[c->head];
+    if (!res) {
+        /* In pipeline mode a NULL before any result only says nothing has arrived yet. */
+        if (e->kind != PQ_SYNC && (e->results || PQpipelineStatus(conn) == PQ_PIPELINE_OFF))
+            pending_finish(rt, c, now);
+        return;
+    }
+    ExecStatusType st = PQresultStatus(res);
+    if (st == PGRES_PIPELINE_SYNC) {
+        /* Everything up to the sync point is over (statements whose NULL we did not see). */
+        while (c->count) {
+            int was_sync = c->q[c->head].kind == PQ_SYNC;
+            pending_finish(rt, c, now);
+            if (was_sync)
+                break;
+        }
+        return;
+    }
+    if (e->kind == PQ_SYNC) /* a result for a statement we did not track: ignore it */
+        return;
+    e->results++;
+    e->rows += result_rows(res);
+    if (st == PGRES_PIPELINE_ABORTED)
+        e->aborted = 1;
+    else if (result_error(res))
+        e->error = 1;
+}
+
+/* ---- the wrappers --------------------------------------------------------------------------- */
+
+PGresult *nprof_pq_exec(PGconn *conn, const char *query)
+{
+    nprof_runtime *rt = pq_enter();
+    uint64_t start = rt ? nprof_ticks() : 0;
+    PGresult *r = PQexec(conn, query);
+    if (rt)
+        record_sync(rt, conn, query, query ? strlen(query) : 0, 0, 0, NULL, NULL, NULL, r, start);
+    pq_leave();
+    return r;
+}
+
+PGresult *nprof_pq_exec_params(PGconn *conn, const char *command, int nParams,
+                               const unsigned int *paramTypes, const char *const *paramValues,
+                               const int *paramLengths, const int *paramFormats, int resultFormat)
+{
+    nprof_runtime *rt = pq_enter();
+    uint64_t start = rt ? nprof_ticks() : 0;
+    PGresult *r = PQexecParams(conn, command, nParams, paramTypes, paramValues, paramLengths,
+                               paramFormats, resultFormat);
+    if (rt)
+        record_sync(rt, conn, command, command ? strlen(command) : 0, 0, nParams, paramValues,
+                    paramLengths, paramFormats, r, start);
+    pq_leave();
+    return r;
+}
+
+PGresult *nprof_pq_prepare(PGconn *conn, const char *stmtName, const char *query, int nParams,
+                           const unsigned int *paramTypes)
+{
+    nprof_runtime *rt = pq_enter();
+    PGresult *r = PQprepare(conn, stmtName, query, nParams, paramTypes);
+    if (rt && conn && stmtName && query && PQresultStatus(r) == PGRES_COMMAND_OK) {
+        pq_conn *c = conn_get(rt, conn, 1);
+        if (c && !c->excluded)
+            stmt_remember(rt, c, stmtName, query);
+    }
+    pq_leave();
+    return r;
+}
+
+PGresult *nprof_pq_exec_prepared(PGconn *conn, const char *stmtName, int nParams,
+                                 const char *const *paramValues, const int *paramLengths,
+                                 const int *paramFormats, int resultFormat)
+{
+    nprof_runtime *rt = pq_enter();
+    uint64_t start = rt ? nprof_ticks() : 0;
+    PGresult *r = PQexecPrepared(conn, stmtName, nParams, paramValues, paramLengths,
+                                 paramFormats, resultFormat);
+    if (rt && conn && stmtName) {
+        size_t nlen = strlen(stmtName);
+        pq_conn *c = atomic_load_explicit(&pq.conns, memory_order_relaxed) ? conn_get(rt, conn, 0) : NULL;
+        pq_stmt *st = c ? stmt_find(c, stmtName, nlen, name_hash(stmtName, nlen)) : NULL;
+        if (c && c->excluded) {
+            /* not recorded */
+        } else if (st && st->sql) {
+            record_sync(rt, conn, st->sql, st->sql_len, st->fp, nParams, paramValues,
+                        paramLengths, paramFormats, r, start);
+        } else {
+            COUNT(unknown_statements);
+            char text[160];
+            int k = snprintf(text, sizeof text, "EXECUTE %.*s", 128, stmtName);
+            record_sync(rt, conn, text, (size_t)k, 0, nParams, paramValues, paramLengths,
+                        paramFormats, r, start);
+        }
+    }
+    pq_leave();
+    return r;
+}
+
+int nprof_pq_send_query(PGconn *conn, const char *query)
+{
+    nprof_runtime *rt = pq_enter();
+    uint64_t start = rt ? nprof_ticks() : 0;
+    int ok = PQsendQuery(conn, query);
+    if (rt && ok == 1 && conn && query)
+        pending_push(rt, conn, PQ_QUERY, query, NULL, 0, NULL, NULL, NULL, start);
+    pq_leave();
+    return ok;
+}
+
+int nprof_pq_send_query_params(PGconn *conn, const char *command, int nParams,
+                               const unsigned int *paramTypes, const char *const *paramValues,
+                               const int *paramLengths, const int *paramFormats, int resultFormat)
+{
+    nprof_runtime *rt = pq_enter();
+    uint64_t start = rt ? nprof_ticks() : 0;
+    int ok = PQsendQueryParams(conn, command, nParams, paramTypes, paramValues, paramLengths,
+                               paramFormats, resultFormat);
+    if (rt && ok == 1 && conn && command)
+        pending_push(rt, conn, PQ_QUERY, command, NULL, nParams, paramValues, paramLengths,
+                     paramFormats, start);
+    pq_leave();
+    return ok;
+}
+
+int nprof_pq_send_prepare(PGconn *conn, const char *stmtName, const char *query, int nParams,
+                          const unsigned int *paramTypes)
+{
+    nprof_runtime *rt = pq_enter();
+    uint64_t start = rt ? nprof_ticks() : 0;
+    int ok = PQsendPrepare(conn, stmtName, query, nParams, paramTypes);
+    if (rt && ok == 1 && conn && stmtName && query)
+        pending_push(rt, conn, PQ_PREPARE, query, stmtName, 0, NULL, NULL, NULL, start);
+    pq_leave();
+    return ok;
+}
+
+int nprof_pq_send_query_prepared(PGconn *conn, const char *stmtName, int nParams,
+                                 const char *const *paramValues, const int *paramLengths,
+                                 const int *paramFormats, int resultFormat)
+{
+    nprof_runtime *rt = pq_enter();
+    uint64_t start = rt ? nprof_ticks() : 0;
+    int ok = PQsendQueryPrepared(conn, stmtName, nParams, paramValues, paramLengths,
+                                 paramFormats, resultFormat);
+    if (rt && ok == 1 && conn && stmtName)
+        pending_push(rt, conn, PQ_QUERY, NULL, stmtName, nParams, paramValues, paramLengths,
+                     paramFormats, start);
+    pq_leave();
+    return ok;
+}
+
+PGresult *nprof_pq_get_result(PGconn *conn)
+{
+    nprof_runtime *rt = pq_enter();
+    PGresult *r = PQgetResult(conn);
+    if (rt && conn && atomic_load_explicit(&pq.conns, memory_order_relaxed)) {
+        pq_conn *c = conn_get(rt, conn, 0);
+        if (c && c->count)
+            pending_result(rt, conn, c, r);
+    }
+    pq_leave();
+    return r;
+}
+
+int nprof_pq_pipeline_sync(PGconn *conn)
+{
+    nprof_runtime *rt = pq_enter();
+    int ok = PQpipelineSync(conn);
+    if (rt && ok == 1 && conn)
+        pending_push(rt, conn, PQ_SYNC, NULL, NULL, 0, NULL, NULL, NULL, 0);
+    pq_leave();
+    return ok;
+}
+
+/* Finish and reset forget the connection whether or not this thread records (an excluded
+ * thread's connection may have state too); the runtime is only looked at if it exists. */
+static void forget(const void *conn)
+{
+    if (atomic_load_explicit(&pq.state, memory_order_acquire) == 1)
+        conn_forget(pq.rt, conn);
+}
+
+void nprof_pq_finish(PGconn *conn)
+{
+    tls.depth++;
+    forget(conn);
+    PQfinish(conn);
+    pq_leave();
+}
+
+void nprof_pq_reset(PGconn *conn)
+{
+    tls.depth++;
+    forget(conn);
+    PQreset(conn);
+    pq_leave();
+}
+
+int nprof_pq_reset_start(PGconn *conn)
+{
+    tls.depth++;
+    forget(conn);
+    int ok = PQresetStart(conn);
+    pq_leave();
+    return ok;
+}
+
+/* ---- begin/end ------------------------------------------------------------------------------- */
+
+void nprof_pq_begin(nprof_pq_call *call)
+{
+    nprof_runtime *rt = pq_enter();
+    if (call) {
+        call->rt = rt;
+        call->start_ticks = rt ? nprof_ticks() : 0;
+    }
+}
+
+void nprof_pq_end(nprof_pq_call *call, PGconn *conn, const char *query, size_t query_len,
+                  int nParams, const char *const *paramValues, const int *paramLengths,
+                  const int *paramFormats, const PGresult *res)
+{
+    if (call && call->rt)
+        record_sync(call->rt, conn, query, query_len, 0, nParams, paramValues, paramLengths,
+                    paramFormats, res, call->start_ticks);
+    pq_leave();
+}
+
+/* ---- introspection, shutdown, the exit dump ------------------------------------------------ */
+
+int nprof_pq_get_stats(nprof_pq_stats *out)
+{
+    if (!out)
+        return NPROF_EINVAL;
+#define LOAD(f) atomic_load_explicit(&pq.f, memory_order_relaxed)
+    *out = (nprof_pq_stats){.recorded = LOAD(recorded),
+                            .in_profile = LOAD(in_profile),
+                            .failures = LOAD(failures),
+                            .aborted = LOAD(aborted),
+                            .dropped_conns = LOAD(dropped_conns),
+                            .dropped_pending = LOAD(dropped_pending),
+                            .dropped_statements = LOAD(dropped_statements),
+                            .unknown_statements = LOAD(unknown_statements),
+                            .conns = LOAD(conns)};
+#undef LOAD
+    return NPROF_OK;
+}
+
+int nprof_pq_json(nprof_buf *out)
+{
+    if (!out)
+        return NPROF_EINVAL;
+    if (!pq_runtime())
+        return NPROF_ESTATE;
+    nprof_pq_stats s;
+    nprof_pq_get_stats(&s);
+    const struct {
+        const char *key;
+        uint64_t v;
+    } f[] = {{"recorded", s.recorded},
+             {"in_profile", s.in_profile},
+             {"failures", s.failures},
+             {"aborted", s.aborted},
+             {"dropped_conns", s.dropped_conns},
+             {"dropped_pending", s.dropped_pending},
+             {"dropped_statements", s.dropped_statements},
+             {"unknown_statements", s.unknown_statements},
+             {"conns", s.conns}};
+    int rc = nprof__buf_append_cstr(out, "{\"pq\":{");
+    for (size_t i = 0; !rc && i < sizeof f / sizeof f[0]; i++) {
+        rc = nprof__buf_append_cstr(out, i ? ",\"" : "\"");
+        if (!rc)
+            rc = nprof__buf_append_cstr(out, f[i].key);
+        if (!rc)
+            rc = nprof__buf_append_cstr(out, "\":");
+        if (!rc)
+            rc = nprof__buf_append_u64(out, f[i].v);
+    }
+    if (!rc)
+        rc = nprof__buf_append_cstr(out, "},\"querystats\":");
+    if (!rc)
+        rc = nprof_querystats_json(pq.qs, 0, out);
+    return rc ? rc : nprof__buf_append_char(out, '}');
+}
+
+void nprof_pq_shutdown(void)
+{
+    pthread_mutex_lock(&pq.init_mu);
+    if (atomic_load_explicit(&pq.state, memory_order_acquire) == 1) {
+        for (int i = 0; i < PQ_SHARDS; i++) {
+            pq_shard *s = &pq.shard[i];
+            for (uint32_t k = 0; k < s->n; k++)
+                conn_free(pq.rt, s->c[k]);
+            s->n = 0;
+            pthread_mutex_destroy(&s->mu);
+        }
+        atomic_store_explicit(&pq.conns, 0, memory_order_relaxed);
+        nprof_slowlog *log = atomic_exchange(&pq.slowlog, NULL);
+        if (pq.owns_slowlog)
+            nprof_slowlog_close(log, 2000);
+        pq.owns_slowlog = 0;
+        nprof_redactor_destroy(pq.redactor);
+        pq.redactor = NULL;
+        nprof_querystats_destroy(pq.qs);
+        pq.qs = NULL;
+        if (pq.owns_rt)
+            nprof_runtime_destroy(pq.rt);
+        pq.rt = NULL;
+    }
+    atomic_store_explicit(&pq.state, 0, memory_order_release);
+    pthread_mutex_unlock(&pq.init_mu);
+}
+
+/* NANOPROF_PQ_DUMP=<file>: the table and the counters, written when the process ends. */
+__attribute__((destructor)) static void dump_at_exit(void)
+{
+    /* The layer's own slow-query log: written out before the process goes (2 s at most). */
+    if (atomic_load_explicit(&pq.state, memory_order_acquire) == 1 && pq.owns_slowlog) {
+        nprof_slowlog *log = atomic_exchange(&pq.slowlog, NULL);
+        pq.owns_slowlog = 0;
+        nprof_slowlog_close(log, 2000);
+    }
+    const char *path = getenv("NANOPROF_PQ_DUMP");
+    if (!path || !*path || atomic_load_explicit(&pq.state, memory_order_acquire) != 1)
+        return;
+    nprof_buf b = NPROF_BUF_INIT;
+    if (nprof_pq_json(&b) == NPROF_OK) {
+        FILE *f = fopen(path, "w");
+        if (f) {
+            fwrite(b.data, 1, b.len, f);
+            fputc('\n', f);
+            fclose(f);
+        } else {
+            fprintf(stderr, "nanoprof: NANOPROF_PQ_DUMP=%s: cannot write\n", path);
+        }
+    }
+    nprof_buf_free(&b);
+}
