@@ -408,21 +408,27 @@ static inline char header_byte(unsigned char c)
     return c >= 0x20 && c < 0x7f ? (char)c : '?';
 }
 
+/* "00" to "99": two digits per table lookup instead of a division per digit. */
+static const char DIGIT_PAIRS[201] = "00010203040506070809101112131415161718192021222324252627282930"
+                                     "31323334353637383940414243444546474849505152535455565758596061"
+                                     "62636465666768697071727374757677787980818283848586878889909192"
+                                     "93949596979899";
+
 /* Milliseconds with up to six decimals, trailing zeros dropped: the `dur` of Server-Timing. */
 static size_t format_ms(uint64_t ns, char *out)
 {
     size_t n = nprof__format_u64(ns / 1000000, out);
     uint32_t frac = (uint32_t)(ns % 1000000);
     if (frac) {
-        char d[6];
-        for (int i = 5; i >= 0; i--, frac /= 10)
-            d[i] = (char)('0' + frac % 10);
+        char *d = out + n + 1;
+        out[n] = '.';
+        memcpy(d, DIGIT_PAIRS + 2 * (frac / 10000), 2);
+        memcpy(d + 2, DIGIT_PAIRS + 2 * (frac / 100 % 100), 2);
+        memcpy(d + 4, DIGIT_PAIRS + 2 * (frac % 100), 2);
         int last = 5;
         while (d[last] == '0')
             last--;
-        out[n++] = '.';
-        memcpy(out + n, d, (size_t)last + 1);
-        n += (size_t)last + 1;
+        n += 1 + (size_t)last + 1;
     }
     out[n] = '\0';
     return n;
@@ -562,10 +568,15 @@ int nprof_mw_request_end(nprof_mw_state *st, int status, nprof_mw_headers *heade
                        mw->headers_mode == NPROF_MW_HEADERS_ALWAYS ||
                        (mw->headers_mode == NPROF_MW_HEADERS_AUTO && !mw->production);
     if (headers && want_headers) {
-        char xp[NPROF_HEADER_MAX];
+        /* X-Profile is rendered in place: the runtime's renderer bounds it to NPROF_HEADER_MAX */
         size_t xl = 0;
-        if (nprof_profile_header(p, xp, sizeof xp, &xl) == NPROF_OK)
-            HS_ADD(headers, "X-Profile", xp, xl);
+        char *dst = headers->bytes_ + headers->used_;
+        if (NPROF_MW_HEADER_BYTES - headers->used_ >= NPROF_HEADER_MAX &&
+            nprof_profile_header(p, dst, NPROF_HEADER_MAX, &xl) == NPROF_OK) {
+            headers->items[headers->count++] = (nprof_mw_header){
+                .name = "X-Profile", .name_len = 9, .value = dst, .value_len = xl};
+            headers->used_ += xl + 1;
+        }
         server_timing(headers, &in, in.middleware_ns, in.routing_ns, in.handler_ns);
         count_header(headers, "X-Query-Count", 13, in.sql_count);
         count_header(headers, "X-Slow-Queries", 14, in.slow_count);

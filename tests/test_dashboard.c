@@ -604,6 +604,93 @@ TEST(cluster_view_without_a_database_shows_the_error)
     nprof_runtime_destroy(rt);
 }
 
+TEST(dashboard_path_with_trailing_slash_or_at_root)
+{
+    nprof_runtime *rt = make_runtime(NULL);
+    nprof_mw_options o;
+    nprof_mw_options_init(&o);
+    o.dashboard_path = "/perf/";
+    nprof_middleware *mw = NULL;
+    ASSERT_OK(nprof_middleware_create(rt, &o, &mw));
+    nprof_mw_response resp;
+    ASSERT_EQ_INT(serve(mw, "GET", "/perf", NULL, &resp), 1);
+    ASSERT_STR(resp.content_type, "text/html; charset=utf-8");
+    nprof_mw_response_free(&resp);
+    ASSERT_EQ_INT(serve(mw, "GET", "/perf/metrics", NULL, &resp), 1);
+    ASSERT_EQ_INT(resp.status, 200);
+    nprof_mw_response_free(&resp);
+    ASSERT_EQ_INT(serve(mw, "GET", "/perfx/metrics", NULL, &resp), 0);
+    nprof_middleware_destroy(mw);
+    /* at the root: its pages are the dashboard's, every other path the application's */
+    o.dashboard_path = "/";
+    ASSERT_OK(nprof_middleware_create(rt, &o, &mw));
+    ASSERT_EQ_INT(serve(mw, "GET", "/", NULL, &resp), 1);
+    ASSERT_STR(resp.content_type, "text/html; charset=utf-8");
+    nprof_mw_response_free(&resp);
+    ASSERT_EQ_INT(serve(mw, "GET", "/json", NULL, &resp), 1);
+    ASSERT_STR(resp.content_type, "application/json");
+    nprof_mw_response_free(&resp);
+    ASSERT_EQ_INT(serve(mw, "GET", "/users/1", NULL, &resp), 0);
+    nprof_middleware_destroy(mw);
+    nprof_runtime_destroy(rt);
+}
+
+TEST(random_bytes_give_valid_json_metrics_and_trace)
+{
+    nprof_runtime *rt = make_runtime("slow_query_threshold_ms=0.001");
+    nprof_middleware *mw = NULL;
+    nprof_mw_options o;
+    nprof_mw_options_init(&o);
+    o.default_route_rules = 0; /* keep the random paths as routes */
+    ASSERT_OK(nprof_middleware_create(rt, &o, &mw));
+    uint64_t seed = 7;
+    for (int round = 0; round < 120; round++) {
+        char bytes[200];
+        for (size_t i = 0; i < sizeof bytes; i++) {
+            seed = seed * 6364136223846793005u + 1442695040888963407u;
+            bytes[i] = (char)(seed >> 56);
+        }
+        size_t plen = 1 + (size_t)(round % 40), slen = 1 + (size_t)(round * 13 % 199);
+        nprof_mw_request r = {.method = bytes + 100, .method_len = 1 + round % 10,
+                              .path = bytes, .path_len = plen, .query = NULL, .query_len = 0,
+                              .route = NULL, .route_len = 0, .header = NULL, .user = NULL,
+                              .start_ticks = 0};
+        nprof_mw_state st;
+        if (nprof_mw_request_begin(mw, &r, &st))
+            continue;
+        int span = nprof_span_begin(st.profile, bytes + 50, 30);
+        for (int q = 0; q < 5; q++) {
+            nprof_query qq = {.sql = bytes + 199 - slen, .sql_len = slen, .duration_ns = 3000};
+            nprof_sql_record(st.profile, &qq);
+        }
+        nprof_span_end(st.profile, span);
+        nprof_mw_request_end(&st, 200 + round % 400, NULL, NULL, NULL);
+    }
+    size_t where;
+    nprof_buf b = NPROF_BUF_INIT;
+    ASSERT_OK(nprof_mw_render_json(mw, &b));
+    if (!json_check(b.data, b.len, &where))
+        fprintf(stderr, "invalid JSON at %zu\n", where);
+    ASSERT_TRUE(json_check(b.data, b.len, &where));
+    nprof_buf_free(&b);
+    ASSERT_OK(nprof_mw_render_trace(mw, &b));
+    ASSERT_TRUE(json_check(b.data, b.len, &where));
+    nprof_buf_free(&b);
+    ASSERT_OK(nprof_mw_render_prometheus(mw, &b));
+    prom_check pc;
+    int ok = prom_parse(&pc, b.data, b.len);
+    if (!ok)
+        fprintf(stderr, "prometheus: %s\n", pc.err);
+    ASSERT_TRUE(ok);
+    nprof_buf_free(&b);
+    ASSERT_OK(nprof_mw_render_flamegraph_svg(mw, &b));
+    for (const char *c = b.data; (c = strchr(c, '<')) != NULL; c++)
+        ASSERT_TRUE(c[1] == '?' || c[1] == '/' || isalpha((unsigned char)c[1]));
+    nprof_buf_free(&b);
+    nprof_middleware_destroy(mw);
+    nprof_runtime_destroy(rt);
+}
+
 int main(void)
 {
     RUN(paths_outside_the_dashboard_are_not_handled);
@@ -615,5 +702,7 @@ int main(void)
     RUN(flame_graphs_and_trace);
     RUN(empty_middleware_renders_everything);
     RUN(cluster_view_without_a_database_shows_the_error);
+    RUN(dashboard_path_with_trailing_slash_or_at_root);
+    RUN(random_bytes_give_valid_json_metrics_and_trace);
     return TEST_SUMMARY();
 }

@@ -534,6 +534,47 @@ TEST(routes_beyond_the_limit_go_to_other)
     nprof_runtime_destroy(rt);
 }
 
+TEST(random_bytes_never_reach_a_header_unsanitized)
+{
+    nprof_runtime *rt = make_runtime("slow_query_threshold_ms=0.001");
+    nprof_mw_budget any = {.route = "*", .max_queries = 1, .max_sql_ms = 0};
+    nprof_mw_options o;
+    nprof_mw_options_init(&o);
+    o.budgets = &any;
+    o.budget_count = 1;
+    nprof_middleware *mw = make_mw(rt, &o);
+    uint64_t seed = 42;
+    for (int round = 0; round < 300; round++) {
+        char sql[300], path[64];
+        size_t len = 1 + (size_t)(round * 7 % 299);
+        for (size_t i = 0; i < len; i++) {
+            seed = seed * 6364136223846793005u + 1442695040888963407u;
+            sql[i] = (char)(seed >> 56);
+        }
+        for (size_t i = 0; i < sizeof path - 1; i++) {
+            seed = seed * 6364136223846793005u + 1442695040888963407u;
+            path[i] = (char)(seed >> 56) | 1; /* no NUL: the path is a C string here */
+        }
+        path[0] = '/';
+        path[sizeof path - 1] = '\0';
+        nprof_mw_request r = req_of("GET", path, NULL, NULL);
+        nprof_mw_state st;
+        ASSERT_OK(nprof_mw_request_begin(mw, &r, &st));
+        for (int q = 0; q < 6; q++) {
+            nprof_query qq = {.sql = sql, .sql_len = len, .params = sql, .params_len = len / 2,
+                              .duration_ns = 5000};
+            nprof_sql_record(st.profile, &qq);
+        }
+        nprof_mw_headers hs;
+        ASSERT_OK(nprof_mw_request_end(&st, 200, &hs, NULL, NULL));
+        ASSERT_TRUE(headers_clean(&hs));
+        ASSERT_TRUE(header(&hs, "X-Query-Budget") != NULL);
+        ASSERT_STR(header(&hs, "X-Slow-Queries"), "6");
+    }
+    nprof_middleware_destroy(mw);
+    nprof_runtime_destroy(rt);
+}
+
 int main(void)
 {
     RUN(options_have_the_documented_defaults);
@@ -554,5 +595,6 @@ int main(void)
     RUN(current_profile_is_restored_after_nested_use);
     RUN(disabled_runtime_costs_nothing_and_adds_nothing);
     RUN(routes_beyond_the_limit_go_to_other);
+    RUN(random_bytes_never_reach_a_header_unsanitized);
     return TEST_SUMMARY();
 }
