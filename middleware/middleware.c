@@ -23,7 +23,7 @@ void nprof_mw_options_init(nprof_mw_options *o)
     *o = (nprof_mw_options){
         .dashboard_path = "/debug/performance",
         .token = NULL,
-        .sample_every = 1,
+        .sample_every = 0,
         .slow_request_ms = 500.0,
         .headers = NPROF_MW_HEADERS_AUTO,
         .set_current = 1,
@@ -111,11 +111,12 @@ int nprof_middleware_create(nprof_runtime *rt, const nprof_mw_options *opts,
     if (tok_len)
         memcpy(mw->token, o->token, tok_len);
     mw->token_len = tok_len;
-    mw->sample_every = o->sample_every ? o->sample_every : 1;
+    mw->production = nprof_runtime_config(rt)->production;
+    /* 0: production's stricter default keeps 1 in 10 ordinary requests, development all */
+    mw->sample_every = o->sample_every ? o->sample_every : mw->production ? 10 : 1;
     mw->slow_request_ns = o->slow_request_ms > 0 ? (uint64_t)(o->slow_request_ms * 1e6) : 0;
     mw->headers_mode = o->headers;
     mw->set_current = o->set_current;
-    mw->production = nprof_runtime_config(rt)->production;
     mw->max_routes = o->max_routes ? o->max_routes : 1;
     mw->max_np = o->max_n_plus_one ? o->max_n_plus_one : 1;
     mw->refresh_seconds = o->refresh_seconds;

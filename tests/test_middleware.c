@@ -92,7 +92,7 @@ TEST(options_have_the_documented_defaults)
     nprof_mw_options o;
     nprof_mw_options_init(&o);
     ASSERT_STR(o.dashboard_path, "/debug/performance");
-    ASSERT_EQ_INT(o.sample_every, 1);
+    ASSERT_EQ_INT(o.sample_every, 0); /* 1 in development, 10 in production */
     ASSERT_EQ_INT(o.set_current, 1);
     ASSERT_EQ_INT(o.default_route_rules, 1);
     ASSERT_EQ_INT(o.max_routes, 500);
@@ -444,6 +444,19 @@ TEST(sampling_keeps_one_in_n_and_every_interesting_request)
     nprof_runtime_destroy(rt);
 }
 
+TEST(production_keeps_one_in_ten_by_default)
+{
+    nprof_runtime *rt = make_runtime("production=1");
+    nprof_middleware *mw = make_mw(rt, NULL);
+    nprof_mw_headers hs;
+    nprof_mw_request r = req_of("GET", "/ok", NULL, NULL);
+    for (int i = 0; i < 50; i++)
+        ASSERT_OK(run_request(mw, &r, "SELECT 1", 1, 1000, 200, &hs, NULL, NULL));
+    ASSERT_EQ_U64(nprof_store_size(nprof_runtime_store(rt)), 5);
+    nprof_middleware_destroy(mw);
+    nprof_runtime_destroy(rt);
+}
+
 TEST(explicit_handles_work_without_current)
 {
     nprof_runtime *rt = make_runtime(NULL);
@@ -591,6 +604,7 @@ int main(void)
     RUN(framework_route_wins_over_rules);
     RUN(budgets_flag_requests_over_them);
     RUN(sampling_keeps_one_in_n_and_every_interesting_request);
+    RUN(production_keeps_one_in_ten_by_default);
     RUN(explicit_handles_work_without_current);
     RUN(current_profile_is_restored_after_nested_use);
     RUN(disabled_runtime_costs_nothing_and_adds_nothing);

@@ -83,7 +83,8 @@ typedef struct nprof_mw_options {
                                    Copied at create; at most 200 bytes, starting with '/' */
     const char *token;          /* access token for the dashboard and ?profile= in production
                                    (NULL: none); copied, at most 256 bytes */
-    uint32_t sample_every;      /* keep 1 in N ordinary requests in the store (1: all) */
+    uint32_t sample_every;      /* keep 1 in N ordinary requests in the store; 1 keeps all;
+                                   0 (the default): 1 in development, 10 in production */
     double slow_request_ms;     /* a request slower than this is always kept (500.0) */
     int headers;                /* enum nprof_mw_headers_mode (AUTO) */
     int set_current;            /* begin makes the profile the thread's current one (1) */
@@ -251,7 +252,11 @@ NPROF_API int nprof_mw_handle(nprof_middleware *mw, const nprof_mw_request *req,
 NPROF_API void nprof_mw_response_free(nprof_mw_response *resp);
 
 /* The renderers behind nprof_mw_handle(), for adapters that route by themselves.  Each
- * appends to `out` (caller-owned, see nprof_buf). */
+ * appends to `out` (caller-owned, see nprof_buf).  Such an adapter also sends the headers
+ * nprof_mw_handle() would: for the HTML page at least
+ *     Content-Security-Policy: default-src 'none'; script-src 'nonce-<nonce>';
+ *         style-src 'nonce-<nonce>'; connect-src 'self'
+ * with a fresh random `nonce` (letters and digits only) per response. */
 NPROF_API int nprof_mw_render_json(nprof_middleware *mw, nprof_buf *out);
 NPROF_API int nprof_mw_render_html(nprof_middleware *mw, const char *nonce, nprof_buf *out);
 NPROF_API int nprof_mw_render_prometheus(nprof_middleware *mw, nprof_buf *out);
