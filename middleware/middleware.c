@@ -345,10 +345,10 @@ int nprof_mw_request_begin(nprof_middleware *mw, const nprof_mw_request *req, np
     } else {
         st->authorized = 1;
     }
-    if (req->route && req->route_len) {
-        nprof_profile_set_route(p, req->route, req->route_len);
+    /* A route the profile could not keep (over max_profile_bytes) leaves it to the rules. */
+    if (req->route && req->route_len &&
+        nprof_profile_set_route(p, req->route, req->route_len) == NPROF_OK)
         st->route_set_ = 1;
-    }
     nprof_phase_begin(p, NPROF_PHASE_MIDDLEWARE);
     st->mark_phase_ = NPROF_PHASE_MIDDLEWARE;
     if (mw->set_current)

@@ -360,7 +360,8 @@ int nprof_slowlog_enqueue(nprof_slowlog *log, const nprof_slowlog_entry *e)
         n = log->max_sql;
         flags |= NPROF__SLOT_TRUNCATED | NPROF__SLOT_SQL_CUT;
     }
-    memcpy(s->text, e->sql, n);
+    if (n)
+        memcpy(s->text, e->sql, n);
     s->sql_len = (uint32_t)n;
     s->params_len = 0;
     if (e->params) {

@@ -95,9 +95,13 @@ static int queue_ready(const nprof_slowlog *log)
 
 PGconn *nprof__slowlog_connect(nprof_slowlog *log, uint32_t timeout_ms, char *err, size_t err_len)
 {
-    /* The caller's conninfo comes last and is expanded, so its settings win over ours. */
-    const char *const keys[] = {"application_name", "connect_timeout", "dbname", NULL};
-    const char *const values[] = {"nanoprof-slowlog", "10", log->conninfo, NULL};
+    /* The caller's conninfo comes last and is expanded, so its settings win over ours.  TCP
+     * keepalives let a writer on a dead network path notice it in seconds, not hours (they
+     * are ignored on Unix sockets). */
+    const char *const keys[] = {"application_name", "connect_timeout", "keepalives",
+                                "keepalives_idle", "keepalives_interval", "keepalives_count",
+                                "dbname", NULL};
+    const char *const values[] = {"nanoprof-slowlog", "10", "1", "10", "5", "3", log->conninfo, NULL};
     PGconn *c = PQconnectStartParams(keys, values, 1);
     if (!c) {
         snprintf(err, err_len, "out of memory");

@@ -277,6 +277,61 @@ TEST(server_stopped_mid_stream_nothing_blocks_and_the_writer_recovers)
     ASSERT_EQ_INT(pg_scalar(db, "SELECT count(DISTINCT sql_text) FROM paused"), (long long)pause_run.ok);
 }
 
+/* ---- the writer's backend killed at random moments -------------------------------------- */
+
+static _Atomic int killer_stop;
+static _Atomic int kills;
+
+static void *killer(void *arg)
+{
+    (void)arg;
+    PGconn *c = pg_connect();
+    while (c && !atomic_load(&killer_stop)) {
+        /* Whatever the writer is doing: formatting, streaming, committing, reading the result. */
+        long long n = pg_scalar(c, "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                                   "WHERE application_name = 'nanoprof-slowlog'");
+        if (n > 0)
+            atomic_fetch_add(&kills, (int)n);
+        sleep_ms(7 + (unsigned)(test_monotonic_ns() / 1000 % 23));
+    }
+    PQfinish(c);
+    return NULL;
+}
+
+TEST(writer_backend_killed_at_random_moments_rows_arrive_exactly_once)
+{
+    enum { ROWS = 30000 };
+    nprof_slowlog_options o = options("killed");
+    o.batch_rows = 500;
+    o.reconnect_min_ms = 1;
+    o.reconnect_max_ms = 20;
+    nprof_slowlog *log = NULL;
+    ASSERT_OK(nprof_slowlog_open(&log, pg_conninfo, &o));
+    atomic_store(&killer_stop, 0);
+    pthread_t th;
+    pthread_create(&th, NULL, killer, NULL);
+    char sql[64];
+    for (int i = 0; i < ROWS; i++) {
+        nprof_slowlog_entry e = entry(sql, 120);
+        e.sql_len = (size_t)snprintf(sql, sizeof sql, "SELECT %d FROM killed_probe", i);
+        while (nprof_slowlog_enqueue(log, &e) == NPROF_EFULL)
+            sleep_ms(1);
+        if (i % 1000 == 0)
+            sleep_ms(5); /* spread the rows over many batches and many kills */
+    }
+    wait_stats(log, ROWS, 0, 0);
+    atomic_store(&killer_stop, 1);
+    pthread_join(th, NULL);
+    nprof_slowlog_stats st;
+    nprof_slowlog_stats_get(log, &st);
+    ASSERT_OK(nprof_slowlog_close(log, 20000));
+    printf("  %d backends killed, %" PRIu64 " reconnects, %" PRIu64 " batches resent\n",
+           atomic_load(&kills), st.reconnects, st.batch_retries);
+    ASSERT_TRUE(atomic_load(&kills) > 0);
+    ASSERT_EQ_INT(count_rows("killed"), ROWS);
+    ASSERT_EQ_INT(pg_scalar(db, "SELECT count(DISTINCT sql_text) FROM killed"), ROWS);
+}
+
 /* ---- two processes create the table at once ---------------------------------------------- */
 
 TEST(two_processes_create_the_table_at_the_same_time)
@@ -616,6 +671,7 @@ int main(void)
     RUN(two_processes_create_the_table_at_the_same_time);
     RUN(close_gives_up_on_time_when_the_database_is_unreachable);
     RUN(eight_threads_every_row_exactly_once_byte_exact);
+    RUN(writer_backend_killed_at_random_moments_rows_arrive_exactly_once);
     PQfinish(db);
     db = NULL;
     RUN(server_stopped_mid_stream_nothing_blocks_and_the_writer_recovers);

@@ -24,7 +24,9 @@
  *     method, route, request_id text   from the request, when known
  *     host text, pid integer           the writing process
  *     truncated      boolean           sql_text or params_summary was cut
- *     plan           jsonb             EXPLAIN (FORMAT JSON) of a slow SELECT (option explain)
+ *     plan           text              EXPLAIN (FORMAT JSON) of a slow SELECT (option explain),
+ *                                      redacted; text, not jsonb, so that a user's redaction
+ *                                      rule can never make a batch fail
  *     batch_id       bigint            the writer batch that wrote the row (exactly-once retry)
  * with indexes on timestamp DESC, duration_ms DESC and (fingerprint, timestamp DESC).  The
  * table is UNLOGGED by default: writes skip the WAL, and PostgreSQL empties the table after
@@ -108,7 +110,7 @@ NPROF_API int nprof_slowlog_open(nprof_slowlog **out, const char *conninfo,
  * Stops the writer after it has written what was queued, waiting at most `timeout_ms` (the
  * writer gets the time to flush, then its statement is cancelled), and frees the log.
  * Returns NPROF_OK when everything queued was written, NPROF_EIO when some was left
- * unwritten (counted in the last stats as `unwritten`).  Accepts NULL.
+ * unwritten (nprof_last_error_detail() says how many).  Accepts NULL.
  */
 NPROF_API int nprof_slowlog_close(nprof_slowlog *log, uint32_t timeout_ms);
 
@@ -150,7 +152,8 @@ typedef struct nprof_slowlog_stats {
     uint64_t enqueued;           /* entries accepted by the queue */
     uint64_t dropped;            /* entries refused because the queue was full */
     uint64_t written;            /* rows committed to the table */
-    uint64_t unwritten;          /* accepted but never written (only after close) */
+    uint64_t unwritten;          /* accepted but not written (yet): still queued, in the
+                                    writer's batch, or given up (refused three times) */
     uint64_t truncated;          /* entries whose sql or params were cut */
     uint64_t redactions;         /* replacements made by the redaction rules */
     uint64_t batches;            /* COPY transactions committed */
@@ -179,7 +182,7 @@ NPROF_API int nprof_slowlog_stats_get(nprof_slowlog *log, nprof_slowlog_stats *o
  *            count, total_ms, mean_ms, p95_ms, max_ms, last_seen.
  * Row objects have the keys id, timestamp (ISO 8601), duration_ms, sql_text, normalized_sql,
  * params_summary, fingerprint (16 hex digits), method, route, request_id, host, pid,
- * truncated and plan (JSON or null).  These calls use a second connection of the log's,
+ * truncated and plan (the plan's JSON text as a string, or null).  These calls use a second connection of the log's,
  * opened on first use; they block for the round trip, so call them off the request path.
  * Errors: NPROF_EINVAL, NPROF_EIO (nprof_last_error_detail() has the server's message),
  * NPROF_ENOMEM.  On error `out` is left as it was.
