@@ -365,9 +365,29 @@ static inline size_t kept_len(nprof_runtime *rt, size_t len)
     return len < rt->cfg.max_sql_bytes ? len : rt->cfg.max_sql_bytes;
 }
 
-static inline uint64_t fingerprint(const char *sql, size_t len)
+/*
+ * Fingerprints of texts this thread sent recently, by a hash of the raw bytes.  Drivers that
+ * pass parameters separately (PQexecParams: Ruby's pg, PHP's pg_query_params, prepared
+ * statements) send the same text again and again; hashing it costs a tenth of normalizing
+ * it.  A false hit needs two texts with equal length and equal 64-bit XXH3.
+ */
+#define PQ_FP_CACHE 64
+static _Thread_local struct {
+    uint64_t raw, fp;
+} fp_cache[PQ_FP_CACHE];
+
+static uint64_t fingerprint(const char *sql, size_t len)
 {
-    return nprof_sql_fingerprint(sql, len < NPROF_PQ_FINGERPRINT_MAX ? len : NPROF_PQ_FINGERPRINT_MAX);
+    if (len > NPROF_PQ_FINGERPRINT_MAX)
+        len = NPROF_PQ_FINGERPRINT_MAX;
+    uint64_t raw = XXH3_64bits_withSeed(sql, len, len) | 1; /* never 0: 0 is an empty slot */
+    unsigned slot = (unsigned)(raw >> 58) % PQ_FP_CACHE;
+    if (fp_cache[slot].raw == raw)
+        return fp_cache[slot].fp;
+    uint64_t fp = nprof_sql_fingerprint(sql, len);
+    fp_cache[slot].raw = raw;
+    fp_cache[slot].fp = fp;
+    return fp;
 }
 
 /* Remembers statement `name` of `conn` as `sql` (replacing one of the same name). */

@@ -392,6 +392,48 @@ TEST(begin_end_around_the_hosts_own_calls)
 }
 #endif
 
+/* ---- the slow-query log ------------------------------------------------------------------------ */
+
+TEST(slow_queries_go_to_the_log_the_host_set_and_the_log_is_never_recorded)
+{
+    nprof_slowlog_options o;
+    nprof_slowlog_options_init(&o);
+    snprintf(o.table, sizeof o.table, "pq_host_log");
+    nprof_slowlog *log = NULL;
+    ASSERT_OK(nprof_slowlog_open(&log, pg_conninfo, &o));
+    ASSERT_OK(nprof_pq_set_slowlog(log));
+    PGconn *c = pg_connect();
+    ASSERT_TRUE(c);
+    nprof_profile *p = begin_request();
+    ASSERT_TRUE(p);
+    /* NANOPROF_CONF set slow_query_threshold_ms=15 (main) */
+    ASSERT_EQ_INT(status_of(X_exec(c, "SELECT pg_sleep(0.03), 'host log slow'")), PGRES_TUPLES_OK);
+    ASSERT_EQ_INT(status_of(X_exec(c, "SELECT 'host log fast'")), PGRES_TUPLES_OK);
+    const char *v[1] = {"bob@example.com"};
+    ASSERT_EQ_INT(status_of(X_exec_params(c, "SELECT pg_sleep(0.03), $1::text AS host_log_param", 1,
+                                          NULL, v, NULL, NULL, 0)),
+                  PGRES_TUPLES_OK);
+    nprof_query_info q = query_at(p, 2); /* the profile keeps the summary redacted too */
+    ASSERT_MEM_STR(q.params, q.params_len, "$1='[redacted]'");
+    end_request(p);
+    ASSERT_OK(nprof_pq_set_slowlog(NULL));
+    ASSERT_OK(nprof_slowlog_close(log, 10000));
+    /* The log's own statements (CREATE TABLE, COPY pq_host_log ...) were never recorded. */
+    nprof_buf b = NPROF_BUF_INIT;
+    ASSERT_OK(nprof_pq_json(&b));
+    int own = strstr(b.data, "pq_host_log") != NULL;
+    if (own)
+        fprintf(stderr, "%s\n", b.data);
+    nprof_buf_free(&b);
+    ASSERT_TRUE(!own);
+    ASSERT_EQ_INT(pg_scalar(c, "SELECT count(*) FROM pq_host_log WHERE sql_text LIKE '%host log slow%'"
+                               " AND method = 'GET' AND route = '/pq'"), 1);
+    ASSERT_EQ_INT(pg_scalar(c, "SELECT count(*) FROM pq_host_log WHERE sql_text LIKE '%host log fast%'"), 0);
+    ASSERT_EQ_INT(pg_scalar(c, "SELECT count(*) FROM pq_host_log WHERE sql_text LIKE '%host_log_param%'"
+                               " AND params_summary NOT LIKE '%bob@%'"), 1);
+    X_finish(c);
+}
+
 /* ---- threads ------------------------------------------------------------------------------ */
 
 #define THREADS 4
@@ -637,6 +679,7 @@ int main(int argc, char **argv)
     (void)argc;
     (void)argv;
 #endif
+    setenv("NANOPROF_CONF", "slow_query_threshold_ms=15", 1); /* read when the layer starts */
     int rc = pg_start(PROG);
     if (rc == PG_SKIP_EXIT)
         printf(PROG ": no PostgreSQL server installed: skipped\n");
@@ -655,6 +698,7 @@ int main(int argc, char **argv)
 #ifndef NPROF_PQ_PRELOAD
     RUN(begin_end_around_the_hosts_own_calls);
 #endif
+    RUN(slow_queries_go_to_the_log_the_host_set_and_the_log_is_never_recorded);
     RUN(threads_see_only_their_own_queries);
     RUN(the_table_renders_as_json);
 #ifdef NPROF_PQ_PRELOAD
