@@ -72,7 +72,9 @@ void nprof_slowlog_options_from_config(nprof_slowlog_options *opts, const nprof_
     opts->explain = cfg->slowlog_explain;
     opts->retention_s = cfg->slowlog_retention_s;
     opts->max_rows = cfg->slowlog_max_rows;
-    opts->normalized_only = cfg->slowlog_normalized_only == 0 ? -1 : cfg->slowlog_normalized_only == 1;
+    /* auto: the configuration's own production mode decides. */
+    opts->normalized_only = cfg->slowlog_normalized_only == 0 ? cfg->production != 0
+                                                               : cfg->slowlog_normalized_only == 1;
     opts->max_sql_bytes = cfg->max_sql_bytes < opts->max_sql_bytes ? cfg->max_sql_bytes : opts->max_sql_bytes;
     opts->max_params_bytes = cfg->max_params_bytes;
     if (cfg->slowlog_redact_rule[0])

@@ -646,6 +646,13 @@ TEST(bad_options_are_refused)
     nprof_slowlog_options_from_config(&o, &c);
     ASSERT_EQ_INT(o.normalized_only, 1);
     ASSERT_STR(o.table, "app.slow");
+    /* auto follows production mode */
+    ASSERT_OK(nprof_config_set(&c, "slowlog_normalized_only", "auto"));
+    nprof_slowlog_options_from_config(&o, &c);
+    ASSERT_EQ_INT(o.normalized_only, 0);
+    ASSERT_OK(nprof_config_set(&c, "production", "1"));
+    nprof_slowlog_options_from_config(&o, &c);
+    ASSERT_EQ_INT(o.normalized_only, 1);
 }
 
 int main(void)

@@ -91,7 +91,10 @@ typedef struct nprof_slowlog_options {
 /* Fills `opts` with the defaults given above.  Accepts NULL. */
 NPROF_API void nprof_slowlog_options_init(nprof_slowlog_options *opts);
 
-/* Fills `opts` from a runtime configuration's slowlog_* options (on top of the defaults). */
+/* Fills `opts` from a configuration's slowlog_* options, on top of the defaults: the table,
+ * queue size, logged, explain, retention, max rows, one redaction rule (borrowed from `cfg`,
+ * which must live until nprof_slowlog_open() returns), max_sql_bytes (at most 2048) and
+ * max_params_bytes; slowlog_normalized_only=auto follows cfg->production. */
 NPROF_API void nprof_slowlog_options_from_config(nprof_slowlog_options *opts,
                                                  const nprof_config *cfg);
 
