@@ -136,7 +136,9 @@ typedef struct nprof_slowlog_entry {
 
 /*
  * Copies `e` into the queue.  Never blocks, never allocates, makes no system call (the time
- * is read from the vDSO clock).  Errors: NPROF_EINVAL (NULL `log` or `e`, a NULL string with
+ * is read from the vDSO clock); the one exception is a thread's first call with parameters
+ * while redaction is on, which creates that thread's PCRE2 match data (a few hundred bytes,
+ * kept until the thread exits).  Errors: NPROF_EINVAL (NULL `log` or `e`, a NULL string with
  * a non-zero length), NPROF_EFULL (the queue is full: the entry was dropped and counted),
  * NPROF_ESTATE (the log is closing).
  */
