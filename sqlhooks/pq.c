@@ -391,9 +391,10 @@ static uint64_t fingerprint(const char *sql, size_t len)
 }
 
 /* Remembers statement `name` of `conn` as `sql` (replacing one of the same name). */
-static void stmt_remember(nprof_runtime *rt, pq_conn *c, const char *name, const char *sql)
+static void stmt_remember(nprof_runtime *rt, pq_conn *c, const char *name, size_t nlen,
+                          const char *sql, size_t slen)
 {
-    size_t nlen = strlen(name), slen = strlen(sql), kept = kept_len(rt, slen);
+    size_t kept = kept_len(rt, slen);
     uint64_t h = name_hash(name, nlen);
     pq_stmt *st = stmt_find(c, name, nlen, h);
     if (!st) {
@@ -430,6 +431,174 @@ static void stmt_remember(nprof_runtime *rt, pq_conn *c, const char *name, const
     st->fp = fingerprint(sql, slen);
     if (!st->sql)
         COUNT(failures);
+}
+
+/* Forgets statement `name` (len 0 and all: every statement), as DEALLOCATE does. */
+static void stmt_forget(nprof_runtime *rt, pq_conn *c, const char *name, size_t nlen, int all)
+{
+    for (uint32_t i = 0; i < c->nstmt;) {
+        pq_stmt *st = &c->stmt[i];
+        if (all || (st->name_len == nlen && memcmp(st->name, name, nlen) == 0)) {
+            stmt_clear(rt, st);
+            c->stmt[i] = c->stmt[--c->nstmt];
+        } else {
+            i++;
+        }
+    }
+}
+
+/* ---- SQL-level PREPARE, EXECUTE and DEALLOCATE ---------------------------------------------- */
+
+enum { SQL_PREPARE = 1, SQL_EXECUTE, SQL_DEALLOCATE };
+
+typedef struct sql_ref {
+    int kind;
+    int all;           /* DEALLOCATE ALL */
+    char name[64];     /* unquoted names folded to lower case, as PostgreSQL does */
+    size_t name_len;
+    const char *body;  /* PREPARE: the statement after AS; EXECUTE: "(args)" or "" */
+    size_t body_len;
+} sql_ref;
+
+static inline int is_space(char ch)
+{
+    return ch == ' ' || ch == '\t' || ch == '\n' || ch == '\r' || ch == '\f';
+}
+
+static inline int is_ident(char ch)
+{
+    return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+           ch == '_' || ch == '$' || (unsigned char)ch >= 0x80;
+}
+
+/* Whether the word at `s` (bounded by `end`) is `kw` (upper case), case-insensitively. */
+static int word_is(const char *s, const char *end, const char *kw)
+{
+    size_t n = strlen(kw);
+    if ((size_t)(end - s) < n || (s + n < end && is_ident(s[n])))
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if ((s[i] & ~0x20) != kw[i])
+            return 0;
+    return 1;
+}
+
+static const char *skip_space(const char *s, const char *end)
+{
+    while (s < end && is_space(*s))
+        s++;
+    return s;
+}
+
+/* Parses "PREPARE name [(types)] AS body", "EXECUTE name [(args)]" and "DEALLOCATE [PREPARE]
+ * name|ALL" at the start of `sql`; 1 with `out` filled, else 0.  Cheap for every other text:
+ * the first letter decides. */
+static int sql_level(const char *sql, size_t len, sql_ref *out)
+{
+    const char *s = sql, *end = sql + len;
+    s = skip_space(s, end);
+    if (s == end)
+        return 0;
+    char first = (char)(*s & ~0x20);
+    if (first != 'P' && first != 'E' && first != 'D')
+        return 0;
+    memset(out, 0, sizeof *out);
+    if (word_is(s, end, "PREPARE"))
+        out->kind = SQL_PREPARE, s += 7;
+    else if (word_is(s, end, "EXECUTE"))
+        out->kind = SQL_EXECUTE, s += 7;
+    else if (word_is(s, end, "DEALLOCATE"))
+        out->kind = SQL_DEALLOCATE, s += 10;
+    else
+        return 0;
+    s = skip_space(s, end);
+    if (out->kind == SQL_DEALLOCATE && word_is(s, end, "PREPARE"))
+        s = skip_space(s + 7, end);
+    if (out->kind == SQL_DEALLOCATE && word_is(s, end, "ALL")) {
+        out->all = 1;
+        return 1;
+    }
+    if (s < end && *s == '"') { /* a quoted name keeps its case; "" is a quote */
+        for (s++; s < end; s++) {
+            if (*s == '"' && !(s + 1 < end && s[1] == '"'))
+                break;
+            if (*s == '"')
+                s++;
+            if (out->name_len == sizeof out->name)
+                return 0;
+            out->name[out->name_len++] = *s;
+        }
+        if (s == end)
+            return 0;
+        s++;
+    } else {
+        for (; s < end && is_ident(*s); s++) {
+            if (out->name_len == sizeof out->name)
+                return 0;
+            out->name[out->name_len++] = *s >= 'A' && *s <= 'Z' ? (char)(*s | 0x20) : *s;
+        }
+    }
+    if (!out->name_len)
+        return 0;
+    s = skip_space(s, end);
+    if (out->kind == SQL_EXECUTE) {
+        out->body = s;
+        out->body_len = (size_t)(end - s);
+        while (out->body_len && (is_space(s[out->body_len - 1]) || s[out->body_len - 1] == ';'))
+            out->body_len--;
+        return 1;
+    }
+    if (out->kind == SQL_PREPARE) {
+        if (s < end && *s == '(') { /* parameter types: skip to the matching parenthesis */
+            int depth = 0;
+            for (; s < end; s++) {
+                depth += *s == '(';
+                depth -= *s == ')';
+                if (!depth)
+                    break;
+            }
+            s = skip_space(s + (s < end), end);
+        }
+        if (!word_is(s, end, "AS"))
+            return 0;
+        out->body = skip_space(s + 2, end);
+        out->body_len = (size_t)(end - out->body);
+    }
+    return 1;
+}
+
+/*
+ * Applies a SQL-level PREPARE (remembered when `ok`), DEALLOCATE (forgotten when `ok`) or
+ * EXECUTE to the statements of `conn`.  For an EXECUTE of a known statement, the query is
+ * recorded as that statement: *sql, *len and *fp are pointed at its text (valid while the
+ * connection's state is, which the caller's thread owns) and *args at the argument list.
+ */
+static void sql_level_apply(nprof_runtime *rt, PGconn *conn, int ok, const char **sql,
+                            size_t *len, uint64_t *fp, const char **args, size_t *args_len)
+{
+    sql_ref ref;
+    if (!sql_level(*sql, *len, &ref))
+        return;
+    int create = ref.kind == SQL_PREPARE && ok;
+    if (!create && !atomic_load_explicit(&pq.conns, memory_order_relaxed))
+        return;
+    pq_conn *c = conn_get(rt, conn, create);
+    if (!c)
+        return;
+    if (ref.kind == SQL_PREPARE && ok) {
+        stmt_remember(rt, c, ref.name, ref.name_len, ref.body, ref.body_len);
+    } else if (ref.kind == SQL_DEALLOCATE && ok) {
+        stmt_forget(rt, c, ref.name, ref.name_len, ref.all);
+    } else if (ref.kind == SQL_EXECUTE) {
+        pq_stmt *st = stmt_find(c, ref.name, ref.name_len, name_hash(ref.name, ref.name_len));
+        if (st && st->sql) {
+            *args = ref.body;
+            *args_len = ref.body_len;
+            *sql = st->sql;
+            *len = st->sql_len;
+            *fp = st->fp;
+        }
+    }
 }
 
 /* ---- recording ---------------------------------------------------------------------------- */
@@ -522,6 +691,16 @@ static size_t params_redacted(nprof_runtime *rt, char *out, int n, const char *c
     size_t len = params_summary(raw, params_cap(rt), n, values, lengths, formats);
     size_t red = 0;
     if (nprof_redact(pq.redactor, raw, len, out, PQ_PARAMS_BUF - 1, &red, NULL) < 0)
+        return 0;
+    out[red] = 0;
+    return red;
+}
+
+/* The argument list of a SQL-level EXECUTE as the parameter summary, redacted. */
+static size_t args_redacted(const char *args, size_t len, char *out)
+{
+    size_t red = 0;
+    if (!len || !pq.redactor || nprof_redact(pq.redactor, args, len, out, PQ_PARAMS_BUF - 1, &red, NULL) < 0)
         return 0;
     out[red] = 0;
     return red;
@@ -627,10 +806,16 @@ static void record_sync(nprof_runtime *rt, PGconn *conn, const char *sql, size_t
     uint64_t end = nprof_ticks();
     if (!conn || !sql || conn_excluded(rt, conn))
         return;
+    int error = result_error(res);
+    const char *args = NULL;
+    size_t args_len = 0;
+    if (!fp)
+        sql_level_apply(rt, conn, !error, &sql, &len, &fp, &args, &args_len);
     char params[PQ_PARAMS_BUF];
     size_t plen = 0;
-    if (n > 0 && (nprof_current() || atomic_load_explicit(&pq.slowlog, memory_order_relaxed)))
-        plen = params_redacted(rt, params, n, values, lengths, formats);
+    if (nprof_current() || atomic_load_explicit(&pq.slowlog, memory_order_relaxed))
+        plen = args ? args_redacted(args, args_len, params)
+                    : params_redacted(rt, params, n, values, lengths, formats);
     pq_done d = {.sql = sql,
                  .sql_len = len,
                  .fp = fp,
@@ -639,7 +824,7 @@ static void record_sync(nprof_runtime *rt, PGconn *conn, const char *sql, size_t
                  .start_ticks = start,
                  .end_ticks = end,
                  .rows = res ? result_rows(res) : 0,
-                 .error = result_error(res)};
+                 .error = error};
     record(rt, &d);
 }
 
@@ -660,8 +845,11 @@ static void pending_push(nprof_runtime *rt, PGconn *conn, int kind, const char *
     pq_pending *e = &c->q[(c->head + c->count) % NPROF_PQ_MAX_PENDING];
     *e = (pq_pending){.kind = kind, .send_ticks = send_ticks};
     int ok = 1;
+    const char *args = NULL;
+    size_t args_len = 0;
     if (kind == PQ_PREPARE) {
-        stmt_remember(rt, c, name, sql); /* at send time: later sends may execute it */
+        /* at send time: later sends may execute it */
+        stmt_remember(rt, c, name, strlen(name), sql, strlen(sql));
     } else if (kind == PQ_QUERY && !sql) { /* an execution of statement `name` */
         size_t nlen = strlen(name);
         pq_stmt *st = stmt_find(c, name, nlen, name_hash(name, nlen));
@@ -679,16 +867,20 @@ static void pending_push(nprof_runtime *rt, PGconn *conn, int kind, const char *
         }
         ok = e->sql != NULL;
     } else if (kind == PQ_QUERY) {
-        size_t len = strlen(sql), kept = kept_len(rt, len);
-        e->fp = fingerprint(sql, len);
+        size_t len = strlen(sql);
+        uint64_t fp = 0;
+        sql_level_apply(rt, conn, 1, &sql, &len, &fp, &args, &args_len);
+        size_t kept = kept_len(rt, len);
+        e->fp = fp ? fp : fingerprint(sql, len);
         e->sql = dup_bytes(rt, sql, kept);
         e->sql_len = e->sql_alloc = kept;
         ok = e->sql != NULL;
     }
-    if (ok && kind == PQ_QUERY && n > 0 &&
+    if (ok && kind == PQ_QUERY && (n > 0 || args) &&
         (nprof_current() || atomic_load_explicit(&pq.slowlog, memory_order_relaxed))) {
         char params[PQ_PARAMS_BUF];
-        size_t plen = params_redacted(rt, params, n, values, lengths, formats);
+        size_t plen = args ? args_redacted(args, args_len, params)
+                           : params_redacted(rt, params, n, values, lengths, formats);
         e->params = dup_bytes(rt, params, plen);
         e->params_len = e->params ? plen : 0;
     }
@@ -797,7 +989,7 @@ PGresult *nprof_pq_prepare(PGconn *conn, const char *stmtName, const char *query
     if (rt && conn && stmtName && query && PQresultStatus(r) == PGRES_COMMAND_OK) {
         pq_conn *c = conn_get(rt, conn, 1);
         if (c && !c->excluded)
-            stmt_remember(rt, c, stmtName, query);
+            stmt_remember(rt, c, stmtName, strlen(stmtName), query, strlen(query));
     }
     pq_leave();
     return r;

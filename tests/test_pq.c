@@ -204,6 +204,41 @@ TEST(prepared_statements_record_their_text_and_are_forgotten_on_reset)
     X_finish(c);
 }
 
+TEST(sql_level_prepare_execute_and_deallocate)
+{
+    PGconn *c = pg_connect();
+    ASSERT_TRUE(c);
+    nprof_profile *p = begin_request();
+    ASSERT_TRUE(p);
+    const char *body = "SELECT $1 + 1 AS sql_level_prepared";
+    ASSERT_EQ_INT(status_of(X_exec(c, "PREPARE SqlP (int) AS SELECT $1 + 1 AS sql_level_prepared")),
+                  PGRES_COMMAND_OK);
+    PGresult *r = X_exec(c, "EXECUTE sqlp(41)");
+    ASSERT_EQ_INT(PQresultStatus(r), PGRES_TUPLES_OK);
+    ASSERT_STR(PQgetvalue(r, 0, 0), "42");
+    PQclear(r);
+    nprof_query_info q = query_at(p, 1);
+    ASSERT_MEM_STR(q.sql, q.sql_len, body);
+    ASSERT_MEM_STR(q.params, q.params_len, "(41)");
+    ASSERT_EQ_U64(q.fingerprint, nprof_sql_fingerprint(body, strlen(body)));
+    ASSERT_EQ_INT(X_send_query(c, "  execute SQLP (7);"), 1);
+    ASSERT_EQ_INT(drain(c), PGRES_TUPLES_OK);
+    q = query_at(p, 2);
+    ASSERT_MEM_STR(q.sql, q.sql_len, body);
+    ASSERT_MEM_STR(q.params, q.params_len, "(7)");
+    ASSERT_EQ_INT(status_of(X_exec(c, "DEALLOCATE sqlp")), PGRES_COMMAND_OK);
+    ASSERT_EQ_INT(status_of(X_exec(c, "EXECUTE sqlp(1)")), PGRES_FATAL_ERROR);
+    ASSERT_EQ_U64(query_count(p), 5);
+    q = query_at(p, 4);
+    ASSERT_MEM_STR(q.sql, q.sql_len, "EXECUTE sqlp(1)");
+    /* PREPARE TRANSACTION names no statement: recorded as it is. */
+    PQclear(X_exec(c, "PREPARE TRANSACTION 'x'"));
+    q = query_at(p, 5);
+    ASSERT_MEM_STR(q.sql, q.sql_len, "PREPARE TRANSACTION 'x'");
+    end_request(p);
+    X_finish(c);
+}
+
 /* ---- asynchronous calls ---------------------------------------------------------------- */
 
 TEST(async_queries_are_timed_from_send_to_the_last_result)
@@ -691,6 +726,7 @@ int main(int argc, char **argv)
     RUN(exec_records_once_with_text_duration_and_fingerprint);
     RUN(exec_params_records_a_parameter_summary);
     RUN(prepared_statements_record_their_text_and_are_forgotten_on_reset);
+    RUN(sql_level_prepare_execute_and_deallocate);
     RUN(async_queries_are_timed_from_send_to_the_last_result);
     RUN(pipeline_results_per_statement_in_order);
     RUN(failures_never_change_what_libpq_returns);

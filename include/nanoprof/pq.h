@@ -29,7 +29,10 @@
  * previous statement's results, so a pipeline's statements add up to its wall time.
  * PQprepare and PQsendPrepare are not queries of their own: the statement's text is
  * remembered per connection by name, so that executing it records that text, and
- * forgotten by PQfinish and PQreset.
+ * forgotten by PQfinish and PQreset.  SQL-level statements share those names, as in
+ * PostgreSQL: PREPARE name [(types)] AS ... is remembered, EXECUTE name(args) is recorded as
+ * the prepared statement's text with "(args)" as its parameter summary, DEALLOCATE [ALL]
+ * forgets.
  *
  * The runtime: the first recorded query creates one from NANOPROF_CONF (once, thread-safe),
  * unless the host handed its own to nprof_pq_init() before.  A malformed NANOPROF_CONF
