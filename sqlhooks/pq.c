@@ -69,6 +69,9 @@ typedef struct pq_conn {
     const void *conn;
     int excluded;
     uint32_t head, count;     /* ring of in-flight queries */
+    uint32_t untracked;       /* sent after the ring was full: their results come after the
+                                 ring's, are consumed in order and recorded nowhere */
+    int untracked_results;    /* the oldest untracked statement has had a result */
     uint64_t last_end_ticks;  /* when the previous query's results ended */
     pq_pending q[NPROF_PQ_MAX_PENDING];
     pq_stmt *stmt;
@@ -90,6 +93,9 @@ static struct {
     nprof_redactor *redactor;    /* default rules, over parameter summaries kept in profiles */
     _Atomic(nprof_slowlog *) slowlog; /* slow queries go here when set */
     int owns_slowlog;            /* opened from opt.slowlog_conninfo: closed by the layer */
+    nprof_slowlog *retired;      /* the layer's own log after nprof_pq_set_slowlog() replaced
+                                    it: another thread may still be enqueueing into it, so it
+                                    is closed at shutdown or exit, not then */
     _Atomic uint32_t conns;      /* connections tracked */
     _Atomic uint32_t excluded_conns;
     _Atomic uint64_t recorded, in_profile, failures, aborted, dropped_conns, dropped_pending,
@@ -738,11 +744,10 @@ int nprof_pq_set_slowlog(nprof_slowlog *log)
         return NPROF_ESTATE;
     pthread_mutex_lock(&pq.init_mu);
     nprof_slowlog *prev = atomic_exchange(&pq.slowlog, log);
-    int owned = pq.owns_slowlog;
+    if (pq.owns_slowlog && prev != log && !pq.retired)
+        pq.retired = prev;
     pq.owns_slowlog = 0;
     pthread_mutex_unlock(&pq.init_mu);
-    if (owned && prev != log)
-        nprof_slowlog_close(prev, 2000);
     return NPROF_OK;
 }
 
@@ -838,8 +843,13 @@ static void pending_push(nprof_runtime *rt, PGconn *conn, int kind, const char *
     pq_conn *c = conn_get(rt, conn, 1);
     if (!c || c->excluded)
         return;
-    if (c->count == NPROF_PQ_MAX_PENDING) {
+    if (kind == PQ_PREPARE) /* at send time: later sends may execute it */
+        stmt_remember(rt, c, name, strlen(name), sql, strlen(sql));
+    if (c->untracked || c->count == NPROF_PQ_MAX_PENDING) {
+        /* Not tracked, and neither is anything sent after it until its results are read:
+         * results arrive in order, and must not be taken for a tracked statement's. */
         COUNT(dropped_pending);
+        c->untracked++;
         return;
     }
     pq_pending *e = &c->q[(c->head + c->count) % NPROF_PQ_MAX_PENDING];
@@ -847,10 +857,7 @@ static void pending_push(nprof_runtime *rt, PGconn *conn, int kind, const char *
     int ok = 1;
     const char *args = NULL;
     size_t args_len = 0;
-    if (kind == PQ_PREPARE) {
-        /* at send time: later sends may execute it */
-        stmt_remember(rt, c, name, strlen(name), sql, strlen(sql));
-    } else if (kind == PQ_QUERY && !sql) { /* an execution of statement `name` */
+    if (kind == PQ_QUERY && !sql) { /* an execution of statement `name` */
         size_t nlen = strlen(name);
         pq_stmt *st = stmt_find(c, name, nlen, name_hash(name, nlen));
         if (st && st->sql) {
@@ -923,8 +930,21 @@ static void pending_finish(nprof_runtime *rt, pq_conn *c, uint64_t end)
 static void pending_result(nprof_runtime *rt, PGconn *conn, pq_conn *c, const PGresult *res)
 {
     uint64_t now = nprof_ticks();
-    if (!c->count)
+    if (!c->count) {
+        /* Statements sent while the ring was full: a sync point ends with its own result,
+         * a statement with the NULL after its results. */
+        if (!c->untracked)
+            return;
+        if (res && PQresultStatus(res) != PGRES_PIPELINE_SYNC) {
+            c->untracked_results = 1;
+            return;
+        }
+        if (res || c->untracked_results || PQpipelineStatus(conn) == PQ_PIPELINE_OFF) {
+            c->untracked--;
+            c->untracked_results = 0;
+        }
         return;
+    }
     pq_pending *e = &c->q[c->head];
     if (!res) {
         /* In pipeline mode a NULL before any result only says nothing has arrived yet. */
@@ -1083,7 +1103,7 @@ PGresult *nprof_pq_get_result(PGconn *conn)
     PGresult *r = PQgetResult(conn);
     if (rt && conn && atomic_load_explicit(&pq.conns, memory_order_relaxed)) {
         pq_conn *c = conn_get(rt, conn, 0);
-        if (c && c->count)
+        if (c && (c->count || c->untracked))
             pending_result(rt, conn, c, r);
     }
     pq_leave();
@@ -1227,6 +1247,8 @@ void nprof_pq_shutdown(void)
         if (pq.owns_slowlog)
             nprof_slowlog_close(log, 2000);
         pq.owns_slowlog = 0;
+        nprof_slowlog_close(pq.retired, 2000);
+        pq.retired = NULL;
         nprof_redactor_destroy(pq.redactor);
         pq.redactor = NULL;
         nprof_querystats_destroy(pq.qs);
@@ -1243,10 +1265,14 @@ void nprof_pq_shutdown(void)
 __attribute__((destructor)) static void dump_at_exit(void)
 {
     /* The layer's own slow-query log: written out before the process goes (2 s at most). */
-    if (atomic_load_explicit(&pq.state, memory_order_acquire) == 1 && pq.owns_slowlog) {
-        nprof_slowlog *log = atomic_exchange(&pq.slowlog, NULL);
-        pq.owns_slowlog = 0;
-        nprof_slowlog_close(log, 2000);
+    if (atomic_load_explicit(&pq.state, memory_order_acquire) == 1) {
+        if (pq.owns_slowlog) {
+            nprof_slowlog *log = atomic_exchange(&pq.slowlog, NULL);
+            pq.owns_slowlog = 0;
+            nprof_slowlog_close(log, 2000);
+        }
+        nprof_slowlog_close(pq.retired, 2000);
+        pq.retired = NULL;
     }
     const char *path = getenv("NANOPROF_PQ_DUMP");
     if (!path || !*path || atomic_load_explicit(&pq.state, memory_order_acquire) != 1)

@@ -336,6 +336,47 @@ TEST(pipeline_results_per_statement_in_order)
     X_finish(c);
 }
 
+TEST(a_pipeline_longer_than_the_tracked_window_stays_in_step)
+{
+    PGconn *c = pg_connect();
+    ASSERT_TRUE(c);
+    nprof_profile *p = begin_request();
+    ASSERT_TRUE(p);
+    ASSERT_EQ_INT(PQenterPipelineMode(c), 1);
+    nprof_pq_stats s0, s1;
+    nprof_pq_get_stats(&s0);
+    enum { N = NPROF_PQ_MAX_PENDING + 6 };
+    char sql[64];
+    for (int i = 0; i < N; i++) {
+        snprintf(sql, sizeof sql, "SELECT %d AS long_pipeline", i);
+        ASSERT_EQ_INT(X_send_query_params(c, sql, 0, NULL, NULL, NULL, NULL, 0), 1);
+    }
+    ASSERT_EQ_INT(X_pipeline_sync(c), 1);
+    for (int i = 0; i < N; i++) {
+        PGresult *r = X_get_result(c);
+        ASSERT_EQ_INT(PQresultStatus(r), PGRES_TUPLES_OK);
+        ASSERT_EQ_INT(atoi(PQgetvalue(r, 0, 0)), i); /* libpq's results, untouched */
+        PQclear(r);
+        ASSERT_TRUE(X_get_result(c) == NULL);
+    }
+    ASSERT_EQ_INT(status_of(X_get_result(c)), PGRES_PIPELINE_SYNC);
+    nprof_pq_get_stats(&s1);
+    ASSERT_EQ_U64(s1.dropped_pending - s0.dropped_pending, N - NPROF_PQ_MAX_PENDING + 1);
+    ASSERT_EQ_U64(query_count(p), NPROF_PQ_MAX_PENDING);
+    /* In step again: the next statement is recorded with its own text. */
+    ASSERT_EQ_INT(X_send_query_params(c, "SELECT 'after the long pipeline'", 0, NULL, NULL, NULL, NULL, 0), 1);
+    ASSERT_EQ_INT(X_pipeline_sync(c), 1);
+    ASSERT_EQ_INT(status_of(X_get_result(c)), PGRES_TUPLES_OK);
+    ASSERT_TRUE(X_get_result(c) == NULL);
+    ASSERT_EQ_INT(status_of(X_get_result(c)), PGRES_PIPELINE_SYNC);
+    ASSERT_EQ_U64(query_count(p), NPROF_PQ_MAX_PENDING + 1);
+    nprof_query_info q = query_at(p, NPROF_PQ_MAX_PENDING);
+    ASSERT_MEM_STR(q.sql, q.sql_len, "SELECT 'after the long pipeline'");
+    ASSERT_EQ_INT(PQexitPipelineMode(c), 1);
+    end_request(p);
+    X_finish(c);
+}
+
 /* ---- what must not change -------------------------------------------------------------- */
 
 TEST(failures_never_change_what_libpq_returns)
@@ -729,6 +770,7 @@ int main(int argc, char **argv)
     RUN(sql_level_prepare_execute_and_deallocate);
     RUN(async_queries_are_timed_from_send_to_the_last_result);
     RUN(pipeline_results_per_statement_in_order);
+    RUN(a_pipeline_longer_than_the_tracked_window_stays_in_step);
     RUN(failures_never_change_what_libpq_returns);
     RUN(excluded_threads_and_connections_are_not_recorded);
 #ifndef NPROF_PQ_PRELOAD

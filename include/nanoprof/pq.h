@@ -86,7 +86,9 @@ NPROF_API nprof_runtime *nprof_pq_runtime(void);
 
 /*
  * Sends slow queries to `log` from now on (NULL: to none).  A log the layer opened from
- * NANOPROF_CONF is closed first.  `log` must stay open until replaced or nprof_pq_shutdown().
+ * NANOPROF_CONF is closed at shutdown or exit (a query on another thread may still be
+ * enqueueing into it).  `log` must stay open until no query can be using it: after it was
+ * replaced and the queries then in flight have ended, or after nprof_pq_shutdown().
  * A host that also enqueues whole profiles (nprof_slowlog_enqueue_profile) into the same log
  * gets a query of a request twice: give the layer the log, or the profiles, not both.
  * Errors: NPROF_ESTATE (no runtime).
