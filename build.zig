@@ -21,7 +21,7 @@ const lib_flags = [_][]const u8{
 const c_program_flags = [_][]const u8{ "-std=c11", "-D_GNU_SOURCE", "-Wall", "-Wextra", "-fno-sanitize=undefined" };
 const cpp_program_flags = [_][]const u8{ "-std=c++17", "-D_GNU_SOURCE", "-Wall", "-Wextra", "-fno-sanitize=undefined" };
 
-const Kind = enum { lib, @"test", @"test-env", @"test-jemalloc", @"test-dlopen", @"test-pq", fuzz, tool, example, bench, @"bench-pgquery", embed, preload, @"test-preload", @"bench-pq" };
+const Kind = enum { lib, @"test", @"test-env", @"test-jemalloc", @"test-dlopen", @"test-pq", fuzz, tool, example, bench, @"bench-pgquery", embed, preload, @"test-preload", @"bench-pq", @"bench-preload" };
 
 const Entry = struct {
     kind: Kind,
@@ -116,7 +116,7 @@ pub fn build(b: *std.Build) !void {
     for (entries) |e| {
         const exe = switch (e.kind) {
             // libFuzzer targets need clang's -fsanitize=fuzzer: CMake builds them (NPROF_FUZZ).
-            .lib, .embed, .@"test-env", .fuzz, .preload, .@"test-preload" => continue,
+            .lib, .embed, .@"test-env", .fuzz, .preload, .@"test-preload", .@"bench-preload" => continue,
             .@"test", .@"test-jemalloc", .@"test-pq", .bench, .@"bench-pgquery", .@"bench-pq" => program(b, e.path, target, optimize, static),
             // sqlhooks/nanoprof_sql.c installs as nanoprof-sql, as in CMake.
             .tool => programNamed(b, try std.mem.replaceOwned(u8, b.allocator, std.fs.path.stem(e.path), "_", "-"), e.path, target, optimize, static),
@@ -158,7 +158,7 @@ pub fn build(b: *std.Build) !void {
                 exe.defineCMacro("NPROF_SOURCE_DIR", b.fmt("\"{s}\"", .{b.build_root.path orelse "."}));
                 b.installArtifact(exe);
             },
-            .lib, .embed, .@"test-env", .fuzz, .preload, .@"test-preload" => unreachable,
+            .lib, .embed, .@"test-env", .fuzz, .preload, .@"test-preload", .@"bench-preload" => unreachable,
         }
     }
 
@@ -176,6 +176,17 @@ pub fn build(b: *std.Build) !void {
         const run = b.addRunArtifact(exe);
         run.addArtifactArg(shim);
         test_step.dependOn(&run.step);
+    }
+
+    // bench-preload: the bench-pq program again, on libnanoprof.so; installed in bin/, it
+    // preloads the shim installed in lib/.
+    for (entries) |e| {
+        if (e.kind != .@"bench-preload") continue;
+        const exe = programNamed(b, b.fmt("{s}_preload", .{std.fs.path.stem(e.path)}), e.path, target, optimize, shared);
+        exe.linkSystemLibrary("libpq");
+        exe.defineCMacro("NPROF_PQ_PRELOAD", "1");
+        exe.defineCMacro("NPROF_SOURCE_DIR", b.fmt("\"{s}\"", .{b.build_root.path orelse "."}));
+        b.installArtifact(exe);
     }
 
     for (entries) |e| {

@@ -20,10 +20,19 @@
  *    current profile (normalized once for both).
  *
  * Targets (issue 5): added cost <= 1 us for a 200-byte query, and < 3 % of a SELECT 1 round
- * trip.  The shim adds to case 1 one indirect call and one thread-local read per libpq call.
+ * trip.
+ *
+ * bench_pq_preload (NPROF_PQ_PRELOAD) is the same program on libnanoprof.so, run under
+ * LD_PRELOAD=libnanoprof_pq.so (found beside the program or in ../lib; it runs itself again
+ * with it preloaded): case 1 then compares plain PQexec calls, the thread excluded (through
+ * the shim, which forwards them unrecorded), with PQexec calls the shim records.  Under the
+ * shim the fingerprint is taken once the query is sent, while the server works
+ * (nprof_pq_overlap()).
  *
  * Usage: bench_pq [scale]   (or NPROF_BENCH_SCALE; NPROF_BENCH_RUNS for the run count)
  */
+#include <libgen.h>
+#include <limits.h>
 #include <string.h>
 
 #include <libpq-fe.h>
@@ -57,6 +66,23 @@ static void make_variants(void)
 
 static double pair_diff[1u << 20];
 
+#ifdef NPROF_PQ_PRELOAD
+/* Through the shim, unrecorded: the thread is excluded. */
+static PGresult *plain_exec(PGconn *c, const char *sql)
+{
+    int prev = nprof_pq_thread_exclude(1);
+    PGresult *r = PQexec(c, sql);
+    nprof_pq_thread_exclude(prev);
+    return r;
+}
+#define instrumented_exec PQexec
+#define PROG "bench_pq_preload"
+#else
+#define plain_exec PQexec
+#define instrumented_exec nprof_pq_exec
+#define PROG "bench_pq"
+#endif
+
 /* One run of interleaved pairs: mean ns per plain and per instrumented query, and the median
  * of the differences within a pair (robust to the round trips that another process delayed,
  * which move a mean by microseconds). */
@@ -72,7 +98,7 @@ static void run_pairs(PGconn *c, const char *sql0, uint64_t pairs, double *plain
         for (int k = 0; k < 2; k++) {
             int instrumented = (int)((i + (uint64_t)k) & 1);
             uint64_t t0 = bench_now_ns();
-            PGresult *r = instrumented ? nprof_pq_exec(c, sql) : PQexec(c, sql);
+            PGresult *r = instrumented ? instrumented_exec(c, sql) : plain_exec(c, sql);
             dt[instrumented] = bench_now_ns() - t0;
             PQclear(r);
         }
@@ -105,8 +131,8 @@ static void measure_pairs(PGconn *c, const char *title, const char *sql, pair_re
         out->added.v[out->added.n++] = d;
         out->share.v[out->share.n++] = d / p * 100.0;
     }
-    bench_series_print("PQexec (anchor)", "ns/query", "%.0f", &out->plain);
-    bench_series_print("nprof_pq_exec", "ns/query", "%.0f", &out->instr);
+    bench_series_print("plain (anchor)", "ns/query", "%.0f", &out->plain);
+    bench_series_print("instrumented", "ns/query", "%.0f", &out->instr);
     bench_series_print("difference of the means", "ns/query", "%.0f", &out->mean_added);
     bench_series_print("added (median pair difference)", "ns/query", "%.0f", &out->added);
     bench_series_print("added / mean round trip", "%", "%.2f", &out->share);
@@ -162,9 +188,41 @@ static double run_record(void *vctx, uint64_t ops)
     return (double)(bench_now_ns() - t0) / (double)ops;
 }
 
+#ifdef NPROF_PQ_PRELOAD
+/* Runs the program again with the shim preloaded, unless it already is. */
+static void preload_self(char **argv)
+{
+    if (getenv("NPROF_PQ_BENCH_PRELOADED")) {
+        unsetenv("LD_PRELOAD"); /* the cluster's processes run without it */
+        return;
+    }
+    char exe[PATH_MAX], shim[PATH_MAX + 64];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n <= 0)
+        return;
+    exe[n] = 0;
+    const char *dir = dirname(exe);
+    snprintf(shim, sizeof shim, "%s/libnanoprof_pq.so", dir);
+    if (access(shim, R_OK) != 0)
+        snprintf(shim, sizeof shim, "%s/../lib/libnanoprof_pq.so", dir);
+    if (access(shim, R_OK) != 0) {
+        fprintf(stderr, PROG ": libnanoprof_pq.so not found beside the program or in ../lib\n");
+        exit(1);
+    }
+    setenv("NPROF_PQ_BENCH_PRELOADED", "1", 1);
+    setenv("LD_PRELOAD", shim, 1);
+    execv("/proc/self/exe", argv);
+    perror("execv");
+    exit(1);
+}
+#endif
+
 int main(int argc, char **argv)
 {
-    bench_init(argc, argv, "bench_pq", "the cost of recording a libpq query");
+#ifdef NPROF_PQ_PRELOAD
+    preload_self(argv);
+#endif
+    bench_init(argc, argv, PROG, "the cost of recording a libpq query");
     printf("query (%zu bytes): %s\n\n", strlen(query_200), query_200);
     make_variants();
     nprof_runtime *rt = nprof_pq_runtime();
@@ -175,7 +233,7 @@ int main(int argc, char **argv)
 
     bench_series added200 = {.n = 0}, share1 = {.n = 0};
     double added200_med = 0, share1_med = 0;
-    int rc = bench_selected("server") ? pg_start("bench_pq") : PG_SKIP_EXIT;
+    int rc = bench_selected("server") ? pg_start(PROG) : PG_SKIP_EXIT;
     if (rc == 0) {
         PGconn *c = pg_connect();
         if (!c)

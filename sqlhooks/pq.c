@@ -104,8 +104,11 @@ static struct {
 } pq = {.init_mu = PTHREAD_MUTEX_INITIALIZER};
 
 static _Thread_local struct {
-    int depth;    /* nesting of recorded calls on this thread */
-    int excluded; /* nprof_pq_thread_exclude() */
+    int depth;          /* nesting of recorded calls on this thread */
+    int excluded;       /* nprof_pq_thread_exclude() */
+    const char *ov_sql; /* the text of the synchronous call in progress, for nprof_pq_overlap() */
+    size_t ov_len;
+    uint64_t ov_fp;     /* its fingerprint, once nprof_pq_overlap() took it */
 } tls;
 
 #define COUNT(field) atomic_fetch_add_explicit(&pq.field, 1, memory_order_relaxed)
@@ -803,10 +806,13 @@ static void record(nprof_runtime *rt, const pq_done *d)
     COUNT(recorded);
 }
 
-/* Records a synchronous call that ran from `start` to now. */
+/* Records a synchronous call that ran from `start` to now.  `fp`: the fingerprint when known
+ * (a prepared statement's, or taken by nprof_pq_overlap()), else 0; `stmt`: `sql` is a
+ * prepared statement's text, not one to look at for SQL-level PREPARE and EXECUTE. */
 static void record_sync(nprof_runtime *rt, PGconn *conn, const char *sql, size_t len,
-                        uint64_t fp, int n, const char *const *values, const int *lengths,
-                        const int *formats, const PGresult *res, uint64_t start)
+                        uint64_t fp, int stmt, int n, const char *const *values,
+                        const int *lengths, const int *formats, const PGresult *res,
+                        uint64_t start)
 {
     uint64_t end = nprof_ticks();
     if (!conn || !sql || conn_excluded(rt, conn))
@@ -814,7 +820,7 @@ static void record_sync(nprof_runtime *rt, PGconn *conn, const char *sql, size_t
     int error = result_error(res);
     const char *args = NULL;
     size_t args_len = 0;
-    if (!fp)
+    if (!stmt)
         sql_level_apply(rt, conn, !error, &sql, &len, &fp, &args, &args_len);
     char params[PQ_PARAMS_BUF];
     size_t plen = 0;
@@ -975,13 +981,43 @@ static void pending_result(nprof_runtime *rt, PGconn *conn, pq_conn *c, const PG
 
 /* ---- the wrappers --------------------------------------------------------------------------- */
 
+/* Offers the text of a synchronous call to nprof_pq_overlap() (without a current profile:
+ * with one, the text is normalized after the call anyway, and the fingerprint comes with
+ * it); returns its length. */
+static inline size_t overlap_begin(const char *sql)
+{
+    size_t len = sql ? strlen(sql) : 0;
+    if (sql && !nprof_current()) {
+        tls.ov_sql = sql;
+        tls.ov_len = len;
+        tls.ov_fp = 0;
+    }
+    return len;
+}
+
+/* The fingerprint nprof_pq_overlap() took (0: none), and the offer withdrawn. */
+static inline uint64_t overlap_end(void)
+{
+    uint64_t fp = tls.ov_fp;
+    tls.ov_sql = NULL;
+    tls.ov_fp = 0;
+    return fp;
+}
+
+void nprof_pq_overlap(void)
+{
+    if (tls.ov_sql && !tls.ov_fp)
+        tls.ov_fp = fingerprint(tls.ov_sql, tls.ov_len);
+}
+
 PGresult *nprof_pq_exec(PGconn *conn, const char *query)
 {
     nprof_runtime *rt = pq_enter();
     uint64_t start = rt ? nprof_ticks() : 0;
+    size_t len = rt ? overlap_begin(query) : 0;
     PGresult *r = PQexec(conn, query);
     if (rt)
-        record_sync(rt, conn, query, query ? strlen(query) : 0, 0, 0, NULL, NULL, NULL, r, start);
+        record_sync(rt, conn, query, len, overlap_end(), 0, 0, NULL, NULL, NULL, r, start);
     pq_leave();
     return r;
 }
@@ -992,10 +1028,11 @@ PGresult *nprof_pq_exec_params(PGconn *conn, const char *command, int nParams,
 {
     nprof_runtime *rt = pq_enter();
     uint64_t start = rt ? nprof_ticks() : 0;
+    size_t len = rt ? overlap_begin(command) : 0;
     PGresult *r = PQexecParams(conn, command, nParams, paramTypes, paramValues, paramLengths,
                                paramFormats, resultFormat);
     if (rt)
-        record_sync(rt, conn, command, command ? strlen(command) : 0, 0, nParams, paramValues,
+        record_sync(rt, conn, command, len, overlap_end(), 0, nParams, paramValues,
                     paramLengths, paramFormats, r, start);
     pq_leave();
     return r;
@@ -1030,13 +1067,13 @@ PGresult *nprof_pq_exec_prepared(PGconn *conn, const char *stmtName, int nParams
         if (c && c->excluded) {
             /* not recorded */
         } else if (st && st->sql) {
-            record_sync(rt, conn, st->sql, st->sql_len, st->fp, nParams, paramValues,
+            record_sync(rt, conn, st->sql, st->sql_len, st->fp, 1, nParams, paramValues,
                         paramLengths, paramFormats, r, start);
         } else {
             COUNT(unknown_statements);
             char text[160];
             int k = snprintf(text, sizeof text, "EXECUTE %.*s", 128, stmtName);
-            record_sync(rt, conn, text, (size_t)k, 0, nParams, paramValues, paramLengths,
+            record_sync(rt, conn, text, (size_t)k, 0, 1, nParams, paramValues, paramLengths,
                         paramFormats, r, start);
         }
     }
@@ -1169,7 +1206,7 @@ void nprof_pq_end(nprof_pq_call *call, PGconn *conn, const char *query, size_t q
                   const int *paramFormats, const PGresult *res)
 {
     if (call && call->rt)
-        record_sync(call->rt, conn, query, query_len, 0, nParams, paramValues, paramLengths,
+        record_sync(call->rt, conn, query, query_len, 0, 0, nParams, paramValues, paramLengths,
                     paramFormats, res, call->start_ticks);
     pq_leave();
 }

@@ -137,13 +137,23 @@ __attribute__((constructor)) static void resolve(void)
     PQ_SHIM_VOID_FUNCTIONS(SHIM_RESOLVE)
 }
 
+/* libpq's PQexec and PQexecParams send through these before they wait for the result. */
+#define IS_SEND(name) \
+    (__builtin_strcmp(name, "PQsendQuery") == 0 || __builtin_strcmp(name, "PQsendQueryParams") == 0)
+
 /* Inside a recorded call (the guard is held): the real function; otherwise the wrapper,
  * with the thread excluded when libnanoprof itself is the caller. */
 #define SHIM_DEFINE(name, ret, params, args, fail)                             \
     __attribute__((visibility("default"))) ret name params                     \
     {                                                                          \
-        if (nprof_pq_busy())                                                   \
-            return real.name ? real.name args : fail;                          \
+        if (nprof_pq_busy()) {                                                 \
+            if (!real.name)                                                    \
+                return fail;                                                   \
+            ret r_ = real.name args;                                           \
+            if (IS_SEND(#name))                                                \
+                nprof_pq_overlap(); /* the query is on the wire: work meanwhile */ \
+            return r_;                                                         \
+        }                                                                      \
         if (NPROF_UNLIKELY(from_nanoprof(__builtin_return_address(0)))) {      \
             int prev_ = nprof_pq_thread_exclude(1);                            \
             ret r_ = WRAP_##name args;                                         \

@@ -119,6 +119,14 @@ NPROF_API int nprof_pq_exclude_conn(struct pg_conn *conn);
 /* Non-zero while the calling thread is inside a recorded call (the shim forwards then). */
 NPROF_API int nprof_pq_busy(void);
 
+/*
+ * Called by the shim when libpq, inside a recorded PQexec or PQexecParams, has sent the
+ * query (its inner PQsendQuery or PQsendQueryParams returned): takes the query's fingerprint
+ * then, while the server runs the query, instead of after the result came back.  Does
+ * nothing elsewhere.
+ */
+NPROF_API void nprof_pq_overlap(void);
+
 /* ---- wrappers: the libpq call of the same name, recorded -------------------------------- */
 
 NPROF_API struct pg_result *nprof_pq_exec(struct pg_conn *conn, const char *query);
