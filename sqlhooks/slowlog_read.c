@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "nanoprof/pq.h"
 #include "runtime/text.h"
 #include "slowlog.h"
 
@@ -63,6 +64,7 @@ static int read_json(nprof_slowlog *log, const char *sql, const char *const *par
 {
     if (!log || !out)
         return NPROF_EINVAL;
+    int was_excluded = nprof_pq_thread_exclude(1); /* not the host's queries: not recorded */
     pthread_mutex_lock(&log->read_mu);
     if (log->read_conn && PQstatus(log->read_conn) != CONNECTION_OK) {
         PQfinish(log->read_conn);
@@ -73,6 +75,7 @@ static int read_json(nprof_slowlog *log, const char *sql, const char *const *par
         log->read_conn = nprof__slowlog_connect(log, 5000, err, sizeof err);
     if (!log->read_conn) {
         pthread_mutex_unlock(&log->read_mu);
+        nprof_pq_thread_exclude(was_excluded);
         return nprof__fail(NPROF_EIO, "slowlog read: %s", err);
     }
     PGresult *r = PQexecParams(log->read_conn, sql, nparams, NULL, params, NULL, NULL, 0);
@@ -90,6 +93,7 @@ static int read_json(nprof_slowlog *log, const char *sql, const char *const *par
     }
     PQclear(r);
     pthread_mutex_unlock(&log->read_mu);
+    nprof_pq_thread_exclude(was_excluded);
     return rc;
 }
 

@@ -30,6 +30,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "nanoprof/pq.h"
 #include "nanoprof/sql.h"
 #include "runtime/text.h"
 #include "slowlog.h"
@@ -635,6 +636,9 @@ static void backoff(writer *w)
 void *nprof__slowlog_writer(void *arg)
 {
     nprof_slowlog *log = arg;
+    /* The libpq layer (and its LD_PRELOAD shim) must not record the writer's own queries:
+     * a slow COPY would be logged as a slow query, and so on. */
+    nprof_pq_thread_exclude(1);
     writer *w = calloc(1, sizeof *w);
     if (w) {
         w->log = log;
