@@ -39,6 +39,9 @@
  * Thread safety: enqueue calls may come from any number of threads at once.  The read calls
  * and nprof_slowlog_stats() may be called from any thread (the reads share one connection,
  * taken under a mutex).  nprof_slowlog_close() must not race with any other call on the log.
+ * After fork() the child has the log's memory but not its writer thread or connections:
+ * a child that wants a slow-query log opens its own, and leaves the inherited one alone
+ * (neither enqueue into it nor close it).
  */
 #ifndef NANOPROF_SLOWLOG_H
 #define NANOPROF_SLOWLOG_H
