@@ -37,7 +37,7 @@
  * backslash, tab, newline and carriage return; NUL bytes and invalid UTF-8 become U+FFFD.
  *
  * Thread safety: enqueue calls may come from any number of threads at once.  The read calls
- * and nprof_slowlog_stats() may be called from any thread (the reads share one connection,
+ * and nprof_slowlog_stats_get() may be called from any thread (the reads share one connection,
  * taken under a mutex).  nprof_slowlog_close() must not race with any other call on the log.
  * After fork() the child has the log's memory but not its writer thread or connections:
  * a child that wants a slow-query log opens its own, and leaves the inherited one alone
