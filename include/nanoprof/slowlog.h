@@ -79,7 +79,9 @@ typedef struct nprof_slowlog_options {
                                     mode (-1; without a runtime: 0) */
     int redact;                  /* redact params on enqueue and sql_text on the writer (1) */
     const char *redact_rules[NPROF_SLOWLOG_MAX_USER_RULES]; /* extra PCRE2 rules (NULL) */
-    int explain;                 /* EXPLAIN (FORMAT JSON) slow SELECTs into `plan` (0) */
+    int explain;                 /* EXPLAIN (FORMAT JSON) slow SELECTs into `plan` (0); not
+                                    with normalized_only (a plan shows the literals), nor for
+                                    texts cut at max_sql_bytes or holding $n parameters */
     uint32_t explain_interval_ms;/* at most one plan per fingerprint per interval (60000) */
     uint32_t explain_timeout_ms; /* statement_timeout of the EXPLAIN (200) */
     uint32_t retention_s;        /* delete rows older than this; 0 keeps them (604800: 7 days) */
