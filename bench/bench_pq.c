@@ -1,7 +1,7 @@
 /*
  * bench/bench_pq.c: what instrumenting a libpq query costs.
  *
- * 1. Against a throwaway PostgreSQL over its Unix socket (tests/test_slowlog_pg.h), in the
+ * 1. Against a throwaway PostgreSQL over its Unix socket (tests/pg_test.h), in the
  *    same run: PQexec (the anchor) and nprof_pq_exec, the wrapper the shim forwards to, called
  *    alternately query by query (the order flipping every query), each call timed on its
  *    own, so that drift in the server or the machine hits both alike.  Reported per run: the
@@ -40,7 +40,7 @@
 #include "bench.h"
 #include "nanoprof/nanoprof.h"
 #include "nanoprof/pq.h"
-#include "test_slowlog_pg.h"
+#include "pg_test.h"
 
 #define PAIRS_PER_RUN 12000u
 #define RECORD_OPS 2000000u

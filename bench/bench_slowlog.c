@@ -30,7 +30,7 @@
 #include "nanoprof/nanoprof.h"
 #include "runtime/text.h"
 #include "sqlhooks/slowlog.h"
-#include "test_slowlog_pg.h"
+#include "pg_test.h"
 
 #define SQL_TEXT                                                                              \
     "SELECT o.id, o.total, c.name FROM orders o JOIN customers c ON c.id = o.customer_id "     \

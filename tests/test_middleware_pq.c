@@ -1,6 +1,6 @@
 /*
  * tests/test_middleware_pq.c: the dashboard's cluster view against a real PostgreSQL (a
- * throwaway cluster from tests/pg_cluster.sh through tests/test_slowlog_pg.h; skipped with
+ * throwaway cluster from tests/pg_cluster.sh through tests/pg_test.h; skipped with
  * exit code 77 where no server is installed).  Two middleware objects, standing for two processes, write slow queries into
  * one slow-query log table; each one's dashboard shows the fingerprints of both.
  */
@@ -9,7 +9,7 @@
 #include "json_check.h"
 #include "nprof_test.h"
 #include "test.h"
-#include "test_slowlog_pg.h"
+#include "pg_test.h"
 
 #include "nanoprof/middleware.h"
 

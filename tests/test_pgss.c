@@ -68,10 +68,11 @@
 
 #include "nanoprof/nanoprof.h"
 #include "nanoprof/sql.h"
+#include "pg_test.h"
 #include "test.h"
 
 #define HARNESS_MARK "/* nprof-harness */"
-#define SKIP_EXIT 77
+#define SKIP_EXIT PG_SKIP_EXIT
 
 /* ---- one corpus statement ----------------------------------------------------------------- */
 struct stmt {
@@ -95,85 +96,6 @@ static char testdb[64];
 static PGconn *admin, *corpus;
 static bool verbose;
 static int corpus_errors;
-
-/* ---- the throwaway cluster ------------------------------------------------------------------ */
-static char cluster_dir[512];
-static char cluster_script[4200];
-static volatile sig_atomic_t cluster_running;
-
-/* Runs `sh <script> stop <dir>` with nothing but async-signal-safe calls (used from handlers). */
-static void cluster_stop(void)
-{
-    if (!cluster_running)
-        return;
-    cluster_running = 0;
-    pid_t pid = fork();
-    if (pid == 0) {
-        execl("/bin/sh", "sh", cluster_script, "stop", cluster_dir, (char *)NULL);
-        _exit(127);
-    }
-    if (pid > 0) {
-        int status;
-        while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-        }
-    }
-}
-
-static void cluster_stop_on_signal(int sig)
-{
-    cluster_stop();
-    signal(sig, SIG_DFL);
-    raise(sig);
-}
-
-/* Returns 0 and fills conninfo, SKIP_EXIT when there is no PostgreSQL, 1 on failure. */
-static int cluster_start(void)
-{
-    const char *tmp = getenv("TMPDIR");
-    if (!tmp || !*tmp)
-        tmp = "/tmp";
-    snprintf(cluster_dir, sizeof cluster_dir, "%s/nprof-pgss-XXXXXX", tmp);
-    if (!mkdtemp(cluster_dir)) {
-        fprintf(stderr, "test_pgss: mkdtemp %s: %s\n", cluster_dir, strerror(errno));
-        return 1;
-    }
-    snprintf(cluster_script, sizeof cluster_script, "%s/tests/pg_cluster.sh", source_dir);
-    if (access(cluster_script, R_OK) != 0) {
-        fprintf(stderr, "test_pgss: %s: %s (pass the source directory as argv[1] or in NPROF_SOURCE_DIR)\n",
-                cluster_script, strerror(errno));
-        rmdir(cluster_dir);
-        return 1;
-    }
-    cluster_running = 1; /* from here on the script owns the directory; stop removes it */
-    atexit(cluster_stop);
-    signal(SIGINT, cluster_stop_on_signal);
-    signal(SIGTERM, cluster_stop_on_signal);
-    signal(SIGHUP, cluster_stop_on_signal);
-
-    char cmd[5000];
-    snprintf(cmd, sizeof cmd, "sh '%s' start '%s'", cluster_script, cluster_dir);
-    FILE *p = popen(cmd, "r");
-    if (!p) {
-        fprintf(stderr, "test_pgss: popen: %s\n", strerror(errno));
-        return 1;
-    }
-    if (!fgets(conninfo, sizeof conninfo, p))
-        conninfo[0] = 0;
-    int status = pclose(p);
-    int rc = WIFEXITED(status) ? WEXITSTATUS(status) : 1;
-    conninfo[strcspn(conninfo, "\r\n")] = 0;
-    if (rc == SKIP_EXIT) {
-        cluster_running = 0; /* the script created nothing it has to remove */
-        rmdir(cluster_dir);
-        return SKIP_EXIT;
-    }
-    if (rc != 0 || !conninfo[0]) {
-        fprintf(stderr, "test_pgss: pg_cluster.sh start failed (exit %d)\n", rc);
-        return 1;
-    }
-    printf("test_pgss: started a throwaway cluster in %s\n", cluster_dir);
-    return 0;
-}
 
 /* ---- small helpers ---------------------------------------------------------------------- */
 static char *xstrndup(const char *s, size_t n)
@@ -222,13 +144,7 @@ static char *read_file(const char *rel)
 /* PQexec that must succeed; prints the error and returns false otherwise. */
 static bool exec_ok(PGconn *c, const char *sql)
 {
-    PGresult *r = PQexec(c, sql);
-    ExecStatusType st = PQresultStatus(r);
-    bool ok = st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK;
-    if (!ok)
-        fprintf(stderr, "test_pgss: %s\n  failed: %s", sql, PQerrorMessage(c));
-    PQclear(r);
-    return ok;
+    return pg_exec(c, sql) != 0;
 }
 
 /* Skips whitespace, comments and opening parentheses; returns the first keyword, upper-cased. */
@@ -978,7 +894,11 @@ int main(int argc, char **argv)
     } else if (env && *env) {
         snprintf(conninfo, sizeof conninfo, "%s", env);
     } else {
-        int rc = cluster_start();
+        int rc = pg_start_in("test_pgss", source_dir);
+        if (rc == 0) {
+            snprintf(conninfo, sizeof conninfo, "%s", pg_conninfo);
+            printf("test_pgss: started a throwaway cluster in %s\n", pg_dir);
+        }
         if (rc == SKIP_EXIT) {
             printf("test_pgss: SKIPPED: no PostgreSQL server on this machine (apt-get install -y postgresql)\n");
             return SKIP_EXIT;

@@ -1,6 +1,6 @@
 /*
  * tests/test_pq.c: every libpq entry point nanoprof instruments, against a throwaway
- * PostgreSQL (tests/test_slowlog_pg.h), each query recorded once with the right text,
+ * PostgreSQL (tests/pg_test.h), each query recorded once with the right text,
  * duration bounds and fingerprint, into the current profile and the per-shape table.
  *
  * Built twice (sources.txt):
@@ -25,7 +25,7 @@
 #include "nanoprof/nanoprof.h"
 #include "nanoprof/pq.h"
 #include "test.h"
-#include "test_slowlog_pg.h"
+#include "pg_test.h"
 
 #ifdef NPROF_PQ_PRELOAD
 #define X_exec PQexec

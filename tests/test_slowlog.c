@@ -24,7 +24,7 @@
 #include "nanoprof/nanoprof.h"
 #include "nprof_test.h"
 #include "test.h"
-#include "test_slowlog_pg.h"
+#include "pg_test.h"
 
 static PGconn *db;
 

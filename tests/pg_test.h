@@ -1,5 +1,5 @@
 /*
- * tests/test_slowlog_pg.h: a throwaway PostgreSQL for the slow-query log's test and benchmark,
+ * tests/pg_test.h: the throwaway PostgreSQL of every test and benchmark that needs a server,
  * through tests/pg_cluster.sh: start (stopped again at exit and on SIGINT/SIGTERM/SIGHUP),
  * pause and resume (the server goes away and comes back on the same data), and a few libpq
  * helpers.  Header-only; each program includes it once.
@@ -8,8 +8,8 @@
  * unavailable), else a cluster started in $TMPDIR.  The source tree (for the script) is
  * $NPROF_SOURCE_DIR, else the compile-time NPROF_SOURCE_DIR, else ".".
  */
-#ifndef NPROF_TEST_SLOWLOG_PG_H
-#define NPROF_TEST_SLOWLOG_PG_H
+#ifndef NPROF_TEST_PG_TEST_H
+#define NPROF_TEST_PG_TEST_H
 
 #include <errno.h>
 #include <signal.h>
@@ -60,24 +60,20 @@ static void pg_stop_on_signal(int sig)
     raise(sig);
 }
 
-/* 0 with pg_conninfo set, PG_SKIP_EXIT without PostgreSQL, 1 on failure. */
-static int pg_start(const char *program)
+/*
+ * Starts a cluster with the script of source tree `src`: 0 with pg_conninfo set,
+ * PG_SKIP_EXIT without PostgreSQL, 1 on failure.  The server is stopped at exit.
+ */
+static inline int pg_start_in(const char *program, const char *src)
 {
-    const char *given = getenv("NPROF_TEST_PG");
-    if (given && *given) {
-        snprintf(pg_conninfo, sizeof pg_conninfo, "%s", given);
-        return 0;
-    }
-    const char *src = getenv("NPROF_SOURCE_DIR");
-#ifdef NPROF_SOURCE_DIR
-    if (!src || !*src)
-        src = NPROF_SOURCE_DIR;
-#endif
-    if (!src || !*src)
-        src = ".";
     snprintf(pg_script, sizeof pg_script, "%s/tests/pg_cluster.sh", src);
+    if (access(pg_script, R_OK) != 0) {
+        fprintf(stderr, "%s: %s: %s (set NPROF_SOURCE_DIR to the source tree)\n", program,
+                pg_script, strerror(errno));
+        return 1;
+    }
     const char *tmp = getenv("TMPDIR");
-    snprintf(pg_dir, sizeof pg_dir, "%s/nprof-slowlog-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+    snprintf(pg_dir, sizeof pg_dir, "%s/nprof-pg-XXXXXX", tmp && *tmp ? tmp : "/tmp");
     if (!mkdtemp(pg_dir)) {
         fprintf(stderr, "%s: mkdtemp: %s\n", program, strerror(errno));
         return 1;
@@ -107,6 +103,23 @@ static int pg_start(const char *program)
         return 1;
     }
     return 0;
+}
+
+/* $NPROF_TEST_PG when set, else a cluster started with the script of the source tree
+ * ($NPROF_SOURCE_DIR, else the compile-time NPROF_SOURCE_DIR, else "."). */
+static inline int pg_start(const char *program)
+{
+    const char *given = getenv("NPROF_TEST_PG");
+    if (given && *given) {
+        snprintf(pg_conninfo, sizeof pg_conninfo, "%s", given);
+        return 0;
+    }
+    const char *src = getenv("NPROF_SOURCE_DIR");
+#ifdef NPROF_SOURCE_DIR
+    if (!src || !*src)
+        src = NPROF_SOURCE_DIR;
+#endif
+    return pg_start_in(program, src && *src ? src : ".");
 }
 
 /* Stops the server but keeps its data (pg_cluster.sh pause); 0 on success. */
@@ -156,4 +169,4 @@ static inline long long pg_scalar(PGconn *c, const char *sql)
     return v;
 }
 
-#endif /* NPROF_TEST_SLOWLOG_PG_H */
+#endif /* NPROF_TEST_PG_TEST_H */
