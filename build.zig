@@ -127,6 +127,7 @@ pub fn build(b: *std.Build) !void {
         switch (e.kind) {
             .@"test", .@"test-jemalloc" => {
                 if (e.kind == .@"test-jemalloc") exe.linkSystemLibrary("jemalloc");
+                exe.defineCMacro("NPROF_SOURCE_DIR", b.fmt("\"{s}\"", .{b.build_root.path orelse "."}));
                 test_step.dependOn(&b.addRunArtifact(exe).step);
             },
             .@"test-pq" => {

@@ -122,6 +122,7 @@ static void account(nprof__alloc *a, size_t usable)
 {
     nprof__counter_add(&a->bytes, usable);
     nprof__counter_add(&a->blocks, 1);
+    nprof__counter_add(&a->allocations, 1);
     /* Allocation is off the hot path (pools serve it), so an exact peak is affordable. */
     uint64_t now = nprof__counter_sum(&a->bytes);
     uint64_t peak = atomic_load_explicit(&a->peak_bytes, memory_order_relaxed);

@@ -29,6 +29,7 @@ typedef struct nprof__alloc {
     char reason_buf[256];
     nprof__counter bytes;    /* usable bytes of live blocks */
     nprof__counter blocks;   /* live blocks */
+    nprof__counter allocations; /* blocks ever allocated: what the pools did not serve */
     _Atomic uint64_t peak_bytes;
 } nprof__alloc;
 

@@ -63,6 +63,9 @@ static const option options[] = {
      "ROLLBACK|END)\\b", 0, 0, NULL, "string",
      "A PCRE2 pattern matched against the normalized SQL: matching queries are timed and listed "
      "but not counted as N+1 patterns or duplicates (empty: none ignored)."},
+    {"sql_shape_cache", OPT_UINT, FIELD(sql_shape_cache), "512", 0, 1u << 20, NULL, "uint",
+     "Query shapes the runtime remembers (1 KB each) by the text with its literals left out, "
+     "so that a query seen before with other literals is not normalized again (0: off)."},
     {"slowlog_conninfo", OPT_STRING, FIELD(slowlog_conninfo), "", 0, 0, NULL, "string",
      "libpq connection string of the slow-query log's database (empty: no log)."},
     {"slowlog_table", OPT_STRING, FIELD(slowlog_table), "nanoprof_slow_queries", 0, 0, NULL,

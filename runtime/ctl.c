@@ -67,6 +67,17 @@ GETTER(get_store_pushed, set_uint(v, nprof__store_pushed(rt->store)))
 GETTER(get_memory_bytes, set_uint(v, nprof__counter_sum(&rt->alloc.bytes)))
 GETTER(get_memory_peak, set_uint(v, atomic_load(&rt->alloc.peak_bytes)))
 GETTER(get_memory_blocks, set_uint(v, nprof__counter_sum(&rt->alloc.blocks)))
+GETTER(get_memory_allocations, set_uint(v, nprof__counter_sum(&rt->alloc.allocations)))
+static nprof__memo_stats shape_stats(nprof_runtime *rt)
+{
+    nprof__memo_stats st;
+    nprof__memo_get_stats(rt->shapes, &st);
+    return st;
+}
+GETTER(get_shapes_slots, set_uint(v, shape_stats(rt).slots))
+GETTER(get_shapes_used, set_uint(v, shape_stats(rt).used))
+GETTER(get_shapes_stored, set_uint(v, shape_stats(rt).puts))
+GETTER(get_shapes_misses, set_uint(v, shape_stats(rt).misses))
 GETTER(get_memory_allocator, set_string(v, nprof__alloc_name(&rt->alloc)))
 GETTER(get_memory_reason, set_string(v, rt->alloc.reason))
 
@@ -108,6 +119,11 @@ static const struct {
     {"stats.memory.bytes", get_memory_bytes},
     {"stats.memory.peak_bytes", get_memory_peak},
     {"stats.memory.blocks", get_memory_blocks},
+    {"stats.memory.allocations", get_memory_allocations},
+    {"stats.sql.shape_cache.slots", get_shapes_slots},
+    {"stats.sql.shape_cache.used", get_shapes_used},
+    {"stats.sql.shape_cache.stored", get_shapes_stored},
+    {"stats.sql.shape_cache.misses", get_shapes_misses},
     {"stats.memory.allocator", get_memory_allocator},
     {"stats.memory.allocator_reason", get_memory_reason},
     {"stats.memory.arena", get_memory_arena},

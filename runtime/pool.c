@@ -9,7 +9,9 @@
  * the low bits of its slots, so the evicting thread never reads the profile):
  *   - evicted by its own shard: straight into the shard's `ready` list;
  *   - evicted elsewhere: into the evicting shard's outbox for the owner, a one-line batch
- *     of NPROF__HANDBACK profiles that is pushed onto the owner's inbox when full.
+ *     of NPROF__HANDBACK profiles that is pushed onto the owner's inbox when full;
+ *   - evicted elsewhere by a shard that is running out (fewer than NPROF__POOL_ADOPT
+ *     ready): adopted by it, as threads never push at quite the same rate.
  * The owner unpacks its inbox when `ready` runs dry.  One cache line crosses cores per batch
  * instead of a dozen per request.
  *
@@ -123,6 +125,14 @@ void nprof__profile_recycle_owned(nprof_runtime *rt, nprof_profile *p, uint32_t 
     if (!try_lock(sh)) {
         nprof__profile_free(p); /* another thread of this shard is here: never wait */
         return;
+    }
+    if (owner != me && sh->ready_count < NPROF__POOL_ADOPT) {
+        /* This shard is about to allocate while the owner has enough coming back: threads
+         * never push at exactly the same rate, so shipping every profile home would have the
+         * faster thread allocate and the slower one free, forever (measured: malloc and free
+         * of profiles across threads, two threads at 0.8x one).  Adopt it instead. */
+        p->owner_shard = me;
+        owner = me;
     }
     if (owner == me) {
         /* Its own profile, its lines in this core's cache: what a big request grew goes back

@@ -10,6 +10,7 @@
 
 #include "alloc.h"
 #include "counter.h"
+#include "memo.h"
 #include "patterns.h"
 #include "rules.h"
 #include "nanoprof/nanoprof.h"
@@ -21,6 +22,7 @@
 #define NPROF__METHOD_MAX 16
 #define NPROF__REQUEST_ID_MAX 64
 #define NPROF__POOL_READY 16 /* profiles a shard keeps ready for reuse */
+#define NPROF__POOL_ADOPT 4  /* below this many ready, a shard keeps others' profiles */
 #define NPROF__HANDBACK 7    /* profiles per hand-back batch: a batch is one cache line */
 #define NPROF__POOL_SPARE 8  /* empty batch nodes a shard keeps */
 #define NPROF__INBOX_BATCHES 2 /* batches waiting for a shard, at most */
@@ -140,6 +142,7 @@ struct nprof_runtime {
     uint64_t request_id_seed;
     uint64_t slow_query_ns;    /* cfg.slow_query_threshold_ms in ns */
     nprof__rule sql_ignore;    /* cfg.sql_ignore, compiled */
+    nprof__memo *shapes;       /* the SQL layer's shape cache (cfg.sql_shape_cache), or NULL */
     nprof_store *store;
     char pad0[NPROF__CACHELINE];
     _Atomic int enabled;

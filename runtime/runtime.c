@@ -81,11 +81,14 @@ int nprof_runtime_create(const nprof_config *cfg, nprof_runtime **out)
         return rc;
     }
     rc = nprof__store_create(rt, conf.max_history, &rt->store);
+    if (rc == NPROF_OK && conf.sql_shape_cache)
+        rc = nprof__memo_create(&rt->alloc, conf.sql_shape_cache, random_seed(), &rt->shapes);
     if (rc) {
+        nprof_store_destroy(rt->store);
         nprof__rule_free(&rt->sql_ignore);
         nprof__alloc_fini(&rt->alloc);
         free(rt);
-        return nprof__fail(rc, "nprof_runtime_create: cannot create the store");
+        return nprof__fail(rc, "nprof_runtime_create: cannot create the store or the shape cache");
     }
     *out = rt;
     return NPROF_OK;
@@ -96,6 +99,7 @@ void nprof_runtime_destroy(nprof_runtime *rt)
     if (!rt)
         return;
     nprof_store_destroy(rt->store);
+    nprof__memo_destroy(&rt->alloc, rt->shapes);
     nprof__pool_destroy(rt);
     nprof__alloc_fini(&rt->alloc);
     nprof__rule_free(&rt->sql_ignore);

@@ -28,6 +28,9 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 #include "nanoprof/sql.h"
 #include "runtime/text.h"
@@ -1662,6 +1665,205 @@ static void run(struct norm *n, const char *sql, size_t len)
     leave_hold(n);
     for (; n->signs; n->signs--)
         emit(n, TK_OP, -1, (const u8 *)"-", 1);
+}
+
+/* ---- literal keys (the shape cache's key, sqlhooks/shape_cache.c) ------------------- */
+
+/*
+ * A query's literal key is its text with each string and number literal replaced by one
+ * byte naming the literal's class: a string, a bare number (digits only) or another number.
+ * The normalizer decides what to do with a literal from its class and its neighbours, never
+ * from its digits or characters, so two texts with one key have one shape as long as every
+ * literal the key leaves out is one the normalizer turns into a placeholder (not an
+ * ORDER BY ordinal, which it keeps).  That part is checked once per key, when the shape is
+ * first taken: see nprof__sql_literal_text()'s variant form.
+ *
+ * The scan marks a literal only where lex1() certainly starts one, and gives up (no key) on
+ * what would need its whole state: comments, dollar quotes, prefixed strings (E'', B'',
+ * X'', N''), unterminated quotes, numbers that run into a word or a dot, and bytes below
+ * TAB, which could be mistaken for the class bytes.
+ */
+enum {
+    LK_PLAIN = 0, LK_STRING, LK_QUOTED, LK_DIGIT, LK_DOLLAR, LK_PERCENT, LK_DASH, LK_SLASH,
+    LK_BAD
+};
+static const u8 lk_table[256] = {
+    [0] = LK_BAD, [1] = LK_BAD, [2] = LK_BAD, [3] = LK_BAD, [4] = LK_BAD, [5] = LK_BAD,
+    [6] = LK_BAD, [7] = LK_BAD, [8] = LK_BAD,
+    ['\''] = LK_STRING, ['"'] = LK_QUOTED, ['`'] = LK_QUOTED,
+    ['0'] = LK_DIGIT, ['1'] = LK_DIGIT, ['2'] = LK_DIGIT, ['3'] = LK_DIGIT, ['4'] = LK_DIGIT,
+    ['5'] = LK_DIGIT, ['6'] = LK_DIGIT, ['7'] = LK_DIGIT, ['8'] = LK_DIGIT, ['9'] = LK_DIGIT,
+    ['$'] = LK_DOLLAR, ['%'] = LK_PERCENT, ['-'] = LK_DASH, ['/'] = LK_SLASH,
+};
+
+/* Past the quote that closes the one at q, as scan_string(.., 0) and scan_quoted() find
+ * it ('' and "" double), or 0 when it is not closed. */
+static size_t lk_quote_end(const u8 *s, size_t len, size_t q)
+{
+    size_t i = q + 1;
+    for (;;) {
+        const u8 *p = i < len ? memchr(s + i, s[q], len - i) : NULL;
+        if (!p)
+            return 0;
+        i = (size_t)(p - s);
+        if (i + 1 < len && s[i + 1] == s[q]) {
+            i += 2;
+            continue;
+        }
+        return i + 1;
+    }
+}
+
+/* Whether s[i] continues a word (a name or keyword) that lex1() is reading: the run of name
+ * characters before it starts with a letter.  After $1 or ?1, which are not words, a '$'
+ * opens a dollar quote. */
+static int lk_in_word(const u8 *s, size_t i)
+{
+    size_t j = i;
+    while (j > 0 && is_ident_char(s[j - 1]))
+        j--;
+    return j < i && is_ident_start(s[j]);
+}
+
+/* The stand-in of a literal in a variant: of the same class, and not equal to the original,
+ * so that a literal the normalizer writes out shows as a difference. */
+static const char *lk_stand_in(u8 class, const u8 *p, size_t n)
+{
+    static const char *const choice[][2] = {
+        [NPROF__LK_STRING] = {"'x'", "'y'"},
+        [NPROF__LK_BARE] = {"1", "2"},
+        [NPROF__LK_NUMBER] = {"1.5", "2.5"},
+    };
+    const char *a = choice[class][0];
+    return n == strlen(a) && memcmp(p, a, n) == 0 ? choice[class][1] : a;
+}
+
+/*
+ * The first byte at or after i that may need a look (lk_table not LK_PLAIN; '#' and '&'
+ * come out too) and is not inside a double-quoted name, or len.  *in_name says whether i is
+ * inside such a name, before and after: a '"' toggles it, and so does each quote of a
+ * doubled "" (twice, with nothing between).  Sixteen bytes at a time where SSE2 is there:
+ * most of a query is names and spaces, an ORM quotes every name, and a query holds a
+ * handful of literals.
+ */
+static inline size_t lk_next(const u8 *s, size_t len, size_t i, unsigned *in_name)
+{
+    unsigned in = *in_name;
+#if defined(__SSE2__)
+    const __m128i lo1 = _mm_set1_epi8(0x22), w1 = _mm_set1_epi8(0x27 - 0x22); /* " # $ % & ' */
+    const __m128i lo2 = _mm_set1_epi8(0x2F), w2 = _mm_set1_epi8(0x39 - 0x2F); /* / 0-9 */
+    const __m128i w3 = _mm_set1_epi8(0x08), tick = _mm_set1_epi8(0x60);       /* < TAB, ` */
+    const __m128i dash = _mm_set1_epi8(0x2D);
+    for (; i + 16 <= len; i += 16) {
+        __m128i v = _mm_loadu_si128((const __m128i *)(s + i));
+        __m128i a = _mm_sub_epi8(v, lo1), b = _mm_sub_epi8(v, lo2);
+        __m128i hit = _mm_or_si128(
+            _mm_or_si128(_mm_cmpeq_epi8(_mm_min_epu8(a, w1), a),
+                         _mm_cmpeq_epi8(_mm_min_epu8(b, w2), b)),
+            _mm_or_si128(_mm_cmpeq_epi8(_mm_min_epu8(v, w3), v),
+                         _mm_or_si128(_mm_cmpeq_epi8(v, tick), _mm_cmpeq_epi8(v, dash))));
+        unsigned mask = (unsigned)_mm_movemask_epi8(hit);
+        while (mask) {
+            size_t at = i + (size_t)__builtin_ctz(mask);
+            mask &= mask - 1;
+            if (s[at] == '"')
+                in ^= 1;
+            else if (!in) {
+                *in_name = 0;
+                return at;
+            }
+        }
+    }
+#endif
+    for (; i < len; i++) {
+        if (s[i] == '"')
+            in ^= 1;
+        else if (!in && lk_table[s[i]] != LK_PLAIN)
+            break;
+    }
+    *in_name = in;
+    return i;
+}
+
+int nprof__sql_literal_text(const char *sql, size_t len, int variant, char *out, size_t cap,
+                            size_t *out_len)
+{
+    const u8 *s = (const u8 *)sql;
+    size_t i = 0, k = 0, run = 0; /* s[run..i) goes to the output as it is */
+    unsigned in_name = 0;
+    if (!s && len)
+        return 0;
+    for (;;) {
+        i = lk_next(s, len, i, &in_name);
+        if (i >= len)
+            break;
+        size_t start = i, end;
+        u8 class, c = s[i];
+        switch (lk_table[c]) {
+        case LK_PLAIN:
+            i++;
+            continue;
+        case LK_STRING:
+            if (i > 0 && is_ident_char(s[i - 1]))
+                return 0; /* E'..', B'..', X'..', N'..' */
+            if (!(end = lk_quote_end(s, len, i)))
+                return 0;
+            class = NPROF__LK_STRING;
+            break;
+        case LK_QUOTED:
+            if (!(i = lk_quote_end(s, len, i)))
+                return 0;
+            continue;
+        case LK_DIGIT:
+            if (i > 0 && (is_ident_char(s[i - 1]) || s[i - 1] == '?')) {
+                i++; /* in a word, or a placeholder's number: $1, ?1 */
+                continue;
+            }
+            if (i > 0 && s[i - 1] == '.')
+                return 0; /* x.5, .5: not worth telling apart */
+            end = scan_number(s, len, i, &class);
+            if (end < len && (is_ident_char(s[end]) || s[end] == '.'))
+                return 0;
+            class = class ? NPROF__LK_BARE : NPROF__LK_NUMBER;
+            break;
+        case LK_DOLLAR:
+            if (!lk_in_word(s, i) && !(i + 1 < len && is_digit(s[i + 1])))
+                return 0; /* a dollar quote, or a lone '$' */
+            i++;
+            continue;
+        case LK_PERCENT:
+            end = percent_param(s, len, i);
+            i = end ? end : i + 1;
+            continue;
+        case LK_DASH:
+        case LK_SLASH:
+            if (i + 1 < len && s[i + 1] == (s[i] == '-' ? '-' : '*'))
+                return 0; /* a comment */
+            i++;
+            continue;
+        default:
+            return 0;
+        }
+        /* A literal at s[start..end): the run before it, then its class or its stand-in. */
+        const char *put = (const char *)&"\0\1\2\3"[class];
+        size_t put_n = 1;
+        if (variant) {
+            put = lk_stand_in(class, s + start, end - start);
+            put_n = strlen(put);
+        }
+        size_t plain = start - run;
+        if (k + plain + put_n > cap)
+            return 0;
+        memcpy(out + k, s + run, plain);
+        memcpy(out + k + plain, put, put_n);
+        k += plain + put_n;
+        i = run = end;
+    }
+    if (in_name || k + (len - run) > cap)
+        return 0; /* an unterminated "name", or no room */
+    memcpy(out + k, s + run, len - run);
+    *out_len = k + (len - run);
+    return 1;
 }
 
 /* ---- public ------------------------------------------------------------------------ */

@@ -31,4 +31,21 @@ int nprof__sql_keyword(const char *word, size_t len);
 size_t nprof__sql_keyword_count(void);
 const char *nprof__sql_keyword_name(size_t i);
 
+/*
+ * The literal key of `sql` (variant 0), or a variant of it (variant 1), into `out` (`cap`
+ * bytes, not NUL-terminated), its length in *out_len; see normalize.c.  Returns 1, or 0
+ * when the text has no key (a comment, a dollar quote, a prefixed or unterminated string, a
+ * byte below TAB... or `cap` too small).
+ *   key:     every literal becomes one byte: NPROF__LK_STRING, _BARE (digits only), _NUMBER.
+ *   variant: every literal becomes a different literal of its class ('x' or 'y', 1 or 2,
+ *            1.5 or 2.5): if the variant has the original's shape, no literal the key
+ *            leaves out is written out by the normalizer, and every text of that key has
+ *            that same shape.  At most len + (number of literals) bytes.
+ */
+#define NPROF__LK_STRING 1
+#define NPROF__LK_BARE 2
+#define NPROF__LK_NUMBER 3
+int nprof__sql_literal_text(const char *sql, size_t len, int variant, char *out, size_t cap,
+                            size_t *out_len);
+
 #endif /* NPROF_SQLHOOKS_NORMALIZE_H */

@@ -34,6 +34,7 @@
 #include "runtime/profile.h"
 #include "runtime/rules.h"
 #include "runtime/text.h"
+#include "shape_cache.h"
 
 #define PQ_SHARDS 16
 #define PQ_CONNS_PER_SHARD (NPROF_PQ_MAX_CONNS / PQ_SHARDS)
@@ -374,6 +375,11 @@ static inline size_t kept_len(nprof_runtime *rt, size_t len)
     return len < rt->cfg.max_sql_bytes ? len : rt->cfg.max_sql_bytes;
 }
 
+/* Queries up to this many bytes are normalized on the stack, once, for both the profile and
+ * the fingerprint; QMARK text stays below 2.5 times its input (nanoprof/sql.h). */
+#define PQ_NORM_INPUT_MAX 2048
+#define PQ_NORM_BUF (PQ_NORM_INPUT_MAX * 5 / 2 + 64)
+
 /*
  * Fingerprints of texts this thread sent recently, by a hash of the raw bytes.  Drivers that
  * pass parameters separately (PQexecParams: Ruby's pg, PHP's pg_query_params, prepared
@@ -393,7 +399,18 @@ static uint64_t fingerprint(const char *sql, size_t len)
     unsigned slot = (unsigned)(raw >> 58) % PQ_FP_CACHE;
     if (fp_cache[slot].raw == raw)
         return fp_cache[slot].fp;
-    uint64_t fp = nprof_sql_fingerprint(sql, len);
+    /* A new text: the runtime's shape cache has it when only its literals are new. */
+    uint64_t fp = 0;
+    nprof_runtime *rt = pq_runtime();
+    if (rt && len <= PQ_NORM_INPUT_MAX) {
+        char norm[PQ_NORM_BUF];
+        size_t n;
+        int ignored;
+        if (nprof__sql_shape_of(rt, sql, len, norm, sizeof norm, &n, &fp, &ignored) != NPROF_OK)
+            fp = 0;
+    }
+    if (!fp)
+        fp = nprof_sql_fingerprint(sql, len);
     fp_cache[slot].raw = raw;
     fp_cache[slot].fp = fp;
     return fp;
@@ -754,11 +771,6 @@ int nprof_pq_set_slowlog(nprof_slowlog *log)
     return NPROF_OK;
 }
 
-/* Queries up to this many bytes are normalized on the stack, once, for both the profile and
- * the fingerprint; QMARK text stays below 2.5 times its input (nanoprof/sql.h). */
-#define PQ_NORM_INPUT_MAX 2048
-#define PQ_NORM_BUF (PQ_NORM_INPUT_MAX * 5 / 2 + 64)
-
 static void record(nprof_runtime *rt, const pq_done *d)
 {
     uint64_t duration_ns =
@@ -773,18 +785,20 @@ static void record(nprof_runtime *rt, const pq_done *d)
                      .start_ticks = d->start_ticks};
     char norm[PQ_NORM_BUF];
     if (p) {
-        /* What nprof_sql_record() would do, sharing the one normalization with the
-         * fingerprint: the profile's kept part, its ignore rule, the hash of the text. */
+        /* What nprof_sql_record() would do, sharing the one shape (from the runtime's shape
+         * cache when it can) with the fingerprint: the profile's kept part, its ignore rule,
+         * the hash of the text. */
         nprof_runtime *prt = p->rt;
         size_t kept = d->sql_len < prt->cfg.max_sql_bytes ? d->sql_len : prt->cfg.max_sql_bytes;
         size_t n = 0;
         uint64_t shape_fp = 0;
+        int ignored = 0;
         if (kept <= PQ_NORM_INPUT_MAX &&
-            nprof_sql_shape(d->sql, kept, NPROF_SQL_QMARK, norm, sizeof norm, &n, &shape_fp) ==
+            nprof__sql_shape_of(prt, d->sql, kept, norm, sizeof norm, &n, &shape_fp, &ignored) ==
                 NPROF_OK) {
             q.normalized = norm;
             q.normalized_len = n;
-            if (nprof__rule_match(&prt->sql_ignore, norm, n))
+            if (ignored)
                 q.flags |= NPROF_QUERY_UNCOUNTED;
             if (!fp && kept == d->sql_len) /* the whole query: its fingerprint too */
                 fp = shape_fp;

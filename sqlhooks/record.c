@@ -1,16 +1,17 @@
 /*
  * sqlhooks/record.c: recording a query with its shape.  The database hooks (the libpq shim,
- * the Python bindings' cursor hooks, a host's own calls) all end here: normalize the kept part
- * of the query into a buffer the thread owns, take the fingerprint (from that buffer when the
- * whole query fit, else with a second streaming pass over all of it), apply the ignore rules,
- * and hand the query to the runtime, which counts it under its shape.
+ * the Python bindings' cursor hooks, a host's own calls) all end here: shape the kept part of
+ * the query into a buffer the thread owns (through the runtime's shape cache), take the
+ * fingerprint (of that text when the whole query was kept, else with a streaming pass over
+ * all of it), apply the ignore rule, and hand the query to the runtime, which counts it
+ * under its shape.
  */
 #include <pthread.h>
 #include <stdlib.h>
-#include <xxhash.h>
 
 #include "nanoprof/sql.h"
 #include "runtime/profile.h"
+#include "shape_cache.h"
 
 /* The thread's normalization buffer: grown to the largest query it has seen (bounded by
  * opt.max_sql_bytes), freed when the thread exits. */
@@ -58,22 +59,19 @@ int nprof_sql_record(nprof_profile *p, const nprof_query *q)
     size_t cap = NPROF_SQL_NORMALIZED_MAX(kept);
     char *buf = thread_buffer(cap);
     size_t n = 0;
-    if (buf && nprof_sql_normalize(q->sql, kept, NPROF_SQL_QMARK, buf, cap, &n) == NPROF_OK) {
+    uint64_t fp = 0;
+    int ignored = 0;
+    if (buf && nprof__sql_shape_of(p->rt, q->sql, kept, buf, cap, &n, &fp, &ignored) == NPROF_OK) {
         if (!shaped.normalized) {
             shaped.normalized = buf;
             shaped.normalized_len = n;
         }
-        if (nprof__rule_match(&p->rt->sql_ignore, buf, n))
+        if (ignored)
             shaped.flags |= NPROF_QUERY_UNCOUNTED;
+        if (!shaped.fingerprint && kept == q->sql_len)
+            shaped.fingerprint = fp; /* the whole query was shaped: its fingerprint */
     }
-    if (!shaped.fingerprint) {
-        if (buf && kept == q->sql_len && shaped.normalized == buf) {
-            /* The whole query was normalized: its fingerprint is the hash of that text. */
-            uint64_t h = XXH3_64bits(buf, n);
-            shaped.fingerprint = h ? h : 1;
-        } else {
-            shaped.fingerprint = nprof_sql_fingerprint(q->sql, q->sql_len);
-        }
-    }
+    if (!shaped.fingerprint)
+        shaped.fingerprint = nprof_sql_fingerprint(q->sql, q->sql_len);
     return nprof_query_record(p, &shaped);
 }

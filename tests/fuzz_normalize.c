@@ -2,7 +2,9 @@
  * tests/fuzz_normalize.c: libFuzzer target for the SQL normalizer.  For any bytes, in both
  * styles: the text fits in NPROF_SQL_NORMALIZED_MAX(size) bytes, holds no NUL or newline,
  * normalizes to itself, and its fingerprint equals the original's and the XXH3 of the QMARK
- * text.  Any violation aborts, so the fuzzer reports it with the input.
+ * text.  And for the shape cache: when the text's literal key is trusted (a variant of it has
+ * its shape), queries of that key with other literals have that shape too.  Any violation
+ * aborts, so the fuzzer reports it with the input.
  *
  *   clang -g -O1 -fsanitize=fuzzer,address,undefined -Iinclude -I. tests/fuzz_normalize.c \
  *         sqlhooks/normalize.c runtime/text.c runtime/error.c -lxxhash -o fuzz_normalize
@@ -14,6 +16,7 @@
 
 #include <xxhash.h>
 
+#include "literal_variants.h"
 #include "nanoprof/sql.h"
 
 static void fail(const char *what, const uint8_t *data, size_t size, const char *a, size_t al,
@@ -22,6 +25,38 @@ static void fail(const char *what, const uint8_t *data, size_t size, const char 
     fprintf(stderr, "fuzz_normalize: %s\ninput (%zu bytes): %.*s\nfirst:  %.*s\nsecond: %.*s\n",
             what, size, (int)size, (const char *)data, (int)al, a, (int)bl, b);
     abort();
+}
+
+/* The shape cache's promise (sqlhooks/shape_cache.c), for this input. */
+static void check_literal_key(const uint8_t *data, size_t size, const char *shape, size_t n)
+{
+    const char *sql = (const char *)data;
+    size_t kn, vn, on, kn2, sn;
+    char *key = malloc(size + 1), *key2 = malloc(8 * size + 64), *other = malloc(8 * size + 64);
+    size_t cap = NPROF_SQL_NORMALIZED_MAX(8 * size + 64);
+    char *got = malloc(cap);
+    if (!key || !key2 || !other || !got)
+        abort();
+    if (nprof__sql_literal_text(sql, size, 0, key, size + 1, &kn) &&
+        nprof__sql_literal_text(sql, size, 1, other, 8 * size + 64, &vn) &&
+        nprof_sql_normalize(other, vn, NPROF_SQL_QMARK, got, cap, &sn) == 0 && sn == n &&
+        memcmp(got, shape, n) == 0) {
+        uint64_t seed = XXH3_64bits(data, size);
+        for (int round = 0; round < 4; round++) {
+            on = lv_fill(key, kn, seed + (uint64_t)round, other, 8 * size + 64);
+            if (!on || !nprof__sql_literal_text(other, on, 0, key2, 8 * size + 64, &kn2) ||
+                kn2 != kn || memcmp(key, key2, kn) != 0)
+                continue;
+            if (nprof_sql_normalize(other, on, NPROF_SQL_QMARK, got, cap, &sn) != 0 || sn != n ||
+                memcmp(got, shape, n) != 0)
+                fail("a query of a trusted literal key has another shape", data, size, shape, n,
+                     other, on);
+        }
+    }
+    free(key);
+    free(key2);
+    free(other);
+    free(got);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -48,6 +83,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (nprof_sql_fingerprint(once, n1) != fp)
             fail("fingerprint of the normalized text differs", data, size, once, n1, "", 0);
         if (style == NPROF_SQL_QMARK) {
+            check_literal_key(data, size, once, n1);
             uint64_t h = XXH3_64bits(once, n1);
             if ((h ? h : 1) != fp)
                 fail("fingerprint is not XXH3 of the QMARK text", data, size, once, n1, "", 0);

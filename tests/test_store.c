@@ -260,6 +260,47 @@ TEST(pushes_from_four_threads_and_a_reader_neither_crash_nor_leak)
     nprof_runtime_destroy(race_rt);
 }
 
+static nprof_runtime *uneven_rt;
+
+/* A pusher that alternates, every 5,000 pushes, between full speed and spinning between
+ * pushes; threads 0 and 1 do so in opposite phases. */
+static void *push_unevenly(void *arg)
+{
+    int parity = (int)(intptr_t)arg & 1;
+    for (int i = 0; i < 100000; i++) {
+        nprof_profile *p = finished(uneven_rt, i, 0);
+        if (!p || nprof_store_push(nprof_runtime_store(uneven_rt), p) != NPROF_OK)
+            return (void *)1;
+        int slow = (i / 5000 & 1) == parity;
+        for (volatile int k = 0; slow && k < 300; k++) {
+        }
+    }
+    return NULL;
+}
+
+/* Two threads never push at the same rate, and each evicts the other's profiles: the faster
+ * one must not allocate a new profile for every one it ships back to the slower, which would
+ * then free it (malloc and free across threads on every request). */
+TEST(threads_pushing_at_different_rates_reuse_profiles_instead_of_allocating)
+{
+    uneven_rt = make_runtime("max_history=1000");
+    pthread_t t[2];
+    for (int i = 0; i < 2; i++)
+        pthread_create(&t[i], NULL, push_unevenly, (void *)(intptr_t)i);
+    for (int i = 0; i < 2; i++) {
+        void *r;
+        pthread_join(t[i], &r);
+        ASSERT_TRUE(r == NULL);
+    }
+    nprof_ctl_value v;
+    ASSERT_OK(nprof_ctl_get(uneven_rt, "stats.store.pushed", &v));
+    ASSERT_EQ_U64(v.u, 200000);
+    /* The store's 1000 profiles, the pools' idle bound, and slack for the start. */
+    ASSERT_OK(nprof_ctl_get(uneven_rt, "stats.memory.allocations", &v));
+    ASSERT_U64_OP(v.u, <=, 2000);
+    nprof_runtime_destroy(uneven_rt);
+}
+
 int main(void)
 {
     RUN(a_small_store_is_an_exact_ring_of_the_last_pushes);
@@ -269,5 +310,6 @@ int main(void)
     RUN(the_flame_graph_sums_equal_stacks_over_all_profiles);
     RUN(a_profile_of_another_runtime_is_refused_and_released);
     RUN(pushes_from_four_threads_and_a_reader_neither_crash_nor_leak);
+    RUN(threads_pushing_at_different_rates_reuse_profiles_instead_of_allocating);
     return TEST_SUMMARY();
 }

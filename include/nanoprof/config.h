@@ -44,6 +44,9 @@ typedef struct nprof_config {
     char sql_ignore[NPROF_CONFIG_STRING_MAX]; /* PCRE2 pattern over normalized SQL: matching
                                        queries are not counted as N+1 or duplicates
                                        (transaction control, SAVEPOINT, SET, SHOW) */
+    uint32_t sql_shape_cache;       /* query shapes remembered by literal key, 1 KB each, so
+                                       that a repeated query with new literals is not
+                                       normalized again; 0 off (512) */
     /* The slow-query log (nanoprof/slowlog.h; nprof_slowlog_options_from_config()). */
     char slowlog_conninfo[NPROF_CONFIG_STRING_MAX]; /* libpq conninfo of its database ("") */
     char slowlog_table[NPROF_CONFIG_STRING_MAX]; /* table name (nanoprof_slow_queries) */

@@ -21,7 +21,13 @@
  *   stats.memory.bytes           bytes the runtime holds now (usable size of live blocks)
  *   stats.memory.peak_bytes      the most it has held at once
  *   stats.memory.blocks          live allocations
+ *   stats.memory.allocations     allocations ever made (in steady state the pools serve
+ *                                requests, so this stops growing)
  *   stats.memory.allocator       "jemalloc" or "libc"
+ *   stats.sql.shape_cache.slots  query shapes the shape cache can hold (opt.sql_shape_cache)
+ *   stats.sql.shape_cache.used   slots filled
+ *   stats.sql.shape_cache.stored shapes (or "normalize every time" marks) written
+ *   stats.sql.shape_cache.misses lookups that found nothing (the query was then normalized)
  *   stats.memory.allocator_reason  why that allocator serves the runtime
  *   stats.memory.arena           jemalloc arena index (jemalloc only)
  *   stats.memory.arena_resident_bytes  resident bytes of that arena (jemalloc only)

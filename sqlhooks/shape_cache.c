@@ -1,0 +1,107 @@
+/*
+ * sqlhooks/shape_cache.c: the shapes of queries seen before, so that the same query with
+ * new literals (an ORM's `WHERE id = 42`, then 43...) costs a scan and a lookup instead of a
+ * normalization.
+ *
+ * The key is the 128-bit XXH3 (seeded per runtime) of the query's literal key: its text
+ * with each literal replaced by its class (normalize.c).  A key is trusted once, when its
+ * shape is first taken: a variant of the query, every literal swapped for another of its
+ * class, must have the same shape.  When it does not (an ORDER BY ordinal) or
+ * the shape is too long for a slot, the key is remembered as one to normalize every time.
+ * Texts without a key (comments, dollar quotes...) are normalized every time too.
+ */
+#include "shape_cache.h"
+
+#include <string.h>
+#include <xxhash.h>
+
+#include "nanoprof/sql.h"
+#include "normalize.h"
+#include "runtime/profile.h"
+
+#define KEY_MAX 2048 /* longer queries are normalized every time */
+
+/* A slot's value: a header, then the normalized text. */
+typedef struct shape_header {
+    uint64_t fingerprint;
+    uint32_t flags;
+    uint32_t len;
+} shape_header;
+
+typedef struct shape_value {
+    shape_header h;
+    char text[NPROF__MEMO_VALUE_MAX - sizeof(shape_header)]; /* 976 bytes */
+} shape_value;
+
+#define SHAPE_IGNORED 1u   /* the sql_ignore rule matches the text */
+#define SHAPE_UNCACHED 2u  /* no text: queries of this key are normalized every time */
+
+static uint64_t fingerprint_of(const char *text, size_t n)
+{
+    uint64_t h = XXH3_64bits(text, n);
+    return h ? h : 1; /* as nprof_sql_fingerprint(): 0 means "none" to callers */
+}
+
+/* Whether every literal the key leaves out of `sql` becomes a placeholder: the shape of a
+ * variant (normalize.h) is `text`. */
+static int key_is_sound(const char *sql, size_t len, const char *text, size_t n)
+{
+    char variant[KEY_MAX * 2];
+    char shape[KEY_MAX * 5 / 2 + 64]; /* QMARK text stays under 2.5 times its input */
+    size_t vn, sn;
+    if (!nprof__sql_literal_text(sql, len, 1, variant, sizeof variant, &vn) ||
+        n + 1 > sizeof shape)
+        return 0;
+    return nprof_sql_normalize(variant, vn, NPROF_SQL_QMARK, shape, n + 2, &sn) == NPROF_OK &&
+           sn == n && memcmp(shape, text, n) == 0;
+}
+
+static int shape_fresh(nprof_runtime *rt, const char *sql, size_t len, char *out, size_t cap,
+                       size_t *out_len, uint64_t *fingerprint, int *ignored, const uint64_t *key)
+{
+    size_t n = 0;
+    int rc = nprof_sql_normalize(sql, len, NPROF_SQL_QMARK, out, cap, &n);
+    *out_len = n;
+    if (rc != NPROF_OK)
+        return rc;
+    *fingerprint = fingerprint_of(out, n);
+    *ignored = nprof__rule_match(&rt->sql_ignore, out, n);
+    if (key) {
+        shape_value v = {.h = {.fingerprint = *fingerprint, .flags = *ignored ? SHAPE_IGNORED : 0}};
+        if (n <= sizeof v.text && key_is_sound(sql, len, out, n)) {
+            v.h.len = (uint32_t)n;
+            memcpy(v.text, out, n);
+        } else {
+            v.h.flags = SHAPE_UNCACHED;
+        }
+        nprof__memo_put(rt->shapes, key, &v, sizeof v.h + v.h.len);
+    }
+    return NPROF_OK;
+}
+
+int nprof__sql_shape_of(nprof_runtime *rt, const char *sql, size_t len, char *out, size_t cap,
+                        size_t *out_len, uint64_t *fingerprint, int *ignored)
+{
+    *out_len = 0;
+    *fingerprint = 0;
+    *ignored = 0;
+    char key_text[KEY_MAX];
+    size_t kn;
+    if (!rt->shapes || len > KEY_MAX ||
+        !nprof__sql_literal_text(sql, len, 0, key_text, sizeof key_text, &kn))
+        return shape_fresh(rt, sql, len, out, cap, out_len, fingerprint, ignored, NULL);
+    XXH128_hash_t h = XXH3_128bits_withSeed(key_text, kn, nprof__memo_seed(rt->shapes));
+    uint64_t key[2] = {h.low64, h.high64};
+    shape_value v;
+    long got = nprof__memo_get(rt->shapes, key, &v, sizeof v);
+    if (got < (long)sizeof v.h || (size_t)got != sizeof v.h + v.h.len)
+        return shape_fresh(rt, sql, len, out, cap, out_len, fingerprint, ignored, key);
+    if ((v.h.flags & SHAPE_UNCACHED) || v.h.len + 1 > cap)
+        return shape_fresh(rt, sql, len, out, cap, out_len, fingerprint, ignored, NULL);
+    memcpy(out, v.text, v.h.len);
+    out[v.h.len] = '\0';
+    *out_len = v.h.len;
+    *fingerprint = v.h.fingerprint;
+    *ignored = (v.h.flags & SHAPE_IGNORED) != 0;
+    return NPROF_OK;
+}
