@@ -49,6 +49,7 @@ static _Thread_local struct {
     uint64_t store_id;
     uint64_t next, end;
     uint64_t ahead;
+    uint32_t index; /* next % capacity, kept so that a push divides nothing */
 } reserved;
 
 static _Atomic uint64_t next_store_id;
@@ -146,6 +147,7 @@ static void next_block(nprof_store *s, uint64_t head)
         start = atomic_fetch_add_explicit(&s->head, s->block, memory_order_relaxed);
     reserved.next = start;
     reserved.end = start + s->block;
+    reserved.index = (uint32_t)(start % s->capacity);
     reserved.ahead = NO_BLOCK;
     if (s->block > 1) {
         reserved.ahead = atomic_fetch_add_explicit(&s->head, s->block, memory_order_relaxed);
@@ -171,7 +173,10 @@ int nprof_store_push(nprof_store *s, nprof_profile *p)
     }
     if (reserved.next == reserved.end)
         next_block(s, head);
-    uint64_t index = reserved.next++ % s->capacity;
+    uint32_t index = reserved.index++;
+    if (reserved.index == s->capacity)
+        reserved.index = 0; /* a block may wrap around the end of the ring */
+    reserved.next++;
     uintptr_t old = atomic_exchange(&s->slots[index], nprof__tagged(p));
     nprof__counter_add(&s->pushed, 1);
     if (old)
