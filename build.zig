@@ -149,6 +149,8 @@ pub fn build(b: *std.Build) !void {
                 test_step.dependOn(&run.step);
             },
             .example => {
+                // As in CMake: the examples link jemalloc, so the runtime takes an arena of it.
+                exe.linkSystemLibrary("jemalloc");
                 b.installArtifact(exe);
                 // As in CMake: every example runs to completion as part of the tests.
                 test_step.dependOn(&b.addRunArtifact(exe).step);

@@ -192,7 +192,8 @@ int main(void)
     printf("\n== introspection\n");
     const char *names[] = {"clock.source", "clock.read_cost_ns", "stats.requests", "stats.queries",
                            "stats.store.size", "stats.memory.bytes", "stats.memory.allocator",
-                           "stats.memory.allocator_reason"};
+                           "stats.memory.allocator_reason", "stats.sql.shape_cache.used",
+                           "stats.sql.shape_cache.misses"};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
         nprof_ctl_value v;
         if (nprof_ctl_get(rt, names[i], &v) != NPROF_OK)
