@@ -963,7 +963,6 @@ struct norm {
     int prev_kw;
     u8 prev_kind, pprev_kind, prev_operand;
     u8 name_pos;  /* the next token is in a name position */
-    u8 null_atom; /* the next NULL is a literal (it is directly in a VALUES row) */
     u8 stmt, swallow, swallowed;
     struct frame st[NPROF__SQL_DEPTH_MAX];
 };
@@ -1230,7 +1229,8 @@ static void next_token(struct norm *n, struct tok *t)
                 try_cast(n, t);
             return;
         }
-        if (t->kw == KW_NULL ? n->null_atom : atom(lx, t, pk))
+        /* NULL is a literal directly in a VALUES row, and a keyword anywhere else. */
+        if (t->kw == KW_NULL ? !n->overflow && n->st[n->depth].vrow : atom(lx, t, pk))
             break;
         if (t->kw < 0 && n->name_pos)
             break;
@@ -1691,7 +1691,6 @@ static void run(struct norm *n, const char *sql, size_t len)
     n->prev_kw = -1;
     n->em.prev_kw = -1;
     for (;;) {
-        n->null_atom = !n->overflow && n->st[n->depth].vrow;
         next_token(n, &t);
         if (t.kind == TK_EOF)
             break;
