@@ -46,11 +46,12 @@ static uint64_t fingerprint_of(const char *text, size_t n)
  * variant (normalize.h) is `text`. */
 static int key_is_sound(const char *sql, size_t len, const char *text, size_t n)
 {
-    char variant[KEY_MAX * 2];
-    char shape[KEY_MAX * 5 / 2 + 64]; /* QMARK text stays under 2.5 times its input */
+    char variant[KEY_MAX * 2]; /* len plus at most one byte per literal */
+    /* Only texts a slot can hold are checked: a variant's shape longer than that differs. */
+    char shape[sizeof(((shape_value *)0)->text) + 2];
     size_t vn, sn;
-    if (!nprof__sql_literal_text(sql, len, 1, variant, sizeof variant, &vn) ||
-        n + 1 > sizeof shape)
+    if (n + 2 > sizeof shape ||
+        !nprof__sql_literal_text(sql, len, 1, variant, sizeof variant, &vn))
         return 0;
     return nprof_sql_normalize(variant, vn, NPROF_SQL_QMARK, shape, n + 2, &sn) == NPROF_OK &&
            sn == n && memcmp(shape, text, n) == 0;
