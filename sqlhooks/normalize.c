@@ -172,6 +172,34 @@ static int kw_find(const kw_key *k, size_t len)
     }
 }
 
+/*
+ * The keyword id of the n-byte word at s[start], or -1.  Most words are up to eight bytes
+ * long: their key is one 8-byte load with the bytes past the word cleared, where eight bytes
+ * can be read; longer ones (and the text's last bytes) are copied byte by byte.  Upper-cased
+ * eight bytes at a time.
+ */
+static inline int word_keyword(const u8 *s, size_t len, size_t start, size_t n)
+{
+    if (n < 2 || n > KW_LEN_MAX)
+        return -1;
+    kw_key key = {{0}};
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    if (n <= 8 && start + 8 <= len) {
+        memcpy(&key.w[0], s + start, 8);
+        if (n < 8)
+            key.w[0] &= (1ull << (8 * n)) - 1;
+    } else
+#endif
+    {
+        (void)len;
+        for (size_t k = 0; k < n; k++)
+            key.b[k] = s[start + k];
+    }
+    for (size_t w = 0; w < 3; w++)
+        key.w[w] &= 0xDFDFDFDFDFDFDFDFull;
+    return kw_find(&key, n);
+}
+
 int nprof__sql_keyword(const char *word, size_t len)
 {
     kw_key k = {{0}};
@@ -545,17 +573,11 @@ static void lex1(struct lexer *lx, struct tok *t)
                 kind = TK_QIDENT;
             }
         } else {
-            /* The word, upper-cased into the keyword key as it goes (index masked: a word
-             * longer than the key wraps around in it, and is no keyword anyway). */
-            kw_key key = {{0}};
-            key.b[0] = (u8)(c & 0xDF);
             i++;
-            while (i < len && is_ident_char(s[i])) {
-                key.b[(i - start) & (KW_KEY_BYTES - 1)] = (u8)(s[i] & 0xDF);
+            while (i < len && is_ident_char(s[i]))
                 i++;
-            }
             kind = TK_WORD;
-            t->kw = kw_find(&key, i - start);
+            t->kw = word_keyword(s, len, start, i - start);
         }
     } else if (is_digit(c) || (c == '.' && i + 1 < len && is_digit(s[i + 1]))) {
         i = scan_number(s, len, i, &t->bare);
