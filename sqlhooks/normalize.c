@@ -1112,6 +1112,14 @@ NOINLINE static int parse_type(struct lexer *lx)
 static void cast_suffixes(struct lexer *lx, struct tok *t)
 {
     for (;;) {
+        /* Almost every literal is followed by something else than "::": the first byte after
+         * the white space settles it without lexing the next token, unless that byte is a
+         * ':' or may start a comment ('-', '/'). */
+        size_t i = lx->pos;
+        while (i < lx->len && (cc_table[lx->s[i]] & CC_SPACE))
+            i++;
+        if (i >= lx->len || (lx->s[i] != ':' && lx->s[i] != '-' && lx->s[i] != '/'))
+            return;
         struct lexer save = *lx;
         struct tok u;
         lex(lx, &u);
