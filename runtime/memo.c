@@ -66,11 +66,6 @@ uint64_t nprof__memo_seed(const nprof__memo *m)
     return m->seed;
 }
 
-size_t nprof__memo_bytes(const nprof__memo *m)
-{
-    return m ? sizeof *m + (size_t)m->sets * 2 * sizeof(memo_slot) : 0;
-}
-
 static memo_slot *set_of(nprof__memo *m, const uint64_t key[2])
 {
     return &m->slots[(size_t)(key[0] % m->sets) * 2];

@@ -41,7 +41,4 @@ typedef struct nprof__memo_stats {
 } nprof__memo_stats;
 void nprof__memo_get_stats(nprof__memo *m, nprof__memo_stats *st);
 
-/* Bytes the table holds. */
-size_t nprof__memo_bytes(const nprof__memo *m);
-
 #endif /* NPROF_RUNTIME_MEMO_H */

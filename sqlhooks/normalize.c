@@ -373,20 +373,29 @@ NOINLINE static size_t scan_string(const u8 *s, size_t len, size_t q, int backsl
     }
 }
 
-static size_t scan_quoted(const u8 *s, size_t len, size_t q, u8 quote)
+/* Past the quote that closes the one at q ("" or '' inside stand for one), or 0 when the
+ * text ends first. */
+static size_t quote_end(const u8 *s, size_t len, size_t q)
 {
     size_t i = q + 1;
     for (;;) {
-        const u8 *p = i < len ? memchr(s + i, quote, len - i) : NULL;
+        const u8 *p = i < len ? memchr(s + i, s[q], len - i) : NULL;
         if (!p)
-            return len;
+            return 0;
         i = (size_t)(p - s);
-        if (i + 1 < len && s[i + 1] == quote) {
+        if (i + 1 < len && s[i + 1] == s[q]) {
             i += 2;
             continue;
         }
         return i + 1;
     }
+}
+
+/* A quoted name from its opening quote at q; unterminated, it takes the rest of the text. */
+static size_t scan_quoted(const u8 *s, size_t len, size_t q)
+{
+    size_t end = quote_end(s, len, q);
+    return end ? end : len;
 }
 
 /* The end of a dollar-quote opener ($$ or $tag$) at i, or 0 when there is none. */
@@ -569,7 +578,7 @@ static void lex1(struct lexer *lx, struct tok *t)
                 i = scan_string(s, len, i + 2, 0);
                 kind = TK_STRING;
             } else {
-                i = scan_quoted(s, len, i + 2, '"');
+                i = scan_quoted(s, len, i + 2);
                 kind = TK_QIDENT;
             }
         } else {
@@ -591,7 +600,7 @@ static void lex1(struct lexer *lx, struct tok *t)
             break;
         case '"':
         case '`':
-            i = scan_quoted(s, len, i, c);
+            i = scan_quoted(s, len, i);
             kind = TK_QIDENT;
             break;
         case '(': i++; kind = TK_LPAREN; break;
@@ -1226,7 +1235,7 @@ static void qualified_name(struct lexer *lx, struct tok *t)
         if (t->p[0] != '"')
             return;
         while (i + 1 < len && s[i] == '.' && s[i + 1] == '"')
-            i = scan_quoted(s, len, i + 1, '"');
+            i = scan_quoted(s, len, i + 1);
         t->n = (size_t)(s + i - t->p);
         lx->pos = i;
         return;
@@ -1762,24 +1771,6 @@ static const u8 lk_table[256] = {
     ['$'] = LK_DOLLAR, ['%'] = LK_PERCENT, ['-'] = LK_DASH, ['/'] = LK_SLASH,
 };
 
-/* Past the quote that closes the one at q, as scan_string(.., 0) and scan_quoted() find
- * it ('' and "" double), or 0 when it is not closed. */
-static size_t lk_quote_end(const u8 *s, size_t len, size_t q)
-{
-    size_t i = q + 1;
-    for (;;) {
-        const u8 *p = i < len ? memchr(s + i, s[q], len - i) : NULL;
-        if (!p)
-            return 0;
-        i = (size_t)(p - s);
-        if (i + 1 < len && s[i + 1] == s[q]) {
-            i += 2;
-            continue;
-        }
-        return i + 1;
-    }
-}
-
 /* Whether s[i] continues a word (a name or keyword) that lex1() is reading: the run of name
  * characters before it starts with a letter.  After $1 or ?1, which are not words, a '$'
  * opens a dollar quote. */
@@ -1872,12 +1863,12 @@ int nprof__sql_literal_text(const char *sql, size_t len, int variant, char *out,
         case LK_STRING:
             if (i > 0 && is_ident_char(s[i - 1]))
                 return 0; /* E'..', B'..', X'..', N'..' */
-            if (!(end = lk_quote_end(s, len, i)))
+            if (!(end = quote_end(s, len, i))) /* as scan_string(.., 0) ends it */
                 return 0;
             class = NPROF__LK_STRING;
             break;
         case LK_QUOTED:
-            if (!(i = lk_quote_end(s, len, i)))
+            if (!(i = quote_end(s, len, i)))
                 return 0;
             continue;
         case LK_DIGIT:
@@ -1975,8 +1966,7 @@ int nprof_sql_normalize(const char *sql, size_t len, int style, char *out, size_
     return NPROF_OK;
 }
 
-/* The fingerprint of a normalized text: what nprof_sql_fingerprint() returns for its query. */
-static uint64_t text_fingerprint(const char *text, size_t n)
+uint64_t nprof__sql_text_fingerprint(const char *text, size_t n)
 {
     uint64_t h = XXH3_64bits(text, n);
     return h ? h : 1;
@@ -1997,7 +1987,7 @@ uint64_t nprof_sql_fingerprint(const char *sql, size_t len)
         char text[FINGERPRINT_BUFFERED_MAX * 5 / 2 + 8];
         size_t n = normalize_into(sql, len, NPROF_SQL_QMARK, text, sizeof text);
         if (n < sizeof text)
-            return text_fingerprint(text, n);
+            return nprof__sql_text_fingerprint(text, n);
     }
     XXH3_state_t xx;
     char stage[NPROF__SQL_STAGE];
@@ -2026,7 +2016,8 @@ int nprof_sql_shape(const char *sql, size_t len, int style, char *out, size_t ca
     if (rc == NPROF_EINVAL || !fingerprint)
         return rc;
     /* In QMARK style the text that fit is the very text the fingerprint hashes. */
-    *fingerprint = rc == NPROF_OK && style == NPROF_SQL_QMARK ? text_fingerprint(out, n)
-                                                              : nprof_sql_fingerprint(sql, len);
+    *fingerprint = rc == NPROF_OK && style == NPROF_SQL_QMARK
+                       ? nprof__sql_text_fingerprint(out, n)
+                       : nprof_sql_fingerprint(sql, len);
     return rc;
 }

@@ -7,6 +7,7 @@
 #define NPROF_SQLHOOKS_NORMALIZE_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 /*
  * Nesting depth up to which lists are tracked (and may collapse).  Deeper parentheses and
@@ -30,6 +31,10 @@ int nprof__sql_keyword(const char *word, size_t len);
 /* The number of keywords and the upper-case spelling of keyword `i` (for tests). */
 size_t nprof__sql_keyword_count(void);
 const char *nprof__sql_keyword_name(size_t i);
+
+/* The fingerprint of a QMARK-normalized text: what nprof_sql_fingerprint() returns for its
+ * query (XXH3-64, never 0). */
+uint64_t nprof__sql_text_fingerprint(const char *text, size_t n);
 
 /*
  * The literal key of `sql` (variant 0), or a variant of it (variant 1), into `out` (`cap`

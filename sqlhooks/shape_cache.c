@@ -9,6 +9,9 @@
  * class, must have the same shape.  When it does not (an ORDER BY ordinal) or
  * the shape is too long for a slot, the key is remembered as one to normalize every time.
  * Texts without a key (comments, dollar quotes...) are normalized every time too.
+ *
+ * A lookup copies the slot's value straight into the caller's buffer, which therefore needs
+ * room for the text and a 16-byte trailer: NPROF_SQL_NORMALIZED_MAX(len) always has it.
  */
 #include "shape_cache.h"
 
@@ -21,26 +24,16 @@
 
 #define KEY_MAX 2048 /* longer queries are normalized every time */
 
-/* A slot's value: a header, then the normalized text. */
-typedef struct shape_header {
+/* A slot's value: the normalized text, then this trailer, so that a lookup copies the text
+ * straight into the caller's buffer (the trailer lands after it and is read from there). */
+typedef struct shape_trailer {
     uint64_t fingerprint;
-    uint32_t flags;
-    uint32_t len;
-} shape_header;
+    uint64_t flags;
+} shape_trailer;
 
-typedef struct shape_value {
-    shape_header h;
-    char text[NPROF__MEMO_VALUE_MAX - sizeof(shape_header)]; /* 976 bytes */
-} shape_value;
-
+#define SHAPE_TEXT_MAX (NPROF__MEMO_VALUE_MAX - sizeof(shape_trailer)) /* 976 bytes */
 #define SHAPE_IGNORED 1u   /* the sql_ignore rule matches the text */
 #define SHAPE_UNCACHED 2u  /* no text: queries of this key are normalized every time */
-
-static uint64_t fingerprint_of(const char *text, size_t n)
-{
-    uint64_t h = XXH3_64bits(text, n);
-    return h ? h : 1; /* as nprof_sql_fingerprint(): 0 means "none" to callers */
-}
 
 /* Whether every literal the key leaves out of `sql` becomes a placeholder: the shape of a
  * variant (normalize.h) is `text`. */
@@ -48,7 +41,7 @@ static int key_is_sound(const char *sql, size_t len, const char *text, size_t n)
 {
     char variant[KEY_MAX * 2]; /* len plus at most one byte per literal */
     /* Only texts a slot can hold are checked: a variant's shape longer than that differs. */
-    char shape[sizeof(((shape_value *)0)->text) + 2];
+    char shape[SHAPE_TEXT_MAX + 2];
     size_t vn, sn;
     if (n + 2 > sizeof shape ||
         !nprof__sql_literal_text(sql, len, 1, variant, sizeof variant, &vn))
@@ -65,17 +58,20 @@ static int shape_fresh(nprof_runtime *rt, const char *sql, size_t len, char *out
     *out_len = n;
     if (rc != NPROF_OK)
         return rc;
-    *fingerprint = fingerprint_of(out, n);
+    *fingerprint = nprof__sql_text_fingerprint(out, n);
     *ignored = nprof__rule_match(&rt->sql_ignore, out, n);
     if (key) {
-        shape_value v = {.h = {.fingerprint = *fingerprint, .flags = *ignored ? SHAPE_IGNORED : 0}};
-        if (n <= sizeof v.text && key_is_sound(sql, len, out, n)) {
-            v.h.len = (uint32_t)n;
-            memcpy(v.text, out, n);
+        shape_trailer tr = {.fingerprint = *fingerprint, .flags = *ignored ? SHAPE_IGNORED : 0};
+        if (n <= SHAPE_TEXT_MAX && n + sizeof tr < cap && key_is_sound(sql, len, out, n)) {
+            /* The value is put together in `out`: the trailer behind the text, then the
+             * text's NUL back in its place. */
+            memcpy(out + n, &tr, sizeof tr);
+            nprof__memo_put(rt->shapes, key, out, n + sizeof tr);
+            out[n] = '\0';
         } else {
-            v.h.flags = SHAPE_UNCACHED;
+            tr.flags = SHAPE_UNCACHED;
+            nprof__memo_put(rt->shapes, key, &tr, sizeof tr);
         }
-        nprof__memo_put(rt->shapes, key, &v, sizeof v.h + v.h.len);
     }
     return NPROF_OK;
 }
@@ -93,16 +89,17 @@ int nprof__sql_shape_of(nprof_runtime *rt, const char *sql, size_t len, char *ou
         return shape_fresh(rt, sql, len, out, cap, out_len, fingerprint, ignored, NULL);
     XXH128_hash_t h = XXH3_128bits_withSeed(key_text, kn, nprof__memo_seed(rt->shapes));
     uint64_t key[2] = {h.low64, h.high64};
-    shape_value v;
-    long got = nprof__memo_get(rt->shapes, key, &v, sizeof v);
-    if (got < (long)sizeof v.h || (size_t)got != sizeof v.h + v.h.len)
+    long got = nprof__memo_get(rt->shapes, key, out, cap);
+    if (got < (long)sizeof(shape_trailer))
         return shape_fresh(rt, sql, len, out, cap, out_len, fingerprint, ignored, key);
-    if ((v.h.flags & SHAPE_UNCACHED) || v.h.len + 1 > cap)
+    shape_trailer tr;
+    size_t n = (size_t)got - sizeof tr;
+    memcpy(&tr, out + n, sizeof tr);
+    if (tr.flags & SHAPE_UNCACHED)
         return shape_fresh(rt, sql, len, out, cap, out_len, fingerprint, ignored, NULL);
-    memcpy(out, v.text, v.h.len);
-    out[v.h.len] = '\0';
-    *out_len = v.h.len;
-    *fingerprint = v.h.fingerprint;
-    *ignored = (v.h.flags & SHAPE_IGNORED) != 0;
+    out[n] = '\0';
+    *out_len = n;
+    *fingerprint = tr.fingerprint;
+    *ignored = (tr.flags & SHAPE_IGNORED) != 0;
     return NPROF_OK;
 }

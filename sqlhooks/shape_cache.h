@@ -16,6 +16,8 @@
  * fingerprint in *fingerprint; and in *ignored whether the runtime's sql_ignore rule matches
  * it.  Served by rt's shape cache when a query with the same literal key was shaped before.
  * Returns NPROF_OK or nprof_sql_normalize()'s error (NPROF_ERANGE: `cap` too small).
+ * The cache serves only a `cap` with room for the text and 16 bytes more, which
+ * NPROF_SQL_NORMALIZED_MAX(len) always has.
  */
 int nprof__sql_shape_of(nprof_runtime *rt, const char *sql, size_t len, char *out, size_t cap,
                         size_t *out_len, uint64_t *fingerprint, int *ignored);
