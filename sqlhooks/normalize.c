@@ -891,6 +891,28 @@ static inline void em_put(struct emitter *em, const void *src, size_t n)
     }
 }
 
+/*
+ * A space when `sp`, then the n >= 1 bytes at src, with one test of the room for both (hash
+ * mode has none).  The space byte is stored either way: without one the text overwrites it.
+ */
+static inline void em_put_spaced(struct emitter *em, int sp, const char *src, size_t n)
+{
+    size_t at = em->len;
+    if (at + (size_t)sp + n > em->room) {
+        if (sp)
+            em_put(em, " ", 1);
+        em_put(em, src, n);
+        return;
+    }
+    em->out[at] = ' ';
+    at += (size_t)sp;
+    em->len = at + n;
+    if (n <= 16)
+        copy_small(em->out + at, src, n);
+    else
+        memcpy(em->out + at, src, n);
+}
+
 static inline void em_space_byte(struct emitter *em)
 {
     if (em->len < em->room)
@@ -1032,12 +1054,14 @@ static void em_tok(struct emitter *em, u8 e, int kw, const u8 *p, size_t n)
         text = "?";
         n = 1;
     }
-    if (em_space(em, e, text, n))
-        em_space_byte(em);
-    if (e == TK_QIDENT)
+    int sp = em_space(em, e, text, n);
+    if (e == TK_QIDENT) {
+        if (sp)
+            em_space_byte(em);
         em_quoted(em, (const u8 *)text, n);
-    else
-        em_put(em, text, n);
+    } else {
+        em_put_spaced(em, sp, text, n);
+    }
 
     /* A name after INTO / TABLE / REFERENCES (dotted or not) is a table, not a function. */
     if ((e == TK_WORD && kw < 0) || e == TK_QIDENT)
