@@ -570,8 +570,8 @@ int main(int argc, char **argv)
 
     /* ---- one short and one long query ---- */
     if (bench_selected("size")) {
-        double pg_s = calibrate(run_pg_both, &one_short, 100, 2000);
-        double pg_l = calibrate(run_pg_both, &one_long, 20, 500);
+        double pg_s = calibrate(run_pg_both, &one_short, 4000, 2000); /* warm-up: see above */
+        double pg_l = calibrate(run_pg_both, &one_long, 1000, 500);
         double np_s = calibrate(run_np_both, &one_short, 10000, 200000);
         double np_l = calibrate(run_np_both, &one_long, 2000, 40000);
         bench_case cases[] = {
