@@ -45,8 +45,8 @@ typedef unsigned char u8;
  * two together cut the instructions per query by a fifth (callgrind, bench corpus).
  * Within the pass, the lexer dispatches once per token on a table of what each byte starts,
  * and the tokens that meet no statement rule and no held list (most of them) take a short
- * way through the shaper, with the emitter specialised for their kind: together another
- * quarter fewer instructions.
+ * way through the shaper, with the emitter specialised for their kind: together a third
+ * fewer instructions again.
  */
 #define FLATTEN __attribute__((flatten))
 #define NOINLINE __attribute__((noinline))
@@ -272,8 +272,8 @@ struct tok {
 struct lexer {
     const u8 *s;
     size_t len, pos;
-    int prev_kw;     /* keyword id of the previous token, or -1 */
-    u8 prev_operand; /* the previous token ends an operand: ':x' and '%s' are not params */
+    int prev_kw;  /* keyword id of the previous token, or -1 */
+    u8 prev_kind; /* the previous token's kind, TK_EOF before the first */
 };
 
 /*
@@ -556,9 +556,20 @@ NOINLINE static size_t percent_param(const u8 *s, size_t len, size_t i)
 }
 
 #define KB(kind) (1u << (kind))
-/* Token kinds after which a ':' or '%' is not a placeholder (TK_WORD: names and some keywords). */
-#define LEX_OPERANDS                                                                        \
-    (KB(TK_QIDENT) | KB(TK_NUMBER) | KB(TK_STRING) | KB(TK_PARAM) | KB(TK_RPAREN) | KB(TK_RBRACK))
+#define OPERAND_KINDS                                                                       \
+    (KB(TK_QIDENT) | KB(TK_NUMBER) | KB(TK_STRING) | KB(TK_PARAM) | KB(TK_RPAREN) |           \
+     KB(TK_RBRACK) | KB(TK_VALUE) | KB(TK_NAME))
+
+/*
+ * Whether a token of this kind (and keyword) ends an operand: after one, a minus is binary
+ * and ':x' or '%s' are no placeholders.  Asked only where that matters, from the kind and
+ * keyword that the lexer and the shaper keep of their previous token anyway.
+ */
+static inline int ends_operand(u8 kind, int kw)
+{
+    return (KB(kind) & OPERAND_KINDS) ||
+           (kind == TK_WORD && (kw < 0 || (kw_flags(kw) & KF_VALUE)));
+}
 
 /*
  * What a byte starts, for lex()'s one dispatch per token.  Words whose first letter may
@@ -715,7 +726,7 @@ again:
         } else if (nx == '=') {
             i += 2;
             kind = TK_OP;
-        } else if (is_ident_start(nx) && !lx->prev_operand) {
+        } else if (is_ident_start(nx) && !ends_operand(lx->prev_kind, lx->prev_kw)) {
             /* :name, but not the ':' of an array slice a[lo:hi] */
             i += 2;
             while (i < len && is_ident_char(s[i]))
@@ -758,7 +769,7 @@ again:
         }
         break;
     case LC_PERCENT:
-        if (!lx->prev_operand && (j = percent_param(s, len, i)) != 0) {
+        if (!ends_operand(lx->prev_kind, lx->prev_kw) && (j = percent_param(s, len, i)) != 0) {
             i = j;
             kind = TK_PARAM;
         } else {
@@ -785,7 +796,7 @@ again:
         break;
     case LC_PLUS:
         i = lex_op(s, len, i);
-        if (i == start + 1 && !lx->prev_operand)
+        if (i == start + 1 && !ends_operand(lx->prev_kind, lx->prev_kw))
             goto again; /* unary plus */
         kind = TK_OP;
         break;
@@ -804,8 +815,7 @@ again:
     t->p = s + start;
     t->n = i - start;
     lx->pos = i;
-    lx->prev_operand =
-        (KB(kind) & LEX_OPERANDS) || (kind == TK_WORD && (kw < 0 || (kw_flags(kw) & KF_VALUE)));
+    lx->prev_kind = kind;
     lx->prev_kw = kw;
 }
 
@@ -1123,8 +1133,9 @@ struct norm {
     size_t stmt_idx;  /* tokens seen in the current statement */
     unsigned depth;   /* top frame; st[0] is the statement */
     int prev_kw;
-    u8 prev_kind, pprev_kind, prev_operand;
+    u8 prev_kind, pprev_kind;
     u8 name_pos;  /* the next token is in a name position */
+    u8 plain;     /* no statement rule, sign or held list is pending: see process_plain() */
     u8 stmt, swallow, swallowed;
     struct frame st[NPROF__SQL_DEPTH_MAX];
 };
@@ -1721,12 +1732,11 @@ static void plain_token(struct norm *n, const struct tok *t)
     plain_kind(n, t, t->kind);
 }
 
-static void set_prev(struct norm *n, u8 kind, int kw, u8 operand)
+static void set_prev(struct norm *n, u8 kind, int kw)
 {
     n->pprev_kind = n->prev_kind;
     n->prev_kind = kind;
     n->prev_kw = kw;
-    n->prev_operand = operand;
 }
 
 /* A literal that no held list took: a placeholder, or an ORDER BY / GROUP BY ordinal. */
@@ -1742,22 +1752,15 @@ static void plain_value(struct norm *n, const struct tok *t, size_t had_signs)
         emit_value(n);
 }
 
-/* Whether a token of this kind (and keyword) ends an operand: a minus after it is binary. */
-static u8 ends_operand(u8 kind, int kw)
-{
-    return (kind == TK_WORD && (kw < 0 || (kw_flags(kw) & KF_VALUE))) || kind == TK_QIDENT ||
-           kind == TK_RPAREN || kind == TK_RBRACK;
-}
-
 static void generic(struct norm *n, const struct tok *t)
 {
     int kw = t->kind == TK_WORD ? t->kw : -1;
-    if (is_sign(t) && !n->prev_operand) {
+    if (is_sign(t) && !ends_operand(n->prev_kind, n->prev_kw)) {
         /* Unary: a minus waits for its operand, which absorbs it if it is a literal.  A
          * unary plus changes nothing and is dropped. */
         if (t->p[0] == '-') {
             n->signs++;
-            set_prev(n, TK_OP, -1, 0);
+            set_prev(n, TK_OP, -1);
         }
         return;
     }
@@ -1767,12 +1770,12 @@ static void generic(struct norm *n, const struct tok *t)
         if (t->name) {
             leave_hold(n);
             emit(n, TK_NAME, -1, NULL, 0);
-            set_prev(n, TK_NAME, -1, 1);
+            set_prev(n, TK_NAME, -1);
             return;
         }
         if (!held_value(n))
             plain_value(n, t, had_signs);
-        set_prev(n, TK_VALUE, -1, 1);
+        set_prev(n, TK_VALUE, -1);
         return;
     }
     if (n->signs) {
@@ -1782,7 +1785,7 @@ static void generic(struct norm *n, const struct tok *t)
     }
     if (!held_token(n, t))
         plain_token(n, t);
-    set_prev(n, t->kind, kw, ends_operand(t->kind, kw));
+    set_prev(n, t->kind, kw);
 }
 
 /* ---- shaper: statements ------------------------------------------------------------ */
@@ -1810,41 +1813,43 @@ static u8 stmt_kind(int kw)
  * $n), and the value of a SET becomes one literal.
  */
 /* plain_kind() for a token of a kind known here, then the shaper's memory of it. */
-static inline void plain_as(struct norm *n, const struct tok *t, u8 kind, u8 operand)
+static inline void plain_as(struct norm *n, const struct tok *t, u8 kind)
 {
     plain_kind(n, t, kind);
-    set_prev(n, kind, kind == TK_WORD ? t->kw : -1, operand);
+    set_prev(n, kind, kind == TK_WORD ? t->kw : -1);
 }
 
 /*
  * Most tokens meet none of the rules below: past the first token of a statement that is not
- * one of stmt_kind()'s, with no list held and no sign waiting, a name, keyword, comma, dot,
- * parenthesis or binary operator goes straight to plain_kind() and a literal to
- * plain_value().  Returns 0 for the others.
+ * one of stmt_kind()'s, with no list held and no sign waiting (n->plain, kept by run()), a
+ * name, keyword, comma, dot, parenthesis or binary operator goes straight to plain_kind()
+ * and a literal to plain_value().  Returns 0 for the others.
  */
 static int process_plain(struct norm *n, const struct tok *t)
 {
-    /* (A SET statement is the only one that swallows.) */
-    if (n->stmt != ST_NONE || n->st[n->depth].hold || n->signs)
+    if (!n->plain)
         return 0;
     switch (t->kind) {
     case TK_VALUE:
         if (t->name)
             return 0;
         plain_value(n, t, 0);
-        set_prev(n, TK_VALUE, -1, 1);
+        set_prev(n, TK_VALUE, -1);
         break;
     case TK_OP:
-        if (is_sign(t) && !n->prev_operand)
+        if (is_sign(t) && !ends_operand(n->prev_kind, n->prev_kw))
             return 0;
-        plain_as(n, t, TK_OP, 0);
+        plain_as(n, t, TK_OP);
         break;
-    case TK_WORD: plain_as(n, t, TK_WORD, ends_operand(TK_WORD, t->kw)); break;
-    case TK_QIDENT: plain_as(n, t, TK_QIDENT, 1); break;
-    case TK_COMMA: plain_as(n, t, TK_COMMA, 0); break;
-    case TK_DOT: plain_as(n, t, TK_DOT, 0); break;
-    case TK_LPAREN: plain_as(n, t, TK_LPAREN, 0); break;
-    case TK_RPAREN: plain_as(n, t, TK_RPAREN, 1); break;
+    case TK_WORD: plain_as(n, t, TK_WORD); break;
+    case TK_QIDENT: plain_as(n, t, TK_QIDENT); break;
+    case TK_COMMA: plain_as(n, t, TK_COMMA); break;
+    case TK_DOT: plain_as(n, t, TK_DOT); break;
+    case TK_LPAREN:
+        plain_as(n, t, TK_LPAREN);
+        n->plain = !n->st[n->depth].hold; /* IN (, ANY(, VALUES ( hold what follows */
+        break;
+    case TK_RPAREN: plain_as(n, t, TK_RPAREN); break;
     default:
         return 0;
     }
@@ -1853,10 +1858,8 @@ static int process_plain(struct norm *n, const struct tok *t)
     return 1;
 }
 
-static void process(struct norm *n, struct tok *t)
+static void process_rules(struct norm *n, struct tok *t)
 {
-    if (process_plain(n, t))
-        return;
     if (n->swallow) {
         if (t->kind != TK_SEMI) {
             n->swallowed = 1;
@@ -1866,7 +1869,7 @@ static void process(struct norm *n, struct tok *t)
             emit_value(n);
         n->swallow = n->swallowed = 0;
     }
-    if (is_sign(t) && !n->prev_operand) {
+    if (is_sign(t) && !ends_operand(n->prev_kind, n->prev_kw)) {
         generic(n, t); /* absorbed or dropped: the statement has not moved on */
         return;
     }
@@ -1887,7 +1890,7 @@ static void process(struct norm *n, struct tok *t)
         break;
     case ST_DEALLOCATE:
         if (idx == 1 && kw == KW_PREPARE) { /* DEALLOCATE [PREPARE] name: one form */
-            set_prev(n, TK_WORD, kw, 0);
+            set_prev(n, TK_WORD, kw);
             n->name_pos = 1;
             return;
         }
@@ -1938,7 +1941,12 @@ static void run(struct norm *n, const char *sql, size_t len)
         next_token(n, &t);
         if (t.kind == TK_EOF)
             break;
-        process(n, &t);
+        if (!process_plain(n, &t)) {
+            process_rules(n, &t);
+            /* Only these rules and an opening parenthesis change what n->plain sums up (a
+             * SET statement is the only one that swallows). */
+            n->plain = n->stmt == ST_NONE && !n->st[n->depth].hold && !n->signs;
+        }
     }
     if (n->swallow && n->swallowed)
         emit_value(n);
