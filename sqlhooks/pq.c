@@ -370,10 +370,6 @@ static pq_stmt *stmt_find(pq_conn *c, const char *name, size_t len, uint64_t h)
     return NULL;
 }
 
-static inline size_t kept_len(nprof_runtime *rt, size_t len)
-{
-    return len < rt->cfg.max_sql_bytes ? len : rt->cfg.max_sql_bytes;
-}
 
 /* Queries up to this many bytes are normalized on the stack, once, for both the profile and
  * the fingerprint; QMARK text stays below 2.5 times its input (nanoprof/sql.h). */
@@ -420,7 +416,7 @@ static uint64_t fingerprint(const char *sql, size_t len)
 static void stmt_remember(nprof_runtime *rt, pq_conn *c, const char *name, size_t nlen,
                           const char *sql, size_t slen)
 {
-    size_t kept = kept_len(rt, slen);
+    size_t kept = nprof__sql_kept(rt, slen);
     uint64_t h = name_hash(name, nlen);
     pq_stmt *st = stmt_find(c, name, nlen, h);
     if (!st) {
@@ -775,37 +771,20 @@ static void record(nprof_runtime *rt, const pq_done *d)
 {
     uint64_t duration_ns =
         d->end_ticks > d->start_ticks ? nprof_ticks_to_ns(d->end_ticks - d->start_ticks) : 0;
-    uint64_t fp = d->fp;
     nprof_profile *p = nprof_current();
     nprof_query q = {.sql = d->sql,
                      .sql_len = d->sql_len,
                      .params = d->params,
                      .params_len = d->params_len,
                      .duration_ns = duration_ns,
-                     .start_ticks = d->start_ticks};
+                     .start_ticks = d->start_ticks,
+                     .fingerprint = d->fp};
     char norm[PQ_NORM_BUF];
-    if (p) {
-        /* What nprof_sql_record() would do, sharing the one shape (from the runtime's shape
-         * cache when it can) with the fingerprint: the profile's kept part, its ignore rule,
-         * the hash of the text. */
-        nprof_runtime *prt = p->rt;
-        size_t kept = d->sql_len < prt->cfg.max_sql_bytes ? d->sql_len : prt->cfg.max_sql_bytes;
-        size_t n = 0;
-        uint64_t shape_fp = 0;
-        int ignored = 0;
-        if (kept <= PQ_NORM_INPUT_MAX &&
-            nprof__sql_shape_of(prt, d->sql, kept, norm, sizeof norm, &n, &shape_fp, &ignored) ==
-                NPROF_OK) {
-            q.normalized = norm;
-            q.normalized_len = n;
-            if (ignored)
-                q.flags |= NPROF_QUERY_UNCOUNTED;
-            if (!fp && kept == d->sql_len) /* the whole query: its fingerprint too */
-                fp = shape_fp;
-        }
-    }
-    if (!fp)
-        fp = fingerprint(d->sql, d->sql_len);
+    /* The profile's shape of the query, on the stack, also gives the fingerprint that the
+     * per-fingerprint table and the slow-query log need. */
+    if (p && nprof__sql_kept(p->rt, d->sql_len) <= PQ_NORM_INPUT_MAX)
+        nprof__sql_shape_query(p->rt, &q, norm, sizeof norm);
+    uint64_t fp = q.fingerprint ? q.fingerprint : fingerprint(d->sql, d->sql_len);
     if (nprof_querystats_add(pq.qs, fp, d->sql, d->sql_len, duration_ns, d->rows, d->error) ==
         NPROF_EINVAL)
         COUNT(failures);
@@ -897,7 +876,7 @@ static void pending_push(nprof_runtime *rt, PGconn *conn, int kind, const char *
         size_t len = strlen(sql);
         uint64_t fp = 0;
         sql_level_apply(rt, conn, 1, &sql, &len, &fp, &args, &args_len);
-        size_t kept = kept_len(rt, len);
+        size_t kept = nprof__sql_kept(rt, len);
         e->fp = fp ? fp : fingerprint(sql, len);
         e->sql = dup_bytes(rt, sql, kept);
         e->sql_len = e->sql_alloc = kept;

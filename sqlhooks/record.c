@@ -55,22 +55,10 @@ int nprof_sql_record(nprof_profile *p, const nprof_query *q)
     if (q->fingerprint && q->normalized)
         return nprof_query_record(p, q); /* the caller gave the shape already */
     nprof_query shaped = *q;
-    size_t kept = q->sql_len < p->rt->cfg.max_sql_bytes ? q->sql_len : p->rt->cfg.max_sql_bytes;
-    size_t cap = NPROF_SQL_NORMALIZED_MAX(kept);
+    size_t cap = NPROF_SQL_NORMALIZED_MAX(nprof__sql_kept(p->rt, q->sql_len));
     char *buf = thread_buffer(cap);
-    size_t n = 0;
-    uint64_t fp = 0;
-    int ignored = 0;
-    if (buf && nprof__sql_shape_of(p->rt, q->sql, kept, buf, cap, &n, &fp, &ignored) == NPROF_OK) {
-        if (!shaped.normalized) {
-            shaped.normalized = buf;
-            shaped.normalized_len = n;
-        }
-        if (ignored)
-            shaped.flags |= NPROF_QUERY_UNCOUNTED;
-        if (!shaped.fingerprint && kept == q->sql_len)
-            shaped.fingerprint = fp; /* the whole query was shaped: its fingerprint */
-    }
+    if (buf)
+        nprof__sql_shape_query(p->rt, &shaped, buf, cap);
     if (!shaped.fingerprint)
         shaped.fingerprint = nprof_sql_fingerprint(q->sql, q->sql_len);
     return nprof_query_record(p, &shaped);

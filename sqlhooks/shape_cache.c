@@ -103,3 +103,26 @@ int nprof__sql_shape_of(nprof_runtime *rt, const char *sql, size_t len, char *ou
     *ignored = (tr.flags & SHAPE_IGNORED) != 0;
     return NPROF_OK;
 }
+
+size_t nprof__sql_kept(const nprof_runtime *rt, size_t len)
+{
+    return len < rt->cfg.max_sql_bytes ? len : rt->cfg.max_sql_bytes;
+}
+
+int nprof__sql_shape_query(nprof_runtime *rt, nprof_query *q, char *buf, size_t cap)
+{
+    size_t kept = nprof__sql_kept(rt, q->sql_len), n;
+    uint64_t fp;
+    int ignored;
+    if (nprof__sql_shape_of(rt, q->sql, kept, buf, cap, &n, &fp, &ignored) != NPROF_OK)
+        return 0;
+    if (!q->normalized) {
+        q->normalized = buf;
+        q->normalized_len = n;
+    }
+    if (ignored)
+        q->flags |= NPROF_QUERY_UNCOUNTED;
+    if (!q->fingerprint && kept == q->sql_len)
+        q->fingerprint = fp; /* the whole query was shaped: its fingerprint */
+    return 1;
+}

@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "nanoprof/profile.h"
 #include "nanoprof/runtime.h"
 
 /*
@@ -21,5 +22,17 @@
  */
 int nprof__sql_shape_of(nprof_runtime *rt, const char *sql, size_t len, char *out, size_t cap,
                         size_t *out_len, uint64_t *fingerprint, int *ignored);
+
+/* The bytes of a `len`-byte query that rt's profiles keep (opt.max_sql_bytes). */
+size_t nprof__sql_kept(const nprof_runtime *rt, size_t len);
+
+/*
+ * What nprof_sql_record() adds to a query before the profile records it: the shape of its
+ * kept part into `buf` (`cap` bytes; NPROF_SQL_NORMALIZED_MAX(kept) is always enough) as
+ * q->normalized unless the caller set one, NPROF_QUERY_UNCOUNTED when the sql_ignore rule
+ * matches, and q->fingerprint when it was 0 and the whole query was kept.  Returns 0 (and
+ * changes nothing) when the shape did not fit.
+ */
+int nprof__sql_shape_query(nprof_runtime *rt, nprof_query *q, char *buf, size_t cap);
 
 #endif /* NPROF_SQLHOOKS_SHAPE_CACHE_H */
