@@ -120,14 +120,14 @@ static const struct {
     {"stats.memory.peak_bytes", get_memory_peak},
     {"stats.memory.blocks", get_memory_blocks},
     {"stats.memory.allocations", get_memory_allocations},
-    {"stats.sql.shape_cache.slots", get_shapes_slots},
-    {"stats.sql.shape_cache.used", get_shapes_used},
-    {"stats.sql.shape_cache.stored", get_shapes_stored},
-    {"stats.sql.shape_cache.misses", get_shapes_misses},
     {"stats.memory.allocator", get_memory_allocator},
     {"stats.memory.allocator_reason", get_memory_reason},
     {"stats.memory.arena", get_memory_arena},
     {"stats.memory.arena_resident_bytes", get_memory_resident},
+    {"stats.sql.shape_cache.slots", get_shapes_slots},
+    {"stats.sql.shape_cache.used", get_shapes_used},
+    {"stats.sql.shape_cache.stored", get_shapes_stored},
+    {"stats.sql.shape_cache.misses", get_shapes_misses},
 };
 #define ENTRY_COUNT (sizeof entries / sizeof entries[0])
 

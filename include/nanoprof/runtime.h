@@ -24,13 +24,13 @@
  *   stats.memory.allocations     allocations ever made (in steady state the pools serve
  *                                requests, so this stops growing)
  *   stats.memory.allocator       "jemalloc" or "libc"
+ *   stats.memory.allocator_reason  why that allocator serves the runtime
+ *   stats.memory.arena           jemalloc arena index (jemalloc only)
+ *   stats.memory.arena_resident_bytes  resident bytes of that arena (jemalloc only)
  *   stats.sql.shape_cache.slots  query shapes the shape cache can hold (opt.sql_shape_cache)
  *   stats.sql.shape_cache.used   slots filled
  *   stats.sql.shape_cache.stored shapes (or "normalize every time" marks) written
  *   stats.sql.shape_cache.misses lookups that found nothing (the query was then normalized)
- *   stats.memory.allocator_reason  why that allocator serves the runtime
- *   stats.memory.arena           jemalloc arena index (jemalloc only)
- *   stats.memory.arena_resident_bytes  resident bytes of that arena (jemalloc only)
  */
 #ifndef NANOPROF_RUNTIME_H
 #define NANOPROF_RUNTIME_H
