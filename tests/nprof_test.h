@@ -1,10 +1,13 @@
 /*
  * tests/nprof_test.h: helpers the nanoprof test programs share on top of test.h: a runtime
- * on the C library's allocator with a few options, and typed introspection reads.
+ * on the C library's allocator with a few options, typed introspection reads, and threads
+ * run to completion.
  */
 #ifndef NPROF_NPROF_TEST_H
 #define NPROF_NPROF_TEST_H
 
+#include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -49,6 +52,23 @@ static inline const char *ctl_str(nprof_runtime *rt, const char *name)
         return NULL;
     }
     return v.s;
+}
+
+/* Runs fn((void *)i) on n threads (i = 0..n-1, n <= 16) and waits for all of them: 1 when
+ * every one started and returned NULL, 0 otherwise. */
+static inline int run_threads(int n, void *(*fn)(void *))
+{
+    pthread_t t[16];
+    int started = 0, ok = n >= 0 && n <= 16;
+    for (; ok && started < n; started++)
+        if (pthread_create(&t[started], NULL, fn, (void *)(intptr_t)started) != 0)
+            ok = 0;
+    for (int i = 0; i < started; i++) {
+        void *result;
+        pthread_join(t[i], &result);
+        ok &= result == NULL;
+    }
+    return ok;
 }
 
 #endif /* NPROF_NPROF_TEST_H */

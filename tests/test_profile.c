@@ -468,14 +468,7 @@ static void *thread_with_its_own_current_profile(void *arg)
 TEST(each_thread_has_its_own_current_profile)
 {
     shared_rt = make_runtime(NULL);
-    pthread_t t[4];
-    for (intptr_t i = 0; i < 4; i++)
-        pthread_create(&t[i], NULL, thread_with_its_own_current_profile, (void *)i);
-    for (int i = 0; i < 4; i++) {
-        void *result;
-        pthread_join(t[i], &result);
-        ASSERT_TRUE(result == NULL);
-    }
+    ASSERT_TRUE(run_threads(4, thread_with_its_own_current_profile));
     nprof_ctl_value v;
     ASSERT_OK(nprof_ctl_get(shared_rt, "stats.requests_submitted", &v));
     ASSERT_EQ_U64(v.u, 8000);

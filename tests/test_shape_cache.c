@@ -335,7 +335,7 @@ static nprof_runtime *shared_rt;
 
 static void *record_many(void *arg)
 {
-    unsigned seed = (unsigned)(uintptr_t)arg;
+    unsigned seed = (unsigned)(uintptr_t)arg + 1;
     static const char *const templates[] = {
         "SELECT * FROM users WHERE id = %u",
         "SELECT \"orders\".\"id\" FROM \"orders\" WHERE \"orders\".\"user_id\" = %u LIMIT 21",
@@ -363,14 +363,7 @@ static void *record_many(void *arg)
 TEST(four_threads_share_the_cache_and_each_gets_its_own_shape)
 {
     shared_rt = make_runtime("sql_shape_cache=4"); /* few slots: writers meet readers */
-    pthread_t t[4];
-    for (int i = 0; i < 4; i++)
-        pthread_create(&t[i], NULL, record_many, (void *)(uintptr_t)(i + 1));
-    for (int i = 0; i < 4; i++) {
-        void *r;
-        pthread_join(t[i], &r);
-        ASSERT_TRUE(r == NULL);
-    }
+    ASSERT_TRUE(run_threads(4, record_many));
     ASSERT_U64_OP(ctl_u64(shared_rt, "stats.sql.shape_cache.stored"), >=, 4);
     nprof_runtime_destroy(shared_rt);
 }

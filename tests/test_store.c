@@ -284,14 +284,7 @@ static void *push_unevenly(void *arg)
 TEST(threads_pushing_at_different_rates_reuse_profiles_instead_of_allocating)
 {
     uneven_rt = make_runtime("max_history=1000");
-    pthread_t t[2];
-    for (int i = 0; i < 2; i++)
-        pthread_create(&t[i], NULL, push_unevenly, (void *)(intptr_t)i);
-    for (int i = 0; i < 2; i++) {
-        void *r;
-        pthread_join(t[i], &r);
-        ASSERT_TRUE(r == NULL);
-    }
+    ASSERT_TRUE(run_threads(2, push_unevenly));
     nprof_ctl_value v;
     ASSERT_OK(nprof_ctl_get(uneven_rt, "stats.store.pushed", &v));
     ASSERT_EQ_U64(v.u, 200000);
