@@ -1807,11 +1807,6 @@ static u8 stmt_kind(int kw)
     return ST_NONE;
 }
 
-/*
- * Statement-level rules: names that ORMs and drivers make up afresh (savepoints, prepared
- * statements, cursors) become "?" in both styles (they are not parameters, so they take no
- * $n), and the value of a SET becomes one literal.
- */
 /* plain_kind() for a token of a kind known here, then the shaper's memory of it. */
 static inline void plain_as(struct norm *n, const struct tok *t, u8 kind)
 {
@@ -1858,6 +1853,12 @@ static int process_plain(struct norm *n, const struct tok *t)
     return 1;
 }
 
+/*
+ * Statement-level rules: names that ORMs and drivers make up afresh (savepoints, prepared
+ * statements, cursors) become "?" in both styles (they are not parameters, so they take no
+ * $n), and the value of a SET becomes one literal.
+ * Every token that process_plain() does not take comes here.
+ */
 static void process_rules(struct norm *n, struct tok *t)
 {
     if (n->swallow) {
