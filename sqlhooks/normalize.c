@@ -577,7 +577,8 @@ static inline int ends_operand(u8 kind, int kw)
  * word skips those checks; '-' and '/' have theirs because they may open a comment.
  */
 enum lex_class {
-    LC_OTHER, /* a byte that is a token on its own: { } \ DEL */
+    LC_OTHER, /* a byte that is a token on its own: { } \ DEL (and white space) */
+    LC_CTRL,  /* a byte below TAB: white space to lex(), no literal key (nprof__sql_literal_text) */
     LC_WORD,
     LC_PREFIX,
     LC_DIGIT,
@@ -599,7 +600,9 @@ enum lex_class {
 #define LC_ROW16(x) x, x, x, x, x, x, x, x, x, x, x, x, x, x, x, x
 static const u8 lex_class[256] = {
     /* bytes up to ' ' are white space: lex() skips them before it looks here */
-    LC_ROW16(LC_OTHER), LC_ROW16(LC_OTHER),
+    LC_CTRL, LC_CTRL, LC_CTRL, LC_CTRL, LC_CTRL, LC_CTRL, LC_CTRL, LC_CTRL, LC_CTRL,
+    LC_OTHER, LC_OTHER, LC_OTHER, LC_OTHER, LC_OTHER, LC_OTHER, LC_OTHER,
+    LC_ROW16(LC_OTHER),
     /*  sp        !      "         #      $          %           &      '         */
     LC_OTHER, LC_OP, LC_QNAME, LC_OP, LC_DOLLAR, LC_PERCENT, LC_OP, LC_QUOTE,
     /*  (          )          *      +        ,         -         .       /        */
@@ -1972,18 +1975,10 @@ static void run(struct norm *n, const char *sql, size_t len)
  * X'', N''), unterminated quotes, numbers that run into a word or a dot, and bytes below
  * TAB, which could be mistaken for the class bytes.
  */
-enum {
-    LK_PLAIN = 0, LK_STRING, LK_QUOTED, LK_DIGIT, LK_DOLLAR, LK_PERCENT, LK_DASH, LK_SLASH,
-    LK_BAD
-};
-static const u8 lk_table[256] = {
-    [0] = LK_BAD, [1] = LK_BAD, [2] = LK_BAD, [3] = LK_BAD, [4] = LK_BAD, [5] = LK_BAD,
-    [6] = LK_BAD, [7] = LK_BAD, [8] = LK_BAD,
-    ['\''] = LK_STRING, ['"'] = LK_QUOTED, ['`'] = LK_QUOTED,
-    ['0'] = LK_DIGIT, ['1'] = LK_DIGIT, ['2'] = LK_DIGIT, ['3'] = LK_DIGIT, ['4'] = LK_DIGIT,
-    ['5'] = LK_DIGIT, ['6'] = LK_DIGIT, ['7'] = LK_DIGIT, ['8'] = LK_DIGIT, ['9'] = LK_DIGIT,
-    ['$'] = LK_DOLLAR, ['%'] = LK_PERCENT, ['-'] = LK_DASH, ['/'] = LK_SLASH,
-};
+/* The lexer's byte classes the scan looks at; every other byte is copied as it is. */
+#define LK_LOOK                                                                             \
+    (KB(LC_CTRL) | KB(LC_QUOTE) | KB(LC_QNAME) | KB(LC_DIGIT) | KB(LC_DOLLAR) |              \
+     KB(LC_PERCENT) | KB(LC_MINUS) | KB(LC_SLASH))
 
 /* Whether s[i] continues a word (a name or keyword) that lex() is reading: the run of name
  * characters before it starts with a letter.  After $1 or ?1, which are not words, a '$'
@@ -2010,7 +2005,7 @@ static const char *lk_stand_in(u8 class, const u8 *p, size_t n)
 }
 
 /*
- * The first byte at or after i that may need a look (lk_table not LK_PLAIN; '#' and '&'
+ * The first byte at or after i that may need a look (of a class in LK_LOOK; '#' and '&'
  * come out too) and is not inside a double-quoted name, or len.  *in_name says whether i is
  * inside such a name, before and after: a '"' toggles it, and so does each quote of a
  * doubled "" (twice, with nothing between).  Sixteen bytes at a time where SSE2 is there:
@@ -2049,7 +2044,7 @@ static inline size_t lk_next(const u8 *s, size_t len, size_t i, unsigned *in_nam
     for (; i < len; i++) {
         if (s[i] == '"')
             in ^= 1;
-        else if (!in && lk_table[s[i]] != LK_PLAIN)
+        else if (!in && (KB(lex_class[s[i]]) & LK_LOOK))
             break;
     }
     *in_name = in;
@@ -2070,22 +2065,19 @@ int nprof__sql_literal_text(const char *sql, size_t len, int variant, char *out,
             break;
         size_t start = i, end;
         u8 class, c = s[i];
-        switch (lk_table[c]) {
-        case LK_PLAIN:
-            i++;
-            continue;
-        case LK_STRING:
+        switch (lex_class[c]) {
+        case LC_QUOTE:
             if (i > 0 && is_ident_char(s[i - 1]))
                 return 0; /* E'..', B'..', X'..', N'..' */
             if (!(end = quote_end(s, len, i))) /* as scan_string(.., 0) ends it */
                 return 0;
             class = NPROF__LK_STRING;
             break;
-        case LK_QUOTED:
+        case LC_QNAME:
             if (!(i = quote_end(s, len, i)))
                 return 0;
             continue;
-        case LK_DIGIT:
+        case LC_DIGIT:
             if (i > 0 && (is_ident_char(s[i - 1]) || s[i - 1] == '?')) {
                 i++; /* in a word, or a placeholder's number: $1, ?1 */
                 continue;
@@ -2097,23 +2089,26 @@ int nprof__sql_literal_text(const char *sql, size_t len, int variant, char *out,
                 return 0;
             class = class ? NPROF__LK_BARE : NPROF__LK_NUMBER;
             break;
-        case LK_DOLLAR:
+        case LC_DOLLAR:
             if (!lk_in_word(s, i) && !(i + 1 < len && is_digit(s[i + 1])))
                 return 0; /* a dollar quote, or a lone '$' */
             i++;
             continue;
-        case LK_PERCENT:
+        case LC_PERCENT:
             end = percent_param(s, len, i);
             i = end ? end : i + 1;
             continue;
-        case LK_DASH:
-        case LK_SLASH:
+        case LC_MINUS:
+        case LC_SLASH:
             if (i + 1 < len && s[i + 1] == (s[i] == '-' ? '-' : '*'))
                 return 0; /* a comment */
             i++;
             continue;
-        default:
+        case LC_CTRL:
             return 0;
+        default: /* '#' or '&' from the vector scan */
+            i++;
+            continue;
         }
         /* A literal at s[start..end): the run before it, then its class or its stand-in. */
         const char *put = (const char *)&"\0\1\2\3"[class];
