@@ -192,6 +192,9 @@ pub fn build(b: *std.Build) !void {
         b.installArtifact(exe);
     }
 
+    // Each layer includes only its own and lower layers' headers, as ctest checks.
+    test_step.dependOn(&b.addSystemCommand(&.{ "sh", "tests/layering.sh", b.pathFromRoot(".") }).step);
+
     for (entries) |e| {
         if (e.kind != .@"test-env") continue;
         const exe = programs.get(e.path) orelse {

@@ -8,7 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "nanoprof/nanoprof.h"
+#include "nanoprof/profile.h"
 
 typedef struct nprof__stack_entry {
     uint64_t hash;

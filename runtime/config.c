@@ -3,6 +3,12 @@
  * NANOPROF_CONF-style "key=value,..." text, formatting, documentation rows and the values
  * that introspection shows as "opt.<name>".  A new option is one row here plus its field in
  * struct nprof_config.
+ *
+ * The upper layers' options (sql_*, slowlog_*) are rows here too, although runtime/ does not
+ * use most of them: NANOPROF_CONF is one string read once, checked as a whole (a bad item
+ * refuses all of it) and listed by one table, and the runtime that reads it cannot ask the
+ * layers above for their rows.  sqlhooks/ reads its options from the nprof_config it is given
+ * (nprof_slowlog_options_from_config()).
  */
 #include "config.h"
 

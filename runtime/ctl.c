@@ -68,6 +68,7 @@ GETTER(get_memory_bytes, set_uint(v, nprof__counter_sum(&rt->alloc.bytes)))
 GETTER(get_memory_peak, set_uint(v, atomic_load(&rt->alloc.peak_bytes)))
 GETTER(get_memory_blocks, set_uint(v, nprof__counter_sum(&rt->alloc.blocks)))
 GETTER(get_memory_allocations, set_uint(v, nprof__counter_sum(&rt->alloc.allocations)))
+/* The SQL layer's shape cache is held by the runtime: profile.h says why. */
 static nprof__memo_stats shape_stats(nprof_runtime *rt)
 {
     nprof__memo_stats st;

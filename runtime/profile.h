@@ -13,7 +13,11 @@
 #include "memo.h"
 #include "patterns.h"
 #include "rules.h"
-#include "nanoprof/nanoprof.h"
+#include "nanoprof/clock.h"
+#include "nanoprof/config.h"
+#include "nanoprof/profile.h"
+#include "nanoprof/runtime.h"
+#include "nanoprof/store.h"
 
 #define NPROF__INLINE_SPANS 16
 #define NPROF__INLINE_QUERIES 16
@@ -137,12 +141,22 @@ typedef struct nprof__pool_shard {
     uint8_t outbox_count[NPROF__SHARDS];
 } nprof__pool_shard;
 
+/*
+ * Three fields below are the SQL layer's (sqlhooks/) state, kept here on purpose, although
+ * runtime/ knows nothing of SQL.  The layers run runtime <- sqlhooks: the runtime may not call
+ * up into sqlhooks/ to create or free them, and nothing else is created and destroyed with
+ * the runtime they belong to.  So nprof_runtime_create() builds them from the one
+ * configuration, as generic pieces (a compiled rule, a memo), a bad pattern or a lack of
+ * memory fails there instead of on some request's first query, and sqlhooks/ reads them
+ * through this struct.  slow_query_ns is the runtime's own too: a profile counts slow queries.
+ */
 struct nprof_runtime {
     nprof_config cfg;
     uint64_t request_id_seed;
     uint64_t slow_query_ns;    /* cfg.slow_query_threshold_ms in ns */
-    nprof__rule sql_ignore;    /* cfg.sql_ignore, compiled */
-    nprof__memo *shapes;       /* the SQL layer's shape cache (cfg.sql_shape_cache), or NULL */
+    nprof__rule sql_ignore;    /* cfg.sql_ignore, compiled; matched by sqlhooks/shape_cache.c */
+    nprof__memo *shapes;       /* the SQL layer's shape cache (cfg.sql_shape_cache), or NULL;
+                                  used by sqlhooks/shape_cache.c, shown by ctl.c */
     nprof_store *store;
     char pad0[NPROF__CACHELINE];
     _Atomic int enabled;

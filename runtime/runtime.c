@@ -69,6 +69,8 @@ int nprof_runtime_create(const nprof_config *cfg, nprof_runtime **out)
     rt->slow_query_ns = (uint64_t)(conf.slow_query_threshold_ms * 1e6);
     rt->request_id_seed = random_seed();
     atomic_store(&rt->enabled, conf.enabled ? 1 : 0);
+    /* The SQL layer's ignore rule and shape cache are made here, not in sqlhooks/: see the
+     * comment over struct nprof_runtime in profile.h. */
     int rc = nprof__rule_compile(&rt->sql_ignore, conf.sql_ignore, "sql_ignore");
     if (rc) {
         free(rt);

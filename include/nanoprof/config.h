@@ -47,7 +47,9 @@ typedef struct nprof_config {
     uint32_t sql_shape_cache;       /* query shapes remembered by literal key, 1 KB each, so
                                        that a repeated query with new literals is not
                                        normalized again; 0 off (512) */
-    /* The slow-query log (nanoprof/slowlog.h; nprof_slowlog_options_from_config()). */
+    /* The slow-query log (nanoprof/slowlog.h; nprof_slowlog_options_from_config()).  Its
+     * options are here, in the runtime layer's header, because NANOPROF_CONF is parsed and
+     * checked as a whole by one table (runtime/config.c). */
     char slowlog_conninfo[NPROF_CONFIG_STRING_MAX]; /* libpq conninfo of its database ("") */
     char slowlog_table[NPROF_CONFIG_STRING_MAX]; /* table name (nanoprof_slow_queries) */
     uint32_t slowlog_queue_slots;   /* entries its queue holds (4096) */
