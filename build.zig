@@ -20,6 +20,8 @@ const lib_flags = [_][]const u8{
 /// Tests, examples and benchmarks, as CMake's nprof_program() compiles them.
 const c_program_flags = [_][]const u8{ "-std=c11", "-D_GNU_SOURCE", "-Wall", "-Wextra", "-fno-sanitize=undefined" };
 const cpp_program_flags = [_][]const u8{ "-std=c++17", "-D_GNU_SOURCE", "-Wall", "-Wextra", "-fno-sanitize=undefined" };
+/// The public headers' own check, as CMake's public_headers target compiles it.
+const header_check_flags = [_][]const u8{ "-Wpedantic", "-Werror" };
 
 const Kind = enum { lib, @"test", @"test-env", @"test-jemalloc", @"test-dlopen", @"test-pq", fuzz, tool, example, bench, @"bench-pgquery", embed, preload, @"test-preload", @"bench-pq", @"bench-preload" };
 
@@ -192,8 +194,29 @@ pub fn build(b: *std.Build) !void {
         b.installArtifact(exe);
     }
 
+    // Every public header compiles on its own, as C11 and as C++, even included twice, as in
+    // CMake: a tiny .c and .cpp per header, generated from the folder's listing (no list).
+    const checks = b.addWriteFiles();
+    const public_headers = b.addExecutable(.{ .name = "public_headers", .target = target, .optimize = optimize });
+    public_headers.addCSourceFile(.{ .file = checks.add("main.c", "int main(void) { return 0; }\n"), .flags = &c_program_flags });
+    var include_dir = try b.build_root.handle.openIterableDir("include/nanoprof", .{});
+    defer include_dir.close();
+    var headers = include_dir.iterate();
+    while (try headers.next()) |header| {
+        if (header.kind != .file or !std.mem.endsWith(u8, header.name, ".h")) continue;
+        const text = b.fmt("#include <nanoprof/{s}>\n#include <nanoprof/{s}>\n", .{ header.name, header.name });
+        public_headers.addCSourceFile(.{ .file = checks.add(b.fmt("{s}.c", .{header.name}), text), .flags = &(c_program_flags ++ header_check_flags) });
+        public_headers.addCSourceFile(.{ .file = checks.add(b.fmt("{s}.cpp", .{header.name}), text), .flags = &(cpp_program_flags ++ header_check_flags) });
+    }
+    public_headers.addIncludePath(.{ .path = "include" });
+    public_headers.linkLibC();
+    public_headers.linkLibCpp();
+    test_step.dependOn(&public_headers.step);
+
     // Each layer includes only its own and lower layers' headers, as ctest checks.
-    test_step.dependOn(&b.addSystemCommand(&.{ "sh", "tests/layering.sh", b.pathFromRoot(".") }).step);
+    const layering = b.addSystemCommand(&.{ "sh", "tests/layering.sh", b.pathFromRoot(".") });
+    layering.setName("run tests/layering.sh");
+    test_step.dependOn(&layering.step);
 
     for (entries) |e| {
         if (e.kind != .@"test-env") continue;
