@@ -130,12 +130,12 @@ pub fn build(b: *std.Build) !void {
             .@"test", .@"test-jemalloc" => {
                 if (e.kind == .@"test-jemalloc") exe.linkSystemLibrary("jemalloc");
                 exe.defineCMacro("NPROF_SOURCE_DIR", b.fmt("\"{s}\"", .{b.build_root.path orelse "."}));
-                test_step.dependOn(&b.addRunArtifact(exe).step);
+                test_step.dependOn(&TestRun.create(b, exe, null, &.{}).step);
             },
             .@"test-pq" => {
                 exe.linkSystemLibrary("libpq"); // the pkg-config name: brings its include path
                 exe.defineCMacro("NPROF_SOURCE_DIR", b.fmt("\"{s}\"", .{b.build_root.path orelse "."}));
-                test_step.dependOn(&b.addRunArtifact(exe).step);
+                test_step.dependOn(&TestRun.create(b, exe, null, &.{}).step);
             },
             .tool => b.installArtifact(exe),
             .@"bench-pgquery" => {
@@ -146,9 +146,7 @@ pub fn build(b: *std.Build) !void {
             },
             .@"test-dlopen" => {
                 exe.linkSystemLibrary("dl");
-                const run = b.addRunArtifact(exe);
-                run.addArtifactArg(shared);
-                test_step.dependOn(&run.step);
+                test_step.dependOn(&TestRun.create(b, exe, shared, &.{}).step);
             },
             .example => {
                 // As in CMake: the examples link jemalloc, so the runtime takes an arena of it.
@@ -178,9 +176,7 @@ pub fn build(b: *std.Build) !void {
         exe.linkSystemLibrary("libpq");
         exe.defineCMacro("NPROF_PQ_PRELOAD", "1");
         exe.defineCMacro("NPROF_SOURCE_DIR", b.fmt("\"{s}\"", .{b.build_root.path orelse "."}));
-        const run = b.addRunArtifact(exe);
-        run.addArtifactArg(shim);
-        test_step.dependOn(&run.step);
+        test_step.dependOn(&TestRun.create(b, exe, shim, &.{}).step);
     }
 
     // bench-preload: the bench-pq program again, on libnanoprof.so; installed in bin/, it
@@ -224,15 +220,62 @@ pub fn build(b: *std.Build) !void {
             std.log.err("sources.txt: test-env {s}: no test line builds that program", .{e.path});
             return error.BadSourcesTxt;
         };
-        const run = b.addRunArtifact(exe);
-        run.setName(b.fmt("run {s} {s}", .{ exe.name, try std.mem.join(b.allocator, " ", e.env) }));
-        for (e.env) |assignment| {
-            const eq = std.mem.indexOfScalar(u8, assignment, '=').?; // checked in readSources
-            run.setEnvironmentVariable(assignment[0..eq], assignment[eq + 1 ..]);
-        }
-        test_step.dependOn(&run.step);
+        test_step.dependOn(&TestRun.create(b, exe, null, e.env).step);
     }
 }
+
+/// Runs a test program of sources.txt as ctest does with SKIP_RETURN_CODE 77: exit 0 passes,
+/// 77 marks the step skipped (nothing to test here, e.g. no PostgreSQL server), anything else
+/// fails.  A plain Run step knows one expected exit code only.  Output goes to the terminal.
+const TestRun = struct {
+    step: std.Build.Step,
+    exe: std.Build.LazyPath,
+    /// A library whose path is the program's argument (test-dlopen, test-preload).
+    arg: ?std.Build.LazyPath,
+    /// NAME=value pairs added to the environment (test-env; checked in readSources).
+    env: []const []const u8,
+
+    fn create(b: *std.Build, exe: *std.Build.Step.Compile, arg: ?*std.Build.Step.Compile, env: []const []const u8) *TestRun {
+        const self = b.allocator.create(TestRun) catch @panic("OOM");
+        const name = if (env.len == 0) b.fmt("run {s}", .{exe.name}) else b.fmt("run {s} {s}", .{ exe.name, std.mem.join(b.allocator, " ", env) catch @panic("OOM") });
+        self.* = .{
+            .step = std.Build.Step.init(.{ .id = .custom, .name = name, .owner = b, .makeFn = make }),
+            // Asked for now, while the build graph is made: a binary nobody asks for is not emitted.
+            .exe = exe.getEmittedBin(),
+            .arg = if (arg) |a| a.getEmittedBin() else null,
+            .env = env,
+        };
+        self.exe.addStepDependencies(&self.step);
+        if (self.arg) |a| a.addStepDependencies(&self.step);
+        return self;
+    }
+
+    fn make(step: *std.Build.Step, prog_node: *std.Progress.Node) anyerror!void {
+        _ = prog_node;
+        const self = @fieldParentPtr(TestRun, "step", step);
+        const b = step.owner;
+        var argv = std.ArrayList([]const u8).init(b.allocator);
+        try argv.append(self.exe.getPath(b));
+        if (self.arg) |a| try argv.append(a.getPath(b));
+        var env = try std.process.getEnvMap(b.allocator);
+        for (self.env) |assignment| {
+            const eq = std.mem.indexOfScalar(u8, assignment, '=').?;
+            try env.put(assignment[0..eq], assignment[eq + 1 ..]);
+        }
+        var child = std.process.Child.init(argv.items, b.allocator);
+        child.env_map = &env;
+        const term = child.spawnAndWait() catch |err| return step.fail("cannot run {s}: {s}", .{ argv.items[0], @errorName(err) });
+        switch (term) {
+            .Exited => |code| switch (code) {
+                0 => return,
+                77 => return error.MakeSkipped,
+                else => return step.fail("{s} exited with code {d} (0 passes, 77 is skipped)", .{ argv.items[0], code }),
+            },
+            .Signal => |signal| return step.fail("{s} was killed by signal {d}", .{ argv.items[0], signal }),
+            else => return step.fail("{s} ended with {any}", .{ argv.items[0], term }),
+        }
+    }
+};
 
 /// An executable from one C or C++ file, named after the file, compiled like CMake's
 /// nprof_program() and linked with `lib` (the static or shared libnanoprof) if given.
