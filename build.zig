@@ -90,7 +90,7 @@ pub fn build(b: *std.Build) !void {
 
     // ---- the preload shim: libnanoprof_<name>.so from a `preload` line ------------------
     // It calls libnanoprof.so and needs libpq itself (kept even where the linker drops unused
-    // libraries: see sqlhooks/pq_shim.c); it exports only libpq's names.
+    // libraries: see preload/pq_shim.c); it exports only libpq's names.
     var preload: ?*std.Build.Step.Compile = null;
     for (entries) |e| if (e.kind == .preload) {
         const stem = std.fs.path.stem(e.path);
@@ -120,7 +120,7 @@ pub fn build(b: *std.Build) !void {
             // libFuzzer targets need clang's -fsanitize=fuzzer: CMake builds them (NPROF_FUZZ).
             .lib, .embed, .@"test-env", .fuzz, .preload, .@"test-preload", .@"bench-preload" => continue,
             .@"test", .@"test-jemalloc", .@"test-pq", .bench, .@"bench-pgquery", .@"bench-pq" => program(b, e.path, target, optimize, static),
-            // sqlhooks/nanoprof_sql.c installs as nanoprof-sql, as in CMake.
+            // tools/nanoprof_sql.c installs as nanoprof-sql, as in CMake.
             .tool => programNamed(b, try std.mem.replaceOwned(u8, b.allocator, std.fs.path.stem(e.path), "_", "-"), e.path, target, optimize, static),
             .example => program(b, e.path, target, optimize, shared),
             .@"test-dlopen" => program(b, e.path, target, optimize, null),

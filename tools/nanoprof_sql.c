@@ -1,5 +1,5 @@
 /*
- * sqlhooks/nanoprof_sql.c: the nanoprof-sql program.  It reads SQL queries, one per line (or
+ * tools/nanoprof_sql.c: the nanoprof-sql program.  It reads SQL queries, one per line (or
  * NUL-separated with -0) from standard input or from files, and prints for each one its shape
  * fingerprint and normalized text, so that query logs can be grouped by shape with ordinary
  * tools, as pt-fingerprint does.  It is a thin shell around nprof_sql_normalize() and

@@ -1,5 +1,5 @@
 /*
- * sqlhooks/pq_shim.c: libnanoprof_pq.so, the preloadable libpq shim.
+ * preload/pq_shim.c: libnanoprof_pq.so, the preloadable libpq shim.
  *
  *     LD_PRELOAD=/usr/lib/x86_64-linux-gnu/libnanoprof_pq.so python3 app.py
  *
