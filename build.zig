@@ -8,9 +8,6 @@
 //   zig build test      build and run every test (and every example) listed in sources.txt
 const std = @import("std");
 
-/// Keep in step with project(nanoprof VERSION ...) in CMakeLists.txt.
-const version = std.SemanticVersion{ .major = 0, .minor = 1, .patch = 0 };
-
 /// The library's own objects.  -fno-sanitize=undefined: zig turns UBSan on for C in Debug
 /// builds, CMake does not; keep the two builds compiling the same code the same way.
 const lib_flags = [_][]const u8{
@@ -37,6 +34,7 @@ pub fn build(b: *std.Build) !void {
     const optimize = b.standardOptimizeOption(.{});
 
     const entries = try readSources(b);
+    const version = try readVersion(b);
 
     // ---- the library: shared and static, from the `lib` lines --------------------------
     var lib_sources = std.ArrayList([]const u8).init(b.allocator);
@@ -312,6 +310,28 @@ fn programNamed(
         exe.linkLibrary(l);
     }
     return exe;
+}
+
+/// The version, from its one home: the NPROF_VERSION_MAJOR/MINOR/PATCH lines of
+/// include/nanoprof/common.h, which CMakeLists.txt reads too.
+fn readVersion(b: *std.Build) !std.SemanticVersion {
+    const path = "include/nanoprof/common.h";
+    const text = try b.build_root.handle.readFileAlloc(b.allocator, path, 1 << 20);
+    const names = [_][]const u8{ "MAJOR", "MINOR", "PATCH" };
+    var parts = [_]?usize{ null, null, null };
+    var lines = std.mem.splitScalar(u8, text, '\n');
+    while (lines.next()) |line| {
+        for (names, &parts) |name, *part| {
+            const prefix = b.fmt("#define NPROF_VERSION_{s} ", .{name});
+            if (std.mem.startsWith(u8, line, prefix))
+                part.* = std.fmt.parseInt(usize, std.mem.trimRight(u8, line[prefix.len..], " \t\r"), 10) catch null;
+        }
+    }
+    for (names, parts) |name, part| if (part == null) {
+        std.log.err("{s}: no '#define NPROF_VERSION_{s} <number>' line", .{ path, name });
+        return error.BadVersion;
+    };
+    return .{ .major = parts[0].?, .minor = parts[1].?, .patch = parts[2].? };
 }
 
 /// Parses sources.txt: '#' lines and blank lines are skipped; every other line is

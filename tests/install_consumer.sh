@@ -160,13 +160,23 @@ PKG_CONFIG_PATH=$(dirname "${PC_FILE:-$PREFIX/lib/pkgconfig/nanoprof.pc}")
 export PKG_CONFIG_PATH
 unset PKG_CONFIG_LIBDIR PKG_CONFIG_SYSROOT_DIR
 
+# MAJOR.MINOR.PATCH from a common.h's NPROF_VERSION_* lines.
+header_version() {
+    local part version=
+    for part in MAJOR MINOR PATCH; do
+        version=$version${version:+.}$(sed -n "s/^#define NPROF_VERSION_$part \([0-9]*\)\$/\1/p" "$1")
+    done
+    echo "$version"
+}
+
 check_pkg_config_points_into_prefix() {
     local version includedir libdir
     version=$(pkg-config --modversion nanoprof)
     includedir=$(pkg-config --variable=includedir nanoprof)
     libdir=$(pkg-config --variable=libdir nanoprof)
     echo "version=$version includedir=$includedir libdir=$libdir"
-    test "$version" = "$(sed -n 's/^project(nanoprof VERSION \([0-9.]*\).*/\1/p' "$SOURCE/CMakeLists.txt")"
+    # The version's one home is common.h: the installed one must carry it, and the .pc agree.
+    test "$version" = "$(header_version "$PREFIX/include/nanoprof/common.h")"
     # An install relocated with --prefix must describe where it is, not the configured prefix.
     if [ "$(realpath -m "$includedir")" != "$(realpath -m "$PREFIX/include")" ] ||
         [ "$(realpath -m "$libdir")" != "$(realpath -m "$LIBDIR")" ]; then

@@ -12,12 +12,19 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* The version's one home: CMakeLists.txt and build.zig read these three lines (keep each
+ * "#define NPROF_VERSION_<part> <number>") for the package, the soname and nanoprof.pc. */
 #define NPROF_VERSION_MAJOR 0
 #define NPROF_VERSION_MINOR 1
 #define NPROF_VERSION_PATCH 0
 #define NPROF_VERSION_NUMBER \
     (NPROF_VERSION_MAJOR * 10000 + NPROF_VERSION_MINOR * 100 + NPROF_VERSION_PATCH)
-#define NPROF_VERSION_STRING "0.1.0"
+/* "0.1.0", spelled from the numbers above. */
+#define NPROF__STRINGIFY(x) #x
+#define NPROF__VERSION_TEXT(major, minor, patch) \
+    NPROF__STRINGIFY(major) "." NPROF__STRINGIFY(minor) "." NPROF__STRINGIFY(patch)
+#define NPROF_VERSION_STRING \
+    NPROF__VERSION_TEXT(NPROF_VERSION_MAJOR, NPROF_VERSION_MINOR, NPROF_VERSION_PATCH)
 
 #if defined(NPROF_STATIC_DEFINE)
 #define NPROF_API
