@@ -81,8 +81,9 @@ for file in $files; do
         [ "$quote" = '"' ] && quoted=1 inc="\"$name\""
         target=$(resolve "$file" "$name" "$quoted")
         if [ -z "$target" ]; then
-            # <...> that is not ours is a system header; "..." must be found in the tree.
-            [ "$quoted" = 1 ] && fail "$file:$line: #include $inc is not found in the tree" \
+            # <...> that is not ours is a system header; the library's "..." must be found in
+            # the tree (outside it, a binding may include a header its build generates).
+            [ "$quoted" = 1 ] && [ "$from" != users ] && fail "$file:$line: #include $inc is not found in the tree" \
                 "(rule: the library's quoted includes name its own files)"
             continue
         fi
@@ -94,9 +95,11 @@ for file in $files; do
                 "(rule: a public header includes only public headers, it is installed alone)"
             continue ;;
         esac
-        if [ "$from" = users ] && [ "${target#include/nanoprof/}" = "$target" ]; then
+        # Outside the library: the public API, and the files of its own folder (bindings/...).
+        if [ "$from" = users ] && [ "${target#include/nanoprof/}" = "$target" ] &&
+            [ "${target%%/*}" != "${file%%/*}" ]; then
             fail "$file:$line: #include $inc is $target, a private file" \
-                "(rule: $(dirname "$file")/ is outside the library and uses only the public API in include/nanoprof/)"
+                "(rule: ${file%%/*}/ is outside the library and uses only the public API in include/nanoprof/)"
             continue
         fi
         [ "$to" = none ] && {
