@@ -329,7 +329,7 @@ int nprof_mw_request_begin(nprof_middleware *mw, const nprof_mw_request *req, np
     if (!st)
         return NPROF_EINVAL;
     *st = (nprof_mw_state){.profile = NULL, .profile_mode = 0, .authorized = 0, .mw_ = mw,
-                           .prev_current_ = NULL, .mark_phase_ = -1, .route_set_ = 0};
+                           .prev_current_ = {0}, .mark_phase_ = -1, .route_set_ = 0};
     if (!mw || !req || (!req->method && req->method_len) || (!req->path && req->path_len))
         return NPROF_EINVAL;
     nprof_profile *p;
@@ -351,8 +351,12 @@ int nprof_mw_request_begin(nprof_middleware *mw, const nprof_mw_request *req, np
         st->route_set_ = 1;
     nprof_phase_begin(p, NPROF_PHASE_MIDDLEWARE);
     st->mark_phase_ = NPROF_PHASE_MIDDLEWARE;
-    if (mw->set_current)
-        st->prev_current_ = nprof_current_set(p);
+    if (mw->set_current) {
+        /* Saved with its generation, so that putting it back at end cannot revive a request
+         * that ended meanwhile, nor one that another request's begin reused its profile for. */
+        st->prev_current_ = nprof_current_save();
+        nprof_current_set(p);
+    }
     return NPROF_OK;
 }
 
@@ -548,6 +552,12 @@ int nprof_mw_request_end(nprof_mw_state *st, int status, nprof_mw_headers *heade
     nprof_profile *p = st->profile;
     st->profile = NULL;
     st->mark_phase_ = -1;
+    /* The previous current profile comes back only if this request is still the thread's
+     * current: ending A while B (begun after it) is current leaves B current.  A previous
+     * one that has ended meanwhile comes back as none (nprof_current_restore).  Asked
+     * before the end, which makes the request no thread's current. */
+    if (nprof_current() == p)
+        nprof_current_restore(st->prev_current_);
     nprof_request_end(p, status);
     nprof_profile_info in;
     nprof_profile_get_info(p, &in);
@@ -592,8 +602,6 @@ int nprof_mw_request_end(nprof_mw_state *st, int status, nprof_mw_headers *heade
 
     if (mw->slowlog && in.slow_count) /* copies into its queue: never blocks */
         nprof_slowlog_enqueue_profile(mw->slowlog, p);
-    if (mw->set_current)
-        nprof_current_set(st->prev_current_);
     /* Sampling: ordinary requests 1 in sample_every; the interesting ones always. */
     int keep = st->profile_mode != NPROF_MW_PROFILE_NONE || in.slow_count ||
                in.n_plus_one_count || over || status >= 500 || status <= 0 ||
