@@ -708,6 +708,31 @@ static uint64_t offset_ns(const nprof_profile *p, uint64_t ticks)
     return ticks > p->start_ticks ? nprof_ticks_to_ns(ticks - p->start_ticks) : 0;
 }
 
+void nprof__profile_interim_begin(nprof_profile *p, uint64_t now, nprof__interim *undo)
+{
+    *undo = (nprof__interim){.active = !p->ended, .phase = -1, .phase_ticks = 0};
+    if (p->ended)
+        return;
+    /* As nprof_request_end() would fix them at `now`, so the total covers the phases. */
+    p->total_ns = offset_ns(p, now);
+    if (p->phase_depth) {
+        const nprof__phase_entry *top = &p->phase_stack[p->phase_depth - 1];
+        undo->phase = top->phase;
+        undo->phase_ticks = p->phase_ticks[top->phase];
+        if (now > top->resume_ticks)
+            p->phase_ticks[top->phase] += now - top->resume_ticks;
+    }
+}
+
+void nprof__profile_interim_end(nprof_profile *p, const nprof__interim *undo)
+{
+    if (!undo->active)
+        return;
+    p->total_ns = 0; /* a live request has no total yet */
+    if (undo->phase >= 0)
+        p->phase_ticks[undo->phase] = undo->phase_ticks;
+}
+
 int nprof_profile_query(const nprof_profile *p, size_t index, nprof_query_info *out)
 {
     if (!p || !out)

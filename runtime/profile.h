@@ -219,6 +219,17 @@ void nprof__current_forget_runtime(const nprof_runtime *rt);
  * arena, within max_profile_bytes), or NULL past the budget. */
 void *nprof__profile_arena(nprof_profile *p, size_t bytes);
 
+/* A live request's figures brought up to `now` for reading them, and put back: the total
+ * becomes the time so far and the innermost open phase counts up to `now`.  Nothing may
+ * record into the profile in between.  Does nothing to a request that has ended. */
+typedef struct nprof__interim {
+    int active;
+    int phase;           /* the phase whose ticks were brought up to now, or -1 */
+    uint64_t phase_ticks; /* its ticks before */
+} nprof__interim;
+void nprof__profile_interim_begin(nprof_profile *p, uint64_t now, nprof__interim *undo);
+void nprof__profile_interim_end(nprof_profile *p, const nprof__interim *undo);
+
 /* Exclusive phase time in ns, measured plus added. */
 uint64_t nprof__phase_ns(const nprof_profile *p, int phase);
 

@@ -10,6 +10,8 @@
  *     nprof_mw_request_begin()   method, path, query string, route if known, header lookup
  *     nprof_mw_phase()           marks: middleware -> routing -> handler (optional)
  *     nprof_mw_set_route()       when the router found the route template (optional)
+ *     nprof_mw_response_headers() status -> the headers, when they must go out before the
+ *                                body is done (streamed responses; optional)
  *     nprof_mw_request_end()     status -> the headers to add (and, for ?profile=json, the
  *                                body to send instead of the handler's)
  *
@@ -236,6 +238,25 @@ NPROF_API int nprof_mw_set_route(nprof_mw_state *st, const char *route, size_t l
  */
 NPROF_API int nprof_mw_request_end(nprof_mw_state *st, int status, nprof_mw_headers *headers,
                                    nprof_buf *json_body, int *json_replaces_body);
+
+/*
+ * Renders, into `headers` (reset first), the headers nprof_mw_request_end() would give for
+ * `status`, as the request stands now: the total is the time so far and the phase open now
+ * counts up to now (so X-Profile's total still covers the phases it shows).  The request is
+ * not ended: a streamed body goes on, queries still count, and nprof_mw_request_end() later
+ * aggregates the final figures and may be given NULL headers.  For adapters that must send
+ * the headers when the response starts (ASGI http.response.start, WSGI start_response).
+ * Same header-mode rules (development/production, ?profile=, token) as
+ * nprof_mw_request_end(): when the mode gives no headers, `headers` is left empty.  A
+ * ?profile=json request gets its headers here too, but its body (the profile as JSON) is
+ * only known at end: an adapter that sees st->profile_mode == NPROF_MW_PROFILE_JSON holds
+ * the response back until then.  `status` is what the response will carry (no header
+ * depends on it today).  May be called more than once.
+ * Errors: NPROF_ENOPROFILE when st has no profile (profiling off, or already ended),
+ * NPROF_EINVAL for NULL arguments.
+ */
+NPROF_API int nprof_mw_response_headers(nprof_mw_state *st, int status,
+                                        nprof_mw_headers *headers);
 
 /* A dashboard response. */
 typedef struct nprof_mw_response {
