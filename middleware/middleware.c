@@ -329,7 +329,7 @@ int nprof_mw_request_begin(nprof_middleware *mw, const nprof_mw_request *req, np
     if (!st)
         return NPROF_EINVAL;
     *st = (nprof_mw_state){.profile = NULL, .profile_mode = 0, .authorized = 0, .mw_ = mw,
-                           .prev_current_ = NULL, .mark_phase_ = -1, .route_set_ = 0};
+                           .prev_current_ = {0}, .mark_phase_ = -1, .route_set_ = 0};
     if (!mw || !req || (!req->method && req->method_len) || (!req->path && req->path_len))
         return NPROF_EINVAL;
     nprof_profile *p;
@@ -351,8 +351,12 @@ int nprof_mw_request_begin(nprof_middleware *mw, const nprof_mw_request *req, np
         st->route_set_ = 1;
     nprof_phase_begin(p, NPROF_PHASE_MIDDLEWARE);
     st->mark_phase_ = NPROF_PHASE_MIDDLEWARE;
-    if (mw->set_current)
-        st->prev_current_ = nprof_current_set(p);
+    if (mw->set_current) {
+        /* Saved with its generation, so that putting it back at end cannot revive a request
+         * that ended meanwhile, nor one that another request's begin reused its profile for. */
+        st->prev_current_ = nprof_current_save();
+        nprof_current_set(p);
+    }
     return NPROF_OK;
 }
 
@@ -533,13 +537,96 @@ static void budget_header(nprof_mw_headers *h, const nprof__route *r,
 
 static _Thread_local uint32_t sample_counter;
 
+static void headers_reset(nprof_mw_headers *h)
+{
+    if (h) {
+        h->count = 0;
+        h->used_ = 0;
+    }
+}
+
+/* The row the request is counted under: its route template, or its path through the rules.
+ * With `keep`, a template made by the rules is also kept as the profile's route (for the
+ * dashboards' lists of requests); the request's final row is only known at end. */
+static nprof__route *request_route(const nprof_mw_state *st, nprof_profile *p,
+                                   const nprof_profile_info *in, int keep)
+{
+    nprof_middleware *mw = st->mw_;
+    if (st->route_set_)
+        return nprof__mw_route(mw, in->method, in->method_len, in->route, in->route_len);
+    char tmpl[NPROF__ROUTE_MAX + 1];
+    size_t len = apply_rules(mw, in->path, in->path_len, tmpl, sizeof tmpl);
+    if (keep)
+        nprof_profile_set_route(p, tmpl, len);
+    return nprof__mw_route(mw, in->method, in->method_len, tmpl, len);
+}
+
+static int over_budget(const nprof__route *r, const nprof_profile_info *in)
+{
+    return r && ((r->budget_queries && in->sql_count > r->budget_queries) ||
+                 (r->budget_sql_ns && in->sql_total_ns > r->budget_sql_ns));
+}
+
+/* Whether this response carries the per-request headers (the header mode and ?profile=). */
+static int wants_headers(const nprof_mw_state *st)
+{
+    const nprof_middleware *mw = st->mw_;
+    return st->profile_mode != NPROF_MW_PROFILE_NONE ||
+           mw->headers_mode == NPROF_MW_HEADERS_ALWAYS ||
+           (mw->headers_mode == NPROF_MW_HEADERS_AUTO && !mw->production);
+}
+
+/* The per-request headers of `p`, whose figures are `in`, into `h` (reset): what end gives
+ * for the final figures and nprof_mw_response_headers() for the figures so far. */
+static void fill_headers(nprof_mw_headers *h, const nprof_profile *p,
+                         const nprof_profile_info *in, const nprof__route *r, int over)
+{
+    /* X-Profile is rendered in place: the runtime's renderer bounds it to NPROF_HEADER_MAX */
+    size_t xl = 0;
+    char *dst = h->bytes_ + h->used_;
+    if (NPROF_MW_HEADER_BYTES - h->used_ >= NPROF_HEADER_MAX &&
+        nprof_profile_header(p, dst, NPROF_HEADER_MAX, &xl) == NPROF_OK) {
+        h->items[h->count++] = (nprof_mw_header){
+            .name = "X-Profile", .name_len = 9, .value = dst, .value_len = xl};
+        h->used_ += xl + 1;
+    }
+    server_timing(h, in, in->middleware_ns, in->routing_ns, in->handler_ns);
+    count_header(h, "X-Query-Count", 13, in->sql_count);
+    count_header(h, "X-Slow-Queries", 14, in->slow_count);
+    if (in->n_plus_one_count)
+        n_plus_one_header(h, p, in);
+    if (over)
+        budget_header(h, r, in);
+}
+
+int nprof_mw_response_headers(nprof_mw_state *st, int status, nprof_mw_headers *headers)
+{
+    (void)status; /* none of end's headers depends on it; taken so that one may */
+    if (!st || !headers)
+        return NPROF_EINVAL;
+    headers_reset(headers);
+    nprof_profile *p = st->profile;
+    if (!p)
+        return NPROF_ENOPROFILE;
+    if (!wants_headers(st))
+        return NPROF_OK;
+    /* The figures as the request stands: the total and the open phase brought up to now for
+     * as long as the headers take, so that X-Profile's total covers its phases. */
+    nprof__interim undo;
+    nprof__profile_interim_begin(p, nprof_ticks(), &undo);
+    nprof_profile_info in;
+    nprof_profile_get_info(p, &in);
+    /* The row is looked up only for its budget: the route may still change before end. */
+    const nprof__route *r = st->mw_->budget_count ? request_route(st, p, &in, 0) : NULL;
+    fill_headers(headers, p, &in, r, over_budget(r, &in));
+    nprof__profile_interim_end(p, &undo);
+    return NPROF_OK;
+}
+
 int nprof_mw_request_end(nprof_mw_state *st, int status, nprof_mw_headers *headers,
                          nprof_buf *json_body, int *json_replaces_body)
 {
-    if (headers) {
-        headers->count = 0;
-        headers->used_ = 0;
-    }
+    headers_reset(headers);
     if (json_replaces_body)
         *json_replaces_body = 0;
     if (!st || !st->profile)
@@ -548,52 +635,28 @@ int nprof_mw_request_end(nprof_mw_state *st, int status, nprof_mw_headers *heade
     nprof_profile *p = st->profile;
     st->profile = NULL;
     st->mark_phase_ = -1;
+    /* The previous current profile comes back only if this request is still the thread's
+     * current: ending A while B (begun after it) is current leaves B current.  A previous
+     * one that has ended meanwhile comes back as none (nprof_current_restore).  Asked
+     * before the end, which makes the request no thread's current. */
+    if (nprof_current() == p)
+        nprof_current_restore(st->prev_current_);
     nprof_request_end(p, status);
     nprof_profile_info in;
     nprof_profile_get_info(p, &in);
 
-    nprof__route *r;
-    if (st->route_set_) {
-        r = nprof__mw_route(mw, in.method, in.method_len, in.route, in.route_len);
-    } else {
-        char tmpl[NPROF__ROUTE_MAX + 1];
-        size_t len = apply_rules(mw, in.path, in.path_len, tmpl, sizeof tmpl);
-        nprof_profile_set_route(p, tmpl, len);
-        r = nprof__mw_route(mw, in.method, in.method_len, tmpl, len);
-    }
-    int over = r && ((r->budget_queries && in.sql_count > r->budget_queries) ||
-                     (r->budget_sql_ns && in.sql_total_ns > r->budget_sql_ns));
+    nprof__route *r = request_route(st, p, &in, 1);
+    int over = over_budget(r, &in);
     nprof__mw_count(mw, r, p, &in, over);
 
-    int want_headers = st->profile_mode != NPROF_MW_PROFILE_NONE ||
-                       mw->headers_mode == NPROF_MW_HEADERS_ALWAYS ||
-                       (mw->headers_mode == NPROF_MW_HEADERS_AUTO && !mw->production);
-    if (headers && want_headers) {
-        /* X-Profile is rendered in place: the runtime's renderer bounds it to NPROF_HEADER_MAX */
-        size_t xl = 0;
-        char *dst = headers->bytes_ + headers->used_;
-        if (NPROF_MW_HEADER_BYTES - headers->used_ >= NPROF_HEADER_MAX &&
-            nprof_profile_header(p, dst, NPROF_HEADER_MAX, &xl) == NPROF_OK) {
-            headers->items[headers->count++] = (nprof_mw_header){
-                .name = "X-Profile", .name_len = 9, .value = dst, .value_len = xl};
-            headers->used_ += xl + 1;
-        }
-        server_timing(headers, &in, in.middleware_ns, in.routing_ns, in.handler_ns);
-        count_header(headers, "X-Query-Count", 13, in.sql_count);
-        count_header(headers, "X-Slow-Queries", 14, in.slow_count);
-        if (in.n_plus_one_count)
-            n_plus_one_header(headers, p, &in);
-        if (over)
-            budget_header(headers, r, &in);
-    }
+    if (headers && wants_headers(st))
+        fill_headers(headers, p, &in, r, over);
     if (st->profile_mode == NPROF_MW_PROFILE_JSON && json_body &&
         nprof_profile_json(p, json_body) == NPROF_OK && json_replaces_body)
         *json_replaces_body = 1;
 
     if (mw->slowlog && in.slow_count) /* copies into its queue: never blocks */
         nprof_slowlog_enqueue_profile(mw->slowlog, p);
-    if (mw->set_current)
-        nprof_current_set(st->prev_current_);
     /* Sampling: ordinary requests 1 in sample_every; the interesting ones always. */
     int keep = st->profile_mode != NPROF_MW_PROFILE_NONE || in.slow_count ||
                in.n_plus_one_count || over || status >= 500 || status <= 0 ||

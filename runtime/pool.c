@@ -112,8 +112,10 @@ nprof_profile *nprof__profile_obtain(nprof_runtime *rt)
         return p;
     }
     p = nprof__alloc_cacheline(&rt->alloc, sizeof *p);
-    if (p)
-        nprof__profile_init(p, rt, me);
+    if (p && nprof__profile_init(p, rt, me) != NPROF_OK) {
+        nprof__free_cacheline(&rt->alloc, p, sizeof *p);
+        p = NULL;
+    }
     return p;
 }
 
@@ -140,7 +142,6 @@ static void send_batch(nprof_runtime *rt, nprof__pool_shard *owner, nprof__batch
 
 void nprof__profile_recycle_owned(nprof_runtime *rt, nprof_profile *p, uint32_t owner)
 {
-    nprof__profile_forget_current(p);
     uint32_t me = my_shard_index();
     nprof__pool_shard *sh = &rt->pool[me];
     if (!try_lock(sh)) {

@@ -6,32 +6,130 @@
  * into memory the profile already owns (inline arrays and text area first; the allocator only
  * when a request outgrows them) and takes no lock.  Profiles are recycled through the
  * runtime's pool (pool.c) instead of being freed.
+ *
+ * The thread's current profile is a (profile, generation) pair checked against the
+ * generation cell of the profile, so that it can never hand out a request that has ended
+ * (profile.h of the API says what that guarantees).  The cells are the one thing here that is
+ * not the runtime's: they outlive profiles, stores and runtimes, because a thread's slot may
+ * point at any of them long after they are gone.
  */
 #include "profile.h"
 
+#include <pthread.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "text.h"
 
-static _Thread_local nprof_profile *current_profile;
 static _Thread_local uint64_t request_sequence;
+
+/* ---- generation cells and the thread's current profile ---------------------------------- */
+
+/* The cell of an empty slot: its generation stays 0 and the slot's is 0 too, so reading the
+ * current profile needs no test for "none" before the compare. */
+static nprof__gen_cell no_cell;
+#define EMPTY_SLOT ((nprof_current_saved){.profile_ = NULL, .cell_ = &no_cell, .generation_ = 0})
+
+static _Thread_local nprof_current_saved current_slot = {NULL, &no_cell, 0};
+
+/* Cells come from slabs that are never unmapped, and freed cells wait on one list for the
+ * next profile.  Taken and given back only when a profile is allocated or freed (the pools
+ * serve most requests), so one lock is enough.  mmap rather than malloc: it keeps them off
+ * the host's heap, as the runtime's jemalloc arena does for everything else. */
+#define CELL_SLAB_BYTES (64u * 1024u)
+static pthread_mutex_t cell_lock = PTHREAD_MUTEX_INITIALIZER;
+static nprof__gen_cell *free_cells;
+
+static nprof__gen_cell *cell_take(void)
+{
+    pthread_mutex_lock(&cell_lock);
+    if (!free_cells) {
+        void *slab = mmap(NULL, CELL_SLAB_BYTES, PROT_READ | PROT_WRITE,
+                          MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (slab != MAP_FAILED) {
+            nprof__gen_cell *cells = slab;
+            for (size_t i = CELL_SLAB_BYTES / sizeof *cells; i-- > 0;) {
+                cells[i].next_free = free_cells;
+                free_cells = &cells[i];
+            }
+        }
+    }
+    nprof__gen_cell *c = free_cells;
+    if (c)
+        free_cells = c->next_free;
+    pthread_mutex_unlock(&cell_lock);
+    return c;
+}
+
+/* Gives a freed profile's cell back.  Its generation is even (no request live) and goes on
+ * growing in the next profile, so no slot that saw this one can match that one. */
+static void cell_give_back(nprof__gen_cell *c)
+{
+    pthread_mutex_lock(&cell_lock);
+    c->next_free = free_cells;
+    free_cells = c;
+    pthread_mutex_unlock(&cell_lock);
+}
+
+/* The generation of the request live in `p` (odd), or of its last one once ended (even). */
+static uint64_t generation_of(const nprof_profile *p)
+{
+    return atomic_load_explicit(&p->cell->gen, memory_order_relaxed);
+}
+
+/* Moves the generation on: to odd when a request begins, to even when it ends.  Only the
+ * thread that owns the profile writes it, so a load and a store do; relaxed is enough, as a
+ * slot compares for equality with a value the generation has left behind for good, and no
+ * other data is published through it. */
+static void generation_step(nprof_profile *p)
+{
+    atomic_store_explicit(&p->cell->gen, generation_of(p) + 1, memory_order_relaxed);
+}
+
+/* Ends the request's generation if it is still live (discard of a request not ended). */
+static void generation_close(nprof_profile *p)
+{
+    if (generation_of(p) & 1)
+        generation_step(p);
+}
 
 nprof_profile *nprof_current(void)
 {
-    return current_profile;
+    nprof_current_saved *slot = &current_slot;
+    nprof__gen_cell *cell = slot->cell_;
+    if (NPROF_LIKELY(atomic_load_explicit(&cell->gen, memory_order_relaxed) == slot->generation_))
+        return slot->profile_;
+    *slot = EMPTY_SLOT; /* its request has ended: forget it, the next call is the fast one */
+    return NULL;
+}
+
+nprof_current_saved nprof_current_save(void)
+{
+    nprof_current_saved s = nprof_current() ? current_slot : EMPTY_SLOT;
+    if (!s.profile_)
+        s.cell_ = NULL; /* "none" is all zero for the caller */
+    return s;
+}
+
+void nprof_current_restore(nprof_current_saved saved)
+{
+    current_slot = saved.profile_ && saved.cell_ ? saved : EMPTY_SLOT;
 }
 
 nprof_profile *nprof_current_set(nprof_profile *p)
 {
-    nprof_profile *prev = current_profile;
-    current_profile = p;
+    nprof_profile *prev = nprof_current();
+    uint64_t g = p ? generation_of(p) : 0;
+    current_slot = g & 1 ? (nprof_current_saved){.profile_ = p, .cell_ = p->cell, .generation_ = g}
+                         : EMPTY_SLOT;
     return prev;
 }
 
-void nprof__profile_forget_current(nprof_profile *p)
+void nprof__current_forget_runtime(const nprof_runtime *rt)
 {
-    if (current_profile == p)
-        current_profile = NULL;
+    nprof_profile *p = nprof_current(); /* a live request: its memory is still there */
+    if (p && p->rt == rt)
+        current_slot = EMPTY_SLOT;
 }
 
 /* ---- memory owned by the profile ---------------------------------------------------- */
@@ -169,8 +267,11 @@ void nprof__profile_reset(nprof_profile *p)
     p->route = "";
 }
 
-void nprof__profile_init(nprof_profile *p, nprof_runtime *rt, uint32_t owner_shard)
+int nprof__profile_init(nprof_profile *p, nprof_runtime *rt, uint32_t owner_shard)
 {
+    p->cell = cell_take();
+    if (!p->cell)
+        return NPROF_ENOMEM;
     p->rt = rt;
     p->next = NULL;
     p->chunks = NULL;
@@ -179,10 +280,12 @@ void nprof__profile_init(nprof_profile *p, nprof_runtime *rt, uint32_t owner_sha
     p->owner_shard = owner_shard;
     release_heap(p);
     nprof__profile_reset(p);
+    return NPROF_OK;
 }
 
 void nprof__profile_free(nprof_profile *p)
 {
+    cell_give_back(p->cell); /* even: pools and stores hold only requests that are over */
     release_heap(p);
     nprof__free_cacheline(&p->rt->alloc, p, sizeof *p);
 }
@@ -219,6 +322,7 @@ int nprof_request_begin(nprof_runtime *rt, const char *method, size_t method_len
         *out = NULL;
         return NPROF_ENOMEM;
     }
+    generation_step(p); /* a new request: no slot set for an earlier one matches it */
     p->start_ticks = start_ticks ? start_ticks : now;
     p->start_ns = nprof_ticks_to_timeline_ns(p->start_ticks);
     p->method_len = (uint32_t)(method_len < NPROF__METHOD_MAX ? method_len : NPROF__METHOD_MAX);
@@ -527,6 +631,7 @@ int nprof_request_end(nprof_profile *p, int status)
     p->total_ns = now > p->start_ticks ? nprof_ticks_to_ns(now - p->start_ticks) : 0;
     p->status = status;
     p->ended = 1;
+    generation_step(p); /* no thread's current profile any more */
     /* The runtime's counters are bumped once per request, not once per event. */
     nprof_runtime *rt = p->rt;
     if (p->sql_count)
@@ -542,7 +647,6 @@ void nprof__profile_finish(nprof_profile *p)
 {
     if (!p->ended)
         nprof_request_end(p, 0);
-    nprof__profile_forget_current(p);
 }
 
 int nprof_request_submit(nprof_profile *p)
@@ -555,8 +659,10 @@ int nprof_request_submit(nprof_profile *p)
 
 void nprof_request_discard(nprof_profile *p)
 {
-    if (p)
-        nprof__profile_recycle(p);
+    if (!p)
+        return;
+    generation_close(p);
+    nprof__profile_recycle(p);
 }
 
 /* ---- read access ------------------------------------------------------------------------- */
@@ -600,6 +706,31 @@ int nprof_profile_get_info(const nprof_profile *p, nprof_profile_info *out)
 static uint64_t offset_ns(const nprof_profile *p, uint64_t ticks)
 {
     return ticks > p->start_ticks ? nprof_ticks_to_ns(ticks - p->start_ticks) : 0;
+}
+
+void nprof__profile_interim_begin(nprof_profile *p, uint64_t now, nprof__interim *undo)
+{
+    *undo = (nprof__interim){.active = !p->ended, .phase = -1, .phase_ticks = 0};
+    if (p->ended)
+        return;
+    /* As nprof_request_end() would fix them at `now`, so the total covers the phases. */
+    p->total_ns = offset_ns(p, now);
+    if (p->phase_depth) {
+        const nprof__phase_entry *top = &p->phase_stack[p->phase_depth - 1];
+        undo->phase = top->phase;
+        undo->phase_ticks = p->phase_ticks[top->phase];
+        if (now > top->resume_ticks)
+            p->phase_ticks[top->phase] += now - top->resume_ticks;
+    }
+}
+
+void nprof__profile_interim_end(nprof_profile *p, const nprof__interim *undo)
+{
+    if (!undo->active)
+        return;
+    p->total_ns = 0; /* a live request has no total yet */
+    if (undo->phase >= 0)
+        p->phase_ticks[undo->phase] = undo->phase_ticks;
 }
 
 int nprof_profile_query(const nprof_profile *p, size_t index, nprof_query_info *out)

@@ -65,6 +65,17 @@ typedef struct nprof__chunk {
     size_t size; /* bytes allocated for this chunk, header included */
 } nprof__chunk;
 
+/* Where a profile's generation lives (profile.c): one cache line per profile, taken from
+ * slabs that are never unmapped, so that a thread's current-profile slot can check a
+ * profile it points at even after that profile went back to the allocator, to a store that
+ * was destroyed, or to a runtime that is gone.  The generation is odd while a request is
+ * live in the profile and even otherwise; it only grows, so a (profile, generation) pair
+ * taken while a request was live never matches again once that request ended. */
+typedef struct nprof__gen_cell {
+    _Alignas(NPROF__CACHELINE) _Atomic uint64_t gen; /* written by the profile's owner */
+    struct nprof__gen_cell *next_free;               /* free list, under its lock */
+} nprof__gen_cell;
+
 typedef struct nprof__phase_entry {
     int32_t phase;
     int32_t span;          /* the phase's span, or -1 when it could not be kept */
@@ -77,6 +88,7 @@ struct nprof_profile {
      * evicts the profile hands it back without reading it (pool.c). */
     nprof_runtime *rt;
     nprof_profile *next;   /* link in a store's list of retired profiles */
+    nprof__gen_cell *cell; /* the profile's generation, for the threads' current slots */
     uint32_t owner_shard;  /* pool shard of the thread that built it (pool.c) */
     nprof__chunk *chunks;
     nprof__span *spans;    /* spans_inline or a heap array */
@@ -183,9 +195,10 @@ void nprof__profile_recycle(nprof_profile *p);
 /* Pool: frees every profile and batch the pool holds (runtime destruction). */
 void nprof__pool_destroy(nprof_runtime *rt);
 
-/* Profile memory (profile.c): a new profile's fields, making a used one new again (run by
- * the thread that reuses it), freeing one for good. */
-void nprof__profile_init(nprof_profile *p, nprof_runtime *rt, uint32_t owner_shard);
+/* Profile memory (profile.c): a new profile's fields (NPROF_ENOMEM when no generation
+ * cell could be had: then free `p` with nprof__free_cacheline), making a used one new again
+ * (run by the thread that reuses it), freeing one for good. */
+int nprof__profile_init(nprof_profile *p, nprof_runtime *rt, uint32_t owner_shard);
 void nprof__profile_reset(nprof_profile *p);
 void nprof__profile_release_heap(nprof_profile *p);
 
@@ -212,12 +225,24 @@ static inline nprof_profile *nprof__untag(uintptr_t v)
 /* Ends the request if needed; used by submit and push. */
 void nprof__profile_finish(nprof_profile *p);
 
-/* Clears the thread's current profile if it is `p`. */
-void nprof__profile_forget_current(nprof_profile *p);
+/* Empties the calling thread's current slot if it holds a live request of `rt` (runtime
+ * destruction: the request's profile is about to outlive its runtime). */
+void nprof__current_forget_runtime(const nprof_runtime *rt);
 
 /* `bytes` of 8-byte aligned memory that lives as long as the request's data (the profile's
  * arena, within max_profile_bytes), or NULL past the budget. */
 void *nprof__profile_arena(nprof_profile *p, size_t bytes);
+
+/* A live request's figures brought up to `now` for reading them, and put back: the total
+ * becomes the time so far and the innermost open phase counts up to `now`.  Nothing may
+ * record into the profile in between.  Does nothing to a request that has ended. */
+typedef struct nprof__interim {
+    int active;
+    int phase;           /* the phase whose ticks were brought up to now, or -1 */
+    uint64_t phase_ticks; /* its ticks before */
+} nprof__interim;
+void nprof__profile_interim_begin(nprof_profile *p, uint64_t now, nprof__interim *undo);
+void nprof__profile_interim_end(nprof_profile *p, const nprof__interim *undo);
 
 /* Exclusive phase time in ns, measured plus added. */
 uint64_t nprof__phase_ns(const nprof_profile *p, int phase);

@@ -100,6 +100,7 @@ void nprof_runtime_destroy(nprof_runtime *rt)
 {
     if (!rt)
         return;
+    nprof__current_forget_runtime(rt);
     nprof_store_destroy(rt->store);
     nprof__memo_destroy(&rt->alloc, rt->shapes);
     nprof__pool_destroy(rt);

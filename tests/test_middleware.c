@@ -67,6 +67,15 @@ static nprof_middleware *make_mw(nprof_runtime *rt, const nprof_mw_options *o)
     return mw;
 }
 
+/* A middleware with the token "s3cret-token" (what production mode asks for). */
+static nprof_middleware *make_mw_with_token(nprof_runtime *rt)
+{
+    nprof_mw_options o;
+    nprof_mw_options_init(&o);
+    o.token = "s3cret-token";
+    return make_mw(rt, &o);
+}
+
 /* One request with `queries` copies of `sql` (each `ns` long) and status `status`. */
 static int run_request(nprof_middleware *mw, nprof_mw_request *r, const char *sql, int queries,
                        uint64_t ns, int status, nprof_mw_headers *hs, nprof_buf *body,
@@ -83,6 +92,55 @@ static int run_request(nprof_middleware *mw, nprof_mw_request *r, const char *sq
         nprof_sql_record(nprof_current(), &q);
     }
     return nprof_mw_request_end(&st, status, hs, body, replaced);
+}
+
+/* A Server-Timing metric's dur (ms, exact to the ns), or -1 when absent. */
+static double timing_ms(const nprof_mw_headers *hs, const char *metric)
+{
+    const char *st = header(hs, "Server-Timing");
+    char key[32];
+    snprintf(key, sizeof key, "%s;dur=", metric);
+    const char *at = st ? strstr(st, key) : NULL;
+    return at ? strtod(at + strlen(key), NULL) : -1;
+}
+
+/* An X-Profile value in ns ("total=1.2ms" -> 1.2e6) and half of its last shown digit in
+ * *slack_ns (what rounding may have taken off or added), or -1 when absent. */
+static double profile_ns(const nprof_mw_headers *hs, const char *name, double *slack_ns)
+{
+    const char *xp = header(hs, "X-Profile");
+    char key[32];
+    snprintf(key, sizeof key, "%s=", name);
+    const char *at = xp ? strstr(xp, key) : NULL;
+    if (!at)
+        return -1;
+    char *unit;
+    double v = strtod(at + strlen(key), &unit);
+    double scale = !strncmp(unit, "ns", 2) ? 1 : !strncmp(unit, "us", 2) ? 1e3
+                 : !strncmp(unit, "ms", 2) ? 1e6 : 1e9;
+    *slack_ns = scale == 1 ? 0.5 : scale == 1e9 ? 5e6 : 0.05 * scale;
+    return v * scale;
+}
+
+/* The headers add up: Server-Timing's total (exact) covers its phases, and X-Profile's total
+ * covers the phases it shows, up to the rounding of each shown value. */
+static int totals_cover_phases(const nprof_mw_headers *hs)
+{
+    double phases = timing_ms(hs, "handler") + timing_ms(hs, "middleware") + timing_ms(hs, "routing");
+    if (!(timing_ms(hs, "total") + 1e-7 >= phases)) {
+        fprintf(stderr, "Server-Timing: total %f ms < phases %f ms\n", timing_ms(hs, "total"), phases);
+        return 0;
+    }
+    double s_total, s_h, s_m, s_r;
+    double total = profile_ns(hs, "total", &s_total);
+    double shown = profile_ns(hs, "handler", &s_h) + profile_ns(hs, "middleware", &s_m) +
+                   profile_ns(hs, "routing", &s_r);
+    if (!(total + s_total + s_h + s_m + s_r >= shown)) {
+        fprintf(stderr, "X-Profile: total %.0f ns < phases %.0f ns: %s\n", total, shown,
+                header(hs, "X-Profile"));
+        return 0;
+    }
+    return 1;
 }
 
 /* ---- tests -------------------------------------------------------------------------------- */
@@ -217,10 +275,7 @@ TEST(slow_queries_are_counted_in_their_header)
 TEST(production_sends_no_headers_without_token)
 {
     nprof_runtime *rt = make_runtime("production=1");
-    nprof_mw_options o;
-    nprof_mw_options_init(&o);
-    o.token = "s3cret-token";
-    nprof_middleware *mw = make_mw(rt, &o);
+    nprof_middleware *mw = make_mw_with_token(rt);
     nprof_mw_headers hs;
     /* no ?profile: nothing */
     nprof_mw_request r = req_of("GET", "/a", NULL, NULL);
@@ -507,6 +562,110 @@ TEST(current_profile_is_restored_after_nested_use)
     nprof_runtime_destroy(rt);
 }
 
+TEST(response_headers_go_out_before_the_body_and_grow_with_the_request)
+{
+    nprof_runtime *rt = make_runtime(NULL);
+    nprof_middleware *mw = make_mw(rt, NULL);
+    nprof_mw_request r = req_of("GET", "/stream", NULL, NULL);
+    nprof_mw_state st;
+    ASSERT_OK(nprof_mw_request_begin(mw, &r, &st));
+    test_spin_ns(1000000);
+    nprof_mw_headers h1, h2;
+    ASSERT_EQ_INT(nprof_mw_response_headers(NULL, 200, &h1), NPROF_EINVAL);
+    ASSERT_EQ_INT(nprof_mw_response_headers(&st, 200, NULL), NPROF_EINVAL);
+    ASSERT_OK(nprof_mw_response_headers(&st, 200, &h1));
+    ASSERT_TRUE(headers_clean(&h1));
+    ASSERT_TRUE(header(&h1, "X-Profile") != NULL);
+    ASSERT_STR(header(&h1, "X-Query-Count"), "0");
+    /* the open phase (middleware) counts up to now, and the total covers it */
+    ASSERT_TRUE(timing_ms(&h1, "middleware") >= 1.0);
+    ASSERT_TRUE(timing_ms(&h1, "total") >= timing_ms(&h1, "middleware"));
+    ASSERT_TRUE(totals_cover_phases(&h1));
+    /* the request goes on: still current, not ended, no total of its own yet */
+    ASSERT_TRUE(nprof_current() == st.profile);
+    nprof_profile_info info;
+    ASSERT_OK(nprof_profile_get_info(st.profile, &info));
+    ASSERT_EQ_INT(info.ended, 0);
+    ASSERT_EQ_U64(info.total_ns, 0);
+
+    ASSERT_OK(nprof_mw_phase(&st, NPROF_PHASE_HANDLER));
+    nprof_query q = {.sql = "SELECT 1", .sql_len = 8, .duration_ns = 1000};
+    ASSERT_OK(nprof_sql_record(nprof_current(), &q));
+    test_spin_ns(1000000);
+    ASSERT_OK(nprof_mw_response_headers(&st, 200, &h2));
+    ASSERT_STR(header(&h2, "X-Query-Count"), "1");
+    ASSERT_TRUE(timing_ms(&h2, "total") > timing_ms(&h1, "total"));
+    ASSERT_TRUE(timing_ms(&h2, "handler") >= 1.0);
+    ASSERT_TRUE(totals_cover_phases(&h2));
+    /* asking again did not count the open phase twice */
+    ASSERT_TRUE(timing_ms(&h2, "middleware") >= timing_ms(&h1, "middleware"));
+    ASSERT_TRUE(timing_ms(&h2, "middleware") < timing_ms(&h1, "middleware") + 0.9);
+
+    /* the body streams on; end aggregates the whole request, headers already sent */
+    ASSERT_OK(nprof_sql_record(nprof_current(), &q));
+    test_spin_ns(1000000);
+    ASSERT_OK(nprof_mw_request_end(&st, 200, NULL, NULL, NULL));
+    nprof_mw_route_stats rs;
+    ASSERT_OK(nprof_mw_route_stats_get(mw, "GET", 3, "/stream", 7, &rs));
+    ASSERT_EQ_U64(rs.count, 1);
+    ASSERT_EQ_U64(rs.queries, 2);
+    ASSERT_U64_OP(rs.total_ns, >=, 3000000);
+    ASSERT_TRUE((double)rs.total_ns > timing_ms(&h2, "total") * 1e6);
+    ASSERT_EQ_INT(nprof_mw_response_headers(&st, 200, &h2), NPROF_ENOPROFILE);
+    ASSERT_EQ_INT(h2.count, 0);
+    nprof_middleware_destroy(mw);
+    nprof_runtime_destroy(rt);
+}
+
+TEST(response_headers_follow_the_header_mode)
+{
+    nprof_mw_state st;
+    nprof_mw_headers hs;
+    nprof_runtime *rt = make_runtime("production=1");
+    nprof_middleware *mw = make_mw_with_token(rt);
+    const char *queries[] = {NULL, "profile=1", "profile=1&profile_token=wrong"};
+    for (int i = 0; i < 3; i++) {
+        nprof_mw_request r = req_of("GET", "/a", queries[i], NULL);
+        ASSERT_OK(nprof_mw_request_begin(mw, &r, &st));
+        ASSERT_OK(nprof_mw_response_headers(&st, 200, &hs));
+        ASSERT_EQ_INT(hs.count, 0); /* production without the token: none */
+        ASSERT_OK(nprof_mw_request_end(&st, 200, NULL, NULL, NULL));
+    }
+    hdrs h = {.name = {"X-Profile-Token"}, .value = {"s3cret-token"}, .n = 1};
+    nprof_mw_request r = req_of("GET", "/a", "profile=1", &h);
+    ASSERT_OK(nprof_mw_request_begin(mw, &r, &st));
+    ASSERT_OK(nprof_mw_response_headers(&st, 200, &hs));
+    ASSERT_TRUE(header(&hs, "X-Profile") != NULL && header(&hs, "Server-Timing") != NULL);
+    ASSERT_OK(nprof_mw_request_end(&st, 200, NULL, NULL, NULL));
+    nprof_middleware_destroy(mw);
+    nprof_runtime_destroy(rt);
+}
+
+TEST(response_headers_of_a_profile_json_request_leave_the_body_to_end)
+{
+    nprof_runtime *rt = make_runtime(NULL);
+    nprof_middleware *mw = make_mw(rt, NULL);
+    nprof_mw_request r = req_of("GET", "/users/3", "profile=json", NULL);
+    nprof_mw_state st;
+    ASSERT_OK(nprof_mw_request_begin(mw, &r, &st));
+    ASSERT_EQ_INT(st.profile_mode, NPROF_MW_PROFILE_JSON);
+    nprof_query q = {.sql = "SELECT 1", .sql_len = 8, .duration_ns = 1000};
+    ASSERT_OK(nprof_sql_record(nprof_current(), &q));
+    nprof_mw_headers hs;
+    ASSERT_OK(nprof_mw_response_headers(&st, 200, &hs));
+    ASSERT_STR(header(&hs, "X-Query-Count"), "1");
+    ASSERT_TRUE(totals_cover_phases(&hs));
+    nprof_buf body = NPROF_BUF_INIT;
+    int replaced = 0;
+    ASSERT_OK(nprof_mw_request_end(&st, 200, NULL, &body, &replaced));
+    ASSERT_EQ_INT(replaced, 1);
+    ASSERT_TRUE(body.data && strstr(body.data, "\"sql_count\":1") != NULL);
+    ASSERT_TRUE(strstr(body.data, "\"route\":\"/users/{id}\"") != NULL);
+    nprof_buf_free(&body);
+    nprof_middleware_destroy(mw);
+    nprof_runtime_destroy(rt);
+}
+
 TEST(disabled_runtime_costs_nothing_and_adds_nothing)
 {
     nprof_runtime *rt = make_runtime("enabled=0");
@@ -607,6 +766,9 @@ int main(void)
     RUN(production_keeps_one_in_ten_by_default);
     RUN(explicit_handles_work_without_current);
     RUN(current_profile_is_restored_after_nested_use);
+    RUN(response_headers_go_out_before_the_body_and_grow_with_the_request);
+    RUN(response_headers_follow_the_header_mode);
+    RUN(response_headers_of_a_profile_json_request_leave_the_body_to_end);
     RUN(disabled_runtime_costs_nothing_and_adds_nothing);
     RUN(routes_beyond_the_limit_go_to_other);
     RUN(random_bytes_never_reach_a_header_unsanitized);

@@ -10,6 +10,8 @@
  *     nprof_mw_request_begin()   method, path, query string, route if known, header lookup
  *     nprof_mw_phase()           marks: middleware -> routing -> handler (optional)
  *     nprof_mw_set_route()       when the router found the route template (optional)
+ *     nprof_mw_response_headers() status -> the headers, when they must go out before the
+ *                                body is done (streamed responses; optional)
  *     nprof_mw_request_end()     status -> the headers to add (and, for ?profile=json, the
  *                                body to send instead of the handler's)
  *
@@ -17,6 +19,21 @@
  * event loops) and, unless opts.set_current is 0, also the thread's nprof_current() (for
  * database hooks and thread-per-request servers); nprof_sql_record() and every call of
  * profile.h work on it.
+ *
+ * The thread's current profile (opts.set_current) follows these rules, whatever order
+ * requests begin and end in on a thread (an event loop running several at once):
+ *   - begin makes the new request current and saves the one current before it, with the
+ *     generation of its request (nprof_current_save());
+ *   - end puts the saved one back only if this request is still the thread's current: ending
+ *     A while B, begun after it, is current leaves B current;
+ *   - a saved request that has ended meanwhile comes back as none, never as its profile
+ *     (which may hold another request by then): nprof_current() returns NULL;
+ *   - from the moment a request ends (nprof_request_end(), which nprof_mw_request_end()
+ *     calls) it is no thread's current, so database hooks cannot record into it.
+ * So with requests interleaved on one thread, nprof_current() is a request still running
+ * or NULL, never one that has ended; after out-of-order ends it may be NULL while older
+ * requests still run.  An event loop that resumes several requests in turn should set the
+ * one it resumes (nprof_current_set(st->profile)) or pass st->profile explicitly.
  *
  * What end does: every request is measured and aggregated (per route template: count,
  * status classes, latency percentiles from a log-linear histogram, queries, SQL time; and
@@ -163,7 +180,7 @@ typedef struct nprof_mw_state {
     int authorized;         /* development mode, or the right token was given */
     /* private */
     nprof_middleware *mw_;
-    nprof_profile *prev_current_;
+    nprof_current_saved prev_current_; /* the thread's current before begin */
     int mark_phase_;        /* phase opened by nprof_mw_phase(), or -1 */
     int route_set_;
 } nprof_mw_state;
@@ -215,11 +232,31 @@ NPROF_API int nprof_mw_set_route(nprof_mw_state *st, const char *route, size_t l
  * asks for them, and keeps or recycles the profile.  For a ?profile=json request, the
  * profile is appended to `json_body` (may be NULL) as JSON and *json_replaces_body (may be
  * NULL) is set to 1: send it as application/json instead of the handler's body.
- * Restores the thread's previous current profile.  `st->profile` is NULL afterwards.
+ * Puts back the thread's previous current profile if this request is still the current one
+ * (see the rules at the top).  `st->profile` is NULL afterwards.
  * Returns NPROF_OK or NPROF_ENOPROFILE (nothing to end).
  */
 NPROF_API int nprof_mw_request_end(nprof_mw_state *st, int status, nprof_mw_headers *headers,
                                    nprof_buf *json_body, int *json_replaces_body);
+
+/*
+ * Renders, into `headers` (reset first), the headers nprof_mw_request_end() would give for
+ * `status`, as the request stands now: the total is the time so far and the phase open now
+ * counts up to now (so X-Profile's total still covers the phases it shows).  The request is
+ * not ended: a streamed body goes on, queries still count, and nprof_mw_request_end() later
+ * aggregates the final figures and may be given NULL headers.  For adapters that must send
+ * the headers when the response starts (ASGI http.response.start, WSGI start_response).
+ * Same header-mode rules (development/production, ?profile=, token) as
+ * nprof_mw_request_end(): when the mode gives no headers, `headers` is left empty.  A
+ * ?profile=json request gets its headers here too, but its body (the profile as JSON) is
+ * only known at end: an adapter that sees st->profile_mode == NPROF_MW_PROFILE_JSON holds
+ * the response back until then.  `status` is what the response will carry (no header
+ * depends on it today).  May be called more than once.
+ * Errors: NPROF_ENOPROFILE when st has no profile (profiling off, or already ended),
+ * NPROF_EINVAL for NULL arguments.
+ */
+NPROF_API int nprof_mw_response_headers(nprof_mw_state *st, int status,
+                                        nprof_mw_headers *headers);
 
 /* A dashboard response. */
 typedef struct nprof_mw_response {

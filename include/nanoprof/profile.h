@@ -16,7 +16,8 @@
  *   - explicit handles: pass the nprof_profile * to every call (event loops, where many
  *     requests share one thread);
  *   - the thread's current profile: nprof_current_set() after begin, nprof_current() in code
- *     that cannot be handed the pointer (database hooks, thread-per-request servers).
+ *     that cannot be handed the pointer (database hooks, thread-per-request servers).  It
+ *     never yields a request that has ended (see "The thread's current profile" below).
  *
  * Every call that takes a profile accepts NULL and then returns NPROF_ENOPROFILE and does
  * nothing, so code can pass nprof_current() without checking whether profiling is on.
@@ -71,25 +72,79 @@ NPROF_API int nprof_profile_set_route(nprof_profile *p, const char *route, size_
 
 /*
  * Ends the request: fixes the total, closes phases and spans still open (they are marked
- * unclosed) and records the HTTP status.  Errors: NPROF_ESTATE if already ended.
+ * unclosed) and records the HTTP status.  From here on the profile is no thread's current
+ * profile (nprof_current() returns NULL wherever it was set), so database hooks can no
+ * longer record into it; its handle stays valid for reading and rendering until submit or
+ * discard.  Errors: NPROF_ESTATE if already ended.
  */
 NPROF_API int nprof_request_end(nprof_profile *p, int status);
 
 /*
  * Hands an ended profile to the runtime's store (a request not yet ended is ended with status
- * 0 first).  The handle is invalid afterwards, whatever the result.  If the profile is the
- * thread's current one, the thread's current profile becomes NULL.
+ * 0 first).  The handle is invalid afterwards, whatever the result.  The profile is no
+ * thread's current profile any more (see nprof_request_end()).
  */
 NPROF_API int nprof_request_submit(nprof_profile *p);
 
-/* Releases a profile without storing it.  Accepts NULL.  The handle is invalid afterwards. */
+/* Releases a profile without storing it.  Accepts NULL.  The handle is invalid afterwards,
+ * and the profile is no thread's current profile any more, ended or not. */
 NPROF_API void nprof_request_discard(nprof_profile *p);
 
-/* The calling thread's current profile, or NULL. */
+/*
+ * The thread's current profile.
+ *
+ * Each thread has one slot holding a profile together with the generation of the request
+ * that was live in it when it was set.  A profile's generation changes when a request begins
+ * in it and when that request ends (nprof_request_end(), or submit or discard of a request
+ * not ended), so the slot can tell whether the request it was set for is still running:
+ *   - nprof_current() returns the profile only while that request is live.  Once it ended,
+ *     on this thread or on another, nprof_current() returns NULL and empties the slot, even
+ *     when the profile has been reused for another request since (profiles are recycled) or
+ *     freed.  Requests begun and ended in any order on one thread therefore never receive
+ *     each other's queries, and a database hook never records into an ended request.
+ *   - An end on another thread is seen by this thread once the end happens-before its call,
+ *     through the lock, queue or join that hands a profile between threads anyway.
+ *   - Calling nprof_current() is memory-safe whenever the slot's request has ended, also
+ *     after its store or runtime was destroyed: generations are kept in memory nanoprof
+ *     never gives back (64 bytes for each profile alive at once, reused).  A request still
+ *     live when its runtime is destroyed is a misuse (runtime.h): nprof_runtime_destroy()
+ *     empties the calling thread's slot if it holds one, other threads' slots would return
+ *     a profile whose runtime is gone.
+ *
+ * The pointer alone cannot carry that check: a profile pointer kept by the caller may by now
+ * hold another request, perhaps another thread's.  To put a previous current profile back
+ * later, keep it with nprof_current_save() and give it back with nprof_current_restore(),
+ * not with nprof_current_set(old_pointer).
+ *
+ * Thread safety: each call reads and writes only the calling thread's slot.  Cost of
+ * nprof_current(): a thread-local load, a relaxed atomic load and a compare.
+ */
+
+/* The calling thread's current profile, or NULL (none set, or its request has ended). */
 NPROF_API nprof_profile *nprof_current(void);
 
-/* Makes `p` (may be NULL) the calling thread's current profile; returns the previous one. */
+/* Makes `p` the calling thread's current profile, for the request live in it now; NULL, or
+ * a profile whose request has ended, leaves the thread without one.  Returns the previous
+ * current profile as nprof_current() would have (to look at, not to set back later: see
+ * nprof_current_save()). */
 NPROF_API nprof_profile *nprof_current_set(nprof_profile *p);
+
+/* The calling thread's current profile as saved by nprof_current_save(): a value to copy and
+ * keep anywhere.  Its fields are private.  All zero means "no current profile". */
+typedef struct nprof_current_saved {
+    nprof_profile *profile_;
+    void *cell_;
+    uint64_t generation_;
+} nprof_current_saved;
+
+/* Saves the calling thread's current profile with the generation of its request (all zero
+ * when there is none).  Never fails. */
+NPROF_API nprof_current_saved nprof_current_save(void);
+
+/* Makes a saved current profile the calling thread's current again.  If its request has
+ * ended since (its profile may even hold another request now), the thread is left without
+ * a current profile.  Any thread may restore a value saved on another. */
+NPROF_API void nprof_current_restore(nprof_current_saved saved);
 
 /* Phases.  begin/end must pair up like brackets; ending a phase that is not the innermost open
  * one closes the phases opened inside it too.  Errors: NPROF_EINVAL (bad phase), NPROF_ESTATE
