@@ -178,10 +178,16 @@ static int svg_frames(nprof_buf *out, const ftree *t, const char *text, uint32_t
 
 int nprof_mw_render_flamegraph_svg(nprof_middleware *mw, nprof_buf *out)
 {
-    if (!mw || !out)
+    return mw ? nprof_store_render_flamegraph_svg(nprof_runtime_store(mw->rt), out)
+              : NPROF_EINVAL;
+}
+
+int nprof_store_render_flamegraph_svg(nprof_store *store, nprof_buf *out)
+{
+    if (!store || !out)
         return NPROF_EINVAL;
     nprof_buf stacks = NPROF_BUF_INIT;
-    int rc = nprof_store_flame_graph(nprof_runtime_store(mw->rt), &stacks);
+    int rc = nprof_store_flame_graph(store, &stacks);
     ftree t = {0};
     if (!rc)
         rc = ftree_build(&t, stacks.data ? stacks.data : "", stacks.len);
@@ -197,7 +203,7 @@ int nprof_mw_render_flamegraph_svg(nprof_middleware *mw, nprof_buf *out)
                  "<text x=\"%d\" y=\"22\" font-size=\"16\">nanoprof flame graph: %zu stored "
                  "requests</text>\n",
                  SVG_WIDTH, (unsigned)height, SVG_WIDTH, (unsigned)height, SVG_PAD,
-                 nprof_store_size(nprof_runtime_store(mw->rt)));
+                 nprof_store_size(store));
         rc = nprof__buf_append_cstr(out, head);
         if (!rc && t.n[0].total)
             rc = svg_frames(out, &t, stacks.data, 0, SVG_PAD, scale, height);
@@ -283,10 +289,15 @@ static void trace_profile(nprof__jw *j, const nprof_profile *p, size_t tid)
 
 int nprof_mw_render_trace(nprof_middleware *mw, nprof_buf *out)
 {
-    if (!mw || !out)
+    return mw ? nprof_store_render_trace(nprof_runtime_store(mw->rt), out) : NPROF_EINVAL;
+}
+
+int nprof_store_render_trace(nprof_store *store, nprof_buf *out)
+{
+    if (!store || !out)
         return NPROF_EINVAL;
     nprof_snapshot *snap = NULL;
-    int rc = nprof_store_snapshot(nprof_runtime_store(mw->rt), &snap);
+    int rc = nprof_store_snapshot(store, &snap);
     if (rc)
         return rc;
     nprof__jw jw = {.out = out, .rc = 0, .comma = 0}, *j = &jw;

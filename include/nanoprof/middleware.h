@@ -65,6 +65,7 @@
 #include "profile.h"
 #include "runtime.h"
 #include "slowlog.h"
+#include "store.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -299,6 +300,12 @@ NPROF_API int nprof_mw_render_html(nprof_middleware *mw, const char *nonce, npro
 NPROF_API int nprof_mw_render_prometheus(nprof_middleware *mw, nprof_buf *out);
 NPROF_API int nprof_mw_render_flamegraph_svg(nprof_middleware *mw, nprof_buf *out);
 NPROF_API int nprof_mw_render_trace(nprof_middleware *mw, nprof_buf *out);
+
+/* The flame graph SVG and the Chrome trace of any store (a profiler's own, made with
+ * nprof_store_create()), as the two renderers above draw them for the runtime's store.
+ * Errors: NPROF_EINVAL (NULL argument), NPROF_ENOMEM. */
+NPROF_API int nprof_store_render_flamegraph_svg(nprof_store *store, nprof_buf *out);
+NPROF_API int nprof_store_render_trace(nprof_store *store, nprof_buf *out);
 
 /* Totals of the reference document, as aggregated so far. */
 typedef struct nprof_mw_totals {
