@@ -1,0 +1,159 @@
+/*
+ * bindings/python/ext/ext.h: what the files of the extension module nanoprof._core share.
+ *
+ * The extension is the one place that touches the CPython C API, and it reaches nanoprof
+ * through the public C API only (nanoprof/nanoprof.h).  Its state is process-wide, like the
+ * library's: one default runtime, one context variable holding the running request, the
+ * exception classes.  Every function here runs with the GIL held unless it says otherwise.
+ *
+ * Runtimes are never destroyed: configure() makes a new default runtime and leaves the old
+ * one to the middlewares, stores and profiles that still use it.  A runtime is a few hundred
+ * KB, a process makes a handful, and a runtime that outlives everything that points into it
+ * is what makes a stale C pointer (a thread's current profile, a profile a Python object
+ * still reads) harmless instead of a use-after-free.
+ */
+#ifndef NPROF_PY_EXT_H
+#define NPROF_PY_EXT_H
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include <nanoprof/nanoprof.h>
+
+/* ---- module state (module.c) --------------------------------------------------------- */
+
+extern PyObject *nprof_py_error;        /* nanoprof.Error */
+extern PyObject *nprof_py_config_error; /* nanoprof.ConfigError (also a ValueError) */
+extern PyObject *nprof_py_state_error;  /* nanoprof.StateError */
+extern PyObject *nprof_py_current;      /* the ContextVar holding the running request */
+extern PyObject *nprof_py_attach_hook;  /* Python: attach_header(result, header) or NULL */
+extern PyObject *nprof_py_info_hook;    /* Python: request_info(args) or NULL */
+extern PyObject *nprof_py_json_loads;   /* json.loads */
+
+/* The default runtime, created on first use from the defaults and NANOPROF_CONF.  NULL with
+ * an exception set when it cannot be created. */
+nprof_runtime *nprof_py_runtime(void);
+
+/* Raises the exception for C result `rc` ("<context>: <strerror> (<detail>)"); returns NULL
+ * so that callers can `return nprof_py_raise(...)`. */
+PyObject *nprof_py_raise(int rc, const char *context);
+
+/* The bytes of a str (UTF-8; lone surrogates pass as the bytes surrogatepass gives) or of a
+ * bytes-like object.  *keep receives the object that owns the bytes (release it with
+ * Py_XDECREF).  NULL with TypeError naming `what` for anything else. */
+const char *nprof_py_text(PyObject *o, Py_ssize_t *len, PyObject **keep, const char *what);
+
+/* A str from bytes that may hold invalid UTF-8 (replaced by U+FFFD). */
+PyObject *nprof_py_str(const char *s, size_t len);
+
+/* Takes the buffer's text as a str and frees the buffer. */
+PyObject *nprof_py_buf_str(nprof_buf *b);
+
+/* What a renderer wrote into `b` with result `rc`: a str (bytes when `as_bytes`), or the
+ * exception for `rc` ("<what>: ...").  Frees the buffer either way. */
+PyObject *nprof_py_rendered(int rc, nprof_buf *b, int as_bytes, const char *what);
+
+/* Is an event loop running in this thread?  The C library's per-thread current profile is
+ * only set outside one: tasks interleaved on a loop share a thread, so a thread-wide
+ * current profile would hand one request's queries to another. */
+int nprof_py_in_event_loop(void);
+
+/* ---- profiles (profile.c) ------------------------------------------------------------ */
+
+extern PyTypeObject nprof_py_profile_type;  /* RequestProfile */
+extern PyTypeObject nprof_py_request_type;  /* Request: the state in the context variable */
+extern PyTypeObject *nprof_py_sqlquery_type; /* SQLQuery (a named tuple) */
+
+typedef struct nprof_py_middleware nprof_py_middleware;
+typedef struct nprof_py_profile nprof_py_profile;
+
+enum { NPROF_PY_REQ_STANDALONE = 0, NPROF_PY_REQ_MW = 1 };
+
+/* The state of one running request: what the context variable holds.  Internal: Python
+ * code sees it as _core.Request (middleware requests) and reads the profile through a
+ * RequestProfile view. */
+typedef struct nprof_py_request {
+    PyObject_HEAD
+    int kind;                 /* NPROF_PY_REQ_* */
+    int ended;
+    int status;
+    int set_c_current;        /* made p the thread's nprof_current() at begin */
+    nprof_profile *p;         /* the running profile; NULL once ended */
+    nprof_current_saved c_prev; /* the thread's current profile before begin */
+    nprof_mw_state st;        /* NPROF_PY_REQ_MW */
+    nprof_py_middleware *mw;  /* strong; NPROF_PY_REQ_MW */
+    nprof_py_profile *view;   /* strong; made on first get_current_profile() */
+    PyObject *token;          /* the context variable's token, to restore it at end */
+} nprof_py_request;
+
+/* A zeroed request object. */
+nprof_py_request *nprof_py_request_alloc(void);
+
+/* A new request over profile `p` (taken over), made current in the context variable and,
+ * outside an event loop or for a `sync_call` (which nothing can interleave with), as the
+ * thread's C current profile. */
+nprof_py_request *nprof_py_request_start(int kind, nprof_profile *p, int sync_call);
+
+/* The running request of this context, or NULL (no exception).  Borrowed: the context
+ * variable keeps it alive while it is current. */
+nprof_py_request *nprof_py_current_request(void);
+
+/* The thread's C current profile goes back to what it was before the request, if it is
+ * still this request's.  Call it before the profile ends. */
+void nprof_py_request_uncurrent(nprof_py_request *r);
+
+/* Before a request's profile goes back to the C library: freezes the view when someone
+ * still holds it, else detaches it.  Then resets the context variable and the C current.
+ * `p` must be ended already when the view is to be frozen. */
+void nprof_py_request_release(nprof_py_request *r);
+
+/* A frozen RequestProfile with a copy of `p`. */
+PyObject *nprof_py_profile_frozen(const nprof_profile *p);
+
+/* The view of a running request (made once). */
+PyObject *nprof_py_request_view(nprof_py_request *r);
+
+/* Ends a standalone request: the profile ends, *header (may be NULL) receives its X-Profile
+ * value, a frozen view is returned when `want_view` (else None is not returned: NULL with no
+ * exception), and the C profile goes into the runtime's store. */
+PyObject *nprof_py_request_finish(nprof_py_request *r, int status, int want_view,
+                                  PyObject **header);
+
+/* A duration from Python: an int of nanoseconds >= 0, else TypeError/ValueError naming
+ * `what`.  0 or -1. */
+int nprof_py_ns(PyObject *o, const char *what, uint64_t *out);
+
+/* Records one query into `p`; 0 or -1 with an exception. */
+int nprof_py_record(nprof_profile *p, PyObject *sql, PyObject *duration, PyObject *params);
+
+/* ---- headers and the handler decorator (handler.c) ---------------------------------- */
+
+/* `result` with X-Profile: `header` attached where the result can carry it (a (body,
+ * status, headers) tuple here, framework responses through the attach hook).  New ref. */
+PyObject *nprof_py_attach(PyObject *result, PyObject *header);
+
+/* ---- the middleware (middleware.c) --------------------------------------------------- */
+
+extern PyTypeObject nprof_py_middleware_type;
+extern PyTypeObject nprof_py_send_type;
+
+struct nprof_py_middleware {
+    PyObject_HEAD
+    nprof_middleware *mw;
+    nprof_runtime *rt;
+    char dashboard[256];      /* dashboard_path, "" when off */
+    size_t dashboard_len;
+};
+
+/* ---- the store (store.c) ------------------------------------------------------------- */
+
+extern PyTypeObject nprof_py_store_type;
+PyObject *nprof_py_store_new(nprof_runtime *rt, nprof_store *s, int owned);
+
+/* Module-level functions defined in each file, gathered by module.c. */
+extern PyMethodDef nprof_py_profile_methods[];
+extern PyMethodDef nprof_py_handler_methods[];
+extern PyMethodDef nprof_py_middleware_methods[];
+extern PyMethodDef nprof_py_store_methods[];
+
+#endif /* NPROF_PY_EXT_H */

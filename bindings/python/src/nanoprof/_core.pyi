@@ -1,0 +1,241 @@
+"""The C extension behind the nanoprof package (private: import from `nanoprof`).
+
+It is the one place that touches the CPython C API, and it uses nanoprof's public C API only.
+A request's state lives in one context variable (`current_request`), so requests interleaved
+on one event loop, or served by threads, never see each other's queries.
+"""
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from contextvars import ContextVar
+from typing import Any, Final, NamedTuple
+
+__version__: Final[str]
+"""The version of the libnanoprof the extension runs on."""
+
+# ---- errors -----------------------------------------------------------------------------
+class Error(Exception):
+    """A nanoprof call failed; `code` is the C result code, `name` its symbolic name."""
+
+    code: int
+    name: str
+    detail: str
+
+class ConfigError(Error, ValueError):
+    """An option's name or value was refused (the message names the option)."""
+
+class StateError(Error):
+    """A call made in the wrong state (ending a span that is not open, a profile that ended)."""
+
+# ---- clock ------------------------------------------------------------------------------
+def nanos() -> int:
+    """Nanoseconds on the C clock's time line (CLOCK_MONOTONIC's), read from the TSC."""
+
+def elapsed_nanos(start: int) -> int:
+    """Nanoseconds since `start` (a value of nanos()); 0 if `start` is in the future."""
+
+def clock_info() -> dict[str, Any]: ...
+
+# ---- configuration and introspection ------------------------------------------------------
+def configure(**options: Any) -> None:
+    """Makes a new default runtime from the current options with `options` applied.
+
+    Profiles begun afterwards use it; profiles and middlewares made before keep theirs.
+    Keys are the C runtime's options (`slow_query_threshold_ms`, `n_plus_one_threshold`,
+    `max_history`, `enabled`, `production`, `max_queries`, ...); NANOPROF_CONF still wins.
+    Raises ConfigError naming the option for an unknown key or a bad value, TypeError for a
+    value of the wrong type.
+    """
+
+def config() -> dict[str, Any]:
+    """The options in force in the default runtime."""
+
+def options() -> list[tuple[str, str, str, str]]:
+    """(name, type, default, doc) of every runtime option."""
+
+def ctl(name: str) -> int | float | str:
+    """One introspection value by dotted name ("stats.requests", "opt.max_history")."""
+
+def stats(prefix: str = "") -> dict[str, int | float | str]:
+    """Every introspection value whose name starts with `prefix`."""
+
+def set_enabled(enabled: bool) -> None: ...
+def is_enabled() -> bool: ...
+
+# ---- profiles -------------------------------------------------------------------------------
+class SQLQuery(NamedTuple):
+    sql: str
+    duration_ns: int
+    params: str | None
+    normalized: str | None
+    fingerprint: str
+    start_offset_ns: int
+    slow: bool
+
+class RequestProfile:
+    """One request's record.  While the request runs it reads the C profile directly; when
+    the request ends it is frozen (a copy is made) only if someone still holds it."""
+
+    method: str
+    path: str
+    route: str
+    request_id: str
+    status: int
+    ended: bool
+    start_ns: int
+    total_ns: int
+    middleware_ns: int
+    routing_ns: int
+    handler_ns: int  # settable on a running profile: adds the difference
+    sql_total_ns: int
+    sql_count: int
+    sql_queries: list[SQLQuery]
+    queries_dropped: int
+    slow_count: int
+    span_count: int
+    memory_bytes: int
+    patterns: list[dict[str, Any]]
+    n_plus_one: list[dict[str, Any]]
+    def to_header(self) -> str: ...
+    def to_dict(self) -> dict[str, Any]: ...
+    def to_json(self) -> str: ...
+    def to_collapsed_stack(self) -> str: ...
+
+def record_sql(sql: str | bytes, duration_ns: int, params: object = None) -> bool:
+    """Records a query into the current request's profile; False when there is none."""
+
+def start_profile(method: str = "", path: str = "") -> RequestProfile | None:
+    """Begins a profile and makes it current (None when profiling is disabled)."""
+
+def end_profile(status: int = 200) -> RequestProfile | None:
+    """Ends the current profile begun by start_profile(), stores it, returns it (frozen)."""
+
+def get_current_profile() -> RequestProfile | None: ...
+
+def span_begin(name: str) -> int:
+    """Opens a span in the current profile (a negative id when there is none)."""
+
+def span_end(span_id: int) -> None: ...
+
+current_request: ContextVar[Any]
+"""The context variable holding the running request's state (a Request or standalone)."""
+
+# ---- the store ----------------------------------------------------------------------------
+class ProfileStore:
+    """get_store() gives the runtime's; ProfileStore(capacity) a separate one (Profiler's)."""
+
+    capacity: int
+    def __init__(self, capacity: int = 1000) -> None: ...
+    def __len__(self) -> int: ...
+    def get_slowest(self, n: int = 10) -> list[RequestProfile]: ...
+    def get_recent(self, n: int = 10) -> list[RequestProfile]: ...
+    def get_flame_graph(self) -> str: ...
+    def clear(self) -> None: ...
+    def render(self, what: str) -> str:
+        """'svg' (flame graph), 'trace' (Chrome Trace Event JSON) or 'collapsed' stacks."""
+    def push_current(self) -> bool:
+        """Ends the current start_profile() request into this store (False without one)."""
+
+def get_store() -> ProfileStore: ...
+
+# ---- the handler decorator ------------------------------------------------------------------
+def profile_handler_sync(func: Callable[..., Any]) -> Callable[..., Any]:
+    """The C wrapper behind @profile_handler for a plain (sync) function."""
+
+def handler_enter(args: Sequence[Any], qualname: str) -> Any:
+    """For async handlers: begins the handler's profile (or marks the middleware's handler
+    phase); returns a state token for handler_exit."""
+
+def handler_exit(token: Any, result: Any, failed: bool) -> Any:
+    """Ends what handler_enter began; returns `result` with X-Profile attached."""
+
+def set_attach_hook(hook: Callable[[Any, str], Any]) -> None:
+    """Python function attaching the header to results the C side does not know."""
+
+def set_request_info_hook(hook: Callable[[Sequence[Any]], tuple[str, str] | None]) -> None:
+    """Python function that finds (method, path) of a framework request in a call's args."""
+
+# ---- the middleware core --------------------------------------------------------------------
+Header = tuple[bytes, bytes]
+StrHeader = tuple[str, str]
+
+class Middleware:
+    """The C middleware: aggregation, headers, sampling, the dashboard."""
+
+    def __init__(
+        self,
+        *,
+        dashboard_path: str | None = "/debug/performance",
+        token: str | None = None,
+        sample_every: int = 0,
+        slow_request_ms: float = 500.0,
+        headers: str = "auto",
+        default_route_rules: bool = True,
+        route_rules: Sequence[tuple[str, str]] = (),
+        budgets: Mapping[str, int | tuple[int, float]] = ...,
+        max_routes: int = 500,
+        max_n_plus_one: int = 256,
+        refresh_seconds: int = 5,
+        dashboard_items: int = 50,
+    ) -> None: ...
+    dashboard_path: str | None
+    def handle(
+        self, method: str, path: str, query: bytes | str, headers: Iterable[Header] | Mapping[str, str] | None
+    ) -> tuple[int, list[StrHeader], bytes] | None:
+        """A dashboard response (status, str header pairs with Content-Type first, body), or
+        None when the path is not a dashboard path."""
+    def begin(
+        self,
+        method: str,
+        path: str,
+        query: bytes | str = b"",
+        headers: Iterable[Header] | Mapping[str, str] | None = None,
+        route: str | None = None,
+    ) -> Request | None:
+        """Begins a request and makes it current; None when profiling is off."""
+    def asgi_begin(self, scope: Mapping[str, Any]) -> Request | tuple[int, list[Header], bytes] | None:
+        """Begins an http request of the ASGI scope, or serves the dashboard: a tuple with
+        byte header pairs (content-type first), as ASGI sends them."""
+    def wsgi_begin(self, environ: Mapping[str, Any]) -> Request | tuple[int, list[StrHeader], bytes] | None:
+        """The same from a WSGI environ (or any dict with its keys, such as Django's
+        request.META); the dashboard's headers as str pairs, as start_response takes them."""
+    store: ProfileStore
+    def totals(self) -> dict[str, int]: ...
+    def route_stats(self, method: str, route: str) -> dict[str, Any] | None: ...
+    def render(self, what: str) -> bytes:
+        """'json', 'html', 'prometheus', 'flamegraph.svg', 'flamegraph.txt', 'trace'."""
+
+class Request:
+    """One request through the middleware.  Phases: 0 middleware, 1 routing, 2 handler."""
+
+    profile_mode: int  # 0 none, 1 header, 2 json
+    authorized: bool
+    ended: bool
+    status: int
+    profile: RequestProfile | None
+    def phase(self, phase: int) -> None: ...
+    def set_route(self, route: str) -> None: ...
+    def response_headers(self, status: int) -> list[Header]:
+        """Headers to send at the response start (the request goes on: streamed bodies)."""
+    def response_headers_str(self, status: int) -> list[StrHeader]:
+        """The same as str pairs, for WSGI's start_response and Django's response."""
+    def end(self, status: int) -> bytes | None:
+        """Ends the request (aggregation, store); the JSON body for ?profile=json, else None.
+        Resets the context variable.  Idempotent."""
+    def asgi_send(self, send: Callable[[Mapping[str, Any]], Any]) -> Callable[[Mapping[str, Any]], Any]:
+        """A `send` that adds the headers at http.response.start and records the status."""
+
+PHASE_MIDDLEWARE: Final[int]
+PHASE_ROUTING: Final[int]
+PHASE_HANDLER: Final[int]
+PROFILE_NONE: Final[int]
+PROFILE_HEADER: Final[int]
+PROFILE_JSON: Final[int]
+
+def mark_phase(phase: int) -> bool:
+    """Marks `phase` on the current middleware request, if any (framework hooks call it)."""
+
+def mark_route(route: str) -> bool:
+    """Sets the route template of the current middleware request, if any."""
+
+def pq_preload_path() -> str:
+    """Path of the libnanoprof_pq.so shipped beside the extension (for LD_PRELOAD)."""
