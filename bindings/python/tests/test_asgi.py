@@ -1,0 +1,192 @@
+"""The ASGI adapter, driven directly on one event loop (plain asyncio, no plugin)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any
+from urllib.parse import urlencode
+
+import pytest
+
+import apps
+from nanoprof import _core
+from nanoprof.asgi import ASGIMiddleware
+from nanoprof.middleware import PerformanceMiddleware
+from support import (
+    DASHBOARD,
+    DASHBOARD_ROUTES,
+    assert_no_profile_headers,
+    assert_own_queries,
+    assert_profile_headers,
+    profile_param,
+    route_row,
+)
+
+
+class Response:
+    def __init__(self) -> None:
+        self.status = 0
+        self.headers: dict[str, str] = {}
+        self.body = b""
+        self.messages: list[dict[str, Any]] = []
+
+
+async def call(
+    app: Callable[..., Awaitable[None]],
+    path: str,
+    query: str = "",
+    headers: dict[str, str] | None = None,
+) -> Response:
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "root_path": "",
+        "query_string": query.encode(),
+        "server": ("127.0.0.1", 80),
+        "client": ("127.0.0.1", 5000),
+        "headers": [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()],
+    }
+    response = Response()
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        response.messages.append(message)
+        if message["type"] == "http.response.start":
+            response.status = message["status"]
+            response.headers = {k.decode().title(): v.decode() for k, v in message["headers"]}
+        elif message["type"] == "http.response.body":
+            response.body += message.get("body", b"")
+
+    await app(scope, receive, send)
+    return response
+
+
+def run(app: Any, path: str, query: str = "", headers: dict[str, str] | None = None) -> Response:
+    return asyncio.run(call(app, path, query, headers))
+
+
+def test_headers_are_added_at_response_start() -> None:
+    app = PerformanceMiddleware(apps.asgi_app, **apps.options())
+    assert isinstance(app, ASGIMiddleware)
+    response = run(app, "/mine/2")
+    assert response.status == 200
+    assert_profile_headers(response.headers, queries=2)
+    assert response.headers["Content-Type"] == "application/json"
+    assert json.loads(response.body)["sql"] == [apps.sql_of(2, 0), apps.sql_of(2, 1)]
+
+
+def test_streamed_response_is_measured_to_its_last_message() -> None:
+    app = PerformanceMiddleware(apps.asgi_app, **apps.options())
+    response = run(app, "/stream")
+    assert response.body == b"x" * apps.STREAM_CHUNKS
+    profile = _core.get_store().get_recent(1)[0]
+    assert profile.path == "/stream"
+    assert profile.sql_count == apps.STREAM_CHUNKS  # recorded after the response started
+    assert profile.total_ns >= apps.STREAM_CHUNKS * apps.STREAM_PAUSE_S * 1e9
+
+
+def test_exception_propagates_unchanged_and_counts_as_500() -> None:
+    raised = KeyError("boom")
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        raise raised
+
+    middleware = PerformanceMiddleware(app, **apps.options())
+    with pytest.raises(KeyError) as caught:
+        run(middleware, "/boom")
+    assert caught.value is raised
+    assert route_row(middleware._mw.render("json"), "GET", "/boom")["status"] == {"5xx": 1}
+
+
+def test_profile_json_replaces_the_response() -> None:
+    app = PerformanceMiddleware(apps.asgi_app, **apps.options())
+    response = run(app, "/mine/3", query="profile=json")
+    assert response.status == 200
+    assert response.headers["Content-Type"] == "application/json"
+    assert int(response.headers["Content-Length"]) == len(response.body)
+    profile = json.loads(response.body)
+    assert profile["path"] == "/mine/3"
+    assert [q["sql"] for q in profile["queries"]] == [apps.sql_of(3, k) for k in range(3)]
+    assert [m["type"] for m in response.messages] == ["http.response.start", "http.response.body"]
+
+
+@pytest.mark.parametrize("route", DASHBOARD_ROUTES)
+def test_dashboard_routes(route: str) -> None:
+    app = PerformanceMiddleware(apps.asgi_app, **apps.options())
+    run(app, "/mine/1")
+    response = run(app, DASHBOARD + route)
+    assert response.status == 200 and response.body
+    if route == "/json":
+        assert route_row(response.body, "GET", "/mine/{id}")["count"] == 1
+
+
+@pytest.mark.parametrize("route", DASHBOARD_ROUTES)
+def test_dashboard_routes_need_the_token_in_production(route: str) -> None:
+    app = PerformanceMiddleware(apps.asgi_app, **apps.options(production=True))
+    assert run(app, DASHBOARD + route).status == 403
+    assert run(app, DASHBOARD + route, headers={"X-Profile-Token": apps.TOKEN}).status == 200
+    assert run(app, DASHBOARD + route, query=f"profile_token={apps.TOKEN}").status == 200
+
+
+def test_production_headers_only_on_request_with_token() -> None:
+    app = PerformanceMiddleware(apps.asgi_app, **apps.options(production=True))
+    assert_no_profile_headers(run(app, "/mine/1").headers)
+    assert_no_profile_headers(run(app, "/mine/1", query="profile=1").headers)
+    response = run(app, "/mine/1", query="profile=1", headers={"X-Profile-Token": apps.TOKEN})
+    assert_profile_headers(response.headers, queries=1)
+
+
+def test_interleaved_requests_on_one_loop_see_only_their_own_queries() -> None:
+    app = PerformanceMiddleware(apps.asgi_app, **apps.options())
+
+    async def many() -> list[Response]:
+        return await asyncio.gather(
+            *(call(app, f"/mine/{n}", urlencode(profile_param(n))) for n in range(1, 101))
+        )
+
+    for n, response in enumerate(asyncio.run(many()), start=1):
+        assert_own_queries(n, json.loads(response.body))
+    assert route_row(app._mw.render("json"), "GET", "/mine/{id}")["count"] == 100
+
+
+def test_lifespan_and_websocket_are_passed_through_untouched() -> None:
+    seen: list[tuple[Any, Any, Any]] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        seen.append((scope, receive, send))
+
+    middleware = PerformanceMiddleware(app, **apps.options())
+
+    async def receive() -> dict[str, Any]:
+        return {}
+
+    async def send(message: Any) -> None:
+        pass
+
+    for kind in ("lifespan", "websocket"):
+        scope = {
+            "type": kind,
+            "path": DASHBOARD + "/json",
+            "headers": [],
+            "query_string": b"profile=json",
+        }
+        asyncio.run(middleware(scope, receive, send))
+        assert seen[-1][0] is scope and seen[-1][1] is receive and seen[-1][2] is send
+    assert len(seen) == 2
+
+
+def test_disabled_passes_requests_through() -> None:
+    app = PerformanceMiddleware(apps.asgi_app, **apps.options(enabled=False))
+    response = run(app, "/mine/1")
+    assert response.status == 200
+    assert_no_profile_headers(response.headers)
