@@ -5,6 +5,8 @@
 #   3. a ThreadSanitizer build, its tests through ctest
 #   4. the libFuzzer targets (clang, ASan+UBSan), each run for 60 s
 #   5. zig build test: the same sources and tests built by build.zig
+#   6. the Python package: its wheel built by scikit-build-core and installed into the
+#      project's venv (scripts/python.sh), its tests through pytest
 # Build directories go under build/ (git ignores it).  Exits non-zero on the first failure.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/setup.sh"
@@ -41,3 +43,9 @@ zig=$(nprof_zig)
 "$zig" build test --cache-dir build/zig-cache --global-cache-dir "$NPROF_DEPS/zig-global-cache" \
     -p build/zig-out --summary failures
 echo "zig build test: all tests passed"
+
+echo "== Python: the wheel of bindings/python into the venv, its tests through pytest"
+source "$NPROF_ROOT/scripts/python.sh"
+py=$(nprof_venv)
+echo "built and installed $(nprof_python_wheel "$py")"
+(cd "$NPROF_ROOT/bindings/python" && "$py" -m pytest -q -p no:cacheprovider tests)
