@@ -381,15 +381,53 @@ static const char *header_lookup(void *user, const char *name, size_t name_len, 
 
 /* ---- dashboard and begin ----------------------------------------------------------------- */
 
+/* Header names come from the C middleware's static strings: each is made into a Python object
+ * once, lowercased for ASGI (whose header names are lowercase) and as given for WSGI. */
+#define NAME_CACHE 24
+static struct {
+    const char *name;
+    PyObject *obj[2]; /* [0] bytes, lowercase; [1] str */
+} name_cache[NAME_CACHE];
+
+static PyObject *header_name(const char *name, size_t len, int as_str)
+{
+    int free_slot = -1;
+    for (int i = 0; i < NAME_CACHE; i++) {
+        if (name_cache[i].name == name && name_cache[i].obj[as_str])
+            return Py_NewRef(name_cache[i].obj[as_str]);
+        if (free_slot < 0 && (!name_cache[i].name || name_cache[i].name == name))
+            free_slot = i;
+    }
+    PyObject *o;
+    if (as_str) {
+        o = PyUnicode_DecodeLatin1(name, (Py_ssize_t)len, NULL);
+    } else {
+        o = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)len);
+        if (o) {
+            char *d = PyBytes_AS_STRING(o);
+            for (size_t i = 0; i < len; i++)
+                d[i] = name[i] >= 'A' && name[i] <= 'Z' ? (char)(name[i] + 32) : name[i];
+        }
+    }
+    if (o && free_slot >= 0) {
+        name_cache[free_slot].name = name;
+        name_cache[free_slot].obj[as_str] = Py_NewRef(o);
+    }
+    return o;
+}
+
 static PyObject *header_list(const nprof_mw_headers *h, int as_str)
 {
     PyObject *list = PyList_New((Py_ssize_t)h->count);
     for (size_t i = 0; list && i < h->count; i++) {
         const nprof_mw_header *x = &h->items[i];
-        PyObject *pair = as_str ? Py_BuildValue("(s#s#)", x->name, (Py_ssize_t)x->name_len,
-                                                x->value, (Py_ssize_t)x->value_len)
-                                : Py_BuildValue("(y#y#)", x->name, (Py_ssize_t)x->name_len,
-                                                x->value, (Py_ssize_t)x->value_len);
+        PyObject *name = header_name(x->name, x->name_len, as_str);
+        /* Values are visible ASCII (middleware.h): latin-1 is the cheapest exact decoding. */
+        PyObject *value = as_str ? PyUnicode_DecodeLatin1(x->value, (Py_ssize_t)x->value_len, NULL)
+                                 : PyBytes_FromStringAndSize(x->value, (Py_ssize_t)x->value_len);
+        PyObject *pair = name && value ? PyTuple_Pack(2, name, value) : NULL;
+        Py_XDECREF(name);
+        Py_XDECREF(value);
         if (!pair) {
             Py_CLEAR(list);
             break;
@@ -509,19 +547,38 @@ static PyObject *begin_or_serve(nprof_py_middleware *self, req_text *t, int as_s
  * strings hold bytes, where the token header is, and the form of the dashboard's headers. */
 typedef struct protocol {
     const char *name;      /* "the ASGI scope" */
-    const char *keys[3];   /* method, path, query string */
+    const char *keys[4];   /* method, path, query string, headers (NULL: the dict itself) */
     int (*field)(PyObject *, const char **, size_t *, PyObject **, const char *);
-    const char *headers;   /* key of the header list, or NULL: the dict itself (WSGI) */
     int header_kind;
     int str_headers;
+    PyObject *key_objs[4]; /* the keys as interned str, made on first use */
 } protocol;
 
-static const protocol ASGI = {"the ASGI scope", {"method", "path", "query_string"}, text_field,
-                              "headers", HDR_PAIRS, 0};
-static const protocol WSGI = {"the WSGI environ", {"REQUEST_METHOD", "PATH_INFO", "QUERY_STRING"},
-                              wsgi_field, NULL, HDR_ENVIRON, 1};
+static protocol ASGI = {"the ASGI scope", {"method", "path", "query_string", "headers"},
+                        text_field, HDR_PAIRS, 0, {NULL}};
+static protocol WSGI = {"the WSGI environ",
+                        {"REQUEST_METHOD", "PATH_INFO", "QUERY_STRING", NULL},
+                        wsgi_field, HDR_ENVIRON, 1, {NULL}};
 
-static PyObject *protocol_begin(nprof_py_middleware *self, PyObject *d, const protocol *proto)
+/* The request's fields in `d`; an interned key finds its entry without building a str
+ * (PyDict_GetItemString would make and intern one per lookup). */
+static int protocol_fields(protocol *proto, PyObject *d, PyObject *v[4])
+{
+    for (int i = 0; i < 4; i++) {
+        if (!proto->keys[i]) {
+            v[i] = d;
+            continue;
+        }
+        if (!proto->key_objs[i] && !(proto->key_objs[i] = PyUnicode_InternFromString(proto->keys[i])))
+            return -1;
+        v[i] = PyDict_GetItemWithError(d, proto->key_objs[i]);
+        if (!v[i] && PyErr_Occurred())
+            return -1;
+    }
+    return 0;
+}
+
+static PyObject *protocol_begin(nprof_py_middleware *self, PyObject *d, protocol *proto)
 {
     if (check_mw(self) < 0)
         return NULL;
@@ -530,11 +587,11 @@ static PyObject *protocol_begin(nprof_py_middleware *self, PyObject *d, const pr
                             Py_TYPE(d)->tp_name);
     req_text t;
     memset(&t, 0, sizeof t);
-    PyObject *v[3];
-    for (int i = 0; i < 3; i++)
-        v[i] = PyDict_GetItemString(d, proto->keys[i]);
+    PyObject *v[4];
+    if (protocol_fields(proto, d, v) < 0)
+        return NULL;
     /* PEP 3333: PATH_INFO "may be empty if the request URL targets the application root". */
-    PyObject *root = !v[1] && !proto->headers ? PyUnicode_FromString("/") : NULL;
+    PyObject *root = !v[1] && proto == &WSGI ? PyUnicode_FromString("/") : NULL;
     if (root)
         v[1] = root;
     if (!v[0] || !v[1]) {
@@ -547,9 +604,8 @@ static PyObject *protocol_begin(nprof_py_middleware *self, PyObject *d, const pr
         proto->field(v[1], &t.req.path, &t.req.path_len, &t.keep[1], proto->keys[1]) == 0 &&
         (!v[2] || proto->field(v[2], &t.req.query, &t.req.query_len, &t.keep[2],
                                proto->keys[2]) == 0)) {
-        PyObject *headers = proto->headers ? PyDict_GetItemString(d, proto->headers) : d;
-        if (headers) {
-            t.hdr = (header_source){proto->header_kind, headers, NULL};
+        if (v[3]) {
+            t.hdr = (header_source){proto->header_kind, v[3], NULL};
             t.req.header = header_lookup;
             t.req.user = &t.hdr;
         }
