@@ -14,9 +14,9 @@
 #include <xxhash.h>
 
 #include "internal.h"
-#include "jsonw.h"
 #include "nanoprof/clock.h"
 #include "nanoprof/store.h"
+#include "runtime/jsonw.h"
 
 /* ---- gathering the rows ---------------------------------------------------------------- */
 
@@ -96,17 +96,16 @@ static int rows_collect(nprof_middleware *mw, rows *rs)
 static void route_json(nprof__jw *j, const nprof_mw_route_stats *s, const nprof__route *r)
 {
     static const char *const cls[6] = {"other", "1xx", "2xx", "3xx", "4xx", "5xx"};
-    nprof__jw_sep(j);
-    nprof__jw_open(j, '{');
+    nprof__jw_obj(j);
     nprof__jw_kstr(j, "method", s->method, s->method_len);
     nprof__jw_kstr(j, "route", s->route, s->route_len);
     nprof__jw_ku64(j, "count", s->count);
     nprof__jw_key(j, "status");
-    nprof__jw_open(j, '{');
+    nprof__jw_obj(j);
     for (int c = 0; c < 6; c++)
         if (s->status[c])
             nprof__jw_ku64(j, cls[c], s->status[c]);
-    nprof__jw_close(j, '}');
+    nprof__jw_obj_end(j);
     nprof__jw_kms(j, "p50_ms", s->p50_ns);
     nprof__jw_kms(j, "p95_ms", s->p95_ns);
     nprof__jw_kms(j, "p99_ms", s->p99_ns);
@@ -121,14 +120,14 @@ static void route_json(nprof__jw *j, const nprof_mw_route_stats *s, const nprof_
     nprof__jw_ku64(j, "over_budget", s->over_budget);
     nprof__jw_key(j, "budget");
     if (r->budget_queries || r->budget_sql_ns) {
-        nprof__jw_open(j, '{');
+        nprof__jw_obj(j);
         nprof__jw_ku64(j, "max_queries", r->budget_queries);
         nprof__jw_kms(j, "max_sql_ms", r->budget_sql_ns);
-        nprof__jw_close(j, '}');
+        nprof__jw_obj_end(j);
     } else {
-        NPROF__JW_LIT(j, "null");
+        nprof__jw_null(j);
     }
-    nprof__jw_close(j, '}');
+    nprof__jw_obj_end(j);
 }
 
 static void recent_slow_json(nprof__jw *j, const nprof_snapshot *snap, size_t max)
@@ -143,8 +142,7 @@ static void recent_slow_json(nprof__jw *j, const nprof_snapshot *snap, size_t ma
             nprof_query_info qi;
             if (nprof_profile_query(p, q, &qi) || !qi.slow)
                 continue;
-            nprof__jw_sep(j);
-            nprof__jw_open(j, '{');
+            nprof__jw_obj(j);
             nprof__jw_kstr(j, "sql", qi.sql, qi.sql_len);
             nprof__jw_kms(j, "duration_ms", qi.duration_ns);
             nprof__jw_ku64(j, "duration_ns", qi.duration_ns);
@@ -154,7 +152,7 @@ static void recent_slow_json(nprof__jw *j, const nprof_snapshot *snap, size_t ma
             nprof__jw_kstr(j, "path", in.path, in.path_len);
             nprof__jw_kstr(j, "route", in.route, in.route_len);
             nprof__jw_kstr(j, "request_id", in.request_id, in.request_id_len);
-            nprof__jw_close(j, '}');
+            nprof__jw_obj_end(j);
             n++;
         }
     }
@@ -192,18 +190,16 @@ static int np_recent_first(const void *a, const void *b)
 static void np_json(nprof__jw *j, const nprof__np *np)
 {
     nprof__np *m = (nprof__np *)np;
-    nprof__jw_sep(j);
-    nprof__jw_open(j, '{');
+    nprof__jw_obj(j);
     nprof__jw_kstr(j, "sql", np->text, np->text_len);
-    char hex[16];
-    nprof__format_hex64(np->fingerprint, hex);
-    nprof__jw_kstr(j, "fingerprint", hex, 16);
+    nprof__jw_key(j, "fingerprint");
+    nprof__jw_hex(j, np->fingerprint);
     nprof__jw_ku64(j, "repeats", atomic_load_explicit(&m->repeats, memory_order_relaxed));
     nprof__jw_ku64(j, "requests", atomic_load_explicit(&m->requests, memory_order_relaxed));
     nprof__jw_ku64(j, "max_in_request",
                    atomic_load_explicit(&m->max_in_request, memory_order_relaxed));
     nprof__jw_key(j, "routes");
-    nprof__jw_open(j, '[');
+    nprof__jw_arr(j);
     for (int i = 0; i < NPROF__NP_ROUTES; i++) {
         nprof__route *r = atomic_load_explicit(&m->routes[i], memory_order_acquire);
         if (!r)
@@ -212,11 +208,10 @@ static void np_json(nprof__jw *j, const nprof__np *np)
         memcpy(key, r->text, r->method_len);
         key[r->method_len] = ' ';
         memcpy(key + r->method_len + 1, r->text + r->method_len, r->route_len);
-        nprof__jw_sep(j);
         nprof__jw_str(j, key, r->method_len + 1 + r->route_len);
     }
-    nprof__jw_close(j, ']');
-    nprof__jw_close(j, '}');
+    nprof__jw_arr_end(j);
+    nprof__jw_obj_end(j);
 }
 
 static void slowest_json(nprof__jw *j, nprof_store *store, size_t max)
@@ -228,8 +223,7 @@ static void slowest_json(nprof__jw *j, nprof_store *store, size_t max)
         nprof_profile_info in;
         if (nprof_profile_get_info(nprof_snapshot_get(snap, i), &in))
             continue;
-        nprof__jw_sep(j);
-        nprof__jw_open(j, '{');
+        nprof__jw_obj(j);
         nprof__jw_kstr(j, "request_id", in.request_id, in.request_id_len);
         nprof__jw_kstr(j, "method", in.method, in.method_len);
         nprof__jw_kstr(j, "path", in.path, in.path_len);
@@ -242,7 +236,7 @@ static void slowest_json(nprof__jw *j, nprof_store *store, size_t max)
         nprof__jw_kms(j, "sql_ms", in.sql_total_ns);
         nprof__jw_ku64(j, "sql_count", in.sql_count);
         nprof__jw_ku64(j, "n_plus_one", in.n_plus_one_count);
-        nprof__jw_close(j, '}');
+        nprof__jw_obj_end(j);
     }
     nprof_snapshot_release(snap);
 }
@@ -257,8 +251,8 @@ static void ctl_json(nprof__jw *j, nprof_runtime *rt, const char *key, const cha
         nprof__jw_u64(j, v.u);
     else if (v.type == NPROF_CTL_STRING)
         nprof__jw_str(j, v.s, strlen(v.s));
-    else /* doubles: three decimals, clamped to what a uint64 holds */
-        nprof__jw_fixed(j, v.d > 0 && v.d < 1.8e16 ? (uint64_t)(v.d * 1000 + 0.5) : 0, 3);
+    else
+        nprof__jw_double(j, v.d, 3);
 }
 
 /* The cluster view: the slow-query log's top fingerprints over every process writing into
@@ -267,10 +261,10 @@ static void ctl_json(nprof__jw *j, nprof_runtime *rt, const char *key, const cha
 static void cluster_json(nprof__jw *j, nprof_middleware *mw)
 {
     if (!mw->slowlog) {
-        NPROF__JW_LIT(j, "null");
+        nprof__jw_null(j);
         return;
     }
-    nprof__jw_open(j, '{');
+    nprof__jw_obj(j);
     nprof__jw_ku64(j, "since_s", mw->cluster_since_s);
     nprof_slowlog_stats ls;
     if (nprof_slowlog_stats_get(mw->slowlog, &ls) == NPROF_OK) {
@@ -279,22 +273,22 @@ static void cluster_json(nprof__jw *j, nprof_middleware *mw)
         nprof__jw_ku64(j, "dropped", ls.dropped);
         nprof__jw_ku64(j, "connected", ls.connected != 0);
     }
-    nprof__jw_key(j, "by_fingerprint");
-    if (j->rc)
-        return;
-    size_t before = j->out->len;
+    nprof_buf rows = NPROF_BUF_INIT;
     int rc = nprof_slowlog_by_fingerprint(mw->slowlog, mw->dashboard_items < 20 ? mw->dashboard_items : 20,
-                                          mw->cluster_since_s, j->out);
-    if (rc) {
-        j->out->len = before; /* left as it was; make sure of it */
-        if (j->out->data)
-            j->out->data[before] = '\0';
-        NPROF__JW_LIT(j, "[]");
+                                          mw->cluster_since_s, &rows);
+    nprof__jw_key(j, "by_fingerprint");
+    if (rc == NPROF_OK) {
+        nprof__jw_raw(j, rows.data, rows.len);
+    } else {
+        nprof__jw_arr(j);
+        nprof__jw_arr_end(j);
         const char *why = nprof_last_error_detail();
-        nprof__jw_kstr(j, "error", why[0] ? why : nprof_strerror(rc),
-                       strlen(why[0] ? why : nprof_strerror(rc)));
+        if (!why[0])
+            why = nprof_strerror(rc);
+        nprof__jw_kstr(j, "error", why, strlen(why));
     }
-    nprof__jw_close(j, '}');
+    nprof_buf_free(&rows);
+    nprof__jw_obj_end(j);
 }
 
 int nprof_mw_render_json(nprof_middleware *mw, nprof_buf *out)
@@ -328,8 +322,9 @@ int nprof_mw_render_json(nprof_middleware *mw, nprof_buf *out)
         return rc;
     }
 
-    nprof__jw jw = {.out = out, .rc = 0, .comma = 0}, *j = &jw;
-    nprof__jw_open(j, '{');
+    nprof__jw jw, *j = &jw;
+    nprof__jw_init(j, out);
+    nprof__jw_obj(j);
     nprof__jw_ku64(j, "total_requests", t.requests);
     nprof__jw_ku64(j, "total_queries", t.queries);
     nprof__jw_key(j, "avg_queries_per_request");
@@ -337,24 +332,23 @@ int nprof_mw_render_json(nprof_middleware *mw, nprof_buf *out)
     nprof__jw_ku64(j, "slow_query_count", t.slow_queries);
     nprof__jw_ku64(j, "n_plus_one_count", t.n_plus_one_patterns);
     nprof__jw_key(j, "recent_slow_queries");
-    nprof__jw_open(j, '[');
+    nprof__jw_arr(j);
     recent_slow_json(j, snap, mw->dashboard_items);
-    nprof__jw_close(j, ']');
+    nprof__jw_arr_end(j);
     nprof__jw_key(j, "recent_n_plus_one");
-    nprof__jw_open(j, '[');
+    nprof__jw_arr(j);
     for (size_t i = 0; i < nl.count && i < mw->dashboard_items; i++) {
-        nprof__jw_sep(j);
         nprof__jw_str(j, nl.items[i]->text, nl.items[i]->text_len);
     }
-    nprof__jw_close(j, ']');
+    nprof__jw_arr_end(j);
     /* ---- beyond the reference document ---- */
     nprof__jw_key(j, "n_plus_one_patterns");
-    nprof__jw_open(j, '[');
+    nprof__jw_arr(j);
     for (size_t i = 0; i < nl.count && i < mw->dashboard_items; i++)
         np_json(j, nl.items[i]);
-    nprof__jw_close(j, ']');
+    nprof__jw_arr_end(j);
     nprof__jw_key(j, "totals");
-    nprof__jw_open(j, '{');
+    nprof__jw_obj(j);
     nprof__jw_ku64(j, "requests", t.requests);
     nprof__jw_ku64(j, "queries", t.queries);
     nprof__jw_kms(j, "sql_ms", t.sql_ns);
@@ -365,22 +359,22 @@ int nprof_mw_render_json(nprof_middleware *mw, nprof_buf *out)
     nprof__jw_ku64(j, "errors", t.errors);
     nprof__jw_ku64(j, "kept", t.kept);
     nprof__jw_ku64(j, "routes", t.routes);
-    nprof__jw_close(j, '}');
+    nprof__jw_obj_end(j);
     nprof__jw_key(j, "routes");
-    nprof__jw_open(j, '[');
+    nprof__jw_arr(j);
     for (size_t i = 0; i < rs.count; i++)
         route_json(j, &rs.items[i].s, rs.items[i].r);
-    nprof__jw_close(j, ']');
+    nprof__jw_arr_end(j);
     nprof__jw_key(j, "slowest_requests");
-    nprof__jw_open(j, '[');
+    nprof__jw_arr(j);
     slowest_json(j, store, mw->dashboard_items < 20 ? mw->dashboard_items : 20);
-    nprof__jw_close(j, ']');
+    nprof__jw_arr_end(j);
     nprof__jw_key(j, "store");
-    nprof__jw_open(j, '{');
+    nprof__jw_obj(j);
     nprof__jw_ku64(j, "capacity", nprof_store_capacity(store));
     nprof__jw_ku64(j, "size", nprof_snapshot_count(snap));
     nprof__jw_ku64(j, "sample_every", mw->sample_every);
-    nprof__jw_close(j, '}');
+    nprof__jw_obj_end(j);
     /* memory and clock: introspection values, under "memory" and "clock" */
     static const char *const ctl_keys[][2] = {
         {"memory", NULL},
@@ -401,32 +395,32 @@ int nprof_mw_render_json(nprof_middleware *mw, nprof_buf *out)
             continue;
         }
         if (i)
-            nprof__jw_close(j, '}');
+            nprof__jw_obj_end(j);
         nprof__jw_key(j, ctl_keys[i][0]);
-        nprof__jw_open(j, '{');
+        nprof__jw_obj(j);
     }
-    nprof__jw_close(j, '}');
+    nprof__jw_obj_end(j);
     nprof__jw_key(j, "config");
-    nprof__jw_open(j, '{');
+    nprof__jw_obj(j);
     nprof__jw_key(j, "slow_query_threshold_ms");
-    nprof__jw_fixed(j, (uint64_t)(cfg->slow_query_threshold_ms * 1000 + 0.5), 3);
+    nprof__jw_double(j, cfg->slow_query_threshold_ms, 3);
     nprof__jw_ku64(j, "n_plus_one_threshold", cfg->n_plus_one_threshold);
     nprof__jw_ku64(j, "max_history", cfg->max_history);
     nprof__jw_ku64(j, "production", cfg->production != 0);
     nprof__jw_ku64(j, "refresh_seconds", mw->refresh_seconds);
-    nprof__jw_close(j, '}');
+    nprof__jw_obj_end(j);
     nprof__jw_key(j, "cluster");
     cluster_json(j, mw);
     nprof__jw_kstr(j, "version", NPROF_VERSION_STRING, strlen(NPROF_VERSION_STRING));
     uint64_t now = nprof_now_ns();
     nprof__jw_ku64(j, "generated_at_ns", now);
     nprof__jw_ku64(j, "uptime_ns", now > mw->created_ns ? now - mw->created_ns : 0);
-    nprof__jw_close(j, '}');
+    nprof__jw_obj_end(j);
 
     nprof_snapshot_release(snap);
     rows_free(&rs);
     free(nl.items);
-    return jw.rc;
+    return nprof__jw_finish(j);
 }
 
 /* ---- Prometheus text exposition (format 0.0.4) ------------------------------------------ */

@@ -156,58 +156,6 @@ size_t nprof__utf8_valid_prefix(const unsigned char *s, size_t len)
 
 static const char replacement_char[] = "\xEF\xBF\xBD"; /* U+FFFD */
 
-int nprof__json_string(nprof_buf *buf, const char *str, size_t len)
-{
-    static const char hex[] = "0123456789abcdef";
-    const unsigned char *s = (const unsigned char *)str;
-    /* Worst case every byte becomes \u00XX: reserve once, then write without checks. */
-    if (len > (SIZE_MAX - 2) / 6)
-        return NPROF_ENOMEM;
-    int rc = nprof__buf_reserve(buf, len * 6 + 2);
-    if (rc)
-        return rc;
-    char *o = buf->data + buf->len;
-    *o++ = '"';
-    size_t i = 0;
-    while (i < len) {
-        unsigned c = s[i];
-        if (c >= 0x80) {
-            size_t n = nprof__utf8_valid_prefix(s + i, len - i);
-            if (n == 0) {
-                memcpy(o, replacement_char, 3);
-                o += 3;
-                i += 1;
-            } else {
-                memcpy(o, s + i, n);
-                o += n;
-                i += n;
-            }
-            continue;
-        }
-        i++;
-        switch (c) {
-        case '"': *o++ = '\\'; *o++ = '"'; break;
-        case '\\': *o++ = '\\'; *o++ = '\\'; break;
-        case '\n': *o++ = '\\'; *o++ = 'n'; break;
-        case '\r': *o++ = '\\'; *o++ = 'r'; break;
-        case '\t': *o++ = '\\'; *o++ = 't'; break;
-        default:
-            if (c < 0x20 || c == 0x7F || c == '<' || c == '>' || c == '&') {
-                memcpy(o, "\\u00", 4);
-                o[4] = hex[c >> 4];
-                o[5] = hex[c & 15];
-                o += 6;
-            } else {
-                *o++ = (char)c;
-            }
-        }
-    }
-    *o++ = '"';
-    buf->len = (size_t)(o - buf->data);
-    buf->data[buf->len] = '\0';
-    return NPROF_OK;
-}
-
 int nprof__frame_name(nprof_buf *buf, const char *str, size_t len, size_t max)
 {
     const unsigned char *s = (const unsigned char *)str;

@@ -55,11 +55,6 @@ int nprof__buf_append_hex64(nprof_buf *buf, uint64_t v);
  */
 size_t nprof__utf8_valid_prefix(const unsigned char *s, size_t len);
 
-/* Appends `len` bytes as a quoted JSON string: '"', '\\' and control characters escaped,
- * '<', '>' and '&' escaped too (the JSON may be embedded in HTML), invalid UTF-8 replaced by
- * U+FFFD.  The result is valid JSON and valid UTF-8 for any input. */
-int nprof__json_string(nprof_buf *buf, const char *s, size_t len);
-
 /* Appends a flame-graph frame name: ';' becomes ':', control characters and line breaks
  * become ' ', invalid UTF-8 becomes U+FFFD, runs of spaces collapse, at most `max` bytes. */
 int nprof__frame_name(nprof_buf *buf, const char *s, size_t len, size_t max);
