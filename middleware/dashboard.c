@@ -425,94 +425,67 @@ int nprof_mw_render_json(nprof_middleware *mw, nprof_buf *out)
 
 /* ---- Prometheus text exposition (format 0.0.4) ------------------------------------------ */
 
-typedef struct prom {
-    nprof_buf *out;
-    int rc;
-} prom;
-
-static void pr_raw(prom *p, const char *s, size_t len)
-{
-    if (!p->rc)
-        p->rc = nprof__buf_append(p->out, s, len);
-}
-
-static void pr_str(prom *p, const char *s)
-{
-    pr_raw(p, s, strlen(s));
-}
-
-static void pr_u64(prom *p, uint64_t v)
-{
-    if (!p->rc)
-        p->rc = nprof__buf_append_u64(p->out, v);
-}
-
-/* Nanoseconds as seconds, exactly (nine decimals). */
-static void pr_seconds(prom *p, uint64_t ns)
-{
-    char tmp[40];
-    size_t n = nprof__format_u64(ns / 1000000000u, tmp);
-    tmp[n++] = '.';
-    uint64_t frac = ns % 1000000000u;
-    for (int i = 8; i >= 0; i--, frac /= 10)
-        tmp[n + (size_t)i] = (char)('0' + frac % 10);
-    pr_raw(p, tmp, n + 9);
-}
-
 /* A label value: '\\', '"' and line feeds escaped as the format wants; other control bytes
- * become '?', invalid UTF-8 becomes U+FFFD, so the exposition stays valid UTF-8. */
-static void pr_label(prom *p, const char *s, size_t len)
+ * become '?' (invalid UTF-8 becomes U+FFFD in the runtime's escaping), so the exposition stays
+ * valid UTF-8. */
+#define Q(c) [c] = {"?", 1}
+static const nprof__escapes label_escapes = {
+    .widest = 3,
+    .ascii = {
+        Q(0x00), Q(0x01), Q(0x02), Q(0x03), Q(0x04), Q(0x05), Q(0x06), Q(0x07), Q(0x08),
+        Q(0x09), ['\n'] = {"\\n", 2}, Q(0x0b), Q(0x0c), Q(0x0d), Q(0x0e), Q(0x0f), Q(0x10),
+        Q(0x11), Q(0x12), Q(0x13), Q(0x14), Q(0x15), Q(0x16), Q(0x17), Q(0x18), Q(0x19),
+        Q(0x1a), Q(0x1b), Q(0x1c), Q(0x1d), Q(0x1e), Q(0x1f), Q(0x7f),
+        ['"'] = {"\\\"", 2}, ['\\'] = {"\\\\", 2},
+    },
+};
+#undef Q
+
+static void pr_label(nprof__tw *p, const char *s, size_t len)
 {
-    pr_raw(p, "\"", 1);
-    size_t i = 0;
-    while (i < len) {
-        unsigned char c = (unsigned char)s[i];
-        if (c == '\\' || c == '"') {
-            char e[2] = {'\\', (char)c};
-            pr_raw(p, e, 2);
-            i++;
-        } else if (c == '\n') {
-            pr_raw(p, "\\n", 2);
-            i++;
-        } else if (c < 0x20 || c == 0x7f) {
-            pr_raw(p, "?", 1);
-            i++;
-        } else if (c < 0x80) {
-            pr_raw(p, s + i, 1);
-            i++;
-        } else {
-            size_t n = nprof__utf8_valid_prefix((const unsigned char *)s + i, len - i);
-            if (n) {
-                pr_raw(p, s + i, n);
-                i += n;
-            } else {
-                pr_raw(p, "\xEF\xBF\xBD", 3);
-                i++;
-            }
+    nprof__tw_escaped(p, s, len, &label_escapes, '"');
+}
+
+static void pr_family(nprof__tw *p, const char *name, const char *type, const char *help)
+{
+    nprof__tw_cstr(p, "# HELP ");
+    nprof__tw_cstr(p, name);
+    nprof__tw_cstr(p, " ");
+    nprof__tw_cstr(p, help);
+    nprof__tw_cstr(p, "\n# TYPE ");
+    nprof__tw_cstr(p, name);
+    nprof__tw_cstr(p, " ");
+    nprof__tw_cstr(p, type);
+    nprof__tw_cstr(p, "\n");
+}
+
+/* One sample: `name`; with a route `s`, its method and route labels and `label`="`value`"
+ * when `label` is not NULL (ours: written as is); then `v`, as seconds (exactly: nine
+ * decimals of `v` nanoseconds) when `seconds`, else as a count. */
+static void pr_sample(nprof__tw *p, const char *name, const nprof_mw_route_stats *s,
+                      const char *label, const char *value, uint64_t v, int seconds)
+{
+    nprof__tw_cstr(p, name);
+    if (s) {
+        nprof__tw_cstr(p, "{method=");
+        pr_label(p, s->method, s->method_len);
+        nprof__tw_cstr(p, ",route=");
+        pr_label(p, s->route, s->route_len);
+        if (label) {
+            nprof__tw_cstr(p, ",");
+            nprof__tw_cstr(p, label);
+            nprof__tw_cstr(p, "=\"");
+            nprof__tw_cstr(p, value);
+            nprof__tw_cstr(p, "\"");
         }
+        nprof__tw_cstr(p, "}");
     }
-    pr_raw(p, "\"", 1);
-}
-
-static void pr_family(prom *p, const char *name, const char *type, const char *help)
-{
-    pr_str(p, "# HELP ");
-    pr_str(p, name);
-    pr_str(p, " ");
-    pr_str(p, help);
-    pr_str(p, "\n# TYPE ");
-    pr_str(p, name);
-    pr_str(p, " ");
-    pr_str(p, type);
-    pr_str(p, "\n");
-}
-
-static void pr_route_labels(prom *p, const nprof_mw_route_stats *s)
-{
-    pr_str(p, "{method=");
-    pr_label(p, s->method, s->method_len);
-    pr_str(p, ",route=");
-    pr_label(p, s->route, s->route_len);
+    nprof__tw_cstr(p, " ");
+    if (seconds)
+        nprof__tw_fixed(p, v, 9);
+    else
+        nprof__tw_u64(p, v);
+    nprof__tw_cstr(p, "\n");
 }
 
 /* Bucket bounds of the latency histogram, in ns, and as the `le` label writes them. */
@@ -565,7 +538,8 @@ int nprof_mw_render_prometheus(nprof_middleware *mw, nprof_buf *out)
         return rc;
     }
     uint64_t(*le)[LE_COUNT] = pr.le;
-    prom pp = {.out = out, .rc = 0}, *p = &pp;
+    nprof__tw tw, *p = &tw;
+    nprof__tw_init(p, out);
     static const struct {
         const char *name, *type, *help;
         size_t offset;
@@ -591,93 +565,54 @@ int nprof_mw_render_prometheus(nprof_middleware *mw, nprof_buf *out)
     };
     for (size_t i = 0; i < sizeof totals / sizeof totals[0]; i++) {
         pr_family(p, totals[i].name, totals[i].type, totals[i].help);
-        pr_str(p, totals[i].name);
-        pr_str(p, " ");
-        pr_u64(p, *(const uint64_t *)((const char *)&t + totals[i].offset));
-        pr_str(p, "\n");
+        pr_sample(p, totals[i].name, NULL, NULL, NULL,
+                  *(const uint64_t *)((const char *)&t + totals[i].offset), 0);
     }
     pr_family(p, "nanoprof_sql_seconds_total", "counter", "Time spent in SQL queries.");
-    pr_str(p, "nanoprof_sql_seconds_total ");
-    pr_seconds(p, t.sql_ns);
-    pr_str(p, "\n");
+    pr_sample(p, "nanoprof_sql_seconds_total", NULL, NULL, NULL, t.sql_ns, 1);
 
     static const char *const cls[6] = {"other", "1xx", "2xx", "3xx", "4xx", "5xx"};
     pr_family(p, "nanoprof_route_requests_total", "counter",
               "Requests per route and status class.");
     for (size_t i = 0; i < rs.count; i++)
-        for (int c = 0; c < 6; c++) {
-            if (!rs.items[i].s.status[c])
-                continue;
-            pr_str(p, "nanoprof_route_requests_total");
-            pr_route_labels(p, &rs.items[i].s);
-            pr_str(p, ",code=\"");
-            pr_str(p, cls[c]);
-            pr_str(p, "\"} ");
-            pr_u64(p, rs.items[i].s.status[c]);
-            pr_str(p, "\n");
-        }
+        for (int c = 0; c < 6; c++)
+            if (rs.items[i].s.status[c])
+                pr_sample(p, "nanoprof_route_requests_total", &rs.items[i].s, "code", cls[c],
+                          rs.items[i].s.status[c], 0);
     pr_family(p, "nanoprof_request_duration_seconds", "histogram",
               "Request latency per route (from a log-linear histogram, within 1%).");
     for (size_t i = 0; i < rs.count; i++) {
         const nprof_mw_route_stats *s = &rs.items[i].s;
-        for (size_t b = 0; b < LE_COUNT; b++) {
-            pr_str(p, "nanoprof_request_duration_seconds_bucket");
-            pr_route_labels(p, s);
-            pr_str(p, ",le=\"");
-            pr_str(p, LE_TEXT[b]);
-            pr_str(p, "\"} ");
-            pr_u64(p, le[i][b]);
-            pr_str(p, "\n");
-        }
-        pr_str(p, "nanoprof_request_duration_seconds_bucket");
-        pr_route_labels(p, s);
-        pr_str(p, ",le=\"+Inf\"} ");
-        pr_u64(p, s->count);
-        pr_str(p, "\nnanoprof_request_duration_seconds_sum");
-        pr_route_labels(p, s);
-        pr_str(p, "} ");
-        pr_seconds(p, s->total_ns);
-        pr_str(p, "\nnanoprof_request_duration_seconds_count");
-        pr_route_labels(p, s);
-        pr_str(p, "} ");
-        pr_u64(p, s->count);
-        pr_str(p, "\n");
+        for (size_t b = 0; b < LE_COUNT; b++)
+            pr_sample(p, "nanoprof_request_duration_seconds_bucket", s, "le", LE_TEXT[b], le[i][b], 0);
+        pr_sample(p, "nanoprof_request_duration_seconds_bucket", s, "le", "+Inf", s->count, 0);
+        pr_sample(p, "nanoprof_request_duration_seconds_sum", s, NULL, NULL, s->total_ns, 1);
+        pr_sample(p, "nanoprof_request_duration_seconds_count", s, NULL, NULL, s->count, 0);
     }
     pr_family(p, "nanoprof_route_queries_total", "counter", "SQL queries per route.");
-    for (size_t i = 0; i < rs.count; i++) {
-        pr_str(p, "nanoprof_route_queries_total");
-        pr_route_labels(p, &rs.items[i].s);
-        pr_str(p, "} ");
-        pr_u64(p, rs.items[i].s.queries);
-        pr_str(p, "\n");
-    }
+    for (size_t i = 0; i < rs.count; i++)
+        pr_sample(p, "nanoprof_route_queries_total", &rs.items[i].s, NULL, NULL,
+                  rs.items[i].s.queries, 0);
     pr_family(p, "nanoprof_route_sql_seconds_total", "counter", "SQL time per route.");
-    for (size_t i = 0; i < rs.count; i++) {
-        pr_str(p, "nanoprof_route_sql_seconds_total");
-        pr_route_labels(p, &rs.items[i].s);
-        pr_str(p, "} ");
-        pr_seconds(p, rs.items[i].s.sql_ns);
-        pr_str(p, "\n");
-    }
+    for (size_t i = 0; i < rs.count; i++)
+        pr_sample(p, "nanoprof_route_sql_seconds_total", &rs.items[i].s, NULL, NULL,
+                  rs.items[i].s.sql_ns, 1);
     nprof_ctl_value v;
     if (nprof_ctl_get(mw->rt, "stats.memory.bytes", &v) == NPROF_OK) {
         pr_family(p, "nanoprof_memory_bytes", "gauge", "Bytes the profiler's runtime holds.");
-        pr_str(p, "nanoprof_memory_bytes ");
-        pr_u64(p, v.u);
-        pr_str(p, "\n");
+        pr_sample(p, "nanoprof_memory_bytes", NULL, NULL, NULL, v.u, 0);
     }
     pr_family(p, "nanoprof_store_profiles", "gauge", "Profiles held in the store.");
-    pr_str(p, "nanoprof_store_profiles ");
-    pr_u64(p, nprof_store_size(nprof_runtime_store(mw->rt)));
-    pr_str(p, "\n");
+    pr_sample(p, "nanoprof_store_profiles", NULL, NULL, NULL,
+              nprof_store_size(nprof_runtime_store(mw->rt)), 0);
     pr_family(p, "nanoprof_build_info", "gauge", "Version and clock source of nanoprof.");
-    pr_str(p, "nanoprof_build_info{version=\"" NPROF_VERSION_STRING "\",clock=");
+    nprof__tw_cstr(p, "nanoprof_build_info{version=\"" NPROF_VERSION_STRING "\",clock=");
     const char *src = nprof_ctl_get(mw->rt, "clock.source", &v) == NPROF_OK ? v.s : "unknown";
     pr_label(p, src, strlen(src));
-    pr_str(p, "} 1\n");
+    nprof__tw_cstr(p, "} 1\n");
     free(le);
     rows_free(&rs);
-    return pp.rc;
+    return nprof__tw_finish(p);
 }
 
 /* ---- HTML ------------------------------------------------------------------------------- */
