@@ -14,9 +14,9 @@
 #include <xxhash.h>
 
 #include "internal.h"
-#include "jsonw.h"
 #include "nanoprof/clock.h"
 #include "nanoprof/store.h"
+#include "runtime/jsonw.h"
 
 /* ---- gathering the rows ---------------------------------------------------------------- */
 
@@ -96,17 +96,16 @@ static int rows_collect(nprof_middleware *mw, rows *rs)
 static void route_json(nprof__jw *j, const nprof_mw_route_stats *s, const nprof__route *r)
 {
     static const char *const cls[6] = {"other", "1xx", "2xx", "3xx", "4xx", "5xx"};
-    nprof__jw_sep(j);
-    nprof__jw_open(j, '{');
+    nprof__jw_obj(j);
     nprof__jw_kstr(j, "method", s->method, s->method_len);
     nprof__jw_kstr(j, "route", s->route, s->route_len);
     nprof__jw_ku64(j, "count", s->count);
     nprof__jw_key(j, "status");
-    nprof__jw_open(j, '{');
+    nprof__jw_obj(j);
     for (int c = 0; c < 6; c++)
         if (s->status[c])
             nprof__jw_ku64(j, cls[c], s->status[c]);
-    nprof__jw_close(j, '}');
+    nprof__jw_obj_end(j);
     nprof__jw_kms(j, "p50_ms", s->p50_ns);
     nprof__jw_kms(j, "p95_ms", s->p95_ns);
     nprof__jw_kms(j, "p99_ms", s->p99_ns);
@@ -121,14 +120,14 @@ static void route_json(nprof__jw *j, const nprof_mw_route_stats *s, const nprof_
     nprof__jw_ku64(j, "over_budget", s->over_budget);
     nprof__jw_key(j, "budget");
     if (r->budget_queries || r->budget_sql_ns) {
-        nprof__jw_open(j, '{');
+        nprof__jw_obj(j);
         nprof__jw_ku64(j, "max_queries", r->budget_queries);
         nprof__jw_kms(j, "max_sql_ms", r->budget_sql_ns);
-        nprof__jw_close(j, '}');
+        nprof__jw_obj_end(j);
     } else {
-        NPROF__JW_LIT(j, "null");
+        nprof__jw_null(j);
     }
-    nprof__jw_close(j, '}');
+    nprof__jw_obj_end(j);
 }
 
 static void recent_slow_json(nprof__jw *j, const nprof_snapshot *snap, size_t max)
@@ -143,8 +142,7 @@ static void recent_slow_json(nprof__jw *j, const nprof_snapshot *snap, size_t ma
             nprof_query_info qi;
             if (nprof_profile_query(p, q, &qi) || !qi.slow)
                 continue;
-            nprof__jw_sep(j);
-            nprof__jw_open(j, '{');
+            nprof__jw_obj(j);
             nprof__jw_kstr(j, "sql", qi.sql, qi.sql_len);
             nprof__jw_kms(j, "duration_ms", qi.duration_ns);
             nprof__jw_ku64(j, "duration_ns", qi.duration_ns);
@@ -154,7 +152,7 @@ static void recent_slow_json(nprof__jw *j, const nprof_snapshot *snap, size_t ma
             nprof__jw_kstr(j, "path", in.path, in.path_len);
             nprof__jw_kstr(j, "route", in.route, in.route_len);
             nprof__jw_kstr(j, "request_id", in.request_id, in.request_id_len);
-            nprof__jw_close(j, '}');
+            nprof__jw_obj_end(j);
             n++;
         }
     }
@@ -192,18 +190,16 @@ static int np_recent_first(const void *a, const void *b)
 static void np_json(nprof__jw *j, const nprof__np *np)
 {
     nprof__np *m = (nprof__np *)np;
-    nprof__jw_sep(j);
-    nprof__jw_open(j, '{');
+    nprof__jw_obj(j);
     nprof__jw_kstr(j, "sql", np->text, np->text_len);
-    char hex[16];
-    nprof__format_hex64(np->fingerprint, hex);
-    nprof__jw_kstr(j, "fingerprint", hex, 16);
+    nprof__jw_key(j, "fingerprint");
+    nprof__jw_hex(j, np->fingerprint);
     nprof__jw_ku64(j, "repeats", atomic_load_explicit(&m->repeats, memory_order_relaxed));
     nprof__jw_ku64(j, "requests", atomic_load_explicit(&m->requests, memory_order_relaxed));
     nprof__jw_ku64(j, "max_in_request",
                    atomic_load_explicit(&m->max_in_request, memory_order_relaxed));
     nprof__jw_key(j, "routes");
-    nprof__jw_open(j, '[');
+    nprof__jw_arr(j);
     for (int i = 0; i < NPROF__NP_ROUTES; i++) {
         nprof__route *r = atomic_load_explicit(&m->routes[i], memory_order_acquire);
         if (!r)
@@ -212,11 +208,10 @@ static void np_json(nprof__jw *j, const nprof__np *np)
         memcpy(key, r->text, r->method_len);
         key[r->method_len] = ' ';
         memcpy(key + r->method_len + 1, r->text + r->method_len, r->route_len);
-        nprof__jw_sep(j);
         nprof__jw_str(j, key, r->method_len + 1 + r->route_len);
     }
-    nprof__jw_close(j, ']');
-    nprof__jw_close(j, '}');
+    nprof__jw_arr_end(j);
+    nprof__jw_obj_end(j);
 }
 
 static void slowest_json(nprof__jw *j, nprof_store *store, size_t max)
@@ -228,8 +223,7 @@ static void slowest_json(nprof__jw *j, nprof_store *store, size_t max)
         nprof_profile_info in;
         if (nprof_profile_get_info(nprof_snapshot_get(snap, i), &in))
             continue;
-        nprof__jw_sep(j);
-        nprof__jw_open(j, '{');
+        nprof__jw_obj(j);
         nprof__jw_kstr(j, "request_id", in.request_id, in.request_id_len);
         nprof__jw_kstr(j, "method", in.method, in.method_len);
         nprof__jw_kstr(j, "path", in.path, in.path_len);
@@ -242,7 +236,7 @@ static void slowest_json(nprof__jw *j, nprof_store *store, size_t max)
         nprof__jw_kms(j, "sql_ms", in.sql_total_ns);
         nprof__jw_ku64(j, "sql_count", in.sql_count);
         nprof__jw_ku64(j, "n_plus_one", in.n_plus_one_count);
-        nprof__jw_close(j, '}');
+        nprof__jw_obj_end(j);
     }
     nprof_snapshot_release(snap);
 }
@@ -257,8 +251,8 @@ static void ctl_json(nprof__jw *j, nprof_runtime *rt, const char *key, const cha
         nprof__jw_u64(j, v.u);
     else if (v.type == NPROF_CTL_STRING)
         nprof__jw_str(j, v.s, strlen(v.s));
-    else /* doubles: three decimals, clamped to what a uint64 holds */
-        nprof__jw_fixed(j, v.d > 0 && v.d < 1.8e16 ? (uint64_t)(v.d * 1000 + 0.5) : 0, 3);
+    else
+        nprof__jw_double(j, v.d, 3);
 }
 
 /* The cluster view: the slow-query log's top fingerprints over every process writing into
@@ -267,10 +261,10 @@ static void ctl_json(nprof__jw *j, nprof_runtime *rt, const char *key, const cha
 static void cluster_json(nprof__jw *j, nprof_middleware *mw)
 {
     if (!mw->slowlog) {
-        NPROF__JW_LIT(j, "null");
+        nprof__jw_null(j);
         return;
     }
-    nprof__jw_open(j, '{');
+    nprof__jw_obj(j);
     nprof__jw_ku64(j, "since_s", mw->cluster_since_s);
     nprof_slowlog_stats ls;
     if (nprof_slowlog_stats_get(mw->slowlog, &ls) == NPROF_OK) {
@@ -279,22 +273,22 @@ static void cluster_json(nprof__jw *j, nprof_middleware *mw)
         nprof__jw_ku64(j, "dropped", ls.dropped);
         nprof__jw_ku64(j, "connected", ls.connected != 0);
     }
-    nprof__jw_key(j, "by_fingerprint");
-    if (j->rc)
-        return;
-    size_t before = j->out->len;
+    nprof_buf rows = NPROF_BUF_INIT;
     int rc = nprof_slowlog_by_fingerprint(mw->slowlog, mw->dashboard_items < 20 ? mw->dashboard_items : 20,
-                                          mw->cluster_since_s, j->out);
-    if (rc) {
-        j->out->len = before; /* left as it was; make sure of it */
-        if (j->out->data)
-            j->out->data[before] = '\0';
-        NPROF__JW_LIT(j, "[]");
+                                          mw->cluster_since_s, &rows);
+    nprof__jw_key(j, "by_fingerprint");
+    if (rc == NPROF_OK) {
+        nprof__jw_raw(j, rows.data, rows.len);
+    } else {
+        nprof__jw_arr(j);
+        nprof__jw_arr_end(j);
         const char *why = nprof_last_error_detail();
-        nprof__jw_kstr(j, "error", why[0] ? why : nprof_strerror(rc),
-                       strlen(why[0] ? why : nprof_strerror(rc)));
+        if (!why[0])
+            why = nprof_strerror(rc);
+        nprof__jw_kstr(j, "error", why, strlen(why));
     }
-    nprof__jw_close(j, '}');
+    nprof_buf_free(&rows);
+    nprof__jw_obj_end(j);
 }
 
 int nprof_mw_render_json(nprof_middleware *mw, nprof_buf *out)
@@ -328,8 +322,9 @@ int nprof_mw_render_json(nprof_middleware *mw, nprof_buf *out)
         return rc;
     }
 
-    nprof__jw jw = {.out = out, .rc = 0, .comma = 0}, *j = &jw;
-    nprof__jw_open(j, '{');
+    nprof__jw jw, *j = &jw;
+    nprof__jw_init(j, out);
+    nprof__jw_obj(j);
     nprof__jw_ku64(j, "total_requests", t.requests);
     nprof__jw_ku64(j, "total_queries", t.queries);
     nprof__jw_key(j, "avg_queries_per_request");
@@ -337,24 +332,23 @@ int nprof_mw_render_json(nprof_middleware *mw, nprof_buf *out)
     nprof__jw_ku64(j, "slow_query_count", t.slow_queries);
     nprof__jw_ku64(j, "n_plus_one_count", t.n_plus_one_patterns);
     nprof__jw_key(j, "recent_slow_queries");
-    nprof__jw_open(j, '[');
+    nprof__jw_arr(j);
     recent_slow_json(j, snap, mw->dashboard_items);
-    nprof__jw_close(j, ']');
+    nprof__jw_arr_end(j);
     nprof__jw_key(j, "recent_n_plus_one");
-    nprof__jw_open(j, '[');
+    nprof__jw_arr(j);
     for (size_t i = 0; i < nl.count && i < mw->dashboard_items; i++) {
-        nprof__jw_sep(j);
         nprof__jw_str(j, nl.items[i]->text, nl.items[i]->text_len);
     }
-    nprof__jw_close(j, ']');
+    nprof__jw_arr_end(j);
     /* ---- beyond the reference document ---- */
     nprof__jw_key(j, "n_plus_one_patterns");
-    nprof__jw_open(j, '[');
+    nprof__jw_arr(j);
     for (size_t i = 0; i < nl.count && i < mw->dashboard_items; i++)
         np_json(j, nl.items[i]);
-    nprof__jw_close(j, ']');
+    nprof__jw_arr_end(j);
     nprof__jw_key(j, "totals");
-    nprof__jw_open(j, '{');
+    nprof__jw_obj(j);
     nprof__jw_ku64(j, "requests", t.requests);
     nprof__jw_ku64(j, "queries", t.queries);
     nprof__jw_kms(j, "sql_ms", t.sql_ns);
@@ -365,22 +359,22 @@ int nprof_mw_render_json(nprof_middleware *mw, nprof_buf *out)
     nprof__jw_ku64(j, "errors", t.errors);
     nprof__jw_ku64(j, "kept", t.kept);
     nprof__jw_ku64(j, "routes", t.routes);
-    nprof__jw_close(j, '}');
+    nprof__jw_obj_end(j);
     nprof__jw_key(j, "routes");
-    nprof__jw_open(j, '[');
+    nprof__jw_arr(j);
     for (size_t i = 0; i < rs.count; i++)
         route_json(j, &rs.items[i].s, rs.items[i].r);
-    nprof__jw_close(j, ']');
+    nprof__jw_arr_end(j);
     nprof__jw_key(j, "slowest_requests");
-    nprof__jw_open(j, '[');
+    nprof__jw_arr(j);
     slowest_json(j, store, mw->dashboard_items < 20 ? mw->dashboard_items : 20);
-    nprof__jw_close(j, ']');
+    nprof__jw_arr_end(j);
     nprof__jw_key(j, "store");
-    nprof__jw_open(j, '{');
+    nprof__jw_obj(j);
     nprof__jw_ku64(j, "capacity", nprof_store_capacity(store));
     nprof__jw_ku64(j, "size", nprof_snapshot_count(snap));
     nprof__jw_ku64(j, "sample_every", mw->sample_every);
-    nprof__jw_close(j, '}');
+    nprof__jw_obj_end(j);
     /* memory and clock: introspection values, under "memory" and "clock" */
     static const char *const ctl_keys[][2] = {
         {"memory", NULL},
@@ -401,124 +395,97 @@ int nprof_mw_render_json(nprof_middleware *mw, nprof_buf *out)
             continue;
         }
         if (i)
-            nprof__jw_close(j, '}');
+            nprof__jw_obj_end(j);
         nprof__jw_key(j, ctl_keys[i][0]);
-        nprof__jw_open(j, '{');
+        nprof__jw_obj(j);
     }
-    nprof__jw_close(j, '}');
+    nprof__jw_obj_end(j);
     nprof__jw_key(j, "config");
-    nprof__jw_open(j, '{');
+    nprof__jw_obj(j);
     nprof__jw_key(j, "slow_query_threshold_ms");
-    nprof__jw_fixed(j, (uint64_t)(cfg->slow_query_threshold_ms * 1000 + 0.5), 3);
+    nprof__jw_double(j, cfg->slow_query_threshold_ms, 3);
     nprof__jw_ku64(j, "n_plus_one_threshold", cfg->n_plus_one_threshold);
     nprof__jw_ku64(j, "max_history", cfg->max_history);
     nprof__jw_ku64(j, "production", cfg->production != 0);
     nprof__jw_ku64(j, "refresh_seconds", mw->refresh_seconds);
-    nprof__jw_close(j, '}');
+    nprof__jw_obj_end(j);
     nprof__jw_key(j, "cluster");
     cluster_json(j, mw);
     nprof__jw_kstr(j, "version", NPROF_VERSION_STRING, strlen(NPROF_VERSION_STRING));
     uint64_t now = nprof_now_ns();
     nprof__jw_ku64(j, "generated_at_ns", now);
     nprof__jw_ku64(j, "uptime_ns", now > mw->created_ns ? now - mw->created_ns : 0);
-    nprof__jw_close(j, '}');
+    nprof__jw_obj_end(j);
 
     nprof_snapshot_release(snap);
     rows_free(&rs);
     free(nl.items);
-    return jw.rc;
+    return nprof__jw_finish(j);
 }
 
 /* ---- Prometheus text exposition (format 0.0.4) ------------------------------------------ */
 
-typedef struct prom {
-    nprof_buf *out;
-    int rc;
-} prom;
-
-static void pr_raw(prom *p, const char *s, size_t len)
-{
-    if (!p->rc)
-        p->rc = nprof__buf_append(p->out, s, len);
-}
-
-static void pr_str(prom *p, const char *s)
-{
-    pr_raw(p, s, strlen(s));
-}
-
-static void pr_u64(prom *p, uint64_t v)
-{
-    if (!p->rc)
-        p->rc = nprof__buf_append_u64(p->out, v);
-}
-
-/* Nanoseconds as seconds, exactly (nine decimals). */
-static void pr_seconds(prom *p, uint64_t ns)
-{
-    char tmp[40];
-    size_t n = nprof__format_u64(ns / 1000000000u, tmp);
-    tmp[n++] = '.';
-    uint64_t frac = ns % 1000000000u;
-    for (int i = 8; i >= 0; i--, frac /= 10)
-        tmp[n + (size_t)i] = (char)('0' + frac % 10);
-    pr_raw(p, tmp, n + 9);
-}
-
 /* A label value: '\\', '"' and line feeds escaped as the format wants; other control bytes
- * become '?', invalid UTF-8 becomes U+FFFD, so the exposition stays valid UTF-8. */
-static void pr_label(prom *p, const char *s, size_t len)
+ * become '?' (invalid UTF-8 becomes U+FFFD in the runtime's escaping), so the exposition stays
+ * valid UTF-8. */
+#define Q(c) [c] = {"?", 1}
+static const nprof__escapes label_escapes = {
+    .widest = 3,
+    .ascii = {
+        Q(0x00), Q(0x01), Q(0x02), Q(0x03), Q(0x04), Q(0x05), Q(0x06), Q(0x07), Q(0x08),
+        Q(0x09), ['\n'] = {"\\n", 2}, Q(0x0b), Q(0x0c), Q(0x0d), Q(0x0e), Q(0x0f), Q(0x10),
+        Q(0x11), Q(0x12), Q(0x13), Q(0x14), Q(0x15), Q(0x16), Q(0x17), Q(0x18), Q(0x19),
+        Q(0x1a), Q(0x1b), Q(0x1c), Q(0x1d), Q(0x1e), Q(0x1f), Q(0x7f),
+        ['"'] = {"\\\"", 2}, ['\\'] = {"\\\\", 2},
+    },
+};
+#undef Q
+
+static void pr_label(nprof__tw *p, const char *s, size_t len)
 {
-    pr_raw(p, "\"", 1);
-    size_t i = 0;
-    while (i < len) {
-        unsigned char c = (unsigned char)s[i];
-        if (c == '\\' || c == '"') {
-            char e[2] = {'\\', (char)c};
-            pr_raw(p, e, 2);
-            i++;
-        } else if (c == '\n') {
-            pr_raw(p, "\\n", 2);
-            i++;
-        } else if (c < 0x20 || c == 0x7f) {
-            pr_raw(p, "?", 1);
-            i++;
-        } else if (c < 0x80) {
-            pr_raw(p, s + i, 1);
-            i++;
-        } else {
-            size_t n = nprof__utf8_valid_prefix((const unsigned char *)s + i, len - i);
-            if (n) {
-                pr_raw(p, s + i, n);
-                i += n;
-            } else {
-                pr_raw(p, "\xEF\xBF\xBD", 3);
-                i++;
-            }
+    nprof__tw_escaped(p, s, len, &label_escapes, '"');
+}
+
+static void pr_family(nprof__tw *p, const char *name, const char *type, const char *help)
+{
+    nprof__tw_cstr(p, "# HELP ");
+    nprof__tw_cstr(p, name);
+    nprof__tw_cstr(p, " ");
+    nprof__tw_cstr(p, help);
+    nprof__tw_cstr(p, "\n# TYPE ");
+    nprof__tw_cstr(p, name);
+    nprof__tw_cstr(p, " ");
+    nprof__tw_cstr(p, type);
+    nprof__tw_cstr(p, "\n");
+}
+
+/* One sample: `name`; with a route `s`, its method and route labels and `label`="`value`"
+ * when `label` is not NULL (ours: written as is); then `v`, as seconds (exactly: nine
+ * decimals of `v` nanoseconds) when `seconds`, else as a count. */
+static void pr_sample(nprof__tw *p, const char *name, const nprof_mw_route_stats *s,
+                      const char *label, const char *value, uint64_t v, int seconds)
+{
+    nprof__tw_cstr(p, name);
+    if (s) {
+        nprof__tw_cstr(p, "{method=");
+        pr_label(p, s->method, s->method_len);
+        nprof__tw_cstr(p, ",route=");
+        pr_label(p, s->route, s->route_len);
+        if (label) {
+            nprof__tw_cstr(p, ",");
+            nprof__tw_cstr(p, label);
+            nprof__tw_cstr(p, "=\"");
+            nprof__tw_cstr(p, value);
+            nprof__tw_cstr(p, "\"");
         }
+        nprof__tw_cstr(p, "}");
     }
-    pr_raw(p, "\"", 1);
-}
-
-static void pr_family(prom *p, const char *name, const char *type, const char *help)
-{
-    pr_str(p, "# HELP ");
-    pr_str(p, name);
-    pr_str(p, " ");
-    pr_str(p, help);
-    pr_str(p, "\n# TYPE ");
-    pr_str(p, name);
-    pr_str(p, " ");
-    pr_str(p, type);
-    pr_str(p, "\n");
-}
-
-static void pr_route_labels(prom *p, const nprof_mw_route_stats *s)
-{
-    pr_str(p, "{method=");
-    pr_label(p, s->method, s->method_len);
-    pr_str(p, ",route=");
-    pr_label(p, s->route, s->route_len);
+    nprof__tw_cstr(p, " ");
+    if (seconds)
+        nprof__tw_fixed(p, v, 9);
+    else
+        nprof__tw_u64(p, v);
+    nprof__tw_cstr(p, "\n");
 }
 
 /* Bucket bounds of the latency histogram, in ns, and as the `le` label writes them. */
@@ -571,7 +538,8 @@ int nprof_mw_render_prometheus(nprof_middleware *mw, nprof_buf *out)
         return rc;
     }
     uint64_t(*le)[LE_COUNT] = pr.le;
-    prom pp = {.out = out, .rc = 0}, *p = &pp;
+    nprof__tw tw, *p = &tw;
+    nprof__tw_init(p, out);
     static const struct {
         const char *name, *type, *help;
         size_t offset;
@@ -597,93 +565,54 @@ int nprof_mw_render_prometheus(nprof_middleware *mw, nprof_buf *out)
     };
     for (size_t i = 0; i < sizeof totals / sizeof totals[0]; i++) {
         pr_family(p, totals[i].name, totals[i].type, totals[i].help);
-        pr_str(p, totals[i].name);
-        pr_str(p, " ");
-        pr_u64(p, *(const uint64_t *)((const char *)&t + totals[i].offset));
-        pr_str(p, "\n");
+        pr_sample(p, totals[i].name, NULL, NULL, NULL,
+                  *(const uint64_t *)((const char *)&t + totals[i].offset), 0);
     }
     pr_family(p, "nanoprof_sql_seconds_total", "counter", "Time spent in SQL queries.");
-    pr_str(p, "nanoprof_sql_seconds_total ");
-    pr_seconds(p, t.sql_ns);
-    pr_str(p, "\n");
+    pr_sample(p, "nanoprof_sql_seconds_total", NULL, NULL, NULL, t.sql_ns, 1);
 
     static const char *const cls[6] = {"other", "1xx", "2xx", "3xx", "4xx", "5xx"};
     pr_family(p, "nanoprof_route_requests_total", "counter",
               "Requests per route and status class.");
     for (size_t i = 0; i < rs.count; i++)
-        for (int c = 0; c < 6; c++) {
-            if (!rs.items[i].s.status[c])
-                continue;
-            pr_str(p, "nanoprof_route_requests_total");
-            pr_route_labels(p, &rs.items[i].s);
-            pr_str(p, ",code=\"");
-            pr_str(p, cls[c]);
-            pr_str(p, "\"} ");
-            pr_u64(p, rs.items[i].s.status[c]);
-            pr_str(p, "\n");
-        }
+        for (int c = 0; c < 6; c++)
+            if (rs.items[i].s.status[c])
+                pr_sample(p, "nanoprof_route_requests_total", &rs.items[i].s, "code", cls[c],
+                          rs.items[i].s.status[c], 0);
     pr_family(p, "nanoprof_request_duration_seconds", "histogram",
               "Request latency per route (from a log-linear histogram, within 1%).");
     for (size_t i = 0; i < rs.count; i++) {
         const nprof_mw_route_stats *s = &rs.items[i].s;
-        for (size_t b = 0; b < LE_COUNT; b++) {
-            pr_str(p, "nanoprof_request_duration_seconds_bucket");
-            pr_route_labels(p, s);
-            pr_str(p, ",le=\"");
-            pr_str(p, LE_TEXT[b]);
-            pr_str(p, "\"} ");
-            pr_u64(p, le[i][b]);
-            pr_str(p, "\n");
-        }
-        pr_str(p, "nanoprof_request_duration_seconds_bucket");
-        pr_route_labels(p, s);
-        pr_str(p, ",le=\"+Inf\"} ");
-        pr_u64(p, s->count);
-        pr_str(p, "\nnanoprof_request_duration_seconds_sum");
-        pr_route_labels(p, s);
-        pr_str(p, "} ");
-        pr_seconds(p, s->total_ns);
-        pr_str(p, "\nnanoprof_request_duration_seconds_count");
-        pr_route_labels(p, s);
-        pr_str(p, "} ");
-        pr_u64(p, s->count);
-        pr_str(p, "\n");
+        for (size_t b = 0; b < LE_COUNT; b++)
+            pr_sample(p, "nanoprof_request_duration_seconds_bucket", s, "le", LE_TEXT[b], le[i][b], 0);
+        pr_sample(p, "nanoprof_request_duration_seconds_bucket", s, "le", "+Inf", s->count, 0);
+        pr_sample(p, "nanoprof_request_duration_seconds_sum", s, NULL, NULL, s->total_ns, 1);
+        pr_sample(p, "nanoprof_request_duration_seconds_count", s, NULL, NULL, s->count, 0);
     }
     pr_family(p, "nanoprof_route_queries_total", "counter", "SQL queries per route.");
-    for (size_t i = 0; i < rs.count; i++) {
-        pr_str(p, "nanoprof_route_queries_total");
-        pr_route_labels(p, &rs.items[i].s);
-        pr_str(p, "} ");
-        pr_u64(p, rs.items[i].s.queries);
-        pr_str(p, "\n");
-    }
+    for (size_t i = 0; i < rs.count; i++)
+        pr_sample(p, "nanoprof_route_queries_total", &rs.items[i].s, NULL, NULL,
+                  rs.items[i].s.queries, 0);
     pr_family(p, "nanoprof_route_sql_seconds_total", "counter", "SQL time per route.");
-    for (size_t i = 0; i < rs.count; i++) {
-        pr_str(p, "nanoprof_route_sql_seconds_total");
-        pr_route_labels(p, &rs.items[i].s);
-        pr_str(p, "} ");
-        pr_seconds(p, rs.items[i].s.sql_ns);
-        pr_str(p, "\n");
-    }
+    for (size_t i = 0; i < rs.count; i++)
+        pr_sample(p, "nanoprof_route_sql_seconds_total", &rs.items[i].s, NULL, NULL,
+                  rs.items[i].s.sql_ns, 1);
     nprof_ctl_value v;
     if (nprof_ctl_get(mw->rt, "stats.memory.bytes", &v) == NPROF_OK) {
         pr_family(p, "nanoprof_memory_bytes", "gauge", "Bytes the profiler's runtime holds.");
-        pr_str(p, "nanoprof_memory_bytes ");
-        pr_u64(p, v.u);
-        pr_str(p, "\n");
+        pr_sample(p, "nanoprof_memory_bytes", NULL, NULL, NULL, v.u, 0);
     }
     pr_family(p, "nanoprof_store_profiles", "gauge", "Profiles held in the store.");
-    pr_str(p, "nanoprof_store_profiles ");
-    pr_u64(p, nprof_store_size(nprof_runtime_store(mw->rt)));
-    pr_str(p, "\n");
+    pr_sample(p, "nanoprof_store_profiles", NULL, NULL, NULL,
+              nprof_store_size(nprof_runtime_store(mw->rt)), 0);
     pr_family(p, "nanoprof_build_info", "gauge", "Version and clock source of nanoprof.");
-    pr_str(p, "nanoprof_build_info{version=\"" NPROF_VERSION_STRING "\",clock=");
+    nprof__tw_cstr(p, "nanoprof_build_info{version=\"" NPROF_VERSION_STRING "\",clock=");
     const char *src = nprof_ctl_get(mw->rt, "clock.source", &v) == NPROF_OK ? v.s : "unknown";
     pr_label(p, src, strlen(src));
-    pr_str(p, "} 1\n");
+    nprof__tw_cstr(p, "} 1\n");
     free(le);
     rows_free(&rs);
-    return pp.rc;
+    return nprof__tw_finish(p);
 }
 
 /* ---- HTML ------------------------------------------------------------------------------- */

@@ -10,8 +10,8 @@
 #include <xxhash.h>
 
 #include "internal.h"
-#include "jsonw.h"
 #include "nanoprof/store.h"
+#include "runtime/jsonw.h"
 
 /* ---- flamegraph.svg ----------------------------------------------------------------------- */
 
@@ -220,12 +220,28 @@ int nprof_store_render_flamegraph_svg(nprof_store *store, nprof_buf *out)
 static void event_head(nprof__jw *j, const char *cat, uint64_t ts_ns, uint64_t dur_ns, size_t tid)
 {
     nprof__jw_kstr(j, "cat", cat, strlen(cat));
-    NPROF__JW_LIT(j, ",\"ph\":\"X\",\"pid\":1");
+    nprof__jw_kstr(j, "ph", "X", 1);
+    nprof__jw_ku64(j, "pid", 1);
     nprof__jw_ku64(j, "tid", tid);
     nprof__jw_key(j, "ts"); /* microseconds, to the nanosecond */
     nprof__jw_fixed(j, ts_ns, 3);
     nprof__jw_key(j, "dur");
     nprof__jw_fixed(j, dur_ns, 3);
+}
+
+/* A metadata event naming the process (tid 0) or a track. */
+static void name_event(nprof__jw *j, const char *what, size_t tid, const char *name, size_t len)
+{
+    nprof__jw_obj(j);
+    nprof__jw_kstr(j, "name", what, strlen(what));
+    nprof__jw_kstr(j, "ph", "M", 1);
+    nprof__jw_ku64(j, "pid", 1);
+    nprof__jw_ku64(j, "tid", tid);
+    nprof__jw_key(j, "args");
+    nprof__jw_obj(j);
+    nprof__jw_kstr(j, "name", name, len);
+    nprof__jw_obj_end(j);
+    nprof__jw_obj_end(j);
 }
 
 static void trace_profile(nprof__jw *j, const nprof_profile *p, size_t tid)
@@ -238,52 +254,42 @@ static void trace_profile(nprof__jw *j, const nprof_profile *p, size_t tid)
     memcpy(label, in.method, in.method_len);
     label[in.method_len] = ' ';
     memcpy(label + in.method_len + 1, in.path, pl);
-    /* the track's name */
-    nprof__jw_sep(j);
-    NPROF__JW_LIT(j, "{\"name\":\"thread_name\",\"ph\":\"M\",\"pid\":1");
-    nprof__jw_ku64(j, "tid", tid);
-    NPROF__JW_LIT(j, ",\"args\":{\"name\":");
-    nprof__jw_str(j, label, in.method_len + 1 + pl);
-    NPROF__JW_LIT(j, "}}");
+    name_event(j, "thread_name", tid, label, in.method_len + 1 + pl); /* the track's name */
     /* the request */
-    nprof__jw_sep(j);
-    nprof__jw_open(j, '{');
+    nprof__jw_obj(j);
     nprof__jw_kstr(j, "name", label, in.method_len + 1 + pl);
     event_head(j, "request", in.start_ns, in.total_ns, tid);
     nprof__jw_key(j, "args");
-    nprof__jw_open(j, '{');
+    nprof__jw_obj(j);
     nprof__jw_kstr(j, "route", in.route, in.route_len);
     nprof__jw_kstr(j, "request_id", in.request_id, in.request_id_len);
     nprof__jw_ku64(j, "status", in.status > 0 ? (uint64_t)in.status : 0);
     nprof__jw_ku64(j, "sql_count", in.sql_count);
-    nprof__jw_close(j, '}');
-    nprof__jw_close(j, '}');
+    nprof__jw_obj_end(j);
+    nprof__jw_obj_end(j);
     for (size_t i = 0; i < in.span_count; i++) {
         nprof_span_info si;
         if (nprof_profile_span(p, i, &si))
             continue;
-        nprof__jw_sep(j);
-        nprof__jw_open(j, '{');
+        nprof__jw_obj(j);
         nprof__jw_kstr(j, "name", si.name, si.name_len);
         event_head(j, si.phase >= 0 ? "phase" : "span", in.start_ns + si.start_offset_ns,
                    si.duration_ns, tid);
-        nprof__jw_close(j, '}');
+        nprof__jw_obj_end(j);
     }
     for (size_t i = 0; i < in.queries_kept; i++) {
         nprof_query_info qi;
         if (nprof_profile_query(p, i, &qi))
             continue;
-        nprof__jw_sep(j);
-        nprof__jw_open(j, '{');
-        NPROF__JW_LIT(j, "\"name\":\"sql\"");
-        j->comma = 1;
+        nprof__jw_obj(j);
+        nprof__jw_kstr(j, "name", "sql", 3);
         event_head(j, "sql", in.start_ns + qi.start_offset_ns, qi.duration_ns, tid);
         nprof__jw_key(j, "args");
-        nprof__jw_open(j, '{');
+        nprof__jw_obj(j);
         nprof__jw_kstr(j, "sql", qi.sql, qi.sql_len);
         nprof__jw_ku64(j, "slow", (uint64_t)qi.slow);
-        nprof__jw_close(j, '}');
-        nprof__jw_close(j, '}');
+        nprof__jw_obj_end(j);
+        nprof__jw_obj_end(j);
     }
 }
 
@@ -300,15 +306,18 @@ int nprof_store_render_trace(nprof_store *store, nprof_buf *out)
     int rc = nprof_store_snapshot(store, &snap);
     if (rc)
         return rc;
-    nprof__jw jw = {.out = out, .rc = 0, .comma = 0}, *j = &jw;
-    NPROF__JW_LIT(j, "{\"displayTimeUnit\":\"ns\",\"traceEvents\":[");
-    NPROF__JW_LIT(j, "{\"name\":\"process_name\",\"ph\":\"M\",\"pid\":1,\"tid\":0,"
-                     "\"args\":{\"name\":\"nanoprof\"}}");
-    j->comma = 1;
+    nprof__jw jw, *j = &jw;
+    nprof__jw_init(j, out);
+    nprof__jw_obj(j);
+    nprof__jw_kstr(j, "displayTimeUnit", "ns", 2);
+    nprof__jw_key(j, "traceEvents");
+    nprof__jw_arr(j);
+    name_event(j, "process_name", 0, "nanoprof", 8);
     size_t n = nprof_snapshot_count(snap);
     for (size_t i = 0; i < n; i++)
         trace_profile(j, nprof_snapshot_get(snap, i), i + 1);
-    NPROF__JW_LIT(j, "]}");
+    nprof__jw_arr_end(j);
+    nprof__jw_obj_end(j);
     nprof_snapshot_release(snap);
-    return jw.rc;
+    return nprof__jw_finish(j);
 }

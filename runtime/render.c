@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "collapsed.h"
+#include "jsonw.h"
 #include "profile.h"
 #include "text.h"
 
@@ -41,134 +42,56 @@ int nprof_profile_header(const nprof_profile *p, char *buf, size_t cap, size_t *
 
 /* ---- JSON --------------------------------------------------------------------------------- */
 
-typedef struct json {
-    nprof_buf *out;
-    int rc;
-    int need_comma;
-} json;
-
-static void raw(json *j, const char *s)
+/* A time twice: in nanoseconds under `ns_key`, and as the header writes it under `text_key`. */
+static void time_members(nprof__jw *j, const char *ns_key, const char *text_key, uint64_t ns)
 {
-    if (!j->rc)
-        j->rc = nprof__buf_append_cstr(j->out, s);
-}
-
-static void key(json *j, const char *k)
-{
-    if (j->need_comma)
-        raw(j, ",");
-    if (!j->rc)
-        j->rc = nprof__json_string(j->out, k, strlen(k));
-    raw(j, ":");
-    j->need_comma = 1;
-}
-
-static void kv_str(json *j, const char *k, const char *s, size_t len)
-{
-    key(j, k);
-    if (!j->rc)
-        j->rc = nprof__json_string(j->out, s, len);
-}
-
-static void kv_u64(json *j, const char *k, uint64_t v)
-{
-    key(j, k);
-    if (!j->rc)
-        j->rc = nprof__buf_append_u64(j->out, v);
-}
-
-static void kv_i64(json *j, const char *k, int64_t v)
-{
-    key(j, k);
-    if (!j->rc)
-        j->rc = nprof__buf_append_i64(j->out, v);
-}
-
-static void kv_bool(json *j, const char *k, int v)
-{
-    key(j, k);
-    raw(j, v ? "true" : "false");
-}
-
-static void kv_duration(json *j, const char *k, uint64_t ns)
-{
-    char text[NPROF__DURATION_MAX];
-    size_t n = nprof__format_duration(ns, text);
-    kv_str(j, k, text, n);
-}
-
-static void kv_hex(json *j, const char *k, uint64_t v)
-{
-    char hex[16];
-    nprof__format_hex64(v, hex);
-    kv_str(j, k, hex, sizeof hex);
-}
-
-static void open_container(json *j, const char *k, const char *bracket)
-{
-    key(j, k);
-    raw(j, bracket);
-    j->need_comma = 0;
-}
-
-static void close_container(json *j, const char *bracket)
-{
-    raw(j, bracket);
-    j->need_comma = 1;
-}
-
-static void element(json *j, const char *bracket)
-{
-    if (j->need_comma)
-        raw(j, ",");
-    raw(j, bracket);
-    j->need_comma = 0;
+    nprof__jw_ku64(j, ns_key, ns);
+    nprof__jw_key(j, text_key);
+    nprof__jw_duration(j, ns);
 }
 
 /* One shape as an object of the n_plus_one / duplicates lists. */
-static void render_pattern(json *j, const nprof_pattern_info *pi)
+static void render_pattern(nprof__jw *j, const nprof_pattern_info *pi)
 {
-    element(j, "{");
-    kv_hex(j, "fingerprint", pi->fingerprint);
+    nprof__jw_obj(j);
+    nprof__jw_key(j, "fingerprint");
+    nprof__jw_hex(j, pi->fingerprint);
     if (pi->normalized)
-        kv_str(j, "normalized", pi->normalized, pi->normalized_len);
+        nprof__jw_kstr(j, "normalized", pi->normalized, pi->normalized_len);
     if (pi->example)
-        kv_str(j, "example", pi->example, pi->example_len);
-    kv_u64(j, "count", pi->count);
-    kv_u64(j, "exact_repeats", pi->exact_repeats);
-    kv_u64(j, "total_ns", pi->total_ns);
-    kv_duration(j, "total", pi->total_ns);
-    close_container(j, "}");
+        nprof__jw_kstr(j, "example", pi->example, pi->example_len);
+    nprof__jw_ku64(j, "count", pi->count);
+    nprof__jw_ku64(j, "exact_repeats", pi->exact_repeats);
+    time_members(j, "total_ns", "total", pi->total_ns);
+    nprof__jw_obj_end(j);
+}
+
+/* The shapes that are N+1 patterns (n_plus_one) or that have exact duplicates (else). */
+static void render_pattern_list(nprof__jw *j, const nprof_profile *p, const char *key, int n_plus_one)
+{
+    nprof_pattern_info pi;
+    nprof__jw_key(j, key);
+    nprof__jw_arr(j);
+    for (uint32_t i = 0; nprof_profile_pattern(p, i, &pi) == NPROF_OK; i++)
+        if (n_plus_one ? pi.n_plus_one : pi.exact_repeats != 0)
+            render_pattern(j, &pi);
+    nprof__jw_arr_end(j);
 }
 
 /* The three lists: N+1 patterns, exact duplicates, slow queries (by query number). */
-static void render_patterns(json *j, const nprof_profile *p)
+static void render_patterns(nprof__jw *j, const nprof_profile *p)
 {
-    nprof_pattern_info pi;
-    kv_u64(j, "slow_query_count", p->slow_count);
-    kv_u64(j, "duplicate_count", p->exact_repeats);
-    open_container(j, "n_plus_one", "[");
-    for (uint32_t i = 0; nprof_profile_pattern(p, i, &pi) == NPROF_OK; i++)
-        if (pi.n_plus_one)
-            render_pattern(j, &pi);
-    close_container(j, "]");
-    open_container(j, "duplicates", "[");
-    for (uint32_t i = 0; nprof_profile_pattern(p, i, &pi) == NPROF_OK; i++)
-        if (pi.exact_repeats)
-            render_pattern(j, &pi);
-    close_container(j, "]");
+    nprof__jw_ku64(j, "slow_query_count", p->slow_count);
+    nprof__jw_ku64(j, "duplicate_count", p->exact_repeats);
+    render_pattern_list(j, p, "n_plus_one", 1);
+    render_pattern_list(j, p, "duplicates", 0);
     uint64_t slow_ns = p->rt->slow_query_ns;
-    open_container(j, "slow_queries", "[");
-    for (uint32_t i = 0; i < p->query_count; i++) {
-        if (p->queries[i].duration_ns <= slow_ns)
-            continue;
-        if (j->need_comma)
-            raw(j, ",");
-        if (!j->rc)
-            j->rc = nprof__buf_append_u64(j->out, i);
-        j->need_comma = 1;
-    }
-    close_container(j, "]");
+    nprof__jw_key(j, "slow_queries");
+    nprof__jw_arr(j);
+    for (uint32_t i = 0; i < p->query_count; i++)
+        if (p->queries[i].duration_ns > slow_ns)
+            nprof__jw_u64(j, i);
+    nprof__jw_arr_end(j);
 }
 
 int nprof_profile_json(const nprof_profile *p, nprof_buf *out)
@@ -177,72 +100,74 @@ int nprof_profile_json(const nprof_profile *p, nprof_buf *out)
         return NPROF_ENOPROFILE;
     if (!out)
         return NPROF_EINVAL;
-    size_t rollback = out->len;
-    json j = {out, NPROF_OK, 0};
-    raw(&j, "{");
-    kv_str(&j, "method", p->method, p->method_len);
-    kv_str(&j, "path", p->path, p->path_len);
-    kv_str(&j, "route", p->route, p->route_len);
-    kv_str(&j, "request_id", p->request_id, p->request_id_len);
-    kv_i64(&j, "status", p->status);
-    kv_u64(&j, "start_ns", p->start_ns);
-    kv_u64(&j, "total_ns", p->total_ns);
-    kv_duration(&j, "total", p->total_ns);
-    kv_u64(&j, "middleware_ns", nprof__phase_ns(p, NPROF_PHASE_MIDDLEWARE));
-    kv_u64(&j, "routing_ns", nprof__phase_ns(p, NPROF_PHASE_ROUTING));
-    kv_u64(&j, "handler_ns", nprof__phase_ns(p, NPROF_PHASE_HANDLER));
-    kv_u64(&j, "sql_total_ns", p->sql_total_ns);
-    kv_u64(&j, "sql_count", p->sql_count);
-    kv_u64(&j, "queries_dropped", p->queries_dropped);
+    nprof__jw jw, *j = &jw;
+    nprof__jw_init(j, out);
+    nprof__jw_obj(j);
+    nprof__jw_kstr(j, "method", p->method, p->method_len);
+    nprof__jw_kstr(j, "path", p->path, p->path_len);
+    nprof__jw_kstr(j, "route", p->route, p->route_len);
+    nprof__jw_kstr(j, "request_id", p->request_id, p->request_id_len);
+    nprof__jw_ki64(j, "status", p->status);
+    nprof__jw_ku64(j, "start_ns", p->start_ns);
+    time_members(j, "total_ns", "total", p->total_ns);
+    nprof__jw_ku64(j, "middleware_ns", nprof__phase_ns(p, NPROF_PHASE_MIDDLEWARE));
+    nprof__jw_ku64(j, "routing_ns", nprof__phase_ns(p, NPROF_PHASE_ROUTING));
+    nprof__jw_ku64(j, "handler_ns", nprof__phase_ns(p, NPROF_PHASE_HANDLER));
+    nprof__jw_ku64(j, "sql_total_ns", p->sql_total_ns);
+    nprof__jw_ku64(j, "sql_count", p->sql_count);
+    nprof__jw_ku64(j, "queries_dropped", p->queries_dropped);
     uint64_t slow_ns = p->rt->slow_query_ns;
-    open_container(&j, "queries", "[");
+    nprof__jw_key(j, "queries");
+    nprof__jw_arr(j);
     for (uint32_t i = 0; i < p->query_count; i++) {
         const nprof__query *q = &p->queries[i];
-        element(&j, "{");
-        kv_str(&j, "sql", q->sql, q->sql_len);
-        kv_u64(&j, "duration_ns", q->duration_ns);
-        kv_duration(&j, "duration", q->duration_ns);
-        kv_u64(&j, "start_offset_ns", q->start_offset_ns);
-        kv_i64(&j, "span", q->span);
+        nprof__jw_obj(j);
+        nprof__jw_kstr(j, "sql", q->sql, q->sql_len);
+        time_members(j, "duration_ns", "duration", q->duration_ns);
+        nprof__jw_ku64(j, "start_offset_ns", q->start_offset_ns);
+        nprof__jw_ki64(j, "span", q->span);
         if (q->sql_full_len > q->sql_len) {
-            kv_bool(&j, "truncated", 1);
-            kv_u64(&j, "sql_length", q->sql_full_len);
+            nprof__jw_key(j, "truncated");
+            nprof__jw_bool(j, 1);
+            nprof__jw_ku64(j, "sql_length", q->sql_full_len);
         }
         if (q->params)
-            kv_str(&j, "params", q->params, q->params_len);
+            nprof__jw_kstr(j, "params", q->params, q->params_len);
         if (q->normalized)
-            kv_str(&j, "normalized", q->normalized, q->normalized_len);
-        if (q->fingerprint)
-            kv_hex(&j, "fingerprint", q->fingerprint);
-        if (q->duration_ns > slow_ns)
-            kv_bool(&j, "slow", 1);
-        close_container(&j, "}");
+            nprof__jw_kstr(j, "normalized", q->normalized, q->normalized_len);
+        if (q->fingerprint) {
+            nprof__jw_key(j, "fingerprint");
+            nprof__jw_hex(j, q->fingerprint);
+        }
+        if (q->duration_ns > slow_ns) {
+            nprof__jw_key(j, "slow");
+            nprof__jw_bool(j, 1);
+        }
+        nprof__jw_obj_end(j);
     }
-    close_container(&j, "]");
-    render_patterns(&j, p);
-    kv_u64(&j, "spans_dropped", p->spans_dropped);
-    open_container(&j, "spans", "[");
+    nprof__jw_arr_end(j);
+    render_patterns(j, p);
+    nprof__jw_ku64(j, "spans_dropped", p->spans_dropped);
+    nprof__jw_key(j, "spans");
+    nprof__jw_arr(j);
     for (uint32_t i = 0; i < p->span_count; i++) {
         nprof_span_info s;
         nprof_profile_span(p, i, &s);
-        element(&j, "{");
-        kv_u64(&j, "id", i);
-        kv_str(&j, "name", s.name, s.name_len);
-        kv_i64(&j, "parent", s.parent);
-        kv_u64(&j, "start_offset_ns", s.start_offset_ns);
-        kv_u64(&j, "duration_ns", s.duration_ns);
-        if (s.unclosed)
-            kv_bool(&j, "unclosed", 1);
-        close_container(&j, "}");
+        nprof__jw_obj(j);
+        nprof__jw_ku64(j, "id", i);
+        nprof__jw_kstr(j, "name", s.name, s.name_len);
+        nprof__jw_ki64(j, "parent", s.parent);
+        nprof__jw_ku64(j, "start_offset_ns", s.start_offset_ns);
+        nprof__jw_ku64(j, "duration_ns", s.duration_ns);
+        if (s.unclosed) {
+            nprof__jw_key(j, "unclosed");
+            nprof__jw_bool(j, 1);
+        }
+        nprof__jw_obj_end(j);
     }
-    close_container(&j, "]");
-    raw(&j, "}");
-    if (j.rc) {
-        out->len = rollback; /* all or nothing */
-        if (out->data)
-            out->data[rollback] = '\0';
-    }
-    return j.rc;
+    nprof__jw_arr_end(j);
+    nprof__jw_obj_end(j);
+    return nprof__jw_finish(j); /* all or nothing */
 }
 
 int nprof_profile_collapsed(const nprof_profile *p, nprof_buf *out)

@@ -1,7 +1,8 @@
 /*
- * runtime/text.c: output buffers, UTF-8 checks, JSON escaping, frame names, durations and
- * the thread's last error detail.  Reached from every renderer; nothing here allocates from
- * the runtime's arena, because the buffers filled here belong to the caller.
+ * runtime/text.c: output buffers, number formats, UTF-8 checks, frame names, durations and
+ * the thread's last error detail (escaping and the writers are in jsonw.c).  Reached from
+ * every renderer; nothing here allocates from the runtime's arena, because the buffers filled
+ * here belong to the caller.
  */
 #include "text.h"
 
@@ -155,58 +156,6 @@ size_t nprof__utf8_valid_prefix(const unsigned char *s, size_t len)
 
 static const char replacement_char[] = "\xEF\xBF\xBD"; /* U+FFFD */
 
-int nprof__json_string(nprof_buf *buf, const char *str, size_t len)
-{
-    static const char hex[] = "0123456789abcdef";
-    const unsigned char *s = (const unsigned char *)str;
-    /* Worst case every byte becomes \u00XX: reserve once, then write without checks. */
-    if (len > (SIZE_MAX - 2) / 6)
-        return NPROF_ENOMEM;
-    int rc = nprof__buf_reserve(buf, len * 6 + 2);
-    if (rc)
-        return rc;
-    char *o = buf->data + buf->len;
-    *o++ = '"';
-    size_t i = 0;
-    while (i < len) {
-        unsigned c = s[i];
-        if (c >= 0x80) {
-            size_t n = nprof__utf8_valid_prefix(s + i, len - i);
-            if (n == 0) {
-                memcpy(o, replacement_char, 3);
-                o += 3;
-                i += 1;
-            } else {
-                memcpy(o, s + i, n);
-                o += n;
-                i += n;
-            }
-            continue;
-        }
-        i++;
-        switch (c) {
-        case '"': *o++ = '\\'; *o++ = '"'; break;
-        case '\\': *o++ = '\\'; *o++ = '\\'; break;
-        case '\n': *o++ = '\\'; *o++ = 'n'; break;
-        case '\r': *o++ = '\\'; *o++ = 'r'; break;
-        case '\t': *o++ = '\\'; *o++ = 't'; break;
-        default:
-            if (c < 0x20 || c == 0x7F || c == '<' || c == '>' || c == '&') {
-                memcpy(o, "\\u00", 4);
-                o[4] = hex[c >> 4];
-                o[5] = hex[c & 15];
-                o += 6;
-            } else {
-                *o++ = (char)c;
-            }
-        }
-    }
-    *o++ = '"';
-    buf->len = (size_t)(o - buf->data);
-    buf->data[buf->len] = '\0';
-    return NPROF_OK;
-}
-
 int nprof__frame_name(nprof_buf *buf, const char *str, size_t len, size_t max)
 {
     const unsigned char *s = (const unsigned char *)str;
@@ -248,18 +197,10 @@ int nprof__frame_name(nprof_buf *buf, const char *str, size_t len, size_t max)
     return NPROF_OK;
 }
 
-/* "<whole>.<frac><unit>" with `frac_digits` digits of `frac`, and a NUL: the header's one
- * number format, written without printf (this runs on the request path). */
-static size_t put_decimal(char *out, uint64_t whole, unsigned frac, int frac_digits,
-                          const char *unit, size_t unit_len)
+/* Appends a unit after the `n` bytes of number in `out`: the header's one number format,
+ * written without printf (this runs on the request path). */
+static size_t with_unit(char *out, size_t n, const char *unit, size_t unit_len)
 {
-    size_t n = nprof__format_u64(whole, out);
-    if (frac_digits) {
-        out[n++] = '.';
-        for (int i = frac_digits - 1; i >= 0; i--, frac /= 10)
-            out[n + (size_t)i] = (char)('0' + frac % 10);
-        n += (size_t)frac_digits;
-    }
     memcpy(out + n, unit, unit_len + 1);
     return n + unit_len;
 }
@@ -268,15 +209,15 @@ size_t nprof__format_duration(uint64_t ns, char *out)
 {
     /* Integer arithmetic, rounded to the shown digit: this runs on the request path. */
     if (ns < 1000)
-        return put_decimal(out, ns, 0, 0, "ns", 2);
+        return with_unit(out, nprof__format_u64(ns, out), "ns", 2);
     uint64_t tenths_us = ns / 100 + (ns % 100 >= 50);
     if (tenths_us < 1000)
-        return put_decimal(out, tenths_us / 10, (unsigned)(tenths_us % 10), 1, "us", 2);
+        return with_unit(out, nprof__format_fixed(tenths_us, 1, out), "us", 2);
     uint64_t tenths_ms = ns / 100000 + (ns % 100000 >= 50000);
     if (tenths_ms < 10000)
-        return put_decimal(out, tenths_ms / 10, (unsigned)(tenths_ms % 10), 1, "ms", 2);
+        return with_unit(out, nprof__format_fixed(tenths_ms, 1, out), "ms", 2);
     uint64_t hundredths_s = ns / 10000000 + (ns % 10000000 >= 5000000);
-    return put_decimal(out, hundredths_s / 100, (unsigned)(hundredths_s % 100), 2, "s", 1);
+    return with_unit(out, nprof__format_fixed(hundredths_s, 2, out), "s", 1);
 }
 
 int nprof_format_duration(uint64_t ns, char *buf, size_t cap)

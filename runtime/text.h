@@ -1,8 +1,7 @@
 /*
- * runtime/text.h: bytes to text, safely: growable output buffers, UTF-8 validation, JSON
- * string escaping, flame-graph frame names and duration formatting.  Every renderer of the
- * runtime and of the layers above goes through these, so that "any input bytes give valid
- * output" is enforced in one place.
+ * runtime/text.h: bytes to text, safely: growable output buffers, number formats, UTF-8
+ * validation, flame-graph frame names and duration formatting.  Escaping into output formats
+ * and the writers that renderers use are in jsonw.h, on top of these.
  */
 #ifndef NPROF_RUNTIME_TEXT_H
 #define NPROF_RUNTIME_TEXT_H
@@ -22,6 +21,28 @@ int nprof__buf_append_u64(nprof_buf *buf, uint64_t v);
 int nprof__buf_append_i64(nprof_buf *buf, int64_t v);
 /* Writes `v` in decimal into `out` (at least 21 bytes), NUL-terminated; returns the length. */
 size_t nprof__format_u64(uint64_t v, char *out);
+/* Writes v / 10^decimals into `out` (at least NPROF__FIXED_MAX bytes) with exactly
+ * `decimals` (0 to 19) digits after the point and no point when `decimals` is 0,
+ * NUL-terminated; returns the length.  Integer arithmetic: no locale, no rounding. */
+#define NPROF__FIXED_MAX 48
+static inline size_t nprof__format_fixed(uint64_t v, int decimals, char *out)
+{
+    /* Inline: callers pass constant decimals, which turns the divisions into multiplications
+     * (durations in the X-Profile header are formatted on the request path). */
+    uint64_t scale = 1;
+    for (int i = 0; i < decimals; i++)
+        scale *= 10;
+    size_t n = nprof__format_u64(v / scale, out);
+    if (decimals) {
+        out[n++] = '.';
+        uint64_t frac = v % scale;
+        for (int i = decimals - 1; i >= 0; i--, frac /= 10)
+            out[n + (size_t)i] = (char)('0' + frac % 10);
+        n += (size_t)decimals;
+        out[n] = '\0';
+    }
+    return n;
+}
 /* Writes `v` as exactly 16 lower-case hex digits into `out` (no NUL). */
 void nprof__format_hex64(uint64_t v, char *out);
 /* Appends `v` as 16 lower-case hex digits. */
@@ -33,11 +54,6 @@ int nprof__buf_append_hex64(nprof_buf *buf, uint64_t v);
  * are all invalid).  `len` must be at least 1.
  */
 size_t nprof__utf8_valid_prefix(const unsigned char *s, size_t len);
-
-/* Appends `len` bytes as a quoted JSON string: '"', '\\' and control characters escaped,
- * '<', '>' and '&' escaped too (the JSON may be embedded in HTML), invalid UTF-8 replaced by
- * U+FFFD.  The result is valid JSON and valid UTF-8 for any input. */
-int nprof__json_string(nprof_buf *buf, const char *s, size_t len);
 
 /* Appends a flame-graph frame name: ';' becomes ':', control characters and line breaks
  * become ' ', invalid UTF-8 becomes U+FFFD, runs of spaces collapse, at most `max` bytes. */

@@ -31,9 +31,9 @@
 #include "nanoprof/redact.h"
 #include "nanoprof/slowlog.h"
 #include "nanoprof/sql.h"
+#include "runtime/jsonw.h"
 #include "runtime/profile.h"
 #include "runtime/rules.h"
-#include "runtime/text.h"
 #include "shape_cache.h"
 
 #define PQ_SHARDS 16
@@ -1244,21 +1244,23 @@ int nprof_pq_json(nprof_buf *out)
              {"dropped_statements", s.dropped_statements},
              {"unknown_statements", s.unknown_statements},
              {"conns", s.conns}};
-    int rc = nprof__buf_append_cstr(out, "{\"pq\":{");
-    for (size_t i = 0; !rc && i < sizeof f / sizeof f[0]; i++) {
-        rc = nprof__buf_append_cstr(out, i ? ",\"" : "\"");
-        if (!rc)
-            rc = nprof__buf_append_cstr(out, f[i].key);
-        if (!rc)
-            rc = nprof__buf_append_cstr(out, "\":");
-        if (!rc)
-            rc = nprof__buf_append_u64(out, f[i].v);
-    }
-    if (!rc)
-        rc = nprof__buf_append_cstr(out, "},\"querystats\":");
-    if (!rc)
-        rc = nprof_querystats_json(pq.qs, 0, out);
-    return rc ? rc : nprof__buf_append_char(out, '}');
+    /* The table renders itself; it goes into the document as one value. */
+    nprof_buf table = NPROF_BUF_INIT;
+    int rc = nprof_querystats_json(pq.qs, 0, &table);
+    nprof__jw jw, *j = &jw;
+    nprof__jw_init(j, out);
+    nprof__tw_check(&j->t, rc);
+    nprof__jw_obj(j);
+    nprof__jw_key(j, "pq");
+    nprof__jw_obj(j);
+    for (size_t i = 0; i < sizeof f / sizeof f[0]; i++)
+        nprof__jw_ku64(j, f[i].key, f[i].v);
+    nprof__jw_obj_end(j);
+    nprof__jw_key(j, "querystats");
+    nprof__jw_raw(j, table.data, table.len);
+    nprof__jw_obj_end(j);
+    nprof_buf_free(&table);
+    return nprof__jw_finish(j);
 }
 
 void nprof_pq_shutdown(void)

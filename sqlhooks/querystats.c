@@ -16,8 +16,8 @@
 
 #include "nanoprof/querystats.h"
 #include "nanoprof/sql.h"
+#include "runtime/jsonw.h"
 #include "runtime/profile.h"
-#include "runtime/text.h"
 
 /* Bytes of a new shape's query that are normalized for its display text: enough for
  * NPROF_QUERYSTATS_TEXT_MAX bytes of output in any realistic query, bounded for a huge one. */
@@ -289,46 +289,28 @@ static int by_total_desc(const void *a, const void *b)
     return x->total_ns < y->total_ns ? 1 : x->total_ns > y->total_ns ? -1 : 0;
 }
 
-static int json_field(nprof_buf *out, const char *key, uint64_t v)
+static void json_entry(nprof__jw *j, const nprof_querystats_entry *e)
 {
-    int rc = nprof__buf_append_cstr(out, key);
-    return rc ? rc : nprof__buf_append_u64(out, v);
-}
-
-static int json_entry(nprof_buf *out, const nprof_querystats_entry *e)
-{
-    int rc = nprof__buf_append_cstr(out, "{\"fingerprint\":\"");
-    if (!rc)
-        rc = nprof__buf_append_hex64(out, e->fingerprint);
-    if (!rc)
-        rc = nprof__buf_append_cstr(out, "\",\"query\":");
-    if (!rc)
-        rc = nprof__json_string(out, e->normalized, e->normalized_len);
-    if (!rc)
-        rc = json_field(out, ",\"calls\":", e->calls);
-    if (!rc)
-        rc = json_field(out, ",\"errors\":", e->errors);
-    if (!rc)
-        rc = json_field(out, ",\"rows\":", e->rows);
-    if (!rc)
-        rc = json_field(out, ",\"total_ns\":", e->total_ns);
-    if (!rc)
-        rc = json_field(out, ",\"mean_ns\":", e->calls ? e->total_ns / e->calls : 0);
-    if (!rc)
-        rc = json_field(out, ",\"min_ns\":", e->min_ns);
-    if (!rc)
-        rc = json_field(out, ",\"max_ns\":", e->max_ns);
-    if (!rc)
-        rc = json_field(out, ",\"p50_ns\":", nprof_querystats_quantile_ns(e, 0.50));
-    if (!rc)
-        rc = json_field(out, ",\"p95_ns\":", nprof_querystats_quantile_ns(e, 0.95));
-    if (!rc)
-        rc = json_field(out, ",\"p99_ns\":", nprof_querystats_quantile_ns(e, 0.99));
-    if (!rc)
-        rc = nprof__buf_append_cstr(out, ",\"histogram\":[");
-    for (int b = 0; !rc && b < NPROF_QUERYSTATS_BUCKETS; b++)
-        rc = json_field(out, b ? "," : "", e->histogram[b]);
-    return rc ? rc : nprof__buf_append_cstr(out, "]}");
+    nprof__jw_obj(j);
+    nprof__jw_key(j, "fingerprint");
+    nprof__jw_hex(j, e->fingerprint);
+    nprof__jw_kstr(j, "query", e->normalized, e->normalized_len);
+    nprof__jw_ku64(j, "calls", e->calls);
+    nprof__jw_ku64(j, "errors", e->errors);
+    nprof__jw_ku64(j, "rows", e->rows);
+    nprof__jw_ku64(j, "total_ns", e->total_ns);
+    nprof__jw_ku64(j, "mean_ns", e->calls ? e->total_ns / e->calls : 0);
+    nprof__jw_ku64(j, "min_ns", e->min_ns);
+    nprof__jw_ku64(j, "max_ns", e->max_ns);
+    nprof__jw_ku64(j, "p50_ns", nprof_querystats_quantile_ns(e, 0.50));
+    nprof__jw_ku64(j, "p95_ns", nprof_querystats_quantile_ns(e, 0.95));
+    nprof__jw_ku64(j, "p99_ns", nprof_querystats_quantile_ns(e, 0.99));
+    nprof__jw_key(j, "histogram");
+    nprof__jw_arr(j);
+    for (int b = 0; b < NPROF_QUERYSTATS_BUCKETS; b++)
+        nprof__jw_u64(j, e->histogram[b]);
+    nprof__jw_arr_end(j);
+    nprof__jw_obj_end(j);
 }
 
 int nprof_querystats_json(const nprof_querystats *qs, size_t limit, nprof_buf *out)
@@ -344,25 +326,24 @@ int nprof_querystats_json(const nprof_querystats *qs, size_t limit, nprof_buf *o
     qsort(c.v, c.n, sizeof *c.v, by_total_desc);
     size_t shown = limit && limit < c.n ? limit : c.n;
 
-    int rc = json_field(out, "{\"capacity\":", qs->capacity);
-    if (!rc)
-        rc = json_field(out, ",\"size\":", nprof_querystats_size(qs));
-    if (!rc)
-        rc = json_field(out, ",\"dropped\":", nprof_querystats_dropped(qs));
-    if (!rc)
-        rc = nprof__buf_append_cstr(out, ",\"bucket_upper_ns\":[");
-    for (int b = 0; !rc && b < NPROF_QUERYSTATS_BUCKETS - 1; b++)
-        rc = json_field(out, b ? "," : "", nprof_querystats_bucket_upper_ns(b));
-    if (!rc)
-        rc = nprof__buf_append_cstr(out, ",null],\"queries\":[");
-    for (size_t i = 0; !rc && i < shown; i++) {
-        if (i)
-            rc = nprof__buf_append_char(out, ',');
-        if (!rc)
-            rc = json_entry(out, &c.v[i]);
-    }
-    if (!rc)
-        rc = nprof__buf_append_cstr(out, "]}");
+    nprof__jw jw, *j = &jw;
+    nprof__jw_init(j, out);
+    nprof__jw_obj(j);
+    nprof__jw_ku64(j, "capacity", qs->capacity);
+    nprof__jw_ku64(j, "size", nprof_querystats_size(qs));
+    nprof__jw_ku64(j, "dropped", nprof_querystats_dropped(qs));
+    nprof__jw_key(j, "bucket_upper_ns");
+    nprof__jw_arr(j);
+    for (int b = 0; b < NPROF_QUERYSTATS_BUCKETS - 1; b++)
+        nprof__jw_u64(j, nprof_querystats_bucket_upper_ns(b));
+    nprof__jw_null(j); /* the last bucket has no bound */
+    nprof__jw_arr_end(j);
+    nprof__jw_key(j, "queries");
+    nprof__jw_arr(j);
+    for (size_t i = 0; i < shown; i++)
+        json_entry(j, &c.v[i]);
+    nprof__jw_arr_end(j);
+    nprof__jw_obj_end(j);
     free(c.v);
-    return rc;
+    return nprof__jw_finish(j);
 }

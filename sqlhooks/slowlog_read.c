@@ -1,8 +1,8 @@
 /*
  * sqlhooks/slowlog_read.c: the slow-query log's read side, for dashboards: the most recent
  * rows, the slowest rows and a per-fingerprint aggregate, read from the table (so across every
- * process that writes into it) and rendered as JSON through runtime/text.c's escaping, valid
- * whatever bytes the table holds.
+ * process that writes into it) and rendered as JSON through the runtime's writer (jsonw.h),
+ * valid whatever bytes the table holds.
  *
  * The reads use a second connection, opened on first use and kept, shared by the callers
  * under a mutex; the writer's connection is never touched here, so a slow dashboard query
@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "nanoprof/pq.h"
+#include "runtime/jsonw.h"
 #include "runtime/text.h"
 #include "slowlog.h"
 
@@ -24,38 +25,32 @@
 #define OID_FLOAT8 701
 #define OID_NUMERIC 1700
 
-/* Appends `r` as a JSON array of objects keyed by column name. */
-static int result_json(const PGresult *r, nprof_buf *out)
+/* Writes `r` as a JSON array of objects keyed by column name. */
+static void result_json(const PGresult *r, nprof__jw *j)
 {
     int rows = PQntuples(r), cols = PQnfields(r);
-    int rc = nprof__buf_append_char(out, '[');
-    for (int i = 0; i < rows && !rc; i++) {
-        rc = nprof__buf_append_cstr(out, i ? ",{" : "{");
-        for (int c = 0; c < cols && !rc; c++) {
-            if (c)
-                rc = nprof__buf_append_char(out, ',');
-            const char *name = PQfname(r, c);
-            rc = rc ? rc : nprof__json_string(out, name, strlen(name));
-            rc = rc ? rc : nprof__buf_append_char(out, ':');
-            if (rc)
-                break;
+    nprof__jw_arr(j);
+    for (int i = 0; i < rows; i++) {
+        nprof__jw_obj(j);
+        for (int c = 0; c < cols; c++) {
+            nprof__jw_key(j, PQfname(r, c));
             const char *v = PQgetvalue(r, i, c);
             size_t len = (size_t)PQgetlength(r, i, c);
             Oid t = PQftype(r, c);
             if (PQgetisnull(r, i, c))
-                rc = nprof__buf_append_cstr(out, "null");
+                nprof__jw_null(j);
             else if (t == OID_BOOL)
-                rc = nprof__buf_append_cstr(out, v[0] == 't' ? "true" : "false");
+                nprof__jw_bool(j, v[0] == 't');
             else if ((t == OID_INT8 || t == OID_INT2 || t == OID_INT4 || t == OID_FLOAT4 ||
                       t == OID_FLOAT8 || t == OID_NUMERIC) &&
                      len && strspn(v, "0123456789+-.eE") == len)
-                rc = nprof__buf_append(out, v, len);
+                nprof__jw_raw(j, v, len);
             else /* text, and NaN or Infinity, which JSON has no number for */
-                rc = nprof__json_string(out, v, len);
+                nprof__jw_str(j, v, len);
         }
-        rc = rc ? rc : nprof__buf_append_char(out, '}');
+        nprof__jw_obj_end(j);
     }
-    return rc ? rc : nprof__buf_append_char(out, ']');
+    nprof__jw_arr_end(j);
 }
 
 /* Runs `sql` with its text parameters on the read connection and appends the rows as JSON. */
@@ -83,13 +78,10 @@ static int read_json(nprof_slowlog *log, const char *sql, const char *const *par
     if (PQresultStatus(r) != PGRES_TUPLES_OK) {
         rc = nprof__fail(NPROF_EIO, "slowlog read: %s", PQerrorMessage(log->read_conn));
     } else {
-        size_t mark = out->len;
-        rc = result_json(r, out);
-        if (rc) {
-            out->len = mark; /* as it was */
-            if (out->data)
-                out->data[mark] = 0;
-        }
+        nprof__jw j;
+        nprof__jw_init(&j, out);
+        result_json(r, &j);
+        rc = nprof__jw_finish(&j);
     }
     PQclear(r);
     pthread_mutex_unlock(&log->read_mu);

@@ -32,6 +32,7 @@
 
 #include "nanoprof/pq.h"
 #include "nanoprof/sql.h"
+#include "runtime/jsonw.h"
 #include "runtime/text.h"
 #include "slowlog.h"
 
@@ -222,49 +223,28 @@ static int connect_writer(writer *w)
     return 0;
 }
 
-/* Appends `len` bytes as a COPY text field: backslash, tab, newline and carriage return
- * escaped; NUL bytes and invalid UTF-8 replaced by U+FFFD, which the server (UTF8) would
- * otherwise refuse, failing the whole batch. */
-static int copy_field(nprof_buf *b, const char *s, size_t len)
+/* A COPY text field: backslash, tab, newline and carriage return escaped; NUL bytes (and, in
+ * the runtime's escaping, invalid UTF-8) become U+FFFD, which the server (UTF8) would
+ * otherwise refuse, failing the whole batch.  Other control characters are data in COPY's
+ * text format. */
+static const nprof__escapes copy_escapes = {
+    .widest = 3,
+    .ascii = {[0] = {"\xEF\xBF\xBD", 3}, ['\\'] = {"\\\\", 2}, ['\t'] = {"\\t", 2},
+              ['\n'] = {"\\n", 2}, ['\r'] = {"\\r", 2}},
+};
+
+static void copy_field(nprof__tw *t, const char *s, size_t len)
 {
-    if (nprof__buf_reserve(b, 3 * len))
-        return NPROF_ENOMEM;
-    char *o = b->data + b->len;
-    const unsigned char *u = (const unsigned char *)s;
-    size_t i = 0;
-    while (i < len) {
-        unsigned char c = u[i];
-        if (c >= 0x20 && c < 0x80 && c != '\\') {
-            *o++ = (char)c;
-            i++;
-        } else if (c == '\\' || c == '\t' || c == '\n' || c == '\r') {
-            *o++ = '\\';
-            *o++ = c == '\\' ? '\\' : c == '\t' ? 't' : c == '\n' ? 'n' : 'r';
-            i++;
-        } else if (c < 0x80 && c != 0) {
-            *o++ = (char)c; /* other control characters are data in COPY's text format */
-            i++;
-        } else {
-            size_t n = c ? nprof__utf8_valid_prefix(u + i, len - i) : 0;
-            if (n) {
-                memcpy(o, u + i, n);
-                o += n;
-                i += n;
-            } else {
-                memcpy(o, "\xEF\xBF\xBD", 3);
-                o += 3;
-                i++;
-            }
-        }
-    }
-    b->len = (size_t)(o - b->data);
-    b->data[b->len] = 0;
-    return NPROF_OK;
+    nprof__tw_escaped(t, s, len, &copy_escapes, 0);
 }
 
-static int copy_opt(nprof_buf *b, int present, const char *s, size_t len)
+/* A field that may be NULL (\N in COPY's text format). */
+static void copy_opt(nprof__tw *t, int present, const char *s, size_t len)
 {
-    return present ? copy_field(b, s, len) : nprof__buf_append(b, "\\N", 2);
+    if (present)
+        copy_field(t, s, len);
+    else
+        nprof__tw_raw(t, "\\N", 2);
 }
 
 /* Whether this entry gets a plan now: a slow SELECT whose shape was not explained within the
@@ -343,67 +323,139 @@ static int redact_plan(writer *w)
     }
 }
 
-/* Appends one slot as a COPY row to the batch. */
+/*
+ * The columns of a row, in the order each row gives them: the one list from which both the
+ * COPY statement's column list (copy_begin) and each row's fields (put_field, whose switch
+ * names every column, so that -Wswitch catches one left out) are made.
+ */
+#define COPY_COLUMNS(X)                                                                           \
+    X(SQL_TEXT, "sql_text") X(DURATION_MS, "duration_ms") X(PARAMS_SUMMARY, "params_summary")    \
+    X(TIMESTAMP, "\"timestamp\"") X(FINGERPRINT, "fingerprint")                                   \
+    X(NORMALIZED_SQL, "normalized_sql") X(METHOD, "method") X(ROUTE, "route") X(HOST, "host")    \
+    X(PID, "pid") X(REQUEST_ID, "request_id") X(TRUNCATED, "truncated") X(PLAN, "plan")          \
+    X(BATCH_ID, "batch_id")
+
+typedef enum copy_column {
+#define AS_ENUM(id, name) COL_##id,
+    COPY_COLUMNS(AS_ENUM)
+#undef AS_ENUM
+    COL_COUNT
+} copy_column;
+
+static const char *const COPY_COLUMN_NAME[COL_COUNT] = {
+#define AS_NAME(id, name) [COL_##id] = name,
+    COPY_COLUMNS(AS_NAME)
+#undef AS_NAME
+};
+
+/* What one slot's row holds beyond the slot itself, worked out before it is written. */
+typedef struct row {
+    const nprof__slot *s;
+    const char *text; /* sql_text: raw, redacted or normalized */
+    size_t text_len, norm_len;
+    uint64_t fp;
+    int truncated, have_plan;
+} row;
+
+static void put_field(writer *w, const row *r, copy_column c, nprof__tw *t)
+{
+    nprof_slowlog *log = w->log;
+    const nprof__slot *s = r->s;
+    switch (c) {
+    case COL_SQL_TEXT:
+        copy_field(t, r->text, r->text_len);
+        break;
+    case COL_DURATION_MS: {
+        double d = s->duration_ms;
+        if (isnan(d))
+            nprof__tw_cstr(t, "NaN");
+        else if (isinf(d))
+            nprof__tw_cstr(t, d < 0 ? "-Infinity" : "Infinity");
+        else
+            nprof__tw_printf(t, "%.17g", d); /* enough digits to give the same double back */
+        break;
+    }
+    case COL_PARAMS_SUMMARY:
+        copy_opt(t, s->flags & NPROF__SLOT_HAS_PARAMS, s->text + log->max_sql, s->params_len);
+        break;
+    case COL_TIMESTAMP: {
+        time_t secs = (time_t)(s->timestamp_us / 1000000u);
+        struct tm tm;
+        gmtime_r(&secs, &tm);
+        nprof__tw_printf(t, "%04d-%02d-%02d %02d:%02d:%02d.%06u+00", tm.tm_year + 1900,
+                         tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                         (unsigned)(s->timestamp_us % 1000000u));
+        break;
+    }
+    case COL_FINGERPRINT:
+        nprof__tw_i64(t, (int64_t)r->fp); /* bigint: the same 64 bits, signed */
+        break;
+    case COL_NORMALIZED_SQL:
+        copy_field(t, w->norm, r->norm_len);
+        break;
+    case COL_METHOD:
+        copy_opt(t, s->flags & NPROF__SLOT_HAS_METHOD, s->method, s->method_len);
+        break;
+    case COL_ROUTE:
+        copy_opt(t, s->flags & NPROF__SLOT_HAS_ROUTE, s->route, s->route_len);
+        break;
+    case COL_HOST:
+        copy_field(t, log->host, strlen(log->host));
+        break;
+    case COL_PID:
+        nprof__tw_i64(t, log->pid);
+        break;
+    case COL_REQUEST_ID:
+        copy_opt(t, s->flags & NPROF__SLOT_HAS_REQUEST_ID, s->request_id, s->request_id_len);
+        break;
+    case COL_TRUNCATED:
+        nprof__tw_raw(t, r->truncated ? "t" : "f", 1);
+        break;
+    case COL_PLAN:
+        copy_opt(t, r->have_plan, w->plan.data, w->plan.len);
+        break;
+    case COL_BATCH_ID:
+        nprof__tw_i64(t, (int64_t)w->batch_id);
+        break;
+    case COL_COUNT:
+        break;
+    }
+}
+
+/* Appends one slot as a COPY row to the batch; on failure the batch is as it was. */
 static int format_row(writer *w, const nprof__slot *s)
 {
     nprof_slowlog *log = w->log;
-    nprof_buf *b = &w->copy;
-    const char *sql = s->text;
-    size_t sql_len = s->sql_len;
-    uint64_t fp = 0;
-    size_t norm_len = 0;
-    if (nprof_sql_shape(sql, sql_len, NPROF_SQL_QMARK, w->norm, w->norm_cap, &norm_len, &fp) != NPROF_OK)
-        norm_len = 0;
+    row r = {.s = s, .text = s->text, .text_len = s->sql_len};
+    if (nprof_sql_shape(s->text, s->sql_len, NPROF_SQL_QMARK, w->norm, w->norm_cap, &r.norm_len,
+                        &r.fp) != NPROF_OK)
+        r.norm_len = 0;
     if (s->fingerprint)
-        fp = s->fingerprint; /* the caller's, of the whole query even when the text was cut */
-    int truncated = (s->flags & NPROF__SLOT_TRUNCATED) != 0;
-    int have_plan = want_plan(w, s, fp, w->norm, norm_len) && take_plan(w, s) && redact_plan(w);
-    if (have_plan)
+        r.fp = s->fingerprint; /* the caller's, of the whole query even when the text was cut */
+    r.truncated = (s->flags & NPROF__SLOT_TRUNCATED) != 0;
+    r.have_plan = want_plan(w, s, r.fp, w->norm, r.norm_len) && take_plan(w, s) && redact_plan(w);
+    if (r.have_plan)
         atomic_fetch_add(&log->plans, 1);
-
-    const char *text = sql;
-    size_t text_len = sql_len;
     if (log->normalized_only) {
-        text = w->norm;
-        text_len = norm_len;
+        r.text = w->norm;
+        r.text_len = r.norm_len;
     } else if (log->redactor) {
         int cut = 0;
-        int r = nprof_redact(log->redactor, sql, sql_len, w->red, log->max_sql, &text_len, &cut);
-        if (r > 0)
-            nprof__counter_add(&log->redactions, (uint64_t)r);
-        truncated |= cut;
-        text = w->red;
+        int n = nprof_redact(log->redactor, s->text, s->sql_len, w->red, log->max_sql, &r.text_len, &cut);
+        if (n > 0)
+            nprof__counter_add(&log->redactions, (uint64_t)n);
+        r.truncated |= cut;
+        r.text = w->red;
     }
-    char num[64];
-    int rc = copy_field(b, text, text_len);
-    double d = s->duration_ms;
-    int n = isnan(d) ? snprintf(num, sizeof num, "\tNaN\t")
-            : isinf(d) ? snprintf(num, sizeof num, "\t%sInfinity\t", d < 0 ? "-" : "")
-                       : snprintf(num, sizeof num, "\t%.17g\t", d);
-    rc = rc ? rc : nprof__buf_append(b, num, (size_t)n);
-    rc = rc ? rc : copy_opt(b, s->flags & NPROF__SLOT_HAS_PARAMS, s->text + log->max_sql, s->params_len);
-    time_t secs = (time_t)(s->timestamp_us / 1000000u);
-    struct tm tm;
-    gmtime_r(&secs, &tm);
-    n = snprintf(num, sizeof num, "\t%04d-%02d-%02d %02d:%02d:%02d.%06u+00\t%" PRId64 "\t",
-                 tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-                 (unsigned)(s->timestamp_us % 1000000u), (int64_t)fp);
-    rc = rc ? rc : nprof__buf_append(b, num, (size_t)n);
-    rc = rc ? rc : copy_field(b, w->norm, norm_len);
-    rc = rc ? rc : nprof__buf_append_char(b, '\t');
-    rc = rc ? rc : copy_opt(b, s->flags & NPROF__SLOT_HAS_METHOD, s->method, s->method_len);
-    rc = rc ? rc : nprof__buf_append_char(b, '\t');
-    rc = rc ? rc : copy_opt(b, s->flags & NPROF__SLOT_HAS_ROUTE, s->route, s->route_len);
-    rc = rc ? rc : nprof__buf_append_char(b, '\t');
-    rc = rc ? rc : copy_field(b, log->host, strlen(log->host));
-    n = snprintf(num, sizeof num, "\t%d\t", log->pid);
-    rc = rc ? rc : nprof__buf_append(b, num, (size_t)n);
-    rc = rc ? rc : copy_opt(b, s->flags & NPROF__SLOT_HAS_REQUEST_ID, s->request_id, s->request_id_len);
-    rc = rc ? rc : nprof__buf_append(b, truncated ? "\tt\t" : "\tf\t", 3);
-    rc = rc ? rc : copy_opt(b, have_plan, w->plan.data, w->plan.len);
-    n = snprintf(num, sizeof num, "\t%" PRId64 "\n", (int64_t)w->batch_id);
-    rc = rc ? rc : nprof__buf_append(b, num, (size_t)n);
-    return rc;
+    nprof__tw t;
+    nprof__tw_init(&t, &w->copy);
+    for (int c = 0; c < COL_COUNT; c++) {
+        if (c)
+            nprof__tw_raw(&t, "\t", 1);
+        put_field(w, &r, (copy_column)c, &t);
+    }
+    nprof__tw_raw(&t, "\n", 1);
+    return nprof__tw_finish(&t);
 }
 
 #define STREAM_CHUNK (64 * 1024) /* bytes of COPY data handed to libpq at a time */
@@ -422,14 +474,9 @@ static int fill_batch(writer *w, int stream)
     size_t sent = 0;
     while (w->rows < log->opts.batch_rows && queue_ready(log)) {
         nprof__slot *s = nprof__slowlog_slot(log, log->dequeue_pos);
-        size_t mark = w->copy.len;
-        if (format_row(w, s) == NPROF_OK) {
+        if (format_row(w, s) == NPROF_OK)
             w->rows++;
-        } else {
-            w->copy.len = mark; /* out of memory: this entry is lost (counted as unwritten) */
-            if (w->copy.data)
-                w->copy.data[mark] = 0;
-        }
+        /* else out of memory: this entry is lost (counted as unwritten) */
         atomic_store_explicit(&s->seq, log->dequeue_pos + log->mask + 1, memory_order_release);
         log->dequeue_pos++;
         atomic_fetch_add(&log->consumed, 1);
@@ -470,11 +517,10 @@ static void batch_done(writer *w)
 static int copy_begin(writer *w)
 {
     char sql[512];
-    snprintf(sql, sizeof sql,
-             "COPY %s (sql_text, duration_ms, params_summary, \"timestamp\", fingerprint, "
-             "normalized_sql, method, route, host, pid, request_id, truncated, plan, batch_id) "
-             "FROM STDIN",
-             w->log->qtable);
+    int n = snprintf(sql, sizeof sql, "COPY %s (", w->log->qtable);
+    for (int c = 0; c < COL_COUNT; c++)
+        n += snprintf(sql + n, sizeof sql - (size_t)n, "%s%s", c ? ", " : "", COPY_COLUMN_NAME[c]);
+    snprintf(sql + n, sizeof sql - (size_t)n, ") FROM STDIN");
     PGresult *r = PQexec(w->conn, sql);
     int ok = PQresultStatus(r) == PGRES_COPY_IN;
     PQclear(r);

@@ -1,11 +1,9 @@
 /*
- * tests/test_text.c: UTF-8 validation, JSON escaping, frame names and duration formatting:
- * the functions that make renderer output valid for any input bytes.
+ * tests/test_text.c: UTF-8 validation, frame names, number and duration formatting: the
+ * functions under the renderers' output (escaping and the writers: test_jsonw.c).
  */
-#include <stdlib.h>
 #include <string.h>
 
-#include "json_check.h"
 #include "nanoprof/nanoprof.h"
 #include "runtime/text.h"
 #include "test.h"
@@ -36,51 +34,6 @@ TEST(utf8_accepts_valid_sequences_and_rejects_the_rest)
             fprintf(stderr, "case %zu\n", i);
         ASSERT_EQ_U64(got, cases[i].expect);
     }
-}
-
-TEST(json_strings_escape_controls_quotes_and_html_and_replace_bad_utf8)
-{
-    nprof_buf b = NPROF_BUF_INIT;
-    const char in[] = "a\"b\\c\n\t\x01</script>&\xC3\xA9\xFF\x00z";
-    ASSERT_OK(nprof__json_string(&b, in, sizeof in - 1));
-    ASSERT_STR(b.data, "\"a\\\"b\\\\c\\n\\t\\u0001\\u003c/script\\u003e\\u0026\xC3\xA9\xEF\xBF\xBD\\u0000z\"");
-    size_t where;
-    ASSERT_TRUE(json_check(b.data, b.len, &where));
-    nprof_buf_free(&b);
-    ASSERT_TRUE(b.data == NULL && b.len == 0);
-    nprof_buf_free(NULL);
-}
-
-TEST(json_strings_are_valid_for_every_random_byte_string)
-{
-    srand(1234);
-    char in[300];
-    for (int round = 0; round < 20000; round++) {
-        size_t len = (size_t)(rand() % (int)sizeof in);
-        for (size_t i = 0; i < len; i++)
-            in[i] = (char)(rand() % 256);
-        nprof_buf b = NPROF_BUF_INIT;
-        ASSERT_OK(nprof__json_string(&b, in, len));
-        size_t where = 0;
-        if (!json_check(b.data, b.len, &where))
-            fprintf(stderr, "invalid JSON at byte %zu of %zu in round %d\n", where, b.len, round);
-        ASSERT_TRUE(json_check(b.data, b.len, &where));
-        nprof_buf_free(&b);
-    }
-}
-
-TEST(json_checker_rejects_what_is_not_json)
-{
-    const char *bad[] = {"", "{", "{\"a\":}", "[1,]", "\"\x01\"", "\"\xFF\"", "01", "{\"a\" 1}",
-                         "[1 2]", "\"\\x\"", "tru", "{}}", "\"abc"};
-    size_t where;
-    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        if (json_check(bad[i], strlen(bad[i]), &where))
-            fprintf(stderr, "accepted: %s\n", bad[i]);
-        ASSERT_TRUE(!json_check(bad[i], strlen(bad[i]), &where));
-    }
-    const char *good = "{\"a\":[1,-2.5e3,true,false,null,\"\\u00e9\"],\"b\":{}}";
-    ASSERT_TRUE(json_check(good, strlen(good), &where));
 }
 
 TEST(frame_names_cannot_break_a_collapsed_stack_line)
@@ -143,14 +96,18 @@ TEST(buffers_grow_and_format_numbers)
     ASSERT_OK(nprof__buf_append_hex64(&b, 0xabcdef0123456789ull));
     ASSERT_STR(b.data, "0 18446744073709551615 -9223372036854775808 abcdef0123456789");
     nprof_buf_free(&b);
+    char fixed[NPROF__FIXED_MAX];
+    ASSERT_EQ_U64(nprof__format_fixed(1234567, 3, fixed), 8);
+    ASSERT_STR(fixed, "1234.567");
+    nprof__format_fixed(7, 0, fixed);
+    ASSERT_STR(fixed, "7");
+    nprof__format_fixed(UINT64_MAX, 19, fixed);
+    ASSERT_STR(fixed, "1.8446744073709551615");
 }
 
 int main(void)
 {
     RUN(utf8_accepts_valid_sequences_and_rejects_the_rest);
-    RUN(json_strings_escape_controls_quotes_and_html_and_replace_bad_utf8);
-    RUN(json_strings_are_valid_for_every_random_byte_string);
-    RUN(json_checker_rejects_what_is_not_json);
     RUN(frame_names_cannot_break_a_collapsed_stack_line);
     RUN(durations_use_the_header_units);
     RUN(buffers_grow_and_format_numbers);
