@@ -114,7 +114,9 @@ static PyObject *header_str(const nprof_profile *p)
     char h[NPROF_HEADER_MAX];
     size_t len = 0;
     int rc = nprof_profile_header(p, h, sizeof h, &len);
-    return rc == NPROF_OK ? nprof_py_str(h, len) : nprof_py_raise(rc, "to_header()");
+    /* The header is fixed words and numbers, ASCII: latin-1 decodes it without UTF-8 checks. */
+    return rc == NPROF_OK ? PyUnicode_DecodeLatin1(h, (Py_ssize_t)len, NULL)
+                          : nprof_py_raise(rc, "to_header()");
 }
 
 typedef int (*render_fn)(const nprof_profile *, nprof_buf *);
