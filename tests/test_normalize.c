@@ -1301,6 +1301,77 @@ TEST(deep_nesting_is_linear_and_bounded)
     ASSERT_EQ_INT(check_properties(inner, strlen(inner)), 0);
 }
 
+/* Pairs of a query and its QMARK text, each also checked for every property. */
+static int check_pairs(const char *const (*pairs)[2], size_t n)
+{
+    int failed = 0;
+    for (size_t i = 0; i < n; i++) {
+        char *got = norm_str(pairs[i][0], NPROF_SQL_QMARK);
+        if (!got || strcmp(got, pairs[i][1]) != 0) {
+            fprintf(stderr, "%s\n  expected: %s\n  got:      %s\n", pairs[i][0], pairs[i][1],
+                    got ? got : "(null)");
+            failed++;
+        }
+        free(got);
+        failed += check_properties(pairs[i][0], strlen(pairs[i][0]));
+    }
+    return failed;
+}
+
+/* README: identifiers keep their case, only keywords are upper-cased.  Columns named like a
+ * keyword, unquoted as PostgreSQL allows and ORMs write them, are identifiers. */
+TEST(a_keyword_used_as_a_column_name_keeps_its_case)
+{
+    static const char *const pairs[][2] = {
+        {"INSERT INTO logs (msg, at) VALUES ('x', now())",
+         "INSERT INTO logs (msg, at) VALUES (?, now())"},
+        {"INSERT INTO kv (key, value, level) VALUES ('a', 1, 2) ON CONFLICT (key) DO UPDATE "
+         "SET value = EXCLUDED.value, at = EXCLUDED.at",
+         "INSERT INTO kv (key, value, level) VALUES (?, ?, ?) ON CONFLICT (key) DO UPDATE "
+         "SET value = EXCLUDED.value, at = EXCLUDED.at"},
+        {"SELECT logs.at, logs.level, \"logs\".key FROM logs", /* after a dot */
+         "SELECT logs.at, logs.level, \"logs\".key FROM logs"},
+        {"SELECT t . end, t.first FROM t", "SELECT t.end, t.first FROM t"},
+        {"SELECT at, level, key FROM logs ORDER BY at DESC, level",
+         "SELECT at, level, key FROM logs ORDER BY at DESC, level"},
+        {"SELECT count(key), max(date) FROM t GROUP BY date",
+         "SELECT count(key), max(date) FROM t GROUP BY date"},
+        {"UPDATE logs SET level = 3, at = now() WHERE key = 'k' AND date >= '2024-01-01'",
+         "UPDATE logs SET level = ?, at = now() WHERE key = ? AND date >= ?"},
+        {"UPDATE logs SET level = level + 1 WHERE read AND time IS NULL",
+         "UPDATE logs SET level = level + ? WHERE read AND time IS NULL"},
+        {"SELECT x AS date, y AS level FROM t", "SELECT x AS date, y AS level FROM t"},
+        {"SELECT * FROM events WHERE start BETWEEN 1 AND 2 AND index IN (3, 4)",
+         "SELECT * FROM events WHERE start BETWEEN ? AND ? AND index IN (?)"},
+        {"CREATE TABLE logs (id int PRIMARY KEY, at timestamptz, level int, UNIQUE (level))",
+         "CREATE TABLE logs (id int PRIMARY KEY, at TIMESTAMPTZ, level int, UNIQUE (level))"},
+        /* A '+' after such a name is binary: it used to vanish as a unary plus. */
+        {"SELECT x FROM t WHERE t.at + 1 > 2", "SELECT x FROM t WHERE t.at + ? > ?"},
+    };
+    ASSERT_EQ_INT(check_pairs(pairs, sizeof pairs / sizeof pairs[0]), 0);
+}
+
+TEST(those_words_stay_keywords_where_sql_uses_them_as_keywords)
+{
+    static const char *const pairs[][2] = {
+        {"select now() at time zone 'UTC', date '2024-01-01', time '10:00'",
+         "SELECT now() AT TIME ZONE ?, ?, ?"},
+        {"select cast(x as date), y::date, cast(z as timestamp) as time from t",
+         "SELECT CAST(x AS DATE), y::DATE, CAST(z AS TIMESTAMP) AS time FROM t"},
+        {"select * from t order by x nulls first, y nulls last fetch first 5 rows only",
+         "SELECT * FROM t ORDER BY x NULLS FIRST, y NULLS LAST FETCH FIRST ? ROWS ONLY"},
+        {"set transaction isolation level read committed, read write",
+         "SET TRANSACTION ISOLATION LEVEL READ COMMITTED, READ WRITE"},
+        {"start transaction", "START TRANSACTION"},
+        {"select a from t for no key update skip locked",
+         "SELECT a FROM t FOR NO KEY UPDATE SKIP LOCKED"},
+        {"create unique index i on t (a)", "CREATE UNIQUE INDEX i ON t(a)"},
+        {"create table t (id int, primary key (id), foreign key (x) references u (key))",
+         "CREATE TABLE t (id int, PRIMARY KEY (id), FOREIGN KEY (x) REFERENCES u (key))"},
+    };
+    ASSERT_EQ_INT(check_pairs(pairs, sizeof pairs / sizeof pairs[0]), 0);
+}
+
 TEST(keyword_table_is_sorted_and_every_keyword_is_found)
 {
     size_t n = nprof__sql_keyword_count();
@@ -1344,6 +1415,8 @@ int main(void)
     RUN(output_fits_the_bound_in_the_worst_cases);
     RUN(ten_megabytes_of_sql_cost_linear_time);
     RUN(deep_nesting_is_linear_and_bounded);
+    RUN(a_keyword_used_as_a_column_name_keeps_its_case);
+    RUN(those_words_stay_keywords_where_sql_uses_them_as_keywords);
     RUN(keyword_table_is_sorted_and_every_keyword_is_found);
     return TEST_SUMMARY();
 }
