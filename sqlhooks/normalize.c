@@ -58,44 +58,48 @@ typedef unsigned char u8;
 #define KF_TYPED 4u  /* starts a typed literal: DATE '2024-01-01' is one literal */
 #define KF_CLAUSE 8u /* starts a clause, so it ends an ORDER BY / GROUP BY list */
 #define KF_DDL 16u   /* a table name follows, whose column list keeps its space: t (a, b) */
+#define KF_NAME 32u  /* often a column's name too (at, level, key, date): see used_as_name() */
 
 /* Sorted by spelling ('_' sorts after the letters, as in ASCII): looked up by bisection. */
 #define NPROF__SQL_KEYWORDS(X)                                                              \
     X(ABSOLUTE, 0) X(ADD, 0) X(ALL, 0) X(ALTER, 0) X(ANALYZE, 0) X(AND, 0)                  \
-    X(ANY, KF_FUNC) X(ARRAY, KF_FUNC) X(AS, 0) X(ASC, 0) X(ASENSITIVE, 0) X(AT, 0)         \
+    X(ANY, KF_FUNC) X(ARRAY, KF_FUNC) X(AS, 0) X(ASC, 0) X(ASENSITIVE, 0) X(AT, KF_NAME)   \
     X(BACKWARD, 0) X(BEGIN, 0) X(BETWEEN, 0) X(BINARY, 0) X(BOTH, 0) X(BY, 0)              \
     X(CASCADE, 0) X(CASE, 0) X(CAST, KF_FUNC) X(CHECK, 0) X(CLOSE, 0)                      \
     X(COALESCE, KF_FUNC) X(COLLATE, 0) X(COLUMN, 0) X(COMMIT, 0) X(COMMITTED, 0)           \
     X(CONFLICT, 0) X(CONSTRAINT, 0) X(CONSTRAINTS, 0) X(COPY, 0) X(CREATE, 0)              \
     X(CROSS, 0) X(CUBE, 0) X(CURRENT, 0) X(CURRENT_DATE, KF_VALUE)                         \
     X(CURRENT_TIME, KF_VALUE) X(CURRENT_TIMESTAMP, KF_VALUE) X(CURRENT_USER, KF_VALUE)     \
-    X(CURSOR, 0) X(DATE, KF_VALUE | KF_TYPED) X(DEALLOCATE, 0) X(DECLARE, 0)               \
+    X(CURSOR, 0) X(DATE, KF_VALUE | KF_TYPED | KF_NAME) X(DEALLOCATE, 0) X(DECLARE, 0)     \
     X(DEFAULT, KF_VALUE) X(DEFERRABLE, 0) X(DEFERRED, 0) X(DELETE, 0) X(DESC, 0)           \
     X(DISCARD, 0) X(DISTINCT, 0) X(DO, 0) X(DROP, 0) X(ELSE, 0) X(END, KF_VALUE)           \
     X(ESCAPE, 0) X(EXCEPT, KF_CLAUSE) X(EXCLUDE, 0) X(EXECUTE, 0) X(EXISTS, KF_DDL)        \
     X(EXPLAIN, 0) X(EXTRACT, KF_FUNC) X(FALSE, KF_VALUE) X(FETCH, KF_CLAUSE)               \
-    X(FILTER, 0) X(FIRST, KF_VALUE) X(FOLLOWING, 0) X(FOR, KF_CLAUSE) X(FOREIGN, 0)        \
-    X(FORWARD, 0) X(FROM, KF_CLAUSE) X(FULL, 0) X(GRANT, 0) X(GREATEST, KF_FUNC)           \
+    X(FILTER, 0) X(FIRST, KF_VALUE | KF_NAME) X(FOLLOWING, 0) X(FOR, KF_CLAUSE)            \
+    X(FOREIGN, 0) X(FORWARD, 0) X(FROM, KF_CLAUSE) X(FULL, 0) X(GRANT, 0)                  \
+    X(GREATEST, KF_FUNC)                                                                   \
     X(GROUP, KF_CLAUSE) X(GROUPING, 0) X(GROUPS, KF_CLAUSE) X(HAVING, KF_CLAUSE)           \
-    X(HOLD, 0) X(IF, 0) X(ILIKE, 0) X(IMMEDIATE, 0) X(IN, 0) X(INDEX, 0) X(INNER, 0)       \
+    X(HOLD, 0) X(IF, 0) X(ILIKE, 0) X(IMMEDIATE, 0) X(IN, 0) X(INDEX, KF_NAME) X(INNER, 0) \
     X(INSENSITIVE, 0) X(INSERT, 0) X(INTERSECT, KF_CLAUSE) X(INTERVAL, KF_TYPED)           \
-    X(INTO, KF_CLAUSE | KF_DDL) X(IS, 0) X(ISOLATION, 0) X(JOIN, 0) X(KEY, KF_VALUE)       \
-    X(LAST, KF_VALUE) X(LATERAL, 0) X(LEAST, KF_FUNC) X(LEFT, KF_FUNC)                     \
-    X(LEVEL, KF_VALUE) X(LIKE, 0) X(LIMIT, KF_CLAUSE) X(LISTEN, 0) X(LOCAL, 0)             \
+    X(INTO, KF_CLAUSE | KF_DDL) X(IS, 0) X(ISOLATION, 0) X(JOIN, 0)                        \
+    X(KEY, KF_VALUE | KF_NAME) X(LAST, KF_VALUE | KF_NAME) X(LATERAL, 0) X(LEAST, KF_FUNC) \
+    X(LEFT, KF_FUNC) X(LEVEL, KF_VALUE | KF_NAME) X(LIKE, 0) X(LIMIT, KF_CLAUSE)           \
+    X(LISTEN, 0) X(LOCAL, 0)                                                               \
     X(LOCALTIME, KF_VALUE) X(LOCALTIMESTAMP, KF_VALUE) X(LOCK, 0) X(LOCKED, 0)             \
     X(MATERIALIZED, 0) X(MERGE, 0) X(MOVE, 0) X(NAMES, 0) X(NATURAL, 0) X(NEXT, 0)         \
     X(NO, 0) X(NOT, 0) X(NOTHING, 0) X(NOTIFY, 0) X(NOWAIT, 0) X(NULL, KF_VALUE)           \
     X(NULLIF, KF_FUNC) X(NULLS, 0) X(OF, 0) X(OFFSET, KF_CLAUSE) X(ON, KF_CLAUSE)          \
     X(ONLY, 0) X(OR, 0) X(ORDER, KF_CLAUSE) X(OUTER, 0) X(OVER, 0) X(OVERLAPS, 0)          \
     X(PARTITION, 0) X(PRECEDING, 0) X(PREPARE, 0) X(PRIMARY, 0) X(PRIOR, 0)                \
-    X(RANGE, KF_CLAUSE) X(READ, 0) X(RECURSIVE, 0) X(REFERENCES, KF_DDL) X(RELATIVE, 0)    \
+    X(RANGE, KF_CLAUSE) X(READ, KF_NAME) X(RECURSIVE, 0) X(REFERENCES, KF_DDL)             \
+    X(RELATIVE, 0)                                                                         \
     X(RELEASE, 0) X(REPEATABLE, 0) X(RESET, 0) X(RESTRICT, 0) X(RETURNING, KF_CLAUSE)      \
     X(REVOKE, 0) X(RIGHT, KF_FUNC) X(ROLLBACK, 0) X(ROLLUP, 0) X(ROW, KF_FUNC)             \
     X(ROWS, KF_CLAUSE) X(SAVEPOINT, 0) X(SCHEMA, 0) X(SCROLL, 0) X(SELECT, KF_CLAUSE)      \
     X(SERIALIZABLE, 0) X(SESSION, 0) X(SESSION_USER, KF_VALUE) X(SET, KF_CLAUSE)           \
     X(SETS, 0) X(SHARE, 0) X(SHOW, 0) X(SIMILAR, 0) X(SKIP, 0) X(SOME, KF_FUNC)            \
-    X(START, 0) X(TABLE, KF_DDL) X(TEMP, 0) X(TEMPORARY, 0) X(THEN, 0) X(TIES, 0)          \
-    X(TIME, KF_VALUE | KF_TYPED) X(TIMESTAMP, KF_VALUE | KF_TYPED)                         \
+    X(START, KF_NAME) X(TABLE, KF_DDL) X(TEMP, 0) X(TEMPORARY, 0) X(THEN, 0) X(TIES, 0)    \
+    X(TIME, KF_VALUE | KF_TYPED | KF_NAME) X(TIMESTAMP, KF_VALUE | KF_TYPED | KF_NAME)     \
     X(TIMESTAMPTZ, KF_VALUE | KF_TYPED) X(TO, 0) X(TRAILING, 0) X(TRANSACTION, 0)          \
     X(TRUE, KF_VALUE) X(TRUNCATE, 0) X(UNBOUNDED, 0) X(UNCOMMITTED, 0)                     \
     X(UNION, KF_CLAUSE) X(UNIQUE, 0) X(UNLISTEN, 0) X(UPDATE, 0) X(USING, 0)               \
@@ -693,7 +697,8 @@ again:
         while (i < len && is_ident_char(s[i]))
             i++;
         kind = TK_WORD;
-        kw = word_keyword(s, len, start, i - start);
+        /* After a dot a word is a name, whatever it spells: t.end, "logs".at. */
+        kw = lx->prev_kind == TK_DOT ? -1 : word_keyword(s, len, start, i - start);
         break;
     case LC_DOT:
         if (!is_digit(after(s, len, i))) {
@@ -1125,6 +1130,8 @@ struct frame {
     u8 ord;       /* in an ORDER BY / GROUP BY list: bare integers are ordinals */
     u8 vrow;      /* a row of VALUES: NULL counts as a literal */
     u8 vals;      /* enum vals */
+    u8 cols;      /* the column list after a table name: INSERT INTO t (a, b) */
+    u8 cast;      /* the parentheses of a CAST that is no literal: AS names a type there */
 };
 
 struct norm {
@@ -1368,8 +1375,9 @@ NOINLINE static void try_cast(struct norm *n, struct tok *t)
  * "schema"."table"."column" and schema.table.column, written without spaces as ORMs write
  * every column, go to the shaper and the emitter as one token: nothing between the parts is
  * ever spaced or rewritten, and a name of three tokens cost three passes through the shaper.
- * Words join only words that are no keywords (t.end stays three tokens); neither kind joins
- * in a name position (SAVEPOINT "s"), where the first part alone becomes a placeholder.
+ * A word after a dot is a name whatever it spells (t.end, logs.at: lex() looks up no keyword
+ * there); neither kind joins in a name position (SAVEPOINT "s"), where the first part alone
+ * becomes a placeholder.
  */
 static void qualified_name(struct lexer *lx, struct tok *t)
 {
@@ -1391,11 +1399,90 @@ static void qualified_name(struct lexer *lx, struct tok *t)
         lex(&ahead, &dot);
         size_t at = ahead.pos;
         lex(&ahead, &part);
-        if (dot.kind != TK_DOT || part.kind != TK_WORD || part.kw >= 0 || part.p != s + at)
+        if (dot.kind != TK_DOT || part.kind != TK_WORD || part.p != s + at)
             return;
         t->n = (size_t)(part.p + part.n - t->p);
         *lx = ahead;
     }
+}
+
+/* Keywords that start a table constraint where a column could stand. */
+static int starts_constraint(int kw)
+{
+    return kw == KW_PRIMARY || kw == KW_UNIQUE || kw == KW_CHECK || kw == KW_FOREIGN ||
+           kw == KW_CONSTRAINT || kw == KW_EXCLUDE || kw == KW_LIKE;
+}
+
+/* Keywords an operand follows in a list or a condition. */
+static int before_operand(int kw)
+{
+    switch (kw) {
+    case KW_SELECT: case KW_DISTINCT: case KW_BY: case KW_RETURNING: case KW_WHERE:
+    case KW_AND: case KW_OR: case KW_WHEN: case KW_HAVING:
+        return 1;
+    }
+    return 0;
+}
+
+/* Keywords that follow an operand there. */
+static int after_operand(int kw)
+{
+    switch (kw) {
+    case KW_FROM: case KW_AS: case KW_ASC: case KW_DESC: case KW_NULLS: case KW_IS:
+    case KW_IN: case KW_BETWEEN: case KW_LIKE: case KW_ILIKE: case KW_NOT: case KW_AND:
+    case KW_OR: case KW_THEN:
+        return 1;
+    }
+    return 0;
+}
+
+/*
+ * Whether the keyword `t`, one flagged KF_NAME, is used as a name here (README: identifiers
+ * keep their case, and only keywords are upper-cased).  Tables have columns called at,
+ * level, key, date or read, which PostgreSQL accepts unquoted, and ORMs quote only reserved
+ * words.  (After a dot every word is a name, which lex() sees by itself.)  The places where
+ * such a word can only be a name, from its neighbours:
+ *   - before a dot: at.x;
+ *   - first in an element of a table's column list, unless it starts a constraint:
+ *     INSERT INTO logs (msg, at), CREATE TABLE logs (at timestamptz, PRIMARY KEY (id));
+ *   - next to an operator: SET level = ?, WHERE ? < at, key ->> ?;
+ *   - after AS, except in the parentheses of a CAST: x AS date, not CAST(x AS date);
+ *   - an operand on its own in a list or a condition: SELECT at, level FROM, ORDER BY at
+ *     DESC, count(key), ON CONFLICT (key), WHERE read AND, level IS NULL; a keyword there
+ *     would have a neighbour of its own (NULLS FIRST, ISOLATION LEVEL READ COMMITTED,
+ *     PRIMARY KEY, AT TIME ZONE, x::date).
+ * Each rule looks only at the kinds of the neighbours, which normalization keeps, so the
+ * output normalizes to itself.  Asked for no other keyword, so that the rest pay one test.
+ */
+NOINLINE static int used_as_name(const struct norm *n, const struct tok *t)
+{
+    const struct lexer *lx = &n->lx;
+    const struct frame *f = &n->st[n->depth];
+    u8 pk = n->prev_kind;
+    int pkw = n->prev_kw;
+    int starts_element = pk == TK_LPAREN || pk == TK_COMMA;
+    if (n->name_pos)
+        return 0;
+    if (lx->pos + 1 < lx->len && lx->s[lx->pos] == '.' && is_ident_start(lx->s[lx->pos + 1]))
+        return 1;
+    /* What follows, lexed as it would be after a name (a '+' there is binary). */
+    struct lexer ahead = *lx;
+    struct tok u;
+    ahead.prev_kind = TK_WORD;
+    ahead.prev_kw = -1;
+    lex(&ahead, &u);
+    u8 nk = u.kind;
+    int ends_element = nk == TK_COMMA || nk == TK_RPAREN;
+    if (!n->overflow && f->cols && starts_element &&
+        (ends_element || ((nk == TK_WORD || nk == TK_QIDENT) && !starts_constraint(t->kw))))
+        return 1;
+    if (nk == TK_OP || pk == TK_OP)
+        return 1;
+    if (pkw == KW_AS)
+        return n->overflow || !f->cast;
+    return (starts_element || before_operand(pkw)) &&
+           (ends_element || nk == TK_SEMI || nk == TK_EOF ||
+            (nk == TK_WORD && after_operand(u.kw)));
 }
 
 /* The next token for the shaper, with literals combined into TK_VALUE. */
@@ -1416,6 +1503,10 @@ static void next_token(struct norm *n, struct tok *t)
         /* NULL is a literal directly in a VALUES row, and a keyword anywhere else. */
         if (t->kw == KW_NULL ? !n->overflow && n->st[n->depth].vrow : atom(lx, t, pk))
             break;
+        if (t->kw >= 0 && (kw_flags(t->kw) & KF_NAME) && used_as_name(n, t)) {
+            t->kw = -1;
+            lx->prev_kw = -1;
+        }
         if (t->kw < 0 && n->name_pos)
             break;
         if (t->kw < 0)
@@ -1696,6 +1787,9 @@ static inline void plain_kind(struct norm *n, const struct tok *t, u8 kind)
         push(n, TK_RPAREN, list, list != L_NONE, f->vals == V_PLAIN && n->prev_kind == TK_COMMA);
         if (list != L_NONE)
             return;
+        /* The emitter knows whether a table name came before: it spaces the '(' for one. */
+        n->st[n->depth].cols = n->em.ddl && is_ident_like(n->em.prev, n->em.prev_kw);
+        n->st[n->depth].cast = n->prev_kw == KW_CAST;
         break;
     }
     case TK_LBRACK:

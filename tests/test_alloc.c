@@ -530,6 +530,16 @@ TEST(memory_accounting_is_exact_with_threads_profiling_concurrently)
     ASSERT_TRUE(rt != NULL);
     uint64_t bytes0 = ctl_u64(rt, "stats.memory.bytes");
     uint64_t blocks0 = ctl_u64(rt, "stats.memory.blocks");
+    /* The blocks one request of the threads' size holds (the profile and what it grew),
+     * measured on a runtime of its own so that the counters below stay exact. */
+    nprof_runtime *probe = make_runtime("max_history=100");
+    ASSERT_TRUE(probe != NULL);
+    uint64_t probe0 = ctl_u64(probe, "stats.memory.blocks");
+    nprof_profile *one = profile_with_queries(probe, THREAD_QUERIES);
+    ASSERT_TRUE(one != NULL);
+    uint64_t per_profile = ctl_u64(probe, "stats.memory.blocks") - probe0;
+    nprof_request_discard(one);
+    nprof_runtime_destroy(probe);
     pthread_t t[THREADS];
     for (int i = 0; i < THREADS; i++)
         ASSERT_EQ_INT(pthread_create(&t[i], NULL, profiling_thread, rt), 0);
@@ -557,11 +567,16 @@ TEST(memory_accounting_is_exact_with_threads_profiling_concurrently)
     ASSERT_U64_OP(sum, <=, bytes - bytes0);
     ASSERT_U64_OP(ctl_u64(rt, "stats.memory.peak_bytes"), >=, bytes);
 
-    /* Once cleared, only reset, pooled profile objects remain beyond the empty runtime. */
+    /* Once cleared, only pooled profiles (and the batch nodes that carry them) remain beyond
+     * the empty runtime, within each shard's idle bound (four threads and this one, which
+     * cleared).  How many of them are still as big as their request left them depends on the
+     * interleaving: a profile is trimmed when its own thread takes it back, but one adopted
+     * by, or handed back from, another thread is trimmed only when it is handed out again.
+     * So the bound counts every idle profile at the blocks one such request holds. */
     nprof_store_clear(nprof_runtime_store(rt));
     uint64_t left_blocks = ctl_u64(rt, "stats.memory.blocks") - blocks0;
     uint64_t left_bytes = ctl_u64(rt, "stats.memory.bytes") - bytes0;
-    ASSERT_U64_OP(left_blocks, <=, (THREADS + 1) * NPROF__POOL_IDLE_BLOCKS);
+    ASSERT_U64_OP(left_blocks, <=, (THREADS + 1) * NPROF__POOL_IDLE_BLOCKS * per_profile);
     ASSERT_U64_OP(left_bytes, <, (left_blocks + 1) * 8192);
     nprof_runtime_destroy(rt);
 }

@@ -1,6 +1,11 @@
 /*
  * tests/test_clock.c: the nanosecond clock.  ctest runs this program twice: as it is (tsc on
  * this kind of machine) and with NANOPROF_CLOCK=monotonic, so both paths pass the same tests.
+ *
+ * These tests run on shared 2-core machines, next to other test programs and under
+ * sanitizers: they assert what a loaded machine still gives, with margin, and print the
+ * figures they measure.  How fast or how tight the clock is on a quiet machine is for
+ * bench/bench_clock.c.
  */
 #include <pthread.h>
 #include <stdatomic.h>
@@ -10,6 +15,17 @@
 
 #include "nanoprof/nanoprof.h"
 #include "test.h"
+
+/*
+ * The rate error allowed against CLOCK_MONOTONIC, in ppm.  A quiet machine shows about 1 ppm.
+ * The fit spans 20 ms, so a bracket widened to 10 us by a busy neighbour costs 500 ppm, and
+ * NTP may slew CLOCK_MONOTONIC by up to 500 ppm (the kernel's limit) while the TSC runs on.
+ * A wrong conversion (a shift, a frequency, a base) is off by far more than 0.1 %.
+ */
+#define PPM_BOUND 1000.0
+
+/* CLOCK_MONOTONIC when main started, before anything calibrated the clock. */
+static uint64_t started_ns;
 
 static int forced_monotonic(void)
 {
@@ -81,12 +97,16 @@ TEST(an_ordered_read_is_never_before_a_timestamp_seen_from_another_thread)
 TEST(a_plain_read_is_at_most_the_cpu_reorder_window_before_another_threads_timestamp)
 {
     /* The plain read may execute ahead of the load before it (out of order), never by more
-     * than the CPU's reorder window: well under a microsecond. */
+     * than the CPU's reorder window: a few hundred ns here, more when the load waits for a
+     * cache line another core holds, or for a page walk under a hypervisor.  Preemption does
+     * not widen it (an interrupt lands between instructions, and nothing after the load has
+     * retired then), so 1 ms is far beyond any window; the ordered read above is the one
+     * that must never be behind. */
     uint64_t checks, worst;
     uint64_t behind = compare_with_other_thread(0, &checks, &worst);
     printf("    %llu of %llu plain reads ahead of a loaded timestamp, worst by %llu ns\n",
            (unsigned long long)behind, (unsigned long long)checks, (unsigned long long)worst);
-    ASSERT_U64_OP(worst, <, 1000);
+    ASSERT_U64_OP(worst, <, 1000000);
     ASSERT_U64_OP(checks, >, 0);
 }
 
@@ -106,7 +126,7 @@ static void read_pair(uint64_t *ours, uint64_t *mono)
     }
 }
 
-TEST(agrees_with_clock_monotonic_within_100_ppm_over_200_ms)
+TEST(agrees_with_clock_monotonic_within_the_ppm_bound_over_200_ms)
 {
     uint64_t ours0, mono0, ours1, mono1;
     read_pair(&ours0, &mono0);
@@ -116,19 +136,27 @@ TEST(agrees_with_clock_monotonic_within_100_ppm_over_200_ms)
     double ours = (double)(ours1 - ours0), mono = (double)(mono1 - mono0);
     double ppm = (ours - mono) / mono * 1e6;
     printf("    elapsed %.0f ns by nanoprof, %.0f ns by CLOCK_MONOTONIC: %.2f ppm\n", ours, mono, ppm);
-    ASSERT_TRUE(ppm < 100.0 && ppm > -100.0);
-    /* The time line itself is CLOCK_MONOTONIC's: absolute values agree too. */
+    ASSERT_TRUE(ppm < PPM_BOUND && ppm > -PPM_BOUND);
+    /* The time line itself is CLOCK_MONOTONIC's: the two met at calibration and have drifted
+     * apart at most by the rate error since then (and 10 us for the brackets). */
     double offset = (double)ours1 - (double)mono1;
-    ASSERT_TRUE(offset < 1e6 && offset > -1e6);
+    double allowed = PPM_BOUND * 1e-6 * (double)(mono1 - started_ns) + 10000.0;
+    printf("    offset %.0f ns, %.3f s after start (allowed %.0f ns)\n", offset,
+           (double)(mono1 - started_ns) / 1e9, allowed);
+    ASSERT_TRUE(offset < allowed && offset > -allowed);
 }
 
 TEST(elapsed_and_tick_conversion_are_consistent)
 {
+    /* At least the 2 ms spun, at most what CLOCK_MONOTONIC saw around it, however long a
+     * busy machine kept this thread waiting in between. */
+    uint64_t before = test_monotonic_ns();
     uint64_t start = nprof_now_ns();
     test_spin_ns(2000000);
     uint64_t e = nprof_elapsed_ns(start);
-    ASSERT_U64_OP(e, >=, 1900000);
-    ASSERT_U64_OP(e, <, 1000000000);
+    uint64_t around = test_monotonic_ns() - before;
+    ASSERT_U64_OP(e, >=, 2000000 - 2000000 * PPM_BOUND / 1e6);
+    ASSERT_U64_OP(e, <=, around + around * PPM_BOUND / 1e6 + 1000);
     ASSERT_EQ_U64(nprof_elapsed_ns(nprof_now_ns() + 1000000000), 0); /* future start */
     ASSERT_EQ_U64(nprof_ticks_to_ns(0), 0);
     nprof_clock_info ci;
@@ -154,9 +182,12 @@ TEST(clock_info_reports_the_source_and_its_quality)
            ci.calibration_error_ppm, ci.read_cost_ns, ci.resolution_ns);
     ASSERT_TRUE(ci.reason && ci.reason[0]);
     ASSERT_U64_OP(ci.frequency_hz, >=, 1000000);
-    ASSERT_TRUE(ci.read_cost_ns > 0.0 && ci.read_cost_ns < 10000.0);
+    /* The read cost is an average over 20,000 reads in wall time, so a preemption shows in
+     * it: printed, not bounded.  The resolution is the smallest step seen, which waiting
+     * cannot widen. */
+    ASSERT_TRUE(ci.read_cost_ns > 0.0);
     ASSERT_TRUE(ci.resolution_ns > 0.0 && ci.resolution_ns < 100000.0);
-    ASSERT_TRUE(ci.calibration_error_ppm >= 0.0 && ci.calibration_error_ppm < 100.0);
+    ASSERT_TRUE(ci.calibration_error_ppm >= 0.0 && ci.calibration_error_ppm < PPM_BOUND);
     if (forced_monotonic()) {
         ASSERT_EQ_INT(ci.source, NPROF_CLOCK_MONOTONIC);
         ASSERT_STR(ci.source_name, "monotonic");
@@ -184,16 +215,18 @@ TEST(calibration_error_is_remeasured_after_100_ms)
     nanosleep(&nap, NULL);
     nprof_clock_info ci;
     ASSERT_OK(nprof_clock_get_info(&ci));
-    ASSERT_TRUE(ci.calibration_error_ppm < 100.0);
+    printf("    error %.2f ppm after the nap\n", ci.calibration_error_ppm);
+    ASSERT_TRUE(ci.calibration_error_ppm >= 0.0 && ci.calibration_error_ppm < PPM_BOUND);
 }
 
 int main(void)
 {
+    started_ns = test_monotonic_ns();
     RUN(clock_info_reports_the_source_and_its_quality);
     RUN(ticks_and_ns_never_go_backwards_on_one_thread);
     RUN(an_ordered_read_is_never_before_a_timestamp_seen_from_another_thread);
     RUN(a_plain_read_is_at_most_the_cpu_reorder_window_before_another_threads_timestamp);
-    RUN(agrees_with_clock_monotonic_within_100_ppm_over_200_ms);
+    RUN(agrees_with_clock_monotonic_within_the_ppm_bound_over_200_ms);
     RUN(elapsed_and_tick_conversion_are_consistent);
     RUN(calibration_error_is_remeasured_after_100_ms);
     return TEST_SUMMARY();

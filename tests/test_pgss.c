@@ -24,7 +24,8 @@
  *     Any other over-merge fails the test.
  *
  * It prints the agreement rate: the share of statements whose queryid group maps to exactly one
- * fingerprint, and the numbers of distinct queryids and fingerprints.
+ * fingerprint, and the numbers of distinct queryids and fingerprints, and it fails when either
+ * agreement rate falls below its bound (agreement_rate).
  *
  * Where the server comes from, in this order:
  *   1. argv[1] when it is a conninfo ("host=... dbname=..." or a postgres:// URI);
@@ -746,6 +747,17 @@ TEST(agreement_rate)
     free(qids);
     free(fps);
     ASSERT_TRUE(n > 0);
+    /*
+     * The rates measured on this corpus are 94.4 % (457 of 484) and 75.0 % (363 of 484).
+     * The first falls short of 100 % by the splits listed above as intended or pg-semantic
+     * (identifier case, NULL, what PostgreSQL joins only after parse analysis); the second
+     * by the over-merges we make on purpose (list lengths, savepoint names, SET values, the
+     * type of a constant).  The bounds sit a little below, at 93 % and 73 % (about seven and
+     * ten statements): a change to the normalizer that splits or merges more than that on
+     * purpose moves them together with the corpus, anything else is a regression.
+     */
+    ASSERT_U64_OP(agree * 1000, >=, n * 930);
+    ASSERT_U64_OP(fp_agree * 1000, >=, n * 730);
 }
 
 /* ---- main -------------------------------------------------------------------------------------- */

@@ -31,6 +31,7 @@ TEST(a_request_records_method_path_status_and_total)
     ASSERT_OK(nprof_request_begin(rt, "GET", 3, "/api/users", 10, 0, &p));
     test_spin_ns(300000);
     ASSERT_OK(nprof_request_end(p, 200));
+    uint64_t after = nprof_now_ns();
     ASSERT_EQ_INT(nprof_request_end(p, 200), NPROF_ESTATE);
     nprof_profile_info info;
     ASSERT_OK(nprof_profile_get_info(p, &info));
@@ -38,8 +39,10 @@ TEST(a_request_records_method_path_status_and_total)
     ASSERT_MEM_STR(info.path, info.path_len, "/api/users");
     ASSERT_EQ_INT(info.status, 200);
     ASSERT_EQ_INT(info.ended, 1);
+    /* At least the spin; at most what the clock saw around the request, however long a busy
+     * machine kept this thread waiting. */
     ASSERT_U64_OP(info.total_ns, >=, 300000);
-    ASSERT_U64_OP(info.total_ns, <, 1000000000);
+    ASSERT_U64_OP(info.total_ns, <=, after - before);
     ASSERT_U64_OP(info.start_ns, >=, before - 1000);
     ASSERT_EQ_U64(info.request_id_len, 16);
     ASSERT_EQ_U64(info.route_len, 0);

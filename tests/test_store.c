@@ -250,8 +250,16 @@ TEST(pushes_from_four_threads_and_a_reader_neither_crash_nor_leak)
     ASSERT_EQ_U64(v.u, 80000);
     ASSERT_OK(nprof_ctl_get(race_rt, "stats.store.size", &v));
     ASSERT_EQ_U64(v.u, 256);
-    /* Memory is bounded by what the store and the pool hold, not by the 80,000 requests:
-     * the store's blocks and, per thread shard that pushed or read, the pool's idle bound. */
+    /* A reader's release that raced a pusher's last eviction can leave the evicted profiles
+     * on the store's retired list, for the next release or eviction to recycle (store.c):
+     * how many depends on the interleaving.  One more snapshot, taken and released here,
+     * recycles them. */
+    nprof_snapshot *last;
+    ASSERT_OK(nprof_store_snapshot(nprof_runtime_store(race_rt), &last));
+    nprof_snapshot_release(last);
+    /* Memory is then bounded by what the store and the pool hold, not by the 80,000
+     * requests: the store's blocks and, per thread shard that pushed, read or recycled (four
+     * pushers, the reader, this thread), the pool's idle bound. */
     ASSERT_OK(nprof_ctl_get(race_rt, "stats.memory.blocks", &v));
     ASSERT_U64_OP(v.u, <=, 256 + 3 + 6 * NPROF__POOL_IDLE_BLOCKS);
     nprof_store_clear(nprof_runtime_store(race_rt));
@@ -284,13 +292,19 @@ static void *push_unevenly(void *arg)
 TEST(threads_pushing_at_different_rates_reuse_profiles_instead_of_allocating)
 {
     uneven_rt = make_runtime("max_history=1000");
+    uint64_t before = ctl_u64(uneven_rt, "stats.memory.allocations");
     ASSERT_TRUE(run_threads(2, push_unevenly));
     nprof_ctl_value v;
     ASSERT_OK(nprof_ctl_get(uneven_rt, "stats.store.pushed", &v));
     ASSERT_EQ_U64(v.u, 200000);
-    /* The store's 1000 profiles, the pools' idle bound, and slack for the start. */
-    ASSERT_OK(nprof_ctl_get(uneven_rt, "stats.memory.allocations", &v));
-    ASSERT_U64_OP(v.u, <=, 2000);
+    /* A bound that holds however the two threads interleave: a slot, once filled, stays
+     * filled, so every push evicts a profile except the first into each slot, and the pusher
+     * takes the evicted one back (its own, or adopted while it has fewer than
+     * NPROF__POOL_ADOPT ready): a thread's `ready` never runs dry after a push that evicted.
+     * Only the pushes that fill an empty slot allocate a profile: 1000 of them, plus what a
+     * thread allocates on its first request (2 here; 16 allowed). */
+    uint64_t allocations = ctl_u64(uneven_rt, "stats.memory.allocations") - before;
+    ASSERT_U64_OP(allocations, <=, 1000 + 2 * 16);
     nprof_runtime_destroy(uneven_rt);
 }
 

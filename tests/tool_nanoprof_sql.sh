@@ -44,6 +44,14 @@ check "-0 multi-line query" "SELECT ? FROM t" "$(sed -n 1p "$tmp/out0" | cut -f2
 printf "SELECT 'a\0b' FROM t\nSELECT '\377\n" | "$tool" > "$tmp/bad"
 check "hostile lines give one line each" 2 "$(wc -l < "$tmp/bad" | tr -d ' ')"
 
+# A column named like a keyword keeps its case where it is a name; the keyword stays a keyword.
+check "keyword-named columns keep their case" "INSERT INTO logs (msg, at, level) VALUES (?, now(), ?)" \
+    "$(echo "insert into logs (msg, at, level) values ('x', now(), 3)" | "$tool" | cut -f2)"
+check "after a dot and next to an operator" "UPDATE logs SET level = ? WHERE logs.key = ?" \
+    "$(echo "update logs set level = 4 where logs.key = 'k'" | "$tool" | cut -f2)"
+check "a keyword where SQL uses it as one" "SELECT now() AT TIME ZONE ?" \
+    "$(echo "select now() at time zone 'UTC'" | "$tool" | cut -f2)"
+
 # Usage errors exit 2, unreadable files 1, and --help explains.
 "$tool" --bogus > /dev/null 2>&1
 check "unknown option exits 2" 2 $?
