@@ -10,9 +10,10 @@ const std = @import("std");
 
 /// The library's own objects.  -fno-sanitize=undefined: zig turns UBSan on for C in Debug
 /// builds, CMake does not; keep the two builds compiling the same code the same way.
+/// -DNPROF_NO_DEPRECATED: the library's own code uses no deprecated alias (common.h, Names).
 const lib_flags = [_][]const u8{
     "-std=c11", "-D_GNU_SOURCE", "-fvisibility=hidden",     "-Wall",
-    "-Wextra",  "-Werror",       "-fno-sanitize=undefined",
+    "-Wextra",  "-Werror",       "-fno-sanitize=undefined", "-DNPROF_NO_DEPRECATED",
 };
 /// Tests, examples and benchmarks, as CMake's nprof_program() compiles them.
 const c_program_flags = [_][]const u8{ "-std=c11", "-D_GNU_SOURCE", "-Wall", "-Wextra", "-fno-sanitize=undefined" };

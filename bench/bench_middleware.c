@@ -36,7 +36,7 @@ static const char PATH[] = "/api/v1/books/42/reviews";
 
 typedef struct ctx {
     nprof_runtime *rt;
-    nprof_middleware *mw;
+    nprof_mw *mw;
     char route_buf[64];
     char response[64];
     char routes[ROUTES][48];
@@ -82,8 +82,8 @@ static inline int mw_request(ctx *c, int with_route)
     int rc = nprof_mw_request_begin(c->mw, &r, &st);
     if (rc)
         return rc;
-    nprof_mw_phase(&st, NPROF_PHASE_ROUTING);
-    nprof_mw_phase(&st, NPROF_PHASE_HANDLER);
+    nprof_mw_mark_phase(&st, NPROF_PHASE_ROUTING);
+    nprof_mw_mark_phase(&st, NPROF_PHASE_HANDLER);
     handler(c);
     nprof_mw_headers hs;
     rc = nprof_mw_request_end(&st, 200, &hs, NULL, NULL);
@@ -151,7 +151,7 @@ static int make(ctx *c, uint32_t history)
     nprof_config_init(&cfg);
     cfg.max_history = history;
     if (nprof_runtime_create(&cfg, &c->rt) != NPROF_OK ||
-        nprof_middleware_create(c->rt, NULL, &c->mw) != NPROF_OK) {
+        nprof_mw_create(c->rt, NULL, &c->mw) != NPROF_OK) {
         fprintf(stderr, "create: %s\n", nprof_last_error_detail());
         return 0;
     }
@@ -200,7 +200,7 @@ static void figure_request(void)
         for (size_t i = 0; i < hs.count; i++)
             printf("    %s: %s\n", hs.items[i].name, hs.items[i].value);
     printf("\n");
-    nprof_middleware_destroy(c.mw);
+    nprof_mw_destroy(c.mw);
     nprof_runtime_destroy(c.rt);
 }
 
@@ -223,7 +223,7 @@ static void figure_dashboard(void)
         nprof_mw_state st;
         if (nprof_mw_request_begin(c.mw, &r, &st))
             continue;
-        nprof_mw_phase(&st, NPROF_PHASE_HANDLER);
+        nprof_mw_mark_phase(&st, NPROF_PHASE_HANDLER);
         int queries = i % 10 == 0 ? 8 : 3;
         for (int q = 0; q < queries; q++) {
             int n = snprintf(sql, sizeof sql, "SELECT * FROM table%d WHERE id = %d", route % 40,
@@ -253,7 +253,7 @@ static void figure_dashboard(void)
                  "%.1f us per render (%zu bytes)", cases[1].value.median, c.out.len);
     printf("\n");
     nprof_buf_free(&c.out);
-    nprof_middleware_destroy(c.mw);
+    nprof_mw_destroy(c.mw);
     nprof_runtime_destroy(c.rt);
 }
 

@@ -70,9 +70,9 @@ static double pair_diff[1u << 20];
 /* Through the shim, unrecorded: the thread is excluded. */
 static PGresult *plain_exec(PGconn *c, const char *sql)
 {
-    int prev = nprof_pq_thread_exclude(1);
+    int prev = nprof_pq_exclude_thread(1);
     PGresult *r = PQexec(c, sql);
-    nprof_pq_thread_exclude(prev);
+    nprof_pq_exclude_thread(prev);
     return r;
 }
 #define instrumented_exec PQexec

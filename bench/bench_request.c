@@ -217,7 +217,7 @@ static void show_sample(req_ctx *c, int queries, int spans)
     nprof_profile_info info;
     nprof_profile_get_info(p, &info);
     char header[NPROF_HEADER_MAX];
-    nprof_profile_header(p, header, sizeof header, NULL);
+    nprof_profile_render_header(p, header, sizeof header, NULL);
     printf("  sample (%d queries, %d spans): spans=%zu queries_kept=%zu sql_count=%llu "
            "memory=%zu B\n    X-Profile: %s\n",
            queries, spans, info.span_count, info.queries_kept,

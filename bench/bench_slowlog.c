@@ -108,7 +108,7 @@ static double case_redact(void *ctx, uint64_t ops)
     uint64_t t0 = bench_now_ns();
     for (uint64_t i = 0; i < ops; i++) {
         size_t n;
-        nprof_redact(r, PARAMS_TEXT, sizeof PARAMS_TEXT - 1, sink_buf, sizeof sink_buf, &n, NULL);
+        nprof_redactor_apply(r, PARAMS_TEXT, sizeof PARAMS_TEXT - 1, sink_buf, sizeof sink_buf, &n, NULL);
         bench_escape(sink_buf);
     }
     return (double)(bench_now_ns() - t0) / (double)ops;
@@ -161,7 +161,7 @@ static double case_writer(void *ctx, uint64_t rows)
     snprintf(sql, sizeof sql, "TRUNCATE %s", w->table);
     must(admin, sql);
     nprof_slowlog_stats st;
-    nprof_slowlog_stats_get(w->log, &st);
+    nprof_slowlog_get_stats(w->log, &st);
     uint64_t target = st.written + rows;
     char text[sizeof SQL_TEXT + 32];
     nprof_slowlog_entry e = plain_entry;
@@ -179,7 +179,7 @@ static double case_writer(void *ctx, uint64_t rows)
     do {
         struct timespec ts = {0, 200000};
         nanosleep(&ts, NULL);
-        nprof_slowlog_stats_get(w->log, &st);
+        nprof_slowlog_get_stats(w->log, &st);
     } while (st.written < target);
     return (double)rows / ((double)(bench_now_ns() - t0) / 1e9);
 }

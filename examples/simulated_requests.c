@@ -75,14 +75,14 @@ static void serve(nprof_runtime *rt, const char *method, const char *path, const
 
     nprof_request_end(p, status);
     char header[NPROF_HEADER_MAX];
-    if (nprof_profile_header(p, header, sizeof header, NULL) == NPROF_OK)
+    if (nprof_profile_render_header(p, header, sizeof header, NULL) == NPROF_OK)
         printf("%-4s %-22s %d  X-Profile: %s\n", method, path, status, header);
     nprof_request_submit(p); /* into the store; also clears the thread's current profile */
 }
 
 /* What a framework adapter does around each request: ask whether the dashboard wants it,
  * else begin, mark the phases, run the handler, end, and send the headers it got. */
-static void serve_through_middleware(nprof_middleware *mw, const char *method, const char *path,
+static void serve_through_middleware(nprof_mw *mw, const char *method, const char *path,
                                      const char *query, void (*handler)(void), int status,
                                      int print)
 {
@@ -100,8 +100,8 @@ static void serve_through_middleware(nprof_middleware *mw, const char *method, c
     nprof_mw_state st;
     nprof_mw_request_begin(mw, &req, &st); /* when it fails, the calls below do nothing */
     work_us(30);                            /* middleware: sessions, auth */
-    nprof_mw_phase(&st, NPROF_PHASE_ROUTING);
-    nprof_mw_phase(&st, NPROF_PHASE_HANDLER);
+    nprof_mw_mark_phase(&st, NPROF_PHASE_ROUTING);
+    nprof_mw_mark_phase(&st, NPROF_PHASE_HANDLER);
     handler();
     nprof_mw_headers headers;
     nprof_mw_request_end(&st, status, &headers, NULL, NULL);
@@ -112,7 +112,7 @@ static void serve_through_middleware(nprof_middleware *mw, const char *method, c
         printf("    %s: %s\n", headers.items[i].name, headers.items[i].value);
 }
 
-static void show_dashboard(nprof_middleware *mw)
+static void show_dashboard(nprof_mw *mw)
 {
     serve_through_middleware(mw, "GET", "/debug/performance", NULL, NULL, 0, 1);
     static const char *const pages[] = {"/debug/performance/json", "/debug/performance/metrics"};
@@ -141,8 +141,8 @@ static void show_dashboard(nprof_middleware *mw)
 
 static void run_middleware(nprof_runtime *rt)
 {
-    nprof_middleware *mw;
-    if (nprof_middleware_create(rt, NULL, &mw) != NPROF_OK) {
+    nprof_mw *mw;
+    if (nprof_mw_create(rt, NULL, &mw) != NPROF_OK) {
         fprintf(stderr, "nanoprof: %s\n", nprof_last_error_detail());
         return;
     }
@@ -155,7 +155,7 @@ static void run_middleware(nprof_runtime *rt)
         serve_through_middleware(mw, "GET", "/health", NULL, health, 200, round == 2);
     }
     show_dashboard(mw);
-    nprof_middleware_destroy(mw);
+    nprof_mw_destroy(mw);
 }
 
 int main(void)
@@ -174,17 +174,17 @@ int main(void)
     }
 
     nprof_snapshot *slowest;
-    if (nprof_store_slowest(nprof_runtime_store(rt), 1, &slowest) == NPROF_OK) {
+    if (nprof_store_snapshot_slowest(nprof_runtime_store(rt), 1, &slowest) == NPROF_OK) {
         nprof_buf json = NPROF_BUF_INIT;
         if (nprof_snapshot_count(slowest) &&
-            nprof_profile_json(nprof_snapshot_get(slowest, 0), &json) == NPROF_OK)
+            nprof_profile_render_json(nprof_snapshot_get(slowest, 0), &json) == NPROF_OK)
             printf("\n== the slowest request as JSON (?profile=json)\n%s\n", json.data);
         nprof_buf_free(&json);
         nprof_snapshot_release(slowest);
     }
 
     nprof_buf flame = NPROF_BUF_INIT;
-    if (nprof_store_flame_graph(nprof_runtime_store(rt), &flame) == NPROF_OK)
+    if (nprof_store_render_collapsed(nprof_runtime_store(rt), &flame) == NPROF_OK)
         printf("\n== flame graph of the store (collapsed stacks, for speedscope / flamegraph.pl)\n%s",
                flame.data ? flame.data : "");
     nprof_buf_free(&flame);

@@ -26,7 +26,7 @@ static uint32_t pow2_at_least(uint32_t n)
     return c;
 }
 
-static nprof__route *route_new(nprof_middleware *mw, uint64_t hash, const char *method,
+static nprof__route *route_new(nprof_mw *mw, uint64_t hash, const char *method,
                                size_t method_len, const char *route, size_t route_len)
 {
     size_t bytes = sizeof(nprof__route) + method_len + route_len + 1;
@@ -64,7 +64,7 @@ static nprof__route *route_new(nprof_middleware *mw, uint64_t hash, const char *
     return r;
 }
 
-static void route_free(nprof_middleware *mw, nprof__route *r)
+static void route_free(nprof_mw *mw, nprof__route *r)
 {
     if (!r)
         return;
@@ -78,7 +78,7 @@ static void route_free(nprof_middleware *mw, nprof__route *r)
     nprof__free_bytes(mw->alloc, r, r->bytes);
 }
 
-int nprof__mw_aggregate_init(nprof_middleware *mw)
+int nprof__mw_aggregate_init(nprof_mw *mw)
 {
     uint32_t cap = pow2_at_least(mw->max_routes * 2 + 16);
     mw->route_slots = nprof__alloc_zeroed(mw->alloc, cap * sizeof *mw->route_slots);
@@ -92,7 +92,7 @@ int nprof__mw_aggregate_init(nprof_middleware *mw)
     return NPROF_OK;
 }
 
-void nprof__mw_aggregate_free(nprof_middleware *mw)
+void nprof__mw_aggregate_free(nprof_mw *mw)
 {
     if (mw->route_slots) {
         for (uint32_t i = 0; i <= mw->route_mask; i++)
@@ -119,7 +119,7 @@ static int route_is(const nprof__route *r, uint64_t hash, const char *method, si
            !memcmp(r->text, method, method_len) && !memcmp(r->text + method_len, route, route_len);
 }
 
-nprof__route *nprof__mw_route(nprof_middleware *mw, const char *method, size_t method_len,
+nprof__route *nprof__mw_route(nprof_mw *mw, const char *method, size_t method_len,
                               const char *route, size_t route_len)
 {
     if (route_len > NPROF__ROUTE_MAX)
@@ -163,7 +163,7 @@ nprof__route *nprof__mw_route(nprof_middleware *mw, const char *method, size_t m
     return mw->other;
 }
 
-static nprof__route_shard *route_shard(nprof_middleware *mw, nprof__route *r)
+static nprof__route_shard *route_shard(nprof_mw *mw, nprof__route *r)
 {
     unsigned s = nprof__thread_index() % NPROF__SHARDS;
     nprof__route_shard *sh = atomic_load_explicit(&r->shard[s], memory_order_acquire);
@@ -199,7 +199,7 @@ static void np_add_route(nprof__np *np, nprof__route *r)
     }
 }
 
-static nprof__np *np_get(nprof_middleware *mw, const nprof_pattern_info *pi)
+static nprof__np *np_get(nprof_mw *mw, const nprof_pattern_info *pi)
 {
     uint64_t fp = pi->fingerprint ? pi->fingerprint : 1;
     nprof__np *mine = NULL;
@@ -249,13 +249,13 @@ static nprof__np *np_get(nprof_middleware *mw, const nprof_pattern_info *pi)
     return NULL;
 }
 
-static void count_n_plus_one(nprof_middleware *mw, nprof__route *r, const nprof_profile *p,
+static void count_n_plus_one(nprof_mw *mw, nprof__route *r, const nprof_profile *p,
                              const nprof_profile_info *info)
 {
     uint64_t now = nprof_now_ns();
     for (size_t k = 0; k < info->pattern_count; k++) {
         nprof_pattern_info pi;
-        if (nprof_profile_pattern(p, k, &pi) != NPROF_OK || !pi.n_plus_one)
+        if (nprof_profile_get_pattern(p, k, &pi) != NPROF_OK || !pi.n_plus_one)
             continue;
         nprof__np *np = np_get(mw, &pi);
         if (!np)
@@ -272,7 +272,7 @@ static void count_n_plus_one(nprof_middleware *mw, nprof__route *r, const nprof_
     }
 }
 
-void nprof__mw_count(nprof_middleware *mw, nprof__route *r, const nprof_profile *p,
+void nprof__mw_count(nprof_mw *mw, nprof__route *r, const nprof_profile *p,
                      const nprof_profile_info *info, int over_budget)
 {
     /* The totals are the sums of the rows (nprof_mw_get_totals), so a request costs only its
@@ -346,7 +346,7 @@ void nprof__mw_route_merge(const nprof__route *r, nprof__hist_flat *scratch,
     out->p99_ns = nprof__hist_flat_quantile(scratch, 0.99);
 }
 
-int nprof__mw_routes_foreach(nprof_middleware *mw, nprof__route_visit fn, void *user)
+int nprof__mw_routes_foreach(nprof_mw *mw, nprof__route_visit fn, void *user)
 {
     for (uint32_t i = 0; i <= mw->route_mask; i++) {
         nprof__route *r = atomic_load_explicit(&mw->route_slots[i], memory_order_acquire);
@@ -362,7 +362,7 @@ int nprof__mw_routes_foreach(nprof_middleware *mw, nprof__route_visit fn, void *
     return NPROF_OK;
 }
 
-int nprof__mw_np_foreach(nprof_middleware *mw, nprof__np_visit fn, void *user)
+int nprof__mw_np_foreach(nprof_mw *mw, nprof__np_visit fn, void *user)
 {
     for (uint32_t i = 0; i <= mw->np_mask; i++) {
         nprof__np *np = atomic_load_explicit(&mw->np_slots[i], memory_order_acquire);
@@ -390,7 +390,7 @@ static int add_totals(void *user, const nprof__route *r)
     return NPROF_OK;
 }
 
-int nprof_mw_get_totals(nprof_middleware *mw, nprof_mw_totals *out)
+int nprof_mw_get_totals(nprof_mw *mw, nprof_mw_totals *out)
 {
     if (!mw || !out)
         return NPROF_EINVAL;
@@ -402,7 +402,7 @@ int nprof_mw_get_totals(nprof_middleware *mw, nprof_mw_totals *out)
     return NPROF_OK;
 }
 
-int nprof_mw_route_stats_get(nprof_middleware *mw, const char *method, size_t method_len,
+int nprof_mw_get_route_stats(nprof_mw *mw, const char *method, size_t method_len,
                              const char *route, size_t route_len, nprof_mw_route_stats *out)
 {
     if (!mw || !out || (!method && method_len) || (!route && route_len))

@@ -75,7 +75,7 @@ static void rows_free(rows *rs)
     free(rs->scratch);
 }
 
-static int rows_collect(nprof_middleware *mw, rows *rs)
+static int rows_collect(nprof_mw *mw, rows *rs)
 {
     rs->items = NULL;
     rs->count = rs->cap = 0;
@@ -140,7 +140,7 @@ static void recent_slow_json(nprof__jw *j, const nprof_snapshot *snap, size_t ma
             continue;
         for (size_t q = 0; q < in.queries_kept && n < max; q++) {
             nprof_query_info qi;
-            if (nprof_profile_query(p, q, &qi) || !qi.slow)
+            if (nprof_profile_get_query(p, q, &qi) || !qi.slow)
                 continue;
             nprof__jw_obj(j);
             nprof__jw_kstr(j, "sql", qi.sql, qi.sql_len);
@@ -217,7 +217,7 @@ static void np_json(nprof__jw *j, const nprof__np *np)
 static void slowest_json(nprof__jw *j, nprof_store *store, size_t max)
 {
     nprof_snapshot *snap = NULL;
-    if (nprof_store_slowest(store, max, &snap) != NPROF_OK)
+    if (nprof_store_snapshot_slowest(store, max, &snap) != NPROF_OK)
         return;
     for (size_t i = 0; i < nprof_snapshot_count(snap); i++) {
         nprof_profile_info in;
@@ -258,7 +258,7 @@ static void ctl_json(nprof__jw *j, nprof_runtime *rt, const char *key, const cha
 /* The cluster view: the slow-query log's top fingerprints over every process writing into
  * its table, or null without a log.  One round trip to the database (off the request path:
  * this is a dashboard request); a failure shows as {"error": ...} instead of failing the page. */
-static void cluster_json(nprof__jw *j, nprof_middleware *mw)
+static void cluster_json(nprof__jw *j, nprof_mw *mw)
 {
     if (!mw->slowlog) {
         nprof__jw_null(j);
@@ -267,15 +267,15 @@ static void cluster_json(nprof__jw *j, nprof_middleware *mw)
     nprof__jw_obj(j);
     nprof__jw_ku64(j, "since_s", mw->cluster_since_s);
     nprof_slowlog_stats ls;
-    if (nprof_slowlog_stats_get(mw->slowlog, &ls) == NPROF_OK) {
+    if (nprof_slowlog_get_stats(mw->slowlog, &ls) == NPROF_OK) {
         nprof__jw_ku64(j, "enqueued", ls.enqueued);
         nprof__jw_ku64(j, "written", ls.written);
         nprof__jw_ku64(j, "dropped", ls.dropped);
         nprof__jw_ku64(j, "connected", ls.connected != 0);
     }
     nprof_buf rows = NPROF_BUF_INIT;
-    int rc = nprof_slowlog_by_fingerprint(mw->slowlog, mw->dashboard_items < 20 ? mw->dashboard_items : 20,
-                                          mw->cluster_since_s, &rows);
+    int rc = nprof_slowlog_read_by_fingerprint(mw->slowlog, mw->dashboard_items < 20 ? mw->dashboard_items : 20,
+                                               mw->cluster_since_s, &rows);
     nprof__jw_key(j, "by_fingerprint");
     if (rc == NPROF_OK) {
         nprof__jw_raw(j, rows.data, rows.len);
@@ -291,7 +291,7 @@ static void cluster_json(nprof__jw *j, nprof_middleware *mw)
     nprof__jw_obj_end(j);
 }
 
-int nprof_mw_render_json(nprof_middleware *mw, nprof_buf *out)
+int nprof_mw_render_json(nprof_mw *mw, nprof_buf *out)
 {
     if (!mw || !out)
         return NPROF_EINVAL;
@@ -524,7 +524,7 @@ static int keep_buckets(void *user, size_t index, const row *rw, const nprof__hi
     return NPROF_OK;
 }
 
-int nprof_mw_render_prometheus(nprof_middleware *mw, nprof_buf *out)
+int nprof_mw_render_prometheus(nprof_mw *mw, nprof_buf *out)
 {
     if (!mw || !out)
         return NPROF_EINVAL;
@@ -640,7 +640,7 @@ static void make_nonce(char out[33])
  * so it cannot close the <script type="application/json"> element that holds it; the script
  * puts every string into the page with textContent, never as markup.
  */
-int nprof_mw_render_html(nprof_middleware *mw, const char *nonce, nprof_buf *out)
+int nprof_mw_render_html(nprof_mw *mw, const char *nonce, nprof_buf *out)
 {
     if (!mw || !nonce || !out)
         return NPROF_EINVAL;
@@ -707,7 +707,7 @@ static int equals(const char *s, size_t len, const char *lit)
     return strlen(lit) == len && !memcmp(s, lit, len);
 }
 
-int nprof_mw_handle(nprof_middleware *mw, const nprof_mw_request *req, nprof_mw_response *out)
+int nprof_mw_handle(nprof_mw *mw, const nprof_mw_request *req, nprof_mw_response *out)
 {
     if (!out)
         return NPROF_EINVAL;
@@ -808,7 +808,7 @@ int nprof_mw_handle(nprof_middleware *mw, const nprof_mw_request *req, nprof_mw_
             out->content_type = "text/plain; version=0.0.4; charset=utf-8";
             rc = nprof_mw_render_prometheus(mw, &out->body);
         } else {
-            rc = nprof_store_flame_graph(nprof_runtime_store(mw->rt), &out->body);
+            rc = nprof_store_render_collapsed(nprof_runtime_store(mw->rt), &out->body);
         }
         break;
     }

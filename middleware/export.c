@@ -176,7 +176,7 @@ static int svg_frames(nprof_buf *out, const ftree *t, const char *text, uint32_t
     return rc;
 }
 
-int nprof_mw_render_flamegraph_svg(nprof_middleware *mw, nprof_buf *out)
+int nprof_mw_render_flamegraph_svg(nprof_mw *mw, nprof_buf *out)
 {
     return mw ? nprof_store_render_flamegraph_svg(nprof_runtime_store(mw->rt), out)
               : NPROF_EINVAL;
@@ -187,7 +187,7 @@ int nprof_store_render_flamegraph_svg(nprof_store *store, nprof_buf *out)
     if (!store || !out)
         return NPROF_EINVAL;
     nprof_buf stacks = NPROF_BUF_INIT;
-    int rc = nprof_store_flame_graph(store, &stacks);
+    int rc = nprof_store_render_collapsed(store, &stacks);
     ftree t = {0};
     if (!rc)
         rc = ftree_build(&t, stacks.data ? stacks.data : "", stacks.len);
@@ -269,7 +269,7 @@ static void trace_profile(nprof__jw *j, const nprof_profile *p, size_t tid)
     nprof__jw_obj_end(j);
     for (size_t i = 0; i < in.span_count; i++) {
         nprof_span_info si;
-        if (nprof_profile_span(p, i, &si))
+        if (nprof_profile_get_span(p, i, &si))
             continue;
         nprof__jw_obj(j);
         nprof__jw_kstr(j, "name", si.name, si.name_len);
@@ -279,7 +279,7 @@ static void trace_profile(nprof__jw *j, const nprof_profile *p, size_t tid)
     }
     for (size_t i = 0; i < in.queries_kept; i++) {
         nprof_query_info qi;
-        if (nprof_profile_query(p, i, &qi))
+        if (nprof_profile_get_query(p, i, &qi))
             continue;
         nprof__jw_obj(j);
         nprof__jw_kstr(j, "name", "sql", 3);
@@ -293,7 +293,7 @@ static void trace_profile(nprof__jw *j, const nprof_profile *p, size_t tid)
     }
 }
 
-int nprof_mw_render_trace(nprof_middleware *mw, nprof_buf *out)
+int nprof_mw_render_trace(nprof_mw *mw, nprof_buf *out)
 {
     return mw ? nprof_store_render_trace(nprof_runtime_store(mw->rt), out) : NPROF_EINVAL;
 }

@@ -61,7 +61,7 @@ typedef struct nprof__budget {
     uint64_t max_sql_ns;
 } nprof__budget;
 
-struct nprof_middleware {
+struct nprof_mw {
     nprof_runtime *rt;
     nprof__alloc *alloc;
     /* options, fixed at create */
@@ -99,13 +99,13 @@ struct nprof_middleware {
 };
 
 /* aggregate.c */
-int nprof__mw_aggregate_init(nprof_middleware *mw);
-void nprof__mw_aggregate_free(nprof_middleware *mw);
+int nprof__mw_aggregate_init(nprof_mw *mw);
+void nprof__mw_aggregate_free(nprof_mw *mw);
 /* The row of METHOD + route (created on first use), or mw->other, or NULL without memory. */
-nprof__route *nprof__mw_route(nprof_middleware *mw, const char *method, size_t method_len,
+nprof__route *nprof__mw_route(nprof_mw *mw, const char *method, size_t method_len,
                               const char *route, size_t route_len);
 /* Counts an ended request under `r`. */
-void nprof__mw_count(nprof_middleware *mw, nprof__route *r, const nprof_profile *p,
+void nprof__mw_count(nprof_mw *mw, nprof__route *r, const nprof_profile *p,
                      const nprof_profile_info *info, int over_budget);
 /* Merges row `r` over every shard into `out` (percentiles from `scratch`; with scratch NULL,
  * only the counts). */
@@ -113,13 +113,13 @@ void nprof__mw_route_merge(const nprof__route *r, nprof__hist_flat *scratch,
                            nprof_mw_route_stats *out);
 /* Calls fn for every row (table order), and for mw->other when it counted anything. */
 typedef int (*nprof__route_visit)(void *user, const nprof__route *r);
-int nprof__mw_routes_foreach(nprof_middleware *mw, nprof__route_visit fn, void *user);
+int nprof__mw_routes_foreach(nprof_mw *mw, nprof__route_visit fn, void *user);
 typedef int (*nprof__np_visit)(void *user, const nprof__np *np);
-int nprof__mw_np_foreach(nprof_middleware *mw, nprof__np_visit fn, void *user);
+int nprof__mw_np_foreach(nprof_mw *mw, nprof__np_visit fn, void *user);
 
 /* middleware.c: whether the request carries the configured token (X-Profile-Token header
  * or profile_token query parameter), compared in constant time. */
-int nprof__mw_has_token(const nprof_middleware *mw, const nprof_mw_request *req);
+int nprof__mw_has_token(const nprof_mw *mw, const nprof_mw_request *req);
 
 /* assets.c: the embedded templates (NUL-terminated). */
 typedef struct nprof__asset {

@@ -52,7 +52,7 @@ static char *copy_cstr(nprof__alloc *a, const char *s, size_t *len_out)
     return c;
 }
 
-void nprof_middleware_destroy(nprof_middleware *mw)
+void nprof_mw_destroy(nprof_mw *mw)
 {
     if (!mw)
         return;
@@ -71,13 +71,13 @@ void nprof_middleware_destroy(nprof_middleware *mw)
     nprof__free_cacheline(a, mw, sizeof *mw);
 }
 
-int nprof_middleware_create(nprof_runtime *rt, const nprof_mw_options *opts,
-                            nprof_middleware **out)
+int nprof_mw_create(nprof_runtime *rt, const nprof_mw_options *opts,
+                    nprof_mw **out)
 {
     if (out)
         *out = NULL;
     if (!rt || !out)
-        return nprof__fail(NPROF_EINVAL, "nprof_middleware_create: NULL runtime or output");
+        return nprof__fail(NPROF_EINVAL, "nprof_mw_create: NULL runtime or output");
     nprof_mw_options defaults;
     nprof_mw_options_init(&defaults);
     const nprof_mw_options *o = opts ? opts : &defaults;
@@ -101,7 +101,7 @@ int nprof_middleware_create(nprof_runtime *rt, const nprof_mw_options *opts,
             return nprof__fail(NPROF_EINVAL, "budget %zu: NULL route or bad max_sql_ms", i);
 
     nprof__alloc *a = &rt->alloc;
-    nprof_middleware *mw = nprof__alloc_cacheline(a, sizeof *mw);
+    nprof_mw *mw = nprof__alloc_cacheline(a, sizeof *mw);
     if (!mw)
         return NPROF_ENOMEM;
     mw->rt = rt;
@@ -176,11 +176,11 @@ int nprof_middleware_create(nprof_runtime *rt, const nprof_mw_options *opts,
     *out = mw;
     return NPROF_OK;
 fail:
-    nprof_middleware_destroy(mw);
+    nprof_mw_destroy(mw);
     return rc;
 }
 
-nprof_runtime *nprof_middleware_runtime(const nprof_middleware *mw)
+nprof_runtime *nprof_mw_runtime(const nprof_mw *mw)
 {
     return mw ? mw->rt : NULL;
 }
@@ -189,7 +189,7 @@ nprof_runtime *nprof_middleware_runtime(const nprof_middleware *mw)
 
 /* Applies the rules to `path` into `out` (cap >= 1); returns the length.  A rule whose
  * result does not fit is skipped. */
-static size_t apply_rules(nprof_middleware *mw, const char *path, size_t len, char *out,
+static size_t apply_rules(nprof_mw *mw, const char *path, size_t len, char *out,
                           size_t cap)
 {
     char tmp[NPROF__ROUTE_MAX + 1];
@@ -210,14 +210,22 @@ static size_t apply_rules(nprof_middleware *mw, const char *path, size_t len, ch
     return len;
 }
 
-int nprof_mw_route_template(nprof_middleware *mw, const char *path, size_t path_len, char *out,
-                            size_t cap)
+int nprof_mw_get_route_template(nprof_mw *mw, const char *path, size_t path_len, char *out,
+                                size_t cap, size_t *out_len)
 {
-    if (!mw || (!path && path_len) || !out || !cap)
+    if (out_len)
+        *out_len = 0;
+    if (!mw || (!path && path_len) || (!out && cap))
         return NPROF_EINVAL;
-    if (path_len >= cap && path_len <= NPROF__ROUTE_MAX)
+    /* The whole template first, so that a short `cap` learns the size it needs. */
+    char full[NPROF__ROUTE_MAX + 1];
+    size_t len = apply_rules(mw, path ? path : "", path_len, full, sizeof full);
+    if (out_len)
+        *out_len = len;
+    if (cap <= len)
         return NPROF_ERANGE;
-    return (int)apply_rules(mw, path ? path : "", path_len, out, cap);
+    memcpy(out, full, len + 1);
+    return NPROF_OK;
 }
 
 /* ---- ?profile= and the token ------------------------------------------------------------ */
@@ -282,7 +290,7 @@ static const char *query_param(const char *q, size_t len, const char *name, size
 }
 
 /* Whether the request carries the configured token (header or query parameter). */
-int nprof__mw_has_token(const nprof_middleware *mw, const nprof_mw_request *req)
+int nprof__mw_has_token(const nprof_mw *mw, const nprof_mw_request *req)
 {
     if (!mw->token_len)
         return 0;
@@ -303,7 +311,7 @@ int nprof__mw_has_token(const nprof_middleware *mw, const nprof_mw_request *req)
     return 0;
 }
 
-static int authorized(const nprof_middleware *mw, const nprof_mw_request *req)
+static int authorized(const nprof_mw *mw, const nprof_mw_request *req)
 {
     return !mw->production || nprof__mw_has_token(mw, req);
 }
@@ -324,7 +332,7 @@ static int profile_mode(const nprof_mw_request *req)
 
 /* ---- lifecycle ---------------------------------------------------------------------------- */
 
-int nprof_mw_request_begin(nprof_middleware *mw, const nprof_mw_request *req, nprof_mw_state *st)
+int nprof_mw_request_begin(nprof_mw *mw, const nprof_mw_request *req, nprof_mw_state *st)
 {
     if (!st)
         return NPROF_EINVAL;
@@ -360,7 +368,7 @@ int nprof_mw_request_begin(nprof_middleware *mw, const nprof_mw_request *req, np
     return NPROF_OK;
 }
 
-int nprof_mw_phase(nprof_mw_state *st, int phase)
+int nprof_mw_mark_phase(nprof_mw_state *st, int phase)
 {
     if (!st || !st->profile)
         return NPROF_ENOPROFILE;
@@ -480,7 +488,7 @@ static void n_plus_one_header(nprof_mw_headers *h, const nprof_profile *p,
     size_t n = 0;
     for (size_t k = 0; k < in->pattern_count; k++) {
         nprof_pattern_info pi;
-        if (nprof_profile_pattern(p, k, &pi) != NPROF_OK || !pi.n_plus_one)
+        if (nprof_profile_get_pattern(p, k, &pi) != NPROF_OK || !pi.n_plus_one)
             continue;
         const char *t = pi.normalized ? pi.normalized : pi.example ? pi.example : "";
         size_t tl = pi.normalized ? pi.normalized_len : pi.example ? pi.example_len : 0;
@@ -551,7 +559,7 @@ static void headers_reset(nprof_mw_headers *h)
 static nprof__route *request_route(const nprof_mw_state *st, nprof_profile *p,
                                    const nprof_profile_info *in, int keep)
 {
-    nprof_middleware *mw = st->mw_;
+    nprof_mw *mw = st->mw_;
     if (st->route_set_)
         return nprof__mw_route(mw, in->method, in->method_len, in->route, in->route_len);
     char tmpl[NPROF__ROUTE_MAX + 1];
@@ -570,14 +578,14 @@ static int over_budget(const nprof__route *r, const nprof_profile_info *in)
 /* Whether this response carries the per-request headers (the header mode and ?profile=). */
 static int wants_headers(const nprof_mw_state *st)
 {
-    const nprof_middleware *mw = st->mw_;
+    const nprof_mw *mw = st->mw_;
     return st->profile_mode != NPROF_MW_PROFILE_NONE ||
            mw->headers_mode == NPROF_MW_HEADERS_ALWAYS ||
            (mw->headers_mode == NPROF_MW_HEADERS_AUTO && !mw->production);
 }
 
 /* The per-request headers of `p`, whose figures are `in`, into `h` (reset): what end gives
- * for the final figures and nprof_mw_response_headers() for the figures so far. */
+ * for the final figures and nprof_mw_get_response_headers() for the figures so far. */
 static void fill_headers(nprof_mw_headers *h, const nprof_profile *p,
                          const nprof_profile_info *in, const nprof__route *r, int over)
 {
@@ -585,7 +593,7 @@ static void fill_headers(nprof_mw_headers *h, const nprof_profile *p,
     size_t xl = 0;
     char *dst = h->bytes_ + h->used_;
     if (NPROF_MW_HEADER_BYTES - h->used_ >= NPROF_HEADER_MAX &&
-        nprof_profile_header(p, dst, NPROF_HEADER_MAX, &xl) == NPROF_OK) {
+        nprof_profile_render_header(p, dst, NPROF_HEADER_MAX, &xl) == NPROF_OK) {
         h->items[h->count++] = (nprof_mw_header){
             .name = "X-Profile", .name_len = 9, .value = dst, .value_len = xl};
         h->used_ += xl + 1;
@@ -599,7 +607,7 @@ static void fill_headers(nprof_mw_headers *h, const nprof_profile *p,
         budget_header(h, r, in);
 }
 
-int nprof_mw_response_headers(nprof_mw_state *st, int status, nprof_mw_headers *headers)
+int nprof_mw_get_response_headers(nprof_mw_state *st, int status, nprof_mw_headers *headers)
 {
     (void)status; /* none of end's headers depends on it; taken so that one may */
     if (!st || !headers)
@@ -631,7 +639,7 @@ int nprof_mw_request_end(nprof_mw_state *st, int status, nprof_mw_headers *heade
         *json_replaces_body = 0;
     if (!st || !st->profile)
         return NPROF_ENOPROFILE;
-    nprof_middleware *mw = st->mw_;
+    nprof_mw *mw = st->mw_;
     nprof_profile *p = st->profile;
     st->profile = NULL;
     st->mark_phase_ = -1;
@@ -652,7 +660,7 @@ int nprof_mw_request_end(nprof_mw_state *st, int status, nprof_mw_headers *heade
     if (headers && wants_headers(st))
         fill_headers(headers, p, &in, r, over);
     if (st->profile_mode == NPROF_MW_PROFILE_JSON && json_body &&
-        nprof_profile_json(p, json_body) == NPROF_OK && json_replaces_body)
+        nprof_profile_render_json(p, json_body) == NPROF_OK && json_replaces_body)
         *json_replaces_body = 1;
 
     if (mw->slowlog && in.slow_count) /* copies into its queue: never blocks */

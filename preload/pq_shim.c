@@ -155,9 +155,9 @@ __attribute__((constructor)) static void resolve(void)
             return r_;                                                         \
         }                                                                      \
         if (NPROF_UNLIKELY(from_nanoprof(__builtin_return_address(0)))) {      \
-            int prev_ = nprof_pq_thread_exclude(1);                            \
+            int prev_ = nprof_pq_exclude_thread(1);                            \
             ret r_ = WRAP_##name args;                                         \
-            nprof_pq_thread_exclude(prev_);                                    \
+            nprof_pq_exclude_thread(prev_);                                    \
             return r_;                                                         \
         }                                                                      \
         return WRAP_##name args;                                               \
@@ -171,10 +171,10 @@ __attribute__((constructor)) static void resolve(void)
             return;                                                            \
         }                                                                      \
         int self_ = from_nanoprof(__builtin_return_address(0));                \
-        int prev_ = self_ ? nprof_pq_thread_exclude(1) : 0;                    \
+        int prev_ = self_ ? nprof_pq_exclude_thread(1) : 0;                    \
         WRAP_##name args;                                                      \
         if (self_)                                                             \
-            nprof_pq_thread_exclude(prev_);                                    \
+            nprof_pq_exclude_thread(prev_);                                    \
     }
 PQ_SHIM_FUNCTIONS(SHIM_DEFINE)
 PQ_SHIM_VOID_FUNCTIONS(SHIM_VOID_DEFINE)

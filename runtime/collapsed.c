@@ -1,6 +1,6 @@
 /*
  * runtime/collapsed.c: turning span trees into collapsed stacks and summing equal stacks,
- * for nprof_profile_collapsed() and the store's flame graph.  Off the request path.
+ * for nprof_profile_render_collapsed() and the store's flame graph.  Off the request path.
  *
  * A line's number is self time: a span's duration minus its child spans and the queries run
  * directly inside it.  Frame names go through nprof__frame_name(), so no input can forge a

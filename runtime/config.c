@@ -358,7 +358,7 @@ int nprof_config_format(const nprof_config *cfg, nprof_buf *out)
     return rc;
 }
 
-int nprof_config_option(size_t index, nprof_option_info *out)
+int nprof_config_get_option(size_t index, nprof_option_info *out)
 {
     if (!out)
         return NPROF_EINVAL;

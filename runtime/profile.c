@@ -733,7 +733,7 @@ void nprof__profile_interim_end(nprof_profile *p, const nprof__interim *undo)
         p->phase_ticks[undo->phase] = undo->phase_ticks;
 }
 
-int nprof_profile_query(const nprof_profile *p, size_t index, nprof_query_info *out)
+int nprof_profile_get_query(const nprof_profile *p, size_t index, nprof_query_info *out)
 {
     if (!p || !out)
         return p ? NPROF_EINVAL : NPROF_ENOPROFILE;
@@ -755,7 +755,7 @@ int nprof_profile_query(const nprof_profile *p, size_t index, nprof_query_info *
     return NPROF_OK;
 }
 
-int nprof_profile_pattern(const nprof_profile *p, size_t index, nprof_pattern_info *out)
+int nprof_profile_get_pattern(const nprof_profile *p, size_t index, nprof_pattern_info *out)
 {
     if (!p || !out)
         return p ? NPROF_EINVAL : NPROF_ENOPROFILE;
@@ -780,7 +780,7 @@ int nprof_profile_pattern(const nprof_profile *p, size_t index, nprof_pattern_in
     return NPROF_OK;
 }
 
-int nprof_profile_span(const nprof_profile *p, size_t index, nprof_span_info *out)
+int nprof_profile_get_span(const nprof_profile *p, size_t index, nprof_span_info *out)
 {
     if (!p || !out)
         return p ? NPROF_EINVAL : NPROF_ENOPROFILE;

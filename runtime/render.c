@@ -10,7 +10,7 @@
 #include "profile.h"
 #include "text.h"
 
-int nprof_profile_header(const nprof_profile *p, char *buf, size_t cap, size_t *out_len)
+int nprof_profile_render_header(const nprof_profile *p, char *buf, size_t cap, size_t *out_len)
 {
     if (!p)
         return NPROF_ENOPROFILE;
@@ -72,7 +72,7 @@ static void render_pattern_list(nprof__jw *j, const nprof_profile *p, const char
     nprof_pattern_info pi;
     nprof__jw_key(j, key);
     nprof__jw_arr(j);
-    for (uint32_t i = 0; nprof_profile_pattern(p, i, &pi) == NPROF_OK; i++)
+    for (uint32_t i = 0; nprof_profile_get_pattern(p, i, &pi) == NPROF_OK; i++)
         if (n_plus_one ? pi.n_plus_one : pi.exact_repeats != 0)
             render_pattern(j, &pi);
     nprof__jw_arr_end(j);
@@ -94,7 +94,7 @@ static void render_patterns(nprof__jw *j, const nprof_profile *p)
     nprof__jw_arr_end(j);
 }
 
-int nprof_profile_json(const nprof_profile *p, nprof_buf *out)
+int nprof_profile_render_json(const nprof_profile *p, nprof_buf *out)
 {
     if (!p)
         return NPROF_ENOPROFILE;
@@ -152,7 +152,7 @@ int nprof_profile_json(const nprof_profile *p, nprof_buf *out)
     nprof__jw_arr(j);
     for (uint32_t i = 0; i < p->span_count; i++) {
         nprof_span_info s;
-        nprof_profile_span(p, i, &s);
+        nprof_profile_get_span(p, i, &s);
         nprof__jw_obj(j);
         nprof__jw_ku64(j, "id", i);
         nprof__jw_kstr(j, "name", s.name, s.name_len);
@@ -170,7 +170,7 @@ int nprof_profile_json(const nprof_profile *p, nprof_buf *out)
     return nprof__jw_finish(j); /* all or nothing */
 }
 
-int nprof_profile_collapsed(const nprof_profile *p, nprof_buf *out)
+int nprof_profile_render_collapsed(const nprof_profile *p, nprof_buf *out)
 {
     if (!p)
         return NPROF_ENOPROFILE;

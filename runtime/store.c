@@ -278,7 +278,7 @@ int nprof_store_snapshot(nprof_store *s, nprof_snapshot **out)
     return take_snapshot(s, by_end_time, SIZE_MAX, out);
 }
 
-int nprof_store_slowest(nprof_store *s, size_t n, nprof_snapshot **out)
+int nprof_store_snapshot_slowest(nprof_store *s, size_t n, nprof_snapshot **out)
 {
     return take_snapshot(s, by_total_desc, n, out);
 }
@@ -303,7 +303,7 @@ void nprof_snapshot_release(nprof_snapshot *snap)
     reclaim(s);
 }
 
-int nprof_store_flame_graph(nprof_store *s, nprof_buf *out)
+int nprof_store_render_collapsed(nprof_store *s, nprof_buf *out)
 {
     if (!s || !out)
         return NPROF_EINVAL;

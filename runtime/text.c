@@ -220,14 +220,18 @@ size_t nprof__format_duration(uint64_t ns, char *out)
     return with_unit(out, nprof__format_fixed(hundredths_s, 2, out), "s", 1);
 }
 
-int nprof_format_duration(uint64_t ns, char *buf, size_t cap)
+int nprof_duration_format(uint64_t ns, char *buf, size_t cap, size_t *out_len)
 {
     char tmp[NPROF__DURATION_MAX];
     size_t n = nprof__format_duration(ns, tmp);
-    if (!buf || cap <= n)
+    if (out_len)
+        *out_len = n;
+    if (!buf && cap)
+        return NPROF_EINVAL;
+    if (cap <= n)
         return NPROF_ERANGE;
     memcpy(buf, tmp, n + 1);
-    return (int)n;
+    return NPROF_OK;
 }
 
 static _Thread_local char error_detail[256];

@@ -106,7 +106,7 @@ static struct {
 
 static _Thread_local struct {
     int depth;          /* nesting of recorded calls on this thread */
-    int excluded;       /* nprof_pq_thread_exclude() */
+    int excluded;       /* nprof_pq_exclude_thread() */
     const char *ov_sql; /* the text of the synchronous call in progress, for nprof_pq_overlap() */
     size_t ov_len;
     uint64_t ov_fp;     /* its fingerprint, once nprof_pq_overlap() took it */
@@ -220,7 +220,7 @@ int nprof_pq_busy(void)
     return tls.depth > 0;
 }
 
-int nprof_pq_thread_exclude(int excluded)
+int nprof_pq_exclude_thread(int excluded)
 {
     int prev = tls.excluded;
     tls.excluded = excluded != 0;
@@ -712,7 +712,7 @@ static size_t params_redacted(nprof_runtime *rt, char *out, int n, const char *c
     char raw[PQ_PARAMS_BUF];
     size_t len = params_summary(raw, params_cap(rt), n, values, lengths, formats);
     size_t red = 0;
-    if (nprof_redact(pq.redactor, raw, len, out, PQ_PARAMS_BUF - 1, &red, NULL) < 0)
+    if (nprof_redactor_apply(pq.redactor, raw, len, out, PQ_PARAMS_BUF - 1, &red, NULL) < 0)
         return 0;
     out[red] = 0;
     return red;
@@ -722,7 +722,7 @@ static size_t params_redacted(nprof_runtime *rt, char *out, int n, const char *c
 static size_t args_redacted(const char *args, size_t len, char *out)
 {
     size_t red = 0;
-    if (!len || !pq.redactor || nprof_redact(pq.redactor, args, len, out, PQ_PARAMS_BUF - 1, &red, NULL) < 0)
+    if (!len || !pq.redactor || nprof_redactor_apply(pq.redactor, args, len, out, PQ_PARAMS_BUF - 1, &red, NULL) < 0)
         return 0;
     out[red] = 0;
     return red;
@@ -1224,7 +1224,7 @@ int nprof_pq_get_stats(nprof_pq_stats *out)
     return NPROF_OK;
 }
 
-int nprof_pq_json(nprof_buf *out)
+int nprof_pq_render_json(nprof_buf *out)
 {
     if (!out)
         return NPROF_EINVAL;
@@ -1246,7 +1246,7 @@ int nprof_pq_json(nprof_buf *out)
              {"conns", s.conns}};
     /* The table renders itself; it goes into the document as one value. */
     nprof_buf table = NPROF_BUF_INIT;
-    int rc = nprof_querystats_json(pq.qs, 0, &table);
+    int rc = nprof_querystats_render_json(pq.qs, 0, &table);
     nprof__jw jw, *j = &jw;
     nprof__jw_init(j, out);
     nprof__tw_check(&j->t, rc);
@@ -1310,7 +1310,7 @@ __attribute__((destructor)) static void dump_at_exit(void)
     if (!path || !*path || atomic_load_explicit(&pq.state, memory_order_acquire) != 1)
         return;
     nprof_buf b = NPROF_BUF_INIT;
-    if (nprof_pq_json(&b) == NPROF_OK) {
+    if (nprof_pq_render_json(&b) == NPROF_OK) {
         FILE *f = fopen(path, "w");
         if (f) {
             fwrite(b.data, 1, b.len, f);

@@ -313,7 +313,7 @@ static void json_entry(nprof__jw *j, const nprof_querystats_entry *e)
     nprof__jw_obj_end(j);
 }
 
-int nprof_querystats_json(const nprof_querystats *qs, size_t limit, nprof_buf *out)
+int nprof_querystats_render_json(const nprof_querystats *qs, size_t limit, nprof_buf *out)
 {
     if (!qs || !out)
         return NPROF_EINVAL;

@@ -57,11 +57,11 @@ static const struct default_rule {
 };
 #define DEFAULT_RULE_COUNT (sizeof default_rules / sizeof default_rules[0])
 
-void nprof_redact_options_init(nprof_redact_options *opts)
+void nprof_redactor_options_init(nprof_redactor_options *opts)
 {
     if (!opts)
         return;
-    *opts = (nprof_redact_options){
+    *opts = (nprof_redactor_options){
         .flags = NPROF_REDACT_DEFAULTS,
         .rules = NULL,
         .rule_count = 0,
@@ -79,14 +79,14 @@ void nprof_redactor_destroy(nprof_redactor *r)
     free(r);
 }
 
-int nprof_redactor_create(const nprof_redact_options *opts, nprof_redactor **out)
+int nprof_redactor_create(const nprof_redactor_options *opts, nprof_redactor **out)
 {
     if (!out)
         return nprof__fail(NPROF_EINVAL, "nprof_redactor_create: NULL out");
     *out = NULL;
-    nprof_redact_options defaults;
+    nprof_redactor_options defaults;
     if (!opts) {
-        nprof_redact_options_init(&defaults);
+        nprof_redactor_options_init(&defaults);
         opts = &defaults;
     }
     size_t ndef = opts->flags & NPROF_REDACT_DEFAULTS ? DEFAULT_RULE_COUNT : 0;
@@ -139,8 +139,8 @@ static size_t utf8_trim_tail(const char *out, size_t len)
     return need > back + 1 && lead >= 0xC0 ? len - 1 - back : len;
 }
 
-int nprof_redact(const nprof_redactor *r, const char *in, size_t len, char *out, size_t cap,
-                 size_t *out_len, int *truncated)
+int nprof_redactor_apply(const nprof_redactor *r, const char *in, size_t len, char *out, size_t cap,
+                         size_t *out_len, int *truncated)
 {
     if (out_len)
         *out_len = 0;

@@ -195,8 +195,8 @@ int nprof_slowlog_open(nprof_slowlog **out, const char *conninfo, const nprof_sl
         atomic_init(&nprof__slowlog_slot(log, i)->seq, i);
 
     if (opts->redact) {
-        nprof_redact_options ro;
-        nprof_redact_options_init(&ro);
+        nprof_redactor_options ro;
+        nprof_redactor_options_init(&ro);
         ro.max_bytes = 0; /* the slot's size is the limit */
         size_t n = 0;
         while (n < NPROF_SLOWLOG_MAX_USER_RULES && opts->redact_rules[n])
@@ -372,7 +372,7 @@ int nprof_slowlog_enqueue(nprof_slowlog *log, const nprof_slowlog_entry *e)
         if (log->redactor) {
             size_t got = 0;
             int cutp = 0;
-            int r = nprof_redact(log->redactor, e->params, e->params_len, dst, log->max_params, &got, &cutp);
+            int r = nprof_redactor_apply(log->redactor, e->params, e->params_len, dst, log->max_params, &got, &cutp);
             if (r > 0)
                 nprof__counter_add(&log->redactions, (uint64_t)r);
             if (cutp)
@@ -433,7 +433,7 @@ int nprof_slowlog_enqueue_profile(nprof_slowlog *log, const nprof_profile *p)
     uint64_t mono_ns = nprof_now_ns();
     int queued = 0;
     nprof_query_info q;
-    for (size_t i = 0; nprof_profile_query(p, i, &q) == NPROF_OK; i++) {
+    for (size_t i = 0; nprof_profile_get_query(p, i, &q) == NPROF_OK; i++) {
         if (!q.slow)
             continue;
         uint64_t end_ns = info.start_ns + q.start_offset_ns + q.duration_ns;
@@ -467,7 +467,7 @@ static uint64_t counter_sum(nprof__counter *c)
     return sum;
 }
 
-int nprof_slowlog_stats_get(nprof_slowlog *log, nprof_slowlog_stats *out)
+int nprof_slowlog_get_stats(nprof_slowlog *log, nprof_slowlog_stats *out)
 {
     if (!log || !out)
         return NPROF_EINVAL;

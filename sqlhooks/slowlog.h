@@ -82,7 +82,7 @@ struct nprof_slowlog {
 
     nprof__counter truncated, redactions;
 
-    /* The writer's counters, read by nprof_slowlog_stats_get(). */
+    /* The writer's counters, read by nprof_slowlog_get_stats(). */
     _Atomic uint64_t written, batches, batch_retries, reconnects, plans, deleted, consumed;
     _Atomic int connected;
     _Atomic int aborting;          /* close's time is up: the writer exits now */

@@ -59,7 +59,7 @@ static int read_json(nprof_slowlog *log, const char *sql, const char *const *par
 {
     if (!log || !out)
         return NPROF_EINVAL;
-    int was_excluded = nprof_pq_thread_exclude(1); /* not the host's queries: not recorded */
+    int was_excluded = nprof_pq_exclude_thread(1); /* not the host's queries: not recorded */
     pthread_mutex_lock(&log->read_mu);
     if (log->read_conn && PQstatus(log->read_conn) != CONNECTION_OK) {
         PQfinish(log->read_conn);
@@ -70,7 +70,7 @@ static int read_json(nprof_slowlog *log, const char *sql, const char *const *par
         log->read_conn = nprof__slowlog_connect(log, 5000, err, sizeof err);
     if (!log->read_conn) {
         pthread_mutex_unlock(&log->read_mu);
-        nprof_pq_thread_exclude(was_excluded);
+        nprof_pq_exclude_thread(was_excluded);
         return nprof__fail(NPROF_EIO, "slowlog read: %s", err);
     }
     PGresult *r = PQexecParams(log->read_conn, sql, nparams, NULL, params, NULL, NULL, 0);
@@ -85,7 +85,7 @@ static int read_json(nprof_slowlog *log, const char *sql, const char *const *par
     }
     PQclear(r);
     pthread_mutex_unlock(&log->read_mu);
-    nprof_pq_thread_exclude(was_excluded);
+    nprof_pq_exclude_thread(was_excluded);
     return rc;
 }
 
@@ -107,7 +107,7 @@ static int read_json_n_since(nprof_slowlog *log, const char *sql, uint32_t n, ui
     "lpad(to_hex(fingerprint), 16, '0') AS fingerprint, method, route, request_id, host, pid, "  \
     "truncated, plan"
 
-int nprof_slowlog_recent(nprof_slowlog *log, uint32_t n, nprof_buf *out)
+int nprof_slowlog_read_recent(nprof_slowlog *log, uint32_t n, nprof_buf *out)
 {
     if (!log)
         return NPROF_EINVAL;
@@ -119,7 +119,7 @@ int nprof_slowlog_recent(nprof_slowlog *log, uint32_t n, nprof_buf *out)
     return read_json(log, sql, params, 1, out);
 }
 
-int nprof_slowlog_slowest(nprof_slowlog *log, uint32_t n, uint32_t since_s, nprof_buf *out)
+int nprof_slowlog_read_slowest(nprof_slowlog *log, uint32_t n, uint32_t since_s, nprof_buf *out)
 {
     if (!log)
         return NPROF_EINVAL;
@@ -131,7 +131,7 @@ int nprof_slowlog_slowest(nprof_slowlog *log, uint32_t n, uint32_t since_s, npro
     return read_json_n_since(log, sql, n, since_s, out);
 }
 
-int nprof_slowlog_by_fingerprint(nprof_slowlog *log, uint32_t n, uint32_t since_s, nprof_buf *out)
+int nprof_slowlog_read_by_fingerprint(nprof_slowlog *log, uint32_t n, uint32_t since_s, nprof_buf *out)
 {
     if (!log)
         return NPROF_EINVAL;

@@ -313,7 +313,7 @@ static int redact_plan(writer *w)
             return 0;
         size_t n = 0;
         int cut = 0;
-        int r = nprof_redact(log->redactor, w->plan.data, w->plan.len, w->stmt.data, cap, &n, &cut);
+        int r = nprof_redactor_apply(log->redactor, w->plan.data, w->plan.len, w->stmt.data, cap, &n, &cut);
         if (!cut) {
             if (r > 0)
                 nprof__counter_add(&log->redactions, (uint64_t)r);
@@ -441,7 +441,7 @@ static int format_row(writer *w, const nprof__slot *s)
         r.text_len = r.norm_len;
     } else if (log->redactor) {
         int cut = 0;
-        int n = nprof_redact(log->redactor, s->text, s->sql_len, w->red, log->max_sql, &r.text_len, &cut);
+        int n = nprof_redactor_apply(log->redactor, s->text, s->sql_len, w->red, log->max_sql, &r.text_len, &cut);
         if (n > 0)
             nprof__counter_add(&log->redactions, (uint64_t)n);
         r.truncated |= cut;
@@ -684,7 +684,7 @@ void *nprof__slowlog_writer(void *arg)
     nprof_slowlog *log = arg;
     /* The libpq layer (and its LD_PRELOAD shim) must not record the writer's own queries:
      * a slow COPY would be logged as a slow query, and so on. */
-    nprof_pq_thread_exclude(1);
+    nprof_pq_exclude_thread(1);
     writer *w = calloc(1, sizeof *w);
     if (w) {
         w->log = log;

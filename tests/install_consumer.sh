@@ -96,7 +96,7 @@ int main(void)
     nprof_phase_end(p, NPROF_PHASE_HANDLER);
     nprof_request_end(p, 200);
     char header[NPROF_HEADER_MAX];
-    if (nprof_profile_header(p, header, sizeof header, NULL) != NPROF_OK)
+    if (nprof_profile_render_header(p, header, sizeof header, NULL) != NPROF_OK)
         return 1;
     printf("X-Profile: %s\n", header);
     int ok = strncmp(header, "total=", 6) == 0 && strstr(header, "(1q)") != NULL;

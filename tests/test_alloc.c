@@ -422,10 +422,10 @@ TEST(one_request_with_100000_queries_is_bounded_by_max_queries)
     ASSERT_U64_OP(max_seen, <=, max_profile_bytes);
     /* The kept ones are the first 500, in full. */
     nprof_query_info qi;
-    ASSERT_OK(nprof_profile_query(p, 499, &qi));
+    ASSERT_OK(nprof_profile_get_query(p, 499, &qi));
     ASSERT_EQ_U64(qi.sql_len, 200);
     ASSERT_TRUE(memcmp(qi.sql, "SELECT * FROM t WHERE id = 499 ", 31) == 0);
-    ASSERT_EQ_INT(nprof_profile_query(p, 500, &qi), NPROF_ENOENT);
+    ASSERT_EQ_INT(nprof_profile_get_query(p, 500, &qi), NPROF_ENOENT);
     /* The runtime holds what the profile holds (plus allocator rounding), no more. */
     ASSERT_U64_OP(bytes1 - bytes0, >=, info.memory_bytes);
     ASSERT_U64_OP(bytes1 - bytes0, <=, info.memory_bytes + 64 * 4096);
@@ -436,7 +436,7 @@ TEST(one_request_with_100000_queries_is_bounded_by_max_queries)
     ASSERT_EQ_U64(ctl_u64(rt, "stats.queries_dropped"), FLOOD - 500);
 
     char header[NPROF_HEADER_MAX];
-    ASSERT_OK(nprof_profile_header(p, header, sizeof header, NULL));
+    ASSERT_OK(nprof_profile_render_header(p, header, sizeof header, NULL));
     ASSERT_TRUE(strstr(header, "(100000q)") != NULL);
     ASSERT_OK(nprof_request_submit(p));
     nprof_runtime_destroy(rt);
@@ -482,10 +482,10 @@ static void check_byte_budget(const char *budget_text, uint64_t budget)
     ASSERT_U64_OP(bytes1 - bytes0, <=, bound + 64 * 4096);
     /* Everything kept is intact. */
     nprof_query_info qi;
-    ASSERT_OK(nprof_profile_query(p, (size_t)ok - 1, &qi));
+    ASSERT_OK(nprof_profile_get_query(p, (size_t)ok - 1, &qi));
     ASSERT_EQ_U64(qi.sql_len, 200);
     ASSERT_MEM_STR(qi.params, qi.params_len, "id=1");
-    ASSERT_EQ_INT(nprof_profile_query(p, (size_t)ok, &qi), NPROF_ENOENT);
+    ASSERT_EQ_INT(nprof_profile_get_query(p, (size_t)ok, &qi), NPROF_ENOENT);
     ASSERT_OK(nprof_request_submit(p));
     nprof_runtime_destroy(rt);
 }

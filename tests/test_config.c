@@ -28,13 +28,13 @@ TEST(every_option_is_documented_and_parses_its_own_default)
     nprof_config c, d;
     nprof_config_init(&c);
     nprof_config_init(&d);
-    while (nprof_config_option(n, &o) == NPROF_OK) {
+    while (nprof_config_get_option(n, &o) == NPROF_OK) {
         ASSERT_TRUE(o.name && o.name[0] && o.type && o.default_value && o.doc && strlen(o.doc) > 10);
         ASSERT_OK(nprof_config_set(&c, o.name, o.default_value));
         n++;
     }
     ASSERT_U64_OP(n, >=, 11);
-    ASSERT_EQ_INT(nprof_config_option(n, &o), NPROF_ENOENT);
+    ASSERT_EQ_INT(nprof_config_get_option(n, &o), NPROF_ENOENT);
     ASSERT_EQ_INT(memcmp(&c, &d, sizeof c), 0);
 }
 
@@ -164,7 +164,7 @@ TEST(runtime_applies_nanoprof_conf_over_the_struct_and_reports_it)
     ASSERT_OK(nprof_ctl_foreach(rt, "opt.", count_names, &opts));
     nprof_option_info o;
     int documented = 0;
-    while (nprof_config_option((size_t)documented, &o) == NPROF_OK)
+    while (nprof_config_get_option((size_t)documented, &o) == NPROF_OK)
         documented++;
     ASSERT_EQ_INT(opts, documented);
     nprof_runtime_destroy(rt);

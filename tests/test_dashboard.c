@@ -33,7 +33,7 @@ static const char *resp_header(const nprof_mw_response *r, const char *name)
 }
 
 /* Runs a few requests, one with hostile SQL and path, some N+1 and slow. */
-static void traffic(nprof_middleware *mw)
+static void traffic(nprof_mw *mw)
 {
     static const char *paths[] = {"/users/1", "/users/2", "/articles", "/<script>alert(1)</script>/\xff\"x\\",
                                   "/orders/550e8400-e29b-41d4-a716-446655440000"};
@@ -43,8 +43,8 @@ static void traffic(nprof_middleware *mw)
         nprof_mw_state st;
         if (nprof_mw_request_begin(mw, &r, &st))
             continue;
-        nprof_mw_phase(&st, NPROF_PHASE_ROUTING);
-        nprof_mw_phase(&st, NPROF_PHASE_HANDLER);
+        nprof_mw_mark_phase(&st, NPROF_PHASE_ROUTING);
+        nprof_mw_mark_phase(&st, NPROF_PHASE_HANDLER);
         int id = nprof_span_begin_static(st.profile, "render;\nframe", 13);
         for (int q = 0; q < 1 + i % 7; q++) {
             nprof_query qq = {.sql = HOSTILE, .sql_len = sizeof HOSTILE - 1,
@@ -57,21 +57,21 @@ static void traffic(nprof_middleware *mw)
     }
 }
 
-static nprof_middleware *setup(nprof_runtime **rt_out, const char *conf, const char *token)
+static nprof_mw *setup(nprof_runtime **rt_out, const char *conf, const char *token)
 {
     nprof_runtime *rt = make_runtime(conf);
     nprof_mw_options o;
     nprof_mw_options_init(&o);
     o.token = token;
-    nprof_middleware *mw = NULL;
-    if (!rt || nprof_middleware_create(rt, &o, &mw))
+    nprof_mw *mw = NULL;
+    if (!rt || nprof_mw_create(rt, &o, &mw))
         return NULL;
     *rt_out = rt;
     traffic(mw);
     return mw;
 }
 
-static int serve(nprof_middleware *mw, const char *method, const char *path, const char *query,
+static int serve(nprof_mw *mw, const char *method, const char *path, const char *query,
                  nprof_mw_response *out)
 {
     nprof_mw_request r = req_of(method, path, query);
@@ -81,7 +81,7 @@ static int serve(nprof_middleware *mw, const char *method, const char *path, con
 TEST(paths_outside_the_dashboard_are_not_handled)
 {
     nprof_runtime *rt;
-    nprof_middleware *mw = setup(&rt, "slow_query_threshold_ms=1", NULL);
+    nprof_mw *mw = setup(&rt, "slow_query_threshold_ms=1", NULL);
     ASSERT_TRUE(mw);
     nprof_mw_response resp;
     ASSERT_EQ_INT(serve(mw, "GET", "/users/1", NULL, &resp), 0);
@@ -98,14 +98,14 @@ TEST(paths_outside_the_dashboard_are_not_handled)
     ASSERT_EQ_INT(resp.status, 200);
     ASSERT_EQ_INT(resp.body.len, 0);
     nprof_mw_response_free(&resp);
-    nprof_middleware_destroy(mw);
+    nprof_mw_destroy(mw);
     nprof_runtime_destroy(rt);
 }
 
 TEST(json_has_reference_keys_and_is_valid_for_hostile_input)
 {
     nprof_runtime *rt;
-    nprof_middleware *mw = setup(&rt, "slow_query_threshold_ms=1", NULL);
+    nprof_mw *mw = setup(&rt, "slow_query_threshold_ms=1", NULL);
     ASSERT_TRUE(mw);
     nprof_mw_response resp;
     ASSERT_EQ_INT(serve(mw, "GET", "/debug/performance/json", NULL, &resp), 1);
@@ -132,14 +132,14 @@ TEST(json_has_reference_keys_and_is_valid_for_hostile_input)
     ASSERT_TRUE(strstr(resp.body.data, "</script") == NULL);
     ASSERT_TRUE(strchr(resp.body.data, '<') == NULL);
     nprof_mw_response_free(&resp);
-    nprof_middleware_destroy(mw);
+    nprof_mw_destroy(mw);
     nprof_runtime_destroy(rt);
 }
 
 TEST(html_is_self_contained_escaped_and_nonce_protected)
 {
     nprof_runtime *rt;
-    nprof_middleware *mw = setup(&rt, "slow_query_threshold_ms=1", NULL);
+    nprof_mw *mw = setup(&rt, "slow_query_threshold_ms=1", NULL);
     nprof_mw_response resp;
     ASSERT_EQ_INT(serve(mw, "GET", "/debug/performance", NULL, &resp), 1);
     ASSERT_EQ_INT(resp.status, 200);
@@ -177,14 +177,14 @@ TEST(html_is_self_contained_escaped_and_nonce_protected)
     nprof_mw_response_free(&r2);
     nprof_buf b = NPROF_BUF_INIT;
     ASSERT_EQ_INT(nprof_mw_render_html(mw, "bad\"nonce", &b), NPROF_EINVAL);
-    nprof_middleware_destroy(mw);
+    nprof_mw_destroy(mw);
     nprof_runtime_destroy(rt);
 }
 
 TEST(production_dashboard_needs_the_token)
 {
     nprof_runtime *rt;
-    nprof_middleware *mw = setup(&rt, "production=1", "tok-123");
+    nprof_mw *mw = setup(&rt, "production=1", "tok-123");
     nprof_mw_response resp;
     ASSERT_EQ_INT(serve(mw, "GET", "/debug/performance/json", NULL, &resp), 1);
     ASSERT_EQ_INT(resp.status, 403);
@@ -196,12 +196,12 @@ TEST(production_dashboard_needs_the_token)
     ASSERT_EQ_INT(serve(mw, "GET", "/debug/performance/json", "profile_token=tok-123", &resp), 1);
     ASSERT_EQ_INT(resp.status, 200);
     nprof_mw_response_free(&resp);
-    nprof_middleware_destroy(mw);
+    nprof_mw_destroy(mw);
     nprof_runtime_destroy(rt);
     /* production without a token: no dashboard at all */
     mw = setup(&rt, "production=1", NULL);
     ASSERT_EQ_INT(serve(mw, "GET", "/debug/performance", NULL, &resp), 0);
-    nprof_middleware_destroy(mw);
+    nprof_mw_destroy(mw);
     nprof_runtime_destroy(rt);
 }
 
@@ -472,7 +472,7 @@ TEST(prometheus_parser_rejects_what_the_spec_forbids)
 TEST(prometheus_exposition_parses)
 {
     nprof_runtime *rt;
-    nprof_middleware *mw = setup(&rt, "slow_query_threshold_ms=1", NULL);
+    nprof_mw *mw = setup(&rt, "slow_query_threshold_ms=1", NULL);
     nprof_mw_response resp;
     ASSERT_EQ_INT(serve(mw, "GET", "/debug/performance/metrics", NULL, &resp), 1);
     ASSERT_EQ_INT(resp.status, 200);
@@ -488,14 +488,14 @@ TEST(prometheus_exposition_parses)
     /* the hostile route: its quote and backslash escaped, the bad byte replaced */
     ASSERT_TRUE(strstr(resp.body.data, "\\\"x\\\\") != NULL);
     nprof_mw_response_free(&resp);
-    nprof_middleware_destroy(mw);
+    nprof_mw_destroy(mw);
     nprof_runtime_destroy(rt);
 }
 
 TEST(flame_graphs_and_trace)
 {
     nprof_runtime *rt;
-    nprof_middleware *mw = setup(&rt, "slow_query_threshold_ms=1", NULL);
+    nprof_mw *mw = setup(&rt, "slow_query_threshold_ms=1", NULL);
     nprof_mw_response resp;
     ASSERT_EQ_INT(serve(mw, "GET", "/debug/performance/flamegraph.txt", NULL, &resp), 1);
     ASSERT_EQ_INT(resp.status, 200);
@@ -539,15 +539,15 @@ TEST(flame_graphs_and_trace)
     ASSERT_TRUE(strstr(resp.body.data, "\"cat\":\"sql\"") != NULL);
     ASSERT_TRUE(strstr(resp.body.data, "\"name\":\"thread_name\"") != NULL);
     nprof_mw_response_free(&resp);
-    nprof_middleware_destroy(mw);
+    nprof_mw_destroy(mw);
     nprof_runtime_destroy(rt);
 }
 
 TEST(empty_middleware_renders_everything)
 {
     nprof_runtime *rt = make_runtime(NULL);
-    nprof_middleware *mw = NULL;
-    ASSERT_OK(nprof_middleware_create(rt, NULL, &mw));
+    nprof_mw *mw = NULL;
+    ASSERT_OK(nprof_mw_create(rt, NULL, &mw));
     static const char *pages[] = {"/debug/performance", "/debug/performance/json",
                                   "/debug/performance/metrics", "/debug/performance/flamegraph.txt",
                                   "/debug/performance/flamegraph.svg", "/debug/performance/trace.json"};
@@ -561,15 +561,15 @@ TEST(empty_middleware_renders_everything)
         }
         nprof_mw_response_free(&resp);
     }
-    nprof_middleware_destroy(mw);
+    nprof_mw_destroy(mw);
     /* no dashboard_path: nothing is handled */
     nprof_mw_options o;
     nprof_mw_options_init(&o);
     o.dashboard_path = NULL;
-    ASSERT_OK(nprof_middleware_create(rt, &o, &mw));
+    ASSERT_OK(nprof_mw_create(rt, &o, &mw));
     nprof_mw_response resp;
     ASSERT_EQ_INT(serve(mw, "GET", "/debug/performance", NULL, &resp), 0);
-    nprof_middleware_destroy(mw);
+    nprof_mw_destroy(mw);
     nprof_runtime_destroy(rt);
 }
 
@@ -585,11 +585,11 @@ TEST(cluster_view_without_a_database_shows_the_error)
     nprof_mw_options o;
     nprof_mw_options_init(&o);
     o.slowlog = log;
-    nprof_middleware *mw = NULL;
-    ASSERT_OK(nprof_middleware_create(rt, &o, &mw));
+    nprof_mw *mw = NULL;
+    ASSERT_OK(nprof_mw_create(rt, &o, &mw));
     traffic(mw);
     nprof_slowlog_stats ls;
-    ASSERT_OK(nprof_slowlog_stats_get(log, &ls));
+    ASSERT_OK(nprof_slowlog_get_stats(log, &ls));
     ASSERT_TRUE(ls.enqueued + ls.dropped >= 7); /* every slow query went to the log */
     nprof_mw_response resp;
     ASSERT_EQ_INT(serve(mw, "GET", "/debug/performance/json", NULL, &resp), 1);
@@ -599,7 +599,7 @@ TEST(cluster_view_without_a_database_shows_the_error)
     ASSERT_TRUE(strstr(resp.body.data, "\"cluster\":{\"since_s\":3600") != NULL);
     ASSERT_TRUE(strstr(resp.body.data, "\"by_fingerprint\":[],\"error\":\"") != NULL);
     nprof_mw_response_free(&resp);
-    nprof_middleware_destroy(mw);
+    nprof_mw_destroy(mw);
     nprof_slowlog_close(log, 100);
     nprof_runtime_destroy(rt);
 }
@@ -610,8 +610,8 @@ TEST(dashboard_path_with_trailing_slash_or_at_root)
     nprof_mw_options o;
     nprof_mw_options_init(&o);
     o.dashboard_path = "/perf/";
-    nprof_middleware *mw = NULL;
-    ASSERT_OK(nprof_middleware_create(rt, &o, &mw));
+    nprof_mw *mw = NULL;
+    ASSERT_OK(nprof_mw_create(rt, &o, &mw));
     nprof_mw_response resp;
     ASSERT_EQ_INT(serve(mw, "GET", "/perf", NULL, &resp), 1);
     ASSERT_STR(resp.content_type, "text/html; charset=utf-8");
@@ -620,10 +620,10 @@ TEST(dashboard_path_with_trailing_slash_or_at_root)
     ASSERT_EQ_INT(resp.status, 200);
     nprof_mw_response_free(&resp);
     ASSERT_EQ_INT(serve(mw, "GET", "/perfx/metrics", NULL, &resp), 0);
-    nprof_middleware_destroy(mw);
+    nprof_mw_destroy(mw);
     /* at the root: its pages are the dashboard's, every other path the application's */
     o.dashboard_path = "/";
-    ASSERT_OK(nprof_middleware_create(rt, &o, &mw));
+    ASSERT_OK(nprof_mw_create(rt, &o, &mw));
     ASSERT_EQ_INT(serve(mw, "GET", "/", NULL, &resp), 1);
     ASSERT_STR(resp.content_type, "text/html; charset=utf-8");
     nprof_mw_response_free(&resp);
@@ -631,18 +631,18 @@ TEST(dashboard_path_with_trailing_slash_or_at_root)
     ASSERT_STR(resp.content_type, "application/json");
     nprof_mw_response_free(&resp);
     ASSERT_EQ_INT(serve(mw, "GET", "/users/1", NULL, &resp), 0);
-    nprof_middleware_destroy(mw);
+    nprof_mw_destroy(mw);
     nprof_runtime_destroy(rt);
 }
 
 TEST(random_bytes_give_valid_json_metrics_and_trace)
 {
     nprof_runtime *rt = make_runtime("slow_query_threshold_ms=0.001");
-    nprof_middleware *mw = NULL;
+    nprof_mw *mw = NULL;
     nprof_mw_options o;
     nprof_mw_options_init(&o);
     o.default_route_rules = 0; /* keep the random paths as routes */
-    ASSERT_OK(nprof_middleware_create(rt, &o, &mw));
+    ASSERT_OK(nprof_mw_create(rt, &o, &mw));
     uint64_t seed = 7;
     for (int round = 0; round < 120; round++) {
         char bytes[200];
@@ -687,7 +687,7 @@ TEST(random_bytes_give_valid_json_metrics_and_trace)
     for (const char *c = b.data; (c = strchr(c, '<')) != NULL; c++)
         ASSERT_TRUE(c[1] == '?' || c[1] == '/' || isalpha((unsigned char)c[1]));
     nprof_buf_free(&b);
-    nprof_middleware_destroy(mw);
+    nprof_mw_destroy(mw);
     nprof_runtime_destroy(rt);
 }
 

@@ -40,7 +40,7 @@ _Static_assert(SAME_TYPE(nprof_request_begin, request_begin_fn), "nprof_request_
 _Static_assert(SAME_TYPE(nprof_phase_begin, phase_fn), "nprof_phase_begin");
 _Static_assert(SAME_TYPE(nprof_phase_end, phase_fn), "nprof_phase_end");
 _Static_assert(SAME_TYPE(nprof_request_end, request_end_fn), "nprof_request_end");
-_Static_assert(SAME_TYPE(nprof_profile_header, header_fn), "nprof_profile_header");
+_Static_assert(SAME_TYPE(nprof_profile_render_header, header_fn), "nprof_profile_render_header");
 _Static_assert(SAME_TYPE(nprof_request_submit, submit_fn), "nprof_request_submit");
 _Static_assert(SAME_TYPE(nprof_errname, errname_fn), "nprof_errname");
 _Static_assert(SAME_TYPE(nprof_version_number, version_fn), "nprof_version_number");
@@ -122,7 +122,7 @@ TEST(public_functions_resolve_and_internal_ones_stay_hidden)
     LOAD(phase_begin, "nprof_phase_begin");
     LOAD(phase_end, "nprof_phase_end");
     LOAD(request_end, "nprof_request_end");
-    LOAD(header, "nprof_profile_header");
+    LOAD(header, "nprof_profile_render_header");
     LOAD(submit, "nprof_request_submit");
     LOAD(errname, "nprof_errname");
     LOAD(version, "nprof_version_number");

@@ -63,11 +63,14 @@ TEST(error_and_version_functions_link_from_cpp)
 TEST(format_duration_from_cpp)
 {
     char buf[32];
-    ASSERT_EQ_INT(nprof_format_duration(45, buf, sizeof buf), 4);
+    size_t len = 0;
+    ASSERT_OK(nprof_duration_format(45, buf, sizeof buf, &len));
+    ASSERT_EQ_U64(len, 4);
     ASSERT_STR(buf, "45ns");
-    ASSERT_TRUE(nprof_format_duration(1200000, buf, sizeof buf) > 0);
+    ASSERT_OK(nprof_duration_format(1200000, buf, sizeof buf, nullptr));
     ASSERT_STR(buf, "1.2ms");
-    ASSERT_EQ_INT(nprof_format_duration(1200000, buf, 2), NPROF_ERANGE);
+    ASSERT_EQ_INT(nprof_duration_format(1200000, buf, 2, &len), NPROF_ERANGE);
+    ASSERT_EQ_U64(len, 5);
 }
 
 TEST(config_and_buf_from_cpp)
@@ -83,7 +86,7 @@ TEST(config_and_buf_from_cpp)
     ASSERT_TRUE(buf.data == nullptr);
     ASSERT_TRUE(text.find("max_queries=42") != std::string::npos);
     nprof_option_info opt;
-    ASSERT_OK(nprof_config_option(0, &opt));
+    ASSERT_OK(nprof_config_get_option(0, &opt));
     ASSERT_TRUE(opt.name != nullptr);
 }
 
@@ -117,7 +120,7 @@ TEST(runtime_and_request_from_cpp)
     ASSERT_OK(nprof_phase_end(p, NPROF_PHASE_HANDLER));
     ASSERT_OK(nprof_request_end(p, 200));
     char header[NPROF_HEADER_MAX];
-    ASSERT_OK(nprof_profile_header(p, header, sizeof header, nullptr));
+    ASSERT_OK(nprof_profile_render_header(p, header, sizeof header, nullptr));
     ASSERT_TRUE(std::strncmp(header, "total=", 6) == 0);
     ASSERT_TRUE(std::strstr(header, "sql=1.5us(1q)") != nullptr);
     ASSERT_OK(nprof_request_submit(p));

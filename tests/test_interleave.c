@@ -31,7 +31,7 @@ typedef struct open_req {
 
 typedef struct driver {
     nprof_runtime *rt;
-    nprof_middleware *mw; /* NULL: the raw profile API */
+    nprof_mw *mw; /* NULL: the raw profile API */
     uint64_t rng;
     /* The model: which request the thread's current is (-1: none), and per request the one
      * that was current when it began, whether it still runs and the queries it must hold. */
@@ -144,7 +144,7 @@ static int end_one(driver *d, int k)
     int want_len = label(want, sizeof want, o.id);
     for (size_t i = 0; i < info.queries_kept; i++) {
         nprof_query_info qi;
-        CHECK_U64(nprof_profile_query(o.p, i, &qi), NPROF_OK);
+        CHECK_U64(nprof_profile_get_query(o.p, i, &qi), NPROF_OK);
         CHECK_U64(qi.sql_len, (uint64_t)want_len);
         CHECK_U64(memcmp(qi.sql, want, (size_t)want_len), 0);
     }
@@ -186,7 +186,7 @@ static int end_one(driver *d, int k)
 
 /* REQUESTS requests, begun and ended in random order with up to MAX_OPEN open at once.
  * Returns 0, or the line of the first failed check. */
-static int interleave(nprof_runtime *rt, nprof_middleware *mw, uint64_t seed)
+static int interleave(nprof_runtime *rt, nprof_mw *mw, uint64_t seed)
 {
     driver *d = calloc(1, sizeof *d);
     if (!d)
@@ -215,14 +215,14 @@ static int interleave(nprof_runtime *rt, nprof_middleware *mw, uint64_t seed)
 TEST(interleaved_middleware_requests_get_exactly_their_queries)
 {
     nprof_runtime *rt = make_runtime("max_history=8");
-    nprof_middleware *mw = NULL;
-    ASSERT_OK(nprof_middleware_create(rt, NULL, &mw));
+    nprof_mw *mw = NULL;
+    ASSERT_OK(nprof_mw_create(rt, NULL, &mw));
     ASSERT_EQ_INT(interleave(rt, mw, 0x9E3779B97F4A7C15ull), 0);
     ASSERT_TRUE(nprof_current() == NULL);
     nprof_mw_totals t;
     ASSERT_OK(nprof_mw_get_totals(mw, &t));
     ASSERT_EQ_U64(t.requests, REQUESTS);
-    nprof_middleware_destroy(mw);
+    nprof_mw_destroy(mw);
     nprof_runtime_destroy(rt);
 }
 
@@ -237,8 +237,8 @@ TEST(interleaved_raw_requests_get_exactly_their_queries)
 TEST(ending_a_request_that_is_not_current_leaves_the_current_one)
 {
     nprof_runtime *rt = make_runtime(NULL);
-    nprof_middleware *mw = NULL;
-    ASSERT_OK(nprof_middleware_create(rt, NULL, &mw));
+    nprof_mw *mw = NULL;
+    ASSERT_OK(nprof_mw_create(rt, NULL, &mw));
     nprof_mw_request ra = {.method = "GET", .method_len = 3, .path = "/a", .path_len = 2};
     nprof_mw_request rb = {.method = "GET", .method_len = 3, .path = "/b", .path_len = 2};
     nprof_mw_state a, b;
@@ -249,7 +249,7 @@ TEST(ending_a_request_that_is_not_current_leaves_the_current_one)
     ASSERT_TRUE(nprof_current() == pb); /* end A while B is current: B stays */
     ASSERT_OK(nprof_mw_request_end(&b, 200, NULL, NULL, NULL));
     ASSERT_TRUE(nprof_current() == NULL); /* B's previous, A, has ended */
-    nprof_middleware_destroy(mw);
+    nprof_mw_destroy(mw);
     nprof_runtime_destroy(rt);
 }
 
@@ -394,7 +394,7 @@ TEST(destroying_another_runtime_keeps_this_threads_current)
 
 /* ---- threads recycling each other's profiles -------------------------------------------------- */
 
-static nprof_middleware *shared_mw;
+static nprof_mw *shared_mw;
 
 static void *interleave_on_a_thread(void *arg)
 {
@@ -408,12 +408,12 @@ static void *interleave_on_a_thread(void *arg)
 TEST(threads_interleaving_requests_on_one_store_never_mix_them)
 {
     shared_rt = make_runtime("max_history=8");
-    ASSERT_OK(nprof_middleware_create(shared_rt, NULL, &shared_mw));
+    ASSERT_OK(nprof_mw_create(shared_rt, NULL, &shared_mw));
     ASSERT_TRUE(run_threads(4, interleave_on_a_thread));
     nprof_mw_totals t;
     ASSERT_OK(nprof_mw_get_totals(shared_mw, &t));
     ASSERT_EQ_U64(t.requests, 2 * REQUESTS);
-    nprof_middleware_destroy(shared_mw);
+    nprof_mw_destroy(shared_mw);
     nprof_runtime_destroy(shared_rt);
 }
 

@@ -153,7 +153,7 @@ TEST(profiles_live_in_the_runtime_arena_and_host_blocks_do_not)
     /* Renderer output belongs to the caller: the host's heap, not the arena. */
     ASSERT_OK(nprof_request_end(p, 200));
     nprof_buf json = NPROF_BUF_INIT;
-    ASSERT_OK(nprof_profile_json(p, &json));
+    ASSERT_OK(nprof_profile_render_json(p, &json));
     ASSERT_TRUE(json.data != NULL);
     ASSERT_TRUE(arena_of(json.data) != arena);
     nprof_buf_free(&json);

@@ -57,18 +57,18 @@ static int headers_clean(const nprof_mw_headers *hs)
     return 1;
 }
 
-static nprof_middleware *make_mw(nprof_runtime *rt, const nprof_mw_options *o)
+static nprof_mw *make_mw(nprof_runtime *rt, const nprof_mw_options *o)
 {
-    nprof_middleware *mw = NULL;
-    int rc = nprof_middleware_create(rt, o, &mw);
+    nprof_mw *mw = NULL;
+    int rc = nprof_mw_create(rt, o, &mw);
     if (rc)
-        fprintf(stderr, "nprof_middleware_create: %s: %s\n", nprof_errname(rc),
+        fprintf(stderr, "nprof_mw_create: %s: %s\n", nprof_errname(rc),
                 nprof_last_error_detail());
     return mw;
 }
 
 /* A middleware with the token "s3cret-token" (what production mode asks for). */
-static nprof_middleware *make_mw_with_token(nprof_runtime *rt)
+static nprof_mw *make_mw_with_token(nprof_runtime *rt)
 {
     nprof_mw_options o;
     nprof_mw_options_init(&o);
@@ -77,7 +77,7 @@ static nprof_middleware *make_mw_with_token(nprof_runtime *rt)
 }
 
 /* One request with `queries` copies of `sql` (each `ns` long) and status `status`. */
-static int run_request(nprof_middleware *mw, nprof_mw_request *r, const char *sql, int queries,
+static int run_request(nprof_mw *mw, nprof_mw_request *r, const char *sql, int queries,
                        uint64_t ns, int status, nprof_mw_headers *hs, nprof_buf *body,
                        int *replaced)
 {
@@ -85,8 +85,8 @@ static int run_request(nprof_middleware *mw, nprof_mw_request *r, const char *sq
     int rc = nprof_mw_request_begin(mw, r, &st);
     if (rc)
         return rc;
-    nprof_mw_phase(&st, NPROF_PHASE_ROUTING);
-    nprof_mw_phase(&st, NPROF_PHASE_HANDLER);
+    nprof_mw_mark_phase(&st, NPROF_PHASE_ROUTING);
+    nprof_mw_mark_phase(&st, NPROF_PHASE_HANDLER);
     for (int i = 0; i < queries; i++) {
         nprof_query q = {.sql = sql, .sql_len = strlen(sql), .duration_ns = ns};
         nprof_sql_record(nprof_current(), &q);
@@ -162,27 +162,27 @@ TEST(create_refuses_bad_options)
 {
     nprof_runtime *rt = make_runtime(NULL);
     ASSERT_TRUE(rt);
-    nprof_middleware *mw = NULL;
+    nprof_mw *mw = NULL;
     nprof_mw_options o;
     nprof_mw_options_init(&o);
     o.dashboard_path = "debug";
-    ASSERT_EQ_INT(nprof_middleware_create(rt, &o, &mw), NPROF_EINVAL);
+    ASSERT_EQ_INT(nprof_mw_create(rt, &o, &mw), NPROF_EINVAL);
     ASSERT_TRUE(mw == NULL);
     nprof_mw_options_init(&o);
     nprof_mw_route_rule bad = {.pattern = "(unclosed", .replacement = "x"};
     o.route_rules = &bad;
     o.route_rule_count = 1;
-    ASSERT_EQ_INT(nprof_middleware_create(rt, &o, &mw), NPROF_EPARSE);
+    ASSERT_EQ_INT(nprof_mw_create(rt, &o, &mw), NPROF_EPARSE);
     ASSERT_TRUE(strstr(nprof_last_error_detail(), "route_rules") != NULL);
-    ASSERT_EQ_INT(nprof_middleware_create(NULL, NULL, &mw), NPROF_EINVAL);
-    nprof_middleware_destroy(NULL);
+    ASSERT_EQ_INT(nprof_mw_create(NULL, NULL, &mw), NPROF_EINVAL);
+    nprof_mw_destroy(NULL);
     nprof_runtime_destroy(rt);
 }
 
 TEST(development_request_gets_every_header)
 {
     nprof_runtime *rt = make_runtime(NULL);
-    nprof_middleware *mw = make_mw(rt, NULL);
+    nprof_mw *mw = make_mw(rt, NULL);
     ASSERT_TRUE(mw);
     nprof_mw_request r = req_of("GET", "/users/17", NULL, NULL);
     nprof_mw_headers hs;
@@ -204,14 +204,14 @@ TEST(development_request_gets_every_header)
     ASSERT_TRUE(header(&hs, "X-N-Plus-One") == NULL);
     ASSERT_TRUE(header(&hs, "X-Query-Budget") == NULL);
     ASSERT_TRUE(nprof_current() == NULL); /* restored */
-    nprof_middleware_destroy(mw);
+    nprof_mw_destroy(mw);
     nprof_runtime_destroy(rt);
 }
 
 TEST(server_timing_durations_are_milliseconds)
 {
     nprof_runtime *rt = make_runtime(NULL);
-    nprof_middleware *mw = make_mw(rt, NULL);
+    nprof_mw *mw = make_mw(rt, NULL);
     nprof_mw_request r = req_of("GET", "/", NULL, NULL);
     nprof_mw_headers hs;
     ASSERT_OK(run_request(mw, &r, "SELECT 1", 1, 1234567, 200, &hs, NULL, NULL));
@@ -220,14 +220,14 @@ TEST(server_timing_durations_are_milliseconds)
     ASSERT_TRUE(strstr(header(&hs, "Server-Timing"), "sql;dur=0.000045;") != NULL);
     ASSERT_OK(run_request(mw, &r, "SELECT 1", 1, 2000000, 200, &hs, NULL, NULL));
     ASSERT_TRUE(strstr(header(&hs, "Server-Timing"), "sql;dur=2;") != NULL);
-    nprof_middleware_destroy(mw);
+    nprof_mw_destroy(mw);
     nprof_runtime_destroy(rt);
 }
 
 TEST(n_plus_one_header_is_quoted_and_sanitized)
 {
     nprof_runtime *rt = make_runtime(NULL);
-    nprof_middleware *mw = make_mw(rt, NULL);
+    nprof_mw *mw = make_mw(rt, NULL);
     nprof_mw_request r = req_of("GET", "/articles", NULL, NULL);
     nprof_mw_headers hs;
     /* CR, LF, quotes, a backslash, <script>, a NUL-free control byte and invalid UTF-8 */
@@ -251,14 +251,14 @@ TEST(n_plus_one_header_is_quoted_and_sanitized)
         }
     }
     ASSERT_STR(header(&hs, "X-Query-Count"), "6");
-    nprof_middleware_destroy(mw);
+    nprof_mw_destroy(mw);
     nprof_runtime_destroy(rt);
 }
 
 TEST(slow_queries_are_counted_in_their_header)
 {
     nprof_runtime *rt = make_runtime("slow_query_threshold_ms=1");
-    nprof_middleware *mw = make_mw(rt, NULL);
+    nprof_mw *mw = make_mw(rt, NULL);
     nprof_mw_request r = req_of("GET", "/slow", NULL, NULL);
     nprof_mw_headers hs;
     ASSERT_OK(run_request(mw, &r, "SELECT pg_sleep(1)", 3, 2000000, 200, &hs, NULL, NULL));
@@ -268,14 +268,14 @@ TEST(slow_queries_are_counted_in_their_header)
     ASSERT_EQ_U64(t.slow_queries, 3);
     ASSERT_EQ_U64(t.requests, 1);
     ASSERT_EQ_U64(t.queries, 3);
-    nprof_middleware_destroy(mw);
+    nprof_mw_destroy(mw);
     nprof_runtime_destroy(rt);
 }
 
 TEST(production_sends_no_headers_without_token)
 {
     nprof_runtime *rt = make_runtime("production=1");
-    nprof_middleware *mw = make_mw_with_token(rt);
+    nprof_mw *mw = make_mw_with_token(rt);
     nprof_mw_headers hs;
     /* no ?profile: nothing */
     nprof_mw_request r = req_of("GET", "/a", NULL, NULL);
@@ -307,14 +307,14 @@ TEST(production_sends_no_headers_without_token)
     ASSERT_OK(run_request(mw, &r, "SELECT 1", 1, 1000, 200, &hs, NULL, NULL));
     ASSERT_TRUE(header(&hs, "X-Profile") != NULL);
     ASSERT_TRUE(header(&hs, "Server-Timing") != NULL);
-    nprof_middleware_destroy(mw);
+    nprof_mw_destroy(mw);
     nprof_runtime_destroy(rt);
 }
 
 TEST(production_without_token_never_honours_profile)
 {
     nprof_runtime *rt = make_runtime("production=1");
-    nprof_middleware *mw = make_mw(rt, NULL);
+    nprof_mw *mw = make_mw(rt, NULL);
     nprof_mw_headers hs;
     nprof_mw_request r = req_of("GET", "/a", "profile=1&profile_token=", NULL);
     nprof_buf body = NPROF_BUF_INIT;
@@ -325,14 +325,14 @@ TEST(production_without_token_never_honours_profile)
     ASSERT_OK(run_request(mw, &r, "SELECT 1", 1, 1000, 200, &hs, &body, &replaced));
     ASSERT_EQ_INT(replaced, 0);
     ASSERT_EQ_INT(body.len, 0);
-    nprof_middleware_destroy(mw);
+    nprof_mw_destroy(mw);
     nprof_runtime_destroy(rt);
 }
 
 TEST(profile_json_replaces_the_body)
 {
     nprof_runtime *rt = make_runtime(NULL);
-    nprof_middleware *mw = make_mw(rt, NULL);
+    nprof_mw *mw = make_mw(rt, NULL);
     nprof_mw_headers hs;
     nprof_buf body = NPROF_BUF_INIT;
     int replaced = 0;
@@ -349,7 +349,7 @@ TEST(profile_json_replaces_the_body)
     replaced = 0;
     ASSERT_OK(run_request(mw, &r, "SELECT 1", 2, 1000, 200, &hs, &body, &replaced));
     ASSERT_EQ_INT(replaced, 0);
-    nprof_middleware_destroy(mw);
+    nprof_mw_destroy(mw);
     nprof_runtime_destroy(rt);
 }
 
@@ -359,7 +359,7 @@ TEST(headers_mode_on_request_needs_profile_parameter)
     nprof_mw_options o;
     nprof_mw_options_init(&o);
     o.headers = NPROF_MW_HEADERS_ON_REQUEST;
-    nprof_middleware *mw = make_mw(rt, &o);
+    nprof_mw *mw = make_mw(rt, &o);
     nprof_mw_headers hs;
     nprof_mw_request r = req_of("GET", "/a", NULL, NULL);
     ASSERT_OK(run_request(mw, &r, "SELECT 1", 1, 1000, 200, &hs, NULL, NULL));
@@ -367,7 +367,7 @@ TEST(headers_mode_on_request_needs_profile_parameter)
     r = req_of("GET", "/a", "profile=1", NULL);
     ASSERT_OK(run_request(mw, &r, "SELECT 1", 1, 1000, 200, &hs, NULL, NULL));
     ASSERT_TRUE(header(&hs, "X-Profile") != NULL);
-    nprof_middleware_destroy(mw);
+    nprof_mw_destroy(mw);
     nprof_runtime_destroy(rt);
 }
 
@@ -379,7 +379,7 @@ TEST(route_templates_from_default_and_user_rules)
     nprof_mw_options_init(&o);
     o.route_rules = rules;
     o.route_rule_count = 1;
-    nprof_middleware *mw = make_mw(rt, &o);
+    nprof_mw *mw = make_mw(rt, &o);
     ASSERT_TRUE(mw);
     char out[256];
     static const struct {
@@ -396,10 +396,25 @@ TEST(route_templates_from_default_and_user_rules)
         {"/12ab", "/12ab"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        int n = nprof_mw_route_template(mw, cases[i].path, strlen(cases[i].path), out, sizeof out);
-        ASSERT_TRUE(n >= 0);
-        ASSERT_MEM_STR(out, (size_t)n, cases[i].want);
+        size_t n = 0;
+        ASSERT_OK(nprof_mw_get_route_template(mw, cases[i].path, strlen(cases[i].path), out,
+                                              sizeof out, &n));
+        ASSERT_MEM_STR(out, n, cases[i].want);
     }
+    /* Too small a buffer: NPROF_ERANGE with the size the template needs (without the NUL),
+     * which then suffices; a NULL buffer with cap 0 only measures. */
+    size_t need = 0;
+    ASSERT_EQ_INT(nprof_mw_get_route_template(mw, "/users/18/posts/9", 17, out, 5, &need),
+                  NPROF_ERANGE);
+    ASSERT_EQ_U64(need, strlen("/users/{id}/posts/{id}"));
+    need = 0;
+    ASSERT_EQ_INT(nprof_mw_get_route_template(mw, "/users/18/posts/9", 17, NULL, 0, &need),
+                  NPROF_ERANGE);
+    ASSERT_EQ_U64(need, strlen("/users/{id}/posts/{id}"));
+    char exact[sizeof "/users/{id}/posts/{id}"];
+    ASSERT_OK(nprof_mw_get_route_template(mw, "/users/18/posts/9", 17, exact, need + 1, &need));
+    ASSERT_STR(exact, "/users/{id}/posts/{id}");
+    ASSERT_EQ_INT(nprof_mw_get_route_template(mw, "/x", 2, NULL, 8, &need), NPROF_EINVAL);
     /* two ids are one row */
     nprof_mw_headers hs;
     nprof_mw_request r = req_of("GET", "/users/17", NULL, NULL);
@@ -407,20 +422,20 @@ TEST(route_templates_from_default_and_user_rules)
     r = req_of("GET", "/users/18", NULL, NULL);
     ASSERT_OK(run_request(mw, &r, "SELECT 1", 1, 1000, 404, &hs, NULL, NULL));
     nprof_mw_route_stats s;
-    ASSERT_OK(nprof_mw_route_stats_get(mw, "GET", 3, "/users/{id}", 11, &s));
+    ASSERT_OK(nprof_mw_get_route_stats(mw, "GET", 3, "/users/{id}", 11, &s));
     ASSERT_EQ_U64(s.count, 2);
     ASSERT_EQ_U64(s.status[2], 1);
     ASSERT_EQ_U64(s.status[4], 1);
     ASSERT_EQ_U64(s.queries, 2);
-    ASSERT_EQ_INT(nprof_mw_route_stats_get(mw, "POST", 4, "/users/{id}", 11, &s), NPROF_ENOENT);
-    nprof_middleware_destroy(mw);
+    ASSERT_EQ_INT(nprof_mw_get_route_stats(mw, "POST", 4, "/users/{id}", 11, &s), NPROF_ENOENT);
+    nprof_mw_destroy(mw);
     nprof_runtime_destroy(rt);
 }
 
 TEST(framework_route_wins_over_rules)
 {
     nprof_runtime *rt = make_runtime(NULL);
-    nprof_middleware *mw = make_mw(rt, NULL);
+    nprof_mw *mw = make_mw(rt, NULL);
     nprof_mw_request r = req_of("GET", "/users/17", NULL, NULL);
     r.route = "/users/<int:pk>";
     r.route_len = strlen(r.route);
@@ -433,9 +448,9 @@ TEST(framework_route_wins_over_rules)
     ASSERT_OK(nprof_mw_set_route(&st, "/users/<int:pk>", 15));
     ASSERT_OK(nprof_mw_request_end(&st, 200, &hs, NULL, NULL));
     nprof_mw_route_stats s;
-    ASSERT_OK(nprof_mw_route_stats_get(mw, "GET", 3, "/users/<int:pk>", 15, &s));
+    ASSERT_OK(nprof_mw_get_route_stats(mw, "GET", 3, "/users/<int:pk>", 15, &s));
     ASSERT_EQ_U64(s.count, 2);
-    nprof_middleware_destroy(mw);
+    nprof_mw_destroy(mw);
     nprof_runtime_destroy(rt);
 }
 
@@ -448,7 +463,7 @@ TEST(budgets_flag_requests_over_them)
     nprof_mw_options_init(&o);
     o.budgets = budgets;
     o.budget_count = 2;
-    nprof_middleware *mw = make_mw(rt, &o);
+    nprof_mw *mw = make_mw(rt, &o);
     nprof_mw_headers hs;
     nprof_mw_request r = req_of("GET", "/list", NULL, NULL);
     ASSERT_OK(run_request(mw, &r, "SELECT 1", 3, 1000, 200, &hs, NULL, NULL));
@@ -463,9 +478,9 @@ TEST(budgets_flag_requests_over_them)
     ASSERT_OK(nprof_mw_get_totals(mw, &t));
     ASSERT_EQ_U64(t.over_budget, 2);
     nprof_mw_route_stats s;
-    ASSERT_OK(nprof_mw_route_stats_get(mw, "GET", 3, "/list", 5, &s));
+    ASSERT_OK(nprof_mw_get_route_stats(mw, "GET", 3, "/list", 5, &s));
     ASSERT_EQ_U64(s.over_budget, 1);
-    nprof_middleware_destroy(mw);
+    nprof_mw_destroy(mw);
     nprof_runtime_destroy(rt);
 }
 
@@ -475,7 +490,7 @@ TEST(sampling_keeps_one_in_n_and_every_interesting_request)
     nprof_mw_options o;
     nprof_mw_options_init(&o);
     o.sample_every = 10;
-    nprof_middleware *mw = make_mw(rt, &o);
+    nprof_mw *mw = make_mw(rt, &o);
     nprof_store *store = nprof_runtime_store(rt);
     nprof_mw_headers hs;
     nprof_mw_request r = req_of("GET", "/ok", NULL, NULL);
@@ -495,20 +510,20 @@ TEST(sampling_keeps_one_in_n_and_every_interesting_request)
     ASSERT_EQ_U64(t.kept, 14);
     ASSERT_EQ_U64(t.errors, 1);
     ASSERT_EQ_U64(t.n_plus_one_patterns, 1);
-    nprof_middleware_destroy(mw);
+    nprof_mw_destroy(mw);
     nprof_runtime_destroy(rt);
 }
 
 TEST(production_keeps_one_in_ten_by_default)
 {
     nprof_runtime *rt = make_runtime("production=1");
-    nprof_middleware *mw = make_mw(rt, NULL);
+    nprof_mw *mw = make_mw(rt, NULL);
     nprof_mw_headers hs;
     nprof_mw_request r = req_of("GET", "/ok", NULL, NULL);
     for (int i = 0; i < 50; i++)
         ASSERT_OK(run_request(mw, &r, "SELECT 1", 1, 1000, 200, &hs, NULL, NULL));
     ASSERT_EQ_U64(nprof_store_size(nprof_runtime_store(rt)), 5);
-    nprof_middleware_destroy(mw);
+    nprof_mw_destroy(mw);
     nprof_runtime_destroy(rt);
 }
 
@@ -518,7 +533,7 @@ TEST(explicit_handles_work_without_current)
     nprof_mw_options o;
     nprof_mw_options_init(&o);
     o.set_current = 0;
-    nprof_middleware *mw = make_mw(rt, &o);
+    nprof_mw *mw = make_mw(rt, &o);
     /* two requests interleaved on one thread, as an event loop runs them */
     nprof_mw_request r1 = req_of("GET", "/a/1", NULL, NULL), r2 = req_of("POST", "/b", NULL, NULL);
     nprof_mw_state s1, s2;
@@ -529,7 +544,7 @@ TEST(explicit_handles_work_without_current)
     ASSERT_OK(nprof_sql_record(s1.profile, &q));
     ASSERT_OK(nprof_sql_record(s2.profile, &q));
     ASSERT_OK(nprof_sql_record(s2.profile, &q));
-    ASSERT_OK(nprof_mw_phase(&s2, NPROF_PHASE_HANDLER));
+    ASSERT_OK(nprof_mw_mark_phase(&s2, NPROF_PHASE_HANDLER));
     nprof_mw_headers h1, h2;
     ASSERT_OK(nprof_mw_request_end(&s2, 201, &h2, NULL, NULL));
     ASSERT_OK(nprof_mw_request_end(&s1, 200, &h1, NULL, NULL));
@@ -538,14 +553,14 @@ TEST(explicit_handles_work_without_current)
     ASSERT_TRUE(s1.profile == NULL && s2.profile == NULL);
     ASSERT_EQ_INT(nprof_mw_request_end(&s1, 200, &h1, NULL, NULL), NPROF_ENOPROFILE);
     ASSERT_EQ_INT(h1.count, 0);
-    nprof_middleware_destroy(mw);
+    nprof_mw_destroy(mw);
     nprof_runtime_destroy(rt);
 }
 
 TEST(current_profile_is_restored_after_nested_use)
 {
     nprof_runtime *rt = make_runtime(NULL);
-    nprof_middleware *mw = make_mw(rt, NULL);
+    nprof_mw *mw = make_mw(rt, NULL);
     nprof_profile *outer;
     ASSERT_OK(nprof_request_begin(rt, "GET", 3, "/outer", 6, 0, &outer));
     nprof_current_set(outer);
@@ -558,22 +573,22 @@ TEST(current_profile_is_restored_after_nested_use)
     ASSERT_TRUE(nprof_current() == outer);
     nprof_current_set(NULL);
     nprof_request_discard(outer);
-    nprof_middleware_destroy(mw);
+    nprof_mw_destroy(mw);
     nprof_runtime_destroy(rt);
 }
 
 TEST(response_headers_go_out_before_the_body_and_grow_with_the_request)
 {
     nprof_runtime *rt = make_runtime(NULL);
-    nprof_middleware *mw = make_mw(rt, NULL);
+    nprof_mw *mw = make_mw(rt, NULL);
     nprof_mw_request r = req_of("GET", "/stream", NULL, NULL);
     nprof_mw_state st;
     ASSERT_OK(nprof_mw_request_begin(mw, &r, &st));
     test_spin_ns(1000000);
     nprof_mw_headers h1, h2;
-    ASSERT_EQ_INT(nprof_mw_response_headers(NULL, 200, &h1), NPROF_EINVAL);
-    ASSERT_EQ_INT(nprof_mw_response_headers(&st, 200, NULL), NPROF_EINVAL);
-    ASSERT_OK(nprof_mw_response_headers(&st, 200, &h1));
+    ASSERT_EQ_INT(nprof_mw_get_response_headers(NULL, 200, &h1), NPROF_EINVAL);
+    ASSERT_EQ_INT(nprof_mw_get_response_headers(&st, 200, NULL), NPROF_EINVAL);
+    ASSERT_OK(nprof_mw_get_response_headers(&st, 200, &h1));
     ASSERT_TRUE(headers_clean(&h1));
     ASSERT_TRUE(header(&h1, "X-Profile") != NULL);
     ASSERT_STR(header(&h1, "X-Query-Count"), "0");
@@ -588,11 +603,11 @@ TEST(response_headers_go_out_before_the_body_and_grow_with_the_request)
     ASSERT_EQ_INT(info.ended, 0);
     ASSERT_EQ_U64(info.total_ns, 0);
 
-    ASSERT_OK(nprof_mw_phase(&st, NPROF_PHASE_HANDLER));
+    ASSERT_OK(nprof_mw_mark_phase(&st, NPROF_PHASE_HANDLER));
     nprof_query q = {.sql = "SELECT 1", .sql_len = 8, .duration_ns = 1000};
     ASSERT_OK(nprof_sql_record(nprof_current(), &q));
     test_spin_ns(1000000);
-    ASSERT_OK(nprof_mw_response_headers(&st, 200, &h2));
+    ASSERT_OK(nprof_mw_get_response_headers(&st, 200, &h2));
     ASSERT_STR(header(&h2, "X-Query-Count"), "1");
     ASSERT_TRUE(timing_ms(&h2, "total") > timing_ms(&h1, "total"));
     ASSERT_TRUE(timing_ms(&h2, "handler") >= 1.0);
@@ -606,14 +621,14 @@ TEST(response_headers_go_out_before_the_body_and_grow_with_the_request)
     test_spin_ns(1000000);
     ASSERT_OK(nprof_mw_request_end(&st, 200, NULL, NULL, NULL));
     nprof_mw_route_stats rs;
-    ASSERT_OK(nprof_mw_route_stats_get(mw, "GET", 3, "/stream", 7, &rs));
+    ASSERT_OK(nprof_mw_get_route_stats(mw, "GET", 3, "/stream", 7, &rs));
     ASSERT_EQ_U64(rs.count, 1);
     ASSERT_EQ_U64(rs.queries, 2);
     ASSERT_U64_OP(rs.total_ns, >=, 3000000);
     ASSERT_TRUE((double)rs.total_ns > timing_ms(&h2, "total") * 1e6);
-    ASSERT_EQ_INT(nprof_mw_response_headers(&st, 200, &h2), NPROF_ENOPROFILE);
+    ASSERT_EQ_INT(nprof_mw_get_response_headers(&st, 200, &h2), NPROF_ENOPROFILE);
     ASSERT_EQ_INT(h2.count, 0);
-    nprof_middleware_destroy(mw);
+    nprof_mw_destroy(mw);
     nprof_runtime_destroy(rt);
 }
 
@@ -622,29 +637,29 @@ TEST(response_headers_follow_the_header_mode)
     nprof_mw_state st;
     nprof_mw_headers hs;
     nprof_runtime *rt = make_runtime("production=1");
-    nprof_middleware *mw = make_mw_with_token(rt);
+    nprof_mw *mw = make_mw_with_token(rt);
     const char *queries[] = {NULL, "profile=1", "profile=1&profile_token=wrong"};
     for (int i = 0; i < 3; i++) {
         nprof_mw_request r = req_of("GET", "/a", queries[i], NULL);
         ASSERT_OK(nprof_mw_request_begin(mw, &r, &st));
-        ASSERT_OK(nprof_mw_response_headers(&st, 200, &hs));
+        ASSERT_OK(nprof_mw_get_response_headers(&st, 200, &hs));
         ASSERT_EQ_INT(hs.count, 0); /* production without the token: none */
         ASSERT_OK(nprof_mw_request_end(&st, 200, NULL, NULL, NULL));
     }
     hdrs h = {.name = {"X-Profile-Token"}, .value = {"s3cret-token"}, .n = 1};
     nprof_mw_request r = req_of("GET", "/a", "profile=1", &h);
     ASSERT_OK(nprof_mw_request_begin(mw, &r, &st));
-    ASSERT_OK(nprof_mw_response_headers(&st, 200, &hs));
+    ASSERT_OK(nprof_mw_get_response_headers(&st, 200, &hs));
     ASSERT_TRUE(header(&hs, "X-Profile") != NULL && header(&hs, "Server-Timing") != NULL);
     ASSERT_OK(nprof_mw_request_end(&st, 200, NULL, NULL, NULL));
-    nprof_middleware_destroy(mw);
+    nprof_mw_destroy(mw);
     nprof_runtime_destroy(rt);
 }
 
 TEST(response_headers_of_a_profile_json_request_leave_the_body_to_end)
 {
     nprof_runtime *rt = make_runtime(NULL);
-    nprof_middleware *mw = make_mw(rt, NULL);
+    nprof_mw *mw = make_mw(rt, NULL);
     nprof_mw_request r = req_of("GET", "/users/3", "profile=json", NULL);
     nprof_mw_state st;
     ASSERT_OK(nprof_mw_request_begin(mw, &r, &st));
@@ -652,7 +667,7 @@ TEST(response_headers_of_a_profile_json_request_leave_the_body_to_end)
     nprof_query q = {.sql = "SELECT 1", .sql_len = 8, .duration_ns = 1000};
     ASSERT_OK(nprof_sql_record(nprof_current(), &q));
     nprof_mw_headers hs;
-    ASSERT_OK(nprof_mw_response_headers(&st, 200, &hs));
+    ASSERT_OK(nprof_mw_get_response_headers(&st, 200, &hs));
     ASSERT_STR(header(&hs, "X-Query-Count"), "1");
     ASSERT_TRUE(totals_cover_phases(&hs));
     nprof_buf body = NPROF_BUF_INIT;
@@ -662,25 +677,25 @@ TEST(response_headers_of_a_profile_json_request_leave_the_body_to_end)
     ASSERT_TRUE(body.data && strstr(body.data, "\"sql_count\":1") != NULL);
     ASSERT_TRUE(strstr(body.data, "\"route\":\"/users/{id}\"") != NULL);
     nprof_buf_free(&body);
-    nprof_middleware_destroy(mw);
+    nprof_mw_destroy(mw);
     nprof_runtime_destroy(rt);
 }
 
 TEST(disabled_runtime_costs_nothing_and_adds_nothing)
 {
     nprof_runtime *rt = make_runtime("enabled=0");
-    nprof_middleware *mw = make_mw(rt, NULL);
+    nprof_mw *mw = make_mw(rt, NULL);
     nprof_mw_request r = req_of("GET", "/a", "profile=1", NULL);
     nprof_mw_state st;
     ASSERT_EQ_INT(nprof_mw_request_begin(mw, &r, &st), NPROF_ENOPROFILE);
     ASSERT_TRUE(st.profile == NULL);
-    ASSERT_EQ_INT(nprof_mw_phase(&st, NPROF_PHASE_HANDLER), NPROF_ENOPROFILE);
+    ASSERT_EQ_INT(nprof_mw_mark_phase(&st, NPROF_PHASE_HANDLER), NPROF_ENOPROFILE);
     nprof_mw_headers hs;
     ASSERT_EQ_INT(nprof_mw_request_end(&st, 200, &hs, NULL, NULL), NPROF_ENOPROFILE);
     ASSERT_EQ_INT(hs.count, 0);
     ASSERT_EQ_INT(nprof_mw_request_begin(NULL, &r, &st), NPROF_EINVAL);
     ASSERT_EQ_INT(nprof_mw_request_begin(mw, NULL, &st), NPROF_EINVAL);
-    nprof_middleware_destroy(mw);
+    nprof_mw_destroy(mw);
     nprof_runtime_destroy(rt);
 }
 
@@ -690,7 +705,7 @@ TEST(routes_beyond_the_limit_go_to_other)
     nprof_mw_options o;
     nprof_mw_options_init(&o);
     o.max_routes = 3;
-    nprof_middleware *mw = make_mw(rt, &o);
+    nprof_mw *mw = make_mw(rt, &o);
     nprof_mw_headers hs;
     char path[32];
     for (int i = 0; i < 10; i++) {
@@ -702,7 +717,7 @@ TEST(routes_beyond_the_limit_go_to_other)
     ASSERT_OK(nprof_mw_get_totals(mw, &t));
     ASSERT_EQ_U64(t.routes, 3);
     ASSERT_EQ_U64(t.requests, 10);
-    nprof_middleware_destroy(mw);
+    nprof_mw_destroy(mw);
     nprof_runtime_destroy(rt);
 }
 
@@ -714,7 +729,7 @@ TEST(random_bytes_never_reach_a_header_unsanitized)
     nprof_mw_options_init(&o);
     o.budgets = &any;
     o.budget_count = 1;
-    nprof_middleware *mw = make_mw(rt, &o);
+    nprof_mw *mw = make_mw(rt, &o);
     uint64_t seed = 42;
     for (int round = 0; round < 300; round++) {
         char sql[300], path[64];
@@ -743,7 +758,7 @@ TEST(random_bytes_never_reach_a_header_unsanitized)
         ASSERT_TRUE(header(&hs, "X-Query-Budget") != NULL);
         ASSERT_STR(header(&hs, "X-Slow-Queries"), "6");
     }
-    nprof_middleware_destroy(mw);
+    nprof_mw_destroy(mw);
     nprof_runtime_destroy(rt);
 }
 

@@ -21,7 +21,7 @@ static void sleep_ms(unsigned ms)
     nanosleep(&ts, NULL);
 }
 
-static void slow_request(nprof_middleware *mw, const char *path, const char *sql)
+static void slow_request(nprof_mw *mw, const char *path, const char *sql)
 {
     nprof_mw_request r = {.method = "GET", .method_len = 3, .path = path,
                           .path_len = strlen(path), .query = NULL, .query_len = 0, .route = NULL,
@@ -48,10 +48,10 @@ TEST(cluster_view_shows_fingerprints_of_every_writer)
     nprof_mw_options o;
     nprof_mw_options_init(&o);
     o.slowlog = a;
-    nprof_middleware *mwa = NULL, *mwb = NULL;
-    ASSERT_OK(nprof_middleware_create(rt, &o, &mwa));
+    nprof_mw *mwa = NULL, *mwb = NULL;
+    ASSERT_OK(nprof_mw_create(rt, &o, &mwa));
     o.slowlog = b;
-    ASSERT_OK(nprof_middleware_create(rt, &o, &mwb));
+    ASSERT_OK(nprof_mw_create(rt, &o, &mwb));
     for (int i = 0; i < 3; i++) {
         char sql[96];
         snprintf(sql, sizeof sql, "SELECT * FROM reports WHERE account_id = %d", 100 + i);
@@ -62,8 +62,8 @@ TEST(cluster_view_shows_fingerprints_of_every_writer)
     /* wait until both writers have written their rows */
     nprof_slowlog_stats sa, sb;
     for (int i = 0; i < 1000; i++) {
-        nprof_slowlog_stats_get(a, &sa);
-        nprof_slowlog_stats_get(b, &sb);
+        nprof_slowlog_get_stats(a, &sa);
+        nprof_slowlog_get_stats(b, &sb);
         if (sa.written >= 3 && sb.written >= 4)
             break;
         sleep_ms(10);
@@ -84,8 +84,8 @@ TEST(cluster_view_shows_fingerprints_of_every_writer)
     ASSERT_TRUE(strstr(cluster, "\"count\":6") != NULL);
     ASSERT_TRUE(strstr(cluster, "big_export") != NULL);
     nprof_buf_free(&out);
-    nprof_middleware_destroy(mwa);
-    nprof_middleware_destroy(mwb);
+    nprof_mw_destroy(mwa);
+    nprof_mw_destroy(mwb);
     ASSERT_OK(nprof_slowlog_close(a, 2000));
     ASSERT_OK(nprof_slowlog_close(b, 2000));
     nprof_runtime_destroy(rt);

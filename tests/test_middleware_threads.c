@@ -16,7 +16,7 @@
 #define THREADS 6
 #define REQUESTS 1500
 
-static nprof_middleware *mw;
+static nprof_mw *mw;
 static _Atomic int writers_done;
 
 static void *writer(void *arg)
@@ -32,7 +32,7 @@ static void *writer(void *arg)
         nprof_mw_state st;
         if (nprof_mw_request_begin(mw, &r, &st))
             continue;
-        nprof_mw_phase(&st, NPROF_PHASE_HANDLER);
+        nprof_mw_mark_phase(&st, NPROF_PHASE_HANDLER);
         int queries = i % 11 == 0 ? 6 : 1; /* some N+1 */
         for (int q = 0; q < queries; q++) {
             char sql[64];
@@ -84,7 +84,7 @@ TEST(requests_and_dashboards_at_once)
     nprof_mw_options o;
     nprof_mw_options_init(&o);
     o.sample_every = 3;
-    ASSERT_OK(nprof_middleware_create(rt, &o, &mw));
+    ASSERT_OK(nprof_mw_create(rt, &o, &mw));
     pthread_t w[THREADS], rd;
     pthread_create(&rd, NULL, reader, NULL);
     for (int t = 0; t < THREADS; t++)
@@ -104,7 +104,7 @@ TEST(requests_and_dashboards_at_once)
         char route[32];
         int n = snprintf(route, sizeof route, "/items/{id}/part%d", p);
         nprof_mw_route_stats s;
-        ASSERT_OK(nprof_mw_route_stats_get(mw, "GET", 3, route, (size_t)n, &s));
+        ASSERT_OK(nprof_mw_get_route_stats(mw, "GET", 3, route, (size_t)n, &s));
         sum += s.count;
         ASSERT_U64_OP(s.p50_ns, <=, s.p99_ns);
         ASSERT_U64_OP(s.p99_ns, <=, s.max_ns);
@@ -112,7 +112,7 @@ TEST(requests_and_dashboards_at_once)
     ASSERT_EQ_U64(sum, THREADS * REQUESTS);
     ASSERT_EQ_U64(tot.n_plus_one_patterns, 3);
     printf("     %d renders while %d requests finished\n", renders, THREADS * REQUESTS);
-    nprof_middleware_destroy(mw);
+    nprof_mw_destroy(mw);
     nprof_runtime_destroy(rt);
 }
 

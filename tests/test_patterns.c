@@ -22,7 +22,7 @@ static int record(nprof_profile *p, uint64_t fp, const char *sql, const char *pa
 
 static int find_pattern(const nprof_profile *p, uint64_t fp, nprof_pattern_info *out)
 {
-    for (size_t i = 0; nprof_profile_pattern(p, i, out) == NPROF_OK; i++)
+    for (size_t i = 0; nprof_profile_get_pattern(p, i, out) == NPROF_OK; i++)
         if (out->fingerprint == fp)
             return 1;
     return 0;
@@ -58,7 +58,7 @@ TEST(a_shape_repeated_to_the_threshold_is_an_n_plus_one_pattern)
     ASSERT_MEM_STR(pi.example, pi.example_len, "SELECT * FROM authors WHERE id = 1");
     ASSERT_TRUE(find_pattern(p, 0xC, &pi));
     ASSERT_EQ_INT(pi.n_plus_one, 0);
-    ASSERT_EQ_INT(nprof_profile_pattern(p, 3, &pi), NPROF_ENOENT);
+    ASSERT_EQ_INT(nprof_profile_get_pattern(p, 3, &pi), NPROF_ENOENT);
     nprof_request_discard(p);
     nprof_runtime_destroy(rt);
 }
@@ -86,7 +86,7 @@ TEST(exact_duplicates_are_told_apart_from_similar_queries)
     ASSERT_TRUE(find_pattern(p, 0x3, &pi));
     ASSERT_EQ_U64(pi.exact_repeats, 0);
     nprof_buf js = NPROF_BUF_INIT;
-    ASSERT_OK(nprof_profile_json(p, &js));
+    ASSERT_OK(nprof_profile_render_json(p, &js));
     size_t where;
     ASSERT_TRUE(json_check(js.data, js.len, &where));
     ASSERT_TRUE(strstr(js.data, "\"duplicate_count\":3") != NULL);
@@ -112,15 +112,15 @@ TEST(queries_over_the_threshold_are_slow_and_listed)
     ASSERT_EQ_U64(info.slow_count, 3);
     ASSERT_EQ_U64(info.pattern_count, 2); /* no fingerprint, no shape */
     nprof_query_info qi;
-    nprof_profile_query(p, 0, &qi);
+    nprof_profile_get_query(p, 0, &qi);
     ASSERT_EQ_INT(qi.slow, 0);
-    nprof_profile_query(p, 1, &qi);
+    nprof_profile_get_query(p, 1, &qi);
     ASSERT_EQ_INT(qi.slow, 1);
     nprof_pattern_info pi;
     ASSERT_TRUE(find_pattern(p, 0x2, &pi));
     ASSERT_EQ_U64(pi.slow_count, 2);
     nprof_buf js = NPROF_BUF_INIT;
-    ASSERT_OK(nprof_profile_json(p, &js));
+    ASSERT_OK(nprof_profile_render_json(p, &js));
     ASSERT_TRUE(strstr(js.data, "\"slow_queries\":[1,2,3]") != NULL);
     ASSERT_TRUE(strstr(js.data, "\"slow_query_count\":3") != NULL);
     nprof_buf_free(&js);
@@ -168,7 +168,7 @@ TEST(many_shapes_stay_within_the_budget_and_the_excess_is_counted)
     /* Every counted shape is still found by its fingerprint. */
     for (size_t i = 0; i < info.pattern_count; i++) {
         nprof_pattern_info pi, again;
-        ASSERT_OK(nprof_profile_pattern(p, i, &pi));
+        ASSERT_OK(nprof_profile_get_pattern(p, i, &pi));
         ASSERT_TRUE(find_pattern(p, pi.fingerprint, &again));
         ASSERT_EQ_U64(again.count, 1);
     }

@@ -85,7 +85,7 @@ static nprof_query_info query_at(const nprof_profile *p, size_t i)
 {
     nprof_query_info q;
     memset(&q, 0, sizeof q);
-    nprof_profile_query(p, i, &q);
+    nprof_profile_get_query(p, i, &q);
     return q;
 }
 
@@ -428,11 +428,11 @@ TEST(excluded_threads_and_connections_are_not_recorded)
     PGconn *d = pg_connect();
     ASSERT_TRUE(c && d);
     nprof_profile *p = begin_request();
-    int prev = nprof_pq_thread_exclude(1);
+    int prev = nprof_pq_exclude_thread(1);
     ASSERT_EQ_INT(status_of(X_exec(c, "SELECT 'excluded thread'")), PGRES_TUPLES_OK);
     ASSERT_EQ_INT(X_send_query(c, "SELECT 'excluded thread async'"), 1);
     ASSERT_EQ_INT(drain(c), PGRES_TUPLES_OK);
-    nprof_pq_thread_exclude(prev);
+    nprof_pq_exclude_thread(prev);
     ASSERT_EQ_U64(query_count(p), 0);
     ASSERT_OK(nprof_pq_exclude_conn(d));
     ASSERT_EQ_INT(status_of(X_exec(d, "SELECT 'excluded conn'")), PGRES_TUPLES_OK);
@@ -496,7 +496,7 @@ TEST(slow_queries_go_to_the_log_the_host_set_and_the_log_is_never_recorded)
     ASSERT_OK(nprof_slowlog_close(log, 10000));
     /* The log's own statements (CREATE TABLE, COPY pq_host_log ...) were never recorded. */
     nprof_buf b = NPROF_BUF_INIT;
-    ASSERT_OK(nprof_pq_json(&b));
+    ASSERT_OK(nprof_pq_render_json(&b));
     int own = strstr(b.data, "pq_host_log") != NULL;
     if (own)
         fprintf(stderr, "%s\n", b.data);
@@ -583,7 +583,7 @@ TEST(threads_see_only_their_own_queries)
 TEST(the_table_renders_as_json)
 {
     nprof_buf b = NPROF_BUF_INIT;
-    ASSERT_OK(nprof_pq_json(&b));
+    ASSERT_OK(nprof_pq_render_json(&b));
     ASSERT_TRUE(strstr(b.data, "\"querystats\":{\"capacity\":"));
     ASSERT_TRUE(strstr(b.data, "\"query\":\"SELECT ? AS thread_1\",\"calls\":40,"));
     nprof_buf_free(&b);

@@ -98,9 +98,9 @@ TEST(phases_are_timed_exclusively_of_the_phases_inside_them)
     /* The phases are spans too: routing and handler sit inside middleware. */
     ASSERT_EQ_U64(info.span_count, 3);
     nprof_span_info s0, s1, s2;
-    ASSERT_OK(nprof_profile_span(p, 0, &s0));
-    ASSERT_OK(nprof_profile_span(p, 1, &s1));
-    ASSERT_OK(nprof_profile_span(p, 2, &s2));
+    ASSERT_OK(nprof_profile_get_span(p, 0, &s0));
+    ASSERT_OK(nprof_profile_get_span(p, 1, &s1));
+    ASSERT_OK(nprof_profile_get_span(p, 2, &s2));
     ASSERT_MEM_STR(s0.name, s0.name_len, "middleware");
     ASSERT_EQ_INT(s0.parent, NPROF_SPAN_ROOT);
     ASSERT_EQ_INT(s0.phase, NPROF_PHASE_MIDDLEWARE);
@@ -135,7 +135,7 @@ TEST(phase_calls_out_of_order_get_clear_codes)
     ASSERT_OK(nprof_phase_begin(p, NPROF_PHASE_HANDLER));
     ASSERT_OK(nprof_request_end(p, 500));
     nprof_span_info s;
-    ASSERT_OK(nprof_profile_span(p, 2, &s));
+    ASSERT_OK(nprof_profile_get_span(p, 2, &s));
     ASSERT_EQ_INT(s.unclosed, 1);
     ASSERT_EQ_INT(nprof_phase_begin(p, NPROF_PHASE_HANDLER), NPROF_ESTATE);
     nprof_request_discard(p);
@@ -160,18 +160,18 @@ TEST(spans_nest_under_the_current_span_and_end_like_brackets)
     ASSERT_OK(nprof_phase_end(p, NPROF_PHASE_HANDLER));
     ASSERT_OK(nprof_request_end(p, 200));
     nprof_span_info s;
-    ASSERT_OK(nprof_profile_span(p, (size_t)render, &s));
+    ASSERT_OK(nprof_profile_get_span(p, (size_t)render, &s));
     ASSERT_MEM_STR(s.name, s.name_len, "render");
     ASSERT_EQ_INT(s.parent, 0);
     ASSERT_EQ_INT(s.phase, -1);
-    ASSERT_OK(nprof_profile_span(p, (size_t)tpl, &s));
+    ASSERT_OK(nprof_profile_get_span(p, (size_t)tpl, &s));
     ASSERT_MEM_STR(s.name, s.name_len, "template:users.html");
     ASSERT_EQ_INT(s.parent, render);
     ASSERT_EQ_INT(s.unclosed, 0);
     nprof_query_info q;
-    ASSERT_OK(nprof_profile_query(p, 0, &q));
+    ASSERT_OK(nprof_profile_get_query(p, 0, &q));
     ASSERT_EQ_INT(q.span, tpl);
-    ASSERT_EQ_INT(nprof_profile_span(p, 99, &s), NPROF_ENOENT);
+    ASSERT_EQ_INT(nprof_profile_get_span(p, 99, &s), NPROF_ENOENT);
     nprof_request_discard(p);
     nprof_runtime_destroy(rt);
 }
@@ -186,9 +186,9 @@ TEST(ending_a_span_closes_the_spans_left_open_inside_it)
     ASSERT_OK(nprof_span_end(p, outer));
     int after = nprof_span_begin_static(p, "after", 5);
     nprof_span_info s;
-    nprof_profile_span(p, (size_t)inner, &s);
+    nprof_profile_get_span(p, (size_t)inner, &s);
     ASSERT_EQ_INT(s.unclosed, 1);
-    nprof_profile_span(p, (size_t)after, &s);
+    nprof_profile_get_span(p, (size_t)after, &s);
     ASSERT_EQ_INT(s.parent, NPROF_SPAN_ROOT);
     ASSERT_EQ_INT(nprof_span_end(p, 42), NPROF_EINVAL);
     ASSERT_EQ_INT(nprof_span_end(p, NPROF_ELIMIT), NPROF_ELIMIT); /* a failed begin passes through */
@@ -218,12 +218,12 @@ TEST(explicit_parents_let_interleaved_tasks_keep_their_own_subtrees)
     int c = nprof_span_begin_static(p, "sync", 4);
     ASSERT_OK(nprof_request_end(p, 200));
     nprof_span_info s;
-    nprof_profile_span(p, (size_t)a1, &s);
+    nprof_profile_get_span(p, (size_t)a1, &s);
     ASSERT_EQ_INT(s.parent, a);
     ASSERT_EQ_INT(s.unclosed, 1); /* a1 was never ended */
-    nprof_profile_span(p, (size_t)b1, &s);
+    nprof_profile_get_span(p, (size_t)b1, &s);
     ASSERT_EQ_INT(s.parent, b);
-    nprof_profile_span(p, (size_t)c, &s);
+    nprof_profile_get_span(p, (size_t)c, &s);
     ASSERT_EQ_INT(s.parent, 0);
     nprof_request_discard(p);
     nprof_runtime_destroy(rt);
@@ -247,7 +247,7 @@ TEST(spans_past_max_spans_are_counted_and_their_children_attach_to_the_parent)
     ASSERT_EQ_U64(info.span_count, 40);
     ASSERT_EQ_U64(info.spans_dropped, 60);
     nprof_span_info s;
-    nprof_profile_span(p, 39, &s);
+    nprof_profile_get_span(p, 39, &s);
     ASSERT_EQ_INT(s.unclosed, 0);
     nprof_request_discard(p);
     nprof_ctl_value v;
@@ -274,7 +274,7 @@ TEST(queries_are_copied_with_their_length_and_bytes_intact)
     ASSERT_OK(nprof_query_record(p, &(nprof_query){.sql = NULL, .sql_len = 0, .duration_ns = 1}));
     ASSERT_OK(nprof_request_end(p, 200));
     nprof_query_info qi;
-    ASSERT_OK(nprof_profile_query(p, 0, &qi));
+    ASSERT_OK(nprof_profile_get_query(p, 0, &qi));
     ASSERT_EQ_U64(qi.sql_len, sql_len);
     ASSERT_TRUE(memcmp(qi.sql, "SELECT '\0x' FROM t WHERE name = 'caf\xC3\xA9' AND x = '\xFF'", sql_len) == 0);
     ASSERT_EQ_U64(qi.params_len, 8);
@@ -282,13 +282,13 @@ TEST(queries_are_copied_with_their_length_and_bytes_intact)
     ASSERT_MEM_STR(qi.normalized, qi.normalized_len, "SELECT ? FROM t");
     ASSERT_EQ_U64(qi.fingerprint, 0xfeed);
     ASSERT_EQ_U64(qi.duration_ns, 1500);
-    ASSERT_OK(nprof_profile_query(p, 1, &qi));
+    ASSERT_OK(nprof_profile_get_query(p, 1, &qi));
     ASSERT_EQ_U64(qi.sql_len, 64);
     ASSERT_EQ_U64(qi.sql_full_len, 200);
     ASSERT_TRUE(qi.params == NULL && qi.normalized == NULL);
-    ASSERT_OK(nprof_profile_query(p, 2, &qi));
+    ASSERT_OK(nprof_profile_get_query(p, 2, &qi));
     ASSERT_EQ_U64(qi.sql_len, 0);
-    ASSERT_EQ_INT(nprof_profile_query(p, 3, &qi), NPROF_ENOENT);
+    ASSERT_EQ_INT(nprof_profile_get_query(p, 3, &qi), NPROF_ENOENT);
     nprof_profile_info info;
     nprof_profile_get_info(p, &info);
     ASSERT_EQ_U64(info.sql_count, 3);
@@ -378,7 +378,7 @@ TEST(every_call_accepts_a_null_profile_and_does_nothing)
     nprof_profile_info info;
     ASSERT_EQ_INT(nprof_profile_get_info(NULL, &info), NPROF_ENOPROFILE);
     char buf[NPROF_HEADER_MAX];
-    ASSERT_EQ_INT(nprof_profile_header(NULL, buf, sizeof buf, NULL), NPROF_ENOPROFILE);
+    ASSERT_EQ_INT(nprof_profile_render_header(NULL, buf, sizeof buf, NULL), NPROF_ENOPROFILE);
     nprof_request_discard(NULL);
     ASSERT_EQ_INT(nprof_query_record(nprof_current(), &q), NPROF_ENOPROFILE);
 }
@@ -457,7 +457,7 @@ static void *thread_with_its_own_current_profile(void *arg)
             return (void *)2;
         for (size_t i = 0; i < info.queries_kept; i++) {
             nprof_query_info qi;
-            nprof_profile_query(p, i, &qi);
+            nprof_profile_get_query(p, i, &qi);
             if (qi.sql_len != (size_t)len || memcmp(qi.sql, path, (size_t)len) != 0)
                 return (void *)3;
         }
@@ -502,7 +502,7 @@ TEST(explicit_handles_interleaved_on_one_thread_do_not_mix)
         ASSERT_EQ_INT(info.status, 200 + i);
         for (size_t k = 0; k < info.queries_kept; k++) {
             nprof_query_info qi;
-            nprof_profile_query(p[i], k, &qi);
+            nprof_profile_get_query(p[i], k, &qi);
             ASSERT_MEM_STR(qi.sql, qi.sql_len, paths[i]);
             ASSERT_EQ_U64(qi.duration_ns, (uint64_t)i);
         }

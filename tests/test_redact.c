@@ -15,7 +15,7 @@ static const char *red(const nprof_redactor *r, const char *in, int *count)
 {
     static char out[2048];
     size_t n = 0;
-    int c = nprof_redact(r, in, strlen(in), out, sizeof out - 1, &n, NULL);
+    int c = nprof_redactor_apply(r, in, strlen(in), out, sizeof out - 1, &n, NULL);
     if (count)
         *count = c;
     out[n] = 0;
@@ -62,8 +62,8 @@ TEST(ordinary_text_is_left_alone)
 TEST(user_rules_replace_their_first_group_or_the_match)
 {
     const char *rules[] = {"(?i)ssn=(\\d+)", "internal-[a-z]+"};
-    nprof_redact_options o;
-    nprof_redact_options_init(&o);
+    nprof_redactor_options o;
+    nprof_redactor_options_init(&o);
     o.flags = 0;
     o.rules = rules;
     o.rule_count = 2;
@@ -77,8 +77,8 @@ TEST(user_rules_replace_their_first_group_or_the_match)
 
 TEST(output_is_cut_at_max_bytes_on_a_utf8_boundary)
 {
-    nprof_redact_options o;
-    nprof_redact_options_init(&o);
+    nprof_redactor_options o;
+    nprof_redactor_options_init(&o);
     o.max_bytes = 8;
     nprof_redactor *r = NULL;
     ASSERT_OK(nprof_redactor_create(&o, &r));
@@ -86,15 +86,15 @@ TEST(output_is_cut_at_max_bytes_on_a_utf8_boundary)
     size_t n = 0;
     int cut = 0;
     /* "abcdef" then a 3-byte character that would straddle the limit. */
-    nprof_redact(r, "abcdef\xe6\x97\xa5xyz", 12, out, sizeof out, &n, &cut);
+    nprof_redactor_apply(r, "abcdef\xe6\x97\xa5xyz", 12, out, sizeof out, &n, &cut);
     ASSERT_EQ_INT(cut, 1);
     ASSERT_MEM_STR(out, n, "abcdef");
     /* A secret past the limit never shows, even partly: the marker is what gets cut. */
-    nprof_redact(r, "pwd=hunter2", 11, out, sizeof out, &n, &cut);
+    nprof_redactor_apply(r, "pwd=hunter2", 11, out, sizeof out, &n, &cut);
     ASSERT_EQ_INT(cut, 1);
     ASSERT_MEM_STR(out, n, "pwd=[red");
     /* The caller's buffer is a limit too. */
-    nprof_redact(r, "abcdef", 6, out, 3, &n, &cut);
+    nprof_redactor_apply(r, "abcdef", 6, out, 3, &n, &cut);
     ASSERT_MEM_STR(out, n, "abc");
     ASSERT_EQ_INT(cut, 1);
     nprof_redactor_destroy(r);
@@ -105,7 +105,7 @@ TEST(invalid_utf8_and_nul_bytes_do_not_stop_matching)
     char out[128];
     size_t n = 0;
     const char in[] = "\xff\x00 password=abc \xc3";
-    int c = nprof_redact(defaults, in, sizeof in - 1, out, sizeof out, &n, NULL);
+    int c = nprof_redactor_apply(defaults, in, sizeof in - 1, out, sizeof out, &n, NULL);
     ASSERT_EQ_INT(c, 1);
     ASSERT_TRUE(memmem(out, n, "abc", 3) == NULL);
     ASSERT_EQ_U64(n, sizeof in - 1 - 3 + strlen("[redacted]"));
@@ -115,8 +115,8 @@ TEST(bad_input_gets_clear_errors)
 {
     nprof_redactor *r = NULL;
     const char *bad[] = {"(unclosed"};
-    nprof_redact_options o;
-    nprof_redact_options_init(&o);
+    nprof_redactor_options o;
+    nprof_redactor_options_init(&o);
     o.rules = bad;
     o.rule_count = 1;
     ASSERT_EQ_INT(nprof_redactor_create(&o, &r), NPROF_EPARSE);
@@ -124,10 +124,10 @@ TEST(bad_input_gets_clear_errors)
     ASSERT_TRUE(strstr(nprof_last_error_detail(), "redaction rule 0") != NULL);
     ASSERT_EQ_INT(nprof_redactor_create(NULL, NULL), NPROF_EINVAL);
     char out[4];
-    ASSERT_EQ_INT(nprof_redact(NULL, "a", 1, out, 4, NULL, NULL), NPROF_EINVAL);
-    ASSERT_EQ_INT(nprof_redact(defaults, NULL, 1, out, 4, NULL, NULL), NPROF_EINVAL);
+    ASSERT_EQ_INT(nprof_redactor_apply(NULL, "a", 1, out, 4, NULL, NULL), NPROF_EINVAL);
+    ASSERT_EQ_INT(nprof_redactor_apply(defaults, NULL, 1, out, 4, NULL, NULL), NPROF_EINVAL);
     size_t n = 99;
-    ASSERT_EQ_INT(nprof_redact(defaults, "", 0, out, 4, &n, NULL), 0);
+    ASSERT_EQ_INT(nprof_redactor_apply(defaults, "", 0, out, 4, &n, NULL), 0);
     ASSERT_EQ_U64(n, 0);
     nprof_redactor_destroy(NULL);
 }

@@ -51,16 +51,16 @@ TEST(the_header_reads_exactly_like_the_reference)
     ASSERT_TRUE(p);
     char buf[NPROF_HEADER_MAX];
     size_t len = 0;
-    ASSERT_OK(nprof_profile_header(p, buf, sizeof buf, &len));
+    ASSERT_OK(nprof_profile_render_header(p, buf, sizeof buf, &len));
     ASSERT_STR(buf, "total=1.2ms handler=0.8ms sql=0.3ms(2q) middleware=0.1ms routing=45ns");
     ASSERT_EQ_U64(len, strlen(buf));
     /* Too small a buffer: the needed length, nothing written past the cap. */
     char small[10];
     memset(small, '#', sizeof small);
     size_t need = 0;
-    ASSERT_EQ_INT(nprof_profile_header(p, small, sizeof small, &need), NPROF_ERANGE);
+    ASSERT_EQ_INT(nprof_profile_render_header(p, small, sizeof small, &need), NPROF_ERANGE);
     ASSERT_EQ_U64(need, len);
-    ASSERT_EQ_INT(nprof_profile_header(p, NULL, 0, &need), NPROF_ERANGE);
+    ASSERT_EQ_INT(nprof_profile_render_header(p, NULL, 0, &need), NPROF_ERANGE);
     nprof_request_discard(p);
     nprof_runtime_destroy(rt);
 }
@@ -71,7 +71,7 @@ TEST(the_json_has_the_reference_keys_and_values)
     nprof_profile *p = reference_profile(rt);
     ASSERT_TRUE(p);
     nprof_buf out = NPROF_BUF_INIT;
-    ASSERT_OK(nprof_profile_json(p, &out));
+    ASSERT_OK(nprof_profile_render_json(p, &out));
     size_t where = 0;
     ASSERT_TRUE(json_check(out.data, out.len, &where));
     const char *expected[] = {
@@ -129,7 +129,7 @@ TEST(the_json_is_valid_for_hostile_and_random_bytes_everywhere)
             nprof_span_end(p, s);
         nprof_request_end(p, rand() - RAND_MAX / 2);
         nprof_buf out = NPROF_BUF_INIT;
-        ASSERT_OK(nprof_profile_json(p, &out));
+        ASSERT_OK(nprof_profile_render_json(p, &out));
         size_t where = 0;
         if (!json_check(out.data, out.len, &where))
             fprintf(stderr, "round %d: invalid JSON at %zu: %.80s\n", round, where, out.data + (where > 20 ? where - 20 : 0));
@@ -138,12 +138,12 @@ TEST(the_json_is_valid_for_hostile_and_random_bytes_everywhere)
         nprof_buf_free(&out);
         /* The header never carries anything but what we formatted. */
         char h[NPROF_HEADER_MAX];
-        ASSERT_OK(nprof_profile_header(p, h, sizeof h, NULL));
+        ASSERT_OK(nprof_profile_render_header(p, h, sizeof h, NULL));
         for (const char *c = h; *c; c++)
             ASSERT_TRUE(*c >= 0x20 && *c < 0x7F);
         /* Collapsed stacks: every line is "frames number". */
         nprof_buf st = NPROF_BUF_INIT;
-        ASSERT_OK(nprof_profile_collapsed(p, &st));
+        ASSERT_OK(nprof_profile_render_collapsed(p, &st));
         for (char *line = st.data; line && *line;) {
             char *nl = strchr(line, '\n');
             ASSERT_TRUE(nl != NULL);
@@ -175,10 +175,10 @@ TEST(json_appends_to_what_the_buffer_holds)
     out.cap = 16;
     memcpy(out.data, "[", 2);
     out.len = 1;
-    ASSERT_OK(nprof_profile_json(p, &out));
+    ASSERT_OK(nprof_profile_render_json(p, &out));
     ASSERT_TRUE(out.data[0] == '[' && out.data[1] == '{');
-    ASSERT_EQ_INT(nprof_profile_json(p, NULL), NPROF_EINVAL);
-    ASSERT_EQ_INT(nprof_profile_json(NULL, &out), NPROF_ENOPROFILE);
+    ASSERT_EQ_INT(nprof_profile_render_json(p, NULL), NPROF_EINVAL);
+    ASSERT_EQ_INT(nprof_profile_render_json(NULL, &out), NPROF_ENOPROFILE);
     nprof_buf_free(&out);
     nprof_request_discard(p);
     nprof_runtime_destroy(rt);
@@ -223,7 +223,7 @@ TEST(collapsed_stacks_give_self_times_that_add_up_to_the_total)
     ASSERT_OK(nprof_phase_end(p, NPROF_PHASE_HANDLER));
     ASSERT_OK(nprof_request_end(p, 200));
     nprof_buf out = NPROF_BUF_INIT;
-    ASSERT_OK(nprof_profile_collapsed(p, &out));
+    ASSERT_OK(nprof_profile_render_collapsed(p, &out));
     unsigned long long sum = 0;
     ASSERT_INT_OP(stack_value(out.data, "request;handler;load:users;sql;SELECT ?", &sum), ==, 150000);
     ASSERT_INT_OP(stack_value(out.data, "request;handler;sql;UPDATE t SET a=1", &sum), ==, 20000);
@@ -253,7 +253,7 @@ TEST(queries_not_kept_still_show_their_time_in_the_stacks)
         nprof_query_record(p, &(nprof_query){.sql = "SELECT 1", .sql_len = 8, .duration_ns = 1000});
     nprof_request_end(p, 200);
     nprof_buf out = NPROF_BUF_INIT;
-    ASSERT_OK(nprof_profile_collapsed(p, &out));
+    ASSERT_OK(nprof_profile_render_collapsed(p, &out));
     unsigned long long sum;
     ASSERT_INT_OP(stack_value(out.data, "request;sql;SELECT 1", &sum), ==, 2000);
     ASSERT_INT_OP(stack_value(out.data, "request;sql;[queries not kept]", &sum), ==, 3000);

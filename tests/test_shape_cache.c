@@ -208,7 +208,7 @@ static int record_one(nprof_runtime *rt, const char *sql, size_t len, char *norm
     rc = nprof_sql_record(p, &q);
     nprof_query_info qi;
     if (!rc)
-        rc = nprof_profile_query(p, 0, &qi);
+        rc = nprof_profile_get_query(p, 0, &qi);
     if (!rc) {
         *norm_len = qi.normalized_len < cap ? qi.normalized_len : cap;
         if (qi.normalized)

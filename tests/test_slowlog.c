@@ -73,7 +73,7 @@ static nprof_slowlog_stats wait_for(nprof_slowlog *log, stats_cond cond, const v
 {
     nprof_slowlog_stats st;
     uint64_t t0 = test_monotonic_ns();
-    while (nprof_slowlog_stats_get(log, &st) == NPROF_OK && !cond(&st, arg) &&
+    while (nprof_slowlog_get_stats(log, &st) == NPROF_OK && !cond(&st, arg) &&
            test_monotonic_ns() - t0 < WAIT_LIMIT_NS)
         sleep_ms(10);
     return st;
@@ -180,7 +180,7 @@ TEST(eight_threads_every_row_exactly_once_byte_exact)
     }
     ASSERT_EQ_INT(failed, 0);
     nprof_slowlog_stats st;
-    ASSERT_OK(nprof_slowlog_stats_get(shared_log, &st));
+    ASSERT_OK(nprof_slowlog_get_stats(shared_log, &st));
     ASSERT_OK(nprof_slowlog_close(shared_log, 60000));
     printf("  80000 rows in %.2f s; %" PRIu64 " enqueue calls refused for a full queue and retried\n",
            (double)(test_monotonic_ns() - t0) / 1e9, st.dropped);
@@ -306,7 +306,7 @@ TEST(server_stopped_mid_stream_nothing_blocks_and_the_writer_recovers)
     ASSERT_EQ_INT(paused, 0);
     ASSERT_EQ_INT(resumed, 0);
     nprof_slowlog_stats st;
-    ASSERT_OK(nprof_slowlog_stats_get(pause_run.log, &st));
+    ASSERT_OK(nprof_slowlog_get_stats(pause_run.log, &st));
     int rc = nprof_slowlog_close(pause_run.log, 30000);
     db = pg_connect(); /* the harness's own connection did not survive the restart */
     ASSERT_TRUE(db != NULL);
@@ -374,7 +374,7 @@ TEST(writer_backend_killed_at_random_moments_rows_arrive_exactly_once)
     atomic_store(&killer_stop, 1);
     pthread_join(th, NULL);
     nprof_slowlog_stats st;
-    nprof_slowlog_stats_get(log, &st);
+    nprof_slowlog_get_stats(log, &st);
     ASSERT_OK(nprof_slowlog_close(log, 20000));
     printf("  %d backends killed, %" PRIu64 " reconnects, %" PRIu64 " batches resent\n",
            atomic_load(&kills), st.reconnects, st.batch_retries);
@@ -603,16 +603,16 @@ TEST(read_calls_aggregate_across_writers_as_valid_json)
     wait_stats(b, 3, 0, 0);
     nprof_buf j = NPROF_BUF_INIT;
     size_t where = 0;
-    ASSERT_OK(nprof_slowlog_recent(b, 3, &j));
+    ASSERT_OK(nprof_slowlog_read_recent(b, 3, &j));
     ASSERT_TRUE(json_check(j.data, j.len, &where));
     ASSERT_TRUE(strstr(j.data, "\"sql_text\":") && strstr(j.data, "\"timestamp\":\"20"));
     ASSERT_TRUE(strstr(j.data, "<b>") == NULL); /* escaped for HTML */
     j.len = 0;
-    ASSERT_OK(nprof_slowlog_slowest(b, 1, 3600, &j));
+    ASSERT_OK(nprof_slowlog_read_slowest(b, 1, 3600, &j));
     ASSERT_TRUE(json_check(j.data, j.len, &where));
     ASSERT_TRUE(strstr(j.data, "\"duration_ms\":500,") != NULL);
     j.len = 0;
-    ASSERT_OK(nprof_slowlog_by_fingerprint(b, 10, 0, &j));
+    ASSERT_OK(nprof_slowlog_read_by_fingerprint(b, 10, 0, &j));
     ASSERT_TRUE(json_check(j.data, j.len, &where));
     printf("  by fingerprint: %s\n", j.data);
     ASSERT_TRUE(strstr(j.data, "\"count\":3,\"total_ms\":600,\"mean_ms\":200,") != NULL);

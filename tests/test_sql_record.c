@@ -32,7 +32,7 @@ TEST(queries_that_differ_in_literals_form_one_n_plus_one_pattern)
     ASSERT_EQ_U64(info.pattern_count, 2);
     ASSERT_EQ_U64(info.n_plus_one_count, 1);
     nprof_pattern_info pi;
-    ASSERT_OK(nprof_profile_pattern(p, 1, &pi));
+    ASSERT_OK(nprof_profile_get_pattern(p, 1, &pi));
     ASSERT_EQ_U64(pi.count, 5);
     ASSERT_EQ_U64(pi.fingerprint, nprof_sql_fingerprint("SELECT * FROM authors WHERE id = 42", 35));
     ASSERT_TRUE(pi.normalized != NULL);
@@ -41,7 +41,7 @@ TEST(queries_that_differ_in_literals_form_one_n_plus_one_pattern)
     ASSERT_OK(nprof_sql_normalize("SELECT * FROM authors WHERE id = 1", 34, NPROF_SQL_QMARK, norm, sizeof norm, &n));
     ASSERT_MEM_STR(pi.normalized, pi.normalized_len, norm);
     nprof_query_info qi;
-    ASSERT_OK(nprof_profile_query(p, 3, &qi));
+    ASSERT_OK(nprof_profile_get_query(p, 3, &qi));
     ASSERT_EQ_U64(qi.fingerprint, pi.fingerprint);
     ASSERT_MEM_STR(qi.sql, qi.sql_len, "SELECT * FROM authors WHERE id = 3");
     nprof_request_discard(p);
@@ -118,7 +118,7 @@ TEST(a_long_query_keeps_its_whole_fingerprint_and_a_cut_normalized_text)
     nprof_query q = {.sql = sql, .sql_len = (size_t)len, .duration_ns = 5};
     ASSERT_OK(nprof_sql_record(p, &q));
     nprof_query_info qi;
-    ASSERT_OK(nprof_profile_query(p, 0, &qi));
+    ASSERT_OK(nprof_profile_get_query(p, 0, &qi));
     ASSERT_EQ_U64(qi.fingerprint, nprof_sql_fingerprint(sql, (size_t)len));
     ASSERT_EQ_U64(qi.sql_len, 64);
     ASSERT_TRUE(qi.normalized != NULL && qi.normalized_len <= 64);

@@ -81,13 +81,13 @@ TEST(slowest_returns_the_n_longest_requests_slowest_first)
     for (int i = 0; i < 7; i++)
         nprof_request_submit(finished(rt, durations[i], nprof_ticks() - (uint64_t)durations[i] * 1000 * ticks_per_us));
     nprof_snapshot *snap;
-    ASSERT_OK(nprof_store_slowest(nprof_runtime_store(rt), 3, &snap));
+    ASSERT_OK(nprof_store_snapshot_slowest(nprof_runtime_store(rt), 3, &snap));
     ASSERT_EQ_U64(nprof_snapshot_count(snap), 3);
     ASSERT_EQ_INT(path_number(nprof_snapshot_get(snap, 0)), 900);
     ASSERT_EQ_INT(path_number(nprof_snapshot_get(snap, 1)), 450);
     ASSERT_EQ_INT(path_number(nprof_snapshot_get(snap, 2)), 120);
     nprof_snapshot_release(snap);
-    ASSERT_OK(nprof_store_slowest(nprof_runtime_store(rt), 100, &snap));
+    ASSERT_OK(nprof_store_snapshot_slowest(nprof_runtime_store(rt), 100, &snap));
     ASSERT_EQ_U64(nprof_snapshot_count(snap), 7);
     nprof_snapshot_release(snap);
     nprof_runtime_destroy(rt);
@@ -128,7 +128,7 @@ TEST(the_flame_graph_sums_equal_stacks_over_all_profiles)
         nprof_request_submit(p);
     }
     nprof_buf out = NPROF_BUF_INIT;
-    ASSERT_OK(nprof_store_flame_graph(nprof_runtime_store(rt), &out));
+    ASSERT_OK(nprof_store_render_collapsed(nprof_runtime_store(rt), &out));
     ASSERT_TRUE(strstr(out.data, "request;handler;sql;SELECT ? 4000\n") != NULL);
     /* One line per stack, sorted. */
     ASSERT_TRUE(strstr(out.data, "request;handler;sql;SELECT ?") == strstr(out.data, "SELECT ?") - 20);
@@ -146,7 +146,7 @@ TEST(the_flame_graph_sums_equal_stacks_over_all_profiles)
     nprof_buf_free(&out);
     nprof_buf empty = NPROF_BUF_INIT;
     nprof_store_clear(nprof_runtime_store(rt));
-    ASSERT_OK(nprof_store_flame_graph(nprof_runtime_store(rt), &empty));
+    ASSERT_OK(nprof_store_render_collapsed(nprof_runtime_store(rt), &empty));
     ASSERT_EQ_U64(empty.len, 0);
     nprof_buf_free(&empty);
     nprof_runtime_destroy(rt);
@@ -211,14 +211,14 @@ static void *read_while_pushing(void *arg)
         }
         if (rounds % 16 == 0) {
             nprof_buf out = NPROF_BUF_INIT;
-            if (nprof_store_flame_graph(nprof_runtime_store(race_rt), &out))
+            if (nprof_store_render_collapsed(nprof_runtime_store(race_rt), &out))
                 return (void *)3;
             nprof_buf_free(&out);
             const nprof_profile *p = nprof_snapshot_get(snap, 0);
             if (p) {
                 nprof_buf js = NPROF_BUF_INIT;
                 size_t where;
-                if (nprof_profile_json(p, &js) || !json_check(js.data, js.len, &where))
+                if (nprof_profile_render_json(p, &js) || !json_check(js.data, js.len, &where))
                     return (void *)4;
                 nprof_buf_free(&js);
             }

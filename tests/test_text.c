@@ -73,10 +73,22 @@ TEST(durations_use_the_header_units)
         nprof__format_duration(cases[i].ns, out);
         ASSERT_STR(out, cases[i].text);
     }
-    char small[4];
-    ASSERT_EQ_INT(nprof_format_duration(1200000, small, sizeof small), NPROF_ERANGE);
-    ASSERT_EQ_INT(nprof_format_duration(1200000, out, sizeof out), 5);
+    /* Too small: NPROF_ERANGE and the length needed (without the NUL), which then fits. */
+    char small[4] = "abc";
+    size_t need = 0;
+    ASSERT_EQ_INT(nprof_duration_format(1200000, small, sizeof small, &need), NPROF_ERANGE);
+    ASSERT_EQ_U64(need, 5);
+    ASSERT_STR(small, "abc"); /* left as it was */
+    need = 0;
+    ASSERT_EQ_INT(nprof_duration_format(1200000, NULL, 0, &need), NPROF_ERANGE); /* measures */
+    ASSERT_EQ_U64(need, 5);
+    size_t len = 0;
+    ASSERT_OK(nprof_duration_format(1200000, out, need + 1, &len));
+    ASSERT_EQ_U64(len, 5);
     ASSERT_STR(out, "1.2ms");
+    ASSERT_OK(nprof_duration_format(45, out, sizeof out, NULL));
+    ASSERT_STR(out, "45ns");
+    ASSERT_EQ_INT(nprof_duration_format(45, NULL, 8, &len), NPROF_EINVAL);
 }
 
 TEST(buffers_grow_and_format_numbers)

@@ -27,7 +27,7 @@
 extern "C" {
 #endif
 
-/* Where ticks come from. */
+/* Where ticks come from (nprof_clock_info.source). */
 enum nprof_clock_source {
     NPROF_CLOCK_UNINITIALIZED = 0,
     NPROF_CLOCK_TSC = 1,       /* x86-64 rdtsc, invariant TSC */
@@ -153,7 +153,7 @@ static inline uint64_t nprof_elapsed_ns(uint64_t start_ns)
  */
 NPROF_API int nprof_clock_init(void);
 
-/* What the clock is and how good it is. */
+/* What the clock is and how good it is: filled by nprof_clock_get_info(). */
 typedef struct nprof_clock_info {
     int source;                   /* enum nprof_clock_source */
     const char *source_name;      /* "tsc", "cntvct" or "monotonic" (static) */

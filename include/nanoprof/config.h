@@ -5,7 +5,7 @@
  * fills before nprof_runtime_create(), and the environment variable NANOPROF_CONF, a
  * "key=value,key=value" string read once by nprof_runtime_create().  One internal table of
  * options drives parsing, formatting, the "opt.*" introspection names and the documentation
- * (nprof_config_option()), so the four can never disagree.
+ * (nprof_config_get_option()), so the four can never disagree.
  */
 #ifndef NANOPROF_CONFIG_H
 #define NANOPROF_CONFIG_H
@@ -26,6 +26,12 @@ enum nprof_allocator_mode {
 
 #define NPROF_CONFIG_STRING_MAX 256 /* bytes of a string option, NUL included */
 
+/*
+ * The runtime's options, one field per option of the table (README.md lists them with their
+ * defaults).  Plain data owned by the caller: fill it with nprof_config_init(), change fields
+ * or apply text with nprof_config_set()/_parse(), and pass it to nprof_runtime_create(),
+ * which copies it.  Not thread-safe: one thread fills a given struct.
+ */
 typedef struct nprof_config {
     int enabled;                    /* profile requests at all (default 1) */
     int production;                 /* production mode: stricter defaults in upper layers (0) */
@@ -61,7 +67,7 @@ typedef struct nprof_config {
     char slowlog_redact_rule[NPROF_CONFIG_STRING_MAX]; /* one more PCRE2 redaction rule ("") */
 } nprof_config;
 
-/* Fills `cfg` with the documented defaults.  Accepts NULL (does nothing). */
+/* Fills `cfg` with the documented defaults.  Accepts NULL (does nothing).  Never fails. */
 NPROF_API void nprof_config_init(nprof_config *cfg);
 
 /*
@@ -88,10 +94,11 @@ NPROF_API int nprof_config_parse(nprof_config *cfg, const char *text, size_t len
  */
 NPROF_API int nprof_config_validate(const nprof_config *cfg);
 
-/* Appends every option as "key=value,..." to `out` (parseable by nprof_config_parse). */
+/* Appends every option as "key=value,..." to `out` (parseable by nprof_config_parse()).
+ * Errors: NPROF_EINVAL (`cfg` or `out` NULL), NPROF_ENOMEM. */
 NPROF_API int nprof_config_format(const nprof_config *cfg, nprof_buf *out);
 
-/* One row of the option table, for documentation and tooling. */
+/* One row of the option table, for documentation and tooling.  Every string is static. */
 typedef struct nprof_option_info {
     const char *name;          /* "slow_query_threshold_ms" */
     const char *type;          /* "bool", "uint", "double", "string" or "enum(a|b|c)" */
@@ -99,8 +106,15 @@ typedef struct nprof_option_info {
     const char *doc;           /* one sentence */
 } nprof_option_info;
 
-/* Fills `out` with option number `index` (0-based).  NPROF_ENOENT past the last option. */
-NPROF_API int nprof_config_option(size_t index, nprof_option_info *out);
+/* Fills `out` with option number `index` (0-based), to list every option.  Errors:
+ * NPROF_EINVAL (`out` NULL), NPROF_ENOENT past the last option.  Thread-safe. */
+NPROF_API int nprof_config_get_option(size_t index, nprof_option_info *out);
+
+/* ---- deprecated aliases, removed in 0.3 (see common.h, Names) ---------------------------- */
+#ifndef NPROF_NO_DEPRECATED
+/* nprof_config_option(index, out): renamed nprof_config_get_option(). */
+#define nprof_config_option nprof_config_get_option
+#endif /* NPROF_NO_DEPRECATED */
 
 #ifdef __cplusplus
 }

@@ -8,10 +8,10 @@
  *     nprof_mw_handle()          is this a dashboard request?  If so, send what it returns
  *                                and stop here (dashboard requests are not profiled).
  *     nprof_mw_request_begin()   method, path, query string, route if known, header lookup
- *     nprof_mw_phase()           marks: middleware -> routing -> handler (optional)
+ *     nprof_mw_mark_phase()      marks: middleware -> routing -> handler (optional)
  *     nprof_mw_set_route()       when the router found the route template (optional)
- *     nprof_mw_response_headers() status -> the headers, when they must go out before the
- *                                body is done (streamed responses; optional)
+ *     nprof_mw_get_response_headers()  status -> the headers, when they must go out
+ *                                before the body is done (streamed responses; optional)
  *     nprof_mw_request_end()     status -> the headers to add (and, for ?profile=json, the
  *                                body to send instead of the handler's)
  *
@@ -55,7 +55,7 @@
  * request is served normally) and a dashboard request answer 403.
  *
  * Thread safety: every function may be called from any thread at once, except
- * nprof_middleware_destroy().  An nprof_mw_state belongs to one request; its calls must
+ * nprof_mw_destroy().  An nprof_mw_state belongs to one request; its calls must
  * not run concurrently (hand it over with your own synchronisation, as an event loop does).
  */
 #ifndef NANOPROF_MIDDLEWARE_H
@@ -71,7 +71,9 @@
 extern "C" {
 #endif
 
-typedef struct nprof_middleware nprof_middleware;
+/* The middleware, opaque: made by nprof_mw_create() over a runtime, freed by
+ * nprof_mw_destroy().  (Its old name nprof_middleware is a deprecated alias.) */
+typedef struct nprof_mw nprof_mw;
 
 /* A route rule: every match of `pattern` (PCRE2, over the path) is replaced by
  * `replacement` (literal text).  Both NUL-terminated, copied at create. */
@@ -96,6 +98,8 @@ enum nprof_mw_headers_mode {
     NPROF_MW_HEADERS_ON_REQUEST = 2 /* only on ?profile= requests that are allowed */
 };
 
+/* How to build a middleware: fill with nprof_mw_options_init(), then change fields;
+ * nprof_mw_create() copies what it keeps.  Defaults in parentheses. */
 typedef struct nprof_mw_options {
     const char *dashboard_path; /* "/debug/performance"; NULL or "" turns the dashboard off.
                                    Copied at create; at most 200 bytes, starting with '/' */
@@ -127,22 +131,23 @@ typedef struct nprof_mw_options {
                                    (3600) */
 } nprof_mw_options;
 
-/* Fills `opts` with the documented defaults above.  Accepts NULL. */
+/* Fills `opts` with the documented defaults above.  Accepts NULL.  Never fails. */
 NPROF_API void nprof_mw_options_init(nprof_mw_options *opts);
 
 /*
- * Creates a middleware over `rt` (which must outlive it) with `opts` (NULL: the defaults).
+ * Creates a middleware over `rt` (which must outlive it) with `opts` (NULL: the defaults),
+ * into *out (the caller's: destroy it).
  * Errors: NPROF_EINVAL (NULL `rt`/`out`, a dashboard path not starting with '/' or too long,
  * a token too long, a rule or budget with NULL strings), NPROF_EPARSE (a route rule that is
  * not a valid PCRE2 pattern; nprof_last_error_detail() says where), NPROF_ENOMEM.
  */
-NPROF_API int nprof_middleware_create(nprof_runtime *rt, const nprof_mw_options *opts,
-                                      nprof_middleware **out);
+NPROF_API int nprof_mw_create(nprof_runtime *rt, const nprof_mw_options *opts, nprof_mw **out);
 
 /* Frees the middleware and its aggregates.  Accepts NULL.  No request may be in flight. */
-NPROF_API void nprof_middleware_destroy(nprof_middleware *mw);
+NPROF_API void nprof_mw_destroy(nprof_mw *mw);
 
-NPROF_API nprof_runtime *nprof_middleware_runtime(const nprof_middleware *mw);
+/* The runtime the middleware was created over; NULL when `mw` is NULL.  Thread-safe. */
+NPROF_API nprof_runtime *nprof_mw_runtime(const nprof_mw *mw);
 
 /*
  * Looks up a request header by name (ASCII case-insensitive), for the token.  Returns the
@@ -180,9 +185,9 @@ typedef struct nprof_mw_state {
     int profile_mode;       /* enum nprof_mw_profile_mode */
     int authorized;         /* development mode, or the right token was given */
     /* private */
-    nprof_middleware *mw_;
+    nprof_mw *mw_;
     nprof_current_saved prev_current_; /* the thread's current before begin */
-    int mark_phase_;        /* phase opened by nprof_mw_phase(), or -1 */
+    int mark_phase_;        /* phase opened by nprof_mw_mark_phase(), or -1 */
     int route_set_;
 } nprof_mw_state;
 
@@ -195,6 +200,7 @@ typedef struct nprof_mw_header {
     size_t value_len;
 } nprof_mw_header;
 
+/* The room of an nprof_mw_headers: headers it holds, and bytes of their values. */
 #define NPROF_MW_MAX_HEADERS 8
 #define NPROF_MW_HEADER_BYTES 3072
 
@@ -214,16 +220,18 @@ typedef struct nprof_mw_headers {
  * Returns NPROF_OK, NPROF_ENOPROFILE (profiling disabled: st->profile is NULL, end does
  * nothing), NPROF_EINVAL (NULL argument), NPROF_ENOMEM.
  */
-NPROF_API int nprof_mw_request_begin(nprof_middleware *mw, const nprof_mw_request *req,
+NPROF_API int nprof_mw_request_begin(nprof_mw *mw, const nprof_mw_request *req,
                                      nprof_mw_state *st);
 
 /* Phase mark: closes the phase opened by the previous mark and opens `phase`
  * (enum nprof_phase); -1 just closes.  Sequential, for adapters that see the request move
  * from middleware to routing to handler.  Nested phases: use nprof_phase_begin/end on
- * st->profile instead.  Errors as nprof_phase_begin(). */
-NPROF_API int nprof_mw_phase(nprof_mw_state *st, int phase);
+ * st->profile instead.  Errors: NPROF_ENOPROFILE (no profile), NPROF_EINVAL (bad phase),
+ * and those of nprof_phase_begin(). */
+NPROF_API int nprof_mw_mark_phase(nprof_mw_state *st, int phase);
 
-/* The route template, when the framework learns it after begin (copied). */
+/* The route template, when the framework learns it after begin (copied).  Errors:
+ * NPROF_ENOPROFILE (no profile), and those of nprof_profile_set_route(). */
 NPROF_API int nprof_mw_set_route(nprof_mw_state *st, const char *route, size_t len);
 
 /*
@@ -256,8 +264,8 @@ NPROF_API int nprof_mw_request_end(nprof_mw_state *st, int status, nprof_mw_head
  * Errors: NPROF_ENOPROFILE when st has no profile (profiling off, or already ended),
  * NPROF_EINVAL for NULL arguments.
  */
-NPROF_API int nprof_mw_response_headers(nprof_mw_state *st, int status,
-                                        nprof_mw_headers *headers);
+NPROF_API int nprof_mw_get_response_headers(nprof_mw_state *st, int status,
+                                            nprof_mw_headers *headers);
 
 /* A dashboard response. */
 typedef struct nprof_mw_response {
@@ -268,7 +276,8 @@ typedef struct nprof_mw_response {
 } nprof_mw_response;
 
 /*
- * Serves the dashboard.  Returns 1 when `req` is a dashboard request (its path is
+ * Serves the dashboard.  Returns 1 (an int result that is not only a code) when `req` is a
+ * dashboard request (its path is
  * dashboard_path or one of the exports below it) and `out` holds the response to send;
  * 0 when it is not (send it to the application; `out` is empty); a negative code on error
  * (NPROF_EINVAL, NPROF_ENOMEM).  Paths under dashboard_path:
@@ -283,31 +292,47 @@ typedef struct nprof_mw_response {
  * Only GET and HEAD are served (405 otherwise).  In production the token is required
  * (403 without it), and without a configured token the dashboard is off (returns 0).
  */
-NPROF_API int nprof_mw_handle(nprof_middleware *mw, const nprof_mw_request *req,
+NPROF_API int nprof_mw_handle(nprof_mw *mw, const nprof_mw_request *req,
                               nprof_mw_response *out);
 
 /* Frees the response's body.  Accepts NULL. */
 NPROF_API void nprof_mw_response_free(nprof_mw_response *resp);
 
 /* The renderers behind nprof_mw_handle(), for adapters that route by themselves.  Each
- * appends to `out` (caller-owned, see nprof_buf).  Such an adapter also sends the headers
- * nprof_mw_handle() would: for the HTML page at least
+ * appends to `out` (caller-owned, see nprof_buf) and returns NPROF_OK, NPROF_EINVAL (NULL
+ * argument) or NPROF_ENOMEM; each may run on any thread, concurrently with requests.
+ * nprof_mw_render_json(): the /json document (totals, routes, slow queries, N+1 patterns,
+ * slowest requests, memory, clock, and with a slow-query log the cluster view, one database
+ * round trip). */
+NPROF_API int nprof_mw_render_json(nprof_mw *mw, nprof_buf *out);
+
+/* The HTML dashboard page, whose inline script and style carry `nonce` (NUL-terminated).  An
+ * adapter sending it also sends the headers nprof_mw_handle() would, at least
  *     Content-Security-Policy: default-src 'none'; script-src 'nonce-<nonce>';
  *         style-src 'nonce-<nonce>'; connect-src 'self'
  * with a fresh random `nonce` (letters and digits only) per response. */
-NPROF_API int nprof_mw_render_json(nprof_middleware *mw, nprof_buf *out);
-NPROF_API int nprof_mw_render_html(nprof_middleware *mw, const char *nonce, nprof_buf *out);
-NPROF_API int nprof_mw_render_prometheus(nprof_middleware *mw, nprof_buf *out);
-NPROF_API int nprof_mw_render_flamegraph_svg(nprof_middleware *mw, nprof_buf *out);
-NPROF_API int nprof_mw_render_trace(nprof_middleware *mw, nprof_buf *out);
+NPROF_API int nprof_mw_render_html(nprof_mw *mw, const char *nonce, nprof_buf *out);
 
-/* The flame graph SVG and the Chrome trace of any store (a profiler's own, made with
- * nprof_store_create()), as the two renderers above draw them for the runtime's store.
+/* The /metrics document: Prometheus text exposition format 0.0.4. */
+NPROF_API int nprof_mw_render_prometheus(nprof_mw *mw, nprof_buf *out);
+
+/* The /flamegraph.svg document: nprof_store_render_flamegraph_svg() of the runtime's store. */
+NPROF_API int nprof_mw_render_flamegraph_svg(nprof_mw *mw, nprof_buf *out);
+
+/* The /trace.json document: nprof_store_render_trace() of the runtime's store. */
+NPROF_API int nprof_mw_render_trace(nprof_mw *mw, nprof_buf *out);
+
+/* The flame graph SVG of any store (a profiler's own, made with nprof_store_create()), as
+ * nprof_mw_render_flamegraph_svg() draws it for the runtime's store, appended to `out`.
  * Errors: NPROF_EINVAL (NULL argument), NPROF_ENOMEM. */
 NPROF_API int nprof_store_render_flamegraph_svg(nprof_store *store, nprof_buf *out);
+
+/* The Chrome Trace Event document (Perfetto) of any store's profiles, as
+ * nprof_mw_render_trace() renders it for the runtime's store, appended to `out`.
+ * Errors: NPROF_EINVAL (NULL argument), NPROF_ENOMEM. */
 NPROF_API int nprof_store_render_trace(nprof_store *store, nprof_buf *out);
 
-/* Totals of the reference document, as aggregated so far. */
+/* Totals of the reference document, as aggregated so far: filled by nprof_mw_get_totals(). */
 typedef struct nprof_mw_totals {
     uint64_t requests;          /* measured by this middleware */
     uint64_t queries;
@@ -321,9 +346,11 @@ typedef struct nprof_mw_totals {
     uint64_t routes;            /* distinct rows */
 } nprof_mw_totals;
 
-NPROF_API int nprof_mw_get_totals(nprof_middleware *mw, nprof_mw_totals *out);
+/* Copies the totals, merged over every thread, into `out`.  Thread-safe; concurrent requests
+ * may be partly counted.  Errors: NPROF_EINVAL (`mw` or `out` NULL). */
+NPROF_API int nprof_mw_get_totals(nprof_mw *mw, nprof_mw_totals *out);
 
-/* One route row, merged over every thread. */
+/* One route row, merged over every thread: filled by nprof_mw_get_route_stats(). */
 typedef struct nprof_mw_route_stats {
     const char *method;     /* valid as long as the middleware; not NUL-terminated */
     size_t method_len;
@@ -337,16 +364,44 @@ typedef struct nprof_mw_route_stats {
 
 /* Fills `out` with the row of METHOD + route template, as requests have been aggregated.
  * Errors: NPROF_ENOENT (no such row), NPROF_EINVAL. */
-NPROF_API int nprof_mw_route_stats_get(nprof_middleware *mw, const char *method,
-                                       size_t method_len, const char *route, size_t route_len,
+NPROF_API int nprof_mw_get_route_stats(nprof_mw *mw, const char *method, size_t method_len,
+                                       const char *route, size_t route_len,
                                        nprof_mw_route_stats *out);
 
 /*
- * The route template rules give `path` ("/users/17" -> "/users/{id}"), written to `out`
- * (at most `cap` bytes with the NUL).  Returns the length, or NPROF_ERANGE / NPROF_EINVAL.
+ * Applies the route template rules to `path` ("/users/17" -> "/users/{id}"; paths beyond 512
+ * bytes are cut first) and writes the template to `out` (at most `cap` bytes with the NUL).
+ * *out_len (may be NULL) receives its length without the NUL, also after NPROF_ERANGE.
+ * Returns NPROF_OK, NPROF_ERANGE when `cap` is too small (`out` is left as it was; a buffer of
+ * *out_len + 1 bytes suffices; `out` NULL with `cap` 0 only measures), or NPROF_EINVAL (`mw`
+ * NULL, `path` NULL with a non-zero length, `out` NULL with a non-zero `cap`).  Thread-safe.
  */
-NPROF_API int nprof_mw_route_template(nprof_middleware *mw, const char *path, size_t path_len,
-                                      char *out, size_t cap);
+NPROF_API int nprof_mw_get_route_template(nprof_mw *mw, const char *path, size_t path_len,
+                                          char *out, size_t cap, size_t *out_len);
+
+/* ---- deprecated aliases, removed in 0.3 (see common.h, Names) ---------------------------- */
+#ifndef NPROF_NO_DEPRECATED
+/* Renamed: the middleware's prefix is nprof_mw_ everywhere, getters are nprof_mw_get_<what>. */
+#define nprof_middleware_create nprof_mw_create
+#define nprof_middleware_destroy nprof_mw_destroy
+#define nprof_middleware_runtime nprof_mw_runtime
+#define nprof_mw_route_stats_get nprof_mw_get_route_stats
+#define nprof_mw_phase nprof_mw_mark_phase
+#define nprof_mw_response_headers nprof_mw_get_response_headers
+/* The old name of nprof_mw. */
+typedef nprof_mw nprof_middleware;
+
+/* nprof_mw_route_template(mw, path, path_len, out, cap), renamed
+ * nprof_mw_get_route_template(), which returns NPROF_OK and the length in *out_len: the old
+ * call, returning the length or a negative code. */
+static inline int nprof_mw_route_template(nprof_mw *mw, const char *path, size_t path_len,
+                                          char *out, size_t cap)
+{
+    size_t len = 0;
+    int rc = nprof_mw_get_route_template(mw, path, path_len, out, cap, &len);
+    return rc < 0 ? rc : (int)len;
+}
+#endif /* NPROF_NO_DEPRECATED */
 
 #ifdef __cplusplus
 }

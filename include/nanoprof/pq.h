@@ -68,6 +68,8 @@ extern "C" {
 struct pg_conn;
 struct pg_result;
 
+/* The bounds described above ("Bounds"): connections tracked, queries in flight per
+ * connection, prepared statements per connection, bytes of a query that feed its fingerprint. */
 #define NPROF_PQ_MAX_CONNS 1024
 #define NPROF_PQ_MAX_PENDING 64
 #define NPROF_PQ_MAX_STATEMENTS 256
@@ -81,7 +83,8 @@ struct pg_result;
  */
 NPROF_API int nprof_pq_init(nprof_runtime *rt);
 
-/* The layer's runtime, created from NANOPROF_CONF on first use; NULL when that failed. */
+/* The layer's runtime, created from NANOPROF_CONF on first use (or the one given to
+ * nprof_pq_init()); NULL when that failed.  Owned by the layer; thread-safe. */
 NPROF_API nprof_runtime *nprof_pq_runtime(void);
 
 /*
@@ -95,7 +98,8 @@ NPROF_API nprof_runtime *nprof_pq_runtime(void);
  */
 NPROF_API int nprof_pq_set_slowlog(nprof_slowlog *log);
 
-/* The process-wide per-shape table the layer records into (created with the runtime). */
+/* The process-wide per-shape table the layer records into (created with the runtime), or
+ * NULL without a runtime.  Owned by the layer: valid until nprof_pq_shutdown(). */
 NPROF_API nprof_querystats *nprof_pq_querystats(void);
 
 /*
@@ -107,16 +111,19 @@ NPROF_API void nprof_pq_shutdown(void);
 
 /*
  * Exclusions, for a connection whose queries must not be recorded (the slow-query log's
- * writer, a monitoring connection): nprof_pq_thread_exclude(1) stops recording on the
- * calling thread until nprof_pq_thread_exclude(0) (it returns the previous setting);
- * nprof_pq_exclude_conn() stops it for one connection until it is finished or reset
- * (NPROF_EINVAL for NULL, NPROF_ELIMIT when NPROF_PQ_MAX_CONNS are tracked).  The thread
- * exclusion costs nothing; each excluded connection adds a lock to every query's path.
+ * writer, a monitoring connection).  nprof_pq_exclude_thread(1) stops recording on the
+ * calling thread until nprof_pq_exclude_thread(0).  Returns the previous setting (0 or 1: a
+ * value, never an error code).  Costs nothing on the query path.
  */
-NPROF_API int nprof_pq_thread_exclude(int excluded);
+NPROF_API int nprof_pq_exclude_thread(int excluded);
+
+/* Stops recording the queries of `conn` until it is finished or reset.  Each excluded
+ * connection adds a lock to every query's path.  Errors: NPROF_EINVAL (`conn` NULL),
+ * NPROF_ELIMIT (NPROF_PQ_MAX_CONNS connections are tracked already). */
 NPROF_API int nprof_pq_exclude_conn(struct pg_conn *conn);
 
-/* Non-zero while the calling thread is inside a recorded call (the shim forwards then). */
+/* Non-zero while the calling thread is inside a recorded call (the shim forwards then); a
+ * value, never an error code. */
 NPROF_API int nprof_pq_busy(void);
 
 /*
@@ -128,35 +135,64 @@ NPROF_API int nprof_pq_busy(void);
 NPROF_API void nprof_pq_overlap(void);
 
 /* ---- wrappers: the libpq call of the same name, recorded -------------------------------- */
+/* Each takes libpq's arguments and returns exactly what libpq returns (a PGresult the caller
+ * clears with PQclear(), or libpq's int), whatever happens to the recording. */
 
+/* libpq's PQexec(), recorded. */
 NPROF_API struct pg_result *nprof_pq_exec(struct pg_conn *conn, const char *query);
+
+/* libpq's PQexecParams(), recorded, with a parameter summary of paramValues. */
 NPROF_API struct pg_result *nprof_pq_exec_params(struct pg_conn *conn, const char *command,
                                                  int nParams, const unsigned int *paramTypes,
                                                  const char *const *paramValues,
                                                  const int *paramLengths, const int *paramFormats,
                                                  int resultFormat);
+
+/* libpq's PQprepare(): not a query of its own; the statement's text is remembered. */
 NPROF_API struct pg_result *nprof_pq_prepare(struct pg_conn *conn, const char *stmtName,
                                              const char *query, int nParams,
                                              const unsigned int *paramTypes);
+
+/* libpq's PQexecPrepared(), recorded as the prepared statement's text. */
 NPROF_API struct pg_result *nprof_pq_exec_prepared(struct pg_conn *conn, const char *stmtName,
                                                    int nParams, const char *const *paramValues,
                                                    const int *paramLengths,
                                                    const int *paramFormats, int resultFormat);
+
+/* libpq's PQsendQuery(), recorded; timed until nprof_pq_get_result() returns NULL. */
 NPROF_API int nprof_pq_send_query(struct pg_conn *conn, const char *query);
+
+/* libpq's PQsendQueryParams(), recorded and timed as nprof_pq_send_query(). */
 NPROF_API int nprof_pq_send_query_params(struct pg_conn *conn, const char *command, int nParams,
                                          const unsigned int *paramTypes,
                                          const char *const *paramValues, const int *paramLengths,
                                          const int *paramFormats, int resultFormat);
+
+/* libpq's PQsendPrepare(): not a query of its own; the statement's text is remembered. */
 NPROF_API int nprof_pq_send_prepare(struct pg_conn *conn, const char *stmtName, const char *query,
                                     int nParams, const unsigned int *paramTypes);
+
+/* libpq's PQsendQueryPrepared(), recorded and timed as nprof_pq_send_query(). */
 NPROF_API int nprof_pq_send_query_prepared(struct pg_conn *conn, const char *stmtName,
                                            int nParams, const char *const *paramValues,
                                            const int *paramLengths, const int *paramFormats,
                                            int resultFormat);
+
+/* libpq's PQgetResult(); the NULL after a query's last result ends its timing. */
 NPROF_API struct pg_result *nprof_pq_get_result(struct pg_conn *conn);
+
+/* libpq's PQpipelineSync(). */
 NPROF_API int nprof_pq_pipeline_sync(struct pg_conn *conn);
+
+/* libpq's PQfinish(): forgets the connection's statements and pending queries, then closes
+ * it. */
 NPROF_API void nprof_pq_finish(struct pg_conn *conn);
+
+/* libpq's PQreset(): forgets the connection's statements and pending queries, then resets
+ * it. */
 NPROF_API void nprof_pq_reset(struct pg_conn *conn);
+
+/* libpq's PQresetStart(), forgetting as nprof_pq_reset() does; returns what libpq returns. */
 NPROF_API int nprof_pq_reset_start(struct pg_conn *conn);
 
 /* ---- begin/end around the host's own libpq calls ---------------------------------------- */
@@ -175,6 +211,10 @@ typedef struct nprof_pq_call {
  * begin must be ended, on the same thread.
  */
 NPROF_API void nprof_pq_begin(nprof_pq_call *call);
+
+/* Ends the call `call` begun by nprof_pq_begin() on this thread: records `query` with its
+ * parameters and result `res` on `conn` (all only read during the call) and releases the
+ * guard.  Failures of the recording are counted, never reported. */
 NPROF_API void nprof_pq_end(nprof_pq_call *call, struct pg_conn *conn, const char *query,
                             size_t query_len, int nParams, const char *const *paramValues,
                             const int *paramLengths, const int *paramFormats,
@@ -182,6 +222,7 @@ NPROF_API void nprof_pq_end(nprof_pq_call *call, struct pg_conn *conn, const cha
 
 /* ---- what the layer did ------------------------------------------------------------------- */
 
+/* What the layer did since it started, copied out by nprof_pq_get_stats(). */
 typedef struct nprof_pq_stats {
     uint64_t recorded;           /* queries recorded */
     uint64_t in_profile;         /* of those, recorded into a current profile too */
@@ -194,15 +235,24 @@ typedef struct nprof_pq_stats {
     uint64_t conns;              /* connections tracked now */
 } nprof_pq_stats;
 
+/* Copies the layer's counters into `out`.  Thread-safe.  Errors: NPROF_EINVAL (`out` NULL). */
 NPROF_API int nprof_pq_get_stats(nprof_pq_stats *out);
 
 /*
- * Appends {"pq":{<stats>},"querystats":<nprof_querystats_json()>} to `out`.  When the
+ * Appends {"pq":{<stats>},"querystats":<nprof_querystats_render_json()>} to `out`
+ * (caller-owned).  When the
  * environment variable NANOPROF_PQ_DUMP names a file, the layer writes this document there
  * when the process exits (or the library is unloaded), for tools around unmodified
  * programs.  Errors: NPROF_EINVAL, NPROF_ENOMEM, NPROF_ESTATE (no runtime).
  */
-NPROF_API int nprof_pq_json(nprof_buf *out);
+NPROF_API int nprof_pq_render_json(nprof_buf *out);
+
+/* ---- deprecated aliases, removed in 0.3 (see common.h, Names) ---------------------------- */
+#ifndef NPROF_NO_DEPRECATED
+/* Renamed: renderers are nprof_<object>_render_<format>; exclusions nprof_pq_exclude_<what>. */
+#define nprof_pq_json nprof_pq_render_json
+#define nprof_pq_thread_exclude nprof_pq_exclude_thread
+#endif /* NPROF_NO_DEPRECATED */
 
 #ifdef __cplusplus
 }

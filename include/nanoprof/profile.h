@@ -41,6 +41,8 @@
 extern "C" {
 #endif
 
+/* One request's profile, opaque.  Begun by nprof_request_begin(), owned by the caller until
+ * nprof_request_submit() or nprof_request_discard(); see "Life of a profile" above. */
 typedef struct nprof_profile nprof_profile;
 
 /* The phases of the reference model.  Phase times are exclusive: while routing runs inside
@@ -64,10 +66,13 @@ NPROF_API int nprof_request_begin(nprof_runtime *rt, const char *method, size_t 
                                   nprof_profile **out);
 
 /* Sets the request id (copied, at most 64 bytes, bytes outside printable ASCII become '_').
- * Without it, a 16-hex-digit id unique within the runtime is generated at begin. */
+ * Without it, a 16-hex-digit id unique within the runtime is generated at begin.
+ * Errors: NPROF_ENOPROFILE (`p` NULL), NPROF_EINVAL (`id` NULL with a non-zero length). */
 NPROF_API int nprof_profile_set_request_id(nprof_profile *p, const char *id, size_t len);
 
-/* Sets the route template ("/users/{id}"), copied; aggregation groups requests by it. */
+/* Sets the route template ("/users/{id}"), copied; aggregation groups requests by it.
+ * Errors: NPROF_ENOPROFILE (`p` NULL), NPROF_EINVAL (`route` NULL with a non-zero length),
+ * NPROF_ELIMIT (no room left under max_profile_bytes: the route stays unset). */
 NPROF_API int nprof_profile_set_route(nprof_profile *p, const char *route, size_t len);
 
 /*
@@ -147,12 +152,18 @@ NPROF_API nprof_current_saved nprof_current_save(void);
 NPROF_API void nprof_current_restore(nprof_current_saved saved);
 
 /* Phases.  begin/end must pair up like brackets; ending a phase that is not the innermost open
- * one closes the phases opened inside it too.  Errors: NPROF_EINVAL (bad phase), NPROF_ESTATE
- * (end of a phase that is not open, or the request has ended). */
+ * one closes the phases opened inside it too.  Opens `phase` (enum nprof_phase), pausing the
+ * clock of the phase open around it.  Errors: NPROF_ENOPROFILE (`p` NULL), NPROF_EINVAL (bad
+ * phase), NPROF_ESTATE (the request has ended). */
 NPROF_API int nprof_phase_begin(nprof_profile *p, int phase);
+
+/* Closes `phase` and any phase opened inside it, and restarts the clock of the phase around
+ * it.  Errors: NPROF_ENOPROFILE (`p` NULL), NPROF_EINVAL (bad phase), NPROF_ESTATE (the phase
+ * is not open, or the request has ended). */
 NPROF_API int nprof_phase_end(nprof_profile *p, int phase);
 
-/* Adds time measured by the caller to a phase (no span is created). */
+/* Adds time measured by the caller to a phase (no span is created).  Errors:
+ * NPROF_ENOPROFILE (`p` NULL), NPROF_EINVAL (bad phase), NPROF_ESTATE (the request ended). */
 NPROF_API int nprof_phase_add_ns(nprof_profile *p, int phase, uint64_t ns);
 
 /* Span parents for nprof_span_begin_ex(). */
@@ -163,7 +174,8 @@ NPROF_API int nprof_phase_add_ns(nprof_profile *p, int phase, uint64_t ns);
 #define NPROF_SPAN_STATIC_NAME 1u /* `name` outlives the runtime: kept by pointer, not copied */
 
 /*
- * Opens a span and returns its id (>= 0), or a negative code: NPROF_ELIMIT when max_spans or
+ * Opens a span and returns its id (>= 0: an int result that is not only a code), or a
+ * negative code: NPROF_ENOPROFILE (`p` NULL), NPROF_ELIMIT when max_spans or
  * max_profile_bytes is reached (the span is counted as dropped; its children attach to its
  * parent), NPROF_ESTATE after the request ended, NPROF_EINVAL for a bad parent.
  *
@@ -174,10 +186,12 @@ NPROF_API int nprof_phase_add_ns(nprof_profile *p, int phase, uint64_t ns);
 NPROF_API int nprof_span_begin_ex(nprof_profile *p, int parent, const char *name,
                                   size_t name_len, unsigned flags);
 
-/* nprof_span_begin_ex(p, NPROF_SPAN_CURRENT, name, len, 0): the name is copied. */
+/* nprof_span_begin_ex(p, NPROF_SPAN_CURRENT, name, len, 0): the name is copied.  Returns the
+ * span id (>= 0) or a negative code, as nprof_span_begin_ex(). */
 NPROF_API int nprof_span_begin(nprof_profile *p, const char *name, size_t name_len);
 
-/* nprof_span_begin_ex(p, NPROF_SPAN_CURRENT, name, len, NPROF_SPAN_STATIC_NAME). */
+/* nprof_span_begin_ex(p, NPROF_SPAN_CURRENT, name, len, NPROF_SPAN_STATIC_NAME): `name` is
+ * borrowed and must outlive the runtime.  Returns the span id (>= 0) or a negative code. */
 NPROF_API int nprof_span_begin_static(nprof_profile *p, const char *name, size_t name_len);
 
 /*
@@ -208,11 +222,11 @@ typedef struct nprof_query {
 
 /*
  * Records a query into the profile, under the innermost open span.  Counts and times every
- * query; keeps the first max_queries in full.  A query with a fingerprint is also counted
- * under its shape (see nprof_profile_pattern(): N+1 patterns and exact duplicates); the SQL
- * layer's nprof_sql_record() fills the fingerprint and normalized text.  Returns NPROF_OK, or NPROF_ELIMIT when the
- * query was counted but not kept, NPROF_ESTATE after the request ended, NPROF_EINVAL when
- * `q` is NULL or `q->sql` is NULL with a non-zero length.
+ * query; keeps the first max_queries in full.  A query with a fingerprint is also counted under
+ * its shape (see nprof_profile_get_pattern(): N+1 patterns and exact duplicates); the SQL
+ * layer's nprof_sql_record() fills the fingerprint and normalized text.  Returns NPROF_OK, or
+ * NPROF_ELIMIT when the query was counted but not kept, NPROF_ESTATE after the request ended,
+ * NPROF_EINVAL when `q` is NULL or `q->sql` is NULL with a non-zero length.
  */
 NPROF_API int nprof_query_record(nprof_profile *p, const nprof_query *q);
 
@@ -248,8 +262,13 @@ typedef struct nprof_profile_info {
     uint64_t patterns_dropped;  /* queries whose shape could not be counted (too many shapes) */
 } nprof_profile_info;
 
+/* Fills `out` with the profile's scalar fields, as they stand now (while the request runs,
+ * totals are the figures so far).  Errors: NPROF_ENOPROFILE (`p` NULL), NPROF_EINVAL (`out`
+ * NULL). */
 NPROF_API int nprof_profile_get_info(const nprof_profile *p, nprof_profile_info *out);
 
+/* One kept query, filled by nprof_profile_get_query().  Strings point into the profile, stay
+ * valid as long as it does and are not NUL-terminated: use the lengths. */
 typedef struct nprof_query_info {
     const char *sql;
     size_t sql_len;         /* bytes kept */
@@ -265,7 +284,8 @@ typedef struct nprof_query_info {
     int slow;               /* over opt.slow_query_threshold_ms */
 } nprof_query_info;
 
-/* One query shape of the request: every query recorded with the same fingerprint. */
+/* One query shape of the request: every query recorded with the same fingerprint.  Filled
+ * by nprof_profile_get_pattern(); strings point into the profile, not NUL-terminated. */
 typedef struct nprof_pattern_info {
     uint64_t fingerprint;
     const char *normalized;   /* of the first kept query of this shape; NULL if none kept */
@@ -281,13 +301,18 @@ typedef struct nprof_pattern_info {
     int n_plus_one;           /* count >= opt.n_plus_one_threshold */
 } nprof_pattern_info;
 
-/* Shape number `index`, in the order the shapes were first seen.  NPROF_ENOENT past the end
+/* Fills `out` with shape number `index`, in the order the shapes were first seen.  Errors:
+ * NPROF_ENOPROFILE (`p` NULL), NPROF_EINVAL (`out` NULL), NPROF_ENOENT past the end
  * (nprof_profile_info.pattern_count shapes). */
-NPROF_API int nprof_profile_pattern(const nprof_profile *p, size_t index, nprof_pattern_info *out);
+NPROF_API int nprof_profile_get_pattern(const nprof_profile *p, size_t index,
+                                        nprof_pattern_info *out);
 
-/* Query number `index` of the kept ones.  NPROF_ENOENT past the end. */
-NPROF_API int nprof_profile_query(const nprof_profile *p, size_t index, nprof_query_info *out);
+/* Fills `out` with query number `index` of the kept ones (nprof_profile_info.queries_kept).
+ * Errors: NPROF_ENOPROFILE (`p` NULL), NPROF_EINVAL (`out` NULL), NPROF_ENOENT past the end. */
+NPROF_API int nprof_profile_get_query(const nprof_profile *p, size_t index, nprof_query_info *out);
 
+/* One span, filled by nprof_profile_get_span().  `name` points into the profile (or is the
+ * static name given), not NUL-terminated. */
 typedef struct nprof_span_info {
     const char *name;
     size_t name_len;
@@ -298,41 +323,72 @@ typedef struct nprof_span_info {
     uint64_t duration_ns;     /* 0 while open */
 } nprof_span_info;
 
-/* Span number `index` (== its id).  NPROF_ENOENT past the end. */
-NPROF_API int nprof_profile_span(const nprof_profile *p, size_t index, nprof_span_info *out);
+/* Fills `out` with span number `index` (== its id; nprof_profile_info.span_count spans).
+ * Errors: NPROF_ENOPROFILE (`p` NULL), NPROF_EINVAL (`out` NULL), NPROF_ENOENT past the end. */
+NPROF_API int nprof_profile_get_span(const nprof_profile *p, size_t index, nprof_span_info *out);
+
+/* Bytes that always hold an X-Profile value with its NUL (nprof_profile_render_header()). */
+#define NPROF_HEADER_MAX 256
 
 /*
  * Renders the X-Profile header value:
  *     total=1.2ms handler=0.8ms sql=0.3ms(2q) middleware=0.1ms routing=45ns
  * Each value in its own unit (ns below 1 us, us with one decimal below 100 us, ms with one
  * decimal below 1 s, s with two decimals above).  Writes at most `cap` bytes including a NUL;
- * *out_len (may be NULL) receives the length without the NUL.  Errors: NPROF_ERANGE if `cap`
- * is too small (*out_len then holds the length needed; NPROF_HEADER_MAX always suffices).
- * Never allocates.
+ * *out_len (may be NULL) receives the length without the NUL.  Errors: NPROF_ENOPROFILE (`p`
+ * NULL), NPROF_ERANGE if `cap` is too small or `buf` NULL (`buf` is left as it was and
+ * *out_len holds the length needed; NPROF_HEADER_MAX always suffices).  Never allocates.
  */
-#define NPROF_HEADER_MAX 256
-NPROF_API int nprof_profile_header(const nprof_profile *p, char *buf, size_t cap,
-                                   size_t *out_len);
-
-/* Formats a duration the way the header does ("45ns", "12.5us", "1.2ms", "2.50s").
- * Writes at most `cap` bytes including the NUL; returns the length, or NPROF_ERANGE. */
-NPROF_API int nprof_format_duration(uint64_t ns, char *buf, size_t cap);
+NPROF_API int nprof_profile_render_header(const nprof_profile *p, char *buf, size_t cap,
+                                          size_t *out_len);
 
 /*
- * Appends the profile as one JSON object to `out`, with the reference keys (method, path,
- * total_ns, total, middleware_ns, routing_ns, handler_ns, sql_total_ns, sql_count, queries
- * [{sql, duration_ns, duration}]) and ours (route, request_id, status, start_ns,
- * queries_dropped, spans, ...).  The output is valid JSON and valid UTF-8 whatever bytes the
- * strings held: control characters are escaped and invalid UTF-8 becomes U+FFFD.
+ * Formats a duration of `ns` nanoseconds the way the header does ("45ns", "12.5us", "1.2ms",
+ * "2.50s") into `buf` (at most `cap` bytes including the NUL).  *out_len (may be NULL)
+ * receives the length without the NUL, also after NPROF_ERANGE.  Returns NPROF_OK, or
+ * NPROF_ERANGE when `cap` is too small (`buf` is left as it was; 16 bytes always suffice;
+ * `buf` NULL with `cap` 0 only measures), NPROF_EINVAL when `buf` is NULL and `cap` is not 0.
+ * Thread-safe, never allocates.
  */
-NPROF_API int nprof_profile_json(const nprof_profile *p, nprof_buf *out);
+NPROF_API int nprof_duration_format(uint64_t ns, char *buf, size_t cap, size_t *out_len);
+
+/*
+ * Appends the profile as one JSON object to `out` (caller-owned, see nprof_buf), with the
+ * reference keys (method, path, total_ns, total, middleware_ns, routing_ns, handler_ns,
+ * sql_total_ns, sql_count, queries [{sql, duration_ns, duration}]) and ours (route, request_id,
+ * status, start_ns, queries_dropped, spans, ...).  The output is valid JSON and valid UTF-8
+ * whatever bytes the strings held: control characters are escaped and invalid UTF-8 becomes
+ * U+FFFD.  Errors: NPROF_ENOPROFILE (`p` NULL), NPROF_EINVAL (`out` NULL), NPROF_ENOMEM.
+ */
+NPROF_API int nprof_profile_render_json(const nprof_profile *p, nprof_buf *out);
 
 /*
  * Appends the profile as collapsed stacks ("request;handler;sql;SELECT ... 150000\n"), one
  * line per distinct stack with its self time in ns, for speedscope and FlameGraph.  Frame
  * names never contain ';' or line breaks (they become ':' and ' ').
+ * Errors: NPROF_ENOPROFILE (`p` NULL), NPROF_EINVAL (`out` NULL), NPROF_ENOMEM.
  */
-NPROF_API int nprof_profile_collapsed(const nprof_profile *p, nprof_buf *out);
+NPROF_API int nprof_profile_render_collapsed(const nprof_profile *p, nprof_buf *out);
+
+/* ---- deprecated aliases, removed in 0.3 (see common.h, Names) ---------------------------- */
+#ifndef NPROF_NO_DEPRECATED
+/* Renamed: the renderers are nprof_profile_render_<format>, getters nprof_profile_get_<what>. */
+#define nprof_profile_json nprof_profile_render_json
+#define nprof_profile_collapsed nprof_profile_render_collapsed
+#define nprof_profile_header nprof_profile_render_header
+#define nprof_profile_pattern nprof_profile_get_pattern
+#define nprof_profile_query nprof_profile_get_query
+#define nprof_profile_span nprof_profile_get_span
+
+/* nprof_format_duration(ns, buf, cap), renamed nprof_duration_format(), which returns
+ * NPROF_OK and the length in *out_len: the old call, returning the length or NPROF_ERANGE. */
+static inline int nprof_format_duration(uint64_t ns, char *buf, size_t cap)
+{
+    size_t len = 0;
+    int rc = nprof_duration_format(ns, buf, cap, &len);
+    return rc < 0 ? rc : (int)len;
+}
+#endif /* NPROF_NO_DEPRECATED */
 
 #ifdef __cplusplus
 }

@@ -29,6 +29,8 @@
 extern "C" {
 #endif
 
+/* A per-shape statistics table, opaque: made by nprof_querystats_create(), freed by
+ * nprof_querystats_destroy(); its other calls are thread-safe. */
 typedef struct nprof_querystats nprof_querystats;
 
 /* Histogram buckets: bucket 0 holds durations below 1024 ns, bucket b (1 <= b < 23) those in
@@ -75,24 +77,31 @@ NPROF_API void nprof_querystats_destroy(nprof_querystats *qs);
 NPROF_API int nprof_querystats_add(nprof_querystats *qs, uint64_t fingerprint, const char *sql,
                                    size_t len, uint64_t duration_ns, uint64_t rows, int error);
 
-/* Copies the statistics of shape `fingerprint`.  NPROF_ENOENT when it has none. */
+/* Copies the statistics of shape `fingerprint` into `out`.  Errors: NPROF_EINVAL (`qs` or
+ * `out` NULL), NPROF_ENOENT when the shape has none. */
 NPROF_API int nprof_querystats_find(const nprof_querystats *qs, uint64_t fingerprint,
                                     nprof_querystats_entry *out);
 
 /* Called once per shape by nprof_querystats_foreach(); a non-zero return stops the walk. */
 typedef int (*nprof_querystats_visit_fn)(void *user, const nprof_querystats_entry *entry);
 
-/* Visits every shape with at least one call, in table order.  Returns NPROF_OK or the
- * visitor's non-zero return value. */
+/* Visits every shape with at least one call, in table order, on the calling thread; `entry`
+ * is a copy valid during the visit.  Returns NPROF_OK, NPROF_EINVAL (`qs` or `fn` NULL), or
+ * the visitor's non-zero return value, whatever its sign, when it stopped the walk. */
 NPROF_API int nprof_querystats_foreach(const nprof_querystats *qs, nprof_querystats_visit_fn fn,
                                        void *user);
 
-/* Shapes held, capacity, and queries dropped because the table was full. */
+/* The number of shapes held now; 0 when `qs` is NULL. */
 NPROF_API size_t nprof_querystats_size(const nprof_querystats *qs);
+
+/* The number of shapes the table can hold; 0 when `qs` is NULL. */
 NPROF_API size_t nprof_querystats_capacity(const nprof_querystats *qs);
+
+/* Queries not counted because the table was full; 0 when `qs` is NULL. */
 NPROF_API uint64_t nprof_querystats_dropped(const nprof_querystats *qs);
 
-/* Zeroes every counter; the shapes and their texts stay (concurrent adds may survive). */
+/* Zeroes every counter; the shapes and their texts stay (concurrent adds may survive).
+ * Accepts NULL. */
 NPROF_API void nprof_querystats_reset(nprof_querystats *qs);
 
 /* The exclusive upper bound of histogram bucket `b` in ns; UINT64_MAX for the last one. */
@@ -108,10 +117,18 @@ NPROF_API uint64_t nprof_querystats_quantile_ns(const nprof_querystats_entry *e,
  *    "queries":[{"fingerprint":"9a01...","query":"SELECT ...","calls":3,"errors":0,"rows":3,
  *      "total_ns":..,"mean_ns":..,"min_ns":..,"max_ns":..,"p50_ns":..,"p95_ns":..,
  *      "p99_ns":..,"histogram":[...]}, ...]}
- * `limit` caps the number of shapes listed (0: all).  Valid JSON and UTF-8 for any text.
+ * to `out` (caller-owned).  `limit` caps the number of shapes listed (0: all).  Valid JSON
+ * and UTF-8 for any text.
  * Errors: NPROF_EINVAL, NPROF_ENOMEM.
  */
-NPROF_API int nprof_querystats_json(const nprof_querystats *qs, size_t limit, nprof_buf *out);
+NPROF_API int nprof_querystats_render_json(const nprof_querystats *qs, size_t limit,
+                                           nprof_buf *out);
+
+/* ---- deprecated aliases, removed in 0.3 (see common.h, Names) ---------------------------- */
+#ifndef NPROF_NO_DEPRECATED
+/* Renamed: renderers are nprof_<object>_render_<format>. */
+#define nprof_querystats_json nprof_querystats_render_json
+#endif /* NPROF_NO_DEPRECATED */
 
 #ifdef __cplusplus
 }

@@ -37,14 +37,17 @@
 extern "C" {
 #endif
 
+/* A compiled set of redaction rules, opaque and immutable: made by nprof_redactor_create(),
+ * freed by nprof_redactor_destroy(), applied by nprof_redactor_apply() from any thread. */
 typedef struct nprof_redactor nprof_redactor;
 
 #define NPROF_REDACT_MAX_RULES 32 /* default rules plus user rules */
 
-/* nprof_redact_options.flags */
+/* nprof_redactor_options.flags */
 #define NPROF_REDACT_DEFAULTS 1u /* include the default rules listed above */
 
-typedef struct nprof_redact_options {
+/* How to build a redactor: fill with nprof_redactor_options_init(), then change fields. */
+typedef struct nprof_redactor_options {
     unsigned flags;              /* NPROF_REDACT_* (default NPROF_REDACT_DEFAULTS) */
     const char *const *rules;    /* `rule_count` extra PCRE2 patterns (UTF-8, matched with
                                     PCRE2_MATCH_INVALID_UTF), applied after the defaults;
@@ -54,32 +57,43 @@ typedef struct nprof_redact_options {
                                     "[redacted]" */
     size_t max_bytes;            /* output is cut at this many bytes, on a UTF-8 boundary
                                     (default 512; 0: no limit but the caller's buffer) */
-} nprof_redact_options;
+} nprof_redactor_options;
 
-/* Fills `opts` with the defaults above.  Accepts NULL. */
-NPROF_API void nprof_redact_options_init(nprof_redact_options *opts);
+/* Fills `opts` with the defaults above.  Accepts NULL.  Never fails. */
+NPROF_API void nprof_redactor_options_init(nprof_redactor_options *opts);
 
 /*
- * Compiles the rules.  `opts` NULL means the defaults.  Errors: NPROF_EINVAL (`out` NULL,
+ * Compiles the rules into a new redactor, *out (the caller's: destroy it).  `opts` NULL means
+ * the defaults; it is copied, the caller keeps it.  Errors: NPROF_EINVAL (`out` NULL,
  * more than NPROF_REDACT_MAX_RULES rules, a NULL pattern), NPROF_EPARSE (a pattern does not
  * compile; nprof_last_error_detail() gives its number and the offset), NPROF_ENOMEM.
  */
-NPROF_API int nprof_redactor_create(const nprof_redact_options *opts, nprof_redactor **out);
+NPROF_API int nprof_redactor_create(const nprof_redactor_options *opts, nprof_redactor **out);
 
 /* Frees the redactor.  Accepts NULL.  No thread may be applying it. */
 NPROF_API void nprof_redactor_destroy(nprof_redactor *r);
 
 /*
- * Copies the `len` bytes at `in` into `out` (at most `cap` bytes, and at most the
- * redactor's max_bytes; not NUL-terminated) with every match replaced.  *out_len (may be
- * NULL) receives the bytes written; *truncated (may be NULL) is set to 1 when the result was
- * cut, else 0.  Returns the number of replacements (>= 0), or NPROF_EINVAL (`r` NULL, `in`
- * NULL with len > 0, `out` NULL with cap > 0).  `in` and `out` must not overlap.  Rules
- * are matched over the whole input before anything is cut, so a cut never leaves the first
- * half of a secret behind, and it never splits a valid UTF-8 sequence.
+ * Copies the `len` bytes at `in` into `out` (at most `cap` bytes, and at most the redactor's
+ * max_bytes; not NUL-terminated) with every match replaced.  *out_len (may be NULL) receives
+ * the bytes written; *truncated (may be NULL) is set to 1 when the result was cut, else
+ * 0.  Returns the number of replacements made (>= 0: a count, not only a code), or NPROF_EINVAL
+ * (`r` NULL, `in` NULL with len > 0, `out` NULL with cap > 0).  Never returns NPROF_ERANGE: a
+ * short `cap` cuts the output, as max_bytes does.  `in` and `out` must not overlap.  Rules are
+ * matched over the whole input before anything is cut, so a cut never leaves the first half of
+ * a secret behind, and it never splits a valid UTF-8 sequence.
  */
-NPROF_API int nprof_redact(const nprof_redactor *r, const char *in, size_t len, char *out,
-                           size_t cap, size_t *out_len, int *truncated);
+NPROF_API int nprof_redactor_apply(const nprof_redactor *r, const char *in, size_t len, char *out,
+                                   size_t cap, size_t *out_len, int *truncated);
+
+/* ---- deprecated aliases, removed in 0.3 (see common.h, Names) ---------------------------- */
+#ifndef NPROF_NO_DEPRECATED
+/* Renamed: the redactor's functions and types all have the prefix nprof_redactor_. */
+#define nprof_redact nprof_redactor_apply
+#define nprof_redact_options_init nprof_redactor_options_init
+/* The old name of nprof_redactor_options. */
+typedef nprof_redactor_options nprof_redact_options;
+#endif /* NPROF_NO_DEPRECATED */
 
 #ifdef __cplusplus
 }

@@ -9,7 +9,7 @@
  * Introspection is one entry point with dotted names, read alike by the dashboard, the
  * bindings and the exporters:
  *   version                      library version string
- *   opt.<option>                 every configuration option (see nprof_config_option())
+ *   opt.<option>                 every configuration option (see nprof_config_get_option())
  *   clock.source, clock.reason, clock.frequency_hz, clock.error_ppm, clock.read_cost_ns,
  *   clock.resolution_ns
  *   stats.requests               requests begun
@@ -42,6 +42,8 @@
 extern "C" {
 #endif
 
+/* The runtime handle, opaque: made by nprof_runtime_create(), freed by
+ * nprof_runtime_destroy().  Its calls are thread-safe unless documented otherwise. */
 typedef struct nprof_runtime nprof_runtime;
 
 /*
@@ -60,19 +62,25 @@ NPROF_API int nprof_runtime_create(const nprof_config *cfg, nprof_runtime **out)
  */
 NPROF_API void nprof_runtime_destroy(nprof_runtime *rt);
 
-/* The configuration in force (after NANOPROF_CONF).  Valid as long as the runtime. */
+/* The configuration in force (after NANOPROF_CONF), read-only, or NULL when `rt` is NULL.
+ * Valid as long as the runtime; thread-safe. */
 NPROF_API const nprof_config *nprof_runtime_config(const nprof_runtime *rt);
 
 /*
  * Turns profiling on or off at run time (thread-safe).  When off, nprof_request_begin()
- * returns NPROF_ENOPROFILE at the cost of one load and one branch.
+ * returns NPROF_ENOPROFILE at the cost of one load and one branch.  Accepts NULL.
  */
 NPROF_API void nprof_runtime_set_enabled(nprof_runtime *rt, int enabled);
+
+/* 1 while profiling is on, 0 when it is off or `rt` is NULL: a value, never an error code.
+ * Thread-safe. */
 NPROF_API int nprof_runtime_enabled(const nprof_runtime *rt);
 
-/* Types of introspection values. */
+/* Types of introspection values (nprof_ctl_value.type). */
 enum nprof_ctl_type { NPROF_CTL_UINT = 1, NPROF_CTL_DOUBLE = 2, NPROF_CTL_STRING = 3 };
 
+/* One introspection value, filled by nprof_ctl_get() and passed to nprof_ctl_foreach()'s
+ * visitor: the member that `type` names holds it. */
 typedef struct nprof_ctl_value {
     int type;        /* enum nprof_ctl_type */
     uint64_t u;      /* NPROF_CTL_UINT (booleans are 0/1) */
@@ -87,12 +95,15 @@ typedef struct nprof_ctl_value {
  */
 NPROF_API int nprof_ctl_get(nprof_runtime *rt, const char *name, nprof_ctl_value *out);
 
-/* Called once per name by nprof_ctl_foreach(); a non-zero return stops the walk. */
+/* Called once per name by nprof_ctl_foreach() with the name (NUL-terminated) and its value,
+ * both valid during the call only; a non-zero return stops the walk. */
 typedef int (*nprof_ctl_visit_fn)(void *user, const char *name, const nprof_ctl_value *value);
 
 /*
- * Visits every name that starts with `prefix` ("" or NULL: all), in a stable order.
- * Returns NPROF_OK, or the visitor's non-zero return value if it stopped the walk.
+ * Visits every name that starts with `prefix` ("" or NULL: all), in a stable order, on the
+ * calling thread.  Returns NPROF_OK, NPROF_EINVAL (`rt` or `fn` NULL), or the visitor's
+ * non-zero return value, whatever its sign, if it stopped the walk.  Thread-safe as
+ * nprof_ctl_get() is.
  */
 NPROF_API int nprof_ctl_foreach(nprof_runtime *rt, const char *prefix, nprof_ctl_visit_fn fn,
                                 void *user);

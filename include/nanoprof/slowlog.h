@@ -37,7 +37,7 @@
  * backslash, tab, newline and carriage return; NUL bytes and invalid UTF-8 become U+FFFD.
  *
  * Thread safety: enqueue calls may come from any number of threads at once.  The read calls
- * and nprof_slowlog_stats_get() may be called from any thread (the reads share one connection,
+ * and nprof_slowlog_get_stats() may be called from any thread (the reads share one connection,
  * taken under a mutex).  nprof_slowlog_close() must not race with any other call on the log.
  * After fork() the child has the log's memory but not its writer thread or connections:
  * a child that wants a slow-query log opens its own, and leaves the inherited one alone
@@ -55,11 +55,14 @@
 extern "C" {
 #endif
 
+/* A slow-query log, opaque: opened by nprof_slowlog_open(), closed by nprof_slowlog_close(). */
 typedef struct nprof_slowlog nprof_slowlog;
 
 #define NPROF_SLOWLOG_TABLE_MAX 64 /* bytes of a table name, NUL included */
-#define NPROF_SLOWLOG_MAX_USER_RULES 8
+#define NPROF_SLOWLOG_MAX_USER_RULES 8 /* entries of nprof_slowlog_options.redact_rules */
 
+/* How to open a log: fill with nprof_slowlog_options_init() (or _from_config()), then change
+ * fields; nprof_slowlog_open() copies what it needs.  Defaults in parentheses. */
 typedef struct nprof_slowlog_options {
     nprof_runtime *runtime;      /* optional: memory comes from its allocator, and
                                     normalized_only follows its production mode; the log must
@@ -93,13 +96,14 @@ typedef struct nprof_slowlog_options {
     uint32_t reconnect_max_ms;   /* ... doubling up to this (5000) */
 } nprof_slowlog_options;
 
-/* Fills `opts` with the defaults given above.  Accepts NULL. */
+/* Fills `opts` with the defaults given above.  Accepts NULL.  Never fails. */
 NPROF_API void nprof_slowlog_options_init(nprof_slowlog_options *opts);
 
 /* Fills `opts` from a configuration's slowlog_* options, on top of the defaults: the table,
  * queue size, logged, explain, retention, max rows, one redaction rule (borrowed from `cfg`,
  * which must live until nprof_slowlog_open() returns), max_sql_bytes (at most 2048) and
- * max_params_bytes; slowlog_normalized_only=auto follows cfg->production. */
+ * max_params_bytes; slowlog_normalized_only=auto follows cfg->production.  Accepts NULL for
+ * either (then does what it can: nothing, or the defaults).  Never fails. */
 NPROF_API void nprof_slowlog_options_from_config(nprof_slowlog_options *opts,
                                                  const nprof_config *cfg);
 
@@ -122,7 +126,8 @@ NPROF_API int nprof_slowlog_open(nprof_slowlog **out, const char *conninfo,
  */
 NPROF_API int nprof_slowlog_close(nprof_slowlog *log, uint32_t timeout_ms);
 
-/* One slow query to log.  Every string is copied with its length (NUL bytes are data). */
+/* One slow query to log, given to nprof_slowlog_enqueue().  Every string is copied with its
+ * length (NUL bytes are data) during the call. */
 typedef struct nprof_slowlog_entry {
     const char *sql;
     size_t sql_len;
@@ -150,14 +155,15 @@ typedef struct nprof_slowlog_entry {
 NPROF_API int nprof_slowlog_enqueue(nprof_slowlog *log, const nprof_slowlog_entry *e);
 
 /*
- * Enqueues the slow queries of a finished profile (those over opt.slow_query_threshold_ms,
- * with their text, parameters, fingerprint, method, route (or path) and request id), so the
- * middleware and the database hooks call one function.  Returns how many were queued (>= 0),
- * or NPROF_EINVAL / NPROF_ENOPROFILE (NULL profile).  Entries dropped for a full queue are
- * counted in the stats, not reported here.
+ * Enqueues the slow queries of a finished profile (those over opt.slow_query_threshold_ms, with
+ * their text, parameters, fingerprint, method, route (or path) and request id), so the
+ * middleware and the database hooks call one function.  Returns how many were queued (>= 0: a
+ * count, not only a code), or NPROF_EINVAL (`log` NULL) / NPROF_ENOPROFILE (NULL
+ * profile).  Entries dropped for a full queue are counted in the stats, not reported here.
  */
 NPROF_API int nprof_slowlog_enqueue_profile(nprof_slowlog *log, const nprof_profile *p);
 
+/* What a log did, copied out by nprof_slowlog_get_stats(). */
 typedef struct nprof_slowlog_stats {
     uint64_t enqueued;           /* entries accepted by the queue */
     uint64_t dropped;            /* entries refused because the queue was full */
@@ -177,13 +183,15 @@ typedef struct nprof_slowlog_stats {
     char last_error[256];        /* the writer's last database error, "" if none */
 } nprof_slowlog_stats;
 
-/* Copies the counters.  Thread-safe; never talks to the database. */
-NPROF_API int nprof_slowlog_stats_get(nprof_slowlog *log, nprof_slowlog_stats *out);
+/* Copies the counters into `out`.  Thread-safe; never talks to the database.  Errors:
+ * NPROF_EINVAL (`log` or `out` NULL). */
+NPROF_API int nprof_slowlog_get_stats(nprof_slowlog *log, nprof_slowlog_stats *out);
 
 /*
- * Read side, for dashboards.  Each appends a JSON array to `out` (valid JSON and UTF-8 whatever
- * the table holds; '<', '>' and '&' escaped so it can sit inside HTML) built from rows of the
- * table, i.e. written by every process that shares it:
+ * Read side, for dashboards: nprof_slowlog_read_recent(), nprof_slowlog_read_slowest() and
+ * nprof_slowlog_read_by_fingerprint().  Each appends a JSON array to `out` (caller-owned)
+ * (valid JSON and UTF-8 whatever the table holds; '<', '>' and '&' escaped so it can sit inside
+ * HTML) built from rows of the table, i.e. written by every process that shares it:
  *   recent:  the `n` latest rows (index on timestamp DESC);
  *   slowest: the `n` slowest rows, of the last `since_s` seconds when since_s > 0 (index on
  *            duration_ms DESC);
@@ -191,17 +199,32 @@ NPROF_API int nprof_slowlog_stats_get(nprof_slowlog *log, nprof_slowlog_stats *o
  *            the `n` with the largest total time: fingerprint (hex string), normalized_sql,
  *            count, total_ms, mean_ms, p95_ms, max_ms, last_seen.
  * Row objects have the keys id, timestamp (ISO 8601), duration_ms, sql_text, normalized_sql,
- * params_summary, fingerprint (16 hex digits), method, route, request_id, host, pid,
- * truncated and plan (the plan's JSON text as a string, or null).  These calls use a second connection of the log's,
- * opened on first use; they block for the round trip, so call them off the request path.
- * Errors: NPROF_EINVAL, NPROF_EIO (nprof_last_error_detail() has the server's message),
+ * params_summary, fingerprint (16 hex digits), method, route, request_id, host, pid, truncated
+ * and plan (the plan's JSON text as a string, or null).  These calls use a second connection of
+ * the log's, opened on first use; they block for the round trip, so call them off the request
+ * path.  Errors: NPROF_EINVAL, NPROF_EIO (nprof_last_error_detail() has the server's message),
  * NPROF_ENOMEM.  On error `out` is left as it was.
  */
-NPROF_API int nprof_slowlog_recent(nprof_slowlog *log, uint32_t n, nprof_buf *out);
-NPROF_API int nprof_slowlog_slowest(nprof_slowlog *log, uint32_t n, uint32_t since_s,
-                                    nprof_buf *out);
-NPROF_API int nprof_slowlog_by_fingerprint(nprof_slowlog *log, uint32_t n, uint32_t since_s,
-                                           nprof_buf *out);
+NPROF_API int nprof_slowlog_read_recent(nprof_slowlog *log, uint32_t n, nprof_buf *out);
+
+/* The `n` slowest rows (of the last `since_s` seconds when since_s > 0), as a JSON array of
+ * row objects appended to `out`.  Blocks for a round trip; errors as above. */
+NPROF_API int nprof_slowlog_read_slowest(nprof_slowlog *log, uint32_t n, uint32_t since_s,
+                                         nprof_buf *out);
+/* One object per fingerprint of the last `since_s` seconds (0: all rows), the `n` with the
+ * largest total time, as a JSON array appended to `out`.  Blocks for a round trip; errors as
+ * above. */
+NPROF_API int nprof_slowlog_read_by_fingerprint(nprof_slowlog *log, uint32_t n, uint32_t since_s,
+                                                nprof_buf *out);
+
+/* ---- deprecated aliases, removed in 0.3 (see common.h, Names) ---------------------------- */
+#ifndef NPROF_NO_DEPRECATED
+/* Renamed: getters are nprof_<object>_get_<what>, database reads nprof_slowlog_read_<what>. */
+#define nprof_slowlog_stats_get nprof_slowlog_get_stats
+#define nprof_slowlog_recent nprof_slowlog_read_recent
+#define nprof_slowlog_slowest nprof_slowlog_read_slowest
+#define nprof_slowlog_by_fingerprint nprof_slowlog_read_by_fingerprint
+#endif /* NPROF_NO_DEPRECATED */
 
 #ifdef __cplusplus
 }

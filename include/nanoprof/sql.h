@@ -51,7 +51,7 @@
 extern "C" {
 #endif
 
-/* How placeholders are written in normalized text. */
+/* How placeholders are written in normalized text (the `style` argument below). */
 enum nprof_sql_style {
     NPROF_SQL_QMARK = 0, /* every literal and placeholder becomes ? */
     NPROF_SQL_DOLLAR = 1 /* $1, $2, ... numbered in output order, as PostgreSQL writes them,
@@ -88,11 +88,11 @@ NPROF_API int nprof_sql_normalize(const char *sql, size_t len, int style, char *
 /*
  * The query's shape fingerprint: XXH3-64 (seed 0) of its normalized text in NPROF_SQL_QMARK
  * style, so it always agrees with nprof_sql_normalize(): a query of up to 1600 bytes is
- * normalized into a stack buffer and hashed in one call, a longer one is normalized in a
- * single pass whose text is fed to XXH3 in small pieces (no buffer of its size is needed).  Equal shapes give equal
- * fingerprints; the fingerprint of a normalized text, in either style, equals the fingerprint
- * of the original.  Never 0 (0 means "no fingerprint" elsewhere in the API): a digest of 0 is
- * returned as 1.  `sql` may be NULL when `len` is 0.
+ * normalized into a stack buffer and hashed in one call, a longer one is normalized in a single
+ * pass whose text is fed to XXH3 in small pieces (no buffer of its size is needed).  Equal
+ * shapes give equal fingerprints; the fingerprint of a normalized text, in either style, equals
+ * the fingerprint of the original.  Never 0 (0 means "no fingerprint" elsewhere in the API): a
+ * digest of 0 is returned as 1.  `sql` may be NULL when `len` is 0.
  */
 NPROF_API uint64_t nprof_sql_fingerprint(const char *sql, size_t len);
 

@@ -139,7 +139,7 @@ extern PyTypeObject nprof_py_send_type;
 
 struct nprof_py_middleware {
     PyObject_HEAD
-    nprof_middleware *mw;
+    nprof_mw *mw;
     nprof_runtime *rt;
     char dashboard[256];      /* dashboard_path, "" when off */
     size_t dashboard_len;

@@ -196,7 +196,7 @@ typedef struct {
 
 static int mw_mark(nprof_py_request *r, int phase)
 {
-    return r->kind == NPROF_PY_REQ_MW && !r->ended ? nprof_mw_phase(&r->st, phase) : 0;
+    return r->kind == NPROF_PY_REQ_MW && !r->ended ? nprof_mw_mark_phase(&r->st, phase) : 0;
 }
 
 static PyObject *handler_call(handler_obj *h, PyObject *const *args, size_t nargsf,

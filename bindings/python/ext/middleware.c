@@ -10,7 +10,7 @@
 
 /* ---- options ----------------------------------------------------------------------------- */
 
-/* Strings of the options live until nprof_middleware_create() has copied them. */
+/* Strings of the options live until nprof_mw_create() has copied them. */
 typedef struct opt_strings {
     PyObject *keep[2 * 64 + 4];
     size_t n;
@@ -237,7 +237,7 @@ static int middleware_init(nprof_py_middleware *self, PyObject *args, PyObject *
         rc = name ? parse_option(m, name, v) : -1;
     }
     if (rc == 0) {
-        int crc = nprof_middleware_create(rt, &m->o, &self->mw);
+        int crc = nprof_mw_create(rt, &m->o, &self->mw);
         if (crc != NPROF_OK) {
             if (crc == NPROF_EINVAL || crc == NPROF_EPARSE)
                 PyErr_Format(nprof_py_config_error, "PerformanceMiddleware options refused: %s",
@@ -261,7 +261,7 @@ static int middleware_init(nprof_py_middleware *self, PyObject *args, PyObject *
 static void middleware_dealloc(nprof_py_middleware *self)
 {
     /* Requests hold a reference to their middleware: none is in flight here. */
-    nprof_middleware_destroy(self->mw);
+    nprof_mw_destroy(self->mw);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
@@ -735,7 +735,7 @@ static PyObject *mw_route_stats(nprof_py_middleware *self, PyObject *args)
     if (check_mw(self) < 0 || !PyArg_ParseTuple(args, "s#s#:route_stats", &method, &ml, &route, &rl))
         return NULL;
     nprof_mw_route_stats s;
-    int rc = nprof_mw_route_stats_get(self->mw, method, (size_t)ml, route, (size_t)rl, &s);
+    int rc = nprof_mw_get_route_stats(self->mw, method, (size_t)ml, route, (size_t)rl, &s);
     if (rc == NPROF_ENOENT)
         Py_RETURN_NONE;
     if (rc != NPROF_OK)
@@ -771,7 +771,7 @@ static PyObject *mw_render(nprof_py_middleware *self, PyObject *what)
     else if (!strcmp(w, "flamegraph.svg"))
         rc = nprof_mw_render_flamegraph_svg(self->mw, &b);
     else if (!strcmp(w, "flamegraph.txt"))
-        rc = nprof_store_flame_graph(nprof_runtime_store(self->rt), &b);
+        rc = nprof_store_render_collapsed(nprof_runtime_store(self->rt), &b);
     else if (!strcmp(w, "trace"))
         rc = nprof_mw_render_trace(self->mw, &b);
     else
@@ -852,7 +852,7 @@ static PyObject *req_phase(PyObject *o, PyObject *phase)
     if (ph < -1 || ph >= NPROF_PHASE_COUNT)
         return PyErr_Format(PyExc_ValueError, "phase must be -1, 0, 1 or 2, got %ld", ph);
     if (!r->ended)
-        nprof_mw_phase(&r->st, (int)ph);
+        nprof_mw_mark_phase(&r->st, (int)ph);
     Py_RETURN_NONE;
 }
 
@@ -879,7 +879,7 @@ static PyObject *headers_now(nprof_py_request *r, PyObject *status, int as_str)
     if (r->ended)
         return PyList_New(0);
     nprof_mw_headers h;
-    int rc = nprof_mw_response_headers(&r->st, (int)st, &h);
+    int rc = nprof_mw_get_response_headers(&r->st, (int)st, &h);
     if (rc == NPROF_ENOPROFILE)
         return PyList_New(0);
     if (rc != NPROF_OK)
@@ -1084,7 +1084,7 @@ static PyObject *py_mark_phase(PyObject *self, PyObject *phase)
     nprof_py_request *r = nprof_py_current_request();
     if (!r || r->kind != NPROF_PY_REQ_MW)
         Py_RETURN_FALSE;
-    nprof_mw_phase(&r->st, (int)ph);
+    nprof_mw_mark_phase(&r->st, (int)ph);
     Py_RETURN_TRUE;
 }
 

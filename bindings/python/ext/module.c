@@ -184,7 +184,7 @@ static PyObject *option_text(const nprof_option_info *info, PyObject *value)
 
 static int find_option(const char *name, nprof_option_info *out)
 {
-    for (size_t i = 0; nprof_config_option(i, out) == NPROF_OK; i++)
+    for (size_t i = 0; nprof_config_get_option(i, out) == NPROF_OK; i++)
         if (!strcmp(out->name, name))
             return 1;
     return 0;
@@ -194,7 +194,7 @@ static PyObject *unknown_option(PyObject *key)
 {
     PyObject *names = PyList_New(0);
     nprof_option_info info;
-    for (size_t i = 0; names && nprof_config_option(i, &info) == NPROF_OK; i++) {
+    for (size_t i = 0; names && nprof_config_get_option(i, &info) == NPROF_OK; i++) {
         PyObject *n = PyUnicode_FromString(info.name);
         if (!n || PyList_Append(names, n) < 0) {
             Py_XDECREF(n);
@@ -350,7 +350,7 @@ static PyObject *py_options(PyObject *self, PyObject *noargs)
     (void)noargs;
     PyObject *out = PyList_New(0);
     nprof_option_info info;
-    for (size_t i = 0; out && nprof_config_option(i, &info) == NPROF_OK; i++) {
+    for (size_t i = 0; out && nprof_config_get_option(i, &info) == NPROF_OK; i++) {
         PyObject *row = Py_BuildValue("(ssss)", info.name, info.type, info.default_value, info.doc);
         if (!row || PyList_Append(out, row) < 0)
             Py_CLEAR(out);

@@ -62,14 +62,14 @@ static PyObject *query_tuple(const nprof_query_info *q)
 static PyObject *query_item(const nprof_profile *p, size_t i, int *done)
 {
     nprof_query_info q;
-    *done = nprof_profile_query(p, i, &q) != NPROF_OK;
+    *done = nprof_profile_get_query(p, i, &q) != NPROF_OK;
     return *done ? NULL : query_tuple(&q);
 }
 
 static PyObject *pattern_item(const nprof_profile *p, size_t i, int *done)
 {
     nprof_pattern_info pi;
-    *done = nprof_profile_pattern(p, i, &pi) != NPROF_OK;
+    *done = nprof_profile_get_pattern(p, i, &pi) != NPROF_OK;
     if (*done)
         return NULL;
     PyObject *fp = fingerprint_hex(pi.fingerprint);
@@ -113,7 +113,7 @@ static PyObject *header_str(const nprof_profile *p)
 {
     char h[NPROF_HEADER_MAX];
     size_t len = 0;
-    int rc = nprof_profile_header(p, h, sizeof h, &len);
+    int rc = nprof_profile_render_header(p, h, sizeof h, &len);
     /* The header is fixed words and numbers, ASCII: latin-1 decodes it without UTF-8 checks. */
     return rc == NPROF_OK ? PyUnicode_DecodeLatin1(h, (Py_ssize_t)len, NULL)
                           : nprof_py_raise(rc, "to_header()");
@@ -142,8 +142,8 @@ static int freeze(nprof_py_profile *v, const nprof_profile *p)
     v->route = nprof_py_str(in.route, in.route_len);
     v->request_id = nprof_py_str(in.request_id, in.request_id_len);
     v->header = header_str(p);
-    v->json = rendered(p, nprof_profile_json, "to_json()");
-    v->collapsed = rendered(p, nprof_profile_collapsed, "to_collapsed_stack()");
+    v->json = rendered(p, nprof_profile_render_json, "to_json()");
+    v->collapsed = rendered(p, nprof_profile_render_collapsed, "to_collapsed_stack()");
     v->queries = profile_list(p, query_item);
     v->patterns = profile_list(p, pattern_item);
     in.method = in.path = in.route = in.request_id = NULL;
@@ -382,7 +382,7 @@ static PyObject *profile_to_json(nprof_py_profile *v, PyObject *noargs)
     if (v->frozen)
         return Py_NewRef(v->json);
     const nprof_profile *p = live(v);
-    return p ? rendered(p, nprof_profile_json, "to_json()") : NULL;
+    return p ? rendered(p, nprof_profile_render_json, "to_json()") : NULL;
 }
 
 static PyObject *profile_to_dict(nprof_py_profile *v, PyObject *noargs)
@@ -401,7 +401,7 @@ static PyObject *profile_to_collapsed(nprof_py_profile *v, PyObject *noargs)
     if (v->frozen)
         return Py_NewRef(v->collapsed);
     const nprof_profile *p = live(v);
-    return p ? rendered(p, nprof_profile_collapsed, "to_collapsed_stack()") : NULL;
+    return p ? rendered(p, nprof_profile_render_collapsed, "to_collapsed_stack()") : NULL;
 }
 
 static PyObject *profile_repr(nprof_py_profile *v)

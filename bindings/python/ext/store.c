@@ -72,7 +72,7 @@ static PyObject *store_get_slowest(store_obj *o, PyObject *args, PyObject *kwarg
     if (count_arg(args, kwargs, "|n:get_slowest", &n) < 0)
         return NULL;
     nprof_snapshot *snap;
-    int rc = nprof_store_slowest(o->s, (size_t)n, &snap);
+    int rc = nprof_store_snapshot_slowest(o->s, (size_t)n, &snap);
     return rc == NPROF_OK ? snapshot_list(snap, 0, 0) : nprof_py_raise(rc, "get_slowest()");
 }
 
@@ -93,7 +93,7 @@ static PyObject *store_get_flame_graph(store_obj *o, PyObject *noargs)
 {
     (void)noargs;
     nprof_buf b = NPROF_BUF_INIT;
-    return nprof_py_rendered(nprof_store_flame_graph(o->s, &b), &b, 0, "get_flame_graph()");
+    return nprof_py_rendered(nprof_store_render_collapsed(o->s, &b), &b, 0, "get_flame_graph()");
 }
 
 /* The store drawn as 'svg' (flame graph), 'trace' (Chrome Trace Event JSON) or 'collapsed'. */
@@ -104,7 +104,7 @@ static PyObject *store_render(store_obj *o, PyObject *what)
         return PyErr_Format(PyExc_TypeError, "render() takes 'svg', 'trace' or 'collapsed'");
     int (*fn)(nprof_store *, nprof_buf *) = !strcmp(w, "svg")         ? nprof_store_render_flamegraph_svg
                                             : !strcmp(w, "trace")     ? nprof_store_render_trace
-                                            : !strcmp(w, "collapsed") ? nprof_store_flame_graph
+                                            : !strcmp(w, "collapsed") ? nprof_store_render_collapsed
                                                                       : NULL;
     if (!fn)
         return PyErr_Format(nprof_py_config_error,
