@@ -213,6 +213,11 @@ pub fn build(b: *std.Build) !void {
     layering.setName("run tests/layering.sh");
     test_step.dependOn(&layering.step);
 
+    // Every public declaration has its comment, as ctest checks.
+    const api_comments = b.addSystemCommand(&.{ "sh", "tests/api_comments.sh", b.pathFromRoot(".") });
+    api_comments.setName("run tests/api_comments.sh");
+    test_step.dependOn(&api_comments.step);
+
     for (entries) |e| {
         if (e.kind != .@"test-env") continue;
         const exe = programs.get(e.path) orelse {
