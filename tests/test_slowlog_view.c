@@ -75,6 +75,23 @@ static int view_fingerprint(PGconn *c, const char *view, const char *sql, char h
     return ok;
 }
 
+/* A log into `table` over `rt`, storing the raw text (which identifies a row here); NULL,
+ * with a message, on failure. */
+static nprof_slowlog *open_log(nprof_runtime *rt, const char *table)
+{
+    nprof_slowlog_options lo;
+    nprof_slowlog_options_init(&lo);
+    lo.runtime = rt;
+    lo.normalized_only = 0;
+    snprintf(lo.table, sizeof lo.table, "%s", table);
+    nprof_slowlog *log = NULL;
+    int rc = nprof_slowlog_open(&log, pg_conninfo, &lo);
+    if (rc)
+        fprintf(stderr, "nprof_slowlog_open(%s): %s: %s\n", table, nprof_errname(rc),
+                nprof_last_error_detail());
+    return log;
+}
+
 TEST(view_shows_the_fingerprint_the_profile_json_shows)
 {
     char neg[96], low[96];
@@ -86,13 +103,8 @@ TEST(view_shows_the_fingerprint_the_profile_json_shows)
     ASSERT_TRUE(pg_exec(c, "CREATE SCHEMA IF NOT EXISTS viewtest"));
     nprof_runtime *rt = make_runtime("slow_query_threshold_ms=1");
     ASSERT_TRUE(rt);
-    nprof_slowlog_options lo;
-    nprof_slowlog_options_init(&lo);
-    lo.runtime = rt;
-    lo.normalized_only = 0; /* the raw text identifies the row */
-    snprintf(lo.table, sizeof lo.table, "viewtest.slow_fp");
-    nprof_slowlog *log = NULL;
-    ASSERT_OK(nprof_slowlog_open(&log, pg_conninfo, &lo));
+    nprof_slowlog *log = open_log(rt, "viewtest.slow_fp");
+    ASSERT_TRUE(log);
 
     nprof_profile *p = NULL;
     ASSERT_OK(nprof_request_begin(rt, "GET", 3, "/fp", 3, 0, &p));
@@ -129,7 +141,8 @@ TEST(view_shows_the_fingerprint_the_profile_json_shows)
     nprof_buf_free(&json);
     ASSERT_OK(nprof_slowlog_close(log, 2000));
     /* A second writer replaces the view in place (CREATE OR REPLACE) without an error. */
-    ASSERT_OK(nprof_slowlog_open(&log, pg_conninfo, &lo));
+    log = open_log(rt, "viewtest.slow_fp");
+    ASSERT_TRUE(log);
     nprof_slowlog_stats s = {.connected = 0};
     for (int i = 0; i < 500 && !s.connected; i++) {
         nprof_slowlog_stats_get(log, &s);
@@ -150,12 +163,8 @@ TEST(a_view_that_cannot_be_made_never_stops_the_rows)
     ASSERT_TRUE(pg_exec(c, "CREATE TABLE blocked_hex (x int)"));
     nprof_runtime *rt = make_runtime("slow_query_threshold_ms=1");
     ASSERT_TRUE(rt);
-    nprof_slowlog_options lo;
-    nprof_slowlog_options_init(&lo);
-    lo.runtime = rt;
-    snprintf(lo.table, sizeof lo.table, "blocked");
-    nprof_slowlog *log = NULL;
-    ASSERT_OK(nprof_slowlog_open(&log, pg_conninfo, &lo));
+    nprof_slowlog *log = open_log(rt, "blocked");
+    ASSERT_TRUE(log);
     nprof_slowlog_entry e = {.sql = "SELECT 1", .sql_len = 8, .duration_ms = 5};
     ASSERT_OK(nprof_slowlog_enqueue(log, &e));
     ASSERT_EQ_U64(wait_written(log, 1), 1);
