@@ -119,13 +119,33 @@ static int route_is(const nprof__route *r, uint64_t hash, const char *method, si
            !memcmp(r->text, method, method_len) && !memcmp(r->text + method_len, route, route_len);
 }
 
+/* The method a row is counted under: one HTTP itself defines (RFC 9110's eight and PATCH,
+ * RFC 5789), compared case-sensitively as RFC 9110 section 9.1 says, or NPROF_MW_OTHER_METHOD
+ * for anything else: extension methods, "get", bytes that are no token at all.  The client
+ * chooses its method, so a method of its own must not open a row of its own: a stream of
+ * made-up methods would otherwise fill max_routes and push real routes into "{other}". */
+static const char *row_method(const char *method, size_t len, size_t *row_len)
+{
+    static const struct {
+        const char *name;
+        size_t len;
+    } standard[] = {{"GET", 3},     {"POST", 4},    {"PUT", 3},   {"DELETE", 6}, {"PATCH", 5},
+                    {"HEAD", 4},    {"OPTIONS", 7}, {"TRACE", 5}, {"CONNECT", 7}};
+    for (size_t i = 0; i < sizeof standard / sizeof standard[0]; i++)
+        if (standard[i].len == len && !memcmp(standard[i].name, method, len)) {
+            *row_len = len;
+            return standard[i].name;
+        }
+    *row_len = sizeof NPROF_MW_OTHER_METHOD - 1;
+    return NPROF_MW_OTHER_METHOD;
+}
+
 nprof__route *nprof__mw_route(nprof_mw *mw, const char *method, size_t method_len,
                               const char *route, size_t route_len)
 {
     if (route_len > NPROF__ROUTE_MAX)
         route_len = NPROF__ROUTE_MAX;
-    if (method_len > NPROF__METHOD_MAX)
-        method_len = NPROF__METHOD_MAX;
+    method = row_method(method, method_len, &method_len);
     /* One hash over both: the method seeds the route's hash. */
     uint64_t hash = XXH3_64bits_withSeed(route, route_len, XXH3_64bits(method, method_len)) | 1;
     nprof__route *mine = NULL;

@@ -101,7 +101,8 @@ struct nprof_mw {
 /* aggregate.c */
 int nprof__mw_aggregate_init(nprof_mw *mw);
 void nprof__mw_aggregate_free(nprof_mw *mw);
-/* The row of METHOD + route (created on first use), or mw->other, or NULL without memory. */
+/* The row of METHOD + route (created on first use), or mw->other, or NULL without memory.
+ * A method other than the nine standard ones is counted as NPROF_MW_OTHER_METHOD. */
 nprof__route *nprof__mw_route(nprof_mw *mw, const char *method, size_t method_len,
                               const char *route, size_t route_len);
 /* Counts an ended request under `r`. */

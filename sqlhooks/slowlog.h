@@ -21,6 +21,12 @@
 #define NPROF__SLOW_ROUTE_MAX 256
 #define NPROF__SLOW_REQUEST_ID_MAX 64
 
+/* A fingerprint column (bigint: the 64 bits as a signed value) as the 16 lowercase hex
+ * digits nanoprof prints everywhere else.  to_hex() of a bigint prints the 64 bits as
+ * unsigned (a negative value gives 16 digits, its two's complement); lpad() puts back the
+ * leading zeros it leaves out.  The read calls and the companion view both use it. */
+#define NPROF__SLOWLOG_FP_HEX(column) "lpad(to_hex(" column "), 16, '0')"
+
 /* Slot flags. */
 #define NPROF__SLOT_TRUNCATED 1u   /* sql or params was cut */
 #define NPROF__SLOT_SQL_CUT 2u     /* the sql was cut: no plan, fingerprint of the kept part */

@@ -104,8 +104,8 @@ static int read_json_n_since(nprof_slowlog *log, const char *sql, uint32_t n, ui
 #define ROW_COLUMNS                                                                              \
     "id, to_char(\"timestamp\" AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"') AS "   \
     "\"timestamp\", duration_ms, sql_text, normalized_sql, params_summary, "                     \
-    "lpad(to_hex(fingerprint), 16, '0') AS fingerprint, method, route, request_id, host, pid, "  \
-    "truncated, plan"
+    NPROF__SLOWLOG_FP_HEX("fingerprint") " AS fingerprint, method, route, request_id, host, "    \
+    "pid, truncated, plan"
 
 int nprof_slowlog_read_recent(nprof_slowlog *log, uint32_t n, nprof_buf *out)
 {
@@ -137,7 +137,7 @@ int nprof_slowlog_read_by_fingerprint(nprof_slowlog *log, uint32_t n, uint32_t s
         return NPROF_EINVAL;
     char sql[1024];
     snprintf(sql, sizeof sql,
-             "SELECT lpad(to_hex(fingerprint), 16, '0') AS fingerprint,"
+             "SELECT " NPROF__SLOWLOG_FP_HEX("fingerprint") " AS fingerprint,"
              " (array_agg(normalized_sql ORDER BY \"timestamp\" DESC))[1] AS normalized_sql,"
              " count(*) AS count, sum(duration_ms) AS total_ms, avg(duration_ms) AS mean_ms,"
              " percentile_cont(0.95) WITHIN GROUP (ORDER BY duration_ms) AS p95_ms,"

@@ -4,8 +4,9 @@
  *
  * Its loop: connect (with exponential backoff while the server is down; the connection's
  * session runs with synchronous_commit = off, UTF8, and without NOTICEs on stderr), make sure the table and its indexes
- * exist (under an advisory transaction lock, so two processes starting at once do not race
- * on CREATE TABLE IF NOT EXISTS, which can fail with a unique violation on pg_type), then
+ * exist, and its companion view with hex fingerprints (under an advisory transaction lock,
+ * so two processes starting at once do not race on CREATE TABLE IF NOT EXISTS, which can
+ * fail with a unique violation on pg_type), then
  * drain the queue: up to batch_rows entries are taken off the queue and formatted as COPY
  * text rows into one buffer, which is sent with COPY ... FROM STDIN as one transaction.
  *
@@ -155,6 +156,35 @@ static int exec(writer *w, const char *sql)
     return -1;
 }
 
+/*
+ * The table's companion view <table>_hex (the name cut like the index names): every column,
+ * with fingerprint as the 16 hex digits that the profile's JSON, the headers, the dashboard
+ * and nanoprof-sql print, so that a fingerprint seen anywhere can be looked up as it is.
+ * Made in the table's transaction, under its advisory lock (two sessions replacing one view
+ * at once collide on pg_type like CREATE TABLE), but behind a savepoint: a view that cannot
+ * be made (a role without the right, an older view whose columns differ, a reader holding it
+ * past lock_timeout) is reported as the last error and never keeps rows from being written.
+ */
+static void ensure_view(writer *w)
+{
+    nprof_slowlog *log = w->log;
+    const char *t = log->qtable;
+    /* qtable is "name" or "schema"."name": the view goes into the table's schema */
+    const char *dot = strstr(t, "\".\"");
+    int schema_len = dot ? (int)(dot - t) + 2 : 0;
+    char sql[1024];
+    snprintf(sql, sizeof sql,
+             "SAVEPOINT nprof_view;"
+             "SET LOCAL lock_timeout = '2s';"
+             "CREATE OR REPLACE VIEW %.*s\"%s_hex\" AS SELECT id, sql_text, duration_ms,"
+             " params_summary, \"timestamp\","
+             " " NPROF__SLOWLOG_FP_HEX("fingerprint") " AS fingerprint, normalized_sql, method, route, host, pid, request_id, truncated, plan, batch_id"
+             " FROM %s",
+             schema_len, t, log->index_prefix, t);
+    if (exec(w, sql) != 0)
+        exec(w, "ROLLBACK TO SAVEPOINT nprof_view");
+}
+
 static int ensure_table(writer *w)
 {
     nprof_slowlog *log = w->log;
@@ -178,11 +208,13 @@ static int ensure_table(writer *w)
              " batch_id bigint);"
              "CREATE INDEX IF NOT EXISTS \"%s_timestamp_idx\" ON %s (\"timestamp\" DESC);"
              "CREATE INDEX IF NOT EXISTS \"%s_duration_idx\" ON %s (duration_ms DESC);"
-             "CREATE INDEX IF NOT EXISTS \"%s_fingerprint_idx\" ON %s (fingerprint, \"timestamp\" DESC);"
-             "COMMIT",
+             "CREATE INDEX IF NOT EXISTS \"%s_fingerprint_idx\" ON %s (fingerprint, \"timestamp\" DESC)",
              t, log->opts.logged ? "" : "UNLOGGED ", t, p, t, p, t, p, t);
-    if (exec(w, sql) == 0)
-        return 0;
+    if (exec(w, sql) == 0) {
+        ensure_view(w);
+        if (exec(w, "COMMIT") == 0)
+            return 0;
+    }
     exec(w, "ROLLBACK");
     return -1;
 }

@@ -8,7 +8,7 @@
 #   - with a CMake project that does find_package(nanoprof) and links nanoprof::shared and
 #     nanoprof::static.
 # Each consumer profiles one request and prints its X-Profile header, which must start with
-# "total=".  Prints "N passed, N failed" last; exits non-zero on any failure.
+# "total=".  The C example of README.md is built and run the same way, with pkg-config.  Prints "N passed, N failed" last; exits non-zero on any failure.
 set -euo pipefail
 
 if [ "$#" -ne 3 ]; then
@@ -217,6 +217,37 @@ check_pkg_config_static() {
     expect_header "$TMP/consumer/pc_static"
 }
 check pkg_config_static check_pkg_config_static
+
+# ---- the README's C example ----------------------------------------------------------------
+# The block under "## In ten lines of C", as it stands in README.md, built the way its first
+# line says.  Its X-Profile must count the query and show it inside the request: sql <= total.
+
+# A duration as the header prints it ("45ns", "12.5us", "0.2ms", "1.50s") in ns.
+duration_ns() {
+    awk -v d="$1" 'BEGIN {
+        v = d + 0; u = d; sub(/^[0-9.]+/, "", u)
+        printf "%.0f\n", v * (u == "ns" ? 1 : u == "us" ? 1e3 : u == "ms" ? 1e6 : 1e9) }'
+}
+
+check_readme_example() {
+    awk '/^## In ten lines of C/ { f = 1; next } f && /^```c/ { g = 1; next } g && /^```/ { exit } g' \
+        "$SOURCE/README.md" >"$TMP/consumer/app.c"
+    grep -q 'int main' "$TMP/consumer/app.c"
+    # shellcheck disable=SC2046 # word splitting of the flags is intended
+    "$CC_BIN" $SAN_FLAGS -std=c11 -Wall -Wextra -Werror "$TMP/consumer/app.c" -o "$TMP/consumer/app" \
+        $(pkg-config --cflags --libs nanoprof)
+    local out total sql
+    out=$(LD_LIBRARY_PATH="$LIBDIR${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" "$TMP/consumer/app")
+    echo "X-Profile: $out"
+    total=$(duration_ns "$(echo "$out" | sed -n 's/.*total=\([0-9.]*[a-z]*\).*/\1/p')")
+    sql=$(echo "$out" | sed -n 's/.*sql=\([0-9.]*[a-z]*\)(1q).*/\1/p')
+    test -n "$sql"
+    sql=$(duration_ns "$sql")
+    echo "total ${total} ns, sql ${sql} ns"
+    # at least the 150 us the example waits, less what showing one decimal of ms may take off
+    test "$sql" -ge 100000 && test "$sql" -le "$total"
+}
+check readme_example check_readme_example
 
 # ---- CMake find_package ------------------------------------------------------------------
 cat >"$TMP/consumer/CMakeLists.txt" <<'EOF'

@@ -721,6 +721,109 @@ TEST(routes_beyond_the_limit_go_to_other)
     nprof_runtime_destroy(rt);
 }
 
+/* A request with `method` (len bytes, any bytes) on /items. */
+static int request_with_method(nprof_mw *mw, const char *method, size_t len)
+{
+    nprof_mw_request r = req_of("GET", "/items", NULL, NULL);
+    r.method = method;
+    r.method_len = len;
+    nprof_mw_headers hs;
+    return run_request(mw, &r, "SELECT 1", 1, 1000, 200, &hs, NULL, NULL);
+}
+
+static uint64_t row_count(nprof_mw *mw, const char *method, const char *route)
+{
+    nprof_mw_route_stats rs;
+    int rc = nprof_mw_get_route_stats(mw, method, strlen(method), route, strlen(route), &rs);
+    return rc == NPROF_OK ? rs.count : 0;
+}
+
+TEST(standard_methods_each_keep_their_row)
+{
+    static const char *const methods[] = {"GET", "HEAD", "POST", "PUT", "DELETE",
+                                          "CONNECT", "OPTIONS", "TRACE", "PATCH"};
+    nprof_runtime *rt = make_runtime(NULL);
+    nprof_mw *mw = make_mw(rt, NULL);
+    for (size_t i = 0; i < 9; i++)
+        ASSERT_OK(request_with_method(mw, methods[i], strlen(methods[i])));
+    for (size_t i = 0; i < 9; i++)
+        ASSERT_EQ_U64(row_count(mw, methods[i], "/items"), 1);
+    nprof_mw_totals t;
+    ASSERT_OK(nprof_mw_get_totals(mw, &t));
+    ASSERT_EQ_U64(t.routes, 9);
+    nprof_mw_destroy(mw);
+    nprof_runtime_destroy(rt);
+}
+
+TEST(made_up_methods_share_one_row_and_leave_room_for_real_routes)
+{
+    nprof_runtime *rt = make_runtime(NULL);
+    nprof_mw_options o;
+    nprof_mw_options_init(&o);
+    o.max_routes = 3;
+    nprof_mw *mw = make_mw(rt, &o);
+    /* Methods are case-sensitive (RFC 9110 9.1): "get" is not GET.  Extension methods,
+     * random bytes (NUL, CR LF, non-ASCII), an empty and a 4 KiB method: all one row. */
+    char long_method[4096];
+    memset(long_method, 'X', sizeof long_method);
+    ASSERT_OK(request_with_method(mw, "get", 3));
+    ASSERT_OK(request_with_method(mw, "PROPFIND", 8));
+    ASSERT_OK(request_with_method(mw, "GET ", 4));
+    ASSERT_OK(request_with_method(mw, "G\0T", 3));
+    ASSERT_OK(request_with_method(mw, "GET\r\nX-Evil: 1", 15));
+    ASSERT_OK(request_with_method(mw, "", 0));
+    ASSERT_OK(request_with_method(mw, long_method, sizeof long_method));
+    uint64_t seed = 7;
+    for (int i = 0; i < 500; i++) {
+        char m[24];
+        size_t len = 1 + (size_t)i % sizeof m;
+        for (size_t k = 0; k < len; k++) {
+            seed = seed * 6364136223846793005u + 1442695040888963407u;
+            m[k] = (char)(seed >> 56);
+        }
+        ASSERT_OK(request_with_method(mw, m, len));
+    }
+    ASSERT_EQ_U64(row_count(mw, NPROF_MW_OTHER_METHOD, "/items"), 507);
+    ASSERT_EQ_INT(nprof_mw_get_route_stats(mw, "get", 3, "/items", 6, &(nprof_mw_route_stats){0}),
+                  NPROF_ENOENT);
+    /* The table still has room: real requests get rows of their own, not "{other}". */
+    ASSERT_OK(request_with_method(mw, "GET", 3));
+    ASSERT_OK(request_with_method(mw, "POST", 4));
+    ASSERT_EQ_U64(row_count(mw, "GET", "/items"), 1);
+    ASSERT_EQ_U64(row_count(mw, "POST", "/items"), 1);
+    nprof_mw_totals t;
+    ASSERT_OK(nprof_mw_get_totals(mw, &t));
+    ASSERT_EQ_U64(t.routes, 3);
+    ASSERT_EQ_U64(t.requests, 509);
+    nprof_mw_destroy(mw);
+    nprof_runtime_destroy(rt);
+}
+
+TEST(profile_keeps_the_method_the_row_folds)
+{
+    nprof_runtime *rt = make_runtime(NULL);
+    nprof_mw *mw = make_mw(rt, NULL);
+    nprof_mw_request r = req_of("get", "/items", "profile=json", NULL);
+    r.method = "get\n\"x";
+    r.method_len = 6;
+    nprof_mw_state st;
+    ASSERT_OK(nprof_mw_request_begin(mw, &r, &st));
+    nprof_profile_info in;
+    ASSERT_OK(nprof_profile_get_info(st.profile, &in));
+    ASSERT_MEM_STR(in.method, in.method_len, "get\n\"x");
+    nprof_buf body = NPROF_BUF_INIT;
+    nprof_mw_headers hs;
+    int replaced = 0;
+    ASSERT_OK(nprof_mw_request_end(&st, 200, &hs, &body, &replaced));
+    ASSERT_EQ_INT(replaced, 1);
+    ASSERT_TRUE(headers_clean(&hs));
+    ASSERT_TRUE(strstr(body.data, "\"method\":\"get\\n\\\"x\"") != NULL);
+    ASSERT_EQ_U64(row_count(mw, NPROF_MW_OTHER_METHOD, "/items"), 1);
+    nprof_buf_free(&body);
+    nprof_mw_destroy(mw);
+    nprof_runtime_destroy(rt);
+}
+
 TEST(random_bytes_never_reach_a_header_unsanitized)
 {
     nprof_runtime *rt = make_runtime("slow_query_threshold_ms=0.001");
@@ -786,6 +889,9 @@ int main(void)
     RUN(response_headers_of_a_profile_json_request_leave_the_body_to_end);
     RUN(disabled_runtime_costs_nothing_and_adds_nothing);
     RUN(routes_beyond_the_limit_go_to_other);
+    RUN(standard_methods_each_keep_their_row);
+    RUN(made_up_methods_share_one_row_and_leave_room_for_real_routes);
+    RUN(profile_keeps_the_method_the_row_folds);
     RUN(random_bytes_never_reach_a_header_unsanitized);
     return TEST_SUMMARY();
 }

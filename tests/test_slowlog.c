@@ -223,6 +223,17 @@ TEST(eight_threads_every_row_exactly_once_byte_exact)
 
 /* ---- the server goes away mid-stream ----------------------------------------------------- */
 
+#if defined(__SANITIZE_THREAD__)
+#define NPROF_TEST_UNDER_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define NPROF_TEST_UNDER_TSAN 1
+#endif
+#endif
+#ifndef NPROF_TEST_UNDER_TSAN
+#define NPROF_TEST_UNDER_TSAN 0
+#endif
+
 #define PAUSE_GAP_NS 50000 /* one entry every 50 us: 20,000 a second */
 
 /* The producer runs until `stop`; the test reads `full` and `calls` while it runs. */
@@ -323,7 +334,14 @@ TEST(server_stopped_mid_stream_nothing_blocks_and_the_writer_recovers)
     ASSERT_EQ_U64(st.dropped, full);
     ASSERT_TRUE(st.reconnects >= 1);
     ASSERT_TRUE(mid.last_error[0] != 0);
+#if NPROF_TEST_UNDER_TSAN
+    /* ThreadSanitizer's runtime takes locks of its own around every atomic and may block on
+     * them: the count says nothing about the enqueue path there, which the other builds
+     * check. */
+    (void)pause_run.voluntary_switches;
+#else
     ASSERT_EQ_INT(pause_run.voluntary_switches, 0); /* never waited for anything */
+#endif
     ASSERT_EQ_INT(count_rows("paused"), (long long)pause_run.ok);
     ASSERT_EQ_INT(pg_scalar(db, "SELECT count(DISTINCT sql_text) FROM paused"), (long long)pause_run.ok);
 }

@@ -35,11 +35,11 @@
  * requests still run.  An event loop that resumes several requests in turn should set the
  * one it resumes (nprof_current_set(st->profile)) or pass st->profile explicitly.
  *
- * What end does: every request is measured and aggregated (per route template: count,
- * status classes, latency percentiles from a log-linear histogram, queries, SQL time; and
- * totals, N+1 patterns), with no lock shared between threads on the way; 1 in
- * opts.sample_every requests is kept in full in the runtime's store, and every slow, failed
- * (5xx), N+1, over-budget or explicitly profiled request too.
+ * What end does: every request is measured and aggregated (per METHOD + route template, see
+ * NPROF_MW_OTHER_METHOD: count, status classes, latency percentiles from a log-linear
+ * histogram, queries, SQL time; and totals, N+1 patterns), with no lock shared between
+ * threads on the way; 1 in opts.sample_every requests is kept in full in the runtime's store,
+ * and every slow, failed (5xx), N+1, over-budget or explicitly profiled request too.
  *
  * Options shared with the runtime (enabled, production, max_history,
  * slow_query_threshold_ms, n_plus_one_threshold) are read from the runtime's configuration
@@ -350,6 +350,17 @@ typedef struct nprof_mw_totals {
  * may be partly counted.  Errors: NPROF_EINVAL (`mw` or `out` NULL). */
 NPROF_API int nprof_mw_get_totals(nprof_mw *mw, nprof_mw_totals *out);
 
+/*
+ * The method of the rows that count every request whose method is not one of the nine that
+ * HTTP itself defines: GET HEAD POST PUT DELETE CONNECT OPTIONS TRACE (RFC 9110) and PATCH
+ * (RFC 5789).  Methods are case-sensitive (RFC 9110 section 9.1), so "get" is counted here,
+ * as are WebDAV's and other extension methods and bytes that are not an HTTP token at all.
+ * The client chooses its method; were each one a row, made-up methods would fill max_routes.
+ * Only the row is shared: the request's own profile keeps the method it was given (its first
+ * 16 bytes, escaped wherever they are printed).
+ */
+#define NPROF_MW_OTHER_METHOD "OTHER"
+
 /* One route row, merged over every thread: filled by nprof_mw_get_route_stats(). */
 typedef struct nprof_mw_route_stats {
     const char *method;     /* valid as long as the middleware; not NUL-terminated */
@@ -363,6 +374,7 @@ typedef struct nprof_mw_route_stats {
 } nprof_mw_route_stats;
 
 /* Fills `out` with the row of METHOD + route template, as requests have been aggregated.
+ * `method` is the row's: a standard method or NPROF_MW_OTHER_METHOD ("get" finds nothing).
  * Errors: NPROF_ENOENT (no such row), NPROF_EINVAL. */
 NPROF_API int nprof_mw_get_route_stats(nprof_mw *mw, const char *method, size_t method_len,
                                        const char *route, size_t route_len,

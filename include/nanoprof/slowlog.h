@@ -19,7 +19,8 @@
  *     duration_ms    double precision
  *     params_summary text              redacted on the request path, cut at max_params_bytes
  *     timestamp      timestamptz       when the query ended
- *     fingerprint    bigint            nprof_sql_fingerprint() as a signed 64-bit value
+ *     fingerprint    bigint            nprof_sql_fingerprint() as a signed 64-bit value (hex
+ *                                      in the view <table>_hex below)
  *     normalized_sql text
  *     method, route, request_id text   from the request, when known
  *     host text, pid integer           the writing process
@@ -28,10 +29,26 @@
  *                                      redacted; text, not jsonb, so that a user's redaction
  *                                      rule can never make a batch fail
  *     batch_id       bigint            the writer batch that wrote the row (exactly-once retry)
- * with indexes on timestamp DESC, duration_ms DESC and (fingerprint, timestamp DESC).  The
- * table is UNLOGGED by default: writes skip the WAL, and PostgreSQL empties the table after
- * a crash (not after a clean restart).  Option `logged` keeps it LOGGED; the writer's session
- * then runs with synchronous_commit = off (see README.md for the measured difference).
+ * with indexes on timestamp DESC, duration_ms DESC and (fingerprint, timestamp DESC).
+ *
+ * Beside it, in the same schema, the writer makes the view <table>_hex (the table's name cut
+ * at 40 bytes, as the index names are: nanoprof_slow_queries_hex by default): the same
+ * columns, with fingerprint as text: the 16 lowercase hex digits that the profile's JSON, the
+ * dashboard, the read calls below and nanoprof-sql print.  The conversion, both ways, in SQL:
+ *     lpad(to_hex(fingerprint), 16, '0')                 bigint -> hex; to_hex() prints the
+ *                                                        64 bits unsigned, so a negative
+ *                                                        bigint gives 16 digits
+ *     ('x' || '9a018bbb5165656a')::bit(64)::bigint       hex -> bigint, to search the table
+ *                                                        by its fingerprint index
+ * The view is (re)made with CREATE OR REPLACE VIEW each time the writer connects, under the
+ * table's advisory lock; when it cannot be made (a role without the privilege, another
+ * object of that name) the writer says so in last_error and writes the rows all the same.
+ * Drop the table with DROP TABLE ... CASCADE, which drops the view too.
+ *
+ * The table is UNLOGGED by default: writes skip the WAL, and PostgreSQL empties the table
+ * after a crash (not after a clean restart).  Option `logged` keeps it LOGGED; the writer's
+ * session then runs with synchronous_commit = off (see README.md for the measured
+ * difference).
  *
  * Bytes: every byte a query can hold is stored as data: COPY's text format escapes
  * backslash, tab, newline and carriage return; NUL bytes and invalid UTF-8 become U+FFFD.

@@ -136,6 +136,7 @@ PyObject *nprof_py_attach(PyObject *result, PyObject *header);
 
 extern PyTypeObject nprof_py_middleware_type;
 extern PyTypeObject nprof_py_send_type;
+extern PyTypeObject nprof_py_hook_type; /* hooks.c: PhaseHook */
 
 struct nprof_py_middleware {
     PyObject_HEAD

@@ -933,7 +933,17 @@ typedef struct {
     vectorcallfunc vectorcall;
 } send_obj;
 
-static PyObject *str_type, *str_start, *str_status, *str_headers;
+static PyObject *str_type, *str_start, *str_body, *str_more_body, *str_status, *str_headers;
+
+/* The last body message of the response: the handler is done with it, what follows is the
+ * middleware's (framework hooks mark the handler phase when it starts, not when it ends). */
+static void last_body(send_obj *s, PyObject *msg)
+{
+    PyObject *more = PyDict_GetItemWithError(msg, str_more_body);
+    if (!more ? !PyErr_Occurred() : PyObject_IsTrue(more) == 0)
+        nprof_mw_mark_phase(&s->req->st, NPROF_PHASE_MIDDLEWARE);
+    PyErr_Clear();
+}
 
 /* http.response.start gets our headers (a new message: the app's dict is not changed);
  * everything else goes through as it is. */
@@ -944,7 +954,9 @@ static PyObject *send_call(send_obj *s, PyObject *const *args, size_t nargsf, Py
         return PyErr_Format(PyExc_TypeError, "send(message) takes one message");
     PyObject *msg = args[0];
     PyObject *type = PyDict_Check(msg) ? PyDict_GetItemWithError(msg, str_type) : NULL;
-    if (!type || PyUnicode_Compare(type, str_start) != 0 || s->req->ended) {
+    if (!type || s->req->ended || PyUnicode_Compare(type, str_start) != 0) {
+        if (type && !s->req->ended && PyUnicode_Compare(type, str_body) == 0)
+            last_body(s, msg);
         PyErr_Clear();
         return PyObject_CallOneArg(s->send, msg);
     }
@@ -1020,9 +1032,11 @@ static PyObject *req_asgi_send(PyObject *o, PyObject *send)
     if (!str_type) {
         str_type = PyUnicode_InternFromString("type");
         str_start = PyUnicode_InternFromString("http.response.start");
+        str_body = PyUnicode_InternFromString("http.response.body");
+        str_more_body = PyUnicode_InternFromString("more_body");
         str_status = PyUnicode_InternFromString("status");
         str_headers = PyUnicode_InternFromString("headers");
-        if (!str_type || !str_start || !str_status || !str_headers)
+        if (!str_type || !str_start || !str_body || !str_more_body || !str_status || !str_headers)
             return NULL;
     }
     send_obj *s = PyObject_GC_New(send_obj, &nprof_py_send_type);
