@@ -50,7 +50,9 @@
  *   - the libpq wrappers (nprof_pq_exec(), ...) return exactly what libpq returns;
  *   - calls that cannot fail return their value (a size, a count, a pointer, a fingerprint)
  *     or nothing (void).
- * No call returns a length through its int result: lengths go to a size_t out parameter.
+ * No call returns a length through its int result (only the deprecated wrappers of 0.1's
+ * nprof_format_duration() and nprof_mw_route_template() still do): lengths go to a size_t
+ * out parameter.
  *
  * Fixed buffers.  A call that writes into a caller's buffer takes (buf, cap) and a
  * `size_t *out_len` (may be NULL) that receives the length written, without the NUL.  When
@@ -58,7 +60,9 @@
  * *out_len + 1 bytes suffices); buf NULL with cap 0 only measures.  Those calls are
  * nprof_profile_render_header(), nprof_duration_format(), nprof_sql_normalize(),
  * nprof_sql_shape() and nprof_mw_get_route_template(); no other call returns NPROF_ERANGE.
- * Output whose size is not known in advance goes to an nprof_buf, which grows.
+ * nprof_redactor_apply() also writes into a caller's buffer, but cuts its output to fit, as
+ * it cuts it at the redactor's max_bytes, and reports the cut in *truncated.  Output whose
+ * size is not known in advance goes to an nprof_buf, which grows.
  *
  * Strings are passed with their length (NUL bytes are data) unless a declaration says
  * NUL-terminated.  Strings passed in are copied, or only read during the call, unless the
