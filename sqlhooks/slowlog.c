@@ -26,41 +26,18 @@
 #include "runtime/text.h"
 #include "slowlog.h"
 
-void nprof_slowlog_options_init(nprof_slowlog_options *opts)
-{
-    if (!opts)
-        return;
-    *opts = (nprof_slowlog_options){
-        .runtime = NULL,
-        .table = "nanoprof_slow_queries",
-        .queue_slots = 4096,
-        .max_sql_bytes = 2048,
-        .max_params_bytes = 512,
-        .batch_rows = 2000,
-        .flush_interval_ms = 20,
-        .logged = 0,
-        .normalized_only = -1,
-        .redact = 1,
-        .redact_rules = {NULL},
-        .explain = 0,
-        .explain_interval_ms = 60000,
-        .explain_timeout_ms = 200,
-        .retention_s = 604800,
-        .max_rows = 1000000,
-        .retention_interval_ms = 10000,
-        .retention_batch = 1000,
-        .reconnect_min_ms = 50,
-        .reconnect_max_ms = 5000,
-    };
-}
+/* The log's own bounds: its slots are fixed-size, so its SQL is cut shorter than a
+ * profile's (opt.max_sql_bytes is capped at this); everything else the writer needs that no
+ * configuration option names. */
+#define SLOWLOG_MAX_SQL_BYTES 2048
 
-void nprof_slowlog_options_from_config(nprof_slowlog_options *opts, const nprof_config *cfg)
+/* The options that are rows of runtime/config.c's table (slowlog_*, max_params_bytes,
+ * max_sql_bytes) taken from `cfg`: one copy serves both the defaults (from nprof_config_init,
+ * so the option table is the one place they are written) and nprof_slowlog_options_from_config.
+ * normalized_only is left alone: its "auto" needs the production mode (from_config) or the
+ * runtime given at open (options_init's -1). */
+static void take_config(nprof_slowlog_options *opts, const nprof_config *cfg)
 {
-    if (!opts)
-        return;
-    nprof_slowlog_options_init(opts);
-    if (!cfg)
-        return;
     /* A name too long for the options is refused at open, not silently cut here. */
     size_t tlen = strnlen(cfg->slowlog_table, sizeof cfg->slowlog_table);
     if (tlen < sizeof opts->table)
@@ -72,13 +49,48 @@ void nprof_slowlog_options_from_config(nprof_slowlog_options *opts, const nprof_
     opts->explain = cfg->slowlog_explain;
     opts->retention_s = cfg->slowlog_retention_s;
     opts->max_rows = cfg->slowlog_max_rows;
+    opts->max_sql_bytes = cfg->max_sql_bytes < SLOWLOG_MAX_SQL_BYTES ? cfg->max_sql_bytes
+                                                                     : SLOWLOG_MAX_SQL_BYTES;
+    opts->max_params_bytes = cfg->max_params_bytes;
+    opts->redact_rules[0] = cfg->slowlog_redact_rule[0] ? cfg->slowlog_redact_rule : NULL;
+}
+
+void nprof_slowlog_options_init(nprof_slowlog_options *opts)
+{
+    if (!opts)
+        return;
+    /* Only the writer's own knobs are written here; see take_config() for the rest. */
+    *opts = (nprof_slowlog_options){
+        .runtime = NULL,
+        .normalized_only = -1,
+        .redact = 1,
+        .redact_rules = {NULL},
+        .batch_rows = 2000,
+        .flush_interval_ms = 20,
+        .explain_interval_ms = 60000,
+        .explain_timeout_ms = 200,
+        .retention_interval_ms = 10000,
+        .retention_batch = 1000,
+        .reconnect_min_ms = 50,
+        .reconnect_max_ms = 5000,
+    };
+    nprof_config defaults;
+    nprof_config_init(&defaults);
+    take_config(opts, &defaults);
+    opts->redact_rules[0] = NULL; /* the default rule is "", so none; and `defaults` dies here */
+}
+
+void nprof_slowlog_options_from_config(nprof_slowlog_options *opts, const nprof_config *cfg)
+{
+    if (!opts)
+        return;
+    nprof_slowlog_options_init(opts);
+    if (!cfg)
+        return;
+    take_config(opts, cfg); /* borrows cfg->slowlog_redact_rule: compiled at open */
     /* auto: the configuration's own production mode decides. */
     opts->normalized_only = cfg->slowlog_normalized_only == 0 ? cfg->production != 0
                                                                : cfg->slowlog_normalized_only == 1;
-    opts->max_sql_bytes = cfg->max_sql_bytes < opts->max_sql_bytes ? cfg->max_sql_bytes : opts->max_sql_bytes;
-    opts->max_params_bytes = cfg->max_params_bytes;
-    if (cfg->slowlog_redact_rule[0])
-        opts->redact_rules[0] = cfg->slowlog_redact_rule; /* borrowed: compiled at open */
 }
 
 /* Checks a table name ([A-Za-z0-9_]+, optionally schema.table) and quotes it. */
