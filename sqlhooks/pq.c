@@ -116,12 +116,21 @@ static _Thread_local struct {
 
 /* ---- the runtime, created once ---------------------------------------------------------- */
 
+/* The counters under the runtime's introspection names "stats.pq.*" (defined with them). */
+#define PQ_CTL_PREFIX "stats.pq"
+static const nprof__ctl_provider ctl_provider;
+
 static int setup_locked(nprof_runtime *rt, int owns)
 {
     nprof_querystats *qs;
     int rc = nprof_querystats_create(rt, 0, &qs);
     if (rc != NPROF_OK)
         return rc;
+    rc = nprof__ctl_register(rt, PQ_CTL_PREFIX, &ctl_provider, &pq);
+    if (rc != NPROF_OK) {
+        nprof_querystats_destroy(qs);
+        return rc;
+    }
     /* Without a redactor, parameter summaries are left out of profiles rather than kept raw. */
     if (nprof_redactor_create(NULL, &pq.redactor) != NPROF_OK)
         pq.redactor = NULL;
@@ -1206,23 +1215,42 @@ void nprof_pq_end(nprof_pq_call *call, PGconn *conn, const char *query, size_t q
 
 /* ---- introspection, shutdown, the exit dump ------------------------------------------------ */
 
+/* The counters: one list gives nprof_pq_stats's fields, their introspection names
+ * ("stats.pq.<field>", registered with the layer's runtime) and nprof_pq_json's keys. */
+#define PQ_FIELDS(X)                                                                          \
+    X(recorded) X(in_profile) X(failures) X(aborted) X(dropped_conns) X(dropped_pending)      \
+    X(dropped_statements) X(unknown_statements) X(conns)
+
 int nprof_pq_get_stats(nprof_pq_stats *out)
 {
     if (!out)
         return NPROF_EINVAL;
-#define LOAD(f) atomic_load_explicit(&pq.f, memory_order_relaxed)
-    *out = (nprof_pq_stats){.recorded = LOAD(recorded),
-                            .in_profile = LOAD(in_profile),
-                            .failures = LOAD(failures),
-                            .aborted = LOAD(aborted),
-                            .dropped_conns = LOAD(dropped_conns),
-                            .dropped_pending = LOAD(dropped_pending),
-                            .dropped_statements = LOAD(dropped_statements),
-                            .unknown_statements = LOAD(unknown_statements),
-                            .conns = LOAD(conns)};
-#undef LOAD
+#define PQ_LOAD(f) .f = atomic_load_explicit(&pq.f, memory_order_relaxed),
+    *out = (nprof_pq_stats){PQ_FIELDS(PQ_LOAD)};
+#undef PQ_LOAD
     return NPROF_OK;
 }
+
+#define PQ_NAME(f) #f,
+static const char *const ctl_names[] = {PQ_FIELDS(PQ_NAME)};
+#undef PQ_NAME
+#define PQ_NAMES (sizeof ctl_names / sizeof ctl_names[0])
+
+static void read_ctl(void *user, nprof_ctl_value *values)
+{
+    (void)user;
+    nprof_pq_stats s;
+    nprof_pq_get_stats(&s);
+#define PQ_VALUE(f) s.f,
+    const uint64_t v[] = {PQ_FIELDS(PQ_VALUE)};
+#undef PQ_VALUE
+    for (size_t i = 0; i < PQ_NAMES; i++) {
+        values[i].type = NPROF_CTL_UINT;
+        values[i].u = v[i];
+    }
+}
+
+static const nprof__ctl_provider ctl_provider = {ctl_names, PQ_NAMES, read_ctl};
 
 int nprof_pq_json(nprof_buf *out)
 {
@@ -1230,20 +1258,8 @@ int nprof_pq_json(nprof_buf *out)
         return NPROF_EINVAL;
     if (!pq_runtime())
         return NPROF_ESTATE;
-    nprof_pq_stats s;
-    nprof_pq_get_stats(&s);
-    const struct {
-        const char *key;
-        uint64_t v;
-    } f[] = {{"recorded", s.recorded},
-             {"in_profile", s.in_profile},
-             {"failures", s.failures},
-             {"aborted", s.aborted},
-             {"dropped_conns", s.dropped_conns},
-             {"dropped_pending", s.dropped_pending},
-             {"dropped_statements", s.dropped_statements},
-             {"unknown_statements", s.unknown_statements},
-             {"conns", s.conns}};
+    nprof_ctl_value v[PQ_NAMES];
+    read_ctl(NULL, v);
     /* The table renders itself; it goes into the document as one value. */
     nprof_buf table = NPROF_BUF_INIT;
     int rc = nprof_querystats_json(pq.qs, 0, &table);
@@ -1253,8 +1269,8 @@ int nprof_pq_json(nprof_buf *out)
     nprof__jw_obj(j);
     nprof__jw_key(j, "pq");
     nprof__jw_obj(j);
-    for (size_t i = 0; i < sizeof f / sizeof f[0]; i++)
-        nprof__jw_ku64(j, f[i].key, f[i].v);
+    for (size_t i = 0; i < PQ_NAMES; i++)
+        nprof__jw_ku64(j, ctl_names[i], v[i].u);
     nprof__jw_obj_end(j);
     nprof__jw_key(j, "querystats");
     nprof__jw_raw(j, table.data, table.len);
@@ -1267,6 +1283,7 @@ void nprof_pq_shutdown(void)
 {
     pthread_mutex_lock(&pq.init_mu);
     if (atomic_load_explicit(&pq.state, memory_order_acquire) == 1) {
+        nprof__ctl_unregister(pq.rt, PQ_CTL_PREFIX, &pq);
         for (int i = 0; i < PQ_SHARDS; i++) {
             pq_shard *s = &pq.shard[i];
             for (uint32_t k = 0; k < s->n; k++)

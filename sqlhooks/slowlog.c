@@ -93,6 +93,34 @@ void nprof_slowlog_options_from_config(nprof_slowlog_options *opts, const nprof_
                                                                : cfg->slowlog_normalized_only == 1;
 }
 
+/* The counters under the runtime's introspection names "stats.slowlog.<field>" (registered at
+ * open when the log has a runtime): one list gives the names and the fields of
+ * nprof_slowlog_stats they come from.  last_error is left out: a string would not outlive the
+ * read (nprof_slowlog_stats_get has it). */
+#define SLOWLOG_CTL_PREFIX "stats.slowlog"
+#define SLOWLOG_FIELDS(X)                                                                     \
+    X(enqueued) X(dropped) X(written) X(unwritten) X(truncated) X(redactions) X(batches)      \
+    X(batch_retries) X(reconnects) X(plans) X(deleted) X(queue_slots) X(queue_depth)          \
+    X(connected)
+#define SLOWLOG_NAME(field) #field,
+#define SLOWLOG_VALUE(field) (uint64_t)st.field,
+static const char *const ctl_names[] = {SLOWLOG_FIELDS(SLOWLOG_NAME)};
+
+static void read_ctl(void *user, nprof_ctl_value *values)
+{
+    nprof_slowlog_stats st;
+    if (nprof_slowlog_stats_get(user, &st) != NPROF_OK)
+        return;
+    const uint64_t v[] = {SLOWLOG_FIELDS(SLOWLOG_VALUE)};
+    for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) {
+        values[i].type = NPROF_CTL_UINT;
+        values[i].u = v[i];
+    }
+}
+
+static const nprof__ctl_provider ctl_provider = {ctl_names, sizeof ctl_names / sizeof ctl_names[0],
+                                                 read_ctl};
+
 /* Checks a table name ([A-Za-z0-9_]+, optionally schema.table) and quotes it. */
 static int set_table(nprof_slowlog *log, const char *name)
 {
@@ -244,12 +272,16 @@ int nprof_slowlog_open(nprof_slowlog **out, const char *conninfo, const nprof_sl
     pthread_condattr_destroy(&ca);
     pthread_mutex_init(&log->mu, NULL);
     pthread_mutex_init(&log->read_mu, NULL);
-    if (pthread_create(&log->thread, NULL, nprof__slowlog_writer, log) != 0) {
+    rc = log->rt ? nprof__ctl_register(log->rt, SLOWLOG_CTL_PREFIX, &ctl_provider, log) : NPROF_OK;
+    if (rc != NPROF_OK || pthread_create(&log->thread, NULL, nprof__slowlog_writer, log) != 0) {
+        if (rc == NPROF_OK)
+            nprof__ctl_unregister(log->rt, SLOWLOG_CTL_PREFIX, log);
         pthread_cond_destroy(&log->cv);
         pthread_mutex_destroy(&log->mu);
         pthread_mutex_destroy(&log->read_mu);
         free_log(log);
-        return nprof__fail(NPROF_EIO, "slowlog: cannot start the writer thread: %s", strerror(errno));
+        return rc ? rc : nprof__fail(NPROF_EIO, "slowlog: cannot start the writer thread: %s",
+                                     strerror(errno));
     }
     log->thread_started = 1;
     *out = log;
@@ -295,6 +327,8 @@ int nprof_slowlog_close(nprof_slowlog *log, uint32_t timeout_ms)
 {
     if (!log)
         return NPROF_OK;
+    /* First: once this returns no introspection read can reach the log freed below. */
+    nprof__ctl_unregister(log->rt, SLOWLOG_CTL_PREFIX, log);
     atomic_store(&log->closing, 1);
     struct timespec deadline = nprof__slowlog_deadline(timeout_ms);
     pthread_mutex_lock(&log->mu);
