@@ -632,6 +632,14 @@ static void sql_level_apply(nprof_runtime *rt, PGconn *conn, int ok, const char 
     }
 }
 
+/* A call's parameters, as libpq takes them (n 0: none). */
+typedef struct pq_params {
+    int n;
+    const char *const *values;
+    const int *lengths;
+    const int *formats;
+} pq_params;
+
 /* ---- recording ---------------------------------------------------------------------------- */
 
 /* One finished query, whichever way it came. */
@@ -713,13 +721,12 @@ static inline size_t params_cap(nprof_runtime *rt)
 
 /* The summary of parameters, redacted (nanoprof/redact.h default rules), into `out` of
  * PQ_PARAMS_BUF bytes; returns its length, 0 when there is none or it cannot be redacted. */
-static size_t params_redacted(nprof_runtime *rt, char *out, int n, const char *const *values,
-                              const int *lengths, const int *formats)
+static size_t params_redacted(nprof_runtime *rt, char *out, const pq_params *pp)
 {
-    if (n <= 0 || !pq.redactor)
+    if (pp->n <= 0 || !pq.redactor)
         return 0;
     char raw[PQ_PARAMS_BUF];
-    size_t len = params_summary(raw, params_cap(rt), n, values, lengths, formats);
+    size_t len = params_summary(raw, params_cap(rt), pp->n, pp->values, pp->lengths, pp->formats);
     size_t red = 0;
     if (nprof_redact(pq.redactor, raw, len, out, PQ_PARAMS_BUF - 1, &red, NULL) < 0)
         return 0;
@@ -808,33 +815,43 @@ static void record(nprof_runtime *rt, const pq_done *d)
     COUNT(recorded);
 }
 
-/* Records a synchronous call that ran from `start` to now.  `fp`: the fingerprint when known
- * (a prepared statement's, or taken by nprof_pq_overlap()), else 0; `stmt`: `sql` is a
- * prepared statement's text, not one to look at for SQL-level PREPARE and EXECUTE. */
-static void record_sync(nprof_runtime *rt, PGconn *conn, const char *sql, size_t len,
-                        uint64_t fp, int stmt, int n, const char *const *values,
-                        const int *lengths, const int *formats, const PGresult *res,
-                        uint64_t start)
+/* A synchronous call that was made: `fp` is the fingerprint when known (a prepared
+ * statement's, or taken by nprof_pq_overlap()), else 0; `stmt`: `sql` is a prepared
+ * statement's text, not one to look at for SQL-level PREPARE and EXECUTE. */
+typedef struct pq_sync {
+    const char *sql;
+    size_t len;
+    uint64_t fp;
+    int stmt;
+    pq_params params;
+    uint64_t start_ticks;
+} pq_sync;
+
+/* Records synchronous call `call`, which ran until now with result `res`. */
+static void record_sync(nprof_runtime *rt, PGconn *conn, const pq_sync *call, const PGresult *res)
 {
     uint64_t end = nprof_ticks();
+    const char *sql = call->sql;
+    size_t len = call->len;
+    uint64_t fp = call->fp;
+    const pq_params *pp = &call->params;
     if (!conn || !sql || conn_excluded(rt, conn))
         return;
     int error = result_error(res);
     const char *args = NULL;
     size_t args_len = 0;
-    if (!stmt)
+    if (!call->stmt)
         sql_level_apply(rt, conn, !error, &sql, &len, &fp, &args, &args_len);
     char params[PQ_PARAMS_BUF];
     size_t plen = 0;
     if (nprof_current() || atomic_load_explicit(&pq.slowlog, memory_order_relaxed))
-        plen = args ? args_redacted(args, args_len, params)
-                    : params_redacted(rt, params, n, values, lengths, formats);
+        plen = args ? args_redacted(args, args_len, params) : params_redacted(rt, params, pp);
     pq_done d = {.sql = sql,
                  .sql_len = len,
                  .fp = fp,
                  .params = plen ? params : NULL,
                  .params_len = plen,
-                 .start_ticks = start,
+                 .start_ticks = call->start_ticks,
                  .end_ticks = end,
                  .rows = res ? result_rows(res) : 0,
                  .error = error};
@@ -843,11 +860,21 @@ static void record_sync(nprof_runtime *rt, PGconn *conn, const char *sql, size_t
 
 /* ---- asynchronous queries ------------------------------------------------------------------- */
 
+/* A query sent without waiting: its kind (PQ_QUERY, PQ_PREPARE, PQ_SYNC), its text or the
+ * name of the prepared statement it executes, its parameters, when it was sent. */
+typedef struct pq_send {
+    int kind;
+    const char *sql;
+    const char *name;
+    pq_params params;
+    uint64_t send_ticks;
+} pq_send;
+
 /* Adds a query in flight to `conn`; its text (sql, or statement `name`'s text) is copied. */
-static void pending_push(nprof_runtime *rt, PGconn *conn, int kind, const char *sql,
-                         const char *name, int n, const char *const *values, const int *lengths,
-                         const int *formats, uint64_t send_ticks)
+static void pending_push(nprof_runtime *rt, PGconn *conn, const pq_send *send)
 {
+    int kind = send->kind;
+    const char *sql = send->sql, *name = send->name;
     pq_conn *c = conn_get(rt, conn, 1);
     if (!c || c->excluded)
         return;
@@ -861,7 +888,7 @@ static void pending_push(nprof_runtime *rt, PGconn *conn, int kind, const char *
         return;
     }
     pq_pending *e = &c->q[(c->head + c->count) % NPROF_PQ_MAX_PENDING];
-    *e = (pq_pending){.kind = kind, .send_ticks = send_ticks};
+    *e = (pq_pending){.kind = kind, .send_ticks = send->send_ticks};
     int ok = 1;
     const char *args = NULL;
     size_t args_len = 0;
@@ -891,11 +918,11 @@ static void pending_push(nprof_runtime *rt, PGconn *conn, int kind, const char *
         e->sql_len = e->sql_alloc = kept;
         ok = e->sql != NULL;
     }
-    if (ok && kind == PQ_QUERY && (n > 0 || args) &&
+    if (ok && kind == PQ_QUERY && (send->params.n > 0 || args) &&
         (nprof_current() || atomic_load_explicit(&pq.slowlog, memory_order_relaxed))) {
         char params[PQ_PARAMS_BUF];
         size_t plen = args ? args_redacted(args, args_len, params)
-                           : params_redacted(rt, params, n, values, lengths, formats);
+                           : params_redacted(rt, params, &send->params);
         e->params = dup_bytes(rt, params, plen);
         e->params_len = e->params ? plen : 0;
     }
@@ -1019,7 +1046,8 @@ PGresult *nprof_pq_exec(PGconn *conn, const char *query)
     size_t len = rt ? overlap_begin(query) : 0;
     PGresult *r = PQexec(conn, query);
     if (rt)
-        record_sync(rt, conn, query, len, overlap_end(), 0, 0, NULL, NULL, NULL, r, start);
+        record_sync(rt, conn, &(pq_sync){.sql = query, .len = len, .fp = overlap_end(),
+                                         .start_ticks = start}, r);
     pq_leave();
     return r;
 }
@@ -1034,8 +1062,10 @@ PGresult *nprof_pq_exec_params(PGconn *conn, const char *command, int nParams,
     PGresult *r = PQexecParams(conn, command, nParams, paramTypes, paramValues, paramLengths,
                                paramFormats, resultFormat);
     if (rt)
-        record_sync(rt, conn, command, len, overlap_end(), 0, nParams, paramValues,
-                    paramLengths, paramFormats, r, start);
+        record_sync(rt, conn,
+                    &(pq_sync){.sql = command, .len = len, .fp = overlap_end(),
+                               .params = {nParams, paramValues, paramLengths, paramFormats},
+                               .start_ticks = start}, r);
     pq_leave();
     return r;
 }
@@ -1064,19 +1094,24 @@ PGresult *nprof_pq_exec_prepared(PGconn *conn, const char *stmtName, int nParams
                                  paramFormats, resultFormat);
     if (rt && conn && stmtName) {
         size_t nlen = strlen(stmtName);
+        pq_sync call = {.stmt = 1, .params = {nParams, paramValues, paramLengths, paramFormats},
+                        .start_ticks = start};
         pq_conn *c = atomic_load_explicit(&pq.conns, memory_order_relaxed) ? conn_get(rt, conn, 0) : NULL;
         pq_stmt *st = c ? stmt_find(c, stmtName, nlen, name_hash(stmtName, nlen)) : NULL;
         if (c && c->excluded) {
             /* not recorded */
         } else if (st && st->sql) {
-            record_sync(rt, conn, st->sql, st->sql_len, st->fp, 1, nParams, paramValues,
-                        paramLengths, paramFormats, r, start);
+            call.sql = st->sql;
+            call.len = st->sql_len;
+            call.fp = st->fp;
+            record_sync(rt, conn, &call, r);
         } else {
             COUNT(unknown_statements);
             char text[160];
             int k = snprintf(text, sizeof text, "EXECUTE %.*s", 128, stmtName);
-            record_sync(rt, conn, text, (size_t)k, 0, 1, nParams, paramValues, paramLengths,
-                        paramFormats, r, start);
+            call.sql = text;
+            call.len = (size_t)k;
+            record_sync(rt, conn, &call, r);
         }
     }
     pq_leave();
@@ -1089,7 +1124,7 @@ int nprof_pq_send_query(PGconn *conn, const char *query)
     uint64_t start = rt ? nprof_ticks() : 0;
     int ok = PQsendQuery(conn, query);
     if (rt && ok == 1 && conn && query)
-        pending_push(rt, conn, PQ_QUERY, query, NULL, 0, NULL, NULL, NULL, start);
+        pending_push(rt, conn, &(pq_send){.kind = PQ_QUERY, .sql = query, .send_ticks = start});
     pq_leave();
     return ok;
 }
@@ -1103,8 +1138,10 @@ int nprof_pq_send_query_params(PGconn *conn, const char *command, int nParams,
     int ok = PQsendQueryParams(conn, command, nParams, paramTypes, paramValues, paramLengths,
                                paramFormats, resultFormat);
     if (rt && ok == 1 && conn && command)
-        pending_push(rt, conn, PQ_QUERY, command, NULL, nParams, paramValues, paramLengths,
-                     paramFormats, start);
+        pending_push(rt, conn,
+                     &(pq_send){.kind = PQ_QUERY, .sql = command,
+                                .params = {nParams, paramValues, paramLengths, paramFormats},
+                                .send_ticks = start});
     pq_leave();
     return ok;
 }
@@ -1116,7 +1153,8 @@ int nprof_pq_send_prepare(PGconn *conn, const char *stmtName, const char *query,
     uint64_t start = rt ? nprof_ticks() : 0;
     int ok = PQsendPrepare(conn, stmtName, query, nParams, paramTypes);
     if (rt && ok == 1 && conn && stmtName && query)
-        pending_push(rt, conn, PQ_PREPARE, query, stmtName, 0, NULL, NULL, NULL, start);
+        pending_push(rt, conn, &(pq_send){.kind = PQ_PREPARE, .sql = query, .name = stmtName,
+                                          .send_ticks = start});
     pq_leave();
     return ok;
 }
@@ -1130,8 +1168,10 @@ int nprof_pq_send_query_prepared(PGconn *conn, const char *stmtName, int nParams
     int ok = PQsendQueryPrepared(conn, stmtName, nParams, paramValues, paramLengths,
                                  paramFormats, resultFormat);
     if (rt && ok == 1 && conn && stmtName)
-        pending_push(rt, conn, PQ_QUERY, NULL, stmtName, nParams, paramValues, paramLengths,
-                     paramFormats, start);
+        pending_push(rt, conn,
+                     &(pq_send){.kind = PQ_QUERY, .name = stmtName,
+                                .params = {nParams, paramValues, paramLengths, paramFormats},
+                                .send_ticks = start});
     pq_leave();
     return ok;
 }
@@ -1154,7 +1194,7 @@ int nprof_pq_pipeline_sync(PGconn *conn)
     nprof_runtime *rt = pq_enter();
     int ok = PQpipelineSync(conn);
     if (rt && ok == 1 && conn)
-        pending_push(rt, conn, PQ_SYNC, NULL, NULL, 0, NULL, NULL, NULL, 0);
+        pending_push(rt, conn, &(pq_send){.kind = PQ_SYNC});
     pq_leave();
     return ok;
 }
@@ -1208,8 +1248,10 @@ void nprof_pq_end(nprof_pq_call *call, PGconn *conn, const char *query, size_t q
                   const int *paramFormats, const PGresult *res)
 {
     if (call && call->rt)
-        record_sync(call->rt, conn, query, query_len, 0, 0, nParams, paramValues, paramLengths,
-                    paramFormats, res, call->start_ticks);
+        record_sync(call->rt, conn,
+                    &(pq_sync){.sql = query, .len = query_len,
+                               .params = {nParams, paramValues, paramLengths, paramFormats},
+                               .start_ticks = call->start_ticks}, res);
     pq_leave();
 }
 
