@@ -93,10 +93,10 @@ static void read_totals(void *user, nprof_ctl_value *values)
 {
     nprof_mw_totals t;
     nprof_mw_get_totals(user, &t);
-    for (size_t i = 0; i < TOTALS_COUNT; i++) {
-        values[i].type = NPROF_CTL_UINT;
-        values[i].u = *(const uint64_t *)((const char *)&t + totals_offsets[i]);
-    }
+    uint64_t v[TOTALS_COUNT];
+    for (size_t i = 0; i < TOTALS_COUNT; i++)
+        v[i] = *(const uint64_t *)((const char *)&t + totals_offsets[i]);
+    nprof__ctl_uints(values, v, TOTALS_COUNT);
 }
 
 static const nprof__ctl_provider totals_provider = {totals_names, TOTALS_COUNT, read_totals};

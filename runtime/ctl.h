@@ -59,6 +59,15 @@ typedef struct nprof__ctl_registry {
 int nprof__ctl_registry_init(nprof__ctl_registry *reg);
 void nprof__ctl_registry_fini(nprof__ctl_registry *reg);
 
+/* Fills values[0..n) with the unsigned numbers v[0..n): what most providers' read does. */
+static inline void nprof__ctl_uints(nprof_ctl_value *values, const uint64_t *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        values[i].type = NPROF_CTL_UINT;
+        values[i].u = v[i];
+    }
+}
+
 /* Adds `provider` with `user` under `prefix` ("stats.mw").  Errors: NPROF_EINVAL (NULL
  * argument, a prefix too long, too many names), NPROF_ENOMEM. */
 int nprof__ctl_register(nprof_runtime *rt, const char *prefix, const nprof__ctl_provider *provider,

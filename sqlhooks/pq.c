@@ -1286,10 +1286,7 @@ static void read_ctl(void *user, nprof_ctl_value *values)
 #define PQ_VALUE(f) s.f,
     const uint64_t v[] = {PQ_FIELDS(PQ_VALUE)};
 #undef PQ_VALUE
-    for (size_t i = 0; i < PQ_NAMES; i++) {
-        values[i].type = NPROF_CTL_UINT;
-        values[i].u = v[i];
-    }
+    nprof__ctl_uints(values, v, PQ_NAMES);
 }
 
 static const nprof__ctl_provider ctl_provider = {ctl_names, PQ_NAMES, read_ctl};

@@ -50,10 +50,7 @@ static void read_ctl(void *user, nprof_ctl_value *values)
     const nprof_querystats *qs = user;
     uint64_t v[] = {nprof_querystats_size(qs), nprof_querystats_capacity(qs),
                     nprof_querystats_dropped(qs)};
-    for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) {
-        values[i].type = NPROF_CTL_UINT;
-        values[i].u = v[i];
-    }
+    nprof__ctl_uints(values, v, sizeof v / sizeof v[0]);
 }
 
 static const nprof__ctl_provider ctl_provider = {ctl_names, sizeof ctl_names / sizeof ctl_names[0],

@@ -112,10 +112,7 @@ static void read_ctl(void *user, nprof_ctl_value *values)
     if (nprof_slowlog_stats_get(user, &st) != NPROF_OK)
         return;
     const uint64_t v[] = {SLOWLOG_FIELDS(SLOWLOG_VALUE)};
-    for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) {
-        values[i].type = NPROF_CTL_UINT;
-        values[i].u = v[i];
-    }
+    nprof__ctl_uints(values, v, sizeof v / sizeof v[0]);
 }
 
 static const nprof__ctl_provider ctl_provider = {ctl_names, sizeof ctl_names / sizeof ctl_names[0],
