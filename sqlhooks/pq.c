@@ -870,16 +870,72 @@ typedef struct pq_send {
     uint64_t send_ticks;
 } pq_send;
 
+/* The text an execution of a statement never seen prepared is recorded as ("EXECUTE name",
+ * the name cut at 128 bytes); returns its length.  `text` holds PQ_UNKNOWN_STMT_BUF bytes. */
+#define PQ_UNKNOWN_STMT_BUF 160
+static size_t unknown_stmt_text(const char *name, char *text)
+{
+    COUNT(unknown_statements);
+    int k = snprintf(text, PQ_UNKNOWN_STMT_BUF, "EXECUTE %.*s", 128, name);
+    return k < 0 ? 0 : (size_t)k;
+}
+
+/* `e`'s text for an execution of prepared statement `name`: its text (copied) when the
+ * statement was seen prepared, else recorded by name.  0 without memory. */
+static int pending_stmt_text(nprof_runtime *rt, pq_conn *c, const char *name, pq_pending *e)
+{
+    size_t nlen = strlen(name);
+    pq_stmt *st = stmt_find(c, name, nlen, name_hash(name, nlen));
+    if (st && st->sql) {
+        e->sql = dup_bytes(rt, st->sql, st->sql_len);
+        e->sql_len = e->sql_alloc = st->sql_len;
+        e->fp = st->fp;
+    } else { /* prepared before we saw the connection, or not kept */
+        char text[PQ_UNKNOWN_STMT_BUF];
+        size_t k = unknown_stmt_text(name, text);
+        e->sql = dup_bytes(rt, text, k);
+        e->sql_len = e->sql_alloc = k;
+    }
+    return e->sql != NULL;
+}
+
+/* `e`'s text for query `sql` (a SQL-level EXECUTE as its statement's text, with *args its
+ * argument list), cut at the profile's bound, with its fingerprint.  0 without memory. */
+static int pending_sql_text(nprof_runtime *rt, PGconn *conn, const char *sql, pq_pending *e,
+                            const char **args, size_t *args_len)
+{
+    size_t len = strlen(sql);
+    uint64_t fp = 0;
+    sql_level_apply(rt, conn, 1, &sql, &len, &fp, args, args_len);
+    size_t kept = nprof__sql_kept(rt, len);
+    e->fp = fp ? fp : fingerprint(sql, len);
+    e->sql = dup_bytes(rt, sql, kept);
+    e->sql_len = e->sql_alloc = kept;
+    return e->sql != NULL;
+}
+
+/* `e`'s parameter summary (redacted), when someone will read it: a current profile or the
+ * slow-query log. */
+static void pending_params(nprof_runtime *rt, pq_pending *e, const pq_params *pp,
+                           const char *args, size_t args_len)
+{
+    if ((pp->n <= 0 && !args) ||
+        !(nprof_current() || atomic_load_explicit(&pq.slowlog, memory_order_relaxed)))
+        return;
+    char params[PQ_PARAMS_BUF];
+    size_t plen = args ? args_redacted(args, args_len, params) : params_redacted(rt, params, pp);
+    e->params = dup_bytes(rt, params, plen);
+    e->params_len = e->params ? plen : 0;
+}
+
 /* Adds a query in flight to `conn`; its text (sql, or statement `name`'s text) is copied. */
 static void pending_push(nprof_runtime *rt, PGconn *conn, const pq_send *send)
 {
-    int kind = send->kind;
-    const char *sql = send->sql, *name = send->name;
     pq_conn *c = conn_get(rt, conn, 1);
     if (!c || c->excluded)
         return;
-    if (kind == PQ_PREPARE) /* at send time: later sends may execute it */
-        stmt_remember(rt, c, name, strlen(name), sql, strlen(sql));
+    if (send->kind == PQ_PREPARE) /* at send time: later sends may execute it */
+        stmt_remember(rt, c, send->name, strlen(send->name), send->sql, strlen(send->sql));
     if (c->untracked || c->count == NPROF_PQ_MAX_PENDING) {
         /* Not tracked, and neither is anything sent after it until its results are read:
          * results arrive in order, and must not be taken for a tracked statement's. */
@@ -888,48 +944,18 @@ static void pending_push(nprof_runtime *rt, PGconn *conn, const pq_send *send)
         return;
     }
     pq_pending *e = &c->q[(c->head + c->count) % NPROF_PQ_MAX_PENDING];
-    *e = (pq_pending){.kind = kind, .send_ticks = send->send_ticks};
-    int ok = 1;
-    const char *args = NULL;
-    size_t args_len = 0;
-    if (kind == PQ_QUERY && !sql) { /* an execution of statement `name` */
-        size_t nlen = strlen(name);
-        pq_stmt *st = stmt_find(c, name, nlen, name_hash(name, nlen));
-        if (st && st->sql) {
-            e->sql = dup_bytes(rt, st->sql, st->sql_len);
-            e->sql_len = e->sql_alloc = st->sql_len;
-            e->fp = st->fp;
-        } else {
-            /* Prepared before we saw the connection, or not kept: record it by name. */
-            COUNT(unknown_statements);
-            char text[160];
-            int k = snprintf(text, sizeof text, "EXECUTE %.*s", 128, name);
-            e->sql = dup_bytes(rt, text, (size_t)k);
-            e->sql_len = e->sql_alloc = (size_t)k;
+    *e = (pq_pending){.kind = send->kind, .send_ticks = send->send_ticks};
+    if (send->kind == PQ_QUERY) {
+        const char *args = NULL;
+        size_t args_len = 0;
+        int ok = send->sql ? pending_sql_text(rt, conn, send->sql, e, &args, &args_len)
+                           : pending_stmt_text(rt, c, send->name, e);
+        if (!ok) {
+            COUNT(failures);
+            pending_clear(rt, e);
+            return;
         }
-        ok = e->sql != NULL;
-    } else if (kind == PQ_QUERY) {
-        size_t len = strlen(sql);
-        uint64_t fp = 0;
-        sql_level_apply(rt, conn, 1, &sql, &len, &fp, &args, &args_len);
-        size_t kept = nprof__sql_kept(rt, len);
-        e->fp = fp ? fp : fingerprint(sql, len);
-        e->sql = dup_bytes(rt, sql, kept);
-        e->sql_len = e->sql_alloc = kept;
-        ok = e->sql != NULL;
-    }
-    if (ok && kind == PQ_QUERY && (send->params.n > 0 || args) &&
-        (nprof_current() || atomic_load_explicit(&pq.slowlog, memory_order_relaxed))) {
-        char params[PQ_PARAMS_BUF];
-        size_t plen = args ? args_redacted(args, args_len, params)
-                           : params_redacted(rt, params, &send->params);
-        e->params = dup_bytes(rt, params, plen);
-        e->params_len = e->params ? plen : 0;
-    }
-    if (!ok) {
-        COUNT(failures);
-        pending_clear(rt, e);
-        return;
+        pending_params(rt, e, &send->params, args, args_len);
     }
     c->count++;
 }
@@ -1106,11 +1132,9 @@ PGresult *nprof_pq_exec_prepared(PGconn *conn, const char *stmtName, int nParams
             call.fp = st->fp;
             record_sync(rt, conn, &call, r);
         } else {
-            COUNT(unknown_statements);
-            char text[160];
-            int k = snprintf(text, sizeof text, "EXECUTE %.*s", 128, stmtName);
+            char text[PQ_UNKNOWN_STMT_BUF];
+            call.len = unknown_stmt_text(stmtName, text);
             call.sql = text;
-            call.len = (size_t)k;
             record_sync(rt, conn, &call, r);
         }
     }
