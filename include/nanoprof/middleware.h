@@ -321,6 +321,8 @@ typedef struct nprof_mw_totals {
     uint64_t routes;            /* distinct rows */
 } nprof_mw_totals;
 
+/* The same figures are the introspection names stats.mw.<field> (nanoprof/runtime.h), which
+ * the dashboard's JSON and /metrics read. */
 NPROF_API int nprof_mw_get_totals(nprof_middleware *mw, nprof_mw_totals *out);
 
 /*

@@ -87,7 +87,8 @@ typedef int (*nprof_querystats_visit_fn)(void *user, const nprof_querystats_entr
 NPROF_API int nprof_querystats_foreach(const nprof_querystats *qs, nprof_querystats_visit_fn fn,
                                        void *user);
 
-/* Shapes held, capacity, and queries dropped because the table was full. */
+/* Shapes held, capacity, and queries dropped because the table was full; also the
+ * introspection names stats.querystats.size, .capacity and .dropped of the table's runtime. */
 NPROF_API size_t nprof_querystats_size(const nprof_querystats *qs);
 NPROF_API size_t nprof_querystats_capacity(const nprof_querystats *qs);
 NPROF_API uint64_t nprof_querystats_dropped(const nprof_querystats *qs);

@@ -194,7 +194,8 @@ typedef struct nprof_slowlog_stats {
     char last_error[256];        /* the writer's last database error, "" if none */
 } nprof_slowlog_stats;
 
-/* Copies the counters.  Thread-safe; never talks to the database. */
+/* Copies the counters.  Thread-safe; never talks to the database.  A log opened with a runtime
+ * also shows them (but last_error) as the introspection names stats.slowlog.<field>. */
 NPROF_API int nprof_slowlog_stats_get(nprof_slowlog *log, nprof_slowlog_stats *out);
 
 /*
