@@ -743,12 +743,20 @@ void nprof__profile_interim_end(nprof_profile *p, const nprof__interim *undo)
         p->phase_ticks[undo->phase] = undo->phase_ticks;
 }
 
-int nprof_profile_query(const nprof_profile *p, size_t index, nprof_query_info *out)
+/* The checks of the three item readers below: NPROF_ENOPROFILE for a NULL profile,
+ * NPROF_EINVAL for a NULL output, NPROF_ENOENT past the `count` items there are. */
+static int item_check(const nprof_profile *p, const void *out, size_t index, size_t count)
 {
     if (!p || !out)
         return p ? NPROF_EINVAL : NPROF_ENOPROFILE;
-    if (index >= p->query_count)
-        return NPROF_ENOENT;
+    return index < count ? NPROF_OK : NPROF_ENOENT;
+}
+
+int nprof_profile_query(const nprof_profile *p, size_t index, nprof_query_info *out)
+{
+    int rc = item_check(p, out, index, p ? p->query_count : 0);
+    if (rc != NPROF_OK)
+        return rc;
     const nprof__query *q = &p->queries[index];
     out->sql = q->sql;
     out->sql_len = q->sql_len;
@@ -767,10 +775,9 @@ int nprof_profile_query(const nprof_profile *p, size_t index, nprof_query_info *
 
 int nprof_profile_pattern(const nprof_profile *p, size_t index, nprof_pattern_info *out)
 {
-    if (!p || !out)
-        return p ? NPROF_EINVAL : NPROF_ENOPROFILE;
-    if (index >= p->pattern_count)
-        return NPROF_ENOENT;
+    int rc = item_check(p, out, index, p ? p->pattern_count : 0);
+    if (rc != NPROF_OK)
+        return rc;
     const nprof__pattern *pat = &p->patterns[index];
     memset(out, 0, sizeof *out);
     out->fingerprint = pat->fingerprint;
@@ -792,10 +799,9 @@ int nprof_profile_pattern(const nprof_profile *p, size_t index, nprof_pattern_in
 
 int nprof_profile_span(const nprof_profile *p, size_t index, nprof_span_info *out)
 {
-    if (!p || !out)
-        return p ? NPROF_EINVAL : NPROF_ENOPROFILE;
-    if (index >= p->span_count)
-        return NPROF_ENOENT;
+    int rc = item_check(p, out, index, p ? p->span_count : 0);
+    if (rc != NPROF_OK)
+        return rc;
     const nprof__span *s = &p->spans[index];
     out->name = s->name;
     out->name_len = s->name_len;
