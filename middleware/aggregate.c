@@ -78,6 +78,29 @@ static void route_free(nprof_mw *mw, nprof__route *r)
     nprof__free_bytes(mw->alloc, r, r->bytes);
 }
 
+/* The totals under the runtime's introspection names "stats.mw.<field>": one list gives the
+ * names and where each value is in nprof_mw_totals, so the struct and the names cannot drift. */
+#define MW_TOTALS(X)                                                                         \
+    X(requests) X(queries) X(sql_ns) X(slow_queries) X(n_plus_one_patterns)                   \
+    X(n_plus_one_requests) X(over_budget) X(errors) X(kept) X(routes)
+#define MW_NAME(field) #field,
+#define MW_OFFSET(field) offsetof(nprof_mw_totals, field),
+static const char *const totals_names[] = {MW_TOTALS(MW_NAME)};
+static const size_t totals_offsets[] = {MW_TOTALS(MW_OFFSET)};
+#define TOTALS_COUNT (sizeof totals_names / sizeof totals_names[0])
+
+static void read_totals(void *user, nprof_ctl_value *values)
+{
+    nprof_mw_totals t;
+    nprof_mw_get_totals(user, &t);
+    uint64_t v[TOTALS_COUNT];
+    for (size_t i = 0; i < TOTALS_COUNT; i++)
+        v[i] = *(const uint64_t *)((const char *)&t + totals_offsets[i]);
+    nprof__ctl_uints(values, v, TOTALS_COUNT);
+}
+
+static const nprof__ctl_provider totals_provider = {totals_names, TOTALS_COUNT, read_totals};
+
 int nprof__mw_aggregate_init(nprof_mw *mw)
 {
     uint32_t cap = pow2_at_least(mw->max_routes * 2 + 16);
@@ -89,11 +112,13 @@ int nprof__mw_aggregate_init(nprof_mw *mw)
         return NPROF_ENOMEM;
     mw->route_mask = cap - 1;
     mw->np_mask = npcap - 1;
-    return NPROF_OK;
+    return nprof__ctl_register(mw->rt, NPROF__MW_CTL_PREFIX, &totals_provider, mw);
 }
 
 void nprof__mw_aggregate_free(nprof_mw *mw)
 {
+    /* First: once this returns no introspection read can reach the rows freed below. */
+    nprof__ctl_unregister(mw->rt, NPROF__MW_CTL_PREFIX, mw);
     if (mw->route_slots) {
         for (uint32_t i = 0; i <= mw->route_mask; i++)
             route_free(mw, atomic_load_explicit(&mw->route_slots[i], memory_order_relaxed));

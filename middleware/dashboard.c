@@ -18,6 +18,34 @@
 #include "nanoprof/store.h"
 #include "runtime/jsonw.h"
 
+/* Names of the status classes, by index of nprof_mw_route_stats.status ([0] other, [1] 1xx
+ * ... [5] 5xx): the JSON keys and the Prometheus `code` label alike. */
+#define STATUS_CLASSES 6
+static const char *const status_class_names[STATUS_CLASSES] = {"other", "1xx", "2xx",
+                                                               "3xx",   "4xx", "5xx"};
+
+/* Rows of the lists that show whole requests or database rows (slowest requests, the
+ * cluster's fingerprints), at most: each row is wide, so the page's tables stop there, and
+ * the cluster's costs a query over every process's rows. */
+#define WIDE_LIST_MAX 20
+
+/* Content-Security-Policy of everything but the page and the SVG: nothing may load, nothing
+ * may frame it (text and JSON need no more). */
+#define CSP_NONE "default-src 'none'; frame-ancestors 'none'"
+/* The SVG flame graph has no script; its inline style attributes are all it needs. */
+#define CSP_SVG "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'"
+/* The page: its own script and style by nonce (both %s), the JSON and exports it fetches from
+ * itself, no forms, no base, no framing. */
+#define CSP_PAGE_FORMAT                                                                      \
+    "default-src 'none'; script-src 'nonce-%s'; style-src 'nonce-%s'; "                      \
+    "connect-src 'self'; img-src 'self'; base-uri 'none'; form-action 'none'; "              \
+    "frame-ancestors 'none'"
+
+static size_t wide_list_rows(const nprof_mw *mw)
+{
+    return mw->dashboard_items < WIDE_LIST_MAX ? mw->dashboard_items : WIDE_LIST_MAX;
+}
+
 /* ---- gathering the rows ---------------------------------------------------------------- */
 
 typedef struct row {
@@ -95,16 +123,15 @@ static int rows_collect(nprof_mw *mw, rows *rs)
 
 static void route_json(nprof__jw *j, const nprof_mw_route_stats *s, const nprof__route *r)
 {
-    static const char *const cls[6] = {"other", "1xx", "2xx", "3xx", "4xx", "5xx"};
     nprof__jw_obj(j);
     nprof__jw_kstr(j, "method", s->method, s->method_len);
     nprof__jw_kstr(j, "route", s->route, s->route_len);
     nprof__jw_ku64(j, "count", s->count);
     nprof__jw_key(j, "status");
     nprof__jw_obj(j);
-    for (int c = 0; c < 6; c++)
+    for (int c = 0; c < STATUS_CLASSES; c++)
         if (s->status[c])
-            nprof__jw_ku64(j, cls[c], s->status[c]);
+            nprof__jw_ku64(j, status_class_names[c], s->status[c]);
     nprof__jw_obj_end(j);
     nprof__jw_kms(j, "p50_ms", s->p50_ns);
     nprof__jw_kms(j, "p95_ms", s->p95_ns);
@@ -274,8 +301,8 @@ static void cluster_json(nprof__jw *j, nprof_mw *mw)
         nprof__jw_ku64(j, "connected", ls.connected != 0);
     }
     nprof_buf rows = NPROF_BUF_INIT;
-    int rc = nprof_slowlog_read_by_fingerprint(mw->slowlog, mw->dashboard_items < 20 ? mw->dashboard_items : 20,
-                                               mw->cluster_since_s, &rows);
+    int rc = nprof_slowlog_read_by_fingerprint(mw->slowlog, wide_list_rows(mw), mw->cluster_since_s,
+                                               &rows);
     nprof__jw_key(j, "by_fingerprint");
     if (rc == NPROF_OK) {
         nprof__jw_raw(j, rows.data, rows.len);
@@ -291,91 +318,139 @@ static void cluster_json(nprof__jw *j, nprof_mw *mw)
     nprof__jw_obj_end(j);
 }
 
-int nprof_mw_render_json(nprof_mw *mw, nprof_buf *out)
+/* What the JSON document is made from, gathered before any of it is written. */
+typedef struct json_view {
+    nprof_mw *mw;
+    nprof__ctl_snapshot totals; /* "stats.mw.*" of this middleware (aggregate.c) */
+    rows rs;                    /* by count, most first */
+    np_list nl;                 /* most recent first */
+    nprof_snapshot *snap;       /* the store now */
+} json_view;
+
+static void json_view_free(json_view *v)
 {
-    if (!mw || !out)
-        return NPROF_EINVAL;
-    nprof_mw_totals t;
-    nprof_mw_get_totals(mw, &t);
-    const nprof_config *cfg = nprof_runtime_config(mw->rt);
-    nprof_store *store = nprof_runtime_store(mw->rt);
-    rows rs = {.each = NULL, .user = NULL};
-    int rc = rows_collect(mw, &rs);
+    nprof_snapshot_release(v->snap);
+    rows_free(&v->rs);
+    free(v->nl.items);
+}
+
+static int json_view_gather(nprof_mw *mw, json_view *v)
+{
+    memset(v, 0, sizeof *v);
+    v->mw = mw;
+    nprof__ctl_snapshot_take(mw->rt, NPROF__MW_CTL_PREFIX, mw, &v->totals);
+    int rc = rows_collect(mw, &v->rs);
     if (rc)
         return rc;
-    if (rs.count > 1)
-        qsort(rs.items, rs.count, sizeof *rs.items, by_count_desc);
-    np_list nl = {0};
-    rc = nprof__mw_np_foreach(mw, collect_np, &nl);
-    if (rc) {
-        rows_free(&rs);
-        free(nl.items);
-        return rc;
-    }
-    if (nl.count > 1)
-        qsort(nl.items, nl.count, sizeof *nl.items, np_recent_first);
-    nprof_snapshot *snap = NULL;
-    rc = nprof_store_snapshot(store, &snap);
-    if (rc) {
-        rows_free(&rs);
-        free(nl.items);
-        return rc;
-    }
+    if (v->rs.count > 1)
+        qsort(v->rs.items, v->rs.count, sizeof *v->rs.items, by_count_desc);
+    rc = nprof__mw_np_foreach(mw, collect_np, &v->nl);
+    if (rc == NPROF_OK && v->nl.count > 1)
+        qsort(v->nl.items, v->nl.count, sizeof *v->nl.items, np_recent_first);
+    if (rc == NPROF_OK)
+        rc = nprof_store_snapshot(nprof_runtime_store(mw->rt), &v->snap);
+    if (rc)
+        json_view_free(v);
+    return rc;
+}
 
-    nprof__jw jw, *j = &jw;
-    nprof__jw_init(j, out);
-    nprof__jw_obj(j);
-    nprof__jw_ku64(j, "total_requests", t.requests);
-    nprof__jw_ku64(j, "total_queries", t.queries);
+static uint64_t total(const json_view *v, const char *name)
+{
+    return nprof__ctl_snapshot_u64(&v->totals, name);
+}
+
+/* A mean of `part` per `whole` with two decimals, as the reference document writes it. */
+static void mean_json(nprof__jw *j, uint64_t part, uint64_t whole)
+{
+    nprof__jw_fixed(j, whole ? (part * 100 + whole / 2) / whole : 0, 2);
+}
+
+/* The reference document's keys, first and in its order. */
+static void reference_json(nprof__jw *j, const json_view *v)
+{
+    uint64_t requests = total(v, "stats.mw.requests"), queries = total(v, "stats.mw.queries");
+    nprof__jw_ku64(j, "total_requests", requests);
+    nprof__jw_ku64(j, "total_queries", queries);
     nprof__jw_key(j, "avg_queries_per_request");
-    nprof__jw_fixed(j, t.requests ? (t.queries * 100 + t.requests / 2) / t.requests : 0, 2);
-    nprof__jw_ku64(j, "slow_query_count", t.slow_queries);
-    nprof__jw_ku64(j, "n_plus_one_count", t.n_plus_one_patterns);
+    mean_json(j, queries, requests);
+    nprof__jw_ku64(j, "slow_query_count", total(v, "stats.mw.slow_queries"));
+    nprof__jw_ku64(j, "n_plus_one_count", total(v, "stats.mw.n_plus_one_patterns"));
     nprof__jw_key(j, "recent_slow_queries");
     nprof__jw_arr(j);
-    recent_slow_json(j, snap, mw->dashboard_items);
+    recent_slow_json(j, v->snap, v->mw->dashboard_items);
     nprof__jw_arr_end(j);
     nprof__jw_key(j, "recent_n_plus_one");
     nprof__jw_arr(j);
-    for (size_t i = 0; i < nl.count && i < mw->dashboard_items; i++) {
-        nprof__jw_str(j, nl.items[i]->text, nl.items[i]->text_len);
-    }
+    for (size_t i = 0; i < v->nl.count && i < v->mw->dashboard_items; i++)
+        nprof__jw_str(j, v->nl.items[i]->text, v->nl.items[i]->text_len);
     nprof__jw_arr_end(j);
-    /* ---- beyond the reference document ---- */
+}
+
+static void np_patterns_json(nprof__jw *j, const json_view *v)
+{
     nprof__jw_key(j, "n_plus_one_patterns");
     nprof__jw_arr(j);
-    for (size_t i = 0; i < nl.count && i < mw->dashboard_items; i++)
-        np_json(j, nl.items[i]);
+    for (size_t i = 0; i < v->nl.count && i < v->mw->dashboard_items; i++)
+        np_json(j, v->nl.items[i]);
     nprof__jw_arr_end(j);
+}
+
+/* "totals": the middleware's introspection names, under their own names (sql_ns as ms). */
+static void totals_json(nprof__jw *j, const json_view *v)
+{
+    static const char *const keys[][2] = {
+        {"requests", "stats.mw.requests"},
+        {"queries", "stats.mw.queries"},
+        {"sql_ms", "stats.mw.sql_ns"},
+        {"slow_queries", "stats.mw.slow_queries"},
+        {"n_plus_one_patterns", "stats.mw.n_plus_one_patterns"},
+        {"n_plus_one_requests", "stats.mw.n_plus_one_requests"},
+        {"over_budget", "stats.mw.over_budget"},
+        {"errors", "stats.mw.errors"},
+        {"kept", "stats.mw.kept"},
+        {"routes", "stats.mw.routes"},
+    };
     nprof__jw_key(j, "totals");
     nprof__jw_obj(j);
-    nprof__jw_ku64(j, "requests", t.requests);
-    nprof__jw_ku64(j, "queries", t.queries);
-    nprof__jw_kms(j, "sql_ms", t.sql_ns);
-    nprof__jw_ku64(j, "slow_queries", t.slow_queries);
-    nprof__jw_ku64(j, "n_plus_one_patterns", t.n_plus_one_patterns);
-    nprof__jw_ku64(j, "n_plus_one_requests", t.n_plus_one_requests);
-    nprof__jw_ku64(j, "over_budget", t.over_budget);
-    nprof__jw_ku64(j, "errors", t.errors);
-    nprof__jw_ku64(j, "kept", t.kept);
-    nprof__jw_ku64(j, "routes", t.routes);
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
+        if (!strcmp(keys[i][1], "stats.mw.sql_ns"))
+            nprof__jw_kms(j, keys[i][0], total(v, keys[i][1]));
+        else
+            nprof__jw_ku64(j, keys[i][0], total(v, keys[i][1]));
+    }
     nprof__jw_obj_end(j);
+}
+
+static void routes_json(nprof__jw *j, const json_view *v)
+{
     nprof__jw_key(j, "routes");
     nprof__jw_arr(j);
-    for (size_t i = 0; i < rs.count; i++)
-        route_json(j, &rs.items[i].s, rs.items[i].r);
+    for (size_t i = 0; i < v->rs.count; i++)
+        route_json(j, &v->rs.items[i].s, v->rs.items[i].r);
     nprof__jw_arr_end(j);
+}
+
+static void slowest_section_json(nprof__jw *j, const json_view *v)
+{
     nprof__jw_key(j, "slowest_requests");
     nprof__jw_arr(j);
-    slowest_json(j, store, mw->dashboard_items < 20 ? mw->dashboard_items : 20);
+    slowest_json(j, nprof_runtime_store(v->mw->rt), wide_list_rows(v->mw));
     nprof__jw_arr_end(j);
+}
+
+static void store_json(nprof__jw *j, const json_view *v)
+{
     nprof__jw_key(j, "store");
     nprof__jw_obj(j);
-    nprof__jw_ku64(j, "capacity", nprof_store_capacity(store));
-    nprof__jw_ku64(j, "size", nprof_snapshot_count(snap));
-    nprof__jw_ku64(j, "sample_every", mw->sample_every);
+    nprof__jw_ku64(j, "capacity", nprof_store_capacity(nprof_runtime_store(v->mw->rt)));
+    nprof__jw_ku64(j, "size", nprof_snapshot_count(v->snap));
+    nprof__jw_ku64(j, "sample_every", v->mw->sample_every);
     nprof__jw_obj_end(j);
-    /* memory and clock: introspection values, under "memory" and "clock" */
+}
+
+/* "memory" and "clock": introspection values under keys of their own. */
+static void runtime_json(nprof__jw *j, nprof_runtime *rt)
+{
     static const char *const ctl_keys[][2] = {
         {"memory", NULL},
         {"bytes", "stats.memory.bytes"},
@@ -391,7 +466,7 @@ int nprof_mw_render_json(nprof_mw *mw, nprof_buf *out)
     };
     for (size_t i = 0; i < sizeof ctl_keys / sizeof ctl_keys[0]; i++) {
         if (ctl_keys[i][1]) {
-            ctl_json(j, mw->rt, ctl_keys[i][0], ctl_keys[i][1]);
+            ctl_json(j, rt, ctl_keys[i][0], ctl_keys[i][1]);
             continue;
         }
         if (i)
@@ -400,6 +475,11 @@ int nprof_mw_render_json(nprof_mw *mw, nprof_buf *out)
         nprof__jw_obj(j);
     }
     nprof__jw_obj_end(j);
+}
+
+static void config_json(nprof__jw *j, const nprof_mw *mw)
+{
+    const nprof_config *cfg = nprof_runtime_config(mw->rt);
     nprof__jw_key(j, "config");
     nprof__jw_obj(j);
     nprof__jw_key(j, "slow_query_threshold_ms");
@@ -409,17 +489,42 @@ int nprof_mw_render_json(nprof_mw *mw, nprof_buf *out)
     nprof__jw_ku64(j, "production", cfg->production != 0);
     nprof__jw_ku64(j, "refresh_seconds", mw->refresh_seconds);
     nprof__jw_obj_end(j);
-    nprof__jw_key(j, "cluster");
-    cluster_json(j, mw);
+}
+
+/* The document's own: version, when it was made, how long the middleware has run. */
+static void meta_json(nprof__jw *j, const nprof_mw *mw)
+{
     nprof__jw_kstr(j, "version", NPROF_VERSION_STRING, strlen(NPROF_VERSION_STRING));
     uint64_t now = nprof_now_ns();
     nprof__jw_ku64(j, "generated_at_ns", now);
     nprof__jw_ku64(j, "uptime_ns", now > mw->created_ns ? now - mw->created_ns : 0);
-    nprof__jw_obj_end(j);
+}
 
-    nprof_snapshot_release(snap);
-    rows_free(&rs);
-    free(nl.items);
+int nprof_mw_render_json(nprof_mw *mw, nprof_buf *out)
+{
+    if (!mw || !out)
+        return NPROF_EINVAL;
+    json_view v;
+    int rc = json_view_gather(mw, &v);
+    if (rc)
+        return rc;
+    nprof__jw jw, *j = &jw;
+    nprof__jw_init(j, out);
+    nprof__jw_obj(j);
+    reference_json(j, &v);
+    /* ---- beyond the reference document ---- */
+    np_patterns_json(j, &v);
+    totals_json(j, &v);
+    routes_json(j, &v);
+    slowest_section_json(j, &v);
+    store_json(j, &v);
+    runtime_json(j, mw->rt);
+    config_json(j, mw);
+    nprof__jw_key(j, "cluster");
+    cluster_json(j, mw);
+    meta_json(j, mw);
+    nprof__jw_obj_end(j);
+    json_view_free(&v);
     return nprof__jw_finish(j);
 }
 
@@ -524,12 +629,100 @@ static int keep_buckets(void *user, size_t index, const row *rw, const nprof__hi
     return NPROF_OK;
 }
 
+/* The middleware's totals: one family each, read through its introspection names. */
+static void prom_totals(nprof__tw *p, const nprof__ctl_snapshot *totals)
+{
+    static const struct {
+        const char *name, *type, *help, *ctl;
+        int seconds; /* the value is ns, written as seconds */
+    } families[] = {
+        {"nanoprof_requests_total", "counter", "Requests measured by the middleware.",
+         "stats.mw.requests", 0},
+        {"nanoprof_queries_total", "counter", "SQL queries recorded.", "stats.mw.queries", 0},
+        {"nanoprof_slow_queries_total", "counter",
+         "SQL queries slower than slow_query_threshold_ms.", "stats.mw.slow_queries", 0},
+        {"nanoprof_n_plus_one_requests_total", "counter",
+         "Requests with at least one N+1 query pattern.", "stats.mw.n_plus_one_requests", 0},
+        {"nanoprof_n_plus_one_patterns", "gauge", "Distinct N+1 query patterns seen.",
+         "stats.mw.n_plus_one_patterns", 0},
+        {"nanoprof_over_budget_requests_total", "counter",
+         "Requests over their route's query budget.", "stats.mw.over_budget", 0},
+        {"nanoprof_errors_total", "counter", "Requests answered with a 5xx status.",
+         "stats.mw.errors", 0},
+        {"nanoprof_kept_requests_total", "counter",
+         "Requests kept in full in the store (sampling).", "stats.mw.kept", 0},
+        {"nanoprof_sql_seconds_total", "counter", "Time spent in SQL queries.",
+         "stats.mw.sql_ns", 1},
+    };
+    for (size_t i = 0; i < sizeof families / sizeof families[0]; i++) {
+        pr_family(p, families[i].name, families[i].type, families[i].help);
+        pr_sample(p, families[i].name, NULL, NULL, NULL,
+                  nprof__ctl_snapshot_u64(totals, families[i].ctl), families[i].seconds);
+    }
+}
+
+static void prom_route_requests(nprof__tw *p, const rows *rs)
+{
+    pr_family(p, "nanoprof_route_requests_total", "counter",
+              "Requests per route and status class.");
+    for (size_t i = 0; i < rs->count; i++)
+        for (int c = 0; c < STATUS_CLASSES; c++)
+            if (rs->items[i].s.status[c])
+                pr_sample(p, "nanoprof_route_requests_total", &rs->items[i].s, "code",
+                          status_class_names[c], rs->items[i].s.status[c], 0);
+}
+
+static void prom_latency(nprof__tw *p, const rows *rs, const prom_rows *pr)
+{
+    pr_family(p, "nanoprof_request_duration_seconds", "histogram",
+              "Request latency per route (from a log-linear histogram, " NPROF__HIST_ERROR_TEXT ").");
+    for (size_t i = 0; i < rs->count; i++) {
+        const nprof_mw_route_stats *s = &rs->items[i].s;
+        for (size_t b = 0; b < LE_COUNT; b++)
+            pr_sample(p, "nanoprof_request_duration_seconds_bucket", s, "le", LE_TEXT[b],
+                      pr->le[i][b], 0);
+        pr_sample(p, "nanoprof_request_duration_seconds_bucket", s, "le", "+Inf", s->count, 0);
+        pr_sample(p, "nanoprof_request_duration_seconds_sum", s, NULL, NULL, s->total_ns, 1);
+        pr_sample(p, "nanoprof_request_duration_seconds_count", s, NULL, NULL, s->count, 0);
+    }
+}
+
+static void prom_route_sql(nprof__tw *p, const rows *rs)
+{
+    pr_family(p, "nanoprof_route_queries_total", "counter", "SQL queries per route.");
+    for (size_t i = 0; i < rs->count; i++)
+        pr_sample(p, "nanoprof_route_queries_total", &rs->items[i].s, NULL, NULL,
+                  rs->items[i].s.queries, 0);
+    pr_family(p, "nanoprof_route_sql_seconds_total", "counter", "SQL time per route.");
+    for (size_t i = 0; i < rs->count; i++)
+        pr_sample(p, "nanoprof_route_sql_seconds_total", &rs->items[i].s, NULL, NULL,
+                  rs->items[i].s.sql_ns, 1);
+}
+
+/* The runtime's own figures: memory, the store, the build. */
+static void prom_runtime(nprof__tw *p, nprof_runtime *rt)
+{
+    nprof_ctl_value v;
+    if (nprof_ctl_get(rt, "stats.memory.bytes", &v) == NPROF_OK) {
+        pr_family(p, "nanoprof_memory_bytes", "gauge", "Bytes the profiler's runtime holds.");
+        pr_sample(p, "nanoprof_memory_bytes", NULL, NULL, NULL, v.u, 0);
+    }
+    pr_family(p, "nanoprof_store_profiles", "gauge", "Profiles held in the store.");
+    pr_sample(p, "nanoprof_store_profiles", NULL, NULL, NULL,
+              nprof_store_size(nprof_runtime_store(rt)), 0);
+    pr_family(p, "nanoprof_build_info", "gauge", "Version and clock source of nanoprof.");
+    nprof__tw_cstr(p, "nanoprof_build_info{version=\"" NPROF_VERSION_STRING "\",clock=");
+    const char *src = nprof_ctl_get(rt, "clock.source", &v) == NPROF_OK ? v.s : "unknown";
+    pr_label(p, src, strlen(src));
+    nprof__tw_cstr(p, "} 1\n");
+}
+
 int nprof_mw_render_prometheus(nprof_mw *mw, nprof_buf *out)
 {
     if (!mw || !out)
         return NPROF_EINVAL;
-    nprof_mw_totals t;
-    nprof_mw_get_totals(mw, &t);
+    nprof__ctl_snapshot totals;
+    nprof__ctl_snapshot_take(mw->rt, NPROF__MW_CTL_PREFIX, mw, &totals);
     prom_rows pr = {.le = NULL, .cap = 0};
     rows rs = {.each = keep_buckets, .user = &pr};
     int rc = rows_collect(mw, &rs);
@@ -537,80 +730,14 @@ int nprof_mw_render_prometheus(nprof_mw *mw, nprof_buf *out)
         free(pr.le);
         return rc;
     }
-    uint64_t(*le)[LE_COUNT] = pr.le;
     nprof__tw tw, *p = &tw;
     nprof__tw_init(p, out);
-    static const struct {
-        const char *name, *type, *help;
-        size_t offset;
-    } totals[] = {
-        {"nanoprof_requests_total", "counter", "Requests measured by the middleware.",
-         offsetof(nprof_mw_totals, requests)},
-        {"nanoprof_queries_total", "counter", "SQL queries recorded.",
-         offsetof(nprof_mw_totals, queries)},
-        {"nanoprof_slow_queries_total", "counter",
-         "SQL queries slower than slow_query_threshold_ms.",
-         offsetof(nprof_mw_totals, slow_queries)},
-        {"nanoprof_n_plus_one_requests_total", "counter",
-         "Requests with at least one N+1 query pattern.",
-         offsetof(nprof_mw_totals, n_plus_one_requests)},
-        {"nanoprof_n_plus_one_patterns", "gauge", "Distinct N+1 query patterns seen.",
-         offsetof(nprof_mw_totals, n_plus_one_patterns)},
-        {"nanoprof_over_budget_requests_total", "counter",
-         "Requests over their route's query budget.", offsetof(nprof_mw_totals, over_budget)},
-        {"nanoprof_errors_total", "counter", "Requests answered with a 5xx status.",
-         offsetof(nprof_mw_totals, errors)},
-        {"nanoprof_kept_requests_total", "counter",
-         "Requests kept in full in the store (sampling).", offsetof(nprof_mw_totals, kept)},
-    };
-    for (size_t i = 0; i < sizeof totals / sizeof totals[0]; i++) {
-        pr_family(p, totals[i].name, totals[i].type, totals[i].help);
-        pr_sample(p, totals[i].name, NULL, NULL, NULL,
-                  *(const uint64_t *)((const char *)&t + totals[i].offset), 0);
-    }
-    pr_family(p, "nanoprof_sql_seconds_total", "counter", "Time spent in SQL queries.");
-    pr_sample(p, "nanoprof_sql_seconds_total", NULL, NULL, NULL, t.sql_ns, 1);
-
-    static const char *const cls[6] = {"other", "1xx", "2xx", "3xx", "4xx", "5xx"};
-    pr_family(p, "nanoprof_route_requests_total", "counter",
-              "Requests per route and status class.");
-    for (size_t i = 0; i < rs.count; i++)
-        for (int c = 0; c < 6; c++)
-            if (rs.items[i].s.status[c])
-                pr_sample(p, "nanoprof_route_requests_total", &rs.items[i].s, "code", cls[c],
-                          rs.items[i].s.status[c], 0);
-    pr_family(p, "nanoprof_request_duration_seconds", "histogram",
-              "Request latency per route (from a log-linear histogram, within 1%).");
-    for (size_t i = 0; i < rs.count; i++) {
-        const nprof_mw_route_stats *s = &rs.items[i].s;
-        for (size_t b = 0; b < LE_COUNT; b++)
-            pr_sample(p, "nanoprof_request_duration_seconds_bucket", s, "le", LE_TEXT[b], le[i][b], 0);
-        pr_sample(p, "nanoprof_request_duration_seconds_bucket", s, "le", "+Inf", s->count, 0);
-        pr_sample(p, "nanoprof_request_duration_seconds_sum", s, NULL, NULL, s->total_ns, 1);
-        pr_sample(p, "nanoprof_request_duration_seconds_count", s, NULL, NULL, s->count, 0);
-    }
-    pr_family(p, "nanoprof_route_queries_total", "counter", "SQL queries per route.");
-    for (size_t i = 0; i < rs.count; i++)
-        pr_sample(p, "nanoprof_route_queries_total", &rs.items[i].s, NULL, NULL,
-                  rs.items[i].s.queries, 0);
-    pr_family(p, "nanoprof_route_sql_seconds_total", "counter", "SQL time per route.");
-    for (size_t i = 0; i < rs.count; i++)
-        pr_sample(p, "nanoprof_route_sql_seconds_total", &rs.items[i].s, NULL, NULL,
-                  rs.items[i].s.sql_ns, 1);
-    nprof_ctl_value v;
-    if (nprof_ctl_get(mw->rt, "stats.memory.bytes", &v) == NPROF_OK) {
-        pr_family(p, "nanoprof_memory_bytes", "gauge", "Bytes the profiler's runtime holds.");
-        pr_sample(p, "nanoprof_memory_bytes", NULL, NULL, NULL, v.u, 0);
-    }
-    pr_family(p, "nanoprof_store_profiles", "gauge", "Profiles held in the store.");
-    pr_sample(p, "nanoprof_store_profiles", NULL, NULL, NULL,
-              nprof_store_size(nprof_runtime_store(mw->rt)), 0);
-    pr_family(p, "nanoprof_build_info", "gauge", "Version and clock source of nanoprof.");
-    nprof__tw_cstr(p, "nanoprof_build_info{version=\"" NPROF_VERSION_STRING "\",clock=");
-    const char *src = nprof_ctl_get(mw->rt, "clock.source", &v) == NPROF_OK ? v.s : "unknown";
-    pr_label(p, src, strlen(src));
-    nprof__tw_cstr(p, "} 1\n");
-    free(le);
+    prom_totals(p, &totals);
+    prom_route_requests(p, &rs);
+    prom_latency(p, &rs, &pr);
+    prom_route_sql(p, &rs);
+    prom_runtime(p, mw->rt);
+    free(pr.le);
     rows_free(&rs);
     return nprof__tw_finish(p);
 }
@@ -707,6 +834,101 @@ static int equals(const char *s, size_t len, const char *lit)
     return strlen(lit) == len && !memcmp(s, lit, len);
 }
 
+/* ---- the pages: one renderer each ---- */
+
+static int serve_html(nprof_mw *mw, nprof_mw_response *out)
+{
+    char nonce[33], csp[256];
+    make_nonce(nonce);
+    snprintf(csp, sizeof csp, CSP_PAGE_FORMAT, nonce, nonce);
+    response_header(out, "Content-Security-Policy", csp);
+    out->content_type = "text/html; charset=utf-8";
+    return nprof_mw_render_html(mw, nonce, &out->body);
+}
+
+static int serve_flame_txt(nprof_mw *mw, nprof_buf *out)
+{
+    return nprof_store_render_collapsed(nprof_runtime_store(mw->rt), out);
+}
+
+/* The route table: a path below dashboard_path ("" is dashboard_path itself), its
+ * Content-Security-Policy and content type, and its renderer; or, for the page, a server
+ * that sets all three itself (its policy carries a fresh nonce). */
+typedef struct page {
+    const char *sub;
+    const char *csp;
+    const char *content_type;
+    int (*render)(nprof_mw *mw, nprof_buf *out);
+    int (*serve)(nprof_mw *mw, nprof_mw_response *out);
+} page;
+
+static const page pages[] = {
+    {"", NULL, NULL, NULL, serve_html},
+    {"/json", CSP_NONE, "application/json", nprof_mw_render_json, NULL},
+    {"/metrics", CSP_NONE, "text/plain; version=0.0.4; charset=utf-8", nprof_mw_render_prometheus,
+     NULL},
+    {"/flamegraph.txt", CSP_NONE, "text/plain; charset=utf-8", serve_flame_txt, NULL},
+    {"/flamegraph.svg", CSP_SVG, "image/svg+xml", nprof_mw_render_flamegraph_svg, NULL},
+    {"/trace.json", CSP_NONE, "application/json", nprof_mw_render_trace, NULL},
+};
+
+static const page *find_page(const char *sub, size_t sub_len)
+{
+    for (size_t i = 0; i < sizeof pages / sizeof pages[0]; i++)
+        if (equals(sub, sub_len, pages[i].sub))
+            return &pages[i];
+    return NULL;
+}
+
+/* Whether `req` is for dashboard_path itself (with or without a trailing '/') or a page below
+ * it; then *sub is the part below ("" for the page itself). */
+static int dashboard_sub(const nprof_mw *mw, const nprof_mw_request *req,
+                         const char **sub, size_t *sub_len)
+{
+    size_t dl = mw->dashboard_path_len;
+    const char *path = req->path;
+    size_t len = req->path_len;
+    if (len < dl || memcmp(path, mw->dashboard_path, dl) != 0 ||
+        (len > dl && path[dl] != '/' && dl > 1))
+        return 0;
+    *sub = path + dl;
+    *sub_len = len - dl;
+    if (dl == 1) { /* dashboard_path "/": everything is below it; keep the leading '/' */
+        *sub = path;
+        *sub_len = len == 1 ? 0 : len;
+    }
+    if (*sub_len == 1 && (*sub)[0] == '/')
+        *sub_len = 0;
+    return 1;
+}
+
+/* A refusal in plain text with the strictest policy; 1 (answered), or NPROF_ENOMEM. */
+static int refuse(nprof_mw_response *out, int status, const char *body)
+{
+    out->status = status;
+    response_header(out, "Content-Security-Policy", CSP_NONE);
+    return nprof__buf_append_cstr(&out->body, body) ? NPROF_ENOMEM : 1;
+}
+
+/* The headers every answer below dashboard_path carries. */
+static void security_headers(nprof_mw_response *out)
+{
+    response_header(out, "X-Content-Type-Options", "nosniff");
+    response_header(out, "Cache-Control", "no-store");
+    response_header(out, "Referrer-Policy", "no-referrer");
+    response_header(out, "X-Frame-Options", "DENY");
+}
+
+static int serve_page(nprof_mw *mw, const page *pg, nprof_mw_response *out)
+{
+    out->status = 200;
+    if (pg->serve)
+        return pg->serve(mw, out);
+    response_header(out, "Content-Security-Policy", pg->csp);
+    out->content_type = pg->content_type;
+    return pg->render(mw, &out->body);
+}
+
 int nprof_mw_handle(nprof_mw *mw, const nprof_mw_request *req, nprof_mw_response *out)
 {
     if (!out)
@@ -714,109 +936,31 @@ int nprof_mw_handle(nprof_mw *mw, const nprof_mw_request *req, nprof_mw_response
     memset(out, 0, sizeof *out);
     if (!mw || !req || (!req->path && req->path_len) || (!req->method && req->method_len))
         return NPROF_EINVAL;
-    size_t dl = mw->dashboard_path_len;
-    if (!dl || (mw->production && !mw->token_len))
+    const char *sub;
+    size_t sub_len;
+    if (!mw->dashboard_path_len || (mw->production && !mw->token_len) ||
+        !dashboard_sub(mw, req, &sub, &sub_len))
         return 0;
-    /* dashboard_path itself, with or without a trailing '/', or a page below it */
-    const char *path = req->path;
-    size_t len = req->path_len;
-    if (len < dl || memcmp(path, mw->dashboard_path, dl) != 0 ||
-        (len > dl && path[dl] != '/' && dl > 1))
-        return 0;
-    const char *sub = path + dl;
-    size_t sub_len = len - dl;
-    if (dl == 1) { /* dashboard_path "/": everything is below it; keep the leading '/' */
-        sub = path;
-        sub_len = len;
-        if (sub_len == 1)
-            sub_len = 0;
-    }
-    if (sub_len == 1 && sub[0] == '/')
-        sub_len = 0;
-    enum { HTML, JSON, METRICS, FLAME_TXT, FLAME_SVG, TRACE } page;
-    if (!sub_len)
-        page = HTML;
-    else if (equals(sub, sub_len, "/json"))
-        page = JSON;
-    else if (equals(sub, sub_len, "/metrics"))
-        page = METRICS;
-    else if (equals(sub, sub_len, "/flamegraph.txt"))
-        page = FLAME_TXT;
-    else if (equals(sub, sub_len, "/flamegraph.svg"))
-        page = FLAME_SVG;
-    else if (equals(sub, sub_len, "/trace.json"))
-        page = TRACE;
-    else if (dl == 1)
+    const page *pg = find_page(sub, sub_len);
+    if (!pg && mw->dashboard_path_len == 1)
         return 0; /* under "/", an unknown path is the application's */
-    else
-        page = (int)-1;
-
-    response_header(out, "X-Content-Type-Options", "nosniff");
-    response_header(out, "Cache-Control", "no-store");
-    response_header(out, "Referrer-Policy", "no-referrer");
-    response_header(out, "X-Frame-Options", "DENY");
+    security_headers(out);
     out->content_type = "text/plain; charset=utf-8";
-    if (!equals(req->method, req->method_len, "GET") &&
-        !equals(req->method, req->method_len, "HEAD")) {
-        out->status = 405;
+    int head = equals(req->method, req->method_len, "HEAD");
+    if (!head && !equals(req->method, req->method_len, "GET")) {
         response_header(out, "Allow", "GET, HEAD");
-        response_header(out, "Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'");
-        return nprof__buf_append_cstr(&out->body, "method not allowed\n") ? NPROF_ENOMEM : 1;
+        return refuse(out, 405, "method not allowed\n");
     }
-    if (mw->production && !nprof__mw_has_token(mw, req)) {
-        out->status = 403;
-        response_header(out, "Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'");
-        return nprof__buf_append_cstr(&out->body, "forbidden\n") ? NPROF_ENOMEM : 1;
-    }
-    if ((int)page < 0) {
-        out->status = 404;
-        response_header(out, "Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'");
-        return nprof__buf_append_cstr(&out->body, "not found\n") ? NPROF_ENOMEM : 1;
-    }
-    out->status = 200;
-    int rc = NPROF_OK;
-    switch (page) {
-    case HTML: {
-        char nonce[33], csp[256];
-        make_nonce(nonce);
-        snprintf(csp, sizeof csp,
-                 "default-src 'none'; script-src 'nonce-%s'; style-src 'nonce-%s'; "
-                 "connect-src 'self'; img-src 'self'; base-uri 'none'; form-action 'none'; "
-                 "frame-ancestors 'none'",
-                 nonce, nonce);
-        response_header(out, "Content-Security-Policy", csp);
-        out->content_type = "text/html; charset=utf-8";
-        rc = nprof_mw_render_html(mw, nonce, &out->body);
-        break;
-    }
-    case FLAME_SVG:
-        /* The SVG has no script; its inline style attributes are all it needs. */
-        response_header(out, "Content-Security-Policy",
-                        "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'");
-        out->content_type = "image/svg+xml";
-        rc = nprof_mw_render_flamegraph_svg(mw, &out->body);
-        break;
-    default:
-        response_header(out, "Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'");
-        if (page == JSON) {
-            out->content_type = "application/json";
-            rc = nprof_mw_render_json(mw, &out->body);
-        } else if (page == TRACE) {
-            out->content_type = "application/json";
-            rc = nprof_mw_render_trace(mw, &out->body);
-        } else if (page == METRICS) {
-            out->content_type = "text/plain; version=0.0.4; charset=utf-8";
-            rc = nprof_mw_render_prometheus(mw, &out->body);
-        } else {
-            rc = nprof_store_render_collapsed(nprof_runtime_store(mw->rt), &out->body);
-        }
-        break;
-    }
+    if (mw->production && !nprof__mw_has_token(mw, req))
+        return refuse(out, 403, "forbidden\n");
+    if (!pg)
+        return refuse(out, 404, "not found\n");
+    int rc = serve_page(mw, pg, out);
     if (rc) {
         nprof_mw_response_free(out);
         return rc;
     }
-    if (equals(req->method, req->method_len, "HEAD")) { /* the headers of GET, no body */
+    if (head) { /* the headers of GET, no body */
         out->body.len = 0;
         if (out->body.data)
             out->body.data[0] = '\0';

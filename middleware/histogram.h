@@ -23,6 +23,9 @@
 #define NPROF__HIST_SUB_BITS 6
 #define NPROF__HIST_SUB (1u << NPROF__HIST_SUB_BITS) /* buckets per group */
 #define NPROF__HIST_GROUPS 59                        /* group 0: 0..63; g: [2^(g+5), 2^(g+6)) */
+/* The error bound as the exports quote it: 1/128 (0.78 %) for NPROF__HIST_SUB_BITS 6, rounded
+ * up to a figure a reader keeps in mind.  Change it with NPROF__HIST_SUB_BITS. */
+#define NPROF__HIST_ERROR_TEXT "within 1%"
 
 typedef struct nprof__hist {
     _Atomic(_Atomic uint64_t *) group[NPROF__HIST_GROUPS];

@@ -20,6 +20,7 @@
 #define NPROF__ROUTE_MAX 512        /* bytes of a route template kept and hashed */
 #define NPROF__NP_TEXT_MAX 1024     /* bytes of an N+1 pattern's normalized text kept */
 #define NPROF__NP_ROUTES 4          /* routes listed per N+1 pattern */
+#define NPROF__MW_CTL_PREFIX "stats.mw" /* where the totals are in the introspection names */
 
 /* One thread shard's counts for one route.  Written with relaxed atomic adds by the threads
  * of that shard (usually one), read by dashboards at any time. */
@@ -98,7 +99,7 @@ struct nprof_mw {
     nprof__counter kept; /* requests pushed into the store; the other totals are sums of rows */
 };
 
-/* aggregate.c */
+/* aggregate.c: the tables, and the totals registered as "stats.mw.*" (runtime/ctl.h) */
 int nprof__mw_aggregate_init(nprof_mw *mw);
 void nprof__mw_aggregate_free(nprof_mw *mw);
 /* The row of METHOD + route (created on first use), or mw->other, or NULL without memory.

@@ -141,6 +141,16 @@ static size_t budget_left(const nprof_profile *p)
     return used < max ? max - used : 0;
 }
 
+/* The smallest overflow chunk of text: a page, so that a request whose SQL outgrows the
+ * inline area by a few queries makes one allocation for many, not one per query.  Past it,
+ * chunks grow with the profile's heap (geometric growth). */
+#define TEXT_CHUNK_MIN 4096
+
+/* Bytes of a copied span name kept: names are labels (flame graphs, the X-Profile header),
+ * so a longer one is a caller's mistake, and cutting it keeps it from eating the text budget
+ * that SQL needs.  Static names are cut at the same length, so both kinds read alike. */
+#define SPAN_NAME_MAX 1024
+
 /* `size` bytes of text storage that live as long as the profile, or NULL past the budget. */
 static char *text_alloc(nprof_profile *p, size_t size)
 {
@@ -150,8 +160,8 @@ static char *text_alloc(nprof_profile *p, size_t size)
         p->text_left -= size;
         return r;
     }
-    size_t want = sizeof(nprof__chunk) + (size > 4096 ? size : 4096);
-    if (p->heap_bytes >= 4096 && want < p->heap_bytes)
+    size_t want = sizeof(nprof__chunk) + (size > TEXT_CHUNK_MIN ? size : TEXT_CHUNK_MIN);
+    if (p->heap_bytes >= TEXT_CHUNK_MIN && want < p->heap_bytes)
         want = p->heap_bytes; /* grow geometrically: few chunks for big requests */
     if (want > budget_left(p)) {
         want = sizeof(nprof__chunk) + size;
@@ -420,9 +430,9 @@ static int add_span(nprof_profile *p, int parent, const char *name, size_t name_
         return NPROF_ELIMIT;
     }
     const char *stored = name;
-    uint32_t kept = (uint32_t)(name_len > 1024 ? 1024 : name_len);
+    uint32_t kept = (uint32_t)(name_len > SPAN_NAME_MAX ? SPAN_NAME_MAX : name_len);
     if (!(flags & NPROF_SPAN_STATIC_NAME)) {
-        stored = copy_text(p, name, name_len, 1024, &kept);
+        stored = copy_text(p, name, name_len, SPAN_NAME_MAX, &kept);
         if (!stored) {
             p->spans_dropped++;
             return NPROF_ELIMIT;
@@ -733,12 +743,20 @@ void nprof__profile_interim_end(nprof_profile *p, const nprof__interim *undo)
         p->phase_ticks[undo->phase] = undo->phase_ticks;
 }
 
-int nprof_profile_get_query(const nprof_profile *p, size_t index, nprof_query_info *out)
+/* The checks of the three item readers below: NPROF_ENOPROFILE for a NULL profile,
+ * NPROF_EINVAL for a NULL output, NPROF_ENOENT past the `count` items there are. */
+static int item_check(const nprof_profile *p, const void *out, size_t index, size_t count)
 {
     if (!p || !out)
         return p ? NPROF_EINVAL : NPROF_ENOPROFILE;
-    if (index >= p->query_count)
-        return NPROF_ENOENT;
+    return index < count ? NPROF_OK : NPROF_ENOENT;
+}
+
+int nprof_profile_get_query(const nprof_profile *p, size_t index, nprof_query_info *out)
+{
+    int rc = item_check(p, out, index, p ? p->query_count : 0);
+    if (rc != NPROF_OK)
+        return rc;
     const nprof__query *q = &p->queries[index];
     out->sql = q->sql;
     out->sql_len = q->sql_len;
@@ -757,10 +775,9 @@ int nprof_profile_get_query(const nprof_profile *p, size_t index, nprof_query_in
 
 int nprof_profile_get_pattern(const nprof_profile *p, size_t index, nprof_pattern_info *out)
 {
-    if (!p || !out)
-        return p ? NPROF_EINVAL : NPROF_ENOPROFILE;
-    if (index >= p->pattern_count)
-        return NPROF_ENOENT;
+    int rc = item_check(p, out, index, p ? p->pattern_count : 0);
+    if (rc != NPROF_OK)
+        return rc;
     const nprof__pattern *pat = &p->patterns[index];
     memset(out, 0, sizeof *out);
     out->fingerprint = pat->fingerprint;
@@ -782,10 +799,9 @@ int nprof_profile_get_pattern(const nprof_profile *p, size_t index, nprof_patter
 
 int nprof_profile_get_span(const nprof_profile *p, size_t index, nprof_span_info *out)
 {
-    if (!p || !out)
-        return p ? NPROF_EINVAL : NPROF_ENOPROFILE;
-    if (index >= p->span_count)
-        return NPROF_ENOENT;
+    int rc = item_check(p, out, index, p ? p->span_count : 0);
+    if (rc != NPROF_OK)
+        return rc;
     const nprof__span *s = &p->spans[index];
     out->name = s->name;
     out->name_len = s->name_len;

@@ -10,6 +10,7 @@
 
 #include "alloc.h"
 #include "counter.h"
+#include "ctl.h"
 #include "memo.h"
 #include "patterns.h"
 #include "rules.h"
@@ -176,6 +177,7 @@ struct nprof_runtime {
     nprof__pool_shard pool[NPROF__SHARDS]; /* recycled profiles, by thread shard (profile.c) */
     nprof__counter requests, requests_submitted, queries, queries_dropped, spans_dropped;
     nprof__alloc alloc;
+    nprof__ctl_registry ctl;   /* the upper layers' introspection providers (ctl.h) */
 };
 
 /* Duration of a closed span in ns (0 while open). */

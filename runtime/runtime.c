@@ -82,11 +82,16 @@ int nprof_runtime_create(const nprof_config *cfg, nprof_runtime **out)
         free(rt);
         return rc;
     }
-    rc = nprof__store_create(rt, conf.max_history, &rt->store);
+    rc = nprof__ctl_registry_init(&rt->ctl);
+    if (rc == NPROF_OK)
+        rc = nprof__store_create(rt, conf.max_history, &rt->store);
+    else
+        rt->store = NULL;
     if (rc == NPROF_OK && conf.sql_shape_cache)
         rc = nprof__memo_create(&rt->alloc, conf.sql_shape_cache, random_seed(), &rt->shapes);
     if (rc) {
         nprof_store_destroy(rt->store);
+        nprof__ctl_registry_fini(&rt->ctl);
         nprof__rule_free(&rt->sql_ignore);
         nprof__alloc_fini(&rt->alloc);
         free(rt);
@@ -106,6 +111,7 @@ void nprof_runtime_destroy(nprof_runtime *rt)
     nprof__pool_destroy(rt);
     nprof__alloc_fini(&rt->alloc);
     nprof__rule_free(&rt->sql_ignore);
+    nprof__ctl_registry_fini(&rt->ctl);
     free(rt);
 }
 

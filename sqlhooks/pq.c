@@ -116,12 +116,21 @@ static _Thread_local struct {
 
 /* ---- the runtime, created once ---------------------------------------------------------- */
 
+/* The counters under the runtime's introspection names "stats.pq.*" (defined with them). */
+#define PQ_CTL_PREFIX "stats.pq"
+static const nprof__ctl_provider ctl_provider;
+
 static int setup_locked(nprof_runtime *rt, int owns)
 {
     nprof_querystats *qs;
     int rc = nprof_querystats_create(rt, 0, &qs);
     if (rc != NPROF_OK)
         return rc;
+    rc = nprof__ctl_register(rt, PQ_CTL_PREFIX, &ctl_provider, &pq);
+    if (rc != NPROF_OK) {
+        nprof_querystats_destroy(qs);
+        return rc;
+    }
     /* Without a redactor, parameter summaries are left out of profiles rather than kept raw. */
     if (nprof_redactor_create(NULL, &pq.redactor) != NPROF_OK)
         pq.redactor = NULL;
@@ -623,6 +632,14 @@ static void sql_level_apply(nprof_runtime *rt, PGconn *conn, int ok, const char 
     }
 }
 
+/* A call's parameters, as libpq takes them (n 0: none). */
+typedef struct pq_params {
+    int n;
+    const char *const *values;
+    const int *lengths;
+    const int *formats;
+} pq_params;
+
 /* ---- recording ---------------------------------------------------------------------------- */
 
 /* One finished query, whichever way it came. */
@@ -704,13 +721,12 @@ static inline size_t params_cap(nprof_runtime *rt)
 
 /* The summary of parameters, redacted (nanoprof/redact.h default rules), into `out` of
  * PQ_PARAMS_BUF bytes; returns its length, 0 when there is none or it cannot be redacted. */
-static size_t params_redacted(nprof_runtime *rt, char *out, int n, const char *const *values,
-                              const int *lengths, const int *formats)
+static size_t params_redacted(nprof_runtime *rt, char *out, const pq_params *pp)
 {
-    if (n <= 0 || !pq.redactor)
+    if (pp->n <= 0 || !pq.redactor)
         return 0;
     char raw[PQ_PARAMS_BUF];
-    size_t len = params_summary(raw, params_cap(rt), n, values, lengths, formats);
+    size_t len = params_summary(raw, params_cap(rt), pp->n, pp->values, pp->lengths, pp->formats);
     size_t red = 0;
     if (nprof_redactor_apply(pq.redactor, raw, len, out, PQ_PARAMS_BUF - 1, &red, NULL) < 0)
         return 0;
@@ -799,33 +815,43 @@ static void record(nprof_runtime *rt, const pq_done *d)
     COUNT(recorded);
 }
 
-/* Records a synchronous call that ran from `start` to now.  `fp`: the fingerprint when known
- * (a prepared statement's, or taken by nprof_pq_overlap()), else 0; `stmt`: `sql` is a
- * prepared statement's text, not one to look at for SQL-level PREPARE and EXECUTE. */
-static void record_sync(nprof_runtime *rt, PGconn *conn, const char *sql, size_t len,
-                        uint64_t fp, int stmt, int n, const char *const *values,
-                        const int *lengths, const int *formats, const PGresult *res,
-                        uint64_t start)
+/* A synchronous call that was made: `fp` is the fingerprint when known (a prepared
+ * statement's, or taken by nprof_pq_overlap()), else 0; `stmt`: `sql` is a prepared
+ * statement's text, not one to look at for SQL-level PREPARE and EXECUTE. */
+typedef struct pq_sync {
+    const char *sql;
+    size_t len;
+    uint64_t fp;
+    int stmt;
+    pq_params params;
+    uint64_t start_ticks;
+} pq_sync;
+
+/* Records synchronous call `call`, which ran until now with result `res`. */
+static void record_sync(nprof_runtime *rt, PGconn *conn, const pq_sync *call, const PGresult *res)
 {
     uint64_t end = nprof_ticks();
+    const char *sql = call->sql;
+    size_t len = call->len;
+    uint64_t fp = call->fp;
+    const pq_params *pp = &call->params;
     if (!conn || !sql || conn_excluded(rt, conn))
         return;
     int error = result_error(res);
     const char *args = NULL;
     size_t args_len = 0;
-    if (!stmt)
+    if (!call->stmt)
         sql_level_apply(rt, conn, !error, &sql, &len, &fp, &args, &args_len);
     char params[PQ_PARAMS_BUF];
     size_t plen = 0;
     if (nprof_current() || atomic_load_explicit(&pq.slowlog, memory_order_relaxed))
-        plen = args ? args_redacted(args, args_len, params)
-                    : params_redacted(rt, params, n, values, lengths, formats);
+        plen = args ? args_redacted(args, args_len, params) : params_redacted(rt, params, pp);
     pq_done d = {.sql = sql,
                  .sql_len = len,
                  .fp = fp,
                  .params = plen ? params : NULL,
                  .params_len = plen,
-                 .start_ticks = start,
+                 .start_ticks = call->start_ticks,
                  .end_ticks = end,
                  .rows = res ? result_rows(res) : 0,
                  .error = error};
@@ -834,16 +860,82 @@ static void record_sync(nprof_runtime *rt, PGconn *conn, const char *sql, size_t
 
 /* ---- asynchronous queries ------------------------------------------------------------------- */
 
+/* A query sent without waiting: its kind (PQ_QUERY, PQ_PREPARE, PQ_SYNC), its text or the
+ * name of the prepared statement it executes, its parameters, when it was sent. */
+typedef struct pq_send {
+    int kind;
+    const char *sql;
+    const char *name;
+    pq_params params;
+    uint64_t send_ticks;
+} pq_send;
+
+/* The text an execution of a statement never seen prepared is recorded as ("EXECUTE name",
+ * the name cut at 128 bytes); returns its length.  `text` holds PQ_UNKNOWN_STMT_BUF bytes. */
+#define PQ_UNKNOWN_STMT_BUF 160
+static size_t unknown_stmt_text(const char *name, char *text)
+{
+    COUNT(unknown_statements);
+    int k = snprintf(text, PQ_UNKNOWN_STMT_BUF, "EXECUTE %.*s", 128, name);
+    return k < 0 ? 0 : (size_t)k;
+}
+
+/* `e`'s text for an execution of prepared statement `name`: its text (copied) when the
+ * statement was seen prepared, else recorded by name.  0 without memory. */
+static int pending_stmt_text(nprof_runtime *rt, pq_conn *c, const char *name, pq_pending *e)
+{
+    size_t nlen = strlen(name);
+    pq_stmt *st = stmt_find(c, name, nlen, name_hash(name, nlen));
+    if (st && st->sql) {
+        e->sql = dup_bytes(rt, st->sql, st->sql_len);
+        e->sql_len = e->sql_alloc = st->sql_len;
+        e->fp = st->fp;
+    } else { /* prepared before we saw the connection, or not kept */
+        char text[PQ_UNKNOWN_STMT_BUF];
+        size_t k = unknown_stmt_text(name, text);
+        e->sql = dup_bytes(rt, text, k);
+        e->sql_len = e->sql_alloc = k;
+    }
+    return e->sql != NULL;
+}
+
+/* `e`'s text for query `sql` (a SQL-level EXECUTE as its statement's text, with *args its
+ * argument list), cut at the profile's bound, with its fingerprint.  0 without memory. */
+static int pending_sql_text(nprof_runtime *rt, PGconn *conn, const char *sql, pq_pending *e,
+                            const char **args, size_t *args_len)
+{
+    size_t len = strlen(sql);
+    uint64_t fp = 0;
+    sql_level_apply(rt, conn, 1, &sql, &len, &fp, args, args_len);
+    size_t kept = nprof__sql_kept(rt, len);
+    e->fp = fp ? fp : fingerprint(sql, len);
+    e->sql = dup_bytes(rt, sql, kept);
+    e->sql_len = e->sql_alloc = kept;
+    return e->sql != NULL;
+}
+
+/* `e`'s parameter summary (redacted), when someone will read it: a current profile or the
+ * slow-query log. */
+static void pending_params(nprof_runtime *rt, pq_pending *e, const pq_params *pp,
+                           const char *args, size_t args_len)
+{
+    if ((pp->n <= 0 && !args) ||
+        !(nprof_current() || atomic_load_explicit(&pq.slowlog, memory_order_relaxed)))
+        return;
+    char params[PQ_PARAMS_BUF];
+    size_t plen = args ? args_redacted(args, args_len, params) : params_redacted(rt, params, pp);
+    e->params = dup_bytes(rt, params, plen);
+    e->params_len = e->params ? plen : 0;
+}
+
 /* Adds a query in flight to `conn`; its text (sql, or statement `name`'s text) is copied. */
-static void pending_push(nprof_runtime *rt, PGconn *conn, int kind, const char *sql,
-                         const char *name, int n, const char *const *values, const int *lengths,
-                         const int *formats, uint64_t send_ticks)
+static void pending_push(nprof_runtime *rt, PGconn *conn, const pq_send *send)
 {
     pq_conn *c = conn_get(rt, conn, 1);
     if (!c || c->excluded)
         return;
-    if (kind == PQ_PREPARE) /* at send time: later sends may execute it */
-        stmt_remember(rt, c, name, strlen(name), sql, strlen(sql));
+    if (send->kind == PQ_PREPARE) /* at send time: later sends may execute it */
+        stmt_remember(rt, c, send->name, strlen(send->name), send->sql, strlen(send->sql));
     if (c->untracked || c->count == NPROF_PQ_MAX_PENDING) {
         /* Not tracked, and neither is anything sent after it until its results are read:
          * results arrive in order, and must not be taken for a tracked statement's. */
@@ -852,48 +944,18 @@ static void pending_push(nprof_runtime *rt, PGconn *conn, int kind, const char *
         return;
     }
     pq_pending *e = &c->q[(c->head + c->count) % NPROF_PQ_MAX_PENDING];
-    *e = (pq_pending){.kind = kind, .send_ticks = send_ticks};
-    int ok = 1;
-    const char *args = NULL;
-    size_t args_len = 0;
-    if (kind == PQ_QUERY && !sql) { /* an execution of statement `name` */
-        size_t nlen = strlen(name);
-        pq_stmt *st = stmt_find(c, name, nlen, name_hash(name, nlen));
-        if (st && st->sql) {
-            e->sql = dup_bytes(rt, st->sql, st->sql_len);
-            e->sql_len = e->sql_alloc = st->sql_len;
-            e->fp = st->fp;
-        } else {
-            /* Prepared before we saw the connection, or not kept: record it by name. */
-            COUNT(unknown_statements);
-            char text[160];
-            int k = snprintf(text, sizeof text, "EXECUTE %.*s", 128, name);
-            e->sql = dup_bytes(rt, text, (size_t)k);
-            e->sql_len = e->sql_alloc = (size_t)k;
+    *e = (pq_pending){.kind = send->kind, .send_ticks = send->send_ticks};
+    if (send->kind == PQ_QUERY) {
+        const char *args = NULL;
+        size_t args_len = 0;
+        int ok = send->sql ? pending_sql_text(rt, conn, send->sql, e, &args, &args_len)
+                           : pending_stmt_text(rt, c, send->name, e);
+        if (!ok) {
+            COUNT(failures);
+            pending_clear(rt, e);
+            return;
         }
-        ok = e->sql != NULL;
-    } else if (kind == PQ_QUERY) {
-        size_t len = strlen(sql);
-        uint64_t fp = 0;
-        sql_level_apply(rt, conn, 1, &sql, &len, &fp, &args, &args_len);
-        size_t kept = nprof__sql_kept(rt, len);
-        e->fp = fp ? fp : fingerprint(sql, len);
-        e->sql = dup_bytes(rt, sql, kept);
-        e->sql_len = e->sql_alloc = kept;
-        ok = e->sql != NULL;
-    }
-    if (ok && kind == PQ_QUERY && (n > 0 || args) &&
-        (nprof_current() || atomic_load_explicit(&pq.slowlog, memory_order_relaxed))) {
-        char params[PQ_PARAMS_BUF];
-        size_t plen = args ? args_redacted(args, args_len, params)
-                           : params_redacted(rt, params, n, values, lengths, formats);
-        e->params = dup_bytes(rt, params, plen);
-        e->params_len = e->params ? plen : 0;
-    }
-    if (!ok) {
-        COUNT(failures);
-        pending_clear(rt, e);
-        return;
+        pending_params(rt, e, &send->params, args, args_len);
     }
     c->count++;
 }
@@ -1010,7 +1072,8 @@ PGresult *nprof_pq_exec(PGconn *conn, const char *query)
     size_t len = rt ? overlap_begin(query) : 0;
     PGresult *r = PQexec(conn, query);
     if (rt)
-        record_sync(rt, conn, query, len, overlap_end(), 0, 0, NULL, NULL, NULL, r, start);
+        record_sync(rt, conn, &(pq_sync){.sql = query, .len = len, .fp = overlap_end(),
+                                         .start_ticks = start}, r);
     pq_leave();
     return r;
 }
@@ -1025,8 +1088,10 @@ PGresult *nprof_pq_exec_params(PGconn *conn, const char *command, int nParams,
     PGresult *r = PQexecParams(conn, command, nParams, paramTypes, paramValues, paramLengths,
                                paramFormats, resultFormat);
     if (rt)
-        record_sync(rt, conn, command, len, overlap_end(), 0, nParams, paramValues,
-                    paramLengths, paramFormats, r, start);
+        record_sync(rt, conn,
+                    &(pq_sync){.sql = command, .len = len, .fp = overlap_end(),
+                               .params = {nParams, paramValues, paramLengths, paramFormats},
+                               .start_ticks = start}, r);
     pq_leave();
     return r;
 }
@@ -1055,19 +1120,22 @@ PGresult *nprof_pq_exec_prepared(PGconn *conn, const char *stmtName, int nParams
                                  paramFormats, resultFormat);
     if (rt && conn && stmtName) {
         size_t nlen = strlen(stmtName);
+        pq_sync call = {.stmt = 1, .params = {nParams, paramValues, paramLengths, paramFormats},
+                        .start_ticks = start};
         pq_conn *c = atomic_load_explicit(&pq.conns, memory_order_relaxed) ? conn_get(rt, conn, 0) : NULL;
         pq_stmt *st = c ? stmt_find(c, stmtName, nlen, name_hash(stmtName, nlen)) : NULL;
         if (c && c->excluded) {
             /* not recorded */
         } else if (st && st->sql) {
-            record_sync(rt, conn, st->sql, st->sql_len, st->fp, 1, nParams, paramValues,
-                        paramLengths, paramFormats, r, start);
+            call.sql = st->sql;
+            call.len = st->sql_len;
+            call.fp = st->fp;
+            record_sync(rt, conn, &call, r);
         } else {
-            COUNT(unknown_statements);
-            char text[160];
-            int k = snprintf(text, sizeof text, "EXECUTE %.*s", 128, stmtName);
-            record_sync(rt, conn, text, (size_t)k, 0, 1, nParams, paramValues, paramLengths,
-                        paramFormats, r, start);
+            char text[PQ_UNKNOWN_STMT_BUF];
+            call.len = unknown_stmt_text(stmtName, text);
+            call.sql = text;
+            record_sync(rt, conn, &call, r);
         }
     }
     pq_leave();
@@ -1080,7 +1148,7 @@ int nprof_pq_send_query(PGconn *conn, const char *query)
     uint64_t start = rt ? nprof_ticks() : 0;
     int ok = PQsendQuery(conn, query);
     if (rt && ok == 1 && conn && query)
-        pending_push(rt, conn, PQ_QUERY, query, NULL, 0, NULL, NULL, NULL, start);
+        pending_push(rt, conn, &(pq_send){.kind = PQ_QUERY, .sql = query, .send_ticks = start});
     pq_leave();
     return ok;
 }
@@ -1094,8 +1162,10 @@ int nprof_pq_send_query_params(PGconn *conn, const char *command, int nParams,
     int ok = PQsendQueryParams(conn, command, nParams, paramTypes, paramValues, paramLengths,
                                paramFormats, resultFormat);
     if (rt && ok == 1 && conn && command)
-        pending_push(rt, conn, PQ_QUERY, command, NULL, nParams, paramValues, paramLengths,
-                     paramFormats, start);
+        pending_push(rt, conn,
+                     &(pq_send){.kind = PQ_QUERY, .sql = command,
+                                .params = {nParams, paramValues, paramLengths, paramFormats},
+                                .send_ticks = start});
     pq_leave();
     return ok;
 }
@@ -1107,7 +1177,8 @@ int nprof_pq_send_prepare(PGconn *conn, const char *stmtName, const char *query,
     uint64_t start = rt ? nprof_ticks() : 0;
     int ok = PQsendPrepare(conn, stmtName, query, nParams, paramTypes);
     if (rt && ok == 1 && conn && stmtName && query)
-        pending_push(rt, conn, PQ_PREPARE, query, stmtName, 0, NULL, NULL, NULL, start);
+        pending_push(rt, conn, &(pq_send){.kind = PQ_PREPARE, .sql = query, .name = stmtName,
+                                          .send_ticks = start});
     pq_leave();
     return ok;
 }
@@ -1121,8 +1192,10 @@ int nprof_pq_send_query_prepared(PGconn *conn, const char *stmtName, int nParams
     int ok = PQsendQueryPrepared(conn, stmtName, nParams, paramValues, paramLengths,
                                  paramFormats, resultFormat);
     if (rt && ok == 1 && conn && stmtName)
-        pending_push(rt, conn, PQ_QUERY, NULL, stmtName, nParams, paramValues, paramLengths,
-                     paramFormats, start);
+        pending_push(rt, conn,
+                     &(pq_send){.kind = PQ_QUERY, .name = stmtName,
+                                .params = {nParams, paramValues, paramLengths, paramFormats},
+                                .send_ticks = start});
     pq_leave();
     return ok;
 }
@@ -1145,7 +1218,7 @@ int nprof_pq_pipeline_sync(PGconn *conn)
     nprof_runtime *rt = pq_enter();
     int ok = PQpipelineSync(conn);
     if (rt && ok == 1 && conn)
-        pending_push(rt, conn, PQ_SYNC, NULL, NULL, 0, NULL, NULL, NULL, 0);
+        pending_push(rt, conn, &(pq_send){.kind = PQ_SYNC});
     pq_leave();
     return ok;
 }
@@ -1199,30 +1272,48 @@ void nprof_pq_end(nprof_pq_call *call, PGconn *conn, const char *query, size_t q
                   const int *paramFormats, const PGresult *res)
 {
     if (call && call->rt)
-        record_sync(call->rt, conn, query, query_len, 0, 0, nParams, paramValues, paramLengths,
-                    paramFormats, res, call->start_ticks);
+        record_sync(call->rt, conn,
+                    &(pq_sync){.sql = query, .len = query_len,
+                               .params = {nParams, paramValues, paramLengths, paramFormats},
+                               .start_ticks = call->start_ticks}, res);
     pq_leave();
 }
 
 /* ---- introspection, shutdown, the exit dump ------------------------------------------------ */
 
+/* The counters: one list gives nprof_pq_stats's fields, their introspection names
+ * ("stats.pq.<field>", registered with the layer's runtime) and nprof_pq_render_json's keys. */
+#define PQ_FIELDS(X)                                                                          \
+    X(recorded) X(in_profile) X(failures) X(aborted) X(dropped_conns) X(dropped_pending)      \
+    X(dropped_statements) X(unknown_statements) X(conns)
+
 int nprof_pq_get_stats(nprof_pq_stats *out)
 {
     if (!out)
         return NPROF_EINVAL;
-#define LOAD(f) atomic_load_explicit(&pq.f, memory_order_relaxed)
-    *out = (nprof_pq_stats){.recorded = LOAD(recorded),
-                            .in_profile = LOAD(in_profile),
-                            .failures = LOAD(failures),
-                            .aborted = LOAD(aborted),
-                            .dropped_conns = LOAD(dropped_conns),
-                            .dropped_pending = LOAD(dropped_pending),
-                            .dropped_statements = LOAD(dropped_statements),
-                            .unknown_statements = LOAD(unknown_statements),
-                            .conns = LOAD(conns)};
-#undef LOAD
+#define PQ_LOAD(f) .f = atomic_load_explicit(&pq.f, memory_order_relaxed),
+    *out = (nprof_pq_stats){PQ_FIELDS(PQ_LOAD)};
+#undef PQ_LOAD
     return NPROF_OK;
 }
+
+#define PQ_NAME(f) #f,
+static const char *const ctl_names[] = {PQ_FIELDS(PQ_NAME)};
+#undef PQ_NAME
+#define PQ_NAMES (sizeof ctl_names / sizeof ctl_names[0])
+
+static void read_ctl(void *user, nprof_ctl_value *values)
+{
+    (void)user;
+    nprof_pq_stats s;
+    nprof_pq_get_stats(&s);
+#define PQ_VALUE(f) s.f,
+    const uint64_t v[] = {PQ_FIELDS(PQ_VALUE)};
+#undef PQ_VALUE
+    nprof__ctl_uints(values, v, PQ_NAMES);
+}
+
+static const nprof__ctl_provider ctl_provider = {ctl_names, PQ_NAMES, read_ctl};
 
 int nprof_pq_render_json(nprof_buf *out)
 {
@@ -1230,20 +1321,8 @@ int nprof_pq_render_json(nprof_buf *out)
         return NPROF_EINVAL;
     if (!pq_runtime())
         return NPROF_ESTATE;
-    nprof_pq_stats s;
-    nprof_pq_get_stats(&s);
-    const struct {
-        const char *key;
-        uint64_t v;
-    } f[] = {{"recorded", s.recorded},
-             {"in_profile", s.in_profile},
-             {"failures", s.failures},
-             {"aborted", s.aborted},
-             {"dropped_conns", s.dropped_conns},
-             {"dropped_pending", s.dropped_pending},
-             {"dropped_statements", s.dropped_statements},
-             {"unknown_statements", s.unknown_statements},
-             {"conns", s.conns}};
+    nprof_ctl_value v[PQ_NAMES];
+    read_ctl(NULL, v);
     /* The table renders itself; it goes into the document as one value. */
     nprof_buf table = NPROF_BUF_INIT;
     int rc = nprof_querystats_render_json(pq.qs, 0, &table);
@@ -1253,8 +1332,8 @@ int nprof_pq_render_json(nprof_buf *out)
     nprof__jw_obj(j);
     nprof__jw_key(j, "pq");
     nprof__jw_obj(j);
-    for (size_t i = 0; i < sizeof f / sizeof f[0]; i++)
-        nprof__jw_ku64(j, f[i].key, f[i].v);
+    for (size_t i = 0; i < PQ_NAMES; i++)
+        nprof__jw_ku64(j, ctl_names[i], v[i].u);
     nprof__jw_obj_end(j);
     nprof__jw_key(j, "querystats");
     nprof__jw_raw(j, table.data, table.len);
@@ -1267,6 +1346,7 @@ void nprof_pq_shutdown(void)
 {
     pthread_mutex_lock(&pq.init_mu);
     if (atomic_load_explicit(&pq.state, memory_order_acquire) == 1) {
+        nprof__ctl_unregister(pq.rt, PQ_CTL_PREFIX, &pq);
         for (int i = 0; i < PQ_SHARDS; i++) {
             pq_shard *s = &pq.shard[i];
             for (uint32_t k = 0; k < s->n; k++)

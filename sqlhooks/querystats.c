@@ -41,6 +41,21 @@ struct nprof_querystats {
     qs_slot *slots;
 };
 
+/* The table's own figures under the runtime's introspection names "stats.querystats.*". */
+#define QS_CTL_PREFIX "stats.querystats"
+static const char *const ctl_names[] = {"size", "capacity", "dropped"};
+
+static void read_ctl(void *user, nprof_ctl_value *values)
+{
+    const nprof_querystats *qs = user;
+    uint64_t v[] = {nprof_querystats_size(qs), nprof_querystats_capacity(qs),
+                    nprof_querystats_dropped(qs)};
+    nprof__ctl_uints(values, v, sizeof v / sizeof v[0]);
+}
+
+static const nprof__ctl_provider ctl_provider = {ctl_names, sizeof ctl_names / sizeof ctl_names[0],
+                                                 read_ctl};
+
 int nprof_querystats_create(nprof_runtime *rt, uint32_t capacity, nprof_querystats **out)
 {
     if (out)
@@ -61,6 +76,12 @@ int nprof_querystats_create(nprof_runtime *rt, uint32_t capacity, nprof_querysta
         nprof__free_bytes(&rt->alloc, qs, sizeof *qs);
         return NPROF_ENOMEM;
     }
+    int rc = nprof__ctl_register(rt, QS_CTL_PREFIX, &ctl_provider, qs);
+    if (rc) {
+        nprof__free_bytes(&rt->alloc, qs->slots, qs->bytes);
+        nprof__free_bytes(&rt->alloc, qs, sizeof *qs);
+        return rc;
+    }
     *out = qs;
     return NPROF_OK;
 }
@@ -69,6 +90,7 @@ void nprof_querystats_destroy(nprof_querystats *qs)
 {
     if (!qs)
         return;
+    nprof__ctl_unregister(qs->rt, QS_CTL_PREFIX, qs);
     nprof__alloc *a = &qs->rt->alloc;
     nprof__free_bytes(a, qs->slots, qs->bytes);
     nprof__free_bytes(a, qs, sizeof *qs);

@@ -26,41 +26,18 @@
 #include "runtime/text.h"
 #include "slowlog.h"
 
-void nprof_slowlog_options_init(nprof_slowlog_options *opts)
-{
-    if (!opts)
-        return;
-    *opts = (nprof_slowlog_options){
-        .runtime = NULL,
-        .table = "nanoprof_slow_queries",
-        .queue_slots = 4096,
-        .max_sql_bytes = 2048,
-        .max_params_bytes = 512,
-        .batch_rows = 2000,
-        .flush_interval_ms = 20,
-        .logged = 0,
-        .normalized_only = -1,
-        .redact = 1,
-        .redact_rules = {NULL},
-        .explain = 0,
-        .explain_interval_ms = 60000,
-        .explain_timeout_ms = 200,
-        .retention_s = 604800,
-        .max_rows = 1000000,
-        .retention_interval_ms = 10000,
-        .retention_batch = 1000,
-        .reconnect_min_ms = 50,
-        .reconnect_max_ms = 5000,
-    };
-}
+/* The log's own bounds: its slots are fixed-size, so its SQL is cut shorter than a
+ * profile's (opt.max_sql_bytes is capped at this); everything else the writer needs that no
+ * configuration option names. */
+#define SLOWLOG_MAX_SQL_BYTES 2048
 
-void nprof_slowlog_options_from_config(nprof_slowlog_options *opts, const nprof_config *cfg)
+/* The options that are rows of runtime/config.c's table (slowlog_*, max_params_bytes,
+ * max_sql_bytes) taken from `cfg`: one copy serves both the defaults (from nprof_config_init,
+ * so the option table is the one place they are written) and nprof_slowlog_options_from_config.
+ * normalized_only is left alone: its "auto" needs the production mode (from_config) or the
+ * runtime given at open (options_init's -1). */
+static void take_config(nprof_slowlog_options *opts, const nprof_config *cfg)
 {
-    if (!opts)
-        return;
-    nprof_slowlog_options_init(opts);
-    if (!cfg)
-        return;
     /* A name too long for the options is refused at open, not silently cut here. */
     size_t tlen = strnlen(cfg->slowlog_table, sizeof cfg->slowlog_table);
     if (tlen < sizeof opts->table)
@@ -72,14 +49,74 @@ void nprof_slowlog_options_from_config(nprof_slowlog_options *opts, const nprof_
     opts->explain = cfg->slowlog_explain;
     opts->retention_s = cfg->slowlog_retention_s;
     opts->max_rows = cfg->slowlog_max_rows;
+    opts->max_sql_bytes = cfg->max_sql_bytes < SLOWLOG_MAX_SQL_BYTES ? cfg->max_sql_bytes
+                                                                     : SLOWLOG_MAX_SQL_BYTES;
+    opts->max_params_bytes = cfg->max_params_bytes;
+    opts->redact_rules[0] = cfg->slowlog_redact_rule[0] ? cfg->slowlog_redact_rule : NULL;
+}
+
+void nprof_slowlog_options_init(nprof_slowlog_options *opts)
+{
+    if (!opts)
+        return;
+    /* Only the writer's own knobs are written here; see take_config() for the rest. */
+    *opts = (nprof_slowlog_options){
+        .runtime = NULL,
+        .normalized_only = -1,
+        .redact = 1,
+        .redact_rules = {NULL},
+        .batch_rows = 2000,
+        .flush_interval_ms = 20,
+        .explain_interval_ms = 60000,
+        .explain_timeout_ms = 200,
+        .retention_interval_ms = 10000,
+        .retention_batch = 1000,
+        .reconnect_min_ms = 50,
+        .reconnect_max_ms = 5000,
+    };
+    nprof_config defaults;
+    nprof_config_init(&defaults);
+    take_config(opts, &defaults);
+    opts->redact_rules[0] = NULL; /* the default rule is "", so none; and `defaults` dies here */
+}
+
+void nprof_slowlog_options_from_config(nprof_slowlog_options *opts, const nprof_config *cfg)
+{
+    if (!opts)
+        return;
+    nprof_slowlog_options_init(opts);
+    if (!cfg)
+        return;
+    take_config(opts, cfg); /* borrows cfg->slowlog_redact_rule: compiled at open */
     /* auto: the configuration's own production mode decides. */
     opts->normalized_only = cfg->slowlog_normalized_only == 0 ? cfg->production != 0
                                                                : cfg->slowlog_normalized_only == 1;
-    opts->max_sql_bytes = cfg->max_sql_bytes < opts->max_sql_bytes ? cfg->max_sql_bytes : opts->max_sql_bytes;
-    opts->max_params_bytes = cfg->max_params_bytes;
-    if (cfg->slowlog_redact_rule[0])
-        opts->redact_rules[0] = cfg->slowlog_redact_rule; /* borrowed: compiled at open */
 }
+
+/* The counters under the runtime's introspection names "stats.slowlog.<field>" (registered at
+ * open when the log has a runtime): one list gives the names and the fields of
+ * nprof_slowlog_stats they come from.  last_error is left out: a string would not outlive the
+ * read (nprof_slowlog_get_stats has it). */
+#define SLOWLOG_CTL_PREFIX "stats.slowlog"
+#define SLOWLOG_FIELDS(X)                                                                     \
+    X(enqueued) X(dropped) X(written) X(unwritten) X(truncated) X(redactions) X(batches)      \
+    X(batch_retries) X(reconnects) X(plans) X(deleted) X(queue_slots) X(queue_depth)          \
+    X(connected)
+#define SLOWLOG_NAME(field) #field,
+#define SLOWLOG_VALUE(field) (uint64_t)st.field,
+static const char *const ctl_names[] = {SLOWLOG_FIELDS(SLOWLOG_NAME)};
+
+static void read_ctl(void *user, nprof_ctl_value *values)
+{
+    nprof_slowlog_stats st;
+    if (nprof_slowlog_get_stats(user, &st) != NPROF_OK)
+        return;
+    const uint64_t v[] = {SLOWLOG_FIELDS(SLOWLOG_VALUE)};
+    nprof__ctl_uints(values, v, sizeof v / sizeof v[0]);
+}
+
+static const nprof__ctl_provider ctl_provider = {ctl_names, sizeof ctl_names / sizeof ctl_names[0],
+                                                 read_ctl};
 
 /* Checks a table name ([A-Za-z0-9_]+, optionally schema.table) and quotes it. */
 static int set_table(nprof_slowlog *log, const char *name)
@@ -232,12 +269,16 @@ int nprof_slowlog_open(nprof_slowlog **out, const char *conninfo, const nprof_sl
     pthread_condattr_destroy(&ca);
     pthread_mutex_init(&log->mu, NULL);
     pthread_mutex_init(&log->read_mu, NULL);
-    if (pthread_create(&log->thread, NULL, nprof__slowlog_writer, log) != 0) {
+    rc = log->rt ? nprof__ctl_register(log->rt, SLOWLOG_CTL_PREFIX, &ctl_provider, log) : NPROF_OK;
+    if (rc != NPROF_OK || pthread_create(&log->thread, NULL, nprof__slowlog_writer, log) != 0) {
+        if (rc == NPROF_OK)
+            nprof__ctl_unregister(log->rt, SLOWLOG_CTL_PREFIX, log);
         pthread_cond_destroy(&log->cv);
         pthread_mutex_destroy(&log->mu);
         pthread_mutex_destroy(&log->read_mu);
         free_log(log);
-        return nprof__fail(NPROF_EIO, "slowlog: cannot start the writer thread: %s", strerror(errno));
+        return rc ? rc : nprof__fail(NPROF_EIO, "slowlog: cannot start the writer thread: %s",
+                                     strerror(errno));
     }
     log->thread_started = 1;
     *out = log;
@@ -283,6 +324,8 @@ int nprof_slowlog_close(nprof_slowlog *log, uint32_t timeout_ms)
 {
     if (!log)
         return NPROF_OK;
+    /* First: once this returns no introspection read can reach the log freed below. */
+    nprof__ctl_unregister(log->rt, SLOWLOG_CTL_PREFIX, log);
     atomic_store(&log->closing, 1);
     struct timespec deadline = nprof__slowlog_deadline(timeout_ms);
     pthread_mutex_lock(&log->mu);

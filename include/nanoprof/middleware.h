@@ -347,7 +347,9 @@ typedef struct nprof_mw_totals {
 } nprof_mw_totals;
 
 /* Copies the totals, merged over every thread, into `out`.  Thread-safe; concurrent requests
- * may be partly counted.  Errors: NPROF_EINVAL (`mw` or `out` NULL). */
+ * may be partly counted.  Errors: NPROF_EINVAL (`mw` or `out` NULL).  The same figures are
+ * the introspection names stats.mw.<field> (nanoprof/runtime.h), which the dashboard's JSON
+ * and /metrics read. */
 NPROF_API int nprof_mw_get_totals(nprof_mw *mw, nprof_mw_totals *out);
 
 /*

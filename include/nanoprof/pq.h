@@ -235,7 +235,8 @@ typedef struct nprof_pq_stats {
     uint64_t conns;              /* connections tracked now */
 } nprof_pq_stats;
 
-/* Copies the layer's counters into `out`.  Thread-safe.  Errors: NPROF_EINVAL (`out` NULL). */
+/* Copies the layer's counters into `out`.  Thread-safe.  Errors: NPROF_EINVAL (`out` NULL).
+ * The same counters are the introspection names stats.pq.<field> of the layer's runtime. */
 NPROF_API int nprof_pq_get_stats(nprof_pq_stats *out);
 
 /*

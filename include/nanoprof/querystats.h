@@ -91,13 +91,16 @@ typedef int (*nprof_querystats_visit_fn)(void *user, const nprof_querystats_entr
 NPROF_API int nprof_querystats_foreach(const nprof_querystats *qs, nprof_querystats_visit_fn fn,
                                        void *user);
 
-/* The number of shapes held now; 0 when `qs` is NULL. */
+/* The number of shapes held now; 0 when `qs` is NULL.  Also the introspection name
+ * stats.querystats.size of the table's runtime (nanoprof/runtime.h). */
 NPROF_API size_t nprof_querystats_size(const nprof_querystats *qs);
 
-/* The number of shapes the table can hold; 0 when `qs` is NULL. */
+/* The number of shapes the table can hold; 0 when `qs` is NULL.  Also the introspection name
+ * stats.querystats.capacity of the table's runtime. */
 NPROF_API size_t nprof_querystats_capacity(const nprof_querystats *qs);
 
-/* Queries not counted because the table was full; 0 when `qs` is NULL. */
+/* Queries not counted because the table was full; 0 when `qs` is NULL.  Also the
+ * introspection name stats.querystats.dropped of the table's runtime. */
 NPROF_API uint64_t nprof_querystats_dropped(const nprof_querystats *qs);
 
 /* Zeroes every counter; the shapes and their texts stay (concurrent adds may survive).

@@ -31,6 +31,24 @@
  *   stats.sql.shape_cache.used   slots filled
  *   stats.sql.shape_cache.stored shapes (or "normalize every time" marks) written
  *   stats.sql.shape_cache.misses lookups that found nothing (the query was then normalized)
+ * The layers above the runtime add their own names while they exist (a middleware from
+ * nprof_mw_create() to its destroy, a slow-query log opened with a runtime until it is
+ * closed, a per-shape table until it is destroyed, the libpq layer from its first query to
+ * nprof_pq_shutdown()).  When two of a kind share a runtime, the names show the older one.
+ *   stats.mw.requests, .queries, .sql_ns, .slow_queries, .n_plus_one_patterns,
+ *   .n_plus_one_requests, .over_budget, .errors, .kept, .routes
+ *                                the middleware's totals (nprof_mw_totals, same meanings)
+ *   stats.pq.recorded, .in_profile, .failures, .aborted, .dropped_conns, .dropped_pending,
+ *   .dropped_statements, .unknown_statements, .conns
+ *                                the libpq layer's counters (nprof_pq_stats)
+ *   stats.slowlog.enqueued, .dropped, .written, .unwritten, .truncated, .redactions,
+ *   .batches, .batch_retries, .reconnects, .plans, .deleted, .queue_slots, .queue_depth,
+ *   .connected                   the slow-query log's counters (nprof_slowlog_stats, but for
+ *                                last_error)
+ *   stats.querystats.size, .capacity, .dropped
+ *                                the per-shape table's shapes held, room and shapes refused
+ *                                (nprof_querystats_size/_capacity/_dropped)
+ * nprof_ctl_foreach() visits the runtime's own names, then these by prefix, then opt.*.
  */
 #ifndef NANOPROF_RUNTIME_H
 #define NANOPROF_RUNTIME_H
@@ -89,8 +107,9 @@ typedef struct nprof_ctl_value {
 } nprof_ctl_value;
 
 /*
- * Reads one value by its dotted name.  Thread-safe; counters are read without stopping
- * writers, so two values read one after the other may be a few events apart.
+ * Reads one value by its dotted name.  Thread-safe, also against a layer registering or
+ * removing its names meanwhile; counters are read without stopping writers, so two values
+ * read one after the other may be a few events apart.
  * Errors: NPROF_EINVAL (NULL argument), NPROF_ENOENT (no such name).
  */
 NPROF_API int nprof_ctl_get(nprof_runtime *rt, const char *name, nprof_ctl_value *out);
@@ -100,10 +119,11 @@ NPROF_API int nprof_ctl_get(nprof_runtime *rt, const char *name, nprof_ctl_value
 typedef int (*nprof_ctl_visit_fn)(void *user, const char *name, const nprof_ctl_value *value);
 
 /*
- * Visits every name that starts with `prefix` ("" or NULL: all), in a stable order, on the
- * calling thread.  Returns NPROF_OK, NPROF_EINVAL (`rt` or `fn` NULL), or the visitor's
- * non-zero return value, whatever its sign, if it stopped the walk.  Thread-safe as
- * nprof_ctl_get() is.
+ * Visits every name that starts with `prefix` ("" or NULL: all), in a stable order (see the
+ * list above), on the calling thread.  The visitor is called with no lock held, so it may
+ * call nprof_ctl_get() or destroy a middleware; names of a layer that comes or goes during
+ * the walk may be missed.  Returns NPROF_OK, NPROF_EINVAL (`rt` or `fn` NULL), or the
+ * visitor's non-zero return value, whatever its sign, if it stopped the walk.
  */
 NPROF_API int nprof_ctl_foreach(nprof_runtime *rt, const char *prefix, nprof_ctl_visit_fn fn,
                                 void *user);

@@ -201,7 +201,8 @@ typedef struct nprof_slowlog_stats {
 } nprof_slowlog_stats;
 
 /* Copies the counters into `out`.  Thread-safe; never talks to the database.  Errors:
- * NPROF_EINVAL (`log` or `out` NULL). */
+ * NPROF_EINVAL (`log` or `out` NULL).  A log opened with a runtime also shows them (but
+ * last_error) as the introspection names stats.slowlog.<field>. */
 NPROF_API int nprof_slowlog_get_stats(nprof_slowlog *log, nprof_slowlog_stats *out);
 
 /*
