@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "nanoprof/common.h"
+#include "nanoprof/profile.h" /* nprof_duration_format(): its NPROF_API exports it */
 
 int nprof__buf_reserve(nprof_buf *buf, size_t extra)
 {

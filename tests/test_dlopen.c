@@ -135,6 +135,12 @@ TEST(public_functions_resolve_and_internal_ones_stay_hidden)
     ASSERT_TRUE(dlsym(lib, "nprof__alloc_bytes") == NULL);
     ASSERT_TRUE(dlsym(lib, "nprof__fail") == NULL);
     ASSERT_TRUE(dlsym(lib, "nprof__profile_obtain") == NULL);
+    /* Renamed calls are exported under their new names only: the old ones are macros and
+     * inline functions of the headers (nanoprof/common.h, Names). */
+    ASSERT_TRUE(dlsym(lib, "nprof_duration_format") != NULL);
+    ASSERT_TRUE(dlsym(lib, "nprof_mw_create") != NULL);
+    ASSERT_TRUE(dlsym(lib, "nprof_format_duration") == NULL);
+    ASSERT_TRUE(dlsym(lib, "nprof_middleware_create") == NULL);
 }
 
 TEST(a_request_is_profiled_through_dlsym)
