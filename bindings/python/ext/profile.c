@@ -376,13 +376,20 @@ static PyObject *profile_to_header(nprof_py_profile *v, PyObject *noargs)
     return p ? header_str(p) : NULL;
 }
 
+/* The frozen copy `kept`, or `fn` rendered from the live profile. */
+static PyObject *kept_or_rendered(nprof_py_profile *v, PyObject *kept, render_fn fn,
+                                  const char *what)
+{
+    if (v->frozen)
+        return Py_NewRef(kept);
+    const nprof_profile *p = live(v);
+    return p ? rendered(p, fn, what) : NULL;
+}
+
 static PyObject *profile_to_json(nprof_py_profile *v, PyObject *noargs)
 {
     (void)noargs;
-    if (v->frozen)
-        return Py_NewRef(v->json);
-    const nprof_profile *p = live(v);
-    return p ? rendered(p, nprof_profile_render_json, "to_json()") : NULL;
+    return kept_or_rendered(v, v->json, nprof_profile_render_json, "to_json()");
 }
 
 static PyObject *profile_to_dict(nprof_py_profile *v, PyObject *noargs)
@@ -398,10 +405,8 @@ static PyObject *profile_to_dict(nprof_py_profile *v, PyObject *noargs)
 static PyObject *profile_to_collapsed(nprof_py_profile *v, PyObject *noargs)
 {
     (void)noargs;
-    if (v->frozen)
-        return Py_NewRef(v->collapsed);
-    const nprof_profile *p = live(v);
-    return p ? rendered(p, nprof_profile_render_collapsed, "to_collapsed_stack()") : NULL;
+    return kept_or_rendered(v, v->collapsed, nprof_profile_render_collapsed,
+                            "to_collapsed_stack()");
 }
 
 static PyObject *profile_repr(nprof_py_profile *v)
