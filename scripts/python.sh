@@ -44,3 +44,27 @@ nprof_python_wheel() {
     "$py" -m pip install -q --disable-pip-version-check --no-deps --force-reinstall "$wheel" >&2
     echo "$wheel"
 }
+
+# The package's tests again with the extension and libnanoprof built under AddressSanitizer
+# and UndefinedBehaviorSanitizer (build/py-asan): the package is assembled in
+# build/py-asan/pkg and put first on PYTHONPATH; the sanitizer runtimes are preloaded into
+# the interpreter, which does not link them itself, and PYTHONMALLOC=malloc lets ASan see
+# the Python objects the extension allocates and frees.  The preload test is left out: its
+# own LD_PRELOAD of the libpq shim cannot come after the sanitizers'.
+nprof_python_sanitized_tests() {
+    local py=$1 dir="$NPROF_ROOT/build/py-asan" pkg
+    cmake -S "$NPROF_ROOT" -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE=Debug -DNPROF_WERROR=ON \
+        -DNPROF_PYTHON=ON -DNPROF_BUILD_TESTS=OFF -DNPROF_BUILD_BENCH=OFF \
+        -DNPROF_SANITIZE=address,undefined -DPython_EXECUTABLE="$py" >/dev/null
+    cmake --build "$dir" -j "$(nproc)" >/dev/null
+    pkg="$dir/pkg"
+    rm -rf "$pkg" && mkdir -p "$pkg"
+    cp -r "$NPROF_PY_DIR/src/nanoprof" "$pkg/"
+    cp "$dir"/bindings/python/_core*.so "$dir/libnanoprof.so.0" "$dir/libnanoprof_pq.so" "$pkg/nanoprof/"
+    (cd "$NPROF_PY_DIR" &&
+        PYTHONPATH="$pkg" PYTHONMALLOC=malloc \
+        LD_PRELOAD="$(gcc -print-file-name=libasan.so) $(gcc -print-file-name=libubsan.so)" \
+        ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 \
+        UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+        "$py" -m pytest -q -p no:cacheprovider tests --deselect tests/test_preload.py)
+}

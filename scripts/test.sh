@@ -6,7 +6,8 @@
 #   4. the libFuzzer targets (clang, ASan+UBSan), each run for 60 s
 #   5. zig build test: the same sources and tests built by build.zig
 #   6. the Python package: its wheel built by scikit-build-core and installed into the
-#      project's venv (scripts/python.sh), its tests through pytest
+#      project's venv (scripts/python.sh), its tests through pytest; then the same tests with
+#      the extension and libnanoprof built under ASan+UBSan
 # Build directories go under build/ (git ignores it).  Exits non-zero on the first failure.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/setup.sh"
@@ -49,3 +50,6 @@ source "$NPROF_ROOT/scripts/python.sh"
 py=$(nprof_venv)
 echo "built and installed $(nprof_python_wheel "$py")"
 (cd "$NPROF_ROOT/bindings/python" && "$py" -m pytest -q -p no:cacheprovider tests)
+
+echo "== Python: the same tests with the extension and libnanoprof under ASan+UBSan"
+nprof_python_sanitized_tests "$py"
