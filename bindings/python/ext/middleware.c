@@ -11,8 +11,13 @@
 /* ---- options ----------------------------------------------------------------------------- */
 
 /* Strings of the options live until nprof_mw_create() has copied them. */
+#define MAX_RULES 64
+
+/* Every string the options can hold: a pattern and a replacement per route rule, a route per
+ * budget, the dashboard path and the token.  Kept because a rule may come from a generator,
+ * whose items live only in the list made of it. */
 typedef struct opt_strings {
-    PyObject *keep[2 * 64 + 4];
+    PyObject *keep[3 * MAX_RULES + 2];
     size_t n;
 } opt_strings;
 
@@ -28,7 +33,11 @@ static const char *opt_cstr(opt_strings *k, PyObject *o, const char *what)
         PyErr_Format(PyExc_ValueError, "%s must not hold a NUL character", what);
         return NULL;
     }
-    if (s && k->n < sizeof k->keep / sizeof *k->keep)
+    if (s && k->n == sizeof k->keep / sizeof *k->keep) {
+        PyErr_Format(nprof_py_config_error, "%s: too many strings in the options", what);
+        return NULL;
+    }
+    if (s)
         k->keep[k->n++] = Py_NewRef(o);
     return s;
 }
@@ -68,8 +77,6 @@ static int opt_ms(PyObject *o, const char *name, double *out)
     *out = v;
     return 0;
 }
-
-#define MAX_RULES 64
 
 typedef struct mw_opts {
     nprof_mw_options o;
@@ -499,21 +506,29 @@ static int is_dashboard(nprof_py_middleware *self, const char *path, size_t len)
     return d && len >= d && !memcmp(path, self->dashboard, d) && (len == d || path[d] == '/');
 }
 
-/* Serves a dashboard request (a tuple), or begins the request (a Request), or gives None
- * when profiling is off. */
-static PyObject *begin_or_serve(nprof_py_middleware *self, req_text *t, int as_str)
+/* The dashboard's answer to `t` as a tuple, or None when `t` is not a dashboard request
+ * (or the dashboard is off for it); NULL with an exception on error. */
+static PyObject *serve_dashboard(nprof_py_middleware *self, req_text *t, int as_str)
 {
-    if (is_dashboard(self, t->req.path, t->req.path_len)) {
-        nprof_mw_response resp;
-        int rc = nprof_mw_handle(self->mw, &t->req, &resp);
-        if (rc < 0) {
-            nprof_mw_response_free(&resp);
-            return nprof_py_raise(rc, "serving the dashboard");
-        }
-        if (rc == 1)
-            return dashboard_response(&resp, as_str);
-        nprof_mw_response_free(&resp);
-    }
+    if (!is_dashboard(self, t->req.path, t->req.path_len))
+        Py_RETURN_NONE;
+    nprof_mw_response resp;
+    int rc = nprof_mw_handle(self->mw, &t->req, &resp);
+    if (rc == 1)
+        return dashboard_response(&resp, as_str);
+    nprof_mw_response_free(&resp);
+    if (rc < 0)
+        return nprof_py_raise(rc, "serving the dashboard");
+    Py_RETURN_NONE;
+}
+
+/* How a request's caller stands to an event loop: ASGI requests always run in one; other
+ * callers (WSGI, and Django, whose request.META looks the same in both) are asked. */
+enum { LOOP_ASK = 0, LOOP_ALWAYS = 1 };
+
+/* Begins a request (a Request), or gives None when profiling is off. */
+static PyObject *begin_request(nprof_py_middleware *self, req_text *t, int loop)
+{
     nprof_py_request *r = nprof_py_request_alloc();
     if (!r)
         return NULL;
@@ -535,12 +550,22 @@ static PyObject *begin_or_serve(nprof_py_middleware *self, req_text *t, int as_s
         Py_DECREF(r);
         return NULL;
     }
-    if (!nprof_py_in_event_loop()) {
+    if (loop == LOOP_ASK && !nprof_py_in_event_loop()) {
         r->c_prev = nprof_current_save();
         nprof_current_set(r->p);
         r->set_c_current = 1;
     }
     return (PyObject *)r;
+}
+
+/* Serves a dashboard request (a tuple), or begins the request (a Request or None). */
+static PyObject *begin_or_serve(nprof_py_middleware *self, req_text *t, int as_str, int loop)
+{
+    PyObject *answer = serve_dashboard(self, t, as_str);
+    if (answer != Py_None)
+        return answer;
+    Py_DECREF(answer);
+    return begin_request(self, t, loop);
 }
 
 /* Where a protocol keeps a request: the keys of its method, path and query string, how its
@@ -551,14 +576,15 @@ typedef struct protocol {
     int (*field)(PyObject *, const char **, size_t *, PyObject **, const char *);
     int header_kind;
     int str_headers;
+    int loop;              /* LOOP_* */
     PyObject *key_objs[4]; /* the keys as interned str, made on first use */
 } protocol;
 
 static protocol ASGI = {"the ASGI scope", {"method", "path", "query_string", "headers"},
-                        text_field, HDR_PAIRS, 0, {NULL}};
+                        text_field, HDR_PAIRS, 0, LOOP_ALWAYS, {NULL}};
 static protocol WSGI = {"the WSGI environ",
                         {"REQUEST_METHOD", "PATH_INFO", "QUERY_STRING", NULL},
-                        wsgi_field, HDR_ENVIRON, 1, {NULL}};
+                        wsgi_field, HDR_ENVIRON, 1, LOOP_ASK, {NULL}};
 
 /* The request's fields in `d`; an interned key finds its entry without building a str
  * (PyDict_GetItemString would make and intern one per lookup). */
@@ -609,7 +635,7 @@ static PyObject *protocol_begin(nprof_py_middleware *self, PyObject *d, protocol
             t.req.header = header_lookup;
             t.req.user = &t.hdr;
         }
-        out = begin_or_serve(self, &t, proto->str_headers);
+        out = begin_or_serve(self, &t, proto->str_headers, proto->loop);
     }
     Py_XDECREF(root);
     req_text_free(&t);
@@ -671,13 +697,9 @@ static PyObject *mw_begin(nprof_py_middleware *self, PyObject *args, PyObject *k
         return NULL;
     req_text t;
     PyObject *out = NULL;
-    if (generic_request(args, kwargs, &t, "begin") == 0) {
-        /* begin() never serves the dashboard: handle() does, for adapters that ask first. */
-        size_t saved = self->dashboard_len;
-        self->dashboard_len = 0;
-        out = begin_or_serve(self, &t, 1);
-        self->dashboard_len = saved;
-    }
+    /* begin() never serves the dashboard: handle() does, for adapters that ask first. */
+    if (generic_request(args, kwargs, &t, "begin") == 0)
+        out = begin_request(self, &t, LOOP_ASK);
     req_text_free(&t);
     return out;
 }
@@ -688,23 +710,8 @@ static PyObject *mw_handle(nprof_py_middleware *self, PyObject *args, PyObject *
         return NULL;
     req_text t;
     PyObject *out = NULL;
-    if (generic_request(args, kwargs, &t, "handle") == 0) {
-        if (!is_dashboard(self, t.req.path, t.req.path_len)) {
-            out = Py_NewRef(Py_None);
-        } else {
-            nprof_mw_response resp;
-            int rc = nprof_mw_handle(self->mw, &t.req, &resp);
-            if (rc < 0) {
-                nprof_mw_response_free(&resp);
-                out = nprof_py_raise(rc, "serving the dashboard");
-            } else if (rc == 0) {
-                nprof_mw_response_free(&resp);
-                out = Py_NewRef(Py_None);
-            } else {
-                out = dashboard_response(&resp, 1);
-            }
-        }
-    }
+    if (generic_request(args, kwargs, &t, "handle") == 0)
+        out = serve_dashboard(self, &t, 1);
     req_text_free(&t);
     return out;
 }

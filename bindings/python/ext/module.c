@@ -328,7 +328,9 @@ static PyObject *py_stats(PyObject *self, PyObject *args)
 static PyObject *py_config(PyObject *self, PyObject *noargs)
 {
     (void)noargs;
-    PyObject *all = py_stats(self, Py_BuildValue("(s)", "opt."));
+    PyObject *args = Py_BuildValue("(s)", "opt.");
+    PyObject *all = args ? py_stats(self, args) : NULL;
+    Py_XDECREF(args);
     if (!all)
         return NULL;
     PyObject *out = PyDict_New();

@@ -381,3 +381,17 @@ def test_interleaved_tasks_each_see_only_their_own_profile() -> None:
 
 def test_the_c_current_profile_follows_the_sync_request() -> None:
     assert _core.get_current_profile() is None
+
+
+def test_middleware_keeps_every_option_string_even_from_a_generator() -> None:
+    # 64 rules made on the fly (their strings live only in the list made of the generator)
+    # and 64 budgets: the most the options hold, all applied.
+    rules = ((f"^/r{i}/[a-z]+$", f"/r{i}/{{slug}}") for i in range(64))
+    mw = _core.Middleware(route_rules=rules, budgets={f"/b{i}": 3 for i in range(64)},
+                          default_route_rules=False)
+    req = mw.begin("GET", "/r63/abc")
+    assert req is not None
+    req.end(200)
+    assert mw.route_stats("GET", "/r63/{slug}") is not None
+    with pytest.raises(ValueError, match="at most 64"):
+        _core.Middleware(route_rules=[("a", "b")] * 65)
