@@ -202,7 +202,21 @@ NPROF_API int nprof_span_begin_static(nprof_profile *p, const char *name, size_t
  */
 NPROF_API int nprof_span_end(nprof_profile *p, int id);
 
-/* One SQL query to record. */
+/*
+ * Where a query came from, asked for only when the profile keeps it (see nprof_query.callsite):
+ * writes at most `cap` bytes (cap is NPROF_CALLSITE_MAX; no NUL needed) naming the application
+ * code that issued the query, as "path/to/file.py:42 in function", and returns how many it
+ * wrote (0: none known).  Called on the recording thread, during nprof_query_record(), at most
+ * once per query; it must not record into the same profile.
+ */
+typedef size_t (*nprof_callsite_fn)(void *user, char *buf, size_t cap);
+
+/* Bytes of a call site a profile or a slow-query log keeps. */
+#define NPROF_CALLSITE_MAX 256
+/* Bytes of a query's error text a profile keeps. */
+#define NPROF_QUERY_ERROR_MAX 256
+
+/* One SQL query to record.  Zero what you do not set: `{.sql = s, .sql_len = n, ...}`. */
 typedef struct nprof_query {
     const char *sql;         /* the query text as sent; copied, cut at max_sql_bytes */
     size_t sql_len;
@@ -214,11 +228,24 @@ typedef struct nprof_query {
     const char *normalized;  /* normalized text from the SQL layer, or NULL; copied */
     size_t normalized_len;
     unsigned flags;          /* NPROF_QUERY_* */
+    uint32_t batch_rows;     /* an executemany or other batched statement: the parameter sets
+                                (rows) it ran, recorded as one query; 0: a single statement */
+    const char *error;       /* what the query raised or returned as its error, or NULL (it
+                                succeeded); copied, cut at NPROF_QUERY_ERROR_MAX bytes */
+    size_t error_len;
+    nprof_callsite_fn callsite; /* NULL, or asked for the query's call site when it is the
+                                first query of its fingerprint in the profile or a slow one
+                                (over opt.slow_query_threshold_ms): only those keep one, so
+                                the cost of finding it is paid only on them */
+    void *callsite_user;     /* passed to `callsite` */
 } nprof_query;
 
 /* nprof_query.flags: recorded and timed, but not counted under its shape (no N+1 pattern,
  * no duplicate): what the SQL layer's ignore rules (opt.sql_ignore) mark. */
 #define NPROF_QUERY_UNCOUNTED 1u
+/* nprof_query.flags: the hook that recorded it has already sent it to a slow-query log, so
+ * nprof_slowlog_enqueue_profile() (and a middleware's log) leaves it out. */
+#define NPROF_QUERY_LOGGED 2u
 
 /*
  * Records a query into the profile, under the innermost open span.  Counts and times every
@@ -282,6 +309,13 @@ typedef struct nprof_query_info {
     uint64_t start_offset_ns; /* from the start of the request */
     int span;               /* innermost open span when recorded, NPROF_SPAN_ROOT if none */
     int slow;               /* over opt.slow_query_threshold_ms */
+    uint32_t batch_rows;    /* nprof_query.batch_rows */
+    unsigned flags;         /* nprof_query.flags */
+    const char *error;      /* NULL when it succeeded */
+    size_t error_len;
+    const char *callsite;   /* NULL unless it was the first of its shape or slow and the
+                               recorder gave one (nprof_query.callsite) */
+    size_t callsite_len;
 } nprof_query_info;
 
 /* One query shape of the request: every query recorded with the same fingerprint.  Filled
@@ -299,6 +333,8 @@ typedef struct nprof_pattern_info {
     uint64_t total_ns;
     uint64_t max_ns;
     int n_plus_one;           /* count >= opt.n_plus_one_threshold */
+    const char *callsite;     /* where the shape's first query was issued, NULL if unknown */
+    size_t callsite_len;
 } nprof_pattern_info;
 
 /* Fills `out` with shape number `index`, in the order the shapes were first seen.  Errors:

@@ -159,6 +159,9 @@ typedef struct nprof_slowlog_entry {
     size_t route_len;
     const char *request_id;      /* may be NULL; cut at 64 bytes */
     size_t request_id_len;
+    const char *callsite;        /* the application code that issued the query ("file.py:42
+                                    in view"), may be NULL; cut at NPROF_CALLSITE_MAX */
+    size_t callsite_len;
 } nprof_slowlog_entry;
 
 /*
@@ -179,6 +182,16 @@ NPROF_API int nprof_slowlog_enqueue(nprof_slowlog *log, const nprof_slowlog_entr
  * profile).  Entries dropped for a full queue are counted in the stats, not reported here.
  */
 NPROF_API int nprof_slowlog_enqueue_profile(nprof_slowlog *log, const nprof_profile *p);
+
+/*
+ * Waits until the writer is connected and the table (and its view) exist, at most
+ * `timeout_ms`: what an application calls at start-up to know that its log works (the
+ * reference's ensure_table()).  Blocks: call it off the request path.  Returns NPROF_OK, or
+ * NPROF_EIO when the time ran out (nprof_last_error_detail() has the writer's last error,
+ * e.g. the server's message or "connecting"), NPROF_EINVAL (`log` NULL), NPROF_ESTATE (the log
+ * is closing).
+ */
+NPROF_API int nprof_slowlog_wait_ready(nprof_slowlog *log, uint32_t timeout_ms);
 
 /* What a log did, copied out by nprof_slowlog_get_stats(). */
 typedef struct nprof_slowlog_stats {
