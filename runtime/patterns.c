@@ -117,13 +117,13 @@ static int seen_before(nprof_profile *p, uint64_t h)
     return 0;
 }
 
-void nprof__patterns_count(nprof_profile *p, const nprof_query *q, int32_t kept)
+int32_t nprof__patterns_count(nprof_profile *p, const nprof_query *q, int32_t kept)
 {
     uint64_t slow_ns = p->rt->slow_query_ns;
     int slow = q->duration_ns > slow_ns;
     p->slow_count += slow;
     if (!q->fingerprint || (q->flags & NPROF_QUERY_UNCOUNTED))
-        return;
+        return -1;
     /* Same text and same parameters: the fingerprint keeps shapes apart, the hashes the
      * literals and the parameter summary. */
     uint64_t h = XXH3_64bits_withSeed(q->sql, q->sql_len, q->fingerprint);
@@ -134,7 +134,7 @@ void nprof__patterns_count(nprof_profile *p, const nprof_query *q, int32_t kept)
     nprof__pattern *pat = find_or_add(p, q->fingerprint);
     if (!pat) {
         p->patterns_dropped++;
-        return;
+        return -1;
     }
     int repeat = seen_before(p, h);
     pat->count++;
@@ -146,4 +146,5 @@ void nprof__patterns_count(nprof_profile *p, const nprof_query *q, int32_t kept)
         pat->max_ns = q->duration_ns;
     if (pat->first_query < 0 && kept >= 0)
         pat->first_query = kept;
+    return pat->count == 1 ? (int32_t)(pat - p->patterns) : -1;
 }

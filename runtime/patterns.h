@@ -19,12 +19,18 @@ typedef struct nprof__pattern {
     uint64_t slow_count;
     uint64_t total_ns, max_ns;
     int32_t first_query;    /* first kept query of this shape, or -1 */
+    uint32_t callsite_len;
+    const char *callsite;   /* where the shape's first query was issued (profile's text), or
+                               NULL: asked of that query alone, so it costs once per shape */
 } nprof__pattern;
 
 struct nprof_profile;
 struct nprof_query;
 
-/* Counts one query (kept as query number `kept`, or -1 when only counted). */
-void nprof__patterns_count(struct nprof_profile *p, const struct nprof_query *q, int32_t kept);
+/* Counts one query (kept as query number `kept`, or -1 when only counted).  Returns the
+ * number of its shape when it is the first query of that shape (a new pattern), else -1 (no
+ * fingerprint, uncounted, a shape seen before, or one that could not be counted): the
+ * recorder asks for a call site only then. */
+int32_t nprof__patterns_count(struct nprof_profile *p, const struct nprof_query *q, int32_t kept);
 
 #endif /* NPROF_RUNTIME_PATTERNS_H */

@@ -563,63 +563,109 @@ uint64_t nprof__phase_ns(const nprof_profile *p, int phase)
 
 /* ---- queries ---------------------------------------------------------------------------- */
 
+/* An optional text of a query, copied (NULL stays NULL with length 0).  0, or -1 when the
+ * profile's budget is spent. */
+static int copy_optional(nprof_profile *p, const char *s, size_t len, size_t max,
+                         const char **out, uint32_t *kept)
+{
+    *out = NULL;
+    *kept = 0;
+    if (!s)
+        return 0;
+    *out = copy_text(p, s, len, max, kept);
+    return *out ? 0 : -1;
+}
+
+/* Copies `q` into the next query slot and returns its number, or -1 when it cannot be kept
+ * (max_queries or the budget).  Every field of the slot is written: a recycled profile's
+ * slots still hold the last request's pointers. */
+static int32_t keep_query(nprof_profile *p, const nprof_query *q, uint64_t now)
+{
+    const nprof_config *cfg = &p->rt->cfg;
+    if (p->query_count >= cfg->max_queries ||
+        (p->query_count == p->query_cap &&
+         grow_array(p, (void **)&p->queries, &p->query_cap, p->queries_inline,
+                    sizeof(nprof__query), cfg->max_queries) != NPROF_OK))
+        return -1;
+    nprof__query r = {
+        .sql_full_len = (uint32_t)(q->sql_len > UINT32_MAX ? UINT32_MAX : q->sql_len),
+        .batch_rows = q->batch_rows,
+        .flags = q->flags,
+        .fingerprint = q->fingerprint,
+        .duration_ns = q->duration_ns,
+        .span = p->current_span,
+    };
+    r.sql = copy_text(p, q->sql, q->sql_len, cfg->max_sql_bytes, &r.sql_len);
+    /* Text copied before a failure stays in the arena until the profile is reused. */
+    if (!r.sql ||
+        copy_optional(p, q->params, q->params_len, cfg->max_params_bytes, &r.params,
+                      &r.params_len) ||
+        copy_optional(p, q->normalized, q->normalized_len, cfg->max_sql_bytes, &r.normalized,
+                      &r.normalized_len) ||
+        copy_optional(p, q->error, q->error_len, NPROF_QUERY_ERROR_MAX, &r.error, &r.error_len))
+        return -1;
+    /* Where it sits in the request: from its start when given, else it ended just now. */
+    if (q->start_ticks) {
+        r.start_offset_ns = q->start_ticks > p->start_ticks
+                                ? nprof_ticks_to_ns(q->start_ticks - p->start_ticks) : 0;
+    } else {
+        uint64_t end_offset = now > p->start_ticks ? nprof_ticks_to_ns(now - p->start_ticks) : 0;
+        r.start_offset_ns = end_offset > q->duration_ns ? end_offset - q->duration_ns : 0;
+    }
+    p->queries[p->query_count] = r;
+    return (int32_t)p->query_count++;
+}
+
+/*
+ * Asks the recorder where the query came from, when the profile keeps that: on the shape
+ * (`shape` >= 0: the first query of a new shape) or on a kept slow query (`kept` >= 0).
+ * Finding a call site means walking the host's stack (a Python frame walk costs
+ * microseconds), so every other query is left alone.  The buffer is zeroed first: a callback
+ * that claims more than it wrote copies zeros, never an earlier call's stack bytes.
+ */
+static void keep_callsite(nprof_profile *p, const nprof_query *q, int32_t kept, int32_t shape)
+{
+    int slow = q->duration_ns > p->rt->slow_query_ns;
+    if (shape < 0 && !(slow && kept >= 0))
+        return;
+    char buf[NPROF_CALLSITE_MAX];
+    memset(buf, 0, sizeof buf);
+    size_t n = q->callsite(q->callsite_user, buf, sizeof buf);
+    uint32_t len;
+    const char *site = n ? copy_text(p, buf, n, sizeof buf, &len) : NULL;
+    if (!site)
+        return; /* none known, or the budget is spent: the query stays without one */
+    /* Indexes, not pointers taken before the call: the arrays do not move while the query
+     * is recorded, but the callback is the host's code. */
+    if (kept >= 0) {
+        p->queries[kept].callsite = site;
+        p->queries[kept].callsite_len = len;
+    }
+    if (shape >= 0) {
+        p->patterns[shape].callsite = site;
+        p->patterns[shape].callsite_len = len;
+    }
+}
+
 int nprof_query_record(nprof_profile *p, const nprof_query *q)
 {
     if (NPROF_UNLIKELY(!p))
         return NPROF_ENOPROFILE;
     if (NPROF_UNLIKELY(!q || (!q->sql && q->sql_len) || (!q->params && q->params_len) ||
-                       (!q->normalized && q->normalized_len)))
+                       (!q->normalized && q->normalized_len) || (!q->error && q->error_len)))
         return NPROF_EINVAL;
     if (NPROF_UNLIKELY(p->ended))
         return NPROF_ESTATE;
     uint64_t now = nprof_ticks();
     p->sql_count++;
     p->sql_total_ns += q->duration_ns;
-    const nprof_config *cfg = &p->rt->cfg;
-    if (p->query_count >= cfg->max_queries ||
-        (p->query_count == p->query_cap &&
-         grow_array(p, (void **)&p->queries, &p->query_cap, p->queries_inline,
-                    sizeof(nprof__query), cfg->max_queries) != NPROF_OK))
-        goto dropped;
-    nprof__query *r = &p->queries[p->query_count];
-    r->sql = copy_text(p, q->sql, q->sql_len, cfg->max_sql_bytes, &r->sql_len);
-    if (!r->sql)
-        goto dropped;
-    r->sql_full_len = (uint32_t)(q->sql_len > UINT32_MAX ? UINT32_MAX : q->sql_len);
-    r->params = NULL;
-    r->params_len = 0;
-    if (q->params) {
-        r->params = copy_text(p, q->params, q->params_len, cfg->max_params_bytes, &r->params_len);
-        if (!r->params)
-            goto dropped;
-    }
-    r->normalized = NULL;
-    r->normalized_len = 0;
-    if (q->normalized) {
-        r->normalized = copy_text(p, q->normalized, q->normalized_len, cfg->max_sql_bytes,
-                                  &r->normalized_len);
-        if (!r->normalized)
-            goto dropped;
-    }
-    r->fingerprint = q->fingerprint;
-    r->duration_ns = q->duration_ns;
-    /* Where it sits in the request: from its start when given, else it ended just now. */
-    if (q->start_ticks) {
-        r->start_offset_ns = q->start_ticks > p->start_ticks
-                                 ? nprof_ticks_to_ns(q->start_ticks - p->start_ticks) : 0;
-    } else {
-        uint64_t end_offset = now > p->start_ticks ? nprof_ticks_to_ns(now - p->start_ticks) : 0;
-        r->start_offset_ns = end_offset > q->duration_ns ? end_offset - q->duration_ns : 0;
-    }
-    r->span = p->current_span;
-    nprof__patterns_count(p, q, (int32_t)p->query_count);
-    p->query_count++;
-    return NPROF_OK;
-dropped:
-    /* Text copied before the failure stays in the arena until the profile is reused. */
-    p->queries_dropped++;
-    nprof__patterns_count(p, q, -1);
-    return NPROF_ELIMIT;
+    int32_t kept = keep_query(p, q, now);
+    if (kept < 0)
+        p->queries_dropped++;
+    int32_t shape = nprof__patterns_count(p, q, kept);
+    if (q->callsite)
+        keep_callsite(p, q, kept, shape);
+    return kept >= 0 ? NPROF_OK : NPROF_ELIMIT;
 }
 
 /* ---- end, submit, discard ------------------------------------------------------------------ */
@@ -770,6 +816,12 @@ int nprof_profile_get_query(const nprof_profile *p, size_t index, nprof_query_in
     out->start_offset_ns = q->start_offset_ns;
     out->span = q->span;
     out->slow = q->duration_ns > p->rt->slow_query_ns;
+    out->batch_rows = q->batch_rows;
+    out->flags = q->flags;
+    out->error = q->error;
+    out->error_len = q->error_len;
+    out->callsite = q->callsite;
+    out->callsite_len = q->callsite_len;
     return NPROF_OK;
 }
 
@@ -794,6 +846,8 @@ int nprof_profile_get_pattern(const nprof_profile *p, size_t index, nprof_patter
     out->total_ns = pat->total_ns;
     out->max_ns = pat->max_ns;
     out->n_plus_one = pat->count >= p->rt->cfg.n_plus_one_threshold;
+    out->callsite = pat->callsite;
+    out->callsite_len = pat->callsite_len;
     return NPROF_OK;
 }
 

@@ -53,7 +53,11 @@ typedef struct nprof__query {
     const char *sql;
     const char *params;
     const char *normalized;
-    uint32_t sql_len, sql_full_len, params_len, normalized_len;
+    const char *error;    /* NULL: it succeeded */
+    const char *callsite; /* NULL unless first of its shape or slow, and the recorder gave one */
+    uint32_t sql_len, sql_full_len, params_len, normalized_len, error_len, callsite_len;
+    uint32_t batch_rows;  /* nprof_query.batch_rows */
+    uint32_t flags;       /* NPROF_QUERY_* */
     int32_t span;
     uint64_t start_offset_ns; /* from the start of the request */
     uint64_t duration_ns;

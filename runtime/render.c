@@ -63,6 +63,8 @@ static void render_pattern(nprof__jw *j, const nprof_pattern_info *pi)
     nprof__jw_ku64(j, "count", pi->count);
     nprof__jw_ku64(j, "exact_repeats", pi->exact_repeats);
     time_members(j, "total_ns", "total", pi->total_ns);
+    if (pi->callsite)
+        nprof__jw_kstr(j, "callsite", pi->callsite, pi->callsite_len);
     nprof__jw_obj_end(j);
 }
 
@@ -143,6 +145,12 @@ int nprof_profile_render_json(const nprof_profile *p, nprof_buf *out)
             nprof__jw_key(j, "slow");
             nprof__jw_bool(j, 1);
         }
+        if (q->callsite)
+            nprof__jw_kstr(j, "callsite", q->callsite, q->callsite_len);
+        if (q->batch_rows)
+            nprof__jw_ku64(j, "rows", q->batch_rows);
+        if (q->error)
+            nprof__jw_kstr(j, "error", q->error, q->error_len);
         nprof__jw_obj_end(j);
     }
     nprof__jw_arr_end(j);

@@ -253,7 +253,17 @@ typedef struct nprof_query {
  * its shape (see nprof_profile_get_pattern(): N+1 patterns and exact duplicates); the SQL
  * layer's nprof_sql_record() fills the fingerprint and normalized text.  Returns NPROF_OK, or
  * NPROF_ELIMIT when the query was counted but not kept, NPROF_ESTATE after the request ended,
- * NPROF_EINVAL when `q` is NULL or `q->sql` is NULL with a non-zero length.
+ * NPROF_EINVAL when `q` is NULL or `q->sql` (or params, normalized, error) is NULL with a
+ * non-zero length.
+ *
+ * Call sites: `q->callsite`, when set, is called at most once, before this returns, and only
+ * when the query is the first of its fingerprint in this profile (counted under its shape:
+ * not with fingerprint 0 or NPROF_QUERY_UNCOUNTED; the call site is kept on the shape,
+ * nprof_pattern_info.callsite, even when the query itself is not kept) or slow and kept (the
+ * call site is kept on the query).  A kept first-of-shape query has it on both.  Any other
+ * query never calls it.  It gets a zeroed buffer of NPROF_CALLSITE_MAX bytes; a return value
+ * above that counts as NPROF_CALLSITE_MAX and 0 keeps none.  The bytes are copied into the
+ * profile (any bytes: renderers escape them).
  */
 NPROF_API int nprof_query_record(nprof_profile *p, const nprof_query *q);
 
@@ -392,7 +402,10 @@ NPROF_API int nprof_duration_format(uint64_t ns, char *buf, size_t cap, size_t *
  * Appends the profile as one JSON object to `out` (caller-owned, see nprof_buf), with the
  * reference keys (method, path, total_ns, total, middleware_ns, routing_ns, handler_ns,
  * sql_total_ns, sql_count, queries [{sql, duration_ns, duration}]) and ours (route, request_id,
- * status, start_ns, queries_dropped, spans, ...).  The output is valid JSON and valid UTF-8
+ * status, start_ns, queries_dropped, spans, ...).  A query object also has "callsite" (a
+ * string) when it kept one, "rows" (nprof_query.batch_rows) when above 0 and "error" (a
+ * string) when it failed; an entry of "n_plus_one" and "duplicates" has "callsite" when its
+ * shape's first query gave one.  The output is valid JSON and valid UTF-8
  * whatever bytes the strings held: control characters are escaped and invalid UTF-8 becomes
  * U+FFFD.  Errors: NPROF_ENOPROFILE (`p` NULL), NPROF_EINVAL (`out` NULL), NPROF_ENOMEM.
  */
