@@ -94,7 +94,7 @@
       {key: "route"}, {key: "request_id"}]);
     d.n_plus_one_patterns.forEach(function (p) { p.routes = p.routes.join(", "); });
     fill("nplusone", d.n_plus_one_patterns, [{key: "sql", cls: "sql"}, num("repeats"),
-      num("requests"), num("max_in_request"), {key: "routes"}]);
+      num("requests"), num("max_in_request"), {key: "routes"}, {key: "callsite", cls: "sql"}]);
     fill("slowest", d.slowest_requests, [num("total_ms"), {key: "method"}, {key: "path"},
       num("status"), num("middleware_ms"), num("routing_ms"), num("handler_ms"), num("sql_ms"),
       num("sql_count"), breakdown], function (r) { return r.status >= 500; });

@@ -265,15 +265,22 @@ static nprof__np *np_get(nprof_mw *mw, const nprof_pattern_info *pi)
                 len = 0;
             if (len > NPROF__NP_TEXT_MAX)
                 len = NPROF__NP_TEXT_MAX;
-            size_t bytes = sizeof(nprof__np) + len + 1;
+            /* The first call site seen stays: the record is immutable once published. */
+            size_t site_len = pi->callsite ? pi->callsite_len : 0;
+            if (site_len > NPROF_CALLSITE_MAX)
+                site_len = NPROF_CALLSITE_MAX;
+            size_t bytes = sizeof(nprof__np) + len + site_len + 1;
             mine = nprof__alloc_zeroed(mw->alloc, bytes);
             if (!mine)
                 return NULL;
             mine->fingerprint = fp;
             mine->bytes = bytes;
             mine->text_len = (uint32_t)len;
+            mine->callsite_len = (uint32_t)site_len;
             if (len)
                 memcpy(mine->text, text, len);
+            if (site_len)
+                memcpy(mine->text + len, pi->callsite, site_len);
         }
         nprof__np *expected = NULL;
         if (atomic_compare_exchange_strong_explicit(&mw->np_slots[i], &expected, mine,

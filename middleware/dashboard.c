@@ -225,6 +225,11 @@ static void np_json(nprof__jw *j, const nprof__np *np)
     nprof__jw_ku64(j, "requests", atomic_load_explicit(&m->requests, memory_order_relaxed));
     nprof__jw_ku64(j, "max_in_request",
                    atomic_load_explicit(&m->max_in_request, memory_order_relaxed));
+    nprof__jw_key(j, "callsite");
+    if (np->callsite_len)
+        nprof__jw_str(j, nprof__np_callsite(np), np->callsite_len);
+    else
+        nprof__jw_null(j);
     nprof__jw_key(j, "routes");
     nprof__jw_arr(j);
     for (int i = 0; i < NPROF__NP_ROUTES; i++) {

@@ -52,8 +52,17 @@ typedef struct nprof__np {
     _Atomic uint64_t last_ns;        /* nprof_now_ns() of the last such request */
     _Atomic(nprof__route *) routes[NPROF__NP_ROUTES];
     uint32_t text_len;
-    char text[];                     /* normalized SQL (or the example when none was kept) */
+    uint32_t callsite_len;           /* 0: no call site known when the shape was first seen */
+    char text[];                     /* normalized SQL (or the example when none was kept),
+                                        then the call site of the first profile's first query
+                                        of the shape (nprof_pattern_info.callsite) */
 } nprof__np;
+
+/* The call site kept after an N+1 record's text. */
+static inline const char *nprof__np_callsite(const nprof__np *np)
+{
+    return np->text + np->text_len;
+}
 
 typedef struct nprof__budget {
     char *route;

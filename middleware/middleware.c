@@ -476,11 +476,34 @@ static void count_header(nprof_mw_headers *h, const char *name, size_t name_len,
 
 #define NP_HEADER_MAX 1024 /* bytes of X-N-Plus-One */
 #define NP_SQL_MAX 240     /* bytes of one pattern's text in it */
+#define NP_SITE_MAX 120    /* bytes of one pattern's call site in it */
 
-/* X-N-Plus-One: a list of quoted strings with a count each, as RFC 8941 writes them:
- *     "SELECT * FROM authors WHERE id = ?";count=5, "SELECT ...";count=12
- * Text past NP_SQL_MAX bytes is cut (marked "..."), patterns past NP_HEADER_MAX bytes are
- * left out; '"' and '\' are escaped and bytes outside 0x20-0x7E become '?'. */
+/* Writes `len` bytes of `t` at `o` as an RFC 8941 string cut at `max` bytes ("..." marks a
+ * cut): '"' and '\' escaped, bytes outside 0x20-0x7E as '?', so the header stays ASCII
+ * whatever the text holds.  Returns the bytes written, at most 2 * max + 5. */
+static size_t sf_string(char *o, const char *t, size_t len, size_t max)
+{
+    size_t m = 0, i = 0;
+    o[m++] = '"';
+    for (; i < len && i < max; i++) {
+        unsigned char c = (unsigned char)t[i];
+        if (c == '"' || c == '\\')
+            o[m++] = '\\';
+        o[m++] = header_byte(c);
+    }
+    if (i < len) {
+        memcpy(o + m, "...", 3);
+        m += 3;
+    }
+    o[m++] = '"';
+    return m;
+}
+
+/* X-N-Plus-One: a list of quoted strings with a count each, and the call site of the
+ * shape's first query when the recorder gave one, as RFC 8941 writes them:
+ *     "SELECT * FROM authors WHERE id = ?";count=5;site="views.py:42 in list", "SELECT ...";count=12
+ * Text past NP_SQL_MAX bytes and sites past NP_SITE_MAX are cut (marked "..."), patterns past
+ * NP_HEADER_MAX bytes are left out (see sf_string for the escaping). */
 static void n_plus_one_header(nprof_mw_headers *h, const nprof_profile *p,
                               const nprof_profile_info *in)
 {
@@ -492,23 +515,16 @@ static void n_plus_one_header(nprof_mw_headers *h, const nprof_profile *p,
             continue;
         const char *t = pi.normalized ? pi.normalized : pi.example ? pi.example : "";
         size_t tl = pi.normalized ? pi.normalized_len : pi.example ? pi.example_len : 0;
-        char item[2 * NP_SQL_MAX + 48];
-        size_t m = 0;
-        item[m++] = '"';
-        size_t i = 0;
-        for (; i < tl && i < NP_SQL_MAX; i++) {
-            unsigned char c = (unsigned char)t[i];
-            if (c == '"' || c == '\\')
-                item[m++] = '\\';
-            item[m++] = header_byte(c);
-        }
-        if (i < tl) {
-            memcpy(item + m, "...", 3);
-            m += 3;
-        }
-        memcpy(item + m, "\";count=", 8);
-        m += 8;
+        char item[2 * NP_SQL_MAX + 2 * NP_SITE_MAX + 64];
+        size_t m = sf_string(item, t, tl, NP_SQL_MAX);
+        memcpy(item + m, ";count=", 7);
+        m += 7;
         m += nprof__format_u64(pi.count, item + m);
+        if (pi.callsite && pi.callsite_len) {
+            memcpy(item + m, ";site=", 6);
+            m += 6;
+            m += sf_string(item + m, pi.callsite, pi.callsite_len, NP_SITE_MAX);
+        }
         if (n + (n ? 2 : 0) + m > NP_HEADER_MAX)
             break;
         if (n) {

@@ -32,7 +32,16 @@ static const char *resp_header(const nprof_mw_response *r, const char *name)
     return NULL;
 }
 
-/* Runs a few requests, one with hostile SQL and path, some N+1 and slow. */
+/* A hostile call site, as a recorder's callback gives it. */
+static size_t hostile_site(void *user, char *buf, size_t cap)
+{
+    static const char site[] = "</script><b>views.py:9 \"x\"\n\xff</b>";
+    (void)user;
+    memcpy(buf, site, sizeof site - 1 < cap ? sizeof site - 1 : cap);
+    return sizeof site - 1;
+}
+
+/* Runs a few requests, one with hostile SQL, path and call site, some N+1 and slow. */
 static void traffic(nprof_mw *mw)
 {
     static const char *paths[] = {"/users/1", "/users/2", "/articles", "/<script>alert(1)</script>/\xff\"x\\",
@@ -48,7 +57,8 @@ static void traffic(nprof_mw *mw)
         int id = nprof_span_begin_static(st.profile, "render;\nframe", 13);
         for (int q = 0; q < 1 + i % 7; q++) {
             nprof_query qq = {.sql = HOSTILE, .sql_len = sizeof HOSTILE - 1,
-                              .duration_ns = i % 4 == 0 ? 3000000 : 20000};
+                              .duration_ns = i % 4 == 0 ? 3000000 : 20000,
+                              .callsite = hostile_site};
             nprof_sql_record(st.profile, &qq);
         }
         nprof_span_end(st.profile, id);
@@ -122,7 +132,8 @@ TEST(json_has_reference_keys_and_is_valid_for_hostile_input)
                                  "\"routes\":[", "\"route\":\"/users/{id}\"", "\"p99_ms\":",
                                  "\"memory\":{\"bytes\":", "\"clock\":{\"source\":",
                                  "\"slowest_requests\":[", "\"n_plus_one_patterns\":[",
-                                 "\"status\":{\"2xx\":"};
+                                 "\"status\":{\"2xx\":",
+                                 "\"callsite\":\"\\u003c/script\\u003e\\u003cb\\u003eviews.py:9"};
     for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
         if (!strstr(resp.body.data, keys[i]))
             fprintf(stderr, "missing %s\n", keys[i]);
@@ -164,6 +175,7 @@ TEST(html_is_self_contained_escaped_and_nonce_protected)
     ASSERT_TRUE(strstr(page, "{{") == NULL);
     ASSERT_TRUE(strstr(page, "<script>alert") == NULL);
     ASSERT_TRUE(strstr(page, "<b>") == NULL);
+    ASSERT_TRUE(strstr(page, "<th data-key=\"callsite\">Call site</th>") != NULL);
     /* exactly two script elements: the data and the code */
     int scripts = 0;
     for (const char *p = page; (p = strstr(p, "<script")) != NULL; p++)

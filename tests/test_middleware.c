@@ -255,6 +255,70 @@ TEST(n_plus_one_header_is_quoted_and_sanitized)
     nprof_runtime_destroy(rt);
 }
 
+/* A call site of `len` bytes (NUL bytes allowed), for nprof_query.callsite. */
+typedef struct fixed_site {
+    const char *s;
+    size_t len;
+} fixed_site;
+
+static size_t write_site(void *user, char *buf, size_t cap)
+{
+    const fixed_site *f = user;
+    memcpy(buf, f->s, f->len < cap ? f->len : cap);
+    return f->len; /* may be more than cap: the profile keeps cap */
+}
+
+/* One request with `shapes` query shapes of `per_shape` queries each, all from `site`. */
+static int run_sited_request(nprof_mw *mw, int shapes, int per_shape, const fixed_site *site,
+                             nprof_mw_headers *hs)
+{
+    nprof_mw_request r = req_of("GET", "/books", NULL, NULL);
+    nprof_mw_state st;
+    int rc = nprof_mw_request_begin(mw, &r, &st);
+    if (rc)
+        return rc;
+    for (int k = 0; k < shapes; k++) {
+        for (int i = 0; i < per_shape; i++) {
+            char sql[96];
+            int n = snprintf(sql, sizeof sql, "SELECT * FROM table_%d WHERE id = %d", k, i);
+            nprof_query q = {.sql = sql, .sql_len = (size_t)n, .duration_ns = 1000,
+                             .callsite = write_site, .callsite_user = (void *)site};
+            nprof_sql_record(nprof_current(), &q);
+        }
+    }
+    return nprof_mw_request_end(&st, 200, hs, NULL, NULL);
+}
+
+TEST(n_plus_one_header_names_the_call_site_as_a_parameter)
+{
+    nprof_runtime *rt = make_runtime(NULL);
+    nprof_mw *mw = make_mw(rt, NULL);
+    nprof_mw_headers hs;
+    fixed_site site = {"views.py:42 \"x\\\"\n\0\xff", 19};
+    ASSERT_OK(run_sited_request(mw, 1, 6, &site, &hs));
+    ASSERT_TRUE(headers_clean(&hs));
+    ASSERT_STR(header(&hs, "X-N-Plus-One"),
+               "\"SELECT * FROM table_0 WHERE id = ?\";count=6;site=\"views.py:42 \\\"x\\\\\\\"???\"");
+    /* 10 KB sites on many shapes: each cut at 120 bytes and marked, the header bounded. */
+    static char big[10240];
+    memset(big, 's', sizeof big);
+    fixed_site huge = {big, sizeof big};
+    ASSERT_OK(run_sited_request(mw, 8, 5, &huge, &hs));
+    ASSERT_TRUE(headers_clean(&hs));
+    const char *np = header(&hs, "X-N-Plus-One");
+    ASSERT_TRUE(np != NULL);
+    ASSERT_TRUE(strlen(np) <= 1024);
+    char cut[160];
+    snprintf(cut, sizeof cut, ";count=5;site=\"%.120s...\"", big);
+    ASSERT_TRUE(strstr(np, cut) == np + strlen("\"SELECT * FROM table_0 WHERE id = ?\""));
+    /* A site the recorder does not know adds no parameter. */
+    fixed_site none = {"", 0};
+    ASSERT_OK(run_sited_request(mw, 1, 6, &none, &hs));
+    ASSERT_STR(header(&hs, "X-N-Plus-One"), "\"SELECT * FROM table_0 WHERE id = ?\";count=6");
+    nprof_mw_destroy(mw);
+    nprof_runtime_destroy(rt);
+}
+
 TEST(slow_queries_are_counted_in_their_header)
 {
     nprof_runtime *rt = make_runtime("slow_query_threshold_ms=1");
@@ -874,6 +938,7 @@ int main(void)
     RUN(development_request_gets_every_header);
     RUN(server_timing_durations_are_milliseconds);
     RUN(n_plus_one_header_is_quoted_and_sanitized);
+    RUN(n_plus_one_header_names_the_call_site_as_a_parameter);
     RUN(slow_queries_are_counted_in_their_header);
     RUN(production_sends_no_headers_without_token);
     RUN(production_without_token_never_honours_profile);

@@ -237,7 +237,9 @@ NPROF_API int nprof_mw_set_route(nprof_mw_state *st, const char *route, size_t l
 /*
  * Ends the request with HTTP `status`: closes the profile, aggregates it, fills `headers`
  * (may be NULL; reset first) with X-Profile, Server-Timing, X-Query-Count, X-Slow-Queries,
- * X-N-Plus-One (when there are patterns) and X-Query-Budget (when over budget) if the mode
+ * X-N-Plus-One (when there are patterns: RFC 8941 strings `"<sql>";count=N`, followed by
+ * `;site="<call site>"` when the shape's first query gave one, cut at 120 bytes with "...")
+ * and X-Query-Budget (when over budget) if the mode
  * asks for them, and keeps or recycles the profile.  For a ?profile=json request, the
  * profile is appended to `json_body` (may be NULL) as JSON and *json_replaces_body (may be
  * NULL) is set to 1: send it as application/json instead of the handler's body.
@@ -303,7 +305,8 @@ NPROF_API void nprof_mw_response_free(nprof_mw_response *resp);
  * argument) or NPROF_ENOMEM; each may run on any thread, concurrently with requests.
  * nprof_mw_render_json(): the /json document (totals, routes, slow queries, N+1 patterns,
  * slowest requests, memory, clock, and with a slow-query log the cluster view, one database
- * round trip). */
+ * round trip).  Each N+1 pattern has "callsite": where the first query of its shape was
+ * issued in the first request that counted it (nprof_pattern_info.callsite), or null. */
 NPROF_API int nprof_mw_render_json(nprof_mw *mw, nprof_buf *out);
 
 /* The HTML dashboard page, whose inline script and style carry `nonce` (NUL-terminated).  An
