@@ -745,12 +745,12 @@ static size_t args_redacted(const char *args, size_t len, char *out)
 }
 
 /* The slow-query log, when one is set: the entry is copied into its queue (which redacts
- * the parameters), never waited for. */
-static void offer_slowlog(const pq_done *d, uint64_t fp, uint64_t duration_ns, nprof_profile *p)
+ * the parameters), never waited for.  1 when the log took it. */
+static int offer_slowlog(const pq_done *d, uint64_t fp, uint64_t duration_ns, nprof_profile *p)
 {
     nprof_slowlog *log = atomic_load_explicit(&pq.slowlog, memory_order_acquire);
     if (!log)
-        return;
+        return 0;
     nprof_slowlog_entry e = {.sql = d->sql,
                              .sql_len = d->sql_len,
                              .params = d->params,
@@ -766,8 +766,10 @@ static void offer_slowlog(const pq_done *d, uint64_t fp, uint64_t duration_ns, n
         e.request_id = info.request_id;
         e.request_id_len = info.request_id_len;
     }
-    if (nprof_slowlog_enqueue(log, &e) == NPROF_EINVAL)
+    int rc = nprof_slowlog_enqueue(log, &e);
+    if (rc == NPROF_EINVAL)
         COUNT(failures);
+    return rc == NPROF_OK;
 }
 
 int nprof_pq_set_slowlog(nprof_slowlog *log)
@@ -804,14 +806,16 @@ static void record(nprof_runtime *rt, const pq_done *d)
     if (nprof_querystats_add(pq.qs, fp, d->sql, d->sql_len, duration_ns, d->rows, d->error) ==
         NPROF_EINVAL)
         COUNT(failures);
+    /* Logged here first, then marked, so that the middleware's log
+     * (nprof_slowlog_enqueue_profile) does not store the query a second time. */
+    if (duration_ns > rt->slow_query_ns && offer_slowlog(d, fp, duration_ns, p))
+        q.flags |= NPROF_QUERY_LOGGED;
     if (p) {
         q.fingerprint = fp;
         int rc = nprof_sql_record(p, &q);
         if (rc == NPROF_OK || rc == NPROF_ELIMIT)
             COUNT(in_profile);
     }
-    if (duration_ns > rt->slow_query_ns)
-        offer_slowlog(d, fp, duration_ns, p);
     COUNT(recorded);
 }
 

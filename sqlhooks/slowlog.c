@@ -266,6 +266,7 @@ int nprof_slowlog_open(nprof_slowlog **out, const char *conninfo, const nprof_sl
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&log->cv, &ca);
+    pthread_cond_init(&log->ready_cv, &ca);
     pthread_condattr_destroy(&ca);
     pthread_mutex_init(&log->mu, NULL);
     pthread_mutex_init(&log->read_mu, NULL);
@@ -274,6 +275,7 @@ int nprof_slowlog_open(nprof_slowlog **out, const char *conninfo, const nprof_sl
         if (rc == NPROF_OK)
             nprof__ctl_unregister(log->rt, SLOWLOG_CTL_PREFIX, log);
         pthread_cond_destroy(&log->cv);
+        pthread_cond_destroy(&log->ready_cv);
         pthread_mutex_destroy(&log->mu);
         pthread_mutex_destroy(&log->read_mu);
         free_log(log);
@@ -331,6 +333,7 @@ int nprof_slowlog_close(nprof_slowlog *log, uint32_t timeout_ms)
     pthread_mutex_lock(&log->mu);
     log->stop = 1;
     pthread_cond_broadcast(&log->cv);
+    pthread_cond_broadcast(&log->ready_cv);
     while (!log->done) {
         if (pthread_cond_timedwait(&log->cv, &log->mu, &deadline) == ETIMEDOUT)
             break;
@@ -357,9 +360,50 @@ int nprof_slowlog_close(nprof_slowlog *log, uint32_t timeout_ms)
         nprof__fail(rc, "slowlog: %llu entries were not written before close",
                     (unsigned long long)unwritten_count(log));
     pthread_cond_destroy(&log->cv);
+    pthread_cond_destroy(&log->ready_cv);
     pthread_mutex_destroy(&log->mu);
     pthread_mutex_destroy(&log->read_mu);
     free_log(log);
+    return rc;
+}
+
+void nprof__slowlog_set_ready(nprof_slowlog *log, int ready)
+{
+    pthread_mutex_lock(&log->mu);
+    log->ready = ready;
+    pthread_cond_broadcast(&log->ready_cv);
+    pthread_mutex_unlock(&log->mu);
+}
+
+int nprof_slowlog_wait_ready(nprof_slowlog *log, uint32_t timeout_ms)
+{
+    if (!log)
+        return nprof__fail(NPROF_EINVAL, "nprof_slowlog_wait_ready: NULL log");
+    struct timespec deadline = nprof__slowlog_deadline(timeout_ms);
+    char err[sizeof log->last_error];
+    int rc = NPROF_EIO, timed_out = 0;
+    pthread_mutex_lock(&log->mu);
+    /* The writer broadcasts each change of `ready` and its exit; close broadcasts too. */
+    for (;;) {
+        if (log->stop || atomic_load(&log->closing)) {
+            rc = NPROF_ESTATE;
+            break;
+        }
+        if (log->ready) {
+            rc = NPROF_OK;
+            break;
+        }
+        if (log->done || timed_out)
+            break;
+        timed_out = pthread_cond_timedwait(&log->ready_cv, &log->mu, &deadline) == ETIMEDOUT;
+    }
+    memcpy(err, log->last_error, sizeof err);
+    pthread_mutex_unlock(&log->mu);
+    if (rc == NPROF_ESTATE)
+        return nprof__fail(rc, "slowlog: the log is closing");
+    if (rc == NPROF_EIO)
+        return nprof__fail(rc, "slowlog: not ready after %u ms: %s", timeout_ms,
+                           err[0] ? err : "connecting");
     return rc;
 }
 
@@ -372,11 +416,26 @@ static inline size_t cut(size_t len, size_t max, uint32_t *flags)
     return len;
 }
 
+/* Copies an optional field of an entry (NULL: absent) into its slot array, cut at `max`
+ * without counting as truncated (labels, not the query); marks `has` in *flags when present.
+ * Returns the bytes kept. */
+static inline size_t put_label(char *dst, const char *src, size_t len, size_t max,
+                               uint32_t *flags, uint32_t has)
+{
+    if (!src)
+        return 0;
+    *flags |= has;
+    size_t n = len < max ? len : max;
+    memcpy(dst, src, n);
+    return n;
+}
+
 int nprof_slowlog_enqueue(nprof_slowlog *log, const nprof_slowlog_entry *e)
 {
     if (NPROF_UNLIKELY(!log || !e || (!e->sql && e->sql_len) || (!e->params && e->params_len) ||
                        (!e->method && e->method_len) || (!e->route && e->route_len) ||
-                       (!e->request_id && e->request_id_len)))
+                       (!e->request_id && e->request_id_len) ||
+                       (!e->callsite && e->callsite_len)))
         return NPROF_EINVAL;
     if (NPROF_UNLIKELY(atomic_load_explicit(&log->closing, memory_order_relaxed)))
         return NPROF_ESTATE;
@@ -427,22 +486,15 @@ int nprof_slowlog_enqueue(nprof_slowlog *log, const nprof_slowlog_entry *e)
             s->params_len = (uint32_t)m;
         }
     }
-    uint32_t dummy = 0;
-    if (e->method) {
-        flags |= NPROF__SLOT_HAS_METHOD;
-        s->method_len = (uint8_t)cut(e->method_len, NPROF__SLOW_METHOD_MAX, &dummy);
-        memcpy(s->method, e->method, s->method_len);
-    }
-    if (e->route) {
-        flags |= NPROF__SLOT_HAS_ROUTE;
-        s->route_len = (uint16_t)cut(e->route_len, NPROF__SLOW_ROUTE_MAX, &dummy);
-        memcpy(s->route, e->route, s->route_len);
-    }
-    if (e->request_id) {
-        flags |= NPROF__SLOT_HAS_REQUEST_ID;
-        s->request_id_len = (uint8_t)cut(e->request_id_len, NPROF__SLOW_REQUEST_ID_MAX, &dummy);
-        memcpy(s->request_id, e->request_id, s->request_id_len);
-    }
+    s->method_len = (uint8_t)put_label(s->method, e->method, e->method_len,
+                                       NPROF__SLOW_METHOD_MAX, &flags, NPROF__SLOT_HAS_METHOD);
+    s->route_len = (uint16_t)put_label(s->route, e->route, e->route_len, NPROF__SLOW_ROUTE_MAX,
+                                       &flags, NPROF__SLOT_HAS_ROUTE);
+    s->request_id_len = (uint8_t)put_label(s->request_id, e->request_id, e->request_id_len,
+                                           NPROF__SLOW_REQUEST_ID_MAX, &flags,
+                                           NPROF__SLOT_HAS_REQUEST_ID);
+    s->callsite_len = (uint16_t)put_label(s->callsite, e->callsite, e->callsite_len,
+                                          NPROF_CALLSITE_MAX, &flags, NPROF__SLOT_HAS_CALLSITE);
     if (NPROF_UNLIKELY(flags & NPROF__SLOT_TRUNCATED))
         nprof__counter_add(&log->truncated, 1);
     s->flags = flags;
@@ -477,8 +529,8 @@ int nprof_slowlog_enqueue_profile(nprof_slowlog *log, const nprof_profile *p)
     int queued = 0;
     nprof_query_info q;
     for (size_t i = 0; nprof_profile_get_query(p, i, &q) == NPROF_OK; i++) {
-        if (!q.slow)
-            continue;
+        if (!q.slow || (q.flags & NPROF_QUERY_LOGGED))
+            continue; /* fast, or a database hook sent it to a log already */
         uint64_t end_ns = info.start_ns + q.start_offset_ns + q.duration_ns;
         uint64_t ago_us = mono_ns > end_ns ? (mono_ns - end_ns) / 1000u : 0;
         nprof_slowlog_entry e = {
@@ -495,6 +547,8 @@ int nprof_slowlog_enqueue_profile(nprof_slowlog *log, const nprof_profile *p)
             .route_len = info.route_len ? info.route_len : info.path_len,
             .request_id = info.request_id,
             .request_id_len = info.request_id_len,
+            .callsite = q.callsite,
+            .callsite_len = q.callsite_len,
         };
         if (nprof_slowlog_enqueue(log, &e) == NPROF_OK)
             queued++;

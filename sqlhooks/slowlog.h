@@ -34,6 +34,7 @@
 #define NPROF__SLOT_HAS_METHOD 8u
 #define NPROF__SLOT_HAS_ROUTE 16u
 #define NPROF__SLOT_HAS_REQUEST_ID 32u
+#define NPROF__SLOT_HAS_CALLSITE 64u
 
 /*
  * One queue slot (Vyukov's bounded queue): `seq` equals the slot's position when it is free
@@ -52,9 +53,11 @@ typedef struct nprof__slot {
     uint8_t method_len;
     uint8_t request_id_len;
     uint32_t flags;
+    uint16_t callsite_len;
     char method[NPROF__SLOW_METHOD_MAX];
     char request_id[NPROF__SLOW_REQUEST_ID_MAX];
     char route[NPROF__SLOW_ROUTE_MAX];
+    char callsite[NPROF_CALLSITE_MAX];
     char text[];
 } nprof__slot;
 
@@ -97,8 +100,13 @@ struct nprof_slowlog {
     int thread_started;
     pthread_mutex_t mu;            /* guards the fields below */
     pthread_cond_t cv;             /* wakes the writer (close), and close (writer done) */
+    pthread_cond_t ready_cv;       /* wakes nprof_slowlog_wait_ready(): `ready` or `done` set,
+                                      or close began; apart from `cv` so that no waiter cuts
+                                      the writer's naps short */
     int stop;                      /* close asked the writer to flush and exit */
     int done;                      /* the writer has exited its loop */
+    int ready;                     /* connected, table and view made (the writer sets and
+                                      clears it) */
     PGcancel *cancel;              /* for the writer's connection, so close can cancel */
     char last_error[256];
 
@@ -117,6 +125,9 @@ struct timespec nprof__slowlog_deadline(uint32_t ms);
 
 /* The writer thread's body (slowlog_writer.c). */
 void *nprof__slowlog_writer(void *arg);
+
+/* Sets log->ready (takes log->mu) and wakes nprof_slowlog_wait_ready(). */
+void nprof__slowlog_set_ready(nprof_slowlog *log, int ready);
 
 /* Records the writer's last error for the stats (takes log->mu). */
 void nprof__slowlog_set_error(nprof_slowlog *log, const char *fmt, ...)

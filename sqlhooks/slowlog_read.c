@@ -105,7 +105,7 @@ static int read_json_n_since(nprof_slowlog *log, const char *sql, uint32_t n, ui
     "id, to_char(\"timestamp\" AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"') AS "   \
     "\"timestamp\", duration_ms, sql_text, normalized_sql, params_summary, "                     \
     NPROF__SLOWLOG_FP_HEX("fingerprint") " AS fingerprint, method, route, request_id, host, "    \
-    "pid, truncated, plan"
+    "pid, truncated, plan, callsite"
 
 int nprof_slowlog_read_recent(nprof_slowlog *log, uint32_t n, nprof_buf *out)
 {

@@ -165,7 +165,7 @@ static int exec(writer *w, const char *sql)
  * be made (a role without the right, an older view whose columns differ, a reader holding it
  * past lock_timeout) is reported as the last error and never keeps rows from being written.
  */
-static void ensure_view(writer *w)
+static int ensure_view(writer *w)
 {
     nprof_slowlog *log = w->log;
     const char *t = log->qtable;
@@ -178,18 +178,29 @@ static void ensure_view(writer *w)
              "SET LOCAL lock_timeout = '2s';"
              "CREATE OR REPLACE VIEW %.*s\"%s_hex\" AS SELECT id, sql_text, duration_ms,"
              " params_summary, \"timestamp\","
-             " " NPROF__SLOWLOG_FP_HEX("fingerprint") " AS fingerprint, normalized_sql, method, route, host, pid, request_id, truncated, plan, batch_id"
+             " " NPROF__SLOWLOG_FP_HEX("fingerprint") " AS fingerprint, normalized_sql, method, route, host, pid, request_id, truncated, plan, batch_id,"
+             " callsite" /* last: CREATE OR REPLACE VIEW may add columns only at the end */
              " FROM %s",
              schema_len, t, log->index_prefix, t);
-    if (exec(w, sql) != 0)
-        exec(w, "ROLLBACK TO SAVEPOINT nprof_view");
+    if (exec(w, sql) == 0)
+        return 0;
+    exec(w, "ROLLBACK TO SAVEPOINT nprof_view");
+    return -1;
 }
 
+/*
+ * Makes the table, its indexes and its view if missing, and adds the columns that later
+ * versions brought (callsite) to a table an earlier version made, all under the advisory lock
+ * that serializes the processes sharing the table.  The ADD COLUMN runs only when the column
+ * is missing: even with IF NOT EXISTS it would take the table's ACCESS EXCLUSIVE lock, waiting
+ * for (and then blocking) every other writer and reader each time a writer connects.  Returns
+ * 0 when the table is there, 1 when it is there but its view could not be made, -1 otherwise.
+ */
 static int ensure_table(writer *w)
 {
     nprof_slowlog *log = w->log;
     const char *t = log->qtable, *p = log->index_prefix;
-    char sql[2048];
+    char sql[3072];
     /* hashtext() of the table's name: processes creating the same table take the same lock. */
     snprintf(sql, sizeof sql,
              "BEGIN;"
@@ -205,15 +216,21 @@ static int ensure_table(writer *w)
              " method text, route text, host text, pid integer, request_id text,"
              " truncated boolean NOT NULL DEFAULT false,"
              " plan text,"
-             " batch_id bigint);"
+             " batch_id bigint,"
+             " callsite text);"
+             "DO $nprof$ BEGIN"
+             " IF NOT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = '%s'::regclass"
+             " AND attname = 'callsite' AND NOT attisdropped) THEN"
+             " ALTER TABLE %s ADD COLUMN IF NOT EXISTS callsite text;"
+             " END IF; END $nprof$;"
              "CREATE INDEX IF NOT EXISTS \"%s_timestamp_idx\" ON %s (\"timestamp\" DESC);"
              "CREATE INDEX IF NOT EXISTS \"%s_duration_idx\" ON %s (duration_ms DESC);"
              "CREATE INDEX IF NOT EXISTS \"%s_fingerprint_idx\" ON %s (fingerprint, \"timestamp\" DESC)",
-             t, log->opts.logged ? "" : "UNLOGGED ", t, p, t, p, t, p, t);
+             t, log->opts.logged ? "" : "UNLOGGED ", t, t, t, p, t, p, t, p, t);
     if (exec(w, sql) == 0) {
-        ensure_view(w);
+        int view = ensure_view(w);
         if (exec(w, "COMMIT") == 0)
-            return 0;
+            return view ? 1 : 0;
     }
     exec(w, "ROLLBACK");
     return -1;
@@ -230,6 +247,7 @@ static void disconnect(writer *w)
     PQfinish(w->conn);
     w->conn = NULL;
     atomic_store(&w->log->connected, 0);
+    nprof__slowlog_set_ready(w->log, 0);
 }
 
 static int connect_writer(writer *w)
@@ -243,7 +261,8 @@ static int connect_writer(writer *w)
     pthread_mutex_lock(&w->log->mu);
     w->log->cancel = PQgetCancel(w->conn);
     pthread_mutex_unlock(&w->log->mu);
-    if (ensure_table(w) != 0) {
+    int table = ensure_table(w);
+    if (table < 0) {
         disconnect(w);
         return -1;
     }
@@ -251,6 +270,9 @@ static int connect_writer(writer *w)
         atomic_fetch_add(&w->log->reconnects, 1);
     w->connected_once = 1;
     atomic_store(&w->log->connected, 1);
+    /* Without its view the log writes rows all the same, but is not what
+     * nprof_slowlog_wait_ready() promises: that waits on (and reports) the view's error. */
+    nprof__slowlog_set_ready(w->log, table == 0);
     w->backoff_ms = w->log->opts.reconnect_min_ms;
     return 0;
 }
@@ -365,7 +387,7 @@ static int redact_plan(writer *w)
     X(TIMESTAMP, "\"timestamp\"") X(FINGERPRINT, "fingerprint")                                   \
     X(NORMALIZED_SQL, "normalized_sql") X(METHOD, "method") X(ROUTE, "route") X(HOST, "host")    \
     X(PID, "pid") X(REQUEST_ID, "request_id") X(TRUNCATED, "truncated") X(PLAN, "plan")          \
-    X(BATCH_ID, "batch_id")
+    X(BATCH_ID, "batch_id") X(CALLSITE, "callsite")
 
 typedef enum copy_column {
 #define AS_ENUM(id, name) COL_##id,
@@ -448,6 +470,9 @@ static void put_field(writer *w, const row *r, copy_column c, nprof__tw *t)
         break;
     case COL_BATCH_ID:
         nprof__tw_i64(t, (int64_t)w->batch_id);
+        break;
+    case COL_CALLSITE:
+        copy_opt(t, s->flags & NPROF__SLOT_HAS_CALLSITE, s->callsite, s->callsite_len);
         break;
     case COL_COUNT:
         break;
@@ -778,7 +803,9 @@ void *nprof__slowlog_writer(void *arg)
     }
     pthread_mutex_lock(&log->mu);
     log->done = 1;
+    log->ready = 0;
     pthread_cond_broadcast(&log->cv);
+    pthread_cond_broadcast(&log->ready_cv);
     pthread_mutex_unlock(&log->mu);
     return NULL;
 }

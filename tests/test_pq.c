@@ -491,6 +491,10 @@ TEST(slow_queries_go_to_the_log_the_host_set_and_the_log_is_never_recorded)
                   PGRES_TUPLES_OK);
     nprof_query_info q = query_at(p, 2); /* the profile keeps the summary redacted too */
     ASSERT_MEM_STR(q.params, q.params_len, "$1='[redacted]'");
+    /* Marked as logged, so that the middleware's log leaves them out; the fast one is not. */
+    ASSERT_TRUE(q.flags & NPROF_QUERY_LOGGED);
+    ASSERT_TRUE(query_at(p, 0).flags & NPROF_QUERY_LOGGED);
+    ASSERT_EQ_U64(query_at(p, 1).flags & NPROF_QUERY_LOGGED, 0);
     end_request(p);
     ASSERT_OK(nprof_pq_set_slowlog(NULL));
     ASSERT_OK(nprof_slowlog_close(log, 10000));

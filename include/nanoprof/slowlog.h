@@ -29,11 +29,16 @@
  *                                      redacted; text, not jsonb, so that a user's redaction
  *                                      rule can never make a batch fail
  *     batch_id       bigint            the writer batch that wrote the row (exactly-once retry)
+ *     callsite       text              the application code that issued the query
+ *                                      (nprof_slowlog_entry.callsite), NULL when unknown; a table
+ *                                      made by an earlier version gets the column when a writer
+ *                                      connects (ALTER TABLE ... ADD COLUMN IF NOT EXISTS, under
+ *                                      the same advisory lock, only when it is missing)
  * with indexes on timestamp DESC, duration_ms DESC and (fingerprint, timestamp DESC).
  *
  * Beside it, in the same schema, the writer makes the view <table>_hex (the table's name cut
  * at 40 bytes, as the index names are: nanoprof_slow_queries_hex by default): the same
- * columns, with fingerprint as text: the 16 lowercase hex digits that the profile's JSON, the
+ * columns (callsite last), with fingerprint as text: the 16 lowercase hex digits that the profile's JSON, the
  * dashboard, the read calls below and nanoprof-sql print.  The conversion, both ways, in SQL:
  *     lpad(to_hex(fingerprint), 16, '0')                 bigint -> hex; to_hex() prints the
  *                                                        64 bits unsigned, so a negative
@@ -176,8 +181,11 @@ NPROF_API int nprof_slowlog_enqueue(nprof_slowlog *log, const nprof_slowlog_entr
 
 /*
  * Enqueues the slow queries of a finished profile (those over opt.slow_query_threshold_ms, with
- * their text, parameters, fingerprint, method, route (or path) and request id), so the
- * middleware and the database hooks call one function.  Returns how many were queued (>= 0: a
+ * their text, parameters, fingerprint, call site (nprof_query_info.callsite), method, route (or
+ * path) and request id), so the middleware and the database hooks call one function.  Queries
+ * whose flags have NPROF_QUERY_LOGGED are left out: the database hook that recorded them has
+ * sent them to a slow-query log already (the libpq layer does so when it has a log), and
+ * enqueueing them again would store each twice.  Returns how many were queued (>= 0: a
  * count, not only a code), or NPROF_EINVAL (`log` NULL) / NPROF_ENOPROFILE (NULL
  * profile).  Entries dropped for a full queue are counted in the stats, not reported here.
  */
@@ -230,8 +238,8 @@ NPROF_API int nprof_slowlog_get_stats(nprof_slowlog *log, nprof_slowlog_stats *o
  *            the `n` with the largest total time: fingerprint (hex string), normalized_sql,
  *            count, total_ms, mean_ms, p95_ms, max_ms, last_seen.
  * Row objects have the keys id, timestamp (ISO 8601), duration_ms, sql_text, normalized_sql,
- * params_summary, fingerprint (16 hex digits), method, route, request_id, host, pid, truncated
- * and plan (the plan's JSON text as a string, or null).  These calls use a second connection of
+ * params_summary, fingerprint (16 hex digits), method, route, request_id, host, pid, truncated,
+ * plan (the plan's JSON text as a string, or null) and callsite (a string, or null).  These calls use a second connection of
  * the log's, opened on first use; they block for the round trip, so call them off the request
  * path.  Errors: NPROF_EINVAL, NPROF_EIO (nprof_last_error_detail() has the server's message),
  * NPROF_ENOMEM.  On error `out` is left as it was.
