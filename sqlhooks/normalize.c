@@ -2226,6 +2226,39 @@ int nprof__sql_literal_text(const char *sql, size_t len, int variant, char *out,
     return 1;
 }
 
+/* ---- tokens for other passes (normalize.h) ---------------------------------------- */
+
+void nprof__sql_scan_init(nprof__sql_scan *sc, const char *sql, size_t len)
+{
+    *sc = (nprof__sql_scan){.sql = sql ? sql : "", .len = len, .prev_kw = -1, .prev_kind = TK_EOF};
+}
+
+void nprof__sql_scan_next(nprof__sql_scan *sc, nprof__sql_token *t)
+{
+    static const u8 kinds[] = {
+        [TK_EOF] = NPROF__TOK_EOF,       [TK_WORD] = NPROF__TOK_WORD,
+        [TK_QIDENT] = NPROF__TOK_QNAME,  [TK_NUMBER] = NPROF__TOK_LITERAL,
+        [TK_STRING] = NPROF__TOK_LITERAL, [TK_PARAM] = NPROF__TOK_PARAM,
+        [TK_OP] = NPROF__TOK_OP,         [TK_LPAREN] = NPROF__TOK_OPEN,
+        [TK_RPAREN] = NPROF__TOK_CLOSE,  [TK_LBRACK] = NPROF__TOK_OPEN,
+        [TK_RBRACK] = NPROF__TOK_CLOSE,  [TK_COMMA] = NPROF__TOK_COMMA,
+        [TK_DOT] = NPROF__TOK_DOT,       [TK_SEMI] = NPROF__TOK_OTHER,
+        [TK_CAST] = NPROF__TOK_OTHER,    [TK_VALUE] = NPROF__TOK_OTHER,
+        [TK_NAME] = NPROF__TOK_OTHER,    [TK_RAWNUM] = NPROF__TOK_OTHER,
+    };
+    struct lexer lx = {.s = (const u8 *)sc->sql, .len = sc->len, .pos = sc->pos,
+                       .prev_kw = sc->prev_kw, .prev_kind = sc->prev_kind};
+    struct tok tk;
+    lex(&lx, &tk);
+    sc->pos = lx.pos;
+    sc->prev_kw = lx.prev_kw;
+    sc->prev_kind = lx.prev_kind;
+    t->offset = (size_t)(tk.p - (const u8 *)sc->sql);
+    t->len = tk.n;
+    t->kind = kinds[tk.kind];
+    t->keyword = tk.kind == TK_WORD ? tk.kw : -1;
+}
+
 /* ---- public ------------------------------------------------------------------------ */
 
 /* The state of a pass, cleared up to the frame stack: frames above st[0] are cleared when

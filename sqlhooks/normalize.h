@@ -53,4 +53,42 @@ uint64_t nprof__sql_text_fingerprint(const char *text, size_t n);
 int nprof__sql_literal_text(const char *sql, size_t len, int variant, char *out, size_t cap,
                             size_t *out_len);
 
+/*
+ * The normalizer's tokens, for the other passes that read SQL (param_columns.c), so that
+ * every pass agrees on what a string, a comment, a quoted name or a placeholder is: white
+ * space and comments are skipped, and each token is whole (an unterminated string runs to
+ * the end).  A pass keeps an nprof__sql_scan and asks for one token after the other.
+ */
+enum nprof__sql_token_kind {
+    NPROF__TOK_EOF,
+    NPROF__TOK_WORD,    /* identifier or keyword (`keyword` >= 0) */
+    NPROF__TOK_QNAME,   /* "quoted" or `backticked` identifier, quotes included */
+    NPROF__TOK_LITERAL, /* a number or any kind of string */
+    NPROF__TOK_PARAM,   /* $1 ? ?1 %s %(name)s :name */
+    NPROF__TOK_OP,      /* an operator: = <> <= LIKE is a word */
+    NPROF__TOK_OPEN,    /* ( or [ */
+    NPROF__TOK_CLOSE,   /* ) or ] */
+    NPROF__TOK_COMMA,
+    NPROF__TOK_DOT,
+    NPROF__TOK_OTHER    /* ; :: and the rest */
+};
+
+typedef struct nprof__sql_token {
+    size_t offset, len; /* in the text */
+    int kind;           /* enum nprof__sql_token_kind */
+    int keyword;        /* NPROF__TOK_WORD: nprof__sql_keyword() of it, or -1 */
+} nprof__sql_token;
+
+typedef struct nprof__sql_scan {
+    const char *sql;
+    size_t len, pos;
+    int prev_kw;             /* what the lexer needs of the token before: whether ':x' or */
+    unsigned char prev_kind; /* '%s' is a placeholder depends on it */
+} nprof__sql_scan;
+
+/* Starts a scan of the `len` bytes at `sql` (NULL only with len 0). */
+void nprof__sql_scan_init(nprof__sql_scan *sc, const char *sql, size_t len);
+/* The next token into *t; NPROF__TOK_EOF (again and again) at the end. */
+void nprof__sql_scan_next(nprof__sql_scan *sc, nprof__sql_token *t);
+
 #endif /* NPROF_SQLHOOKS_NORMALIZE_H */

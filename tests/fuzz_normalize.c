@@ -3,11 +3,13 @@
  * styles: the text fits in NPROF_SQL_NORMALIZED_MAX(size) bytes, holds no NUL or newline,
  * normalizes to itself, and its fingerprint equals the original's and the XXH3 of the QMARK
  * text.  And for the shape cache: when the text's literal key is trusted (a variant of it has
- * its shape), queries of that key with other literals have that shape too.  Any violation
- * aborts, so the fuzzer reports it with the input.
+ * its shape), queries of that key with other literals have that shape too.  And for
+ * nprof_sql_param_columns(): spans inside the text, in order, the same whatever the room.  Any
+ * violation aborts, so the fuzzer reports it with the input.
  *
  *   clang -g -O1 -fsanitize=fuzzer,address,undefined -Iinclude -I. tests/fuzz_normalize.c \
- *         sqlhooks/normalize.c runtime/text.c runtime/error.c -lxxhash -o fuzz_normalize
+ *         sqlhooks/normalize.c sqlhooks/param_columns.c runtime/text.c runtime/error.c \
+ *         -lxxhash -o fuzz_normalize
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -59,8 +61,38 @@ static void check_literal_key(const uint8_t *data, size_t size, const char *shap
     free(got);
 }
 
+/* nprof_sql_param_columns(): every span inside the text, the values in increasing order and
+ * apart from their columns, and the count the same with room for all or for few. */
+static void check_param_columns(const uint8_t *data, size_t size)
+{
+    const char *sql = (const char *)data;
+    size_t n = 0, few = 0;
+    nprof_sql_param_column small[2];
+    int rc = nprof_sql_param_columns(sql, size, small, 2, &few);
+    if (rc != (few > 2 ? NPROF_ERANGE : NPROF_OK))
+        fail("param_columns: result and count disagree", data, size, "", 0, "", 0);
+    nprof_sql_param_column *items = malloc((few ? few : 1) * sizeof *items);
+    if (!items)
+        abort();
+    if (nprof_sql_param_columns(sql, size, items, few, &n) != NPROF_OK || n != few)
+        fail("param_columns: another count with room for all", data, size, "", 0, "", 0);
+    for (size_t i = 0; i < n; i++) {
+        const nprof_sql_param_column *c = &items[i];
+        if (c->param_length == 0 || c->param_offset + c->param_length > size ||
+            c->offset + c->length > size ||
+            (i && c->param_offset < items[i - 1].param_offset + items[i - 1].param_length) ||
+            (c->length && c->offset < c->param_offset + c->param_length &&
+             c->param_offset < c->offset + c->length) ||
+            (i < 2 && memcmp(c, &small[i], sizeof *c) != 0))
+            fail("param_columns: a bad span", data, size, sql + c->param_offset,
+                 c->param_offset + c->param_length > size ? 0 : c->param_length, "", 0);
+    }
+    free(items);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+    check_param_columns(data, size);
     const char *sql = (const char *)data;
     size_t cap = NPROF_SQL_NORMALIZED_MAX(size);
     char *once = malloc(cap), *twice = malloc(cap), *qmark = malloc(cap);

@@ -117,6 +117,36 @@ NPROF_API int nprof_sql_shape(const char *sql, size_t len, int style, char *out,
  */
 NPROF_API int nprof_sql_record(nprof_profile *p, const nprof_query *q);
 
+/* One placeholder or literal of a query, and the column the SQL compares it with or stores
+ * it into, filled by nprof_sql_param_columns().  Offsets are into the text given. */
+typedef struct nprof_sql_param_column {
+    size_t offset;       /* the column's name: its last part (`col` of `t.col`), without
+                            the quotes of a quoted name */
+    size_t length;       /* 0: the SQL does not say */
+    size_t param_offset; /* the placeholder or literal itself (a unary minus included) */
+    size_t param_length;
+} nprof_sql_param_column;
+
+/*
+ * For each placeholder and literal of the `len` bytes at `sql`, in the order of the text
+ * ($n, ?, ?n, %s, %(name)s, :name, numbers, strings of every kind, TRUE and FALSE), the column
+ * it is compared with or inserted into when the SQL says so plainly, so that a parameter
+ * summary can name the column (`password='x'` rather than `$2='x'`) and the redaction rules
+ * (redact.h) see it:
+ *     col = v (and <> != < > <= >= LIKE ILIKE, with NOT; UPDATE t SET col = v)
+ *     col [NOT] IN (v, v, ...)    col IN v    col = ANY (v)    col BETWEEN v AND v
+ *     INSERT INTO t (a, b) VALUES (v, v), (v, v)  (by position; the first 128 columns)
+ * Anything else (v = col, expressions, function arguments outside INSERT rows) is unknown:
+ * length 0.  Strings, comments and quoted names are read as nprof_sql_normalize() reads them.
+ * Fills out[0 .. cap-1] and sets *count to the number of placeholders and literals.  Returns
+ * NPROF_OK, NPROF_ERANGE when there are more than `cap` (the first `cap` are filled, *count
+ * says how many there are; cap 0 with out NULL only counts), or NPROF_EINVAL (`count` NULL,
+ * `sql` NULL with len > 0, `out` NULL with cap > 0).  One pass in linear time, no allocation,
+ * any bytes; reentrant.
+ */
+NPROF_API int nprof_sql_param_columns(const char *sql, size_t len, nprof_sql_param_column *out,
+                                      size_t cap, size_t *count);
+
 #ifdef __cplusplus
 }
 #endif
