@@ -179,6 +179,8 @@ static void recent_slow_json(nprof__jw *j, const nprof_snapshot *snap, size_t ma
             nprof__jw_kstr(j, "path", in.path, in.path_len);
             nprof__jw_kstr(j, "route", in.route, in.route_len);
             nprof__jw_kstr(j, "request_id", in.request_id, in.request_id_len);
+            if (qi.callsite)
+                nprof__jw_kstr(j, "callsite", qi.callsite, qi.callsite_len);
             nprof__jw_obj_end(j);
             n++;
         }

@@ -133,12 +133,19 @@ TEST(json_has_reference_keys_and_is_valid_for_hostile_input)
                                  "\"memory\":{\"bytes\":", "\"clock\":{\"source\":",
                                  "\"slowest_requests\":[", "\"n_plus_one_patterns\":[",
                                  "\"status\":{\"2xx\":",
-                                 "\"callsite\":\"\\u003c/script\\u003e\\u003cb\\u003eviews.py:9"};
+                                 "\"callsite\":\"\\u003c/script\\u003e\\u003cb\\u003eviews.py:9 "
+                                 "\\\"x\\\"\\n\xEF\xBF\xBD\\u003c/b\\u003e\""};
     for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
         if (!strstr(resp.body.data, keys[i]))
             fprintf(stderr, "missing %s\n", keys[i]);
         ASSERT_TRUE(strstr(resp.body.data, keys[i]) != NULL);
     }
+    /* Slow queries keep their call site; N+1 patterns the one of their shape's first query. */
+    const char *site = "\"callsite\":\"\\u003c/script\\u003e";
+    const char *slow = strstr(resp.body.data, "\"recent_slow_queries\":[{");
+    ASSERT_TRUE(slow && strstr(slow, site) && strstr(slow, site) < strchr(slow, ']'));
+    const char *np = strstr(resp.body.data, "\"n_plus_one_patterns\":[{");
+    ASSERT_TRUE(np && strstr(np, site) && strstr(np, site) < strchr(np, ']'));
     /* nothing that could close a <script> or start markup */
     ASSERT_TRUE(strstr(resp.body.data, "</script") == NULL);
     ASSERT_TRUE(strchr(resp.body.data, '<') == NULL);
