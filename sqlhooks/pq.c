@@ -757,15 +757,7 @@ static int offer_slowlog(const pq_done *d, uint64_t fp, uint64_t duration_ns, np
                              .params_len = d->params_len,
                              .duration_ms = (double)duration_ns / 1e6,
                              .fingerprint = fp};
-    nprof_profile_info info;
-    if (p && nprof_profile_get_info(p, &info) == NPROF_OK) {
-        e.method = info.method;
-        e.method_len = info.method_len;
-        e.route = info.route_len ? info.route : info.path;
-        e.route_len = info.route_len ? info.route_len : info.path_len;
-        e.request_id = info.request_id;
-        e.request_id_len = info.request_id_len;
-    }
+    nprof_slowlog_entry_set_request(&e, p);
     int rc = nprof_slowlog_enqueue(log, &e);
     if (rc == NPROF_EINVAL)
         COUNT(failures);

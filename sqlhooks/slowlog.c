@@ -511,6 +511,23 @@ int nprof_slowlog_enqueue(nprof_slowlog *log, const nprof_slowlog_entry *e)
     return NPROF_OK;
 }
 
+static void entry_from_info(nprof_slowlog_entry *e, const nprof_profile_info *info)
+{
+    e->method = info->method;
+    e->method_len = info->method_len;
+    e->route = info->route_len ? info->route : info->path;
+    e->route_len = info->route_len ? info->route_len : info->path_len;
+    e->request_id = info->request_id;
+    e->request_id_len = info->request_id_len;
+}
+
+void nprof_slowlog_entry_set_request(nprof_slowlog_entry *e, const nprof_profile *p)
+{
+    nprof_profile_info info;
+    if (e && p && nprof_profile_get_info(p, &info) == NPROF_OK)
+        entry_from_info(e, &info);
+}
+
 int nprof_slowlog_enqueue_profile(nprof_slowlog *log, const nprof_profile *p)
 {
     if (!log)
@@ -541,15 +558,10 @@ int nprof_slowlog_enqueue_profile(nprof_slowlog *log, const nprof_profile *p)
             .duration_ms = (double)q.duration_ns / 1e6,
             .timestamp_us = real_us > ago_us ? real_us - ago_us : real_us,
             .fingerprint = q.fingerprint,
-            .method = info.method,
-            .method_len = info.method_len,
-            .route = info.route_len ? info.route : info.path,
-            .route_len = info.route_len ? info.route_len : info.path_len,
-            .request_id = info.request_id,
-            .request_id_len = info.request_id_len,
             .callsite = q.callsite,
             .callsite_len = q.callsite_len,
         };
+        entry_from_info(&e, &info);
         if (nprof_slowlog_enqueue(log, &e) == NPROF_OK)
             queued++;
     }

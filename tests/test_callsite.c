@@ -343,6 +343,31 @@ TEST(the_sql_layer_passes_the_call_site_through)
     nprof_runtime_destroy(rt);
 }
 
+/* A hook that logs one query itself takes the request's fields from the profile: the route
+ * template once there is one, the path before, nothing without a request. */
+TEST(a_slow_log_entry_takes_its_request_fields_from_the_profile)
+{
+    nprof_runtime *rt = make_runtime(NULL);
+    nprof_profile *p = begin(rt);
+    nprof_slowlog_entry e = {.sql = "SELECT 1", .sql_len = 8};
+    nprof_slowlog_entry_set_request(&e, p);
+    ASSERT_MEM_STR(e.method, e.method_len, "GET");
+    ASSERT_MEM_STR(e.route, e.route_len, "/books");
+    ASSERT_TRUE(e.request_id_len > 0);
+    ASSERT_OK(nprof_profile_set_route(p, "/books/{id}", 11));
+    ASSERT_OK(nprof_profile_set_request_id(p, "req-7", 5));
+    nprof_slowlog_entry_set_request(&e, p);
+    ASSERT_MEM_STR(e.route, e.route_len, "/books/{id}");
+    ASSERT_MEM_STR(e.request_id, e.request_id_len, "req-7");
+    nprof_slowlog_entry none = {.route = "kept", .route_len = 4};
+    nprof_slowlog_entry_set_request(&none, NULL);
+    ASSERT_MEM_STR(none.route, none.route_len, "kept");
+    ASSERT_TRUE(none.method == NULL);
+    nprof_slowlog_entry_set_request(NULL, p); /* accepted, does nothing */
+    nprof_request_discard(p);
+    nprof_runtime_destroy(rt);
+}
+
 int main(void)
 {
     RUN(only_the_first_query_of_a_shape_and_slow_ones_ask_for_their_call_site);
@@ -353,5 +378,6 @@ int main(void)
     RUN(json_shows_call_sites_rows_and_errors_only_when_there_are_some);
     RUN(a_recycled_profile_keeps_no_call_site_or_error_of_its_last_request);
     RUN(the_sql_layer_passes_the_call_site_through);
+    RUN(a_slow_log_entry_takes_its_request_fields_from_the_profile);
     return TEST_SUMMARY();
 }

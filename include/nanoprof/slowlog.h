@@ -170,6 +170,14 @@ typedef struct nprof_slowlog_entry {
 } nprof_slowlog_entry;
 
 /*
+ * Fills the request fields of `e` (method, route template or else the path, request id)
+ * from profile `p`, for a database hook that logs one query of a running request; with `p`
+ * NULL (no request) it leaves them as they are.  The strings point into `p`: enqueue before
+ * the profile ends.  Never fails.
+ */
+NPROF_API void nprof_slowlog_entry_set_request(nprof_slowlog_entry *e, const nprof_profile *p);
+
+/*
  * Copies `e` into the queue.  Never blocks, never allocates, makes no system call (the time
  * is read from the vDSO clock); the one exception is a thread's first call with parameters
  * while redaction is on, which creates that thread's PCRE2 match data (a few hundred bytes,
