@@ -123,8 +123,31 @@ PyObject *nprof_py_request_finish(nprof_py_request *r, int status, int want_view
  * `what`.  0 or -1. */
 int nprof_py_ns(PyObject *o, const char *what, uint64_t *out);
 
-/* Records one query into `p`; 0 or -1 with an exception. */
-int nprof_py_record(nprof_profile *p, PyObject *sql, PyObject *duration, PyObject *params);
+/* ---- recording queries (record.c), call sites (callsite.c), the slow log (slowlog.c) -- */
+
+extern PyTypeObject nprof_py_recorder_type; /* QueryRecorder */
+extern PyTypeObject nprof_py_slowlog_type;  /* SlowLog */
+
+/* Adds QueryEvent to the module; 0 or -1. */
+int nprof_py_record_init(PyObject *m);
+
+/* Writes the call site of the running Python code ("file.py:42 in function": the innermost
+ * frame outside the excluded paths) into `buf`, at most `cap` bytes, no NUL; returns the
+ * bytes written, 0 when every frame is excluded.  Never raises. */
+size_t nprof_py_callsite_write(char *buf, size_t cap);
+
+/* The same as a str, or None.  New ref. */
+PyObject *nprof_py_callsite(void);
+
+/* Is `o` a SlowLog?  Its C log, NULL once closed. */
+int nprof_py_slowlog_check(PyObject *o);
+nprof_slowlog *nprof_py_slowlog_get(PyObject *o);
+
+/* For a holder of the C pointer (a middleware): the log, counted as used until
+ * nprof_py_slowlog_unborrow(), so that close() refuses meanwhile.  NULL with StateError when
+ * it is closed. */
+nprof_slowlog *nprof_py_slowlog_borrow(PyObject *o);
+void nprof_py_slowlog_unborrow(PyObject *o);
 
 /* ---- headers and the handler decorator (handler.c) ---------------------------------- */
 
@@ -144,6 +167,7 @@ struct nprof_py_middleware {
     nprof_runtime *rt;
     char dashboard[256];      /* dashboard_path, "" when off */
     size_t dashboard_len;
+    PyObject *slow_log;       /* SlowLog borrowed by the C middleware, or NULL */
 };
 
 /* ---- the store (store.c) ------------------------------------------------------------- */
@@ -156,5 +180,7 @@ extern PyMethodDef nprof_py_profile_methods[];
 extern PyMethodDef nprof_py_handler_methods[];
 extern PyMethodDef nprof_py_middleware_methods[];
 extern PyMethodDef nprof_py_store_methods[];
+extern PyMethodDef nprof_py_record_methods[];
+extern PyMethodDef nprof_py_callsite_methods[];
 
 #endif /* NPROF_PY_EXT_H */

@@ -83,6 +83,7 @@ typedef struct mw_opts {
     nprof_mw_route_rule rules[MAX_RULES];
     nprof_mw_budget budgets[MAX_RULES];
     opt_strings keep;
+    PyObject *slow_log; /* borrowed */
 } mw_opts;
 
 static int parse_rules(mw_opts *m, PyObject *v)
@@ -204,10 +205,22 @@ static int parse_option(mw_opts *m, const char *name, PyObject *v)
         return opt_uint(v, name, &o->refresh_seconds, 1);
     if (!strcmp(name, "dashboard_items"))
         return opt_uint(v, name, &o->dashboard_items, 0);
+    if (!strcmp(name, "slow_log")) {
+        if (v == Py_None)
+            return 0;
+        if (!nprof_py_slowlog_check(v)) {
+            PyErr_Format(PyExc_TypeError, "slow_log must be a nanoprof SlowQueryLog, not %.100s",
+                         Py_TYPE(v)->tp_name);
+            return -1;
+        }
+        m->slow_log = v; /* borrowed from kwargs; taken by middleware_init once created */
+        return 0;
+    }
     PyErr_Format(nprof_py_config_error,
                  "unknown middleware option '%s'; the options are dashboard_path, token, "
                  "sample_every, slow_request_ms, headers, default_route_rules, route_rules, "
-                 "budgets, max_routes, max_n_plus_one, refresh_seconds, dashboard_items",
+                 "budgets, max_routes, max_n_plus_one, refresh_seconds, dashboard_items, "
+                 "slow_log",
                  name);
     return -1;
 }
@@ -243,6 +256,13 @@ static int middleware_init(nprof_py_middleware *self, PyObject *args, PyObject *
         const char *name = PyUnicode_AsUTF8(k);
         rc = name ? parse_option(m, name, v) : -1;
     }
+    if (rc == 0 && m->slow_log) {
+        m->o.slowlog = nprof_py_slowlog_borrow(m->slow_log);
+        if (m->o.slowlog)
+            self->slow_log = Py_NewRef(m->slow_log);
+        else
+            rc = -1;
+    }
     if (rc == 0) {
         int crc = nprof_mw_create(rt, &m->o, &self->mw);
         if (crc != NPROF_OK) {
@@ -269,6 +289,10 @@ static void middleware_dealloc(nprof_py_middleware *self)
 {
     /* Requests hold a reference to their middleware: none is in flight here. */
     nprof_mw_destroy(self->mw);
+    if (self->slow_log) {
+        nprof_py_slowlog_unborrow(self->slow_log);
+        Py_CLEAR(self->slow_log);
+    }
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 

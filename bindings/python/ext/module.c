@@ -559,7 +559,8 @@ PyMODINIT_FUNC PyInit__core(void)
 
     PyTypeObject *types[] = {&nprof_py_profile_type, &nprof_py_request_type,
                              &nprof_py_middleware_type, &nprof_py_send_type,
-                             &nprof_py_store_type, &nprof_py_hook_type};
+                             &nprof_py_store_type, &nprof_py_hook_type,
+                             &nprof_py_recorder_type, &nprof_py_slowlog_type};
     for (size_t i = 0; i < sizeof types / sizeof *types; i++)
         if (PyType_Ready(types[i]) < 0 ||
             PyModule_AddObjectRef(m, strrchr(types[i]->tp_name, '.') + 1,
@@ -574,6 +575,9 @@ PyMODINIT_FUNC PyInit__core(void)
         {"fingerprint", "XXH3 fingerprint of the normalized text, 16 hex digits"},
         {"start_offset_ns", "when it started, from the start of the request"},
         {"slow", "over slow_query_threshold_ms"},
+        {"callsite", "the application line that issued it (first of its shape, or slow)"},
+        {"rows", "parameter sets of a batch (executemany), 0 for one statement"},
+        {"error", "what the query raised, or None"},
         {NULL, NULL},
     };
     static PyStructSequence_Desc query_desc = {"nanoprof.SQLQuery",
@@ -586,7 +590,9 @@ PyMODINIT_FUNC PyInit__core(void)
     if (add_methods(m, module_methods) < 0 || add_methods(m, nprof_py_profile_methods) < 0 ||
         add_methods(m, nprof_py_handler_methods) < 0 ||
         add_methods(m, nprof_py_middleware_methods) < 0 ||
-        add_methods(m, nprof_py_store_methods) < 0)
+        add_methods(m, nprof_py_store_methods) < 0 ||
+        add_methods(m, nprof_py_record_methods) < 0 ||
+        add_methods(m, nprof_py_callsite_methods) < 0 || nprof_py_record_init(m) < 0)
         goto fail;
     return m;
 fail:

@@ -40,7 +40,7 @@ static PyObject *query_tuple(const nprof_query_info *q)
     PyObject *t = PyStructSequence_New(nprof_py_sqlquery_type);
     if (!t)
         return NULL;
-    PyObject *items[7] = {
+    PyObject *items[10] = {
         nprof_py_str(q->sql, q->sql_len),
         PyLong_FromUnsignedLongLong(q->duration_ns),
         q->params ? nprof_py_str(q->params, q->params_len) : Py_NewRef(Py_None),
@@ -48,9 +48,14 @@ static PyObject *query_tuple(const nprof_query_info *q)
         fingerprint_hex(q->fingerprint),
         PyLong_FromUnsignedLongLong(q->start_offset_ns),
         PyBool_FromLong(q->slow),
+        /* Attributes only (not in the tuple), so code unpacking the reference's seven
+         * fields keeps working. */
+        q->callsite ? nprof_py_str(q->callsite, q->callsite_len) : Py_NewRef(Py_None),
+        PyLong_FromUnsignedLong(q->batch_rows),
+        q->error ? nprof_py_str(q->error, q->error_len) : Py_NewRef(Py_None),
     };
     int ok = 1;
-    for (int i = 0; i < 7; i++) {
+    for (int i = 0; i < 10; i++) {
         ok &= items[i] != NULL;
         PyStructSequence_SET_ITEM(t, i, items[i] ? items[i] : Py_NewRef(Py_None));
     }
@@ -61,14 +66,14 @@ static PyObject *query_tuple(const nprof_query_info *q)
 
 static PyObject *query_item(const nprof_profile *p, size_t i, int *done)
 {
-    nprof_query_info q;
+    nprof_query_info q = {0};
     *done = nprof_profile_get_query(p, i, &q) != NPROF_OK;
     return *done ? NULL : query_tuple(&q);
 }
 
 static PyObject *pattern_item(const nprof_profile *p, size_t i, int *done)
 {
-    nprof_pattern_info pi;
+    nprof_pattern_info pi = {0};
     *done = nprof_profile_get_pattern(p, i, &pi) != NPROF_OK;
     if (*done)
         return NULL;
@@ -76,16 +81,18 @@ static PyObject *pattern_item(const nprof_profile *p, size_t i, int *done)
     PyObject *norm = pi.normalized ? nprof_py_str(pi.normalized, pi.normalized_len)
                                    : Py_NewRef(Py_None);
     PyObject *ex = pi.example ? nprof_py_str(pi.example, pi.example_len) : Py_NewRef(Py_None);
-    PyObject *d = fp && norm && ex
-                      ? Py_BuildValue("{s:O,s:O,s:O,s:K,s:K,s:K,s:K,s:K,s:O}", "fingerprint", fp,
+    PyObject *site = pi.callsite ? nprof_py_str(pi.callsite, pi.callsite_len) : Py_NewRef(Py_None);
+    PyObject *d = fp && norm && ex && site
+                      ? Py_BuildValue("{s:O,s:O,s:O,s:K,s:K,s:K,s:K,s:K,s:O,s:O}", "fingerprint", fp,
                                       "normalized", norm, "example", ex, "count",
                                       (unsigned long long)pi.count, "exact_repeats",
                                       (unsigned long long)pi.exact_repeats, "slow_count",
                                       (unsigned long long)pi.slow_count, "total_ns",
                                       (unsigned long long)pi.total_ns, "max_ns",
                                       (unsigned long long)pi.max_ns, "n_plus_one",
-                                      pi.n_plus_one ? Py_True : Py_False)
+                                      pi.n_plus_one ? Py_True : Py_False, "callsite", site)
                       : NULL;
+    Py_XDECREF(site);
     Py_XDECREF(fp);
     Py_XDECREF(norm);
     Py_XDECREF(ex);
@@ -591,176 +598,7 @@ PyTypeObject nprof_py_request_type = {
     .tp_getset = nprof_py_request_type_getset,
 };
 
-/* ---- recording queries -------------------------------------------------------------------- */
-
-/* A short summary of query parameters ("$1='42', $2=NULL" or "name='x'"); values are cut so
- * the summary stays small; the C layer cuts it again at max_params_bytes. */
-#define SUMMARY_MAX 1024
-#define VALUE_MAX 64
-
-typedef struct summary {
-    char buf[SUMMARY_MAX];
-    size_t len;
-} summary;
-
-static void put(summary *s, const char *t, size_t n)
-{
-    if (n > SUMMARY_MAX - s->len)
-        n = SUMMARY_MAX - s->len;
-    memcpy(s->buf + s->len, t, n);
-    s->len += n;
-}
-
-static int put_value(summary *s, PyObject *v)
-{
-    if (v == Py_None) {
-        put(s, "NULL", 4);
-        return 0;
-    }
-    if (PyBytes_Check(v) || PyByteArray_Check(v) || PyMemoryView_Check(v)) {
-        char t[48];
-        Py_ssize_t n = PyObject_Length(v);
-        if (n < 0)
-            return -1;
-        put(s, t, (size_t)snprintf(t, sizeof t, "<binary %zd bytes>", n));
-        return 0;
-    }
-    int quoted = PyUnicode_Check(v);
-    PyObject *text = quoted ? Py_NewRef(v) : (PyBool_Check(v) || PyLong_Check(v) ||
-                                              PyFloat_Check(v))
-                                                 ? PyObject_Str(v)
-                                                 : PyObject_Repr(v);
-    if (!text)
-        return -1;
-    Py_ssize_t n;
-    PyObject *keep;
-    const char *t = nprof_py_text(text, &n, &keep, "parameter");
-    if (t) {
-        size_t cut = (size_t)n > VALUE_MAX ? VALUE_MAX : (size_t)n;
-        if (quoted)
-            put(s, "'", 1);
-        put(s, t, cut);
-        if (cut < (size_t)n)
-            put(s, "...", 3);
-        if (quoted)
-            put(s, "'", 1);
-    }
-    Py_XDECREF(keep);
-    Py_DECREF(text);
-    return t ? 0 : -1;
-}
-
-static int summarize(summary *s, PyObject *params)
-{
-    if (PyUnicode_Check(params) || PyBytes_Check(params))
-        return put_value(s, params);
-    if (PyDict_Check(params)) {
-        PyObject *k, *v;
-        Py_ssize_t pos = 0;
-        for (int first = 1; PyDict_Next(params, &pos, &k, &v) && s->len < SUMMARY_MAX; first = 0) {
-            PyObject *ks = PyObject_Str(k);
-            Py_ssize_t n;
-            PyObject *keep;
-            const char *t = ks ? nprof_py_text(ks, &n, &keep, "parameter name") : NULL;
-            if (t) {
-                if (!first)
-                    put(s, ", ", 2);
-                put(s, t, (size_t)n);
-                put(s, "=", 1);
-                Py_XDECREF(keep);
-            }
-            Py_XDECREF(ks);
-            if (!t || put_value(s, v) < 0)
-                return -1;
-        }
-        return 0;
-    }
-    PyObject *seq = PySequence_Fast(params, "params must be a sequence, a mapping or None");
-    if (!seq)
-        return -1;
-    for (Py_ssize_t i = 0; i < PySequence_Fast_GET_SIZE(seq) && s->len < SUMMARY_MAX; i++) {
-        char t[24];
-        put(s, t, (size_t)snprintf(t, sizeof t, "%s$%zd=", i ? ", " : "", i + 1));
-        if (put_value(s, PySequence_Fast_GET_ITEM(seq, i)) < 0) {
-            Py_DECREF(seq);
-            return -1;
-        }
-    }
-    Py_DECREF(seq);
-    return 0;
-}
-
-int nprof_py_record(nprof_profile *p, PyObject *sql, PyObject *duration, PyObject *params)
-{
-    uint64_t ns;
-    if (nprof_py_ns(duration, "duration_ns", &ns) < 0)
-        return -1;
-    Py_ssize_t len;
-    PyObject *keep;
-    const char *text = nprof_py_text(sql, &len, &keep, "sql");
-    if (!text)
-        return -1;
-    nprof_query q = {.sql = text, .sql_len = (size_t)len, .duration_ns = ns};
-    summary s;
-    s.len = 0;
-    if (params && params != Py_None) {
-        if (summarize(&s, params) < 0) {
-            Py_XDECREF(keep);
-            return -1;
-        }
-        q.params = s.buf;
-        q.params_len = s.len;
-    }
-    int rc = nprof_sql_record(p, &q);
-    Py_XDECREF(keep);
-    if (rc != NPROF_OK && rc != NPROF_ELIMIT) {
-        nprof_py_raise(rc, "record_sql()");
-        return -1;
-    }
-    return 0;
-}
-
 /* ---- module functions --------------------------------------------------------------------- */
-
-static PyObject *py_record_sql(PyObject *self, PyObject *const *args, Py_ssize_t nargs,
-                               PyObject *kwnames)
-{
-    (void)self;
-    static const char *const names[] = {"sql", "duration_ns", "params"};
-    PyObject *a[3] = {NULL, NULL, Py_None};
-    Py_ssize_t nkw = kwnames ? PyTuple_GET_SIZE(kwnames) : 0;
-    if (nargs > 3)
-        return PyErr_Format(PyExc_TypeError, "record_sql() takes at most 3 arguments");
-    for (Py_ssize_t i = 0; i < nargs; i++)
-        a[i] = args[i];
-    for (Py_ssize_t k = 0; k < nkw; k++) {
-        PyObject *name = PyTuple_GET_ITEM(kwnames, k);
-        int found = 0;
-        for (int i = 0; i < 3 && !found; i++)
-            if (PyUnicode_CompareWithASCIIString(name, names[i]) == 0) {
-                if (i < nargs)
-                    return PyErr_Format(PyExc_TypeError, "record_sql() got %s twice", names[i]);
-                a[i] = args[nargs + k];
-                found = 1;
-            }
-        if (!found)
-            return PyErr_Format(PyExc_TypeError, "record_sql() got an unexpected argument %R",
-                                name);
-    }
-    if (!a[0] || !a[1])
-        return PyErr_Format(PyExc_TypeError, "record_sql(sql, duration_ns, params=None)");
-    nprof_py_request *r = nprof_py_current_request();
-    if (!r) {
-        /* No request to record into, but a wrong type is still an error. */
-        if (!PyUnicode_Check(a[0]) && !PyBytes_Check(a[0]) && !PyByteArray_Check(a[0]))
-            return PyErr_Format(PyExc_TypeError, "sql must be str or bytes, not %.100s",
-                                Py_TYPE(a[0])->tp_name);
-        Py_RETURN_FALSE;
-    }
-    if (nprof_py_record(r->p, a[0], a[1], a[2]) < 0)
-        return NULL;
-    Py_RETURN_TRUE;
-}
 
 static PyObject *py_start_profile(PyObject *self, PyObject *args, PyObject *kwargs)
 {
@@ -876,8 +714,6 @@ static PyObject *py_span_end(PyObject *self, PyObject *id)
 }
 
 PyMethodDef nprof_py_profile_methods[] = {
-    {"record_sql", (PyCFunction)(void (*)(void))py_record_sql, METH_FASTCALL | METH_KEYWORDS,
-     "record_sql(sql, duration_ns, params=None): records a query into the current request."},
     {"start_profile", (PyCFunction)(void (*)(void))py_start_profile,
      METH_VARARGS | METH_KEYWORDS, "Begins a profile and makes it current."},
     {"end_profile", (PyCFunction)(void (*)(void))py_end_profile, METH_VARARGS | METH_KEYWORDS,

@@ -53,7 +53,7 @@ def test_start_and_end_profile_give_the_reference_fields() -> None:
     q = done.sql_queries[0]
     assert isinstance(q, nanoprof.SQLQuery)
     assert q.sql == "SELECT * FROM users WHERE active = $1" and q.duration_ns == 150_000
-    assert q.params == "$1=True" and len(q.fingerprint) == 16
+    assert q.params == "active=True" and len(q.fingerprint) == 16
     d = done.to_dict()
     for key in ("method", "path", "total_ns", "total", "middleware_ns", "routing_ns",
                 "handler_ns", "sql_total_ns", "sql_count", "queries"):

@@ -35,8 +35,10 @@ from ._core import (
     stats,
 )
 from ._handler import profile_handler
+from ._callsite import exclude_callsite_paths
 from .middleware import PerformanceMiddleware
 from .profiler import Profiler, dump_flamegraph
+from .slowlog import SlowQueryLog
 
 __version__: str = _core.__version__
 
@@ -61,6 +63,7 @@ __all__ = [
     "Profiler",
     "RequestProfile",
     "SQLQuery",
+    "SlowQueryLog",
     "StateError",
     "clock_info",
     "config",
@@ -69,6 +72,7 @@ __all__ = [
     "dump_flamegraph",
     "elapsed_nanos",
     "end_profile",
+    "exclude_callsite_paths",
     "get_current_profile",
     "get_store",
     "nanos",

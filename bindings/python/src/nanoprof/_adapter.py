@@ -38,6 +38,7 @@ MIDDLEWARE_OPTIONS: tuple[str, ...] = (
     "max_n_plus_one",
     "refresh_seconds",
     "dashboard_items",
+    "slow_log",
 )
 
 

@@ -70,6 +70,13 @@ class SQLQuery(NamedTuple):
     fingerprint: str
     start_offset_ns: int
     slow: bool
+    # Attributes beyond the reference's seven tuple fields (not part of the tuple):
+    @property
+    def callsite(self) -> str | None: ...  # first of its shape, or slow
+    @property
+    def rows(self) -> int: ...  # parameter sets of a batch, 0 for one statement
+    @property
+    def error(self) -> str | None: ...
 
 class RequestProfile:
     """One request's record.  While the request runs it reads the C profile directly; when
@@ -239,3 +246,82 @@ def mark_route(route: str) -> bool:
 
 def pq_preload_path() -> str:
     """Path of the libnanoprof_pq.so shipped beside the extension (for LD_PRELOAD)."""
+
+# ---- database hooks (ext/dbhook.c, ext/callsite.c, ext/slowlog.c) ------------------------------
+
+class QueryEvent(NamedTuple):
+    """One query as a query observer sees it (set_query_observer)."""
+    sql: str
+    normalized: str
+    fingerprint: str          # 16 hex digits
+    duration_ns: int
+    params: str | None        # the redacted summary
+    rows: int                 # batch rows (executemany), 0 for a single statement
+    error: str | None         # "ExceptionType: message" when the query raised
+    callsite: str | None      # "file.py:42 in function", the innermost application frame
+    in_request: bool          # recorded into a request's profile
+
+class QueryRecorder:
+    """What a database hook calls around each query: ``start()`` before it is sent,
+    ``finish()`` after it returned or raised.  Recording happens in C, in ``finish``:
+    the current request's profile (call site taken for the first query of each shape and for
+    slow ones), the slow-query log when the query took at least ``threshold_ms``, and the
+    query observer (budgets).  ``finish`` never raises and never changes the query's outcome;
+    what it could not record is counted in ``stats()``."""
+    def __init__(self, slow_log: SlowLog | None = None, threshold_ms: float | None = None) -> None: ...
+    slow_log: SlowLog | None
+    threshold_ms: float | None
+    def start(self) -> int:
+        """Sync hooks: starts the clock and keeps ``libnanoprof_pq.so`` (when preloaded) from
+        recording the same query on this thread until ``finish``.  Returns 0 when nothing
+        would be recorded (profiling off, no request, no observer, no slow log)."""
+    def finish(self, start: int, sql: object, params: object = None, rows: int = 0,
+               error: object = None) -> None:
+        """Pairs ``start``.  ``sql``: str, bytes (decoded as UTF-8, bad bytes replaced) or any
+        object (``str()`` of it).  ``params``: None, a sequence, a mapping or a scalar (for a
+        batch, the first row's).  ``rows``: parameter sets of an executemany (0: one statement).
+        ``error``: the exception the query raised, a string, or None."""
+    def start_async(self) -> int:
+        """Coroutine hooks: starts the clock only (other tasks run while the query is awaited,
+        so nothing thread-wide may be changed)."""
+    def finish_async(self, start: int, sql: object, params: object = None, rows: int = 0,
+                     error: object = None) -> None: ...
+
+def set_query_observer(observer: Callable[[QueryEvent], None] | None) -> Callable[[QueryEvent], None] | None:
+    """Calls ``observer`` with every query any QueryRecorder or record_sql() records, in or
+    out of a request, from any thread (call sites are always taken while an observer is set).
+    Returns the previous observer.  An observer that raises is reported as unraisable."""
+
+def callsite() -> str | None:
+    """The innermost frame of the calling stack outside the excluded paths, as
+    ``"file.py:42 in function"``, or None."""
+
+def set_callsite_exclude(prefixes: Sequence[str], base: str | None = None) -> None:
+    """File path prefixes whose frames are never a call site (nanoprof, the standard library,
+    site-packages; set at import).  Replaces the list; paths under `base` are shown relative
+    to it."""
+
+def hook_stats() -> dict[str, int]:
+    """Counters of the recorders: recorded, in_request, slow_logged, slow_dropped, failures."""
+
+class SlowLog:
+    """The C slow-query log (nanoprof/slowlog.h): its own libpq connection and a background
+    COPY writer; enqueueing never blocks."""
+    def __init__(self, conninfo: str, *, table: str | None = None, queue_slots: int | None = None,
+                 logged: bool = False, normalized_only: bool | None = None, redact: bool = True,
+                 redact_rules: Sequence[str] = (), explain: bool = False,
+                 retention_s: int | None = None, max_rows: int | None = None) -> None: ...
+    def wait_ready(self, timeout_ms: int = 5000) -> None:
+        """Blocks until the table exists; raises nanoprof.Error (code EIO) with the server's
+        message on timeout.  Releases the GIL while waiting."""
+    def enqueue(self, sql: str, duration_ms: float, params: object = None, *, fingerprint: int = 0,
+                method: str | None = None, route: str | None = None,
+                request_id: str | None = None, callsite: str | None = None) -> bool:
+        """False when the queue was full (the entry was dropped and counted)."""
+    def read_recent(self, n: int = 50) -> str: ...
+    def read_slowest(self, n: int = 50, since_s: int = 0) -> str: ...
+    def read_by_fingerprint(self, n: int = 50, since_s: int = 0) -> str: ...
+    def stats(self) -> dict[str, int | str]: ...
+    def close(self, timeout_ms: int = 5000) -> bool:
+        """Flushes and closes; True when everything queued was written."""
+    closed: bool

@@ -20,6 +20,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from . import _adapter, _core
+from .slowlog import SlowQueryLog
 
 if TYPE_CHECKING:
     from .asgi import ASGIMiddleware
@@ -40,7 +41,9 @@ class PerformanceMiddleware:
     (None turns the dashboard off), token (for production mode), sample_every,
     slow_request_ms, headers ("auto", "always", "on_request"), route_rules,
     default_route_rules, budgets, max_routes, max_n_plus_one, refresh_seconds,
-    dashboard_items.
+    dashboard_items, slow_log (a SlowQueryLog: each request's queries over
+    slow_query_threshold_ms go into its table, except those a QueryTimer with the log
+    already sent).
     """
 
     app: Any
@@ -79,6 +82,7 @@ class PerformanceMiddleware:
         max_n_plus_one: int = 256,
         refresh_seconds: int = 5,
         dashboard_items: int = 50,
+        slow_log: SlowQueryLog | None = None,
     ) -> None:
         if app is not None and not callable(app):
             raise TypeError(
@@ -93,6 +97,12 @@ class PerformanceMiddleware:
             del runtime["production"]
         if budgets is None:
             del core["budgets"]
+        if slow_log is not None:
+            if not isinstance(slow_log, SlowQueryLog):
+                raise TypeError(
+                    f"slow_log must be a nanoprof.SlowQueryLog, not {type(slow_log).__name__}"
+                )
+            core["slow_log"] = slow_log._log
         # Types and ranges are checked in C (TypeError, ConfigError naming the option).
         _core.configure(**runtime)
         self._mw = _core.Middleware(**core)

@@ -1,0 +1,291 @@
+/*
+ * bindings/python/ext/callsite.c: the application line that issued a query.
+ *
+ * A query's call site is the innermost frame of the Python stack that belongs to the
+ * application: not to nanoprof, the standard library, the framework, the ORM or the driver.
+ * Which frames are "library" is decided by the frame's file, against a list of path prefixes
+ * (the standard library, site-packages, nanoprof's own package: set by nanoprof at import,
+ * extendable by the user).  Walking the stack is paid only when a call site is wanted (the
+ * first query of each shape in a request, a slow query, a query seen by an observer), and
+ * the per-frame decision is remembered per code object in a small table, so a walk through
+ * thirty ORM frames costs thirty pointer lookups, not thirty prefix comparisons.
+ *
+ * The table holds a strong reference to each code object it knows, so an address in it can
+ * never be reused by another code object; when it fills up it is emptied and starts again.
+ */
+#include "ext.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_PREFIXES 64
+#define TABLE_SLOTS 4096 /* a power of two; emptied at 3/4 full */
+
+typedef struct site_code {
+    PyObject *code;  /* strong; NULL: empty slot */
+    char *where;     /* NULL: a library frame; else "display/path.py\0qualname" */
+    size_t path_len; /* bytes of the display path */
+} site_code;
+
+static char *prefixes[MAX_PREFIXES];
+static size_t prefix_lens[MAX_PREFIXES];
+static size_t prefix_count;
+static char *base_dir; /* paths under it are shown relative to it */
+static size_t base_len;
+static site_code *table;
+static size_t table_used;
+
+static void table_clear(void)
+{
+    if (!table)
+        return;
+    for (size_t i = 0; i < TABLE_SLOTS; i++) {
+        Py_CLEAR(table[i].code);
+        free(table[i].where);
+        table[i].where = NULL;
+    }
+    table_used = 0;
+}
+
+static int is_library(const char *file, size_t len)
+{
+    /* Frozen modules (importlib) and nanoprof's generated code are never the application. */
+    if (len >= 8 && memcmp(file, "<frozen ", 8) == 0)
+        return 1;
+    for (size_t i = 0; i < prefix_count; i++)
+        if (len >= prefix_lens[i] && memcmp(file, prefixes[i], prefix_lens[i]) == 0)
+            return 1;
+    return 0;
+}
+
+/* What the table says of `code`, learning it on first sight.  NULL with *library set for a
+ * library frame; NULL with an exception on failure. */
+static const site_code *lookup(PyCodeObject *code, int *library)
+{
+    if (!table) {
+        table = calloc(TABLE_SLOTS, sizeof *table);
+        if (!table) {
+            PyErr_NoMemory();
+            return NULL;
+        }
+    }
+    size_t h = ((uintptr_t)code >> 4) * 0x9E3779B97F4A7C15ull >> 20;
+    for (size_t i = 0;; i++) {
+        site_code *s = &table[(h + i) & (TABLE_SLOTS - 1)];
+        if (s->code == (PyObject *)code) {
+            *library = s->where == NULL;
+            return s;
+        }
+        if (s->code)
+            continue;
+        if (table_used >= TABLE_SLOTS / 4 * 3) {
+            table_clear();
+            return lookup(code, library);
+        }
+        Py_ssize_t flen;
+        PyObject *filename = PyObject_GetAttrString((PyObject *)code, "co_filename");
+        const char *file = filename && PyUnicode_Check(filename)
+                               ? PyUnicode_AsUTF8AndSize(filename, &flen)
+                               : NULL;
+        if (!file) {
+            Py_XDECREF(filename);
+            PyErr_Clear();
+            file = "?";
+            flen = 1;
+            filename = NULL;
+        }
+        char *where = NULL;
+        size_t path_len = 0;
+        if (!is_library(file, (size_t)flen)) {
+            const char *shown = file;
+            size_t shown_len = (size_t)flen;
+            if (base_len && shown_len > base_len + 1 && memcmp(shown, base_dir, base_len) == 0 &&
+                shown[base_len] == '/') {
+                shown += base_len + 1;
+                shown_len -= base_len + 1;
+            }
+            PyObject *qn = PyObject_GetAttrString((PyObject *)code, "co_qualname");
+            Py_ssize_t qlen = 0;
+            const char *q = qn && PyUnicode_Check(qn) ? PyUnicode_AsUTF8AndSize(qn, &qlen) : NULL;
+            if (!q) {
+                PyErr_Clear();
+                q = "?";
+                qlen = 1;
+            }
+            where = malloc(shown_len + (size_t)qlen + 2);
+            if (where) {
+                memcpy(where, shown, shown_len);
+                where[shown_len] = '\0';
+                memcpy(where + shown_len + 1, q, (size_t)qlen);
+                where[shown_len + 1 + qlen] = '\0';
+                path_len = shown_len;
+            }
+            Py_XDECREF(qn);
+            if (!where) {
+                Py_XDECREF(filename);
+                PyErr_NoMemory();
+                return NULL;
+            }
+        }
+        Py_XDECREF(filename);
+        s->code = Py_NewRef((PyObject *)code);
+        s->where = where;
+        s->path_len = path_len;
+        table_used++;
+        *library = where == NULL;
+        return s;
+    }
+}
+
+/* Appends `n` bytes of `t` to buf[*at], within `cap`. */
+static void put(char *buf, size_t cap, size_t *at, const char *t, size_t n)
+{
+    if (n > cap - *at)
+        n = cap - *at;
+    memcpy(buf + *at, t, n);
+    *at += n;
+}
+
+size_t nprof_py_callsite_write(char *buf, size_t cap)
+{
+    PyThreadState *ts = PyThreadState_Get();
+    PyFrameObject *f = PyThreadState_GetFrame(ts); /* new reference, or NULL */
+    size_t n = 0;
+    while (f) {
+        PyCodeObject *code = PyFrame_GetCode(f);
+        int library = 1;
+        const site_code *s = lookup(code, &library);
+        Py_DECREF(code);
+        if (!s) {
+            PyErr_Clear();
+            break;
+        }
+        if (!library) {
+            char line[24];
+            int ln = PyFrame_GetLineNumber(f);
+            int k = snprintf(line, sizeof line, ":%d in ", ln);
+            /* Keep the end of a long path: the file name and line are what say where. */
+            const char *path = s->where;
+            size_t plen = s->path_len;
+            const char *qual = s->where + plen + 1;
+            size_t qlen = strlen(qual);
+            size_t room = cap > (size_t)k + qlen + 3 ? cap - (size_t)k - qlen : 0;
+            if (plen > room && room > 3) {
+                put(buf, cap, &n, "...", 3);
+                path += plen - (room - 3);
+                plen = room - 3;
+            }
+            put(buf, cap, &n, path, plen);
+            put(buf, cap, &n, line, (size_t)k);
+            put(buf, cap, &n, qual, qlen);
+            Py_DECREF(f);
+            return n;
+        }
+        PyFrameObject *back = PyFrame_GetBack(f);
+        Py_DECREF(f);
+        f = back;
+    }
+    Py_XDECREF(f);
+    return n;
+}
+
+PyObject *nprof_py_callsite(void)
+{
+    char buf[NPROF_CALLSITE_MAX];
+    size_t n = nprof_py_callsite_write(buf, sizeof buf);
+    return n ? nprof_py_str(buf, n) : Py_NewRef(Py_None);
+}
+
+static PyObject *py_callsite(PyObject *self, PyObject *noargs)
+{
+    (void)self;
+    (void)noargs;
+    return nprof_py_callsite();
+}
+
+static char *copy_text(PyObject *o, size_t *len, const char *what)
+{
+    Py_ssize_t n;
+    PyObject *keep;
+    const char *t = nprof_py_text(o, &n, &keep, what);
+    if (!t)
+        return NULL;
+    char *c = malloc((size_t)n + 1);
+    if (c) {
+        memcpy(c, t, (size_t)n);
+        c[n] = '\0';
+        *len = (size_t)n;
+    } else {
+        PyErr_NoMemory();
+    }
+    Py_XDECREF(keep);
+    return c;
+}
+
+static PyObject *py_set_callsite_exclude(PyObject *self, PyObject *args, PyObject *kwargs)
+{
+    (void)self;
+    static char *kw[] = {"prefixes", "base", NULL};
+    PyObject *seq_in, *base = Py_None;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O|O:set_callsite_exclude", kw, &seq_in,
+                                     &base))
+        return NULL;
+    if (PyUnicode_Check(seq_in) || PyBytes_Check(seq_in))
+        return PyErr_Format(PyExc_TypeError,
+                            "prefixes must be a sequence of paths, not one %.50s",
+                            Py_TYPE(seq_in)->tp_name);
+    PyObject *seq = PySequence_Fast(seq_in, "prefixes must be a sequence of paths");
+    if (!seq)
+        return NULL;
+    Py_ssize_t count = PySequence_Fast_GET_SIZE(seq);
+    if (count > MAX_PREFIXES) {
+        Py_DECREF(seq);
+        return PyErr_Format(PyExc_ValueError, "at most %d path prefixes, got %zd", MAX_PREFIXES,
+                            count);
+    }
+    char *fresh[MAX_PREFIXES];
+    size_t lens[MAX_PREFIXES];
+    Py_ssize_t made = 0;
+    char *new_base = NULL;
+    size_t new_base_len = 0;
+    for (; made < count; made++) {
+        fresh[made] = copy_text(PySequence_Fast_GET_ITEM(seq, made), &lens[made], "a prefix");
+        if (!fresh[made])
+            goto fail;
+    }
+    if (base != Py_None) {
+        new_base = copy_text(base, &new_base_len, "base");
+        if (!new_base)
+            goto fail;
+        while (new_base_len > 1 && new_base[new_base_len - 1] == '/')
+            new_base[--new_base_len] = '\0';
+    }
+    Py_DECREF(seq);
+    for (size_t i = 0; i < prefix_count; i++)
+        free(prefixes[i]);
+    for (Py_ssize_t i = 0; i < count; i++) {
+        prefixes[i] = fresh[i];
+        prefix_lens[i] = lens[i];
+    }
+    prefix_count = (size_t)count;
+    free(base_dir);
+    base_dir = new_base;
+    base_len = new_base_len;
+    table_clear();
+    Py_RETURN_NONE;
+fail:
+    for (Py_ssize_t i = 0; i < made; i++)
+        free(fresh[i]);
+    Py_DECREF(seq);
+    return NULL;
+}
+
+PyMethodDef nprof_py_callsite_methods[] = {
+    {"callsite", py_callsite, METH_NOARGS,
+     "callsite(): the innermost application frame as 'file.py:42 in function', or None."},
+    {"set_callsite_exclude", (PyCFunction)(void (*)(void))py_set_callsite_exclude,
+     METH_VARARGS | METH_KEYWORDS,
+     "set_callsite_exclude(prefixes, base=None): paths whose frames are never a call site; "
+     "paths under `base` are shown relative to it."},
+    {NULL, NULL, 0, NULL},
+};

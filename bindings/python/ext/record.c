@@ -1,0 +1,715 @@
+/*
+ * bindings/python/ext/record.c: recording a query from Python: record_sql() and the
+ * QueryRecorder the database hooks (nanoprof.db) call around every query.
+ *
+ * One call per query does everything in C: the text, the parameter summary (redacted with
+ * the default rules before anything keeps it), the error, the batch size, the call site when
+ * the profile wants one (nanoprof/profile.h: the first query of each shape, and slow ones),
+ * the slow-query log when the query was over the recorder's threshold, and the query
+ * observer (budgets in tests).  A hook's query must never be changed or failed by the
+ * recording: QueryRecorder.finish() swallows what it cannot record and counts it.
+ *
+ * libnanoprof_pq.so, when preloaded, would record a psycopg2 or psycopg query again from
+ * inside libpq.  A sync hook's start() therefore stops the shim on this thread until
+ * finish() (nprof_pq_exclude_thread()); async hooks need nothing: the shim records into the
+ * thread's current profile, which is never set on an event loop's thread (see ext.h).
+ */
+#include "ext.h"
+
+#include <string.h>
+
+/* ---- parameter summaries ------------------------------------------------------------------ */
+
+/* A short summary of query parameters ("$1='42', $2=NULL" or "name='x'"); values are cut so
+ * the summary stays small; the C layer cuts it again at max_params_bytes. */
+#define SUMMARY_MAX 1024
+#define VALUE_MAX 64
+
+typedef struct summary {
+    char buf[SUMMARY_MAX];
+    size_t len;
+} summary;
+
+static void put(summary *s, const char *t, size_t n)
+{
+    if (n > SUMMARY_MAX - s->len)
+        n = SUMMARY_MAX - s->len;
+    memcpy(s->buf + s->len, t, n);
+    s->len += n;
+}
+
+static int put_value(summary *s, PyObject *v)
+{
+    if (v == Py_None) {
+        put(s, "NULL", 4);
+        return 0;
+    }
+    if (PyBytes_Check(v) || PyByteArray_Check(v) || PyMemoryView_Check(v)) {
+        char t[48];
+        Py_ssize_t n = PyObject_Length(v);
+        if (n < 0)
+            return -1;
+        put(s, t, (size_t)snprintf(t, sizeof t, "<binary %zd bytes>", n));
+        return 0;
+    }
+    int quoted = PyUnicode_Check(v);
+    PyObject *text = quoted ? Py_NewRef(v) : (PyBool_Check(v) || PyLong_Check(v) ||
+                                              PyFloat_Check(v))
+                                                 ? PyObject_Str(v)
+                                                 : PyObject_Repr(v);
+    if (!text)
+        return -1;
+    Py_ssize_t n;
+    PyObject *keep;
+    const char *t = nprof_py_text(text, &n, &keep, "parameter");
+    if (t) {
+        size_t cut = (size_t)n > VALUE_MAX ? VALUE_MAX : (size_t)n;
+        if (quoted)
+            put(s, "'", 1);
+        put(s, t, cut);
+        if (cut < (size_t)n)
+            put(s, "...", 3);
+        if (quoted)
+            put(s, "'", 1);
+    }
+    Py_XDECREF(keep);
+    Py_DECREF(text);
+    return t ? 0 : -1;
+}
+
+/* Positional parameters named after their column when the SQL says which ("WHERE email =
+ * %s", "INSERT INTO users (name, password) VALUES ($1, $2)"), so the summary reads
+ * "password='x'" and the redaction rules, which look for such names, see it. */
+#define NAMED_MAX 64
+
+typedef struct param_names {
+    const char *name[NAMED_MAX]; /* NULL: the SQL does not say */
+    size_t len[NAMED_MAX];
+} param_names;
+
+static void name_params(param_names *pn, const char *sql, size_t len)
+{
+    memset(pn->name, 0, sizeof pn->name);
+    nprof_sql_param_column cols[NAMED_MAX];
+    size_t count = 0;
+    int rc = nprof_sql_param_columns(sql, len, cols, NAMED_MAX, &count);
+    if (rc != NPROF_OK && rc != NPROF_ERANGE)
+        return;
+    if (count > NAMED_MAX)
+        count = NAMED_MAX;
+    size_t next = 0; /* the index of the next "?" or "%s" */
+    for (size_t i = 0; i < count; i++) {
+        const char *t = sql + cols[i].param_offset;
+        size_t n = cols[i].param_length;
+        size_t idx;
+        if (n >= 2 && (t[0] == '$' || t[0] == '?') && t[1] >= '1' && t[1] <= '9') {
+            idx = 0; /* $n and ?n: numbered from 1 */
+            for (size_t k = 1; k < n && k < 6 && t[k] >= '0' && t[k] <= '9'; k++)
+                idx = idx * 10 + (size_t)(t[k] - '0');
+            idx--;
+        } else if ((n == 1 && t[0] == '?') || (n == 2 && t[0] == '%' && t[1] == 's')) {
+            idx = next++;
+        } else {
+            continue; /* a literal, or a named placeholder (a mapping names itself) */
+        }
+        if (idx < NAMED_MAX && cols[i].length) {
+            pn->name[idx] = sql + cols[i].offset;
+            pn->len[idx] = cols[i].length;
+        }
+    }
+}
+
+static int summarize(summary *s, PyObject *params, const char *sql, size_t sql_len)
+{
+    if (PyUnicode_Check(params) || PyBytes_Check(params))
+        return put_value(s, params);
+    if (PyDict_Check(params)) {
+        PyObject *k, *v;
+        Py_ssize_t pos = 0;
+        for (int first = 1; PyDict_Next(params, &pos, &k, &v) && s->len < SUMMARY_MAX; first = 0) {
+            PyObject *ks = PyObject_Str(k);
+            Py_ssize_t n;
+            PyObject *keep;
+            const char *t = ks ? nprof_py_text(ks, &n, &keep, "parameter name") : NULL;
+            if (t) {
+                if (!first)
+                    put(s, ", ", 2);
+                put(s, t, (size_t)n);
+                put(s, "=", 1);
+                Py_XDECREF(keep);
+            }
+            Py_XDECREF(ks);
+            if (!t || put_value(s, v) < 0)
+                return -1;
+        }
+        return 0;
+    }
+    PyObject *seq = PySequence_Fast(params, "params must be a sequence, a mapping or None");
+    if (!seq)
+        return -1;
+    param_names pn;
+    if (PySequence_Fast_GET_SIZE(seq))
+        name_params(&pn, sql, sql_len);
+    for (Py_ssize_t i = 0; i < PySequence_Fast_GET_SIZE(seq) && s->len < SUMMARY_MAX; i++) {
+        if (i)
+            put(s, ", ", 2);
+        if (i < NAMED_MAX && pn.name[i]) {
+            put(s, pn.name[i], pn.len[i]);
+            put(s, "=", 1);
+        } else {
+            char t[24];
+            put(s, t, (size_t)snprintf(t, sizeof t, "$%zd=", i + 1));
+        }
+        if (put_value(s, PySequence_Fast_GET_ITEM(seq, i)) < 0) {
+            Py_DECREF(seq);
+            return -1;
+        }
+    }
+    Py_DECREF(seq);
+    return 0;
+}
+
+/* The default redaction rules, made once.  Without them (PCRE2 failed to compile, out of
+ * memory) parameter summaries are left out rather than kept raw. */
+static nprof_redactor *redactor;
+static int redactor_failed;
+
+/* The redacted summary of `params` (of query `sql`) into `out` (SUMMARY_MAX bytes); its
+ * length, 0 when there is none.  -1 with an exception when a parameter could not be turned into text. */
+static Py_ssize_t params_summary(PyObject *params, const char *sql, size_t sql_len, char *out)
+{
+    if (!params || params == Py_None)
+        return 0;
+    if (!redactor && !redactor_failed && nprof_redactor_create(NULL, &redactor) != NPROF_OK)
+        redactor_failed = 1;
+    summary s;
+    s.len = 0;
+    if (summarize(&s, params, sql, sql_len) < 0)
+        return -1;
+    size_t n = 0;
+    if (!redactor || nprof_redactor_apply(redactor, s.buf, s.len, out, SUMMARY_MAX, &n, NULL) < 0)
+        return 0;
+    return (Py_ssize_t)n;
+}
+
+/* ---- the text of a query, an error -------------------------------------------------------- */
+
+/* The query's text: str and bytes-likes as they are; anything else through str() (a hook
+ * that could not turn a driver's query object into text), or its type's name. */
+static const char *query_text(PyObject *sql, Py_ssize_t *len, PyObject **keep)
+{
+    const char *t = NULL;
+    if (PyUnicode_Check(sql) || PyBytes_Check(sql) || PyByteArray_Check(sql) ||
+        PyMemoryView_Check(sql)) {
+        t = nprof_py_text(sql, len, keep, "sql");
+    } else {
+        PyObject *s = PyObject_Str(sql);
+        if (s) {
+            t = nprof_py_text(s, len, keep, "sql");
+            if (t && !*keep) {
+                *keep = s; /* the UTF-8 lives in `s` */
+                return t;
+            }
+            Py_DECREF(s);
+        }
+    }
+    if (!t) {
+        PyErr_Clear();
+        *keep = PyUnicode_FromFormat("<query of type %.100s>", Py_TYPE(sql)->tp_name);
+        t = *keep ? PyUnicode_AsUTF8AndSize(*keep, len) : NULL;
+        if (!t) {
+            PyErr_Clear();
+            *len = 0;
+            t = "";
+        }
+    }
+    return t;
+}
+
+/* "TypeName: message" of an exception, or the text of a str; NULL for None.  New ref. */
+static PyObject *error_text(PyObject *error)
+{
+    if (!error || error == Py_None)
+        return NULL;
+    if (PyUnicode_Check(error))
+        return Py_NewRef(error);
+    PyObject *msg = PyObject_Str(error);
+    PyObject *t = msg ? PyUnicode_FromFormat("%s: %U", Py_TYPE(error)->tp_name, msg) : NULL;
+    Py_XDECREF(msg);
+    if (!t) {
+        PyErr_Clear();
+        t = PyUnicode_FromString(Py_TYPE(error)->tp_name);
+    }
+    return t;
+}
+
+/* ---- call sites --------------------------------------------------------------------------- */
+
+/* What nprof_query.callsite points at: the call site is looked up once per query, when the
+ * profile asks, and kept for the slow-query log and the observer. */
+typedef struct site {
+    char buf[NPROF_CALLSITE_MAX];
+    size_t len;
+    int done;
+} site;
+
+static size_t site_get(site *s)
+{
+    if (!s->done) {
+        s->len = nprof_py_callsite_write(s->buf, sizeof s->buf);
+        s->done = 1;
+    }
+    return s->len;
+}
+
+static size_t site_callback(void *user, char *buf, size_t cap)
+{
+    site *s = user;
+    size_t n = site_get(s);
+    if (n > cap)
+        n = cap;
+    memcpy(buf, s->buf, n);
+    return n;
+}
+
+/* ---- counters and the observer ------------------------------------------------------------ */
+
+/* Process-wide, under the GIL. */
+static struct {
+    unsigned long long recorded, in_request, slow_logged, slow_dropped, failures;
+} counts;
+
+static PyObject *observer;           /* set_query_observer(), or NULL */
+static PyTypeObject *query_event_type; /* QueryEvent */
+
+static void observe(const char *sql, size_t sql_len, uint64_t duration_ns, const char *params,
+                    size_t params_len, uint32_t rows, PyObject *error, site *where,
+                    int in_request)
+{
+    char norm[4096];
+    size_t norm_len = 0;
+    uint64_t fp = 0;
+    int rc = nprof_sql_shape(sql, sql_len, NPROF_SQL_QMARK, norm, sizeof norm, &norm_len, &fp);
+    if (rc != NPROF_OK)
+        norm_len = rc == NPROF_ERANGE ? sizeof norm - 1 : 0;
+    char hex[17];
+    snprintf(hex, sizeof hex, "%016llx", (unsigned long long)fp);
+    size_t wl = site_get(where);
+    PyObject *ev = PyStructSequence_New(query_event_type);
+    if (!ev) {
+        PyErr_WriteUnraisable(observer);
+        return;
+    }
+    PyObject *items[9] = {
+        nprof_py_str(sql, sql_len),
+        nprof_py_str(norm, norm_len),
+        PyUnicode_FromStringAndSize(hex, 16),
+        PyLong_FromUnsignedLongLong(duration_ns),
+        params_len ? nprof_py_str(params, params_len) : Py_NewRef(Py_None),
+        PyLong_FromUnsignedLong(rows),
+        error ? Py_NewRef(error) : Py_NewRef(Py_None),
+        wl ? nprof_py_str(where->buf, wl) : Py_NewRef(Py_None),
+        PyBool_FromLong(in_request),
+    };
+    int ok = 1;
+    for (int i = 0; i < 9; i++) {
+        ok &= items[i] != NULL;
+        PyStructSequence_SET_ITEM(ev, i, items[i] ? items[i] : Py_NewRef(Py_None));
+    }
+    if (!ok) {
+        Py_DECREF(ev);
+        PyErr_WriteUnraisable(observer);
+        return;
+    }
+    /* The observer may replace itself while it runs. */
+    PyObject *fn = Py_NewRef(observer);
+    PyObject *r = PyObject_CallOneArg(fn, ev);
+    if (!r)
+        PyErr_WriteUnraisable(fn);
+    Py_XDECREF(r);
+    Py_DECREF(fn);
+    Py_DECREF(ev);
+}
+
+/* ---- one query ---------------------------------------------------------------------------- */
+
+typedef struct one_query {
+    PyObject *sql, *params, *error;
+    uint64_t start_ticks;
+    uint64_t duration_ns;
+    uint32_t rows;
+} one_query;
+
+/* Records `a` where it belongs; `log` and `threshold_ns` from the recorder (log NULL: none).
+ * 1 when recorded into a request, 0 when not, -1 with an exception (for record_sql(), which
+ * reports bad arguments; the hooks swallow it). */
+static int record_query(const one_query *a, nprof_slowlog *log, uint64_t threshold_ns)
+{
+    nprof_py_request *r = nprof_py_current_request();
+    nprof_profile *p = r ? r->p : NULL;
+    int to_log = log && a->duration_ns >= threshold_ns;
+    if (!p && !to_log && !observer)
+        return 0;
+    Py_ssize_t len;
+    PyObject *keep = NULL;
+    const char *text = query_text(a->sql, &len, &keep);
+    char params[SUMMARY_MAX];
+    Py_ssize_t plen = params_summary(a->params, text, (size_t)len, params);
+    PyObject *err = error_text(a->error);
+    Py_ssize_t elen = 0;
+    const char *etext = err ? PyUnicode_AsUTF8AndSize(err, &elen) : NULL;
+    if (plen < 0) {
+        /* A parameter without a text (its __repr__ raised): the query is still recorded. */
+        PyErr_Clear();
+        static const char unprintable[] = "<parameters without a text form>";
+        memcpy(params, unprintable, sizeof unprintable - 1);
+        plen = sizeof unprintable - 1;
+    }
+    if (err && !etext) {
+        PyErr_Clear();
+        Py_CLEAR(err);
+    }
+    site where;
+    where.done = 0;
+    nprof_query q = {
+        .sql = text,
+        .sql_len = (size_t)len,
+        .params = plen ? params : NULL,
+        .params_len = (size_t)plen,
+        .duration_ns = a->duration_ns,
+        .start_ticks = a->start_ticks,
+        .batch_rows = a->rows,
+        .error = etext,
+        .error_len = (size_t)elen,
+        .callsite = site_callback,
+        .callsite_user = &where,
+        .flags = to_log ? NPROF_QUERY_LOGGED : 0,
+    };
+    int rc = NPROF_OK;
+    if (p) {
+        rc = nprof_sql_record(p, &q);
+        if (rc == NPROF_OK || rc == NPROF_ELIMIT)
+            counts.in_request++;
+        else
+            counts.failures++;
+    }
+    if (to_log) {
+        nprof_slowlog_entry e = {
+            .sql = text,
+            .sql_len = (size_t)len,
+            .params = q.params,
+            .params_len = q.params_len,
+            .duration_ms = (double)a->duration_ns / 1e6,
+            .fingerprint = nprof_sql_fingerprint(text, (size_t)len),
+        };
+        size_t wl = site_get(&where);
+        e.callsite = wl ? where.buf : NULL;
+        e.callsite_len = wl;
+        nprof_slowlog_entry_set_request(&e, p);
+        if (nprof_slowlog_enqueue(log, &e) == NPROF_OK)
+            counts.slow_logged++;
+        else
+            counts.slow_dropped++;
+    }
+    counts.recorded++;
+    if (observer)
+        observe(text, (size_t)len, a->duration_ns, q.params, q.params_len, a->rows, err, &where,
+                p != NULL);
+    Py_XDECREF(keep);
+    Py_XDECREF(err);
+    if (rc != NPROF_OK && rc != NPROF_ELIMIT && rc != NPROF_ESTATE) {
+        nprof_py_raise(rc, "recording a query");
+        return -1;
+    }
+    return p != NULL;
+}
+
+/* ---- record_sql --------------------------------------------------------------------------- */
+
+static PyObject *py_record_sql(PyObject *self, PyObject *const *args, Py_ssize_t nargs,
+                               PyObject *kwnames)
+{
+    (void)self;
+    static const char *const names[] = {"sql", "duration_ns", "params"};
+    PyObject *a[3] = {NULL, NULL, Py_None};
+    Py_ssize_t nkw = kwnames ? PyTuple_GET_SIZE(kwnames) : 0;
+    if (nargs > 3)
+        return PyErr_Format(PyExc_TypeError, "record_sql() takes at most 3 arguments");
+    for (Py_ssize_t i = 0; i < nargs; i++)
+        a[i] = args[i];
+    for (Py_ssize_t k = 0; k < nkw; k++) {
+        PyObject *name = PyTuple_GET_ITEM(kwnames, k);
+        int found = 0;
+        for (int i = 0; i < 3 && !found; i++)
+            if (PyUnicode_CompareWithASCIIString(name, names[i]) == 0) {
+                if (i < nargs)
+                    return PyErr_Format(PyExc_TypeError, "record_sql() got %s twice", names[i]);
+                a[i] = args[nargs + k];
+                found = 1;
+            }
+        if (!found)
+            return PyErr_Format(PyExc_TypeError, "record_sql() got an unexpected argument %R",
+                                name);
+    }
+    if (!a[0] || !a[1])
+        return PyErr_Format(PyExc_TypeError, "record_sql(sql, duration_ns, params=None)");
+    /* record_sql() is the explicit API: a wrong type is an error, also with no request. */
+    if (!PyUnicode_Check(a[0]) && !PyBytes_Check(a[0]) && !PyByteArray_Check(a[0]))
+        return PyErr_Format(PyExc_TypeError, "sql must be str or bytes, not %.100s",
+                            Py_TYPE(a[0])->tp_name);
+    one_query q = {.sql = a[0], .params = a[2]};
+    if (nprof_py_ns(a[1], "duration_ns", &q.duration_ns) < 0)
+        return NULL;
+    if (a[2] != Py_None && !PyUnicode_Check(a[2]) && !PyBytes_Check(a[2]) &&
+        !PyDict_Check(a[2]) && !PySequence_Check(a[2]))
+        return PyErr_Format(PyExc_TypeError,
+                            "params must be a sequence, a mapping or None, not %.100s",
+                            Py_TYPE(a[2])->tp_name);
+    int rc = record_query(&q, NULL, 0);
+    if (rc < 0)
+        return NULL;
+    return PyBool_FromLong(rc);
+}
+
+/* ---- QueryRecorder ------------------------------------------------------------------------ */
+
+typedef struct recorder {
+    PyObject_HEAD
+    PyObject *slow_log; /* SlowLog or NULL */
+    PyObject *threshold_ms; /* float or None */
+    uint64_t threshold_ns;
+} recorder;
+
+/* Sync hooks on this thread between start() and finish(): the shim is kept out while > 0. */
+static _Thread_local int sync_depth;
+static _Thread_local int shim_was_excluded;
+
+static int recorder_would_record(recorder *self)
+{
+    return self->slow_log || observer || nprof_py_current_request();
+}
+
+static PyObject *recorder_start(recorder *self, PyObject *noargs)
+{
+    (void)noargs;
+    if (!recorder_would_record(self))
+        return PyLong_FromLong(0);
+    if (sync_depth++ == 0)
+        shim_was_excluded = nprof_pq_exclude_thread(1);
+    uint64_t t = nprof_ticks();
+    return PyLong_FromUnsignedLongLong(t ? t : 1);
+}
+
+static PyObject *recorder_start_async(recorder *self, PyObject *noargs)
+{
+    (void)noargs;
+    if (!recorder_would_record(self))
+        return PyLong_FromLong(0);
+    uint64_t t = nprof_ticks();
+    return PyLong_FromUnsignedLongLong(t ? t : 1);
+}
+
+/* finish(start, sql, params=None, rows=0, error=None): positional for speed, keywords
+ * accepted. */
+static PyObject *recorder_finish_impl(recorder *self, PyObject *const *args, Py_ssize_t nargs,
+                                      PyObject *kwnames, int sync)
+{
+    uint64_t now = nprof_ticks();
+    static const char *const names[] = {"start", "sql", "params", "rows", "error"};
+    PyObject *a[5] = {NULL, NULL, Py_None, NULL, Py_None};
+    Py_ssize_t nkw = kwnames ? PyTuple_GET_SIZE(kwnames) : 0;
+    if (nargs > 5)
+        return PyErr_Format(PyExc_TypeError, "finish() takes at most 5 arguments");
+    for (Py_ssize_t i = 0; i < nargs; i++)
+        a[i] = args[i];
+    for (Py_ssize_t k = 0; k < nkw; k++) {
+        PyObject *name = PyTuple_GET_ITEM(kwnames, k);
+        int found = 0;
+        for (int i = 0; i < 5 && !found; i++)
+            if (PyUnicode_CompareWithASCIIString(name, names[i]) == 0) {
+                a[i] = args[nargs + k];
+                found = 1;
+            }
+        if (!found)
+            return PyErr_Format(PyExc_TypeError, "finish() got an unexpected argument %R", name);
+    }
+    if (!a[0] || !a[1] || !PyLong_Check(a[0]))
+        return PyErr_Format(PyExc_TypeError,
+                            "finish(start, sql, params=None, rows=0, error=None): start is the "
+                            "int start() returned");
+    unsigned long long start = PyLong_AsUnsignedLongLong(a[0]);
+    if (PyErr_Occurred())
+        return NULL;
+    if (!start)
+        Py_RETURN_NONE; /* start() said there was nothing to record */
+    if (sync && sync_depth > 0 && --sync_depth == 0)
+        nprof_pq_exclude_thread(shim_was_excluded);
+    one_query q = {.sql = a[1], .params = a[2], .error = a[4], .start_ticks = start};
+    q.duration_ns = now > start ? nprof_ticks_to_ns(now - start) : 0;
+    if (a[3]) {
+        long rows = PyLong_Check(a[3]) ? PyLong_AsLong(a[3]) : 0;
+        if (rows == -1 && PyErr_Occurred())
+            PyErr_Clear();
+        q.rows = rows > 0 ? (rows > UINT32_MAX ? UINT32_MAX : (uint32_t)rows) : 0;
+    }
+    nprof_slowlog *log = self->slow_log ? nprof_py_slowlog_get(self->slow_log) : NULL;
+    if (record_query(&q, log, self->threshold_ns) < 0) {
+        /* Never into the application's query: counted, and the error dropped. */
+        counts.failures++;
+        PyErr_Clear();
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *recorder_finish(recorder *self, PyObject *const *args, Py_ssize_t nargs,
+                                 PyObject *kwnames)
+{
+    return recorder_finish_impl(self, args, nargs, kwnames, 1);
+}
+
+static PyObject *recorder_finish_async(recorder *self, PyObject *const *args, Py_ssize_t nargs,
+                                       PyObject *kwnames)
+{
+    return recorder_finish_impl(self, args, nargs, kwnames, 0);
+}
+
+static int recorder_init(recorder *self, PyObject *args, PyObject *kwargs)
+{
+    static char *kw[] = {"slow_log", "threshold_ms", NULL};
+    PyObject *log = Py_None, *thr = Py_None;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|OO:QueryRecorder", kw, &log, &thr))
+        return -1;
+    if (log != Py_None && !nprof_py_slowlog_check(log)) {
+        PyErr_Format(PyExc_TypeError, "slow_log must be a nanoprof SlowQueryLog, not %.100s",
+                     Py_TYPE(log)->tp_name);
+        return -1;
+    }
+    double ms = 0;
+    if (thr != Py_None) {
+        if (!PyLong_Check(thr) && !PyFloat_Check(thr)) {
+            PyErr_Format(PyExc_TypeError, "threshold_ms must be a number, not %.100s",
+                         Py_TYPE(thr)->tp_name);
+            return -1;
+        }
+        ms = PyFloat_AsDouble(thr);
+        if (ms == -1 && PyErr_Occurred())
+            return -1;
+        if (!(ms >= 0) || ms > 1e9) {
+            PyErr_Format(PyExc_ValueError, "threshold_ms must be between 0 and 1e9, got %R", thr);
+            return -1;
+        }
+    } else if (log != Py_None) {
+        nprof_runtime *rt = nprof_py_runtime();
+        if (!rt)
+            return -1;
+        ms = nprof_runtime_config(rt)->slow_query_threshold_ms;
+    }
+    Py_XSETREF(self->slow_log, log == Py_None ? NULL : Py_NewRef(log));
+    Py_XSETREF(self->threshold_ms, Py_NewRef(thr));
+    self->threshold_ns = (uint64_t)(ms * 1e6);
+    return 0;
+}
+
+static void recorder_dealloc(recorder *self)
+{
+    Py_XDECREF(self->slow_log);
+    Py_XDECREF(self->threshold_ms);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyObject *recorder_get_slow_log(recorder *self, void *closure)
+{
+    (void)closure;
+    return Py_NewRef(self->slow_log ? self->slow_log : Py_None);
+}
+
+static PyObject *recorder_get_threshold(recorder *self, void *closure)
+{
+    (void)closure;
+    return Py_NewRef(self->threshold_ms ? self->threshold_ms : Py_None);
+}
+
+static PyMethodDef recorder_methods[] = {
+    {"start", (PyCFunction)recorder_start, METH_NOARGS,
+     "start() -> int: before a sync query; 0 when nothing would be recorded."},
+    {"finish", (PyCFunction)(void (*)(void))recorder_finish, METH_FASTCALL | METH_KEYWORDS,
+     "finish(start, sql, params=None, rows=0, error=None): after a sync query."},
+    {"start_async", (PyCFunction)recorder_start_async, METH_NOARGS,
+     "start_async() -> int: before an awaited query."},
+    {"finish_async", (PyCFunction)(void (*)(void))recorder_finish_async,
+     METH_FASTCALL | METH_KEYWORDS,
+     "finish_async(start, sql, params=None, rows=0, error=None): after an awaited query."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyGetSetDef recorder_getset[] = {
+    {"slow_log", (getter)recorder_get_slow_log, NULL, "the SlowLog slow queries go to", NULL},
+    {"threshold_ms", (getter)recorder_get_threshold, NULL, "the slow-log threshold", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+PyTypeObject nprof_py_recorder_type = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "nanoprof._core.QueryRecorder",
+    .tp_basicsize = sizeof(recorder),
+    .tp_dealloc = (destructor)recorder_dealloc,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "What a database hook calls around each query (start, then finish).",
+    .tp_methods = recorder_methods,
+    .tp_getset = recorder_getset,
+    .tp_init = (initproc)recorder_init,
+    .tp_new = PyType_GenericNew,
+};
+
+/* ---- module functions --------------------------------------------------------------------- */
+
+static PyObject *py_set_query_observer(PyObject *self, PyObject *fn)
+{
+    (void)self;
+    if (fn != Py_None && !PyCallable_Check(fn))
+        return PyErr_Format(PyExc_TypeError, "the observer must be callable or None, not %.100s",
+                            Py_TYPE(fn)->tp_name);
+    PyObject *prev = observer ? observer : Py_NewRef(Py_None);
+    observer = fn == Py_None ? NULL : Py_NewRef(fn);
+    return prev;
+}
+
+static PyObject *py_hook_stats(PyObject *self, PyObject *noargs)
+{
+    (void)self;
+    (void)noargs;
+    return Py_BuildValue("{s:K,s:K,s:K,s:K,s:K}", "recorded", counts.recorded, "in_request",
+                         counts.in_request, "slow_logged", counts.slow_logged, "slow_dropped",
+                         counts.slow_dropped, "failures", counts.failures);
+}
+
+int nprof_py_record_init(PyObject *m)
+{
+    static PyStructSequence_Field fields[] = {
+        {"sql", "the query text"},
+        {"normalized", "its shape (literals as ?)"},
+        {"fingerprint", "XXH3 of the shape, 16 hex digits"},
+        {"duration_ns", "how long it took"},
+        {"params", "the redacted parameter summary, or None"},
+        {"rows", "parameter sets of a batch, 0 for one statement"},
+        {"error", "'Type: message' when it raised, or None"},
+        {"callsite", "the application line that issued it, or None"},
+        {"in_request", "recorded into a request's profile"},
+        {NULL, NULL},
+    };
+    static PyStructSequence_Desc desc = {"nanoprof.QueryEvent",
+                                         "One query, as a query observer sees it.", fields, 9};
+    query_event_type = PyStructSequence_NewType(&desc);
+    if (!query_event_type ||
+        PyModule_AddObjectRef(m, "QueryEvent", (PyObject *)query_event_type) < 0)
+        return -1;
+    return 0;
+}
+
+PyMethodDef nprof_py_record_methods[] = {
+    {"record_sql", (PyCFunction)(void (*)(void))py_record_sql, METH_FASTCALL | METH_KEYWORDS,
+     "record_sql(sql, duration_ns, params=None): records a query into the current request."},
+    {"set_query_observer", py_set_query_observer, METH_O,
+     "set_query_observer(fn or None) -> previous: fn(QueryEvent) for every recorded query."},
+    {"hook_stats", py_hook_stats, METH_NOARGS, "Counters of the query recorders."},
+    {NULL, NULL, 0, NULL},
+};

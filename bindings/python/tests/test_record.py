@@ -1,0 +1,204 @@
+"""Recording one query from Python (record_sql and the hooks' QueryRecorder): parameter
+summaries named and redacted, call sites taken only where the profile keeps them, errors and
+batches, the observer, and a recorder that never fails the application's query."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import nanoprof
+from nanoprof import _core
+
+HERE = Path(__file__).name
+
+
+@pytest.fixture
+def profile() -> Iterator[list[Any]]:
+    """Runs the test inside a request; the list receives the ended profile."""
+    out: list[Any] = []
+    nanoprof.start_profile("GET", "/record")
+    yield out
+    if nanoprof.get_current_profile() is not None:
+        nanoprof.end_profile()
+
+
+def end(out: list[Any]) -> Any:
+    done = nanoprof.end_profile()
+    out.append(done)
+    return done
+
+
+def line_here() -> int:
+    return sys._getframe(1).f_lineno
+
+
+def test_positional_parameters_are_named_after_their_columns_and_redacted(profile: list) -> None:
+    nanoprof.record_sql(
+        "INSERT INTO users (name, password, email, card) VALUES (%s, %s, %s, %s)", 10,
+        ("bob", "hunter2", "bob@example.com", "4111 1111 1111 1111"),
+    )
+    nanoprof.record_sql("SELECT * FROM sessions WHERE token = $2 AND user_id = $1", 10,
+                        (7, "tok-abc-123"))
+    nanoprof.record_sql("SELECT * FROM t WHERE a = ? OR ? < b", 10, (1, 2))
+    done = end(profile)
+    q1, q2, q3 = done.sql_queries
+    assert q1.params == "name='bob', password='[redacted]', email='[redacted]', card='[redacted]'"
+    assert q2.params == "user_id=7, token='[redacted]'"
+    assert q3.params == "a=1, $2=2"  # `? < b` does not say which column
+    text = done.to_json()
+    for secret in ("hunter2", "bob@example.com", "4111", "tok-abc-123"):
+        assert secret not in text
+
+
+def test_a_call_site_is_taken_for_the_first_query_of_each_shape_and_for_slow_ones(
+    profile: list,
+) -> None:
+    first = line_here() + 1
+    nanoprof.record_sql("SELECT * FROM authors WHERE id = 1", 1_000)
+    nanoprof.record_sql("SELECT * FROM authors WHERE id = 2", 1_000)
+    slow = line_here() + 1
+    nanoprof.record_sql("SELECT * FROM authors WHERE id = 3", 500_000_000)
+    done = end(profile)
+    sites = [q.callsite for q in done.sql_queries]
+    fn = "test_a_call_site_is_taken_for_the_first_query_of_each_shape_and_for_slow_ones"
+    assert sites[1] is None  # neither the first of its shape nor slow: no stack walk
+    assert sites[0].endswith(f"{HERE}:{first} in {fn}")
+    assert sites[2].endswith(f"{HERE}:{slow} in {fn}")
+    # Paths are shown relative to the directory the process started in.
+    assert not sites[0].startswith("/")
+    assert done.to_dict()["queries"][0]["callsite"] == sites[0]
+
+
+def test_frames_under_excluded_paths_are_skipped(tmp_path: Path, profile: list) -> None:
+    helper = tmp_path / "repo_layer.py"
+    helper.write_text("import nanoprof\n\ndef load():\n    nanoprof.record_sql('SELECT 1', 5)\n")
+    sys.path.insert(0, str(tmp_path))
+    try:
+        import repo_layer  # type: ignore[import-not-found]
+
+        repo_layer.load()
+        first = end(profile).sql_queries[0].callsite
+        assert first.endswith("repo_layer.py:4 in load")
+        nanoprof.exclude_callsite_paths(str(tmp_path))
+        nanoprof.start_profile("GET", "/again")
+        line = line_here() + 1
+        repo_layer.load()
+        again = end(profile).sql_queries[0].callsite
+        assert again.endswith(f"{HERE}:{line} in test_frames_under_excluded_paths_are_skipped")
+    finally:
+        sys.path.remove(str(tmp_path))
+        sys.modules.pop("repo_layer", None)
+        from nanoprof import _callsite
+
+        _callsite._extra.clear()
+        _callsite._apply()
+    with pytest.raises(TypeError, match="path strings"):
+        nanoprof.exclude_callsite_paths("")
+
+
+def test_the_recorder_keeps_errors_and_batch_sizes(profile: list) -> None:
+    rec = _core.QueryRecorder()
+    t = rec.start()
+    assert t > 0
+    rec.finish(t, "INSERT INTO t VALUES (%s)", [5], 250)
+    err = ZeroDivisionError("division by zero")
+    rec.finish(rec.start(), b"SELECT 1/0", None, 0, err)
+    rec.finish(rec.start(), "SELECT 2", error="server closed the connection")
+    done = end(profile)
+    a, b, c = done.sql_queries
+    assert (a.rows, a.error) == (250, None)
+    assert (b.sql, b.rows, b.error) == ("SELECT 1/0", 0, "ZeroDivisionError: division by zero")
+    assert c.error == "server closed the connection"
+    queries = done.to_dict()["queries"]
+    assert queries[0]["rows"] == 250 and "error" not in queries[0]
+    assert queries[1]["error"] == "ZeroDivisionError: division by zero"
+
+
+class Hostile:
+    def __str__(self) -> str:
+        raise RuntimeError("no text for you")
+
+    __repr__ = __str__
+
+
+def test_the_recorder_never_fails_the_applications_query(profile: list) -> None:
+    rec = _core.QueryRecorder()
+    before = _core.hook_stats()["failures"]
+    rec.finish(rec.start(), Hostile(), None)  # text: the type's name
+    rec.finish(rec.start(), "SELECT %s", [Hostile()])  # a parameter without text
+    rec.finish(rec.start(), "SELECT 3", 12345)  # params of no known shape
+    rec.finish(rec.start(), "SELECT \0 'caf\udce9'", {"k": b"\xff\xfe"}, -5, Hostile())
+    done = end(profile)
+    first, second, third, fourth = done.sql_queries
+    assert first.sql == "<query of type Hostile>"
+    assert second.params == third.params == "<parameters without a text form>"
+    assert fourth.params == "k=<binary 2 bytes>" and fourth.rows == 0
+    assert fourth.error == "Hostile"  # its str() raised: the type's name
+    assert _core.hook_stats()["failures"] == before
+    nanoprof.start_profile("GET", "/after")
+    assert nanoprof.end_profile() is not None
+
+
+def test_the_recorder_rejects_a_start_it_did_not_give(profile: list) -> None:
+    rec = _core.QueryRecorder()
+    with pytest.raises(TypeError, match="start"):
+        rec.finish("soon", "SELECT 1")  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        rec.finish()  # type: ignore[call-arg]
+    with pytest.raises(TypeError, match="threshold_ms"):
+        _core.QueryRecorder(threshold_ms="fast")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="threshold_ms"):
+        _core.QueryRecorder(threshold_ms=-1)
+
+
+def test_outside_a_request_start_says_there_is_nothing_to_record() -> None:
+    rec = _core.QueryRecorder()
+    assert rec.start() == 0 and rec.start_async() == 0
+    rec.finish(0, "SELECT 1")  # a no-op
+    assert nanoprof.record_sql("SELECT 1", 5) is False
+    with pytest.raises(TypeError, match="sql must be str or bytes"):
+        nanoprof.record_sql(42, 5)  # type: ignore[arg-type]
+
+
+def test_the_observer_sees_every_query_with_its_call_site(profile: list) -> None:
+    seen: list[Any] = []
+    prev = _core.set_query_observer(seen.append)
+    try:
+        line = line_here() + 1
+        nanoprof.record_sql("SELECT * FROM a WHERE id = %s", 1_000, (3,))
+        end(profile)
+        rec = _core.QueryRecorder()
+        rec.finish(rec.start(), "SELECT * FROM a WHERE id = 9")  # outside any request
+    finally:
+        assert _core.set_query_observer(prev) == seen.append
+    first, second = seen
+    assert first.in_request and not second.in_request
+    assert first.fingerprint == second.fingerprint and first.normalized == second.normalized
+    assert first.params == "id=3" and first.duration_ns == 1_000
+    assert first.callsite.endswith(f":{line} in test_the_observer_sees_every_query_with_its_call_site")
+
+
+def test_an_observer_that_raises_is_reported_and_the_query_still_recorded(
+    profile: list,
+) -> None:
+    def bad(event: Any) -> None:
+        raise RuntimeError("observer bug")
+
+    reported: list[Any] = []
+    prev = _core.set_query_observer(bad)
+    hook = sys.unraisablehook
+    sys.unraisablehook = reported.append
+    try:
+        nanoprof.record_sql("SELECT 1", 5)
+    finally:
+        sys.unraisablehook = hook
+        _core.set_query_observer(prev)
+    assert [type(r.exc_value) for r in reported] == [RuntimeError]
+    assert end(profile).sql_count == 1
+    with pytest.raises(TypeError, match="callable"):
+        _core.set_query_observer(42)  # type: ignore[arg-type]
