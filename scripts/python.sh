@@ -49,8 +49,8 @@ nprof_python_wheel() {
 # and UndefinedBehaviorSanitizer (build/py-asan): the package is assembled in
 # build/py-asan/pkg and put first on PYTHONPATH; the sanitizer runtimes are preloaded into
 # the interpreter, which does not link them itself, and PYTHONMALLOC=malloc lets ASan see
-# the Python objects the extension allocates and frees.  The preload test is left out: its
-# own LD_PRELOAD of the libpq shim cannot come after the sanitizers'.
+# the Python objects the extension allocates and frees.  The two preload tests are left out:
+# their own LD_PRELOAD of the libpq shim cannot come after the sanitizers'.
 nprof_python_sanitized_tests() {
     local py=$1 dir="$NPROF_ROOT/build/py-asan" pkg
     cmake -S "$NPROF_ROOT" -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE=Debug -DNPROF_WERROR=ON \
@@ -66,5 +66,6 @@ nprof_python_sanitized_tests() {
         LD_PRELOAD="$(gcc -print-file-name=libasan.so) $(gcc -print-file-name=libubsan.so)" \
         ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 \
         UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-        "$py" -m pytest -q -p no:cacheprovider tests --deselect tests/test_preload.py)
+        "$py" -m pytest -q -p no:cacheprovider tests --deselect tests/test_preload.py \
+            --deselect tests/test_db_preload.py)
 }

@@ -5,25 +5,17 @@ libnanoprof (the extension links the same shared library the shim does)."""
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import subprocess
-import sys
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+import pg
 import pytest
 
 import nanoprof
-
-REPO = Path(__file__).resolve().parents[3]
-PG_CLUSTER = REPO / "tests" / "pg_cluster.sh"
+from preloaded import run_app
 
 APP = r'''
-import io, json, sys, wsgiref.util
 import psycopg2
-import nanoprof
 
 conninfo = sys.argv[1]
 conn = psycopg2.connect(conninfo)
@@ -37,61 +29,28 @@ def app(environ, start_response):
     start_response("200 OK", [("Content-Type", "text/plain")])
     return [b"ok"]
 
-wrapped = nanoprof.PerformanceMiddleware(app, n_plus_one_threshold=5)
-environ = {}
-wsgiref.util.setup_testing_defaults(environ)
-environ["PATH_INFO"] = "/report"
-environ["QUERY_STRING"] = "profile=json"
-chunks = []
-status = []
-def start_response(s, h, exc_info=None):
-    status.append(s)
-body = wrapped(environ, start_response)
-try:
-    chunks.extend(body)
-finally:
-    close = getattr(body, "close", None)
-    if close:
-        close()
+status, body = profiled_request(app)
 # Outside any request the shim still works and records into no profile.
 with conn.cursor() as cur:
     cur.execute("SELECT 1")
 maps = open("/proc/self/maps").read()
 libs = sorted({line.split()[-1] for line in maps.splitlines() if "libnanoprof.so" in line})
-print(json.dumps({"status": status, "body": b"".join(chunks).decode(), "libs": libs}))
+print(json.dumps({"status": status, "body": body.decode(), "libs": libs}))
 '''
 
 
 @pytest.fixture(scope="module")
 def conninfo() -> Iterator[str]:
     pytest.importorskip("psycopg2")
-    if not PG_CLUSTER.exists():
-        pytest.skip("tests/pg_cluster.sh not found (run from the repository)")
-    d = tempfile.mkdtemp(prefix="nprof-py-pg-")
-    os.rmdir(d)
-    r = subprocess.run(["sh", str(PG_CLUSTER), "start", d], capture_output=True, text=True)
-    if r.returncode == 77:
-        pytest.skip("no PostgreSQL server installed")
-    assert r.returncode == 0, r.stderr
+    cluster = pg.start()
     try:
-        yield r.stdout.strip()
+        yield cluster.conninfo
     finally:
-        subprocess.run(["sh", str(PG_CLUSTER), "stop", d], capture_output=True)
-        shutil.rmtree(d, ignore_errors=True)
-
-
-def run_app(conninfo: str, preload: bool) -> dict:
-    env = dict(os.environ)
-    if preload:
-        env["LD_PRELOAD"] = nanoprof.pq_preload_path()
-    r = subprocess.run([sys.executable, "-c", APP, conninfo], env=env, capture_output=True,
-                       text=True, timeout=60)
-    assert r.returncode == 0, r.stderr
-    return json.loads(r.stdout.splitlines()[-1])
+        cluster.stop()
 
 
 def test_preloaded_shim_records_psycopg2_queries_into_the_middlewares_profile(conninfo: str) -> None:
-    out = run_app(conninfo, preload=True)
+    out = run_app(APP, conninfo)
     assert out["status"] == ["200 OK"]
     profile = json.loads(out["body"])
     # psycopg2 opens a transaction first: its BEGIN is recorded too (and kept out of the
@@ -106,11 +65,11 @@ def test_preloaded_shim_records_psycopg2_queries_into_the_middlewares_profile(co
 
 
 def test_one_libnanoprof_is_loaded_when_the_shim_is_preloaded(conninfo: str) -> None:
-    out = run_app(conninfo, preload=True)
+    out = run_app(APP, conninfo)
     assert len(out["libs"]) == 1, out["libs"]
     assert Path(out["libs"][0]).parent == Path(nanoprof.pq_preload_path()).parent
 
 
 def test_without_the_shim_psycopg2_queries_are_not_seen(conninfo: str) -> None:
-    profile = json.loads(run_app(conninfo, preload=False)["body"])
+    profile = json.loads(run_app(APP, conninfo, preload=False)["body"])
     assert profile["sql_count"] == 0

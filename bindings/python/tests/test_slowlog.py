@@ -12,55 +12,28 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import shutil
-import subprocess
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from pg import Cluster
+from pg import start as pg_start
 
 import nanoprof
 from nanoprof import _core
 
 psycopg2 = pytest.importorskip("psycopg2")
 
-REPO = Path(__file__).resolve().parents[3]
-PG_CLUSTER = REPO / "tests" / "pg_cluster.sh"
-
-
-class Cluster:
-    def __init__(self, directory: str, conninfo: str) -> None:
-        self.dir = directory
-        self.conninfo = conninfo
-
-    def run(self, cmd: str) -> None:
-        r = subprocess.run(["sh", str(PG_CLUSTER), cmd, self.dir], capture_output=True, text=True)
-        assert r.returncode == 0, r.stderr
-
-    def query(self, sql: str, *args: Any) -> list[tuple[Any, ...]]:
-        with psycopg2.connect(self.conninfo) as conn, conn.cursor() as cur:
-            cur.execute(sql, args)
-            return cur.fetchall() if cur.description else []
-
-
 @pytest.fixture(scope="module")
 def pg() -> Iterator[Cluster]:
-    if not PG_CLUSTER.exists():
-        pytest.skip("tests/pg_cluster.sh not found (run from the repository)")
-    d = tempfile.mkdtemp(prefix="nprof-py-slowlog-")
-    os.rmdir(d)
-    r = subprocess.run(["sh", str(PG_CLUSTER), "start", d], capture_output=True, text=True)
-    if r.returncode == 77:
-        pytest.skip("no PostgreSQL server installed")
-    assert r.returncode == 0, r.stderr
+    """A server of this module's own: these tests stop and restart it."""
+    cluster = pg_start()
     try:
-        yield Cluster(d, r.stdout.strip())
+        yield cluster
     finally:
-        subprocess.run(["sh", str(PG_CLUSTER), "stop", d], capture_output=True)
-        shutil.rmtree(d, ignore_errors=True)
+        cluster.stop()
 
 
 _tables = iter(range(1_000_000))
@@ -149,27 +122,17 @@ def test_a_closed_log_refuses_reads_and_a_used_one_refuses_to_close(pg: Cluster,
     assert nanoprof.end_profile().sql_count == 1
 
 
-def _app(log: nanoprof.SlowQueryLog, conninfo: str, recorder: _core.QueryRecorder) -> Any:
-    """A Starlette app whose handler runs a slow query through the hook path."""
+def _app(conn: Any) -> Any:
+    """A Starlette app whose handler runs a slow and a fast query on a hooked connection."""
     from starlette.applications import Starlette
     from starlette.responses import JSONResponse
     from starlette.routing import Route
 
-    conn = psycopg2.connect(conninfo)
-    conn.autocommit = True
-
     def report(request: Any) -> JSONResponse:
         with conn.cursor() as cur:
-            sql = "SELECT pg_sleep(%s), %s AS email"
-            params = (0.06, "alice@example.com")
-            t = recorder.start()
-            cur.execute(sql, params)
-            recorder.finish(t, sql, params)  # SLOW-QUERY-LINE: the hook's call, as a driver's
+            cur.execute("SELECT pg_sleep(%s), %s AS email", (0.06, "alice@example.com"))  # SLOW
             cur.fetchall()
-            # A fast one: the profile has it, the table does not.
-            t = recorder.start()
-            cur.execute("SELECT 1")
-            recorder.finish(t, "SELECT 1")
+            cur.execute("SELECT 1")  # fast: the profile has it, the table does not
         return JSONResponse({"ok": True})
 
     return Starlette(routes=[Route("/reports/{id:int}", report)])
@@ -189,11 +152,11 @@ def test_slow_queries_of_a_real_request_reach_the_table_once_with_their_context(
 
     log = nanoprof.SlowQueryLog(pg.conninfo, threshold_ms=50, table=table)
     log.ensure_table()
-    recorder = _core.QueryRecorder(log._log, threshold_ms=50)
-    # The middleware holds the same log: the query the recorder sent must not come twice.
-    app = nanoprof.PerformanceMiddleware(
-        _app(log, pg.conninfo, recorder), slow_log=log, slow_query_threshold_ms=50
-    )
+    conn = psycopg2.connect(pg.conninfo)
+    conn.autocommit = True
+    timer = nanoprof.QueryTimer(conn, slow_log=log).install()  # the log's 50 ms
+    # The middleware holds the same log: the query the hook sent must not come twice.
+    app = nanoprof.PerformanceMiddleware(_app(conn), slow_log=log, slow_query_threshold_ms=50)
     with TestClient(app) as client:
         r = client.get("/reports/7", params={"profile": "json"})
     assert r.status_code == 200
@@ -214,7 +177,9 @@ def test_slow_queries_of_a_real_request_reach_the_table_once_with_their_context(
     assert "alice@example.com" not in json.dumps(rows)
     assert "alice@example.com" not in json.dumps(profile)
     assert row["params_summary"].startswith("$1=0.06")
-    line = _line_of("SLOW-QUERY-LINE")
+    timer.uninstall()
+    conn.close()
+    line = _line_of("# SLOW")
     assert row["callsite"].endswith(f"test_slowlog.py:{line} in _app.<locals>.report")
     assert slow["callsite"] == row["callsite"]
     assert pg.query(f"SELECT count(*) FROM {table}") == [(1,)]
@@ -250,7 +215,7 @@ def test_a_server_stopped_mid_load_blocks_no_request_and_loses_nothing(
     log.ensure_table()
     recorder = _core.QueryRecorder(log._log, threshold_ms=0)  # every query is "slow"
     sent = 0
-    pg.run("pause")
+    pg.pause()
     try:
         # 300 requests, each with two slow queries, while the database is gone: every one
         # of them completes (the recording only copies into the queue).
@@ -265,7 +230,7 @@ def test_a_server_stopped_mid_load_blocks_no_request_and_loses_nothing(
         assert stats["dropped"] == 0
         assert stats["written"] < sent  # the server is down
     finally:
-        pg.run("resume")
+        pg.resume()
     wait_written(log, sent, timeout_s=60)
     assert pg.query(f"SELECT count(*) FROM {table}") == [(sent,)]
     assert log.close() is True

@@ -35,6 +35,8 @@ from ._core import (
     stats,
 )
 from ._handler import profile_handler
+from .budget import QueryBudgetExceeded, query_budget
+from .db import QueryTimer
 from ._callsite import exclude_callsite_paths
 from .middleware import PerformanceMiddleware
 from .profiler import Profiler, dump_flamegraph
@@ -60,6 +62,8 @@ __all__ = [
     "Error",
     "PerformanceMiddleware",
     "ProfileStore",
+    "QueryBudgetExceeded",
+    "QueryTimer",
     "Profiler",
     "RequestProfile",
     "SQLQuery",
@@ -79,6 +83,7 @@ __all__ = [
     "options",
     "pq_preload_path",
     "profile_handler",
+    "query_budget",
     "record_sql",
     "start_profile",
     "stats",

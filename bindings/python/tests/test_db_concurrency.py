@@ -1,0 +1,105 @@
+"""100 concurrent requests on one event loop, each running its own queries through an
+ASGI app with the middleware, over asyncpg and psycopg's async connections: every profile
+holds exactly its own request's queries (the recording happens in the task that awaited
+the query, and the request is a context variable of that task)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import httpx
+import pytest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+import pg
+from apps import options
+from dbcheck import ours
+from nanoprof.db import QueryTimer
+from nanoprof.middleware import PerformanceMiddleware
+
+REQUESTS = 100
+POOL = 8  # connections: the test cluster allows 20
+
+
+def sql_of(n: int, k: int, mark: str) -> str:
+    return f"SELECT {n}::int * 1000 + {k}::int AS v /* {mark} */ FROM nprof_user LIMIT 1"
+
+
+def queries_of(n: int) -> int:
+    return n % 4 + 1
+
+
+def make_app(run: Callable[[str], Awaitable[Any]], mark: str) -> Any:
+    async def handler(request: Request) -> JSONResponse:
+        n = int(request.path_params["n"])
+        values = []
+        for k in range(queries_of(n)):
+            values.append(await run(sql_of(n, k, mark)))
+            await asyncio.sleep(0)  # let the other requests' tasks run in between
+        return JSONResponse({"values": values})
+
+    app = Starlette(routes=[Route("/q/{n:int}", handler)])
+    return PerformanceMiddleware(app, **options())
+
+
+async def hammer(app: Any) -> list[dict[str, Any]]:
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        responses = await asyncio.gather(
+            *(client.get(f"/q/{n}", params={"profile": "json"}) for n in range(REQUESTS)))
+    assert all(r.status_code == 200 for r in responses)
+    return [json.loads(r.content) for r in responses]
+
+
+def check(profiles: list[dict[str, Any]], mark: str) -> None:
+    for n, profile in enumerate(profiles):
+        got = [q["sql"] for q in ours(profile)]
+        assert got == [sql_of(n, k, mark) for k in range(queries_of(n))], (n, got)
+
+
+def test_asyncpg_pool(pg_cluster: pg.Cluster) -> None:
+    asyncpg = pytest.importorskip("asyncpg")
+
+    async def go() -> list[dict[str, Any]]:
+        pool = await asyncpg.create_pool(host=pg_cluster.host, port=pg_cluster.port,
+                                         user="postgres", database="postgres",
+                                         min_size=POOL, max_size=POOL)
+        try:
+            return await hammer(make_app(pool.fetchval, "asyncpg"))
+        finally:
+            await pool.close()
+
+    with QueryTimer("asyncpg"):
+        check(asyncio.run(go()), "asyncpg")
+
+
+def test_psycopg_async_connections(pg_cluster: pg.Cluster) -> None:
+    psycopg = pytest.importorskip("psycopg")
+
+    async def go() -> list[dict[str, Any]]:
+        idle: asyncio.Queue[Any] = asyncio.Queue()
+        for _ in range(POOL):
+            idle.put_nowait(await psycopg.AsyncConnection.connect(pg_cluster.conninfo,
+                                                                   autocommit=True))
+
+        async def run(sql: str) -> Any:
+            conn = await idle.get()
+            try:
+                return (await (await conn.execute(sql)).fetchone())[0]
+            finally:
+                idle.put_nowait(conn)
+
+        try:
+            return await hammer(make_app(run, "psycopg"))
+        finally:
+            while not idle.empty():
+                await idle.get_nowait().close()
+
+    with QueryTimer("psycopg"):
+        check(asyncio.run(go()), "psycopg")
