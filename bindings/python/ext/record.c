@@ -119,7 +119,59 @@ static void name_params(param_names *pn, const char *sql, size_t len)
     }
 }
 
-static int summarize(summary *s, PyObject *params, const char *sql, size_t sql_len)
+/* The names found in a query text, remembered per text: a parameterized query is sent with
+ * the same text again and again (an ORM's compiled statement, a driver's prepared text), and
+ * reading its columns costs a pass over it.  Direct-mapped on the text's Python hash, which
+ * str and bytes keep once computed; an entry holds its text, so equal hashes are checked
+ * against the text itself. */
+#define NAMES_SLOTS 256
+
+typedef struct named_text {
+    PyObject *text;              /* strong; NULL: empty */
+    Py_hash_t hash;
+    uint32_t offset[NAMED_MAX];  /* into the text's bytes */
+    uint16_t len[NAMED_MAX];     /* 0: unknown */
+} named_text;
+
+static named_text *names_cache;
+
+static void cached_names(param_names *pn, PyObject *obj, const char *sql, size_t len)
+{
+    Py_hash_t h = -1;
+    if ((PyUnicode_CheckExact(obj) || PyBytes_CheckExact(obj)) && len <= UINT32_MAX) {
+        h = PyObject_Hash(obj);
+        if (h == -1)
+            PyErr_Clear();
+    }
+    if (h == -1 || (!names_cache && !(names_cache = PyMem_Calloc(NAMES_SLOTS, sizeof *names_cache)))) {
+        name_params(pn, sql, len);
+        return;
+    }
+    named_text *e = &names_cache[(size_t)h % NAMES_SLOTS];
+    int hit = e->text == obj;
+    if (!hit && e->text && e->hash == h && Py_TYPE(e->text) == Py_TYPE(obj)) {
+        hit = PyObject_RichCompareBool(e->text, obj, Py_EQ) == 1;
+        PyErr_Clear();
+    }
+    if (hit) {
+        for (size_t i = 0; i < NAMED_MAX; i++) {
+            pn->name[i] = e->len[i] ? sql + e->offset[i] : NULL;
+            pn->len[i] = e->len[i];
+        }
+        return;
+    }
+    name_params(pn, sql, len);
+    Py_XSETREF(e->text, Py_NewRef(obj));
+    e->hash = h;
+    for (size_t i = 0; i < NAMED_MAX; i++) {
+        int keep = pn->name[i] && pn->len[i] <= UINT16_MAX;
+        e->offset[i] = keep ? (uint32_t)(pn->name[i] - sql) : 0;
+        e->len[i] = keep ? (uint16_t)pn->len[i] : 0;
+    }
+}
+
+static int summarize(summary *s, PyObject *params, PyObject *sql_obj, const char *sql,
+                     size_t sql_len)
 {
     if (PyUnicode_Check(params) || PyBytes_Check(params))
         return put_value(s, params);
@@ -149,7 +201,7 @@ static int summarize(summary *s, PyObject *params, const char *sql, size_t sql_l
         return -1;
     param_names pn;
     if (PySequence_Fast_GET_SIZE(seq))
-        name_params(&pn, sql, sql_len);
+        cached_names(&pn, sql_obj, sql, sql_len);
     for (Py_ssize_t i = 0; i < PySequence_Fast_GET_SIZE(seq) && s->len < SUMMARY_MAX; i++) {
         if (i)
             put(s, ", ", 2);
@@ -157,8 +209,15 @@ static int summarize(summary *s, PyObject *params, const char *sql, size_t sql_l
             put(s, pn.name[i], pn.len[i]);
             put(s, "=", 1);
         } else {
-            char t[24];
-            put(s, t, (size_t)snprintf(t, sizeof t, "$%zd=", i + 1));
+            /* "$<i+1>=", written by hand: snprintf costs more than the rest of a value. */
+            char t[24], *e = t + sizeof t, *d = e;
+            *--d = '=';
+            size_t k = (size_t)i + 1;
+            do
+                *--d = (char)('0' + k % 10);
+            while ((k /= 10) && d > t + 1);
+            *--d = '$';
+            put(s, d, (size_t)(e - d));
         }
         if (put_value(s, PySequence_Fast_GET_ITEM(seq, i)) < 0) {
             Py_DECREF(seq);
@@ -176,7 +235,8 @@ static int redactor_failed;
 
 /* The redacted summary of `params` (of query `sql`) into `out` (SUMMARY_MAX bytes); its
  * length, 0 when there is none.  -1 with an exception when a parameter could not be turned into text. */
-static Py_ssize_t params_summary(PyObject *params, const char *sql, size_t sql_len, char *out)
+static Py_ssize_t params_summary(PyObject *params, PyObject *sql_obj, const char *sql,
+                                 size_t sql_len, char *out)
 {
     if (!params || params == Py_None)
         return 0;
@@ -184,7 +244,7 @@ static Py_ssize_t params_summary(PyObject *params, const char *sql, size_t sql_l
         redactor_failed = 1;
     summary s;
     s.len = 0;
-    if (summarize(&s, params, sql, sql_len) < 0)
+    if (summarize(&s, params, sql_obj, sql, sql_len) < 0)
         return -1;
     size_t n = 0;
     if (!redactor || nprof_redactor_apply(redactor, s.buf, s.len, out, SUMMARY_MAX, &n, NULL) < 0)
@@ -354,7 +414,7 @@ static int record_query(const one_query *a, nprof_slowlog *log, uint64_t thresho
     PyObject *keep = NULL;
     const char *text = query_text(a->sql, &len, &keep);
     char params[SUMMARY_MAX];
-    Py_ssize_t plen = params_summary(a->params, text, (size_t)len, params);
+    Py_ssize_t plen = params_summary(a->params, a->sql, text, (size_t)len, params);
     PyObject *err = error_text(a->error);
     Py_ssize_t elen = 0;
     const char *etext = err ? PyUnicode_AsUTF8AndSize(err, &elen) : NULL;

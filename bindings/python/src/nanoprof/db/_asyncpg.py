@@ -76,10 +76,27 @@ def _prepared_many(func: Any, recorder: Live) -> Any:
     return call
 
 
+def _unrecorded(func: Any) -> Any:
+    """Connection.reset(), which a Pool runs when a connection is released (RESET ALL,
+    UNLISTEN *, ...): the pool's housekeeping, not a query of the application's, so the
+    query methods it calls see a query already being timed and record nothing."""
+    set_, reset = active.set, active.reset
+
+    async def call(self: Any, *args: Any, **kwargs: Any) -> Any:
+        token = set_(True)
+        try:
+            return await func(self, *args, **kwargs)
+        finally:
+            reset(token)
+
+    return call
+
+
 def _connection_methods(recorder: Live) -> dict[str, Any]:
     wraps: dict[str, Any] = {name: (lambda f: _single(f, recorder, False)) for name in _SINGLE}
     for name in _MANY:
         wraps[name] = lambda f: async_executemany(f, recorder, "args")
+    wraps["reset"] = _unrecorded
     return wraps
 
 
