@@ -1,0 +1,169 @@
+"""The app bench_asgi_db.py loads under uvicorn: Starlette with two endpoints that each run
+five queries, bare or under nanoprof, chosen by NANOPROF_BENCH_VARIANT:
+
+  /db   five `SELECT ... WHERE id = $1` by primary key on a real PostgreSQL, through an
+        asyncpg pool (one connection acquired per request, the queries in sequence)
+  /rec  the same five `fetchrow` calls on a connection that does no I/O: an
+        asyncpg.Connection subclass whose `_execute` returns a fixed row at once.  The
+        asyncpg methods themselves (fetchrow, ...) are asyncpg's, so nanoprof's asyncpg hook
+        (which patches them on asyncpg.Connection) runs exactly as it does on /db; only the
+        network round trip is gone, which makes the recording cost visible.
+
+Variants:
+  bare            no nanoprof at all
+  bare-again      the same app again, in its own process: the control, whose difference
+                  from bare is the measurement's own noise in that run
+  mw-prod         PerformanceMiddleware in production mode (headers only on ?profile=1 with
+                  the token), no database hooks: what the middleware alone costs
+  nanoprof-prod   the same plus nanoprof.db.QueryTimer("asyncpg") installed module-wide
+                  (production-like: bench_asgi.py's nanoprof-prod options with the reference's
+                  production thresholds, 200 ms and 10; a SlowQueryLog with a 200 ms
+                  threshold when NANOPROF_BENCH_SLOWLOG gives a conninfo)
+  nanoprof-dev    development mode (four headers on every response) plus the hooks
+
+NANOPROF_BENCH_PG: the libpq conninfo of the database (host is the socket directory); the
+pool is opened by the app's lifespan, so in-process runs without one can still call /rec.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import AsyncIterator
+from typing import Any
+
+import asyncpg
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+VARIANTS = ("bare", "bare-again", "mw-prod", "nanoprof-prod", "nanoprof-dev")
+SQL = "SELECT id, name, price FROM bench_items WHERE id = $1"
+N_ITEMS = 1000
+QUERIES_PER_REQUEST = 5
+
+_pool: asyncpg.Pool | None = None
+_next = 0
+
+
+class NoIOConnection(asyncpg.Connection):
+    """An asyncpg connection with no server: `_execute`, where every query method of
+    asyncpg.Connection ends up, answers one fixed row at once.  Made with __new__ (no
+    protocol, no socket); only the query methods may be called on it."""
+
+    __slots__ = ()
+    ROW = (1, "widget", 12.5)
+
+    def _check_open(self) -> None:
+        pass
+
+    def is_closed(self) -> bool:
+        return False
+
+    def __del__(self) -> None:
+        pass
+
+    async def _execute(self, query: Any, args: Any, limit: int, timeout: Any, *,
+                       return_status: bool = False, ignore_custom_codec: bool = False,
+                       record_class: Any = None) -> Any:
+        rows = [self.ROW]
+        return (rows, b"SELECT 1", False) if return_status else rows
+
+
+_noio = NoIOConnection.__new__(NoIOConnection)
+
+
+def _ids() -> list[int]:
+    global _next
+    first = _next
+    _next = (_next + QUERIES_PER_REQUEST) % N_ITEMS
+    return [first + k + 1 for k in range(QUERIES_PER_REQUEST)]
+
+
+async def db(request: Request) -> JSONResponse:
+    assert _pool is not None, "no pool: NANOPROF_BENCH_PG was not set"
+    out = []
+    async with _pool.acquire() as con:
+        for i in _ids():
+            row = await con.fetchrow(SQL, i)
+            out.append({"id": row[0], "name": row[1], "price": float(row[2])})
+    return JSONResponse(out)
+
+
+# NANOPROF_BENCH_REC_LITERAL=1: /rec sends its ids as literals in the text, with no
+# parameters, to separate what recording the parameters costs (an experiment, not a variant).
+_REC_LITERAL = os.environ.get("NANOPROF_BENCH_REC_LITERAL") == "1"
+_LITERAL_SQL = [SQL.replace("$1", str(i)) for i in range(1, N_ITEMS + 1)]
+
+
+async def rec(request: Request) -> JSONResponse:
+    out = []
+    con = _noio
+    for i in _ids():
+        if _REC_LITERAL:
+            row = await con.fetchrow(_LITERAL_SQL[i - 1])
+        else:
+            row = await con.fetchrow(SQL, i)
+        out.append({"id": row[0], "name": row[1], "price": float(row[2])})
+    return JSONResponse(out)
+
+
+def _pg_kwargs(conninfo: str) -> dict[str, Any]:
+    kv = dict(part.split("=", 1) for part in conninfo.split())
+    return {"host": kv["host"], "port": int(kv.get("port", 5432)), "user": kv.get("user"),
+            "database": kv.get("dbname")}
+
+
+@contextlib.asynccontextmanager
+async def lifespan(app: Any) -> AsyncIterator[None]:
+    global _pool
+    conninfo = os.environ.get("NANOPROF_BENCH_PG")
+    if conninfo:
+        size = int(os.environ.get("NANOPROF_BENCH_POOL", "8"))
+        _pool = await asyncpg.create_pool(**_pg_kwargs(conninfo), min_size=size, max_size=size)
+    try:
+        yield
+    finally:
+        if _pool is not None:
+            await _pool.close()
+
+
+def install_hooks() -> Any:
+    """nanoprof.db.QueryTimer, module-wide on asyncpg, production-like options; a clear
+    SystemExit when the hooks are not there."""
+    try:
+        from nanoprof.db import QueryTimer
+    except ImportError as e:
+        raise SystemExit(f"variant needs nanoprof.db.QueryTimer, which does not import: {e}")
+    slow_log = None
+    slow_conninfo = os.environ.get("NANOPROF_BENCH_SLOWLOG")
+    if slow_conninfo:
+        import nanoprof
+
+        slow_log = nanoprof.SlowQueryLog(slow_conninfo, threshold_ms=200)
+        slow_log.ensure_table()  # no loop runs yet: this waits here, at start-up
+    timer = QueryTimer("asyncpg", slow_log=slow_log)
+    timer.install()
+    return timer
+
+
+def _app() -> Any:
+    app = Starlette(routes=[Route("/db", db), Route("/rec", rec)], lifespan=lifespan)
+    variant = os.environ.get("NANOPROF_BENCH_VARIANT", "bare")
+    if variant not in VARIANTS:
+        raise SystemExit(f"NANOPROF_BENCH_VARIANT={variant!r}: use {', '.join(VARIANTS)}")
+    if variant in ("bare", "bare-again"):
+        return app
+    import nanoprof
+
+    if variant.startswith("nanoprof"):
+        install_hooks()
+    if variant == "nanoprof-dev":
+        return nanoprof.PerformanceMiddleware(app, production=False)
+    # bench_asgi.py's nanoprof-prod, plus the reference's production thresholds
+    return nanoprof.PerformanceMiddleware(app, production=True, token="bench-token",
+                                          slow_query_threshold_ms=200, n_plus_one_threshold=10)
+
+
+app = _app()

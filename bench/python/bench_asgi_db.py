@@ -1,0 +1,254 @@
+"""bench/python/bench_asgi_db.py: what nanoprof (middleware + database hooks) costs an ASGI
+app whose requests run SQL, under load.
+
+Starts its own PostgreSQL (tests/pg_cluster.sh, pinned to CPU 1), seeds a 1,000-row table,
+and runs one uvicorn process per variant of asgi_db_app.py pinned to CPU 0, with wrk pinned
+to CPU 1, all on 127.0.0.1.  Two endpoints, five queries per request each:
+
+  /db   five primary-key SELECTs through an asyncpg pool (real I/O)
+  /rec  the same five asyncpg fetchrow calls on a connection that does no I/O, so that the
+        hooks' recording is measured without a database round trip to hide it (see
+        asgi_db_app.py for why this and not five record_sql calls: it is the path the
+        hooks take on /db, minus the network)
+
+Variants (asgi_db_app.py): bare; mw-prod (PerformanceMiddleware in production mode, no
+hooks); nanoprof-prod (the same plus nanoprof.db.QueryTimer on asyncpg); nanoprof-dev
+(development mode, headers on every response, plus the hooks).  Each round runs every
+variant on /db and then on /rec, in fresh server processes, the variants alternating in
+order round by round; the ratio of a variant to the bare app is taken within the round, for
+requests per second and for the server's CPU time per request (from /proc: steadier than
+requests per second when wrk and PostgreSQL share the other core).  Prints the medians with
+their jitter and the same-run ratios, then callgrind's instructions per /rec request
+in-process (no server: the app called directly, as instructions_asgi.py does).
+
+    python bench/python/bench_asgi_db.py [--rounds 7] [--seconds 5] [--connections 16]
+                                         [--variants bare,mw-prod,nanoprof-prod]
+                                         [--slow-log] [--no-callgrind]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import dbbench  # noqa: E402
+
+ALL_VARIANTS = ("bare", "bare-again", "mw-prod", "nanoprof-prod", "nanoprof-dev")
+HOOKED = {"nanoprof-prod", "nanoprof-dev"}
+ENDPOINTS = ("/db", "/rec")
+TARGET = {"/db": 3.0, "/rec": 10.0}  # at most this many % fewer requests/s than bare
+
+
+def seed(conninfo: str) -> None:
+    import psycopg
+
+    with psycopg.connect(conninfo, autocommit=True) as con:
+        con.execute("DROP TABLE IF EXISTS bench_items")
+        con.execute("CREATE TABLE bench_items (id int PRIMARY KEY, name text NOT NULL, "
+                    "price numeric(10, 2) NOT NULL)")
+        with con.cursor() as cur:
+            cur.executemany("INSERT INTO bench_items VALUES (%s, %s, %s)",
+                            [(i, f"item {i}", i % 97 + 0.5) for i in range(1, 1001)])
+        con.execute("VACUUM ANALYZE bench_items")
+
+
+def start(variant: str, port: int, conninfo: str, slow_log: bool) -> subprocess.Popen[bytes]:
+    env = dbbench.env_with(NANOPROF_BENCH_VARIANT=variant, NANOPROF_BENCH_PG=conninfo)
+    if slow_log and variant in HOOKED:
+        env["NANOPROF_BENCH_SLOWLOG"] = conninfo
+    cmd = dbbench.pinned([sys.executable, "-m", "uvicorn", "asgi_db_app:app", "--host",
+                          "127.0.0.1", "--port", str(port), "--log-level", "warning",
+                          "--no-access-log"], "0")
+    return dbbench.start_server(variant, cmd, env, port, "/rec")
+
+
+def check(variant: str, port: int) -> None:
+    """Both endpoints answer five rows; the hooked variants record the queries (a benchmark
+    of hooks that record nothing would be worthless).  On /db they record six: asyncpg's
+    Pool.release() runs the connection's reset query (pg_advisory_unlock_all, CLOSE ALL,
+    UNLISTEN, RESET ALL) through Connection.execute, inside the request, and the hook times
+    it like any other query."""
+    for ep in ENDPOINTS:
+        status, headers, body = dbbench.fetch(port, f"{ep}?profile=1&profile_token=bench-token")
+        rows = json.loads(body)
+        if status != 200 or len(rows) != 5:
+            raise SystemExit(f"{variant} {ep}: status {status}, {len(rows)} rows")
+        count = headers.get("x-query-count")
+        if variant in ("bare", "bare-again"):
+            want: tuple[str | None, ...] = (None,)
+        elif variant not in HOOKED:
+            want = ("0",)
+        else:
+            want = ("5", "6") if ep == "/db" else ("5",)
+        if count not in want:
+            raise SystemExit(f"{variant} {ep}: X-Query-Count {count!r}, expected {want} "
+                             f"(headers: {headers})")
+        if variant in HOOKED:
+            print(f"{variant} {ep}: {count} queries recorded per request", file=sys.stderr)
+
+
+# ---- in-process instruction counts (callgrind) -------------------------------------------------
+
+SCOPE = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET",
+         "scheme": "http", "path": "/rec", "raw_path": b"/rec", "query_string": b"",
+         "root_path": "", "headers": [(b"host", b"127.0.0.1"), (b"accept", b"*/*")],
+         "client": ("127.0.0.1", 5000), "server": ("127.0.0.1", 8000)}
+
+
+def child(variant: str, n: int, path: str = "/rec") -> None:
+    """n requests to `path` through the app, in-process: what callgrind counts.  /db needs
+    NANOPROF_BENCH_PG in the environment (the pool is opened as the lifespan would)."""
+    os.environ["NANOPROF_BENCH_VARIANT"] = variant
+    if path == "/rec":
+        os.environ.pop("NANOPROF_BENCH_PG", None)
+    import asgi_db_app
+
+    app = asgi_db_app.app
+    scope = dict(SCOPE, path=path, raw_path=path.encode())
+
+    async def receive() -> dict:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict) -> None:
+        pass
+
+    async def main() -> None:
+        async with asgi_db_app.lifespan(app):
+            for _ in range(n):
+                await app(dict(scope), receive, send)
+
+    asyncio.run(main())
+
+
+def instructions(variant: str, path: str = "/rec", conninfo: str | None = None,
+                 n1: int = 200, n2: int = 1200) -> float:
+    """Instructions per request of `variant` on `path`, in-process (the server's own work,
+    without uvicorn's): deterministic where requests per second are not."""
+    env = dbbench.env_with(**({"NANOPROF_BENCH_PG": conninfo} if conninfo else {}))
+
+    def run(n: int) -> int:
+        return dbbench.callgrind_instructions(
+            [sys.executable, str(Path(__file__).resolve()), "--child", variant, str(n), path],
+            env=env)
+
+    return dbbench.per_iteration(run, n1, n2)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--rounds", type=int, default=7)
+    ap.add_argument("--seconds", type=int, default=5)
+    ap.add_argument("--connections", type=int, default=16)
+    ap.add_argument("--variants", default=",".join(ALL_VARIANTS))
+    ap.add_argument("--slow-log", action="store_true",
+                    help="give the hooked variants a SlowLog (threshold 200 ms) on the same "
+                         "PostgreSQL")
+    ap.add_argument("--no-callgrind", action="store_true")
+    ap.add_argument("--child", nargs="+", metavar="VARIANT N [PATH]", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.child:
+        child(args.child[0], int(args.child[1]), *args.child[2:3])
+        return
+    dbbench.need_wrk()
+    variants, failed = dbbench.choose_variants(args.variants, ALL_VARIANTS, HOOKED)
+
+    # (req/s, p50 ms, p99 ms, server CPU us per request) per round
+    res = {(v, ep): [] for v in variants for ep in ENDPOINTS}
+    ratios = {(v, ep): [] for v in variants if v != "bare" for ep in ENDPOINTS}
+    cpu_ratios = {key: [] for key in ratios}  # server CPU per request, vs bare
+    with dbbench.pg_cluster("1") as conninfo:
+        seed(conninfo)
+        # Fresh servers every round: a process's own luck (memory layout, which pool
+        # connection lands where) moved one variant by 20-30% for a whole run when each ran
+        # in one long-lived process, more than anything measured here.
+        for r in range(args.rounds):
+            order = variants if r % 2 == 0 else tuple(reversed(variants))
+            ports = {v: dbbench.free_port() for v in variants}
+            procs, pids = [], {}
+            this = {}
+            try:
+                for v in order:
+                    procs.append(start(v, ports[v], conninfo, args.slow_log))
+                    pids[v] = procs[-1].pid
+                    if r == 0:
+                        check(v, ports[v])
+                    for ep in ENDPOINTS:  # warm-up
+                        dbbench.wrk(ports[v], ep, 1, args.connections, "1")
+                for ep in ENDPOINTS:
+                    for v in order:
+                        this[v, ep] = dbbench.serve(ports[v], ep, args.seconds,
+                                                    args.connections, "1", pids[v])
+            finally:
+                dbbench.stop_servers(procs)
+            for key, x in this.items():
+                res[key].append(x)
+            for v, ep in ratios:
+                ratios[v, ep].append(this[v, ep][0] / this["bare", ep][0])
+                cpu_ratios[v, ep].append(this[v, ep][3] / this["bare", ep][3])
+            print(f"round {r + 1}: " + "; ".join(
+                f"{ep} " + ", ".join(f"{v} {this[v, ep][0]:.0f}" for v in variants)
+                for ep in ENDPOINTS) + " req/s", flush=True)
+        ins: dict[tuple[str, str], float] = {}
+        if not args.no_callgrind:
+            for v in variants:
+                if v != "bare-again":
+                    for ep in ENDPOINTS:
+                        ins[v, ep] = instructions(v, ep, conninfo if ep == "/db" else None)
+
+
+    print(f"\n{args.rounds} rounds of {args.seconds} s per variant and endpoint, wrk -c"
+          f"{args.connections}; {dbbench.machine_line()}")
+    print(f"{'endpoint':8} {'variant':14} {'req/s (median)':>15} {'jitter':>7} {'p50 ms':>7} "
+          f"{'p99 ms':>7} {'CPU us/req':>10} {'jitter':>7} {'req/s vs bare, same round':>26} "
+          f"{'CPU/req vs bare':>24}")
+    for ep in ENDPOINTS:
+        for v in variants:
+            rps = [x[0] for x in res[v, ep]]
+            line = (f"{ep:8} {v:14} {dbbench.med(rps):15.0f} {dbbench.jitter(rps):6.1f}% "
+                    f"{dbbench.med([x[1] for x in res[v, ep]]):7.2f} "
+                    f"{dbbench.med([x[2] for x in res[v, ep]]):7.2f}")
+            cpu = [x[3] for x in res[v, ep]]
+            line += f" {dbbench.med(cpu):10.1f} {dbbench.jitter(cpu):6.1f}%"
+            if (v, ep) in ratios:
+                line += (f"   {dbbench.ratio_text(ratios[v, ep]):>23}"
+                         f"   {dbbench.ratio_text(cpu_ratios[v, ep]):>23}")
+            print(line)
+    for ep in ENDPOINTS if ins else ():
+        base = ins["bare", ep]
+        print(f"callgrind, instructions per {ep} request in-process: "
+              + ", ".join(f"{v} {ins[v, ep]:.0f}" + (f" (+{ins[v, ep] - base:.0f}, "
+                                                      f"{100 * (ins[v, ep] / base - 1):+.1f}%)"
+                                                      if v != "bare" else "")
+                          for v in variants if (v, ep) in ins))
+    for v, why in failed.items():
+        print(f"{v}: not run: {why}")
+
+    parts = []
+    for v in variants:
+        if v == "bare":
+            continue
+        for ep in ENDPOINTS:
+            cost = 100 * (1 - dbbench.med(ratios[v, ep]))
+            cpu_cost = 100 * (dbbench.med(cpu_ratios[v, ep]) - 1)
+            verdict = ""
+            if v == "nanoprof-prod":
+                met = "met" if cost <= TARGET[ep] else "NOT met"
+                verdict = f" (target <= {TARGET[ep]:.0f}%: {met})"
+            parts.append(f"{v} {ep} {cost:.1f}%{verdict}, server CPU per request "
+                         f"{cpu_cost:+.1f}%")
+    print(f"\nfewer requests/s than bare (medians of {args.rounds} same-round ratios): "
+          + "; ".join(parts))
+    if failed:
+        print("FAILED variants: " + "; ".join(f"{v}: {w}" for v, w in failed.items()))
+        raise SystemExit(2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,260 @@
+"""What the three database benchmarks share (bench_record.py, bench_asgi_db.py,
+bench_django_n1.py): a throwaway PostgreSQL cluster, servers pinned with taskset, wrk, the
+median/jitter arithmetic, callgrind instruction counts, and the one place that imports the
+database hooks (nanoprof.db.QueryTimer), so that a missing hook fails the same clear way in
+all three.  Not a benchmark itself.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent.parent
+PG_CLUSTER = ROOT / "tests" / "pg_cluster.sh"
+
+
+# ---- statistics ------------------------------------------------------------------------------
+
+
+def jitter(xs: Sequence[float]) -> float:
+    """(max - min) / median, in percent."""
+    m = statistics.median(xs)
+    return (max(xs) - min(xs)) / m * 100 if m else 0.0
+
+
+def med(xs: Sequence[float]) -> float:
+    return statistics.median(xs)
+
+
+def ratio_text(rs: Sequence[float]) -> str:
+    return f"{med(rs):.3f} ({min(rs):.3f}-{max(rs):.3f})"
+
+
+# ---- the hooks under test ----------------------------------------------------------------------
+
+
+def hooks_missing() -> str | None:
+    """None when nanoprof.db.QueryTimer and _core.QueryRecorder import, else why not (one
+    line, naming what is missing): the hook variants need both."""
+    try:
+        from nanoprof import _core
+    except ImportError as e:  # pragma: no cover - the package itself is broken
+        return f"nanoprof._core does not import: {e}"
+    if not hasattr(_core, "QueryRecorder"):
+        return ("nanoprof._core has no QueryRecorder (the database hooks' extension API has "
+                "not landed, or the editable install was not rebuilt: pip install "
+                "--no-build-isolation -e bindings/python)")
+    try:
+        from nanoprof.db import QueryTimer  # noqa: F401
+    except ImportError as e:
+        return f"cannot import nanoprof.db.QueryTimer: {e}"
+    return None
+
+
+def choose_variants(arg: str, known: Sequence[str],
+                    hooked: set[str]) -> tuple[tuple[str, ...], dict[str, str]]:
+    """The variants named in `arg` (comma-separated, bare among them), without those that
+    need the database hooks when these are missing: (variants, {left out: why})."""
+    variants = tuple(v for v in arg.split(",") if v)
+    if set(variants) - set(known) or "bare" not in variants:
+        raise SystemExit(f"--variants: from {', '.join(known)}, with bare (the anchor)")
+    failed: dict[str, str] = {}
+    missing = hooks_missing()
+    if missing:
+        failed = {v: missing for v in variants if v in hooked}
+        variants = tuple(v for v in variants if v not in hooked)
+        print(f"hook variants not run: {missing}", file=sys.stderr)
+    return variants, failed
+
+
+# ---- PostgreSQL ------------------------------------------------------------------------------
+
+
+@contextmanager
+def pg_cluster(cpu: str | None = "1") -> Iterator[str]:
+    """A throwaway PostgreSQL (tests/pg_cluster.sh) for the duration of the block; yields its
+    libpq conninfo.  With `cpu`, the postmaster and so every backend are pinned to that CPU
+    (taskset's affinity is inherited): the server under test keeps CPU 0 to itself."""
+    d = tempfile.mkdtemp(prefix="nprof-bench-pg.")
+    os.rmdir(d)  # pg_cluster.sh wants to create it (or find it empty)
+    cmd = ["sh", str(PG_CLUSTER), "start", d]
+    # one pool per server variant, plus the seeding and the slow-query logs
+    env = dict(os.environ, NPROF_PG_CONF="max_connections = 100")
+    if cpu is not None and shutil.which("taskset"):
+        cmd = ["taskset", "-c", cpu, *cmd]
+    r = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    if r.returncode != 0:
+        raise SystemExit(f"PostgreSQL did not start (pg_cluster.sh exit {r.returncode}):\n"
+                         f"{r.stderr}")
+    try:
+        yield r.stdout.strip()
+    finally:
+        subprocess.run(["sh", str(PG_CLUSTER), "stop", d], capture_output=True)
+
+
+def conninfo_parts(conninfo: str) -> dict[str, str]:
+    return dict(kv.split("=", 1) for kv in conninfo.split())
+
+
+# ---- servers and wrk -------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def pinned(cmd: list[str], cpu: str | None) -> list[str]:
+    if cpu is not None and shutil.which("taskset"):
+        return ["taskset", "-c", cpu, *cmd]
+    return cmd
+
+
+def start_server(name: str, cmd: list[str], env: dict[str, str], port: int, probe: str,
+                 cwd: Path = HERE, timeout: float = 60) -> subprocess.Popen[bytes]:
+    """Starts `cmd` and waits until GET `probe` answers 200 on `port`."""
+    proc = subprocess.Popen(cmd, env=env, cwd=cwd)
+    deadline = time.monotonic() + timeout
+    last: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}{probe}", timeout=2) as r:
+                r.read()
+            return proc
+        except OSError as e:
+            last = e
+            if proc.poll() is not None:
+                raise SystemExit(f"server {name!r} exited with {proc.returncode}")
+            time.sleep(0.1)
+    proc.kill()
+    raise SystemExit(f"server {name!r} did not answer {probe} within {timeout:.0f} s ({last})")
+
+
+def stop_servers(procs: Sequence[subprocess.Popen[bytes]]) -> None:
+    for p in procs:
+        if p.poll() is None:
+            p.terminate()
+    for p in procs:
+        try:
+            p.wait(10)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait(5)
+
+
+def fetch(port: int, path: str) -> tuple[int, dict[str, str], bytes]:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as r:
+        return r.status, {k.lower(): v for k, v in r.headers.items()}, r.read()
+
+
+def process_cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) of process `pid` and all its descendants so far: a
+    gunicorn master's workers included."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total, todo = 0.0, [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            stat = Path(f"/proc/{p}/stat").read_text()
+            fields = stat[stat.rindex(")") + 2:].split()
+            total += (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+            for task in Path(f"/proc/{p}/task").iterdir():
+                todo += [int(c) for c in (task / "children").read_text().split()]
+        except (OSError, ValueError):
+            continue  # a process that ended meanwhile
+    return total
+
+
+def serve(port: int, path: str, seconds: float, connections: int, cpu: str | None,
+          server_pid: int) -> tuple[float, float, float, float]:
+    """wrk() plus the server's CPU microseconds per request over the run.  Under load the
+    server's CPU per request is what a middleware adds to; on a 2-core machine where wrk
+    and PostgreSQL share the other core it is much steadier than requests per second,
+    which also move with whatever else that core runs."""
+    before = process_cpu_s(server_pid)
+    rps, p50, p99, n = _wrk(port, path, seconds, connections, cpu)
+    used = process_cpu_s(server_pid) - before
+    return rps, p50, p99, used * 1e6 / max(n, 1)
+
+
+def wrk(port: int, path: str, seconds: float, connections: int,
+        cpu: str | None) -> tuple[float, float, float]:
+    """requests/s, p50 and p99 latency in ms; any non-2xx answer or socket error stops the run
+    (a benchmark of error pages would be worthless)."""
+    return _wrk(port, path, seconds, connections, cpu)[:3]
+
+
+def _wrk(port: int, path: str, seconds: float, connections: int,
+         cpu: str | None) -> tuple[float, float, float, int]:
+    cmd = pinned(["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency",
+                  f"http://127.0.0.1:{port}{path}"], cpu)
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    m = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    if not m or "Non-2xx" in out or "Socket errors" in out:
+        raise SystemExit(f"wrk on :{port}{path} saw errors:\n{out}")
+
+    def pct(p: str) -> float:
+        mm = re.search(rf"\s{p}%\s+([\d.]+)(us|ms|s)", out)
+        if not mm:
+            return float("nan")
+        v, unit = float(mm.group(1)), mm.group(2)
+        return v / 1000 if unit == "us" else v * 1000 if unit == "s" else v
+
+    total = re.search(r"(\d+) requests in", out)
+    return float(m.group(1)), pct("50"), pct("99"), int(total.group(1)) if total else 0
+
+
+def need_wrk() -> None:
+    if not shutil.which("wrk"):
+        raise SystemExit("wrk is not installed: apt-get install -y wrk")
+
+
+def machine_line() -> str:
+    try:
+        load = Path("/proc/loadavg").read_text().split()[:3]
+    except OSError:
+        load = ["?"] * 3
+    return f"load average {' '.join(load)} on {os.cpu_count()} CPUs"
+
+
+# ---- callgrind -------------------------------------------------------------------------------
+
+
+def callgrind_instructions(argv: list[str], env: dict[str, str] | None = None) -> int:
+    """Instructions (Ir) callgrind counts for the whole process `argv`."""
+    if not shutil.which("valgrind"):
+        raise SystemExit("valgrind is not installed: apt-get install -y valgrind")
+    cmd = ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", *argv]
+    r = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=HERE)
+    m = re.search(r"Collected\s*:\s*(\d+)", r.stderr)
+    if r.returncode != 0 or not m:
+        raise SystemExit(f"callgrind run failed ({' '.join(argv)}):\n{r.stdout[-2000:]}\n"
+                         f"{r.stderr[-3000:]}")
+    return int(m.group(1))
+
+
+def per_iteration(run: Callable[[int], int], n1: int, n2: int) -> float:
+    """(count at n2 - count at n1) / (n2 - n1): start-up and imports cancel out."""
+    return (run(n2) - run(n1)) / (n2 - n1)
+
+
+def env_with(**extra: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(HERE), env.get("PYTHONPATH", "")]))
+    env.update(extra)
+    return env
+
