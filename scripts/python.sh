@@ -61,11 +61,17 @@ nprof_python_sanitized_tests() {
     rm -rf "$pkg" && mkdir -p "$pkg"
     cp -r "$NPROF_PY_DIR/src/nanoprof" "$pkg/"
     cp "$dir"/bindings/python/_core*.so "$dir/libnanoprof.so.0" "$dir/libnanoprof_pq.so" "$pkg/nanoprof/"
+    # An editable install's import hook comes before PYTHONPATH: the run would then test the
+    # release module and say nothing of the sanitized one.
     (cd "$NPROF_PY_DIR" &&
-        PYTHONPATH="$pkg" PYTHONMALLOC=malloc \
-        LD_PRELOAD="$(gcc -print-file-name=libasan.so) $(gcc -print-file-name=libubsan.so)" \
-        ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 \
-        UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+        export PYTHONPATH="$pkg" PYTHONMALLOC=malloc \
+            LD_PRELOAD="$(gcc -print-file-name=libasan.so) $(gcc -print-file-name=libubsan.so)" \
+            ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 \
+            UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 &&
+        "$py" -c 'import sys, nanoprof._core as c
+if not c.__file__.startswith(sys.argv[1]):
+    sys.exit(f"the sanitized run would import {c.__file__}, not the build in {sys.argv[1]}: "
+             "an editable install of nanoprof is in this venv (pip uninstall nanoprof)")' "$pkg/" &&
         "$py" -m pytest -q -p no:cacheprovider tests --deselect tests/test_preload.py \
             --deselect tests/test_db_preload.py)
 }

@@ -139,6 +139,10 @@ size_t nprof_py_callsite_write(char *buf, size_t cap);
 /* The same as a str, or None.  New ref. */
 PyObject *nprof_py_callsite(void);
 
+/* When set (borrowed, by a caller around a recording), call sites are looked up from this
+ * frame instead of the running one: see timed.c, query_info.caller. */
+extern PyObject *nprof_py_callsite_frame;
+
 /* Is `o` a SlowLog?  Its C log, NULL once closed. */
 int nprof_py_slowlog_check(PyObject *o);
 nprof_slowlog *nprof_py_slowlog_get(PyObject *o);
@@ -148,6 +152,14 @@ nprof_slowlog *nprof_py_slowlog_get(PyObject *o);
  * it is closed. */
 nprof_slowlog *nprof_py_slowlog_borrow(PyObject *o);
 void nprof_py_slowlog_unborrow(PyObject *o);
+
+/* ---- timed driver methods (timed.c) ------------------------------------------------- */
+
+extern PyTypeObject nprof_py_timed_method_type; /* TimedMethod: a driver's execute, timed */
+extern PyTypeObject nprof_py_timed_await_type;  /* TimedAwait: its coroutine form's awaitable */
+
+/* Readies TimedMethod and TimedAwait and adds them to the module; 0 or -1. */
+int nprof_py_timed_init(PyObject *m);
 
 /* ---- headers and the handler decorator (handler.c) ---------------------------------- */
 
@@ -160,6 +172,10 @@ PyObject *nprof_py_attach(PyObject *result, PyObject *header);
 extern PyTypeObject nprof_py_middleware_type;
 extern PyTypeObject nprof_py_send_type;
 extern PyTypeObject nprof_py_hook_type; /* hooks.c: PhaseHook */
+
+/* tp_descr_get of the extension's callables that stand in for Python functions on a class
+ * (PhaseHook, TimedMethod): bound to an instance as a method, themselves on the class. */
+PyObject *nprof_py_method_get(PyObject *self, PyObject *obj, PyObject *type);
 
 struct nprof_py_middleware {
     PyObject_HEAD

@@ -76,7 +76,7 @@ static PyObject *hook_call(hook_obj *h, PyObject *const *args, size_t nargsf, Py
     return PyObject_Vectorcall(h->func, args, nargsf, kwnames);
 }
 
-static PyObject *hook_get(PyObject *self, PyObject *obj, PyObject *type)
+PyObject *nprof_py_method_get(PyObject *self, PyObject *obj, PyObject *type)
 {
     (void)type;
     return !obj || obj == Py_None ? Py_NewRef(self) : PyMethod_New(self, obj);
@@ -150,7 +150,7 @@ PyTypeObject nprof_py_hook_type = {
               "(route, scope, ...) arguments).",
     .tp_traverse = (traverseproc)hook_traverse,
     .tp_clear = (inquiry)hook_clear,
-    .tp_descr_get = hook_get,
+    .tp_descr_get = nprof_py_method_get,
     .tp_getset = hook_getset,
     .tp_dictoffset = offsetof(hook_obj, dict),
     .tp_new = hook_new,

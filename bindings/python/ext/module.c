@@ -592,7 +592,8 @@ PyMODINIT_FUNC PyInit__core(void)
         add_methods(m, nprof_py_middleware_methods) < 0 ||
         add_methods(m, nprof_py_store_methods) < 0 ||
         add_methods(m, nprof_py_record_methods) < 0 ||
-        add_methods(m, nprof_py_callsite_methods) < 0 || nprof_py_record_init(m) < 0)
+        add_methods(m, nprof_py_callsite_methods) < 0 || nprof_py_record_init(m) < 0 ||
+        nprof_py_timed_init(m) < 0)
         goto fail;
     return m;
 fail:

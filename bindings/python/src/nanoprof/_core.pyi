@@ -304,6 +304,41 @@ def set_callsite_exclude(prefixes: Sequence[str], base: str | None = None) -> No
 def hook_stats() -> dict[str, int]:
     """Counters of the recorders: recorded, in_request, slow_logged, slow_dropped, failures."""
 
+class TimedMethod:
+    """A driver's execute method timed as one query per call (ext/timed.c; built by
+    nanoprof.db._base.sync_execute and async_execute).  Set as a class attribute it binds as
+    a method; called as ``(self, query, *args, **kwargs)``, with the parameters ``args[0]``
+    or ``kwargs[pname]`` (with ``many``, a sequence of parameter sets: the first is
+    recorded, and its length as rows; an iterator is consumed into a list the driver then
+    gets).  When ``guard`` is set or ``recorder.start()`` (``start_async()``) returns 0,
+    ``func``'s result is returned as it is; otherwise the query is recorded with
+    ``recorder.finish`` (``finish_async``) and ``text(query, self)`` for a query not str or
+    bytes.  With ``asynchronous``, the result is a TimedAwait over ``func``'s awaitable."""
+    def __new__(cls, func: Callable[..., Any], recorder: Any, /, *, guard: ContextVar[bool],
+                text: Callable[[Any, Any], str | bytes], pname: str = "", many: bool = False,
+                asynchronous: bool = False) -> TimedMethod: ...
+    def __call__(self, *args: Any, **kwargs: Any) -> Any: ...
+    def __get__(self, obj: Any, owner: type | None = None) -> Any: ...
+    __wrapped__: Callable[..., Any]
+    __name__: str
+    __qualname__: str
+    pname: Final[str]
+    many: Final[bool]
+    asynchronous: Final[bool]
+    recorder: Final[Any]
+
+class TimedAwait:
+    """What a TimedMethod with ``asynchronous`` returns when it records: a coroutine-like
+    awaitable over the driver's.  Its first step sets the guard (in the awaiting task's
+    context); it resets it and records the query when the driver's coroutine returns or
+    raises.  Not made from Python."""
+    def __await__(self) -> TimedAwait: ...
+    def __iter__(self) -> TimedAwait: ...
+    def __next__(self) -> Any: ...
+    def send(self, value: Any, /) -> Any: ...
+    def throw(self, typ: Any, val: Any = ..., tb: Any = ..., /) -> Any: ...
+    def close(self) -> None: ...
+
 class SlowLog:
     """The C slow-query log (nanoprof/slowlog.h): its own libpq connection and a background
     COPY writer; enqueueing never blocks."""

@@ -15,7 +15,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._base import Live, ClassCache, Undo, active, async_executemany, patch, sql_text
+from ._base import (
+    ClassCache,
+    Live,
+    Undo,
+    active,
+    async_execute,
+    async_executemany,
+    patch,
+    sql_text,
+)
 
 # Methods taking (query, *args): one statement, its parameters as a tuple.
 _SINGLE = ("execute", "fetch", "fetchrow", "fetchval")
@@ -31,38 +40,33 @@ def _module() -> Any:
     return asyncpg
 
 
-def _single(func: Any, recorder: Live, prepared: bool) -> Any:
-    """func(self, query, *args) (or, on a PreparedStatement, func(self, *args)) timed."""
+def _prepared(func: Any, recorder: Live) -> Any:
+    """PreparedStatement.fetch(*args) and the like: func(self, *args) timed, the statement's
+    own text as the query's (Python: the text comes from the statement, not an argument)."""
     get, set_, reset = active.get, active.set, active.reset
 
     async def call(self: Any, *args: Any, **kwargs: Any) -> Any:
         if get() or not (t := recorder.start_async()):
             return await func(self, *args, **kwargs)
-        if prepared:
-            query, params = self, args
-        else:
-            query, params = (args[0], args[1:]) if args else (kwargs.get("query"), ())
         token = set_(True)
         try:
             result = await func(self, *args, **kwargs)
         except BaseException as exc:
-            recorder.finish_async(t, _text(query, prepared), params or None, 0, exc)
+            recorder.finish_async(t, _text(self), args or None, 0, exc)
             raise
         finally:
             reset(token)
-        recorder.finish_async(t, _text(query, prepared), params or None)
+        recorder.finish_async(t, _text(self), args or None)
         return result
 
     return call
 
 
-def _text(query: Any, prepared: bool) -> str | bytes:
-    if prepared:
-        try:
-            return query.get_query()  # type: ignore[no-any-return]
-        except Exception:
-            return "<PreparedStatement>"
-    return sql_text(query)
+def _text(statement: Any) -> str | bytes:
+    try:
+        return statement.get_query()  # type: ignore[no-any-return]
+    except Exception:
+        return "<PreparedStatement>"
 
 
 def _prepared_many(func: Any, recorder: Live) -> Any:
@@ -71,7 +75,7 @@ def _prepared_many(func: Any, recorder: Live) -> Any:
     timed = async_executemany(lambda stmt, _query, *a, **k: func(stmt, *a, **k), recorder, "args")
 
     async def call(self: Any, *args: Any, **kwargs: Any) -> Any:
-        return await timed(self, _text(self, True), *args, **kwargs)
+        return await timed(self, _text(self), *args, **kwargs)
 
     return call
 
@@ -93,7 +97,8 @@ def _unrecorded(func: Any) -> Any:
 
 
 def _connection_methods(recorder: Live) -> dict[str, Any]:
-    wraps: dict[str, Any] = {name: (lambda f: _single(f, recorder, False)) for name in _SINGLE}
+    # (query, *args): the C wrapper takes every argument after the query as the parameters.
+    wraps: dict[str, Any] = {name: (lambda f: async_execute(f, recorder, "*")) for name in _SINGLE}
     for name in _MANY:
         wraps[name] = lambda f: async_executemany(f, recorder, "args")
     wraps["reset"] = _unrecorded
@@ -104,7 +109,7 @@ def install(target: Any, recorder: Live) -> Undo:
     asyncpg = _module()
     Connection = asyncpg.connection.Connection
     if target is None or target is asyncpg:
-        prepared = {name: (lambda f: _single(f, recorder, True)) for name in _SINGLE
+        prepared = {name: (lambda f: _prepared(f, recorder)) for name in _SINGLE
                     if name != "execute"}
         for name in _MANY:
             prepared[name] = lambda f: _prepared_many(f, recorder)

@@ -83,54 +83,41 @@ class Live:
 
 
 # ---- wrappers of a driver's methods -------------------------------------------------------
-# Each is a closure over the original function, the install's Live recorder and the
-# ContextVar's bound methods, so a call that records nothing costs one ContextVar read, one
-# attribute read and one C call (start() returns 0 outside a request, with no observer and
-# no slow log).  The query's exception propagates as the driver raised it (a bare `raise`:
-# same object; its traceback gains this wrapper's frame, as with any Python wrapper) and
-# its result is returned untouched.
-
-
-def batch_arguments(args: tuple[Any, ...], kwargs: dict[str, Any],
-                    pname: str) -> tuple[tuple[Any, ...], Any, int]:
-    """(args, first parameter set, rows) of an executemany called with `args` and `kwargs`,
-    whose sequence of parameter sets is args[0] or kwargs[pname]: that sequence is put back
-    as the list batch() made of it, in the args returned or in `kwargs` (a wrapper's own
-    **kwargs, never the caller's dict)."""
-    if args:
-        seq, first, rows = batch(args[0])
-        return (seq, *args[1:]), first, rows
-    if pname in kwargs:
-        seq, first, rows = batch(kwargs[pname])
-        kwargs[pname] = seq
-        return args, first, rows
-    return args, None, 0
+# The wrappers are C callables (_core.TimedMethod, ext/timed.c), since every query the
+# application runs goes through one: a call that records nothing costs a ContextVar read,
+# an attribute read and one C call (start() returns 0 outside a request, with no observer
+# and no slow log), and one that records adds no Python frame to the recording.  They do
+# what this Python did:
+#
+#     def execute(self, query, *args, **kwargs):
+#         if active.get() or not (t := recorder.start()):
+#             return func(self, query, *args, **kwargs)
+#         params, rows = (args[0] if args else kwargs.get(pname)), 0   # many: batch()'s
+#         token = active.set(True)
+#         try:
+#             result = func(self, query, *args, **kwargs)
+#         except BaseException as exc:
+#             recorder.finish(t, sql_text(query, self), params, rows, exc)
+#             raise
+#         finally:
+#             active.reset(token)
+#         recorder.finish(t, sql_text(query, self), params, rows)
+#         return result
+#
+# The query's exception propagates as the driver raised it (the same object, its traceback
+# without a frame of ours) and its result is returned untouched.  The coroutine form checks
+# `active` and calls start_async() when called and then returns the driver's coroutine
+# itself when nothing is to be recorded; otherwise an awaitable over it that sets `active`
+# when first awaited (in the awaiting task's context), and resets it and records the query
+# when the driver's coroutine returns or raises (CancelledError included).
 
 
 def sync_execute(func: Callable[..., Any], recorder: Live, pname: str, many: bool = False) -> Any:
     """func(self, query, params=None, ...) timed; `pname` is the driver's keyword for params.
-    With `many`, func(self, query, seq_of_params, ...) timed as one query of len(seq) rows."""
-    get, set_, reset = active.get, active.set, active.reset
-
-    def execute(self: Any, query: Any, *args: Any, **kwargs: Any) -> Any:
-        if get() or not (t := recorder.start()):
-            return func(self, query, *args, **kwargs)
-        if many:
-            args, params, rows = batch_arguments(args, kwargs, pname)
-        else:
-            params, rows = (args[0] if args else kwargs.get(pname)), 0
-        token = set_(True)
-        try:
-            result = func(self, query, *args, **kwargs)
-        except BaseException as exc:
-            recorder.finish(t, sql_text(query, self), params, rows, exc)
-            raise
-        finally:
-            reset(token)
-        recorder.finish(t, sql_text(query, self), params, rows)
-        return result
-
-    return execute
+    With `many`, func(self, query, seq_of_params, ...) timed as one query of len(seq) rows
+    (an iterator of parameter sets is consumed into a list, which the driver then gets: see
+    batch())."""
+    return _core.TimedMethod(func, recorder, guard=active, text=sql_text, pname=pname, many=many)
 
 
 def sync_executemany(func: Callable[..., Any], recorder: Live, pname: str) -> Any:
@@ -140,29 +127,9 @@ def sync_executemany(func: Callable[..., Any], recorder: Live, pname: str) -> An
 
 def async_execute(func: Callable[..., Any], recorder: Live, pname: str, many: bool = False) -> Any:
     """The coroutine version of sync_execute (start_async: nothing thread-wide, since other
-    tasks run on this thread while the query is awaited).  Its body can only be
-    sync_execute's again with `await`s: a shared body would cost a call per query."""
-    get, set_, reset = active.get, active.set, active.reset
-
-    async def execute(self: Any, query: Any, *args: Any, **kwargs: Any) -> Any:
-        if get() or not (t := recorder.start_async()):
-            return await func(self, query, *args, **kwargs)
-        if many:
-            args, params, rows = batch_arguments(args, kwargs, pname)
-        else:
-            params, rows = (args[0] if args else kwargs.get(pname)), 0
-        token = set_(True)
-        try:
-            result = await func(self, query, *args, **kwargs)
-        except BaseException as exc:
-            recorder.finish_async(t, sql_text(query, self), params, rows, exc)
-            raise
-        finally:
-            reset(token)
-        recorder.finish_async(t, sql_text(query, self), params, rows)
-        return result
-
-    return execute
+    tasks run on this thread while the query is awaited)."""
+    return _core.TimedMethod(func, recorder, guard=active, text=sql_text, pname=pname, many=many,
+                             asynchronous=True)
 
 
 def async_executemany(func: Callable[..., Any], recorder: Live, pname: str) -> Any:
