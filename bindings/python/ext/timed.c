@@ -38,6 +38,7 @@
 #include "ext.h"
 
 #include <stddef.h>
+#include <string.h>
 
 static PyObject *str_start, *str_finish, *str_start_async, *str_finish_async;
 static PyObject *str_throw, *str_close, *str_query, *str_value, *str_wrapped;
@@ -665,10 +666,11 @@ static PyObject *make_await(timed_method *m, PyObject *iter, query_info *q)
     timed_await *aw = PyObject_GC_New(timed_await, &nprof_py_timed_await_type);
     if (!aw)
         return NULL;
+    /* Zeroed first: PyObject_GC_New does not, and a field added later must not start as
+     * garbage that the release path would decref. */
+    memset((char *)aw + sizeof(PyObject), 0, sizeof *aw - sizeof(PyObject));
     aw->method = (timed_method *)Py_NewRef(m);
     aw->iter = Py_NewRef(iter);
-    aw->token = NULL;
-    aw->weakrefs = NULL;
     aw->q.start = q->start;
     aw->q.params = q->params;
     aw->q.owner = Py_NewRef(q->owner);
