@@ -43,6 +43,12 @@ PyObject *nprof_py_raise(int rc, const char *context);
  * Py_XDECREF).  NULL with TypeError naming `what` for anything else. */
 const char *nprof_py_text(PyObject *o, Py_ssize_t *len, PyObject **keep, const char *what);
 
+/* Option values: an int in 0 (or 1, without `allow_zero`) .. UINT32_MAX, and a number of
+ * milliseconds >= 0.  TypeError for another type, ConfigError (a ValueError) out of range,
+ * both naming the option.  0 or -1. */
+int nprof_py_opt_uint(PyObject *o, const char *name, uint32_t *out, int allow_zero);
+int nprof_py_opt_ms(PyObject *o, const char *name, double *out);
+
 /* A str from bytes that may hold invalid UTF-8 (replaced by U+FFFD). */
 PyObject *nprof_py_str(const char *s, size_t len);
 

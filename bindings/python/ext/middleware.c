@@ -42,42 +42,6 @@ static const char *opt_cstr(opt_strings *k, PyObject *o, const char *what)
     return s;
 }
 
-static int opt_uint(PyObject *o, const char *name, uint32_t *out, int allow_zero)
-{
-    if (!PyLong_Check(o) || PyBool_Check(o)) {
-        PyErr_Format(PyExc_TypeError, "%s takes an int, not %.100s", name, Py_TYPE(o)->tp_name);
-        return -1;
-    }
-    long long v = PyLong_AsLongLong(o);
-    if (v == -1 && PyErr_Occurred())
-        return -1;
-    if (v < (allow_zero ? 0 : 1) || v > UINT32_MAX) {
-        PyErr_Format(nprof_py_config_error, "%s must be %s, got %lld", name,
-                     allow_zero ? "an int >= 0" : "an int >= 1", v);
-        return -1;
-    }
-    *out = (uint32_t)v;
-    return 0;
-}
-
-static int opt_ms(PyObject *o, const char *name, double *out)
-{
-    if (PyBool_Check(o) || !(PyLong_Check(o) || PyFloat_Check(o))) {
-        PyErr_Format(PyExc_TypeError, "%s takes a number of milliseconds, not %.100s", name,
-                     Py_TYPE(o)->tp_name);
-        return -1;
-    }
-    double v = PyFloat_AsDouble(o);
-    if (v == -1.0 && PyErr_Occurred())
-        return -1;
-    if (!(v >= 0)) {
-        PyErr_Format(nprof_py_config_error, "%s must be >= 0, got %R", name, o);
-        return -1;
-    }
-    *out = v;
-    return 0;
-}
-
 typedef struct mw_opts {
     nprof_mw_options o;
     nprof_mw_route_rule rules[MAX_RULES];
@@ -145,10 +109,12 @@ static int parse_budgets(mw_opts *m, PyObject *v)
         b->max_sql_ms = 0;
         if (PyTuple_Check(val) && PyTuple_GET_SIZE(val) == 2) {
             PyObject *q = PyTuple_GET_ITEM(val, 0), *ms = PyTuple_GET_ITEM(val, 1);
-            if ((q != Py_None && opt_uint(q, "a budget's max_queries", &b->max_queries, 1) < 0) ||
-                (ms != Py_None && opt_ms(ms, "a budget's max_sql_ms", &b->max_sql_ms) < 0))
+            if ((q != Py_None &&
+                 nprof_py_opt_uint(q, "a budget's max_queries", &b->max_queries, 1) < 0) ||
+                (ms != Py_None &&
+                 nprof_py_opt_ms(ms, "a budget's max_sql_ms", &b->max_sql_ms) < 0))
                 return -1;
-        } else if (opt_uint(val, "a budget's max_queries", &b->max_queries, 1) < 0) {
+        } else if (nprof_py_opt_uint(val, "a budget's max_queries", &b->max_queries, 1) < 0) {
             return -1;
         }
         n++;
@@ -183,9 +149,9 @@ static int parse_option(mw_opts *m, const char *name, PyObject *v)
         return v == Py_None || o->token ? 0 : -1;
     }
     if (!strcmp(name, "sample_every"))
-        return opt_uint(v, name, &o->sample_every, 1);
+        return nprof_py_opt_uint(v, name, &o->sample_every, 1);
     if (!strcmp(name, "slow_request_ms"))
-        return opt_ms(v, name, &o->slow_request_ms);
+        return nprof_py_opt_ms(v, name, &o->slow_request_ms);
     if (!strcmp(name, "headers"))
         return parse_headers_mode(v, &o->headers);
     if (!strcmp(name, "default_route_rules")) {
@@ -198,13 +164,13 @@ static int parse_option(mw_opts *m, const char *name, PyObject *v)
     if (!strcmp(name, "budgets"))
         return v == Py_None ? 0 : parse_budgets(m, v);
     if (!strcmp(name, "max_routes"))
-        return opt_uint(v, name, &o->max_routes, 0);
+        return nprof_py_opt_uint(v, name, &o->max_routes, 0);
     if (!strcmp(name, "max_n_plus_one"))
-        return opt_uint(v, name, &o->max_n_plus_one, 0);
+        return nprof_py_opt_uint(v, name, &o->max_n_plus_one, 0);
     if (!strcmp(name, "refresh_seconds"))
-        return opt_uint(v, name, &o->refresh_seconds, 1);
+        return nprof_py_opt_uint(v, name, &o->refresh_seconds, 1);
     if (!strcmp(name, "dashboard_items"))
-        return opt_uint(v, name, &o->dashboard_items, 0);
+        return nprof_py_opt_uint(v, name, &o->dashboard_items, 0);
     if (!strcmp(name, "slow_log")) {
         if (v == Py_None)
             return 0;

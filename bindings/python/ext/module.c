@@ -94,6 +94,44 @@ const char *nprof_py_text(PyObject *o, Py_ssize_t *len, PyObject **keep, const c
     return NULL;
 }
 
+/* Option values (ext.h). */
+int nprof_py_opt_uint(PyObject *o, const char *name, uint32_t *out, int allow_zero)
+{
+    if (!PyLong_Check(o) || PyBool_Check(o)) {
+        PyErr_Format(PyExc_TypeError, "%s takes an int, not %.100s", name, Py_TYPE(o)->tp_name);
+        return -1;
+    }
+    long long v = PyLong_AsLongLong(o);
+    if (v == -1 && PyErr_Occurred())
+        return -1;
+    if (v < (allow_zero ? 0 : 1) || v > UINT32_MAX) {
+        PyErr_Format(nprof_py_config_error, "%s must be %s, got %lld", name,
+                     allow_zero ? "an int >= 0" : "an int >= 1", v);
+        return -1;
+    }
+    *out = (uint32_t)v;
+    return 0;
+}
+
+int nprof_py_opt_ms(PyObject *o, const char *name, double *out)
+{
+    if (PyBool_Check(o) || !(PyLong_Check(o) || PyFloat_Check(o))) {
+        PyErr_Format(PyExc_TypeError, "%s takes a number of milliseconds, not %.100s", name,
+                     Py_TYPE(o)->tp_name);
+        return -1;
+    }
+    double v = PyFloat_AsDouble(o);
+    if (v == -1.0 && PyErr_Occurred())
+        return -1;
+    if (!(v >= 0)) {
+        PyErr_Format(nprof_py_config_error, "%s must be >= 0, got %R", name, o);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+
 PyObject *nprof_py_str(const char *s, size_t len)
 {
     return PyUnicode_DecodeUTF8(s ? s : "", (Py_ssize_t)len, "replace");

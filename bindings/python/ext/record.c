@@ -110,7 +110,8 @@ static void name_params(param_names *pn, const char *sql, size_t len)
         } else if ((n == 1 && t[0] == '?') || (n == 2 && t[0] == '%' && t[1] == 's')) {
             idx = next++;
         } else {
-            continue; /* a literal, or a named placeholder (a mapping names itself) */
+            continue; /* a literal, or a named parameter (%(name)s, :name): a mapping names
+                         itself */
         }
         if (idx < NAMED_MAX && cols[i].length) {
             pn->name[idx] = sql + cols[i].offset;
@@ -646,16 +647,10 @@ static int recorder_init(recorder *self, PyObject *args, PyObject *kwargs)
     }
     double ms = 0;
     if (thr != Py_None) {
-        if (!PyLong_Check(thr) && !PyFloat_Check(thr)) {
-            PyErr_Format(PyExc_TypeError, "threshold_ms must be a number, not %.100s",
-                         Py_TYPE(thr)->tp_name);
+        if (nprof_py_opt_ms(thr, "threshold_ms", &ms) < 0)
             return -1;
-        }
-        ms = PyFloat_AsDouble(thr);
-        if (ms == -1 && PyErr_Occurred())
-            return -1;
-        if (!(ms >= 0) || ms > 1e9) {
-            PyErr_Format(PyExc_ValueError, "threshold_ms must be between 0 and 1e9, got %R", thr);
+        if (ms > 1e9) { /* a threshold in ns must fit */
+            PyErr_Format(nprof_py_config_error, "threshold_ms must be at most 1e9, got %R", thr);
             return -1;
         }
     } else if (log != Py_None) {

@@ -45,25 +45,6 @@ void nprof_py_slowlog_unborrow(PyObject *o)
     ((nprof_py_slowlog *)o)->users--;
 }
 
-static int opt_u32(PyObject *v, const char *name, uint32_t *out)
-{
-    if (v == Py_None)
-        return 0;
-    if (!PyLong_Check(v) || PyBool_Check(v)) {
-        PyErr_Format(PyExc_TypeError, "%s must be an int, not %.100s", name, Py_TYPE(v)->tp_name);
-        return -1;
-    }
-    unsigned long long n = PyLong_AsUnsignedLongLong(v);
-    if ((n == (unsigned long long)-1 && PyErr_Occurred()) || n > UINT32_MAX) {
-        PyErr_Clear();
-        PyErr_Format(nprof_py_config_error, "%s must be between 0 and %u, got %R", name,
-                     UINT32_MAX, v);
-        return -1;
-    }
-    *out = (uint32_t)n;
-    return 0;
-}
-
 static int slowlog_init(nprof_py_slowlog *self, PyObject *args, PyObject *kwargs)
 {
     static char *kw[] = {"conninfo", "table", "queue_slots", "logged", "normalized_only",
@@ -98,8 +79,9 @@ static int slowlog_init(nprof_py_slowlog *self, PyObject *args, PyObject *kwargs
     }
     uint64_t rows = o.max_rows;
     uint32_t retention_s = o.retention_s;
-    if (opt_u32(slots, "queue_slots", &o.queue_slots) < 0 ||
-        opt_u32(retention, "retention_s", &retention_s) < 0)
+    if ((slots != Py_None && nprof_py_opt_uint(slots, "queue_slots", &o.queue_slots, 0) < 0) ||
+        (retention != Py_None &&
+         nprof_py_opt_uint(retention, "retention_s", &retention_s, 1) < 0))
         return -1;
     o.retention_s = retention_s;
     if (max_rows != Py_None) {
