@@ -165,15 +165,15 @@ def process_cpu_s(pid: int) -> float:
     """CPU seconds (user + system) of process `pid` and all its descendants so far: a
     gunicorn master's workers included."""
     tick = os.sysconf("SC_CLK_TCK")
-    total, todo = 0.0, [pid]
-    while todo:
-        p = todo.pop()
+    total, pending = 0.0, [pid]
+    while pending:
+        p = pending.pop()
         try:
             stat = Path(f"/proc/{p}/stat").read_text()
             fields = stat[stat.rindex(")") + 2:].split()
             total += (int(fields[11]) + int(fields[12])) / tick  # utime, stime
             for task in Path(f"/proc/{p}/task").iterdir():
-                todo += [int(c) for c in (task / "children").read_text().split()]
+                pending += [int(c) for c in (task / "children").read_text().split()]
         except (OSError, ValueError):
             continue  # a process that ended meanwhile
     return total
