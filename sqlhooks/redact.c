@@ -23,6 +23,7 @@
 struct nprof_redactor {
     nprof__rule rules[NPROF_REDACT_MAX_RULES];
     const char *need[NPROF_REDACT_MAX_RULES]; /* prefilters of the default rules (above) */
+    const char *const *words[NPROF_REDACT_MAX_RULES];
     unsigned min_digits[NPROF_REDACT_MAX_RULES];
     size_t rule_count;
     size_t max_bytes;
@@ -31,13 +32,23 @@ struct nprof_redactor {
 };
 
 /* The default rules; see the list in nanoprof/redact.h.  `need` is a literal every match
- * contains and `min_digits` a count of digits it needs: a text without them skips the rule
+ * contains, `words` a list of lower-case ASCII words of which every match contains one in
+ * any case, and `min_digits` a count of digits it needs: a text without them skips the rule
  * before PCRE2 starts, which is most of the time (a regular expression that can begin at any
  * letter, like the e-mail one, costs a few hundred ns on a 75-byte text even when it finds
- * nothing). */
+ * nothing; the key rule about 200 ns on "id=1", a tenth of recording a query).
+ *
+ * `words` is exact only for ASCII text: caseless UTF matching lets U+017F match 's' and
+ * U+212A 'k', so a text with any byte above 0x7F goes to PCRE2 whatever it contains. */
+static const char *const secret_keys[] = {"pass", "pwd", "secret", "token", "api",
+                                          "auth", "credential", "private", "session",
+                                          "cookie", NULL};
+static const char *const bearer_word[] = {"bearer", NULL};
+
 static const struct default_rule {
     const char *pattern;
     const char *need;
+    const char *const *words;
     unsigned min_digits;
 } default_rules[] = {
     /* A value bound to a secret-looking key: key, optional closing quote, `=`, `:`, `=>` or
@@ -45,15 +56,15 @@ static const struct default_rule {
     {"(?i)(?:pass(?:word|wd|phrase)?|pwd|secret|token|api[_-]?key|auth(?:orization)?|"
      "credentials?|private[_-]?key|session(?:[_-]?id)?|cookie)[\\w-]*[\"'`]?\\s*(?:=>|[:=])\\s*"
      "(?:'((?:[^'\\\\]|\\\\.|'')*)'|\"((?:[^\"\\\\]|\\\\.)*)\"|(?!bearer\\s)([^\\s,;&)}\\]]+))",
-     NULL, 0},
+     NULL, secret_keys, 0},
     /* Bearer tokens: the scheme stays, the credential goes. */
-    {"(?i)\\bbearer\\s+([A-Za-z0-9._~+/=-]+)", NULL, 0},
+    {"(?i)\\bbearer\\s+([A-Za-z0-9._~+/=-]+)", NULL, bearer_word, 0},
     /* JSON Web Tokens: base64url header starting with {" (eyJ), payload, signature. */
-    {"\\beyJ[A-Za-z0-9_-]*\\.[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]*", "eyJ", 0},
+    {"\\beyJ[A-Za-z0-9_-]*\\.[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]*", "eyJ", NULL, 0},
     /* E-mail addresses. */
-    {"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\\.[A-Za-z0-9-]+)*\\.[A-Za-z]{2,}", "@", 0},
+    {"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\\.[A-Za-z0-9-]+)*\\.[A-Za-z]{2,}", "@", NULL, 0},
     /* Card-like digit runs: 13 to 19 digits, optionally grouped by single spaces or dashes. */
-    {"(?<![\\d.])\\d(?:[ -]?\\d){12,18}(?![\\d.])", NULL, 13},
+    {"(?<![\\d.])\\d(?:[ -]?\\d){12,18}(?![\\d.])", NULL, NULL, 13},
 };
 #define DEFAULT_RULE_COUNT (sizeof default_rules / sizeof default_rules[0])
 
@@ -109,6 +120,7 @@ int nprof_redactor_create(const nprof_redactor_options *opts, nprof_redactor **o
         const char *pattern = i < ndef ? default_rules[i].pattern : opts->rules[i - ndef];
         if (i < ndef) {
             r->need[i] = default_rules[i].need;
+            r->words[i] = default_rules[i].words;
             r->min_digits[i] = default_rules[i].min_digits;
         }
         char what[48];
@@ -124,6 +136,33 @@ int nprof_redactor_create(const nprof_redactor_options *opts, nprof_redactor **o
     r->rule_count = ndef + opts->rule_count;
     *out = r;
     return NPROF_OK;
+}
+
+/* Does the ASCII text in[0..len) contain one of `words` (lower case), in any case? */
+static int has_word_ascii_ci(const char *in, size_t len, const char *const *words)
+{
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)in[i] | 0x20; /* letters only: the words' are */
+        for (const char *const *w = words; *w; w++) {
+            const char *word = *w;
+            if ((unsigned char)word[0] != c)
+                continue;
+            size_t k = 1;
+            while (word[k] && i + k < len && ((unsigned char)in[i + k] | 0x20) == (unsigned char)word[k])
+                k++;
+            if (!word[k])
+                return 1;
+        }
+    }
+    return 0;
+}
+
+static int is_ascii(const char *in, size_t len)
+{
+    unsigned char any = 0;
+    for (size_t i = 0; i < len; i++)
+        any |= (unsigned char)in[i];
+    return any < 0x80;
 }
 
 /* The length of out[0..len) without a trailing UTF-8 sequence that the cut left incomplete. */
@@ -153,10 +192,19 @@ int nprof_redactor_apply(const nprof_redactor *r, const char *in, size_t len, ch
     size_t span[NPROF_REDACT_MAX_RULES][4];
     unsigned char found[NPROF_REDACT_MAX_RULES];
     unsigned digits = UINT_MAX;
+    int ascii = -1;
     for (size_t i = 0; i < r->rule_count; i++) {
         if (r->need[i] && !memmem(in, len, r->need[i], strlen(r->need[i]))) {
             found[i] = 0;
             continue;
+        }
+        if (r->words[i]) {
+            if (ascii < 0)
+                ascii = is_ascii(in, len);
+            if (ascii && !has_word_ascii_ci(in, len, r->words[i])) {
+                found[i] = 0;
+                continue;
+            }
         }
         if (r->min_digits[i]) {
             if (digits == UINT_MAX) {

@@ -35,6 +35,26 @@ TEST(key_value_secrets_lose_their_values_keep_their_keys)
     ASSERT_STR(red(defaults, "PASSWD='x y'", NULL), "PASSWD='[redacted]'");
 }
 
+/* The key and bearer rules are skipped on ASCII text without one of their words; the skip
+ * must never change a result: any case, words inside longer keys, a word cut by the end of
+ * the text, and non-ASCII text where caseless UTF matching finds more than ASCII would
+ * (U+017F LONG S matches 's', U+212A KELVIN SIGN matches 'k'). */
+TEST(prefiltered_rules_find_every_case)
+{
+    ASSERT_STR(red(defaults, "PaSsWoRd=x", NULL), "PaSsWoRd=[redacted]");
+    ASSERT_STR(red(defaults, "x_AUTHORIZATION_header='a b'", NULL),
+               "x_AUTHORIZATION_header='[redacted]'");
+    ASSERT_STR(red(defaults, "SessionId: 77;CooKie=abc", NULL),
+               "SessionId: [redacted];CooKie=[redacted]");
+    ASSERT_STR(red(defaults, "h BEARER tok", NULL), "h BEARER [redacted]");
+    ASSERT_STR(red(defaults, "id=1 name='pas'", NULL), "id=1 name='pas'");
+    ASSERT_STR(red(defaults, "bearer", NULL), "bearer");
+    ASSERT_STR(red(defaults, "pa\xc5\xbf\xc5\xbfword=hunter2", NULL),
+               "pa\xc5\xbf\xc5\xbfword=[redacted]");
+    ASSERT_STR(red(defaults, "api\xe2\x84\xaa" "ey=zz", NULL),
+               "api\xe2\x84\xaa" "ey=[redacted]");
+}
+
 TEST(emails_cards_bearer_and_jwt)
 {
     int n = 0;
@@ -139,6 +159,7 @@ int main(void)
         return 1;
     }
     RUN(key_value_secrets_lose_their_values_keep_their_keys);
+    RUN(prefiltered_rules_find_every_case);
     RUN(emails_cards_bearer_and_jwt);
     RUN(ordinary_text_is_left_alone);
     RUN(user_rules_replace_their_first_group_or_the_match);

@@ -55,6 +55,21 @@ def test_positional_parameters_are_named_after_their_columns_and_redacted(profil
         assert secret not in text
 
 
+def test_integer_parameters_read_as_python_prints_them(profile: list) -> None:
+    import enum
+
+    class Kind(enum.IntEnum):
+        BOOK = 3
+
+    values = (0, -5, 2**31 - 1, -(2**31), 2**70, -(2**64), True, Kind.BOOK)
+    nanoprof.record_sql("SELECT f(" + ", ".join(["%s"] * len(values)) + ")", 10, values)
+    # Card-like digit runs (13 to 19 digits) are redacted whatever their type.
+    nanoprof.record_sql("SELECT g(%s, %s)", 10, (2**63 - 1, -4111111111111111))
+    q, card = end(profile).sql_queries
+    assert q.params == ", ".join(f"${i + 1}={v}" for i, v in enumerate(map(str, values)))
+    assert card.params == "$1=[redacted], $2=-[redacted]"
+
+
 def test_a_call_site_is_taken_for_the_first_query_of_each_shape_and_for_slow_ones(
     profile: list,
 ) -> None:

@@ -21,7 +21,8 @@ import pytest
 
 import nanoprof
 from nanoprof import _core
-from nanoprof.db._base import Live, active, async_execute, async_executemany, patch, sql_text
+from nanoprof.db._base import Live, active, async_execute, async_executemany, guarded, patch
+from nanoprof.db._base import sql_text
 from nanoprof.db._base import sync_execute, sync_executemany
 
 
@@ -43,11 +44,11 @@ class FakeRecorder:
         return 42 if self.on else 0
 
     def finish(self, t: int, sql: Any, params: Any = None, rows: int = 0, error: Any = None) -> None:
-        self.records.append(("sync", t, sql, params, rows, error, active.get()))
+        self.records.append(("sync", t, sql, params, rows, error, guarded()))
 
     def finish_async(self, t: int, sql: Any, params: Any = None, rows: int = 0,
                      error: Any = None) -> None:
-        self.records.append(("async", t, sql, params, rows, error, active.get()))
+        self.records.append(("async", t, sql, params, rows, error, guarded()))
 
 
 class Boom(Exception):
@@ -65,13 +66,13 @@ class SyncDriver:
         self.seen: deque[tuple[Any, ...]] = deque(maxlen=16)  # bounded: the leak test
 
     def execute(self, query: Any, params: Any = None, **kwargs: Any) -> Any:
-        self.seen.append((query, params, kwargs, active.get()))
+        self.seen.append((query, params, kwargs, guarded()))
         if query == "boom":
             _raise_boom(query)
         return self.result
 
     def executemany(self, query: Any, seq: Any, **kwargs: Any) -> Any:
-        self.seen.append((query, seq, kwargs, active.get()))
+        self.seen.append((query, seq, kwargs, guarded()))
         return len(seq)
 
     result: Any = None
@@ -98,7 +99,7 @@ class AsyncDriver:
         self.cleaned = 0
 
     async def execute(self, query: Any, params: Any = None, **kwargs: Any) -> Any:
-        self.seen.append((query, params, kwargs, active.get()))
+        self.seen.append((query, params, kwargs, guarded()))
         try:
             if self.wait is not None:
                 await self.wait
@@ -109,7 +110,7 @@ class AsyncDriver:
             self.cleaned += 1
 
     async def executemany(self, query: Any, seq: Any, **kwargs: Any) -> Any:
-        self.seen.append((query, seq, kwargs, active.get()))
+        self.seen.append((query, seq, kwargs, guarded()))
         return len(seq)
 
 
@@ -126,8 +127,8 @@ def _guard_reset() -> Generator[None, None, None]:
     """Every test must leave the guard as it found it (tests share one context); a failing
     one must not make the next ones pass through."""
     yield
-    left_set = active.get()
-    if left_set:
+    left_set = guarded()
+    if active.get():
         active.set(False)
     assert not left_set, "the guard was left set"
 
@@ -191,7 +192,7 @@ def test_result_is_returned_untouched_and_the_query_recorded() -> None:
     assert [r[:7] for r in rec.records[:1]] == [("sync", 41, "SELECT ?", (1,), 0, None, False)]
     assert len(rec.records) == 5
     assert all(seen[3] for seen in cur.seen)  # the guard was set inside the driver
-    assert not active.get()  # and reset after
+    assert not guarded()  # and reset after
 
 
 def test_params_positional_keyword_or_none_and_query_by_keyword() -> None:
@@ -250,7 +251,7 @@ def test_executemany_whose_iterator_fails_records_the_error() -> None:
         cur.executemany("m", rows())
     assert not cur.seen  # the driver was not called
     assert isinstance(rec.records[0][5], Boom)  # start() paired with a finish()
-    assert not active.get()
+    assert not guarded()
 
 
 def test_query_objects_are_rendered_with_the_cursor() -> None:
@@ -276,7 +277,7 @@ def test_exception_is_the_same_object_with_the_drivers_traceback() -> None:
     exc = info.value
     assert rec.records[0][5] is exc  # recorded: the very exception raised
     assert rec.records[0][6] is True  # finish ran inside `except`, before the reset
-    assert not active.get()
+    assert not guarded()
     frames = [f.name for f in traceback.extract_tb(exc.__traceback__)]
     # This test's frame, the driver's, the helper that raised: no wrapper frame between.
     assert frames[-2:] == ["execute", "_raise_boom"]
@@ -295,7 +296,7 @@ def test_an_error_of_finish_propagates_chained_to_the_querys() -> None:
     assert isinstance(info.value.__context__, Boom)
     with pytest.raises(RuntimeError, match="finish failed"):
         cur.execute("fine")
-    assert not active.get()
+    assert not guarded()
 
 
 def test_nested_hooks_record_once() -> None:
@@ -369,7 +370,7 @@ def test_async_result_untouched_and_guard_set_inside() -> None:
         for result in ((1, 2), ValueError("a result"), None, StopIteration(3), (None,)):
             cur.result = result
             out.append(await cur.execute("SELECT ?", (1,)))
-            assert not active.get()
+            assert not guarded()
         return out
 
     results = asyncio.run(main())
@@ -391,7 +392,9 @@ def test_async_exception_is_the_same_object() -> None:
     with pytest.raises(Boom) as info:
         asyncio.run(main())
     assert info.value is cur.error and rec.records[0][5] is cur.error
-    assert rec.records[0][6] is True  # recorded before the reset, as `except` did
+    # Recorded after the driver's step: the coroutine form's guard covers only its steps
+    # (the sync form records inside `except`, with its ContextVar still set).
+    assert rec.records[0][6] is False
     frames = [f.name for f in traceback.extract_tb(info.value.__traceback__)]
     assert frames[-2:] == ["main", "execute"]  # no frame of the wrapper in between
 
@@ -445,7 +448,7 @@ def test_cancellation_is_recorded_and_propagates() -> None:
             try:
                 await cur.execute("SELECT slow")
             except asyncio.CancelledError:
-                state["guard_after"] = active.get()
+                state["guard_after"] = guarded()
                 raise
 
         task = asyncio.create_task(query())
@@ -489,10 +492,11 @@ def test_send_throw_and_close_are_forwarded() -> None:
     aw = Driver().execute("SELECT steps")
     assert aw.__await__() is aw and iter(aw) is aw
     assert aw.send(None) == "first"
-    assert active.get() is True  # set by the first step, in this (the stepping) context
+    # Between steps the task is suspended: the guard covers code inside a step only.
+    assert guarded() is False
     assert aw.send("one") == "second"
     assert _drive(aw, ("a", "tuple")) == ("return", ("one", ("a", "tuple")))
-    assert active.get() is False
+    assert guarded() is False
     assert rec.records[-1][5] is None
     with pytest.raises(RuntimeError):  # like a coroutine: cannot be reused
         aw.send(None)
@@ -516,7 +520,7 @@ def test_send_throw_and_close_are_forwarded() -> None:
     next(aw)
     assert aw.send("one") == "second"  # inside the driver's try/finally
     assert aw.close() is None
-    assert drv.closed and active.get() is False
+    assert drv.closed and guarded() is False
     assert isinstance(rec.records[-1][5], GeneratorExit)
     assert aw.close() is None  # again: nothing
 
@@ -527,7 +531,7 @@ def test_throw_into_an_unstarted_query_records_nothing() -> None:
     aw = cur.execute("SELECT never")
     with pytest.raises(Boom):
         aw.throw(Boom("before the start"))
-    assert rec.records == [] and not cur.seen and active.get() is False
+    assert rec.records == [] and not cur.seen and guarded() is False
     aw = cur.execute("SELECT closed before the start")
     aw.close()
     assert rec.records == [] and not cur.seen
@@ -546,7 +550,7 @@ def test_an_exception_result_of_throw_unwinds_as_the_same_object() -> None:
         with pytest.raises(Boom) as info:
             aw.throw(err)
         assert info.value is err and rec.records[-1][5] is err
-        assert active.get() is False
+        assert guarded() is False
         cur.wait.cancel()
 
     asyncio.run(main())
@@ -562,7 +566,7 @@ def test_dropping_an_unawaited_query_leaks_nothing_and_does_not_warn() -> None:
         del aw
         gc.collect()
     assert inner() is None
-    assert rec.records == [] and active.get() is False
+    assert rec.records == [] and guarded() is False
 
 
 def _inner(aw: Any) -> Any:
@@ -572,17 +576,17 @@ def _inner(aw: Any) -> Any:
     return coros[0]
 
 
-def test_dropping_a_started_query_resets_the_guard_and_closes_the_driver() -> None:
+def test_dropping_a_started_query_closes_the_driver() -> None:
     rec = FakeRecorder()
     cur = _timed_async(rec)()
     cur.wait = Waiter()
     aw = cur.execute("SELECT abandoned")
     inner = weakref.ref(_inner(aw))
     assert aw.send(None) == "waiting"
-    assert active.get() is True
+    assert cur.seen[-1][3] is True  # the driver's step ran guarded
     del aw
     gc.collect()
-    assert active.get() is False  # reset: dropped in the context it was set in
+    assert guarded() is False
     assert inner() is None and cur.cleaned == 1  # the driver's finally ran
     assert rec.records == []
 
@@ -603,7 +607,7 @@ def test_a_cycle_through_the_awaitable_is_collected() -> None:
     del aw, cur
     gc.collect()
     assert ref() is None
-    assert active.get() is False  # reset by the finalizer, in this context
+    assert guarded() is False
 
 
 # ---- nothing leaks ------------------------------------------------------------------------
@@ -677,4 +681,4 @@ def test_refcounts_stay_flat_over_many_calls() -> None:
     assert _flat(objects, len(gc.get_objects()))
     assert (sys.getrefcount(params), sys.getrefcount(many), sys.getrefcount(live)) == refs
     assert _core.ctl("stats.memory.blocks") - blocks < 64
-    assert not active.get()
+    assert not guarded()

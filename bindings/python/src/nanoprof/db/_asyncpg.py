@@ -22,6 +22,7 @@ from ._base import (
     active,
     async_execute,
     async_executemany,
+    guarded,
     patch,
     sql_text,
 )
@@ -43,10 +44,10 @@ def _module() -> Any:
 def _prepared(func: Any, recorder: Live) -> Any:
     """PreparedStatement.fetch(*args) and the like: func(self, *args) timed, the statement's
     own text as the query's (Python: the text comes from the statement, not an argument)."""
-    get, set_, reset = active.get, active.set, active.reset
+    set_, reset = active.set, active.reset
 
     async def call(self: Any, *args: Any, **kwargs: Any) -> Any:
-        if get() or not (t := recorder.start_async()):
+        if guarded() or not (t := recorder.start_async()):
             return await func(self, *args, **kwargs)
         token = set_(True)
         try:

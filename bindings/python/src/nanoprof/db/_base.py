@@ -27,7 +27,16 @@ Undo = Callable[[], None]
 # module-wide one) from recording a query twice.  A ContextVar, not a thread-local: in
 # SQLAlchemy's asyncio mode greenlets and tasks interleave on one thread, and SQLAlchemy
 # runs each greenlet in the context of the task that spawned it.
+# The coroutine wrappers (ext/timed.c) keep the other half of the guard: a per-thread count
+# of their steps running now, which covers the same code for far less than a ContextVar set
+# and reset per query; guarded() asks both.
 active: ContextVar[bool] = ContextVar("nanoprof_db_query_active", default=False)
+_in_timed_step = _core.in_timed_step
+
+
+def guarded() -> bool:
+    """Is a hook timing a query here already (so that a hook underneath records nothing)?"""
+    return active.get() or _in_timed_step()
 
 
 def sql_text(query: object, context: object = None) -> str | bytes:
