@@ -24,6 +24,7 @@ struct nprof_redactor {
     nprof__rule rules[NPROF_REDACT_MAX_RULES];
     const char *need[NPROF_REDACT_MAX_RULES]; /* prefilters of the default rules (above) */
     const char *const *words[NPROF_REDACT_MAX_RULES];
+    uint32_t word_starts[NPROF_REDACT_MAX_RULES]; /* bit k: a word starts with 'a' + k */
     unsigned min_digits[NPROF_REDACT_MAX_RULES];
     size_t rule_count;
     size_t max_bytes;
@@ -121,6 +122,8 @@ int nprof_redactor_create(const nprof_redactor_options *opts, nprof_redactor **o
         if (i < ndef) {
             r->need[i] = default_rules[i].need;
             r->words[i] = default_rules[i].words;
+            for (const char *const *w = r->words[i]; w && *w; w++)
+                r->word_starts[i] |= 1u << ((*w)[0] - 'a');
             r->min_digits[i] = default_rules[i].min_digits;
         }
         char what[48];
@@ -138,11 +141,16 @@ int nprof_redactor_create(const nprof_redactor_options *opts, nprof_redactor **o
     return NPROF_OK;
 }
 
-/* Does the ASCII text in[0..len) contain one of `words` (lower case), in any case? */
-static int has_word_ascii_ci(const char *in, size_t len, const char *const *words)
+/* Does the ASCII text in[0..len) contain one of `words` (lower-case letters), in any case?
+ * `starts` has bit k set when a word starts with 'a' + k: most bytes are passed on that. */
+static int has_word_ascii_ci(const char *in, size_t len, const char *const *words,
+                             uint32_t starts)
 {
     for (size_t i = 0; i < len; i++) {
         unsigned char c = (unsigned char)in[i] | 0x20; /* letters only: the words' are */
+        unsigned letter = (unsigned)c - 'a';
+        if (letter >= 26 || !(starts >> letter & 1u))
+            continue;
         for (const char *const *w = words; *w; w++) {
             const char *word = *w;
             if ((unsigned char)word[0] != c)
@@ -201,7 +209,7 @@ int nprof_redactor_apply(const nprof_redactor *r, const char *in, size_t len, ch
         if (r->words[i]) {
             if (ascii < 0)
                 ascii = is_ascii(in, len);
-            if (ascii && !has_word_ascii_ci(in, len, r->words[i])) {
+            if (ascii && !has_word_ascii_ci(in, len, r->words[i], r->word_starts[i])) {
                 found[i] = 0;
                 continue;
             }

@@ -132,6 +132,13 @@ int nprof_py_ns(PyObject *o, const char *what, uint64_t *out);
 /* ---- recording queries (record.c), call sites (callsite.c), the slow log (slowlog.c) -- */
 
 extern PyTypeObject nprof_py_recorder_type; /* QueryRecorder */
+extern PyTypeObject nprof_py_live_type;     /* LiveRecorder: a recorder until off() */
+
+/* A LiveRecorder's start() (`sync`) or start_async(), and its finish(*args) or
+ * finish_async(*args), called from C (TimedMethod) without the attribute reads.  `o` must be
+ * a LiveRecorder (Py_IS_TYPE(o, &nprof_py_live_type)). */
+PyObject *nprof_py_live_start(PyObject *o, int sync);
+PyObject *nprof_py_live_finish(PyObject *o, PyObject *const *args, Py_ssize_t nargs, int sync);
 extern PyTypeObject nprof_py_slowlog_type;  /* SlowLog */
 
 /* Adds QueryEvent to the module; 0 or -1. */

@@ -951,15 +951,18 @@ static PyObject *send_call(send_obj *s, PyObject *const *args, size_t nargsf, Py
         return PyErr_Format(PyExc_TypeError, "send(message) takes one message");
     PyObject *msg = args[0];
     PyObject *type = PyDict_Check(msg) ? PyDict_GetItemWithError(msg, str_type) : NULL;
-    if (!type || s->req->ended || PyUnicode_Compare(type, str_start) != 0) {
-        if (type && !s->req->ended && PyUnicode_Compare(type, str_body) == 0)
+    if (!type || s->req->ended || (type != str_start && PyUnicode_Compare(type, str_start) != 0)) {
+        if (type && !s->req->ended && (type == str_body || PyUnicode_Compare(type, str_body) == 0))
             last_body(s, msg);
         PyErr_Clear();
         return PyObject_CallOneArg(s->send, msg);
     }
     PyObject *status = PyDict_GetItemWithError(msg, str_status);
     PyObject *ours = status && PyLong_Check(status) ? headers_now(s->req, status, 0) : NULL;
-    if (!ours) {
+    if (!ours || PyList_GET_SIZE(ours) == 0) {
+        /* Nothing to add (production, most requests): the message goes as it came, with no
+         * copy of it or of its header list. */
+        Py_XDECREF(ours);
         PyErr_Clear();
         return PyObject_CallOneArg(s->send, msg);
     }

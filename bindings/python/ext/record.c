@@ -733,6 +733,131 @@ PyTypeObject nprof_py_recorder_type = {
     .tp_new = PyType_GenericNew,
 };
 
+/* ---- LiveRecorder ------------------------------------------------------------------------- */
+
+/* The recorder as the hooks of one install see it (db/_base.py: Live): off() at uninstall
+ * makes start() return 0, so objects that keep a timed class after uninstall (a connection
+ * made while installed, with its timed cursors) stop recording instead of going on with the
+ * uninstalled timer's recorder.  A C type, so that TimedMethod calls its start and finish
+ * directly (nprof_py_live_start/_finish) instead of through two attribute reads and two
+ * Python-level calls per query. */
+typedef struct live_recorder {
+    PyObject_HEAD
+    recorder *rec; /* strong */
+    int on;
+} live_recorder;
+
+PyTypeObject nprof_py_live_type;
+
+static PyObject *live_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
+{
+    PyObject *rec;
+    if (kwargs && PyDict_GET_SIZE(kwargs))
+        return PyErr_Format(PyExc_TypeError, "LiveRecorder(recorder) takes no keywords");
+    if (!PyArg_ParseTuple(args, "O!:LiveRecorder", &nprof_py_recorder_type, &rec))
+        return NULL;
+    live_recorder *self = (live_recorder *)type->tp_alloc(type, 0);
+    if (!self)
+        return NULL;
+    self->rec = (recorder *)Py_NewRef(rec);
+    self->on = 1;
+    return (PyObject *)self;
+}
+
+static void live_dealloc(live_recorder *self)
+{
+    Py_XDECREF(self->rec);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+PyObject *nprof_py_live_start(PyObject *o, int sync)
+{
+    live_recorder *self = (live_recorder *)o;
+    if (!self->on)
+        return PyLong_FromLong(0);
+    return sync ? recorder_start(self->rec, NULL) : recorder_start_async(self->rec, NULL);
+}
+
+PyObject *nprof_py_live_finish(PyObject *o, PyObject *const *args, Py_ssize_t nargs, int sync)
+{
+    return recorder_finish_impl(((live_recorder *)o)->rec, args, nargs, NULL, sync);
+}
+
+static PyObject *live_start(PyObject *self, PyObject *noargs)
+{
+    (void)noargs;
+    return nprof_py_live_start(self, 1);
+}
+
+static PyObject *live_start_async(PyObject *self, PyObject *noargs)
+{
+    (void)noargs;
+    return nprof_py_live_start(self, 0);
+}
+
+static PyObject *live_finish(live_recorder *self, PyObject *const *args, Py_ssize_t nargs,
+                             PyObject *kwnames)
+{
+    return recorder_finish_impl(self->rec, args, nargs, kwnames, 1);
+}
+
+static PyObject *live_finish_async(live_recorder *self, PyObject *const *args, Py_ssize_t nargs,
+                                   PyObject *kwnames)
+{
+    return recorder_finish_impl(self->rec, args, nargs, kwnames, 0);
+}
+
+static PyObject *live_off(live_recorder *self, PyObject *noargs)
+{
+    (void)noargs;
+    self->on = 0;
+    Py_RETURN_NONE;
+}
+
+static PyObject *live_get_recorder(live_recorder *self, void *closure)
+{
+    (void)closure;
+    return Py_NewRef((PyObject *)self->rec);
+}
+
+static PyObject *live_get_on(live_recorder *self, void *closure)
+{
+    (void)closure;
+    return PyBool_FromLong(self->on);
+}
+
+static PyMethodDef live_methods[] = {
+    {"start", live_start, METH_NOARGS, "start() -> int: the recorder's, or 0 once off."},
+    {"finish", (PyCFunction)(void (*)(void))live_finish, METH_FASTCALL | METH_KEYWORDS,
+     "finish(start, sql, params=None, rows=0, error=None): the recorder's."},
+    {"start_async", live_start_async, METH_NOARGS,
+     "start_async() -> int: the recorder's, or 0 once off."},
+    {"finish_async", (PyCFunction)(void (*)(void))live_finish_async,
+     METH_FASTCALL | METH_KEYWORDS,
+     "finish_async(start, sql, params=None, rows=0, error=None): the recorder's."},
+    {"off", (PyCFunction)live_off, METH_NOARGS,
+     "off(): start() returns 0 from now on (a query already started still finishes)."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyGetSetDef live_getset[] = {
+    {"recorder", (getter)live_get_recorder, NULL, "the QueryRecorder", NULL},
+    {"on", (getter)live_get_on, NULL, "False once off() was called", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+PyTypeObject nprof_py_live_type = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "nanoprof._core.LiveRecorder",
+    .tp_basicsize = sizeof(live_recorder),
+    .tp_dealloc = (destructor)live_dealloc,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "LiveRecorder(recorder): a QueryRecorder as one install of the hooks uses it, "
+              "until off().",
+    .tp_methods = live_methods,
+    .tp_getset = live_getset,
+    .tp_new = live_new,
+};
+
 /* ---- module functions --------------------------------------------------------------------- */
 
 static PyObject *py_set_query_observer(PyObject *self, PyObject *fn)

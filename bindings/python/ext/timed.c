@@ -115,15 +115,21 @@ static int record(timed_method *m, PyObject *finish_name, const query_info *q, P
             return -1;
     }
     PyObject *rows = PyLong_FromSsize_t(q->rows);
-    PyObject *finish = rows ? PyObject_GetAttr(m->recorder, finish_name) : NULL;
     PyObject *done = NULL;
-    if (finish) {
-        PyObject *fargs[5] = {q->start, text, q->params ? q->params : Py_None, rows, error};
+    PyObject *fargs[5] = {q->start, text, q->params ? q->params : Py_None, rows, error};
+    if (rows && Py_IS_TYPE(m->recorder, &nprof_py_live_type)) {
         nprof_py_callsite_frame = q->caller;
-        done = PyObject_Vectorcall(finish, fargs, error ? 5 : 4, NULL);
+        done = nprof_py_live_finish(m->recorder, fargs, error ? 5 : 4, finish_name == str_finish);
         nprof_py_callsite_frame = NULL;
+    } else if (rows) {
+        PyObject *finish = PyObject_GetAttr(m->recorder, finish_name);
+        if (finish) {
+            nprof_py_callsite_frame = q->caller;
+            done = PyObject_Vectorcall(finish, fargs, error ? 5 : 4, NULL);
+            nprof_py_callsite_frame = NULL;
+            Py_DECREF(finish);
+        }
     }
-    Py_XDECREF(finish);
     Py_XDECREF(rows);
     Py_DECREF(text);
     if (!done)
@@ -689,8 +695,10 @@ static PyObject *timed_call(timed_method *m, PyObject *const *args, size_t nargs
         return NULL;
     if (busy)
         return PyObject_Vectorcall(m->func, args, nargsf, kwnames);
-    PyObject *start = PyObject_VectorcallMethod(m->asynchronous ? str_start_async : str_start,
-                                                &m->recorder, 1, NULL);
+    PyObject *start = Py_IS_TYPE(m->recorder, &nprof_py_live_type)
+                          ? nprof_py_live_start(m->recorder, !m->asynchronous)
+                          : PyObject_VectorcallMethod(m->asynchronous ? str_start_async : str_start,
+                                                      &m->recorder, 1, NULL);
     if (!start)
         return NULL;
     int on = PyObject_IsTrue(start);

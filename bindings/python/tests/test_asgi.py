@@ -146,6 +146,25 @@ def test_production_headers_only_on_request_with_token() -> None:
     assert_profile_headers(response.headers, queries=1)
 
 
+def test_a_response_start_with_nothing_to_add_is_sent_as_the_app_made_it() -> None:
+    sent: list[dict[str, Any]] = []
+
+    async def inner(scope: Any, receive: Any, send: Any) -> None:
+        start = {"type": "http.response.start", "status": 204, "headers": [(b"x-a", b"1")]}
+        sent.append(start)
+        await send(start)
+        await send({"type": "http.response.body", "body": b""})
+
+    app = PerformanceMiddleware(inner, **apps.options(production=True))
+    response = run(app, "/quiet")
+    assert response.messages[0] is sent[0]  # the same object: no copy, nothing added
+    assert response.messages[0]["headers"] == [(b"x-a", b"1")]
+    with_headers = run(app, "/quiet", query="profile=1", headers={"X-Profile-Token": apps.TOKEN})
+    assert with_headers.messages[0] is not sent[-1]  # ours are added to a copy
+    assert sent[-1]["headers"] == [(b"x-a", b"1")]  # the app's message is left as it was
+    assert_profile_headers(with_headers.headers, queries=0)
+
+
 def test_interleaved_requests_on_one_loop_see_only_their_own_queries() -> None:
     app = PerformanceMiddleware(apps.asgi_app, **apps.options())
 

@@ -349,6 +349,37 @@ def test_uninstalled_live_passes_through() -> None:
     assert [q.sql for q in view.sql_queries] == ["SELECT 1", "SELECT 2"]
 
 
+def test_a_live_recorder_is_called_from_c_and_stops_at_off() -> None:
+    """The hooks' real recorder (LiveRecorder over a QueryRecorder), which TimedMethod calls
+    without Python attribute reads: it records, and after off() new queries are not, while
+    one already started still finishes."""
+    live = Live(_core.QueryRecorder())
+    cur = _timed_sync(live)()
+    acur = _timed_async(live)()
+
+    async def two_async() -> None:
+        await acur.execute("SELECT async", (2,))
+        pending = acur.execute("SELECT started before off", (3,))
+        live.off()
+        await pending  # started (TimedAwait made) while on: finishes and is recorded
+        await acur.execute("SELECT async after off", (4,))
+
+    nanoprof.start_profile("GET", "/live")
+    try:
+        cur.execute("SELECT sync", (1,))
+        asyncio.run(two_async())
+        cur.execute("SELECT sync after off", (5,))
+    finally:
+        done = nanoprof.end_profile()
+    assert [(q.sql, q.params) for q in done.sql_queries] == [
+        ("SELECT sync", "$1=1"), ("SELECT async", "$1=2"), ("SELECT started before off", "$1=3")]
+    assert live.on is False and live.start() == 0 and live.start_async() == 0
+    with pytest.raises(TypeError):
+        _core.LiveRecorder(FakeRecorder())
+    with pytest.raises(TypeError):
+        _core.LiveRecorder(_core.QueryRecorder(), extra=1)
+
+
 def test_a_non_callable_or_bad_guard_is_refused() -> None:
     with pytest.raises(TypeError):
         _core.TimedMethod(1, FakeRecorder(), guard=active, text=sql_text)

@@ -287,6 +287,25 @@ class QueryRecorder:
     def finish_async(self, start: int, sql: object, params: object = None, rows: int = 0,
                      error: object = None) -> None: ...
 
+class LiveRecorder:
+    """A QueryRecorder as one install of the hooks uses it: the same start and finish until
+    ``off()``, after which ``start()`` and ``start_async()`` return 0 (a query already
+    started still finishes).  TimedMethod calls it directly from C."""
+    def __init__(self, recorder: QueryRecorder, /) -> None: ...
+    recorder: QueryRecorder
+    on: bool
+    def start(self) -> int: ...
+    def finish(self, start: int, sql: object, params: object = None, rows: int = 0,
+               error: object = None) -> None: ...
+    def start_async(self) -> int: ...
+    def finish_async(self, start: int, sql: object, params: object = None, rows: int = 0,
+                     error: object = None) -> None: ...
+    def off(self) -> None: ...
+
+def in_timed_step() -> bool:
+    """True while a step of a timed coroutine query (TimedAwait) runs on this thread: the
+    hooks' guard for coroutine queries, beside the ContextVar of sync ones."""
+
 def set_query_observer(observer: Callable[[QueryEvent], None] | None) -> Callable[[QueryEvent], None] | None:
     """Calls ``observer`` with every query any QueryRecorder or record_sql() records, in or
     out of a request, from any thread (call sites are always taken while an observer is set).

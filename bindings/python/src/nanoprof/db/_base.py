@@ -69,26 +69,11 @@ def batch(seq: Any) -> tuple[Any, Any, int]:
     return seq, (seq[0] if seq else None), len(seq)
 
 
-def _never() -> int:
-    return 0
-
-
-class Live:
-    """The recorder as the hooks of one install see it: `off()` (at uninstall) makes
-    `start` return 0, so objects that keep a timed class after uninstall (a connection
-    made while installed, with its timed cursors) stop recording instead of going on with
-    the uninstalled timer's recorder.  An attribute read per query is its whole cost."""
-
-    __slots__ = ("start", "finish", "start_async", "finish_async")
-
-    def __init__(self, recorder: _core.QueryRecorder) -> None:
-        self.start = recorder.start
-        self.finish = recorder.finish
-        self.start_async = recorder.start_async
-        self.finish_async = recorder.finish_async
-
-    def off(self) -> None:
-        self.start = self.start_async = _never
+# The recorder as the hooks of one install see it: `off()` (at uninstall) makes `start`
+# return 0, so objects that keep a timed class after uninstall (a connection made while
+# installed, with its timed cursors) stop recording instead of going on with the
+# uninstalled timer's recorder.  A C type (ext/record.c), which the C wrappers call directly.
+Live = _core.LiveRecorder
 
 
 # ---- wrappers of a driver's methods -------------------------------------------------------
