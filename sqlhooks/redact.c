@@ -23,6 +23,7 @@
 struct nprof_redactor {
     nprof__rule rules[NPROF_REDACT_MAX_RULES];
     const char *need[NPROF_REDACT_MAX_RULES]; /* prefilters of the default rules (above) */
+    size_t need_len[NPROF_REDACT_MAX_RULES];
     const char *const *words[NPROF_REDACT_MAX_RULES];
     uint32_t word_starts[NPROF_REDACT_MAX_RULES]; /* bit k: a word starts with 'a' + k */
     unsigned min_digits[NPROF_REDACT_MAX_RULES];
@@ -121,6 +122,7 @@ int nprof_redactor_create(const nprof_redactor_options *opts, nprof_redactor **o
         const char *pattern = i < ndef ? default_rules[i].pattern : opts->rules[i - ndef];
         if (i < ndef) {
             r->need[i] = default_rules[i].need;
+            r->need_len[i] = r->need[i] ? strlen(r->need[i]) : 0;
             r->words[i] = default_rules[i].words;
             for (const char *const *w = r->words[i]; w && *w; w++)
                 r->word_starts[i] |= 1u << ((*w)[0] - 'a');
@@ -202,7 +204,8 @@ int nprof_redactor_apply(const nprof_redactor *r, const char *in, size_t len, ch
     unsigned digits = UINT_MAX;
     int ascii = -1;
     for (size_t i = 0; i < r->rule_count; i++) {
-        if (r->need[i] && !memmem(in, len, r->need[i], strlen(r->need[i]))) {
+        if (r->need[i] && !(r->need_len[i] == 1 ? memchr(in, r->need[i][0], len)
+                                                 : memmem(in, len, r->need[i], r->need_len[i]))) {
             found[i] = 0;
             continue;
         }

@@ -134,11 +134,14 @@ int nprof_py_ns(PyObject *o, const char *what, uint64_t *out);
 extern PyTypeObject nprof_py_recorder_type; /* QueryRecorder */
 extern PyTypeObject nprof_py_live_type;     /* LiveRecorder: a recorder until off() */
 
-/* A LiveRecorder's start() (`sync`) or start_async(), and its finish(*args) or
- * finish_async(*args), called from C (TimedMethod) without the attribute reads.  `o` must be
- * a LiveRecorder (Py_IS_TYPE(o, &nprof_py_live_type)). */
-PyObject *nprof_py_live_start(PyObject *o, int sync);
-PyObject *nprof_py_live_finish(PyObject *o, PyObject *const *args, Py_ssize_t nargs, int sync);
+/* A LiveRecorder's start() (`sync`) or start_async() and its finish() or finish_async(),
+ * called from C (TimedMethod) without attribute reads or int objects: begin returns the
+ * start in ticks, 0 when nothing would be recorded (then end need not be called); end never
+ * fails (what it could not record is counted).  `o` must be a LiveRecorder
+ * (Py_IS_TYPE(o, &nprof_py_live_type)). */
+uint64_t nprof_py_live_begin(PyObject *o, int sync);
+void nprof_py_live_end(PyObject *o, uint64_t start, PyObject *sql, PyObject *params,
+                       Py_ssize_t rows, PyObject *error, int sync);
 extern PyTypeObject nprof_py_slowlog_type;  /* SlowLog */
 
 /* Adds QueryEvent to the module; 0 or -1. */

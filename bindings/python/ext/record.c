@@ -101,6 +101,7 @@ static int put_value(summary *s, PyObject *v)
 #define NAMED_MAX 64
 
 typedef struct param_names {
+    size_t used;                 /* entries below this may be named; none from it on */
     const char *name[NAMED_MAX]; /* NULL: the SQL does not say */
     size_t len[NAMED_MAX];
 } param_names;
@@ -108,6 +109,7 @@ typedef struct param_names {
 static void name_params(param_names *pn, const char *sql, size_t len)
 {
     memset(pn->name, 0, sizeof pn->name);
+    pn->used = 0;
     nprof_sql_param_column cols[NAMED_MAX];
     size_t count = 0;
     int rc = nprof_sql_param_columns(sql, len, cols, NAMED_MAX, &count);
@@ -134,6 +136,8 @@ static void name_params(param_names *pn, const char *sql, size_t len)
         if (idx < NAMED_MAX && cols[i].length) {
             pn->name[idx] = sql + cols[i].offset;
             pn->len[idx] = cols[i].length;
+            if (idx >= pn->used)
+                pn->used = idx + 1;
         }
     }
 }
@@ -148,6 +152,7 @@ static void name_params(param_names *pn, const char *sql, size_t len)
 typedef struct named_text {
     PyObject *text;              /* strong; NULL: empty */
     Py_hash_t hash;
+    size_t used;                 /* param_names.used */
     uint32_t offset[NAMED_MAX];  /* into the text's bytes */
     uint16_t len[NAMED_MAX];     /* 0: unknown */
 } named_text;
@@ -173,7 +178,8 @@ static void cached_names(param_names *pn, PyObject *obj, const char *sql, size_t
         PyErr_Clear();
     }
     if (hit) {
-        for (size_t i = 0; i < NAMED_MAX; i++) {
+        pn->used = e->used; /* only these are read (a query has a few parameters, not 64) */
+        for (size_t i = 0; i < e->used; i++) {
             pn->name[i] = e->len[i] ? sql + e->offset[i] : NULL;
             pn->len[i] = e->len[i];
         }
@@ -182,7 +188,8 @@ static void cached_names(param_names *pn, PyObject *obj, const char *sql, size_t
     name_params(pn, sql, len);
     Py_XSETREF(e->text, Py_NewRef(obj));
     e->hash = h;
-    for (size_t i = 0; i < NAMED_MAX; i++) {
+    e->used = pn->used;
+    for (size_t i = 0; i < pn->used; i++) {
         int keep = pn->name[i] && pn->len[i] <= UINT16_MAX;
         e->offset[i] = keep ? (uint32_t)(pn->name[i] - sql) : 0;
         e->len[i] = keep ? (uint16_t)pn->len[i] : 0;
@@ -219,12 +226,13 @@ static int summarize(summary *s, PyObject *params, PyObject *sql_obj, const char
     if (!seq)
         return -1;
     param_names pn;
+    pn.used = 0;
     if (PySequence_Fast_GET_SIZE(seq))
         cached_names(&pn, sql_obj, sql, sql_len);
     for (Py_ssize_t i = 0; i < PySequence_Fast_GET_SIZE(seq) && s->len < SUMMARY_MAX; i++) {
         if (i)
             put(s, ", ", 2);
-        if (i < NAMED_MAX && pn.name[i]) {
+        if ((size_t)i < pn.used && pn.name[i]) {
             put(s, pn.name[i], pn.len[i]);
             put(s, "=", 1);
         } else {
@@ -568,24 +576,48 @@ static int recorder_would_record(recorder *self)
     return self->slow_log || observer || nprof_py_current_request();
 }
 
+/* start() and start_async() as ticks: 0 when nothing would be recorded. */
+static uint64_t recorder_begin(recorder *self, int sync)
+{
+    if (!recorder_would_record(self))
+        return 0;
+    if (sync && sync_depth++ == 0)
+        shim_was_excluded = nprof_pq_exclude_thread(1);
+    uint64_t t = nprof_ticks();
+    return t ? t : 1;
+}
+
 static PyObject *recorder_start(recorder *self, PyObject *noargs)
 {
     (void)noargs;
-    if (!recorder_would_record(self))
-        return PyLong_FromLong(0);
-    if (sync_depth++ == 0)
-        shim_was_excluded = nprof_pq_exclude_thread(1);
-    uint64_t t = nprof_ticks();
-    return PyLong_FromUnsignedLongLong(t ? t : 1);
+    return PyLong_FromUnsignedLongLong(recorder_begin(self, 1));
 }
 
 static PyObject *recorder_start_async(recorder *self, PyObject *noargs)
 {
     (void)noargs;
-    if (!recorder_would_record(self))
-        return PyLong_FromLong(0);
-    uint64_t t = nprof_ticks();
-    return PyLong_FromUnsignedLongLong(t ? t : 1);
+    return PyLong_FromUnsignedLongLong(recorder_begin(self, 0));
+}
+
+/* finish() after a start that gave `start` ticks (0: nothing to record).  Never fails: what
+ * could not be recorded is counted. */
+static void recorder_end(recorder *self, uint64_t start, PyObject *sql, PyObject *params,
+                         Py_ssize_t rows, PyObject *error, int sync)
+{
+    uint64_t now = nprof_ticks();
+    if (!start)
+        return; /* start() said there was nothing to record */
+    if (sync && sync_depth > 0 && --sync_depth == 0)
+        nprof_pq_exclude_thread(shim_was_excluded);
+    one_query q = {.sql = sql, .params = params, .error = error, .start_ticks = start};
+    q.duration_ns = now > start ? nprof_ticks_to_ns(now - start) : 0;
+    q.rows = rows > 0 ? (rows > UINT32_MAX ? UINT32_MAX : (uint32_t)rows) : 0;
+    nprof_slowlog *log = self->slow_log ? nprof_py_slowlog_get(self->slow_log) : NULL;
+    if (record_query(&q, log, self->threshold_ns) < 0) {
+        /* Never into the application's query: counted, and the error dropped. */
+        counts.failures++;
+        PyErr_Clear();
+    }
 }
 
 /* finish(start, sql, params=None, rows=0, error=None): positional for speed, keywords
@@ -593,7 +625,6 @@ static PyObject *recorder_start_async(recorder *self, PyObject *noargs)
 static PyObject *recorder_finish_impl(recorder *self, PyObject *const *args, Py_ssize_t nargs,
                                       PyObject *kwnames, int sync)
 {
-    uint64_t now = nprof_ticks();
     static const char *const names[] = {"start", "sql", "params", "rows", "error"};
     PyObject *a[5] = {NULL, NULL, Py_None, NULL, Py_None};
     Py_ssize_t nkw = kwnames ? PyTuple_GET_SIZE(kwnames) : 0;
@@ -619,24 +650,13 @@ static PyObject *recorder_finish_impl(recorder *self, PyObject *const *args, Py_
     unsigned long long start = PyLong_AsUnsignedLongLong(a[0]);
     if (PyErr_Occurred())
         return NULL;
-    if (!start)
-        Py_RETURN_NONE; /* start() said there was nothing to record */
-    if (sync && sync_depth > 0 && --sync_depth == 0)
-        nprof_pq_exclude_thread(shim_was_excluded);
-    one_query q = {.sql = a[1], .params = a[2], .error = a[4], .start_ticks = start};
-    q.duration_ns = now > start ? nprof_ticks_to_ns(now - start) : 0;
+    long rows = 0;
     if (a[3]) {
-        long rows = PyLong_Check(a[3]) ? PyLong_AsLong(a[3]) : 0;
+        rows = PyLong_Check(a[3]) ? PyLong_AsLong(a[3]) : 0;
         if (rows == -1 && PyErr_Occurred())
             PyErr_Clear();
-        q.rows = rows > 0 ? (rows > UINT32_MAX ? UINT32_MAX : (uint32_t)rows) : 0;
     }
-    nprof_slowlog *log = self->slow_log ? nprof_py_slowlog_get(self->slow_log) : NULL;
-    if (record_query(&q, log, self->threshold_ns) < 0) {
-        /* Never into the application's query: counted, and the error dropped. */
-        counts.failures++;
-        PyErr_Clear();
-    }
+    recorder_end(self, start, a[1], a[2], rows, a[4], sync);
     Py_RETURN_NONE;
 }
 
@@ -770,29 +790,28 @@ static void live_dealloc(live_recorder *self)
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
-PyObject *nprof_py_live_start(PyObject *o, int sync)
+uint64_t nprof_py_live_begin(PyObject *o, int sync)
 {
     live_recorder *self = (live_recorder *)o;
-    if (!self->on)
-        return PyLong_FromLong(0);
-    return sync ? recorder_start(self->rec, NULL) : recorder_start_async(self->rec, NULL);
+    return self->on ? recorder_begin(self->rec, sync) : 0;
 }
 
-PyObject *nprof_py_live_finish(PyObject *o, PyObject *const *args, Py_ssize_t nargs, int sync)
+void nprof_py_live_end(PyObject *o, uint64_t start, PyObject *sql, PyObject *params,
+                       Py_ssize_t rows, PyObject *error, int sync)
 {
-    return recorder_finish_impl(((live_recorder *)o)->rec, args, nargs, NULL, sync);
+    recorder_end(((live_recorder *)o)->rec, start, sql, params, rows, error, sync);
 }
 
 static PyObject *live_start(PyObject *self, PyObject *noargs)
 {
     (void)noargs;
-    return nprof_py_live_start(self, 1);
+    return PyLong_FromUnsignedLongLong(nprof_py_live_begin(self, 1));
 }
 
 static PyObject *live_start_async(PyObject *self, PyObject *noargs)
 {
     (void)noargs;
-    return nprof_py_live_start(self, 0);
+    return PyLong_FromUnsignedLongLong(nprof_py_live_begin(self, 0));
 }
 
 static PyObject *live_finish(live_recorder *self, PyObject *const *args, Py_ssize_t nargs,

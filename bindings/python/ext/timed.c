@@ -72,9 +72,11 @@ typedef struct {
     int asynchronous;    /* func returns an awaitable */
 } timed_method;
 
-/* What finish() is given about one query.  `start` is the int start() returned. */
+/* What finish() is given about one query.  `start` is the int start() returned, or NULL
+ * when the recorder is a LiveRecorder, whose start is `ticks`. */
 typedef struct {
     PyObject *start;
+    uint64_t ticks;
     PyObject *owner; /* the driver object (self): sql_text renders some queries with it */
     PyObject *query;
     PyObject *params;
@@ -114,21 +116,23 @@ static int record(timed_method *m, PyObject *finish_name, const query_info *q, P
         if (!text)
             return -1;
     }
+    if (!q->start) { /* a LiveRecorder */
+        nprof_py_callsite_frame = q->caller;
+        nprof_py_live_end(m->recorder, q->ticks, text, q->params ? q->params : Py_None, q->rows,
+                          error, finish_name == str_finish);
+        nprof_py_callsite_frame = NULL;
+        Py_DECREF(text);
+        return 0;
+    }
     PyObject *rows = PyLong_FromSsize_t(q->rows);
     PyObject *done = NULL;
-    PyObject *fargs[5] = {q->start, text, q->params ? q->params : Py_None, rows, error};
-    if (rows && Py_IS_TYPE(m->recorder, &nprof_py_live_type)) {
+    PyObject *finish = rows ? PyObject_GetAttr(m->recorder, finish_name) : NULL;
+    if (finish) {
+        PyObject *fargs[5] = {q->start, text, q->params ? q->params : Py_None, rows, error};
         nprof_py_callsite_frame = q->caller;
-        done = nprof_py_live_finish(m->recorder, fargs, error ? 5 : 4, finish_name == str_finish);
+        done = PyObject_Vectorcall(finish, fargs, error ? 5 : 4, NULL);
         nprof_py_callsite_frame = NULL;
-    } else if (rows) {
-        PyObject *finish = PyObject_GetAttr(m->recorder, finish_name);
-        if (finish) {
-            nprof_py_callsite_frame = q->caller;
-            done = PyObject_Vectorcall(finish, fargs, error ? 5 : 4, NULL);
-            nprof_py_callsite_frame = NULL;
-            Py_DECREF(finish);
-        }
+        Py_DECREF(finish);
     }
     Py_XDECREF(rows);
     Py_DECREF(text);
@@ -674,6 +678,7 @@ static PyObject *make_await(timed_method *m, PyObject *iter, query_info *q)
     aw->method = (timed_method *)Py_NewRef(m);
     aw->iter = Py_NewRef(iter);
     aw->q.start = q->start;
+    aw->q.ticks = q->ticks;
     aw->q.params = q->params;
     aw->q.owner = Py_NewRef(q->owner);
     aw->q.query = Py_NewRef(q->query);
@@ -695,21 +700,28 @@ static PyObject *timed_call(timed_method *m, PyObject *const *args, size_t nargs
         return NULL;
     if (busy)
         return PyObject_Vectorcall(m->func, args, nargsf, kwnames);
-    PyObject *start = Py_IS_TYPE(m->recorder, &nprof_py_live_type)
-                          ? nprof_py_live_start(m->recorder, !m->asynchronous)
-                          : PyObject_VectorcallMethod(m->asynchronous ? str_start_async : str_start,
-                                                      &m->recorder, 1, NULL);
-    if (!start)
-        return NULL;
-    int on = PyObject_IsTrue(start);
-    if (on <= 0) {
-        Py_DECREF(start);
-        return on < 0 ? NULL : PyObject_Vectorcall(m->func, args, nargsf, kwnames);
+    PyObject *start = NULL;
+    uint64_t ticks = 0;
+    if (Py_IS_TYPE(m->recorder, &nprof_py_live_type)) {
+        ticks = nprof_py_live_begin(m->recorder, !m->asynchronous);
+        if (!ticks)
+            return PyObject_Vectorcall(m->func, args, nargsf, kwnames);
+    } else {
+        start = PyObject_VectorcallMethod(m->asynchronous ? str_start_async : str_start,
+                                          &m->recorder, 1, NULL);
+        if (!start)
+            return NULL;
+        int on = PyObject_IsTrue(start);
+        if (on <= 0) {
+            Py_DECREF(start);
+            return on < 0 ? NULL : PyObject_Vectorcall(m->func, args, nargsf, kwnames);
+        }
     }
 
     /* From here start() is paired with a finish() on every path: a sync start() keeps the
      * preload shim out of this thread until then. */
-    query_info q = {.start = start, .owner = args[0], .query = args[1], .params = NULL, .rows = 0};
+    query_info q = {.start = start, .ticks = ticks, .owner = args[0], .query = args[1],
+                    .params = NULL, .rows = 0};
     PyObject *const *call_args = args;
     size_t call_nargsf = nargsf;
     PyObject *small[8], **heap = NULL;
