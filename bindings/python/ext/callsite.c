@@ -25,6 +25,9 @@ typedef struct site_code {
     PyObject *code;  /* strong; NULL: empty slot */
     char *where;     /* NULL: a library frame; else "display/path.py\0qualname" */
     size_t path_len; /* bytes of the display path */
+    int lasti, line; /* the last instruction offset asked about and its line (lasti -1:
+                        none): a call site is usually the same line again, in a loop, and
+                        CPython finds a line by walking the code's line table */
 } site_code;
 
 static char *prefixes[MAX_PREFIXES];
@@ -60,7 +63,7 @@ static int is_library(const char *file, size_t len)
 
 /* What the table says of `code`, learning it on first sight.  NULL with *library set for a
  * library frame; NULL with an exception on failure. */
-static const site_code *lookup(PyCodeObject *code, int *library)
+static site_code *lookup(PyCodeObject *code, int *library)
 {
     if (!table) {
         table = calloc(TABLE_SLOTS, sizeof *table);
@@ -157,7 +160,7 @@ size_t nprof_py_callsite_write(char *buf, size_t cap)
     while (f) {
         PyCodeObject *code = PyFrame_GetCode(f);
         int library = 1;
-        const site_code *s = lookup(code, &library);
+        site_code *s = lookup(code, &library);
         Py_DECREF(code);
         if (!s) {
             PyErr_Clear();
@@ -165,7 +168,19 @@ size_t nprof_py_callsite_write(char *buf, size_t cap)
         }
         if (!library) {
             char line[24];
-            int ln = PyFrame_GetLineNumber(f);
+            int ln;
+#if PY_VERSION_HEX >= 0x030B0000
+            int lasti = PyFrame_GetLasti(f);
+            if (lasti >= 0 && lasti == s->lasti) {
+                ln = s->line;
+            } else {
+                ln = PyFrame_GetLineNumber(f);
+                s->lasti = lasti;
+                s->line = ln;
+            }
+#else
+            ln = PyFrame_GetLineNumber(f);
+#endif
             int k = snprintf(line, sizeof line, ":%d in ", ln);
             /* Keep the end of a long path: the file name and line are what say where. */
             const char *path = s->where;

@@ -107,6 +107,8 @@ static int guard_is_set(timed_method *m)
  * exception finish (or the text function) raised. */
 static int record(timed_method *m, PyObject *finish_name, const query_info *q, PyObject *error)
 {
+    if (m->recorder == Py_None)
+        return 0; /* a guard-only method: see guarded_call() */
     PyObject *text;
     if (PyUnicode_CheckExact(q->query) || PyBytes_CheckExact(q->query)) {
         text = Py_NewRef(q->query);
@@ -689,9 +691,38 @@ static PyObject *make_await(timed_method *m, PyObject *iter, query_info *q)
     return (PyObject *)aw;
 }
 
+/* A method with no recorder (None) is guard-only: the queries it runs inside are part of
+ * something else (a pool's housekeeping: asyncpg's Connection.reset()), so its body runs
+ * with the guard up and nothing is recorded, for any arguments. */
+static PyObject *guarded_call(timed_method *m, PyObject *const *args, size_t nargsf,
+                              PyObject *kwnames)
+{
+    if (m->asynchronous) {
+        PyObject *awaitable = PyObject_Vectorcall(m->func, args, nargsf, kwnames);
+        PyObject *iter = awaitable ? await_iterator(awaitable) : NULL;
+        Py_XDECREF(awaitable);
+        if (!iter)
+            return NULL;
+        query_info q = {.owner = Py_None, .query = Py_None};
+        PyObject *aw = make_await(m, iter, &q);
+        Py_DECREF(iter);
+        return aw;
+    }
+    PyObject *token = PyContextVar_Set(m->guard, Py_True);
+    if (!token)
+        return NULL;
+    PyObject *result = PyObject_Vectorcall(m->func, args, nargsf, kwnames);
+    if (PyContextVar_Reset(m->guard, token) < 0)
+        Py_CLEAR(result); /* (an error of the reset replaces the result, as in Python) */
+    Py_DECREF(token);
+    return result;
+}
+
 static PyObject *timed_call(timed_method *m, PyObject *const *args, size_t nargsf,
                             PyObject *kwnames)
 {
+    if (m->recorder == Py_None)
+        return guarded_call(m, args, nargsf, kwnames);
     Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
     if (nargs < 2)
         return call_query_by_keyword(m, args, nargsf, kwnames);
@@ -960,7 +991,8 @@ PyTypeObject nprof_py_timed_method_type = {
                 Py_TPFLAGS_METHOD_DESCRIPTOR,
     .tp_doc = "TimedMethod(func, recorder, /, *, guard, text, pname='', many=False, "
               "asynchronous=False): func(self, query, *args, **kwargs) timed as one query "
-              "(see nanoprof/db/_base.py: sync_execute, async_execute).",
+              "(see nanoprof/db/_base.py: sync_execute, async_execute); with recorder None, "
+              "func(*args, **kwargs) runs guarded and records nothing (unrecorded()).",
     .tp_traverse = (traverseproc)method_traverse,
     .tp_clear = (inquiry)method_clear,
     .tp_weaklistoffset = offsetof(timed_method, weakrefs),

@@ -22,7 +22,7 @@ import pytest
 import nanoprof
 from nanoprof import _core
 from nanoprof.db._base import Live, active, async_execute, async_executemany, guarded, patch
-from nanoprof.db._base import sql_text
+from nanoprof.db._base import sql_text, unrecorded
 from nanoprof.db._base import sync_execute, sync_executemany
 
 
@@ -378,6 +378,37 @@ def test_a_live_recorder_is_called_from_c_and_stops_at_off() -> None:
         _core.LiveRecorder(FakeRecorder())
     with pytest.raises(TypeError):
         _core.LiveRecorder(_core.QueryRecorder(), extra=1)
+
+
+def test_an_unrecorded_method_hides_the_queries_it_runs() -> None:
+    """unrecorded(): housekeeping (asyncpg's pool reset) runs its queries with the guard up,
+    whatever its arguments, and returns or raises what it would have."""
+    rec = FakeRecorder()
+    cur = _timed_sync(rec)()
+    acur = _timed_async(rec)()
+
+    class Pool:
+        def reset(self, *, timeout: Any = None) -> Any:
+            cur.execute("RESET ALL")
+            return ("reset", timeout, guarded())
+
+        async def areset(self, *, timeout: Any = None) -> Any:
+            await acur.execute("RESET ALL")
+            if timeout == "boom":
+                raise Boom("reset failed")
+            return ("areset", timeout, guarded())
+
+    Pool.reset = unrecorded(Pool.reset)  # type: ignore[method-assign]
+    Pool.areset = unrecorded(Pool.areset, asynchronous=True)  # type: ignore[method-assign]
+    pool = Pool()
+    assert pool.reset(timeout=3) == ("reset", 3, True)
+    assert asyncio.run(pool.areset(timeout=4)) == ("areset", 4, True)
+    with pytest.raises(Boom):
+        asyncio.run(pool.areset(timeout="boom"))
+    assert not guarded()
+    assert rec.records == [] and len(cur.seen) == 1 and len(acur.seen) == 2
+    cur.execute("SELECT after", None)  # outside it, queries record again
+    assert [r[2] for r in rec.records] == ["SELECT after"]
 
 
 def test_a_non_callable_or_bad_guard_is_refused() -> None:

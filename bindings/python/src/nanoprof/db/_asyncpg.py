@@ -25,6 +25,7 @@ from ._base import (
     guarded,
     patch,
     sql_text,
+    unrecorded,
 )
 
 # Methods taking (query, *args): one statement, its parameters as a tuple.
@@ -85,16 +86,7 @@ def _unrecorded(func: Any) -> Any:
     """Connection.reset(), which a Pool runs when a connection is released (RESET ALL,
     UNLISTEN *, ...): the pool's housekeeping, not a query of the application's, so the
     query methods it calls see a query already being timed and record nothing."""
-    set_, reset = active.set, active.reset
-
-    async def call(self: Any, *args: Any, **kwargs: Any) -> Any:
-        token = set_(True)
-        try:
-            return await func(self, *args, **kwargs)
-        finally:
-            reset(token)
-
-    return call
+    return unrecorded(func, asynchronous=True)
 
 
 def _connection_methods(recorder: Live) -> dict[str, Any]:

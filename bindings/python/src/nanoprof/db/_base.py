@@ -131,6 +131,12 @@ def async_executemany(func: Callable[..., Any], recorder: Live, pname: str) -> A
     return async_execute(func, recorder, pname, many=True)
 
 
+def unrecorded(func: Callable[..., Any], asynchronous: bool = False) -> Any:
+    """func(*args, **kwargs) run with the guard up, so that the queries it runs record
+    nothing: housekeeping that is not the application's (a pool resetting a connection)."""
+    return _core.TimedMethod(func, None, guard=active, text=sql_text, asynchronous=asynchronous)
+
+
 # ---- class patches ----------------------------------------------------------------------------
 
 _lock = threading.Lock()
