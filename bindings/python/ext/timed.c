@@ -691,6 +691,21 @@ static PyObject *make_await(timed_method *m, PyObject *iter, query_info *q)
     return (PyObject *)aw;
 }
 
+/* func(...) called now (it makes the driver's coroutine), in a TimedAwait that takes the
+ * references of `q` (start, params); its steps run guarded (see the top). */
+static PyObject *call_async(timed_method *m, PyObject *const *args, size_t nargsf,
+                            PyObject *kwnames, query_info *q)
+{
+    PyObject *awaitable = PyObject_Vectorcall(m->func, args, nargsf, kwnames);
+    PyObject *iter = awaitable ? await_iterator(awaitable) : NULL;
+    Py_XDECREF(awaitable);
+    if (!iter)
+        return NULL;
+    PyObject *aw = make_await(m, iter, q);
+    Py_DECREF(iter);
+    return aw;
+}
+
 /* A method with no recorder (None) is guard-only: the queries it runs inside are part of
  * something else (a pool's housekeeping: asyncpg's Connection.reset()), so its body runs
  * with the guard up and nothing is recorded, for any arguments. */
@@ -698,15 +713,8 @@ static PyObject *guarded_call(timed_method *m, PyObject *const *args, size_t nar
                               PyObject *kwnames)
 {
     if (m->asynchronous) {
-        PyObject *awaitable = PyObject_Vectorcall(m->func, args, nargsf, kwnames);
-        PyObject *iter = awaitable ? await_iterator(awaitable) : NULL;
-        Py_XDECREF(awaitable);
-        if (!iter)
-            return NULL;
         query_info q = {.owner = Py_None, .query = Py_None};
-        PyObject *aw = make_await(m, iter, &q);
-        Py_DECREF(iter);
-        return aw;
+        return call_async(m, args, nargsf, kwnames, &q);
     }
     PyObject *token = PyContextVar_Set(m->guard, Py_True);
     if (!token)
@@ -807,14 +815,7 @@ static PyObject *timed_call(timed_method *m, PyObject *const *args, size_t nargs
     }
 
     if (m->asynchronous) {
-        /* The driver's coroutine is made now; its steps run guarded (see the top). */
-        PyObject *awaitable = PyObject_Vectorcall(m->func, call_args, call_nargsf, kwnames);
-        PyObject *iter = awaitable ? await_iterator(awaitable) : NULL;
-        Py_XDECREF(awaitable);
-        if (!iter)
-            goto failed;
-        result = make_await(m, iter, &q);
-        Py_DECREF(iter);
+        result = call_async(m, call_args, call_nargsf, kwnames, &q);
         if (!result)
             goto failed;
         goto done;
