@@ -176,7 +176,9 @@ typedef struct nprof_mw_request {
 enum nprof_mw_profile_mode {
     NPROF_MW_PROFILE_NONE = 0,
     NPROF_MW_PROFILE_HEADER = 1, /* ?profile=1: headers on this response */
-    NPROF_MW_PROFILE_JSON = 2    /* ?profile=json: the profile is the response body */
+    NPROF_MW_PROFILE_JSON = 2,   /* ?profile=json: the profile is the response body */
+    NPROF_MW_PROFILE_FLAME = 3   /* ?profile=flame: headers, and the request's call stacks are
+                                    sampled (st->sample_stacks) */
 };
 
 /* The state of one request, owned by the adapter (on its stack or in its request object). */
@@ -184,6 +186,9 @@ typedef struct nprof_mw_state {
     nprof_profile *profile; /* NULL when profiling is off */
     int profile_mode;       /* enum nprof_mw_profile_mode */
     int authorized;         /* development mode, or the right token was given */
+    int sample_stacks;      /* sample this request's call stacks: ?profile=flame, or picked
+                               by opt.stack_sample_every; the adapter's sampler adds them
+                               with nprof_profile_add_sample() */
     /* private */
     nprof_mw *mw_;
     nprof_current_saved prev_current_; /* the thread's current before begin */

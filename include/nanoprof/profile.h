@@ -419,6 +419,75 @@ NPROF_API int nprof_profile_render_json(const nprof_profile *p, nprof_buf *out);
  */
 NPROF_API int nprof_profile_render_collapsed(const nprof_profile *p, nprof_buf *out);
 
+/* ---- sampled call stacks -------------------------------------------------------------------
+ *
+ * A sampling profiler (the Python extension's, or any other) adds the call stacks it saw
+ * while the request ran, each weighted by the wall time it stands for; the profile merges
+ * identical stacks (summing time and counting samples) and renders them with the request's
+ * other outputs.  A query recorded with the stack that issued it is added the same way with
+ * NPROF_SAMPLE_SQL, so one tree shows "view;serializer;ORM;SQL SELECT ... (12 x 3.1 ms)".
+ */
+
+/* One frame of a sampled stack.  `name` reads like "article_list (blog/views.py:42)"; `lib`
+ * names the library the frame belongs to ("django", "sqlalchemy"), NULL for application code,
+ * so views can collapse a run of one library's frames into one.  Both are copied. */
+typedef struct nprof_frame {
+    const char *name;
+    size_t name_len;
+    const char *lib;
+    size_t lib_len;
+} nprof_frame;
+
+/* nprof_profile_add_sample() flags: the innermost frame is a query's text ("SQL SELECT ..."),
+ * and the sample stands for one execution of it (count is executions, not timer ticks). */
+#define NPROF_SAMPLE_SQL 1u
+
+/*
+ * Adds one sampled stack, `frames[0]` the outermost and `frames[n - 1]` the innermost, standing
+ * for `weight_ns` of wall time.  Identical stacks are merged.  Stacks deeper than
+ * NPROF_SAMPLE_MAX_DEPTH keep their outermost frames and end in "[truncated]"; beyond
+ * max_profile_bytes the sample is not kept but its time is (under "[dropped]").
+ * Errors: NPROF_ENOPROFILE (`p` NULL), NPROF_EINVAL (`frames` NULL with n > 0, a frame's name
+ * NULL with a non-zero length), NPROF_ESTATE (the request has ended), NPROF_ELIMIT (counted
+ * under "[dropped]", not kept).
+ */
+#define NPROF_SAMPLE_MAX_DEPTH 128
+NPROF_API int nprof_profile_add_sample(nprof_profile *p, const nprof_frame *frames, size_t n,
+                                       uint64_t weight_ns, unsigned flags);
+
+/* Samples a profile holds: the distinct stacks kept, the samples and time they stand for. */
+typedef struct nprof_samples_info {
+    size_t stacks;        /* distinct stacks kept */
+    uint64_t samples;     /* every nprof_profile_add_sample() call that was accepted */
+    uint64_t sampled_ns;  /* their summed weight, kept or dropped */
+    uint64_t dropped;     /* samples not kept (limits) */
+} nprof_samples_info;
+
+/* Fills `out` with the profile's sample counts.  Errors: NPROF_ENOPROFILE (`p` NULL),
+ * NPROF_EINVAL (`out` NULL). */
+NPROF_API int nprof_profile_get_samples_info(const nprof_profile *p, nprof_samples_info *out);
+
+/* Formats of a profile's sampled stacks (nprof_profile_render_samples()). */
+enum nprof_samples_format {
+    NPROF_SAMPLES_COLLAPSED = 0,  /* "frame;frame;frame ns" lines */
+    NPROF_SAMPLES_SPEEDSCOPE = 1, /* speedscope's file format (a "sampled" profile) */
+    NPROF_SAMPLES_CHROME = 2,     /* Chrome Trace Event format */
+    NPROF_SAMPLES_SVG = 3         /* a flame graph drawn as a self-contained SVG */
+};
+
+/* Render options: NPROF_SAMPLES_COLLAPSE_LIBS merges each run of frames of one library into
+ * a single "[lib]" frame. */
+#define NPROF_SAMPLES_COLLAPSE_LIBS 1u
+
+/*
+ * Appends the profile's sampled stacks to `out` in `format`.  A profile without samples
+ * renders an empty but valid document.  Output is valid UTF-8 (and valid JSON/SVG for those
+ * formats) whatever bytes the frames held.  Errors: NPROF_ENOPROFILE, NPROF_EINVAL (bad
+ * format, `out` NULL), NPROF_ENOMEM.
+ */
+NPROF_API int nprof_profile_render_samples(const nprof_profile *p, int format, unsigned flags,
+                                           nprof_buf *out);
+
 /* ---- deprecated aliases, removed in 0.3 (see common.h, Names) ---------------------------- */
 #ifndef NPROF_NO_DEPRECATED
 /* Renamed: the renderers are nprof_profile_render_<format>, getters nprof_profile_get_<what>. */
