@@ -143,3 +143,115 @@ int nprof_store_render_trace(nprof_store *store, nprof_buf *out)
     nprof_snapshot_release(snap);
     return nprof__jw_finish(j);
 }
+
+/* ---- sampled call stacks ----------------------------------------------------------------------
+ *
+ * Below dashboard_path:
+ *     /requests/<request_id>/flame.svg | flame.txt | speedscope.json | trace.json
+ *     /routes/flame.svg | flame.txt | speedscope.json       ?route=<template> (else every route)
+ * each with ?collapse=libs for NPROF_SAMPLES_COLLAPSE_LIBS.  The request id comes from the
+ * client: it is only compared with the stored ones, never echoed, and anything but the
+ * printable ASCII a request id can hold (nprof_profile_set_request_id()) is refused.
+ */
+
+typedef struct samples_file {
+    const char *name;
+    int format;
+} samples_file;
+
+static const samples_file request_files[] = {
+    {"flame.svg", NPROF_SAMPLES_SVG},
+    {"flame.txt", NPROF_SAMPLES_COLLAPSED},
+    {"speedscope.json", NPROF_SAMPLES_SPEEDSCOPE},
+    {"trace.json", NPROF_SAMPLES_CHROME},
+};
+#define ROUTE_FILES 3 /* the first three: a trace of summed stacks adds nothing to them */
+
+#define REQUESTS_PREFIX "/requests/"
+#define ROUTES_PREFIX "/routes/"
+
+/* The format of file `name` among the first `count` of request_files, or -1. */
+static int file_format(const char *name, size_t len, size_t count)
+{
+    for (size_t i = 0; i < count; i++)
+        if (strlen(request_files[i].name) == len && !memcmp(request_files[i].name, name, len))
+            return request_files[i].format;
+    return -1;
+}
+
+/* Splits "/requests/<id>/<file>": the id's bytes and the file's format, or -1. */
+static int request_export(const char *sub, size_t len, const char **id, size_t *id_len)
+{
+    size_t plen = sizeof REQUESTS_PREFIX - 1;
+    if (len <= plen || memcmp(sub, REQUESTS_PREFIX, plen))
+        return -1;
+    size_t slash = len;
+    while (slash > plen && sub[slash - 1] != '/')
+        slash--;
+    if (slash <= plen + 1 || slash - 1 - plen > NPROF__REQUEST_ID_MAX)
+        return -1;
+    *id = sub + plen;
+    *id_len = slash - 1 - plen;
+    for (size_t i = 0; i < *id_len; i++)
+        if ((unsigned char)(*id)[i] <= 0x20 || (unsigned char)(*id)[i] >= 0x7F)
+            return -1;
+    return file_format(sub + slash, len - slash, sizeof request_files / sizeof request_files[0]);
+}
+
+int nprof__mw_samples_format(const char *sub, size_t len)
+{
+    const char *id;
+    size_t id_len, plen = sizeof ROUTES_PREFIX - 1;
+    if (len > plen && !memcmp(sub, ROUTES_PREFIX, plen))
+        return file_format(sub + plen, len - plen, ROUTE_FILES);
+    return request_export(sub, len, &id, &id_len);
+}
+
+/* The request's stored profile with id `id` that has samples, rendered; NPROF_ENOENT when
+ * there is none. */
+static int render_request_samples(nprof_store *store, const char *id, size_t id_len, int format,
+                                  unsigned flags, nprof_buf *out)
+{
+    nprof_snapshot *snap = NULL;
+    int rc = nprof_store_snapshot(store, &snap);
+    if (rc)
+        return rc;
+    rc = NPROF_ENOENT;
+    /* Newest first: an id the application set may repeat, the latest is the one asked for. */
+    for (size_t i = nprof_snapshot_count(snap); i-- > 0 && rc == NPROF_ENOENT;) {
+        const nprof_profile *p = nprof_snapshot_get(snap, i);
+        nprof_profile_info in;
+        nprof_samples_info si;
+        if (nprof_profile_get_info(p, &in) || in.request_id_len != id_len ||
+            memcmp(in.request_id, id, id_len) || nprof_profile_get_samples_info(p, &si) ||
+            !si.samples)
+            continue;
+        rc = nprof_profile_render_samples(p, format, flags, out);
+    }
+    nprof_snapshot_release(snap);
+    return rc;
+}
+
+int nprof__mw_render_samples(nprof_mw *mw, const nprof_mw_request *req, const char *sub,
+                             size_t sub_len, nprof_buf *out)
+{
+    int format = nprof__mw_samples_format(sub, sub_len);
+    if (format < 0)
+        return NPROF_ENOENT;
+    size_t len = 0;
+    const char *v = nprof__mw_query_param(req, "collapse", &len);
+    unsigned flags = v && len == 4 && !memcmp(v, "libs", 4) ? NPROF_SAMPLES_COLLAPSE_LIBS : 0;
+    nprof_store *store = nprof_runtime_store(mw->rt);
+    const char *id;
+    size_t id_len;
+    if (request_export(sub, sub_len, &id, &id_len) >= 0)
+        return render_request_samples(store, id, id_len, format, flags, out);
+    v = nprof__mw_query_param(req, "route", &len);
+    if (!v)
+        return nprof_store_render_samples(store, NULL, 0, format, flags, out);
+    char route[NPROF__ROUTE_MAX + 1];
+    size_t n = nprof__mw_url_decode(v, len, route, sizeof route);
+    if (n > sizeof route)
+        return NPROF_ENOENT; /* longer than any route a profile keeps for its row */
+    return nprof_store_render_samples(store, route, n, format, flags, out);
+}

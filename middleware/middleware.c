@@ -124,6 +124,7 @@ int nprof_mw_create(nprof_runtime *rt, const nprof_mw_options *opts,
     mw->created_ns = nprof_now_ns();
     mw->slowlog = o->slowlog;
     mw->cluster_since_s = o->cluster_since_s;
+    mw->stack_sample_every = nprof_runtime_config(rt)->stack_sample_every;
 
     int rc = NPROF_ENOMEM;
     size_t nrules = (o->default_route_rules ? 1 : 0) + o->route_rule_count;
@@ -251,7 +252,7 @@ static int hexval(char c)
 
 /* Percent-decodes (and '+' to ' ') into `out` of `cap` bytes; returns the length, or
  * cap + 1 when it does not fit. */
-static size_t url_decode(const char *s, size_t len, char *out, size_t cap)
+size_t nprof__mw_url_decode(const char *s, size_t len, char *out, size_t cap)
 {
     size_t n = 0;
     for (size_t i = 0; i < len; i++) {
@@ -289,6 +290,12 @@ static const char *query_param(const char *q, size_t len, const char *name, size
     return NULL;
 }
 
+const char *nprof__mw_query_param(const nprof_mw_request *req, const char *name,
+                                  size_t *value_len)
+{
+    return req->query ? query_param(req->query, req->query_len, name, value_len) : NULL;
+}
+
 /* Whether the request carries the configured token (header or query parameter). */
 int nprof__mw_has_token(const nprof_mw *mw, const nprof_mw_request *req)
 {
@@ -304,7 +311,7 @@ int nprof__mw_has_token(const nprof_mw *mw, const nprof_mw_request *req)
     const char *q = req->query ? query_param(req->query, req->query_len, "profile_token", &qlen) : NULL;
     if (q) {
         char dec[NPROF__MW_TOKEN_MAX + 1];
-        size_t n = url_decode(q, qlen, dec, sizeof dec);
+        size_t n = nprof__mw_url_decode(q, qlen, dec, sizeof dec);
         if (n <= sizeof dec && token_equal(dec, n, mw->token, mw->token_len))
             return 1;
     }
@@ -324,6 +331,8 @@ static int profile_mode(const nprof_mw_request *req)
         return NPROF_MW_PROFILE_NONE;
     if (len == 4 && !memcmp(v, "json", 4))
         return NPROF_MW_PROFILE_JSON;
+    if (len == 5 && !memcmp(v, "flame", 5))
+        return NPROF_MW_PROFILE_FLAME;
     if ((len == 1 && v[0] == '1') || (len == 4 && !memcmp(v, "true", 4)) ||
         (len == 6 && !memcmp(v, "header", 6)) || len == 0)
         return NPROF_MW_PROFILE_HEADER;
@@ -336,8 +345,9 @@ int nprof_mw_request_begin(nprof_mw *mw, const nprof_mw_request *req, nprof_mw_s
 {
     if (!st)
         return NPROF_EINVAL;
-    *st = (nprof_mw_state){.profile = NULL, .profile_mode = 0, .authorized = 0, .mw_ = mw,
-                           .prev_current_ = {0}, .mark_phase_ = -1, .route_set_ = 0};
+    *st = (nprof_mw_state){.profile = NULL, .profile_mode = 0, .authorized = 0,
+                           .sample_stacks = 0, .mw_ = mw, .prev_current_ = {0},
+                           .mark_phase_ = -1, .route_set_ = 0};
     if (!mw || !req || (!req->method && req->method_len) || (!req->path && req->path_len))
         return NPROF_EINVAL;
     nprof_profile *p;
@@ -353,6 +363,12 @@ int nprof_mw_request_begin(nprof_mw *mw, const nprof_mw_request *req, nprof_mw_s
     } else {
         st->authorized = 1;
     }
+    /* Asked for, or one request in stack_sample_every across threads (one atomic add, only
+     * when on): the adapter's sampler reads the flag. */
+    st->sample_stacks = st->profile_mode == NPROF_MW_PROFILE_FLAME ||
+                        (mw->stack_sample_every &&
+                         atomic_fetch_add_explicit(&mw->stack_requests, 1, memory_order_relaxed) %
+                                 mw->stack_sample_every == 0);
     /* A route the profile could not keep (over max_profile_bytes) leaves it to the rules. */
     if (req->route && req->route_len &&
         nprof_profile_set_route(p, req->route, req->route_len) == NPROF_OK)
@@ -681,8 +697,9 @@ int nprof_mw_request_end(nprof_mw_state *st, int status, nprof_mw_headers *heade
 
     if (mw->slowlog && in.slow_count) /* copies into its queue: never blocks */
         nprof_slowlog_enqueue_profile(mw->slowlog, p);
-    /* Sampling: ordinary requests 1 in sample_every; the interesting ones always. */
-    int keep = st->profile_mode != NPROF_MW_PROFILE_NONE || in.slow_count ||
+    /* Sampling: ordinary requests 1 in sample_every; the interesting ones always, and those
+     * whose call stacks were sampled (their flame graphs are read from the store). */
+    int keep = st->profile_mode != NPROF_MW_PROFILE_NONE || st->sample_stacks || in.slow_count ||
                in.n_plus_one_count || over || status >= 500 || status <= 0 ||
                (mw->slow_request_ns && in.total_ns >= mw->slow_request_ns) ||
                mw->sample_every <= 1 || ++sample_counter % mw->sample_every == 0;

@@ -46,10 +46,15 @@
  * (nprof_runtime_config(), NANOPROF_CONF); the rest are in nprof_mw_options.
  *
  * Development and production (opt.production of the runtime):
- *   - development: headers on every profiled response; ?profile=1 and ?profile=json are
- *     honoured; the dashboard is served without a token;
- *   - production: headers only on requests that ask with ?profile=1 (or json) and carry the
- *     token; the dashboard needs the token too, and is off when no token is configured.
+ *   - development: headers on every profiled response; ?profile=1, ?profile=json and
+ *     ?profile=flame are honoured; the dashboard is served without a token;
+ *   - production: headers only on requests that ask with ?profile=1 (or json, or flame) and
+ *     carry the token; the dashboard needs the token too, and is off when no token is
+ *     configured.
+ * ?profile=flame gets the headers of ?profile=1 and sets st->sample_stacks: the adapter's
+ * sampler records the request's call stacks (nprof_profile_add_sample()), and the request is
+ * kept in the store, where the dashboard serves its flame graph.  Besides those, one request
+ * in opt.stack_sample_every (counted across threads; 0: none) gets st->sample_stacks too.
  * The token travels in the X-Profile-Token header or the profile_token query parameter and
  * is compared in constant time.  A wrong or missing token makes ?profile= be ignored (the
  * request is served normally) and a dashboard request answer 403.
@@ -188,7 +193,8 @@ typedef struct nprof_mw_state {
     int authorized;         /* development mode, or the right token was given */
     int sample_stacks;      /* sample this request's call stacks: ?profile=flame, or picked
                                by opt.stack_sample_every; the adapter's sampler adds them
-                               with nprof_profile_add_sample() */
+                               with nprof_profile_add_sample() (every opt.
+                               stack_sample_interval_ms) before nprof_mw_request_end() */
     /* private */
     nprof_mw *mw_;
     nprof_current_saved prev_current_; /* the thread's current before begin */
@@ -296,6 +302,14 @@ typedef struct nprof_mw_response {
  *     /flamegraph.txt    collapsed stacks of the stored requests
  *     /flamegraph.svg    the same as an SVG flame graph
  *     /trace.json        Chrome Trace Event format of the stored requests (Perfetto)
+ *     /requests/<request_id>/flame.svg, flame.txt, speedscope.json, trace.json
+ *                        a stored request's sampled call stacks
+ *                        (nprof_profile_render_samples(): SVG, collapsed, speedscope, Chrome
+ *                        trace); 404 when no stored request has that id, or it has no samples
+ *     /routes/flame.svg, flame.txt, speedscope.json   ?route=<template>
+ *                        the sampled stacks of a route's stored requests, summed
+ *                        (nprof_store_render_samples(); every route without ?route=)
+ * The sampled-stack exports take ?collapse=libs (NPROF_SAMPLES_COLLAPSE_LIBS).
  * Only GET and HEAD are served (405 otherwise).  In production the token is required
  * (403 without it), and without a configured token the dashboard is off (returns 0).
  */
