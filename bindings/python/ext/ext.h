@@ -223,6 +223,10 @@ void nprof_py_sampler_stop(nprof_py_request *r);
  * bytes kept).  query returns 0 (also when `p` is not sampled) or a negative NPROF_E* code;
  * neither raises. */
 void nprof_py_sampler_query_begin(nprof_profile *p);
+
+/* Adds the samples taken of `p` so far (they wait for the request's own thread, which alone
+ * may write its profile) before `p` is read: a live RequestProfile calls it.  Never raises. */
+void nprof_py_sampler_flush(nprof_profile *p);
 int nprof_py_sampler_query(nprof_profile *p, const char *label, size_t label_len,
                            uint64_t duration_ns);
 

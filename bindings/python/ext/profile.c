@@ -250,6 +250,8 @@ static void profile_dealloc(nprof_py_profile *v)
  * a view is detached only when nobody else holds it) or is frozen (callers check first). */
 static const nprof_profile *live(nprof_py_profile *v)
 {
+    if (v->p)
+        nprof_py_sampler_flush(v->p); /* what the sampler took so far, before it is read */
     if (!v->p)
         PyErr_SetString(nprof_py_state_error,
                         "this profile's request has ended: read ended requests from "

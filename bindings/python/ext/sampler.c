@@ -4,9 +4,10 @@
  * One background pthread, started on the first sampled request, wakes every interval
  * (opt.stack_sample_interval_ms, 1 ms by default) and, only while at least one sampled
  * request runs, takes the GIL and reads the Python stack of each such request with the
- * public frame API (PyThreadState_GetFrame, PyFrame_GetBack, PyFrame_GetCode), adding it to
- * the request's profile with nprof_profile_add_sample() weighted by the wall time since that
- * request's previous sample.  Wall clock: a request blocked in I/O, a lock or an `await`
+ * public frame API (PyThreadState_GetFrame, PyFrame_GetBack, PyFrame_GetCode), weighted by
+ * the wall time since that request's previous sample.  The thread never writes a profile:
+ * stacks wait, merged, in the request's pending table (see pend_stack) until the request's
+ * own thread adds them with nprof_profile_add_sample().  Wall clock: a request blocked in I/O, a lock or an `await`
  * shows where it waits.
  *
  * Who is sampled: a middleware request whose nprof_mw_state.sample_stacks the C middleware
@@ -93,6 +94,7 @@ static char *base_dir; /* application paths are shown relative to it */
 static size_t base_len;
 static code_entry *table;
 static size_t table_used;
+static uint64_t table_epoch;
 
 static void table_clear(void)
 {
@@ -105,6 +107,7 @@ static void table_clear(void)
         table[i].name = table[i].lib = NULL;
     }
     table_used = 0;
+    table_epoch++; /* names kept by pending samples were copied; their signatures expire */
 }
 
 static char *dup_bytes(const char *s, size_t n)
@@ -245,7 +248,32 @@ static const code_entry *code_lookup(PyCodeObject *code)
 
 /* ---- sampled requests ---------------------------------------------------------------- */
 
+/* A stack the tick saw, waiting to go into the profile: the sampler thread never writes the
+ * profile itself.  A profile is owned by one thread at a time (profile.h), and the request's
+ * thread may be writing it without the GIL (the libpq hook records a query inside PQexec,
+ * which the driver runs with the GIL released), so samples wait here, merged per stack, and
+ * the request's own thread adds them: when it ends, issues a query, or reads its profile. */
+typedef struct pend_stack {
+    uint64_t sig;         /* hash of the frames' table entries and the table's epoch */
+    uint64_t ns;          /* summed weight */
+    uint32_t count;       /* ticks merged */
+    uint32_t n;           /* frames */
+    nprof_frame *frames;  /* with the names and libraries copied behind them, one block */
+} pend_stack;
+
+#define PEND_MAX_BYTES (4u << 20) /* per request; past it ticks count as "[dropped]" */
+
+typedef struct pending {
+    pend_stack *stacks;
+    uint32_t n, cap;
+    uint32_t *slots; /* open addressing: index + 1, 0 empty; 2 * cap of them */
+    size_t bytes;
+    uint64_t dropped_ns;
+    uint32_t dropped;
+} pending;
+
 struct nprof_py_sampled {
+    pending pend;            /* guarded by the GIL, like the rest */
     nprof_py_request *r;     /* borrowed: the request removes itself before it ends */
     nprof_profile *p;        /* NULL: removed during a tick, freed when the tick ends */
     uint64_t thread_id;      /* PyThreadState_GetID() of the thread that began it */
@@ -518,6 +546,139 @@ static int read_stack(nprof_py_sampled *e, PyThreadState *ts, stack *s)
     return rc;
 }
 
+/* ---- pending samples ---------------------------------------------------------------- */
+
+static uint64_t stack_sig(const stack *s)
+{
+    uint64_t h = 0x9E3779B97F4A7C15ull ^ table_epoch;
+    for (size_t i = 0; i < s->n; i++) {
+        h ^= (uintptr_t)s->out[i].name;
+        h *= 0x100000001B3ull;
+        h ^= h >> 29;
+    }
+    return h ^ s->n;
+}
+
+static void pend_free(pending *q)
+{
+    for (uint32_t i = 0; i < q->n; i++)
+        free(q->stacks[i].frames);
+    free(q->stacks);
+    free(q->slots);
+    memset(q, 0, sizeof *q);
+}
+
+static int pend_grow(pending *q)
+{
+    uint32_t cap = q->cap ? q->cap * 2 : 16;
+    pend_stack *st = realloc(q->stacks, cap * sizeof *st);
+    if (!st)
+        return -1;
+    q->stacks = st;
+    uint32_t *slots = calloc((size_t)cap * 2, sizeof *slots);
+    if (!slots)
+        return -1;
+    for (uint32_t i = 0; i < q->n; i++) {
+        size_t h = (size_t)q->stacks[i].sig & (cap * 2 - 1);
+        while (slots[h])
+            h = (h + 1) & (cap * 2 - 1);
+        slots[h] = i + 1;
+    }
+    free(q->slots);
+    q->slots = slots;
+    q->cap = cap;
+    return 0;
+}
+
+/* Adds a tick's stack to the request's pending samples (the sampler thread, GIL held). */
+static void pend_add(pending *q, const stack *s, uint64_t w)
+{
+    uint64_t sig = stack_sig(s);
+    size_t h = 0;
+    if (q->cap) {
+        for (h = (size_t)sig & (q->cap * 2 - 1); q->slots[h]; h = (h + 1) & (q->cap * 2 - 1)) {
+            pend_stack *p = &q->stacks[q->slots[h] - 1];
+            if (p->sig == sig && p->n == s->n) {
+                p->ns += w;
+                p->count++;
+                return;
+            }
+        }
+    }
+    size_t need = s->n * sizeof(nprof_frame);
+    for (size_t i = 0; i < s->n; i++)
+        need += s->out[i].name_len + s->out[i].lib_len;
+    nprof_frame *block = q->bytes + need <= PEND_MAX_BYTES ? malloc(need ? need : 1) : NULL;
+    if (block && q->n == q->cap) {
+        if (pend_grow(q) < 0) {
+            free(block);
+            block = NULL;
+        } else {
+            for (h = (size_t)sig & (q->cap * 2 - 1); q->slots[h]; h = (h + 1) & (q->cap * 2 - 1)) {
+            }
+        }
+    }
+    if (!block) {
+        q->dropped_ns += w;
+        q->dropped++;
+        return;
+    }
+    char *text = (char *)(block + s->n);
+    for (size_t i = 0; i < s->n; i++) {
+        nprof_frame f = s->out[i];
+        memcpy(text, f.name, f.name_len);
+        block[i].name = text;
+        block[i].name_len = f.name_len;
+        text += f.name_len;
+        block[i].lib = f.lib ? text : NULL;
+        block[i].lib_len = f.lib_len;
+        if (f.lib_len)
+            memcpy(text, f.lib, f.lib_len);
+        text += f.lib_len;
+    }
+    q->stacks[q->n] = (pend_stack){sig, w, 1, (uint32_t)s->n, block};
+    q->slots[h] = ++q->n;
+    q->bytes += need;
+}
+
+/* Adds one pending stack `count` times (a sample each, as if added tick by tick), the weight
+ * shared among them. */
+static void add_counted(nprof_profile *p, const nprof_frame *frames, size_t n, uint64_t ns,
+                        uint32_t count)
+{
+    uint64_t each = ns / count, rest = ns % count;
+    for (uint32_t k = 0; k < count; k++)
+        if (nprof_profile_add_sample(p, frames, n, each + (k ? 0 : rest), 0) == NPROF_OK)
+            stat_samples++;
+}
+
+/* Moves the pending samples of `e` into its profile: from the request's own thread. */
+static void pend_flush(nprof_py_sampled *e)
+{
+    pending *q = &e->pend;
+    if (!q->n && !q->dropped)
+        return;
+    for (uint32_t i = 0; i < q->n; i++)
+        add_counted(e->p, q->stacks[i].frames, q->stacks[i].n, q->stacks[i].ns,
+                    q->stacks[i].count);
+    if (q->dropped) {
+        static const nprof_frame dropped = {"[dropped by the sampler]", 24, NULL, 0};
+        add_counted(e->p, &dropped, 1, q->dropped_ns, q->dropped);
+    }
+    pend_free(q);
+}
+
+static nprof_py_sampled *find_sampled(nprof_profile *p);
+
+void nprof_py_sampler_flush(nprof_profile *p)
+{
+    if (!atomic_load_explicit(&active_count, memory_order_relaxed) || !p)
+        return;
+    nprof_py_sampled *e = find_sampled(p);
+    if (e && !ticking)
+        pend_flush(e);
+}
+
 /* ---- the tick ------------------------------------------------------------------------ */
 
 static void restore_switch_interval(void);
@@ -528,6 +689,7 @@ static void retire(nprof_py_sampled *e)
 {
     if (e->r)
         e->r->sampled = NULL;
+    pend_free(&e->pend); /* its profile is nobody's to write any more */
     e->p = NULL;
     e->r = NULL;
     Py_CLEAR(e->task_ref);
@@ -580,8 +742,8 @@ static void tick(void)
             PyErr_Clear();
             continue;
         }
-        if (s->n && e->p && nprof_profile_add_sample(e->p, s->out, s->n, w, 0) != NPROF_ELIMIT)
-            stat_samples++;
+        if (s->n)
+            pend_add(&e->pend, s, w);
     }
     PyMem_Free(s);
     ticking = 0;
@@ -881,6 +1043,9 @@ void nprof_py_sampler_stop(nprof_py_request *r)
     nprof_py_sampled *e = r->sampled;
     if (!e)
         return;
+    if (!ticking)
+        pend_flush(e);
+    pend_free(&e->pend);
     r->sampled = NULL;
     e->p = NULL;
     e->r = NULL;
@@ -930,6 +1095,8 @@ int nprof_py_sampler_query(nprof_profile *p, const char *label, size_t label_len
         return 0;
     uint64_t now = now_ns();
     e->query_since_ns = 0;
+    if (!ticking)
+        pend_flush(e);
     if (now > e->last_ns)
         e->last_ns = now;
     stack *s = PyMem_Malloc(sizeof *s);
