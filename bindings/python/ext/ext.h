@@ -216,18 +216,18 @@ int nprof_py_sampler_start(nprof_py_request *r, uint64_t interval_ns);
  * calls it).  Never raises. */
 void nprof_py_sampler_stop(nprof_py_request *r);
 
-/* For the query recorder, around one query of profile `p` (cheap, one branch, when nothing
- * is sampled): query_begin before it runs, so that the sampler's ticks meanwhile add
- * nothing; query after it ends, which adds the Python stack that issued it with a last frame
- * "SQL <label>" (NPROF_SAMPLE_SQL), weighted `duration_ns`.  `label` is copied (at most 512
- * bytes kept).  query returns 0 (also when `p` is not sampled) or a negative NPROF_E* code;
- * neither raises. */
+/* For the query recorder, around one query of profile `p` (one branch when nothing is
+ * sampled; nothing when `p` is NULL or not sampled): query_begin before it runs, so that the
+ * sampler's ticks meanwhile add nothing; query after it ends, on the same thread, which adds
+ * the Python stack that issued it with a last frame "SQL <its shape>" (`sql` as run: it is
+ * normalized here, literals as ?) and NPROF_SAMPLE_SQL, weighted `duration_ns`.  query
+ * returns 0 or a negative NPROF_E* code; neither raises. */
 void nprof_py_sampler_query_begin(nprof_profile *p);
 
 /* Adds the samples taken of `p` so far (they wait for the request's own thread, which alone
  * may write its profile) before `p` is read: a live RequestProfile calls it.  Never raises. */
 void nprof_py_sampler_flush(nprof_profile *p);
-int nprof_py_sampler_query(nprof_profile *p, const char *label, size_t label_len,
+int nprof_py_sampler_query(nprof_profile *p, const char *sql, size_t sql_len,
                            uint64_t duration_ns);
 
 /* Module-level functions defined in each file, gathered by module.c. */

@@ -61,7 +61,8 @@
 #define DEFAULT_INTERVAL_NS 1000000ull
 #define MAX_KEPT (NPROF_SAMPLE_MAX_DEPTH + 1) /* one more than kept: the core marks the cut */
 #define MAX_WALK 100000                       /* frames walked at most (a cycle guard) */
-#define SQL_LABEL_MAX 512                     /* bytes of a query's text in its frame */
+#define SQL_LABEL_MAX 512                     /* bytes of a query's shape in its frame */
+#define SQL_INPUT_MAX 4096                    /* bytes of a query's text normalized for it */
 /* The switch interval while sampling, as a fraction of the sampling interval: a tick waits
  * up to that long for a CPU-bound holder to let the GIL go, and the stack it then reads is
  * the one at the hand-off, so the wait is also how far a sample can land from its time
@@ -1098,7 +1099,7 @@ void nprof_py_sampler_query_begin(nprof_profile *p)
         e->query_since_ns = now_ns();
 }
 
-int nprof_py_sampler_query(nprof_profile *p, const char *label, size_t label_len,
+int nprof_py_sampler_query(nprof_profile *p, const char *sql, size_t sql_len,
                            uint64_t duration_ns)
 {
     if (!atomic_load_explicit(&active_count, memory_order_relaxed) || !p)
@@ -1135,11 +1136,16 @@ int nprof_py_sampler_query(nprof_profile *p, const char *label, size_t label_len
     }
     /* Past NPROF_SAMPLE_MAX_DEPTH the profile keeps the outermost frames, "[truncated]" and
      * then the query's frame. */
+    /* Its shape, so that every execution of one statement merges into one frame; the first
+     * SQL_INPUT_MAX bytes say enough for a frame's name. */
     char name[4 + SQL_LABEL_MAX];
-    size_t n = label_len < SQL_LABEL_MAX ? label_len : SQL_LABEL_MAX;
+    size_t n = 0;
     memcpy(name, "SQL ", 4);
-    if (n)
-        memcpy(name + 4, label, n);
+    if (nprof_sql_normalize(sql, sql_len < SQL_INPUT_MAX ? sql_len : SQL_INPUT_MAX,
+                            NPROF_SQL_QMARK, name + 4, SQL_LABEL_MAX, &n) == NPROF_EINVAL)
+        n = 0;
+    if (n > SQL_LABEL_MAX - 1)
+        n = SQL_LABEL_MAX - 1;
     s->out[s->n++] = (nprof_frame){name, 4 + n, NULL, 0};
     rc = nprof_profile_add_sample(p, s->out, s->n, duration_ns, NPROF_SAMPLE_SQL);
     PyMem_Free(s);
@@ -1323,13 +1329,13 @@ static PyObject *py_sampler_query_begin(PyObject *self, PyObject *noargs)
 static PyObject *py_sampler_query(PyObject *self, PyObject *args)
 {
     (void)self;
-    const char *label;
+    const char *sql;
     Py_ssize_t len;
     unsigned long long ns;
-    if (!PyArg_ParseTuple(args, "s#K:_sampler_query", &label, &len, &ns))
+    if (!PyArg_ParseTuple(args, "s#K:_sampler_query", &sql, &len, &ns))
         return NULL;
     nprof_py_request *r = nprof_py_current_request();
-    int rc = r ? nprof_py_sampler_query(r->p, label, (size_t)len, ns) : 0;
+    int rc = r ? nprof_py_sampler_query(r->p, sql, (size_t)len, ns) : 0;
     if (rc < 0)
         return nprof_py_raise(rc, "_sampler_query()");
     Py_RETURN_NONE;
@@ -1385,7 +1391,7 @@ PyMethodDef nprof_py_sampler_methods[] = {
     {"_sampler_query_begin", py_sampler_query_begin, METH_NOARGS,
      "Test entry: nprof_py_sampler_query_begin() on the current request."},
     {"_sampler_query", py_sampler_query, METH_VARARGS,
-     "Test entry: nprof_py_sampler_query(label, duration_ns) on the current request."},
+     "Test entry: nprof_py_sampler_query(sql, duration_ns) on the current request."},
     {"_sampler_stack", py_sampler_stack, METH_NOARGS,
      "Test entry: this thread's stack as the sampler names it."},
     {NULL, NULL, 0, NULL},

@@ -181,7 +181,7 @@ def test_a_suspended_request_is_attributed_to_its_await_not_to_the_running_one()
 def issue_query() -> None:
     _core._sampler_query_begin()
     time.sleep(0.05)
-    _core._sampler_query("SELECT * FROM t WHERE id = ?", 50_000_000)
+    _core._sampler_query("SELECT * FROM t WHERE id = 42", 50_000_000)
 
 
 def test_a_query_is_added_at_the_stack_that_issued_it_and_not_counted_twice() -> None:
