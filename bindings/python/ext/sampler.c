@@ -710,6 +710,7 @@ static void compact(void)
             e->index = w;
             active[w++] = e;
         } else {
+            pend_free(&e->pend);
             free(e);
         }
     }
@@ -745,7 +746,7 @@ static void tick(void)
             PyErr_Clear();
             continue;
         }
-        if (s->n)
+        if (s->n && e->p) /* still sampled: reading may have run Python code */
             pend_add(&e->pend, s, w);
     }
     PyMem_Free(s);
@@ -912,24 +913,32 @@ static PyMethodDef shutdown_def = {"_sampler_shutdown", py_sampler_shutdown, MET
 
 /* ---- the switch interval ----------------------------------------------------------------- */
 
+/* Both may run while an exception propagates (a request object freed during unwinding ends
+ * its sampling): it is kept aside meanwhile. */
 static double switch_interval(void)
 {
+    PyObject *et, *ev, *tb;
+    PyErr_Fetch(&et, &ev, &tb);
     PyObject *get = PySys_GetObject("getswitchinterval"); /* borrowed */
     PyObject *v = get ? PyObject_CallNoArgs(get) : NULL;
     double d = v ? PyFloat_AsDouble(v) : -1;
     Py_XDECREF(v);
     if (d < 0)
         PyErr_Clear();
+    PyErr_Restore(et, ev, tb);
     return d;
 }
 
 static void set_switch_interval(double s)
 {
+    PyObject *et, *ev, *tb;
+    PyErr_Fetch(&et, &ev, &tb);
     PyObject *set = PySys_GetObject("setswitchinterval");
     PyObject *v = set ? PyObject_CallFunction(set, "d", s) : NULL;
     if (!v)
         PyErr_Clear();
     Py_XDECREF(v);
+    PyErr_Restore(et, ev, tb);
 }
 
 static void lower_switch_interval(uint64_t ns)

@@ -572,3 +572,18 @@ def test_a_forked_child_samples_with_a_thread_of_its_own() -> None:
     p = _core.end_profile()
     assert os.waitstatus_to_exitcode(status) == 0
     assert p.samples_info["samples"] > 0
+
+
+def test_starlette_profile_flame_shows_the_framework_as_a_library() -> None:
+    import apps
+    from test_asgi import run
+
+    app = apps.make_starlette(**apps.options())
+    response = run(app, "/mine/30", "profile=flame")  # 30 awaits of 1 ms
+    assert response.status == 200
+    p = _core.get_store().get_recent(1)[0]
+    samples = p.samples
+    assert samples is not None and samples["samples"] > 0, (_core.sampler_stats(), p.total_ns)
+    libs = {lib for s in samples["stacks"] for lib in s.get("libs", []) if lib}
+    assert "starlette" in libs, samples
+    assert "[starlette]" in p.flame(collapse_libs=True)
