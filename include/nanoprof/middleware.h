@@ -347,7 +347,10 @@ NPROF_API int nprof_mw_render_flamegraph_svg(nprof_mw *mw, nprof_buf *out);
 NPROF_API int nprof_mw_render_trace(nprof_mw *mw, nprof_buf *out);
 
 /* The flame graph SVG of any store (a profiler's own, made with nprof_store_create()), as
- * nprof_mw_render_flamegraph_svg() draws it for the runtime's store, appended to `out`.
+ * nprof_mw_render_flamegraph_svg() draws it for the runtime's store, appended to `out`.  A
+ * click on a frame zooms, by an inline script: nprof_mw_handle() serves it with a nonce its
+ * Content-Security-Policy names; this one has none (a file runs it; a strict policy blocks
+ * it, and the graph is still whole).
  * Errors: NPROF_EINVAL (NULL argument), NPROF_ENOMEM. */
 NPROF_API int nprof_store_render_flamegraph_svg(nprof_store *store, nprof_buf *out);
 
