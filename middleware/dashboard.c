@@ -32,8 +32,10 @@ static const char *const status_class_names[STATUS_CLASSES] = {"other", "1xx", "
 /* Content-Security-Policy of everything but the page and the SVG: nothing may load, nothing
  * may frame it (text and JSON need no more). */
 #define CSP_NONE "default-src 'none'; frame-ancestors 'none'"
-/* The SVG flame graph has no script; its inline style attributes are all it needs. */
-#define CSP_SVG "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'"
+/* An SVG flame graph: its zoom script by nonce (%s), its inline style. */
+#define CSP_SVG_FORMAT                                                                       \
+    "default-src 'none'; script-src 'nonce-%s'; style-src 'unsafe-inline'; "                 \
+    "frame-ancestors 'none'"
 /* The page: its own script and style by nonce (both %s), the JSON and exports it fetches from
  * itself, no forms, no base, no framing. */
 #define CSP_PAGE_FORMAT                                                                      \
@@ -890,6 +892,23 @@ static int serve_flame_txt(nprof_mw *mw, nprof_buf *out)
     return nprof_store_render_collapsed(nprof_runtime_store(mw->rt), out);
 }
 
+/* An SVG's headers: its policy lets the zoom script carrying `nonce` run. */
+static void svg_headers(nprof_mw_response *out, const char *nonce)
+{
+    char csp[256];
+    snprintf(csp, sizeof csp, CSP_SVG_FORMAT, nonce);
+    response_header(out, "Content-Security-Policy", csp);
+    out->content_type = "image/svg+xml";
+}
+
+static int serve_flame_svg(nprof_mw *mw, nprof_mw_response *out)
+{
+    char nonce[33];
+    make_nonce(nonce);
+    svg_headers(out, nonce);
+    return nprof__mw_render_flamegraph_svg(nprof_runtime_store(mw->rt), nonce, &out->body);
+}
+
 /* The route table: a path below dashboard_path ("" is dashboard_path itself), its
  * Content-Security-Policy and content type, and its renderer; or, for the page, a server
  * that sets all three itself (its policy carries a fresh nonce). */
@@ -907,7 +926,7 @@ static const page pages[] = {
     {"/metrics", CSP_NONE, "text/plain; version=0.0.4; charset=utf-8", nprof_mw_render_prometheus,
      NULL},
     {"/flamegraph.txt", CSP_NONE, "text/plain; charset=utf-8", serve_flame_txt, NULL},
-    {"/flamegraph.svg", CSP_SVG, "image/svg+xml", nprof_mw_render_flamegraph_svg, NULL},
+    {"/flamegraph.svg", NULL, NULL, NULL, serve_flame_svg},
     {"/trace.json", CSP_NONE, "application/json", nprof_mw_render_trace, NULL},
 };
 
@@ -973,16 +992,22 @@ static int serve_page(nprof_mw *mw, const page *pg, nprof_mw_response *out)
 static int serve_samples(nprof_mw *mw, const nprof_mw_request *req, const char *sub,
                          size_t sub_len, int format, nprof_mw_response *out)
 {
-    int rc = nprof__mw_render_samples(mw, req, sub, sub_len, &out->body);
+    char nonce[33];
+    int svg = format == NPROF_SAMPLES_SVG;
+    if (svg)
+        make_nonce(nonce);
+    int rc = nprof__mw_render_samples(mw, req, sub, sub_len, svg ? nonce : NULL, &out->body);
     if (rc == NPROF_ENOENT)
         return refuse(out, 404, "not found\n");
     if (rc)
         return rc;
     out->status = 200;
-    int svg = format == NPROF_SAMPLES_SVG;
-    response_header(out, "Content-Security-Policy", svg ? CSP_SVG : CSP_NONE);
-    out->content_type = svg ? "image/svg+xml"
-                      : format == NPROF_SAMPLES_COLLAPSED ? "text/plain; charset=utf-8"
+    if (svg) {
+        svg_headers(out, nonce);
+        return NPROF_OK;
+    }
+    response_header(out, "Content-Security-Policy", CSP_NONE);
+    out->content_type = format == NPROF_SAMPLES_COLLAPSED ? "text/plain; charset=utf-8"
                                                           : "application/json";
     return NPROF_OK;
 }

@@ -23,6 +23,11 @@ int nprof_mw_render_flamegraph_svg(nprof_mw *mw, nprof_buf *out)
 
 int nprof_store_render_flamegraph_svg(nprof_store *store, nprof_buf *out)
 {
+    return nprof__mw_render_flamegraph_svg(store, NULL, out);
+}
+
+int nprof__mw_render_flamegraph_svg(nprof_store *store, const char *nonce, nprof_buf *out)
+{
     if (!store || !out)
         return NPROF_EINVAL;
     nprof_buf stacks = NPROF_BUF_INIT;
@@ -31,7 +36,7 @@ int nprof_store_render_flamegraph_svg(nprof_store *store, nprof_buf *out)
         char title[96];
         int n = snprintf(title, sizeof title, "nanoprof flame graph: %zu stored requests",
                          nprof_store_size(store));
-        rc = nprof__flame_svg(out, stacks.data, stacks.len, title, (size_t)n);
+        rc = nprof__flame_svg(out, stacks.data, stacks.len, title, (size_t)n, nonce);
     }
     nprof_buf_free(&stacks);
     return rc;
@@ -210,7 +215,7 @@ int nprof__mw_samples_format(const char *sub, size_t len)
 /* The request's stored profile with id `id` that has samples, rendered; NPROF_ENOENT when
  * there is none. */
 static int render_request_samples(nprof_store *store, const char *id, size_t id_len, int format,
-                                  unsigned flags, nprof_buf *out)
+                                  unsigned flags, const char *nonce, nprof_buf *out)
 {
     nprof_snapshot *snap = NULL;
     int rc = nprof_store_snapshot(store, &snap);
@@ -226,14 +231,14 @@ static int render_request_samples(nprof_store *store, const char *id, size_t id_
             memcmp(in.request_id, id, id_len) || nprof_profile_get_samples_info(p, &si) ||
             !si.samples)
             continue;
-        rc = nprof_profile_render_samples(p, format, flags, out);
+        rc = nprof__profile_render_samples(p, format, flags, nonce, out);
     }
     nprof_snapshot_release(snap);
     return rc;
 }
 
 int nprof__mw_render_samples(nprof_mw *mw, const nprof_mw_request *req, const char *sub,
-                             size_t sub_len, nprof_buf *out)
+                             size_t sub_len, const char *nonce, nprof_buf *out)
 {
     int format = nprof__mw_samples_format(sub, sub_len);
     if (format < 0)
@@ -245,13 +250,13 @@ int nprof__mw_render_samples(nprof_mw *mw, const nprof_mw_request *req, const ch
     const char *id;
     size_t id_len;
     if (request_export(sub, sub_len, &id, &id_len) >= 0)
-        return render_request_samples(store, id, id_len, format, flags, out);
+        return render_request_samples(store, id, id_len, format, flags, nonce, out);
     v = nprof__mw_query_param(req, "route", &len);
     if (!v)
-        return nprof_store_render_samples(store, NULL, 0, format, flags, out);
+        return nprof__store_render_samples(store, NULL, 0, format, flags, nonce, out);
     char route[NPROF__ROUTE_MAX + 1];
     size_t n = nprof__mw_url_decode(v, len, route, sizeof route);
     if (n > sizeof route)
         return NPROF_ENOENT; /* longer than any route a profile keeps for its row */
-    return nprof_store_render_samples(store, route, n, format, flags, out);
+    return nprof__store_render_samples(store, route, n, format, flags, nonce, out);
 }

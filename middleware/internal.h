@@ -147,10 +147,13 @@ size_t nprof__mw_url_decode(const char *s, size_t len, char *out, size_t cap);
 /* export.c: the sampled call stacks below dashboard_path (nprof_mw_handle()): the format
  * (enum nprof_samples_format) of the export `sub` names, or -1 when it names none. */
 int nprof__mw_samples_format(const char *sub, size_t sub_len);
-/* export.c: renders that export into `out`.  NPROF_ENOENT: no stored request of that id, or
- * one without samples (the dashboard answers 404). */
+/* export.c: renders that export into `out` (an SVG's zoom script carrying `nonce`).
+ * NPROF_ENOENT: no stored request of that id, or one without samples (the dashboard answers
+ * 404). */
 int nprof__mw_render_samples(nprof_mw *mw, const nprof_mw_request *req, const char *sub,
-                             size_t sub_len, nprof_buf *out);
+                             size_t sub_len, const char *nonce, nprof_buf *out);
+/* export.c: nprof_store_render_flamegraph_svg(), its zoom script carrying `nonce`. */
+int nprof__mw_render_flamegraph_svg(nprof_store *store, const char *nonce, nprof_buf *out);
 
 /* assets.c: the embedded templates (NUL-terminated). */
 typedef struct nprof__asset {

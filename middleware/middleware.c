@@ -618,7 +618,26 @@ static int wants_headers(const nprof_mw_state *st)
 
 /* The per-request headers of `p`, whose figures are `in`, into `h` (reset): what end gives
  * for the final figures and nprof_mw_get_response_headers() for the figures so far. */
-static void fill_headers(nprof_mw_headers *h, const nprof_profile *p,
+/* X-Profile-Flame: where the dashboard serves the flame graph of a ?profile=flame request,
+ * "<dashboard_path>/requests/<request_id>/flame.svg", so the client can open it. */
+static void flame_header(nprof_mw_headers *h, const nprof_mw *mw, const nprof_profile_info *in)
+{
+    if (!mw->dashboard_path_len)
+        return;
+    char buf[NPROF__MW_PATH_MAX + NPROF__REQUEST_ID_MAX + 32], *o = buf;
+    size_t dl = mw->dashboard_path_len == 1 ? 0 : mw->dashboard_path_len; /* "/" */
+    for (size_t i = 0; i < dl; i++)
+        *o++ = header_byte((unsigned char)mw->dashboard_path[i]);
+    memcpy(o, "/requests/", 10);
+    o += 10;
+    for (size_t i = 0; i < in->request_id_len; i++)
+        *o++ = header_byte((unsigned char)in->request_id[i]);
+    memcpy(o, "/flame.svg", 10);
+    o += 10;
+    HS_ADD(h, "X-Profile-Flame", buf, (size_t)(o - buf));
+}
+
+static void fill_headers(nprof_mw_headers *h, const nprof_mw_state *st, const nprof_profile *p,
                          const nprof_profile_info *in, const nprof__route *r, int over)
 {
     /* X-Profile is rendered in place: the runtime's renderer bounds it to NPROF_HEADER_MAX */
@@ -637,6 +656,8 @@ static void fill_headers(nprof_mw_headers *h, const nprof_profile *p,
         n_plus_one_header(h, p, in);
     if (over)
         budget_header(h, r, in);
+    if (st->profile_mode == NPROF_MW_PROFILE_FLAME)
+        flame_header(h, st->mw_, in);
 }
 
 int nprof_mw_get_response_headers(nprof_mw_state *st, int status, nprof_mw_headers *headers)
@@ -658,7 +679,7 @@ int nprof_mw_get_response_headers(nprof_mw_state *st, int status, nprof_mw_heade
     nprof_profile_get_info(p, &in);
     /* The row is looked up only for its budget: the route may still change before end. */
     const nprof__route *r = st->mw_->budget_count ? request_route(st, p, &in, 0) : NULL;
-    fill_headers(headers, p, &in, r, over_budget(r, &in));
+    fill_headers(headers, st, p, &in, r, over_budget(r, &in));
     nprof__profile_interim_end(p, &undo);
     return NPROF_OK;
 }
@@ -690,7 +711,7 @@ int nprof_mw_request_end(nprof_mw_state *st, int status, nprof_mw_headers *heade
     nprof__mw_count(mw, r, p, &in, over);
 
     if (headers && wants_headers(st))
-        fill_headers(headers, p, &in, r, over);
+        fill_headers(headers, st, p, &in, r, over);
     if (st->profile_mode == NPROF_MW_PROFILE_JSON && json_body &&
         nprof_profile_render_json(p, json_body) == NPROF_OK && json_replaces_body)
         *json_replaces_body = 1;

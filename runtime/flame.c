@@ -6,8 +6,11 @@
  * (samples_render.c, nprof_profile_render_samples() and the dashboard's per-request and
  * per-route flame graphs).  Off the request path; scratch memory from malloc.
  *
- * The SVG is self-contained (no script, no external resource), so it can be served under the
- * dashboard's strict Content-Security-Policy and opened from a file alike.
+ * The SVG is self-contained (no external resource).  Its one script zooms: a click on a frame
+ * widens it to the whole width with what lies above it, and a click on "all" goes back; it
+ * reads the drawing's own attributes and writes text with textContent only.  The dashboard
+ * serves it with a nonce its Content-Security-Policy names; opened from a file, it runs as
+ * is; under a policy without the nonce it does not run, and the graph stays as drawn.
  */
 #include "flame.h"
 
@@ -121,6 +124,8 @@ static int xml_text(nprof_buf *out, const char *s, size_t len)
 #define SVG_FRAME 17
 #define SVG_PAD 10
 #define SVG_TOP 34
+#define NPROF__FLAME_STR(x) #x
+#define NPROF__FLAME_XSTR(x) NPROF__FLAME_STR(x) /* a constant above, as text */
 
 /* `v` (>= 0) with one decimal, written with integers into `out` (32 bytes); returns out. */
 static const char *tenths(double v, char *out)
@@ -142,7 +147,7 @@ static int svg_frames(nprof_buf *out, const nprof__ftree *t, const char *text, u
     double y = height - SVG_PAD - (double)(n->depth + 1) * SVG_FRAME;
     uint64_t h = XXH3_64bits(name, name_len);
     char tmp[256];
-    int rc = nprof__buf_append_cstr(out, "<g><title>");
+    int rc = nprof__buf_append_cstr(out, "<g class=\"f\"><title>");
     rc = rc ? rc : xml_text(out, name, name_len);
     uint64_t root = t->n[0].total ? t->n[0].total : 1;
     uint64_t us = (n->total + 500) / 1000;
@@ -183,8 +188,54 @@ static int svg_frames(nprof_buf *out, const nprof__ftree *t, const char *text, u
     return rc;
 }
 
+/* The zoom (see the top).  Each frame keeps its drawn place (x0, w0, y0) and its label (its
+ * title without the " (time, share)" the drawer appends); zooming on frame z shows z and the
+ * frames above it whose middle lies inside z, scaled to the width, its ancestors at full
+ * width, and hides the rest.  Labels are cut to the width as the drawer cuts them.  No '<' in it:
+ * every '<' of the document opens markup of ours. */
+static const char zoom_script[] =
+    "(function () {\n"
+    "  var W = " NPROF__FLAME_XSTR(SVG_WIDTH) ", PAD = " NPROF__FLAME_XSTR(SVG_PAD) ";\n"
+    "  var NS = \"http://www.w3.org/2000/svg\";\n"
+    "  var frames = Array.prototype.slice.call(document.querySelectorAll(\"g.f\"));\n"
+    "  function fit(g, x, w) {\n"
+    "    g.rect.setAttribute(\"x\", x.toFixed(1));\n"
+    "    g.rect.setAttribute(\"width\", w.toFixed(1));\n"
+    "    var n = w > 12 ? Math.floor((w - 6) / 7) : 0;\n"
+    "    var t = g.querySelector(\"text\");\n"
+    "    if (!t && n >= 3) {\n"
+    "      t = document.createElementNS(NS, \"text\");\n"
+    "      t.setAttribute(\"y\", (g.y0 + " NPROF__FLAME_XSTR(SVG_FRAME) " - 5).toFixed(1));\n"
+    "      g.appendChild(t);\n"
+    "    }\n"
+    "    if (!t) return;\n"
+    "    t.setAttribute(\"x\", (x + 3).toFixed(1));\n"
+    "    t.textContent = n >= 3 ? (g.label.length > n ? g.label.slice(0, n - 2) + \"..\" : g.label) : \"\";\n"
+    "  }\n"
+    "  function zoom(z) {\n"
+    "    var scale = (W - 2 * PAD) / z.w0;\n"
+    "    frames.forEach(function (g) {\n"
+    "      var mid = g.x0 + g.w0 / 2;\n"
+    "      var inside = mid >= z.x0 && z.x0 + z.w0 >= mid;\n"
+    "      var below = g.y0 > z.y0 && z.x0 + 0.1 >= g.x0 && g.x0 + g.w0 >= z.x0 + z.w0 - 0.1;\n"
+    "      var show = below || g === z || (z.y0 > g.y0 && inside);\n"
+    "      g.style.display = show ? \"\" : \"none\";\n"
+    "      if (show) fit(g, below ? PAD : PAD + (g.x0 - z.x0) * scale, below ? W - 2 * PAD : g.w0 * scale);\n"
+    "    });\n"
+    "  }\n"
+    "  frames.forEach(function (g) {\n"
+    "    g.rect = g.querySelector(\"rect\");\n"
+    "    g.x0 = Number(g.rect.getAttribute(\"x\"));\n"
+    "    g.w0 = Number(g.rect.getAttribute(\"width\"));\n"
+    "    g.y0 = Number(g.rect.getAttribute(\"y\"));\n"
+    "    var t = g.querySelector(\"title\").textContent;\n"
+    "    g.label = t.slice(0, t.lastIndexOf(\" (\"));\n"
+    "    g.addEventListener(\"click\", function () { zoom(g); });\n"
+    "  });\n"
+    "})();\n";
+
 int nprof__flame_svg(nprof_buf *out, const char *text, size_t len, const char *title,
-                     size_t title_len)
+                     size_t title_len, const char *nonce)
 {
     nprof__ftree t = {0};
     int rc = nprof__ftree_build(&t, text ? text : "", text ? len : 0);
@@ -196,16 +247,24 @@ int nprof__flame_svg(nprof_buf *out, const char *text, size_t len, const char *t
                  "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
                  "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%u\" "
                  "viewBox=\"0 0 %d %u\" font-family=\"monospace\" font-size=\"12\">\n"
+                 "<style>g.f{cursor:pointer}</style>\n"
                  "<rect width=\"100%%\" height=\"100%%\" fill=\"#f8f8f8\"/>\n"
                  "<text x=\"%d\" y=\"22\" font-size=\"16\">",
                  SVG_WIDTH, (unsigned)height, SVG_WIDTH, (unsigned)height, SVG_PAD);
         rc = nprof__buf_append_cstr(out, head);
         rc = rc ? rc : xml_text(out, title, title_len);
-        rc = rc ? rc : nprof__buf_append_cstr(out, "</text>\n");
+        rc = rc ? rc : nprof__buf_append_cstr(out, " (click to zoom, all to reset)</text>\n");
         if (!rc && t.n[0].total)
             rc = svg_frames(out, &t, text, 0, SVG_PAD, scale, height);
-        if (!rc)
-            rc = nprof__buf_append_cstr(out, "</svg>\n");
+        rc = rc ? rc : nprof__buf_append_cstr(out, "<script");
+        if (nonce) {
+            rc = rc ? rc : nprof__buf_append_cstr(out, " nonce=\"");
+            rc = rc ? rc : xml_text(out, nonce, strlen(nonce));
+            rc = rc ? rc : nprof__buf_append_char(out, '"');
+        }
+        rc = rc ? rc : nprof__buf_append_cstr(out, "><![CDATA[\n");
+        rc = rc ? rc : nprof__buf_append(out, zoom_script, sizeof zoom_script - 1);
+        rc = rc ? rc : nprof__buf_append_cstr(out, "]]></script>\n</svg>\n");
     }
     nprof__ftree_free(&t);
     return rc;

@@ -37,8 +37,9 @@ int nprof__ftree_build(nprof__ftree *t, const char *text, size_t len);
 void nprof__ftree_free(nprof__ftree *t);
 
 /* Appends the flame graph of `len` bytes of collapsed text, headed `title` (any bytes:
- * escaped), as one SVG document.  Errors: NPROF_ENOMEM. */
+ * escaped), as one SVG document whose zoom script carries `nonce` (letters and digits, for
+ * the Content-Security-Policy it is served under; NULL: none).  Errors: NPROF_ENOMEM. */
 int nprof__flame_svg(nprof_buf *out, const char *text, size_t len, const char *title,
-                     size_t title_len);
+                     size_t title_len, const char *nonce);
 
 #endif /* NPROF_RUNTIME_FLAME_H */

@@ -51,6 +51,15 @@ typedef struct nprof__samples {
 
 struct nprof__jw;
 struct nprof_profile;
+struct nprof_store;
+
+/* samples_render.c: nprof_profile_render_samples() and nprof_store_render_samples(), an SVG's
+ * zoom script carrying `nonce` (NULL: none), for the dashboard, which names the nonce in the
+ * page's Content-Security-Policy. */
+int nprof__profile_render_samples(const struct nprof_profile *p, int format, unsigned flags,
+                                  const char *nonce, nprof_buf *out);
+int nprof__store_render_samples(struct nprof_store *s, const char *route, size_t route_len,
+                                int format, unsigned flags, const char *nonce, nprof_buf *out);
 
 /* samples_render.c: the profile's "samples" member of its JSON (render.c), when it has any
  * sample: counts, then each distinct stack's frames and libraries as the sampler gave them. */

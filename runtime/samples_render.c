@@ -277,9 +277,10 @@ static int check_format(int format, unsigned flags)
            !(flags & ~NPROF_SAMPLES_COLLAPSE_LIBS);
 }
 
-/* Appends the merged stacks of `st` in `format`, the document named `title`. */
+/* Appends the merged stacks of `st` in `format`, the document named `title` (an SVG's script
+ * carrying `nonce`). */
 static int render(const nprof__stacks *st, int format, const char *title, size_t title_len,
-                  nprof_buf *out)
+                  const char *nonce, nprof_buf *out)
 {
     if (format == NPROF_SAMPLES_COLLAPSED)
         return collapsed_text(st, out);
@@ -287,7 +288,7 @@ static int render(const nprof__stacks *st, int format, const char *title, size_t
     int rc = collapsed_text(st, &text);
     const char *s = text.data ? text.data : "";
     if (!rc && format == NPROF_SAMPLES_SVG) {
-        rc = nprof__flame_svg(out, s, text.len, title, title_len);
+        rc = nprof__flame_svg(out, s, text.len, title, title_len, nonce);
     } else if (!rc) {
         nprof__jw jw;
         nprof__jw_init(&jw, out);
@@ -314,6 +315,12 @@ static size_t make_title(char *title, const char *prefix, const char *text, size
 int nprof_profile_render_samples(const nprof_profile *p, int format, unsigned flags,
                                  nprof_buf *out)
 {
+    return nprof__profile_render_samples(p, format, flags, NULL, out);
+}
+
+int nprof__profile_render_samples(const nprof_profile *p, int format, unsigned flags,
+                                  const char *nonce, nprof_buf *out)
+{
     if (!p)
         return NPROF_ENOPROFILE;
     if (!out || !check_format(format, flags))
@@ -330,13 +337,19 @@ int nprof_profile_render_samples(const nprof_profile *p, int format, unsigned fl
     size_t title_len = make_title(title, "nanoprof: ", what, p->method_len + 1 + path_len,
                                   p->samples.samples, "samples");
     if (!rc)
-        rc = render(&st, format, title, title_len, out);
+        rc = render(&st, format, title, title_len, nonce, out);
     nprof__stacks_free(&st);
     return rc;
 }
 
 int nprof_store_render_samples(nprof_store *s, const char *route, size_t route_len,
                                int format, unsigned flags, nprof_buf *out)
+{
+    return nprof__store_render_samples(s, route, route_len, format, flags, NULL, out);
+}
+
+int nprof__store_render_samples(nprof_store *s, const char *route, size_t route_len,
+                                int format, unsigned flags, const char *nonce, nprof_buf *out)
 {
     if (!s || !out || (!route && route_len) || !check_format(format, flags))
         return NPROF_EINVAL;
@@ -362,7 +375,7 @@ int nprof_store_render_samples(nprof_store *s, const char *route, size_t route_l
                              : make_title(title, "nanoprof: ", "every route", 11, sampled,
                                           "sampled requests");
     if (!rc)
-        rc = render(&st, format, title, title_len, out);
+        rc = render(&st, format, title, title_len, nonce, out);
     nprof__stacks_free(&st);
     nprof_snapshot_release(snap);
     return rc;

@@ -604,8 +604,17 @@ static int flame_asked(nprof_mw *mw, const char *query, hdrs *h, int *mode, size
         return -1;
     int sample = st.sample_stacks;
     *mode = st.profile_mode;
+    char want[128];
+    nprof_profile_info in;
+    nprof_profile_get_info(st.profile, &in);
+    snprintf(want, sizeof want, "/debug/performance/requests/%.*s/flame.svg",
+             (int)in.request_id_len, in.request_id);
     nprof_mw_request_end(&st, 200, &hs, NULL, NULL);
     *headers = hs.count;
+    const char *flame = header(&hs, "X-Profile-Flame");
+    /* the flame graph's address comes with ?profile=flame, and only then */
+    if (*mode == NPROF_MW_PROFILE_FLAME ? !flame || strcmp(flame, want) : flame != NULL)
+        return -1;
     return sample;
 }
 

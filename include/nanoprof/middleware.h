@@ -51,7 +51,9 @@
  *   - production: headers only on requests that ask with ?profile=1 (or json, or flame) and
  *     carry the token; the dashboard needs the token too, and is off when no token is
  *     configured.
- * ?profile=flame gets the headers of ?profile=1 and sets st->sample_stacks: the adapter's
+ * ?profile=flame gets the headers of ?profile=1, plus X-Profile-Flame (the dashboard path of
+ * its flame graph, "<dashboard_path>/requests/<request_id>/flame.svg"), and sets
+ * st->sample_stacks: the adapter's
  * sampler records the request's call stacks (nprof_profile_add_sample()), and the request is
  * kept in the store, where the dashboard serves its flame graph.  Besides those, one request
  * in opt.stack_sample_every (counted across threads; 0: none) gets st->sample_stacks too.
@@ -250,7 +252,7 @@ NPROF_API int nprof_mw_set_route(nprof_mw_state *st, const char *route, size_t l
  * (may be NULL; reset first) with X-Profile, Server-Timing, X-Query-Count, X-Slow-Queries,
  * X-N-Plus-One (when there are patterns: RFC 8941 strings `"<sql>";count=N`, followed by
  * `;site="<call site>"` when the shape's first query gave one, cut at 120 bytes with "...")
- * and X-Query-Budget (when over budget) if the mode
+ * X-Query-Budget (when over budget) and X-Profile-Flame (?profile=flame) if the mode
  * asks for them, and keeps or recycles the profile.  For a ?profile=json request, the
  * profile is appended to `json_body` (may be NULL) as JSON and *json_replaces_body (may be
  * NULL) is set to 1: send it as application/json instead of the handler's body.
@@ -345,7 +347,10 @@ NPROF_API int nprof_mw_render_flamegraph_svg(nprof_mw *mw, nprof_buf *out);
 NPROF_API int nprof_mw_render_trace(nprof_mw *mw, nprof_buf *out);
 
 /* The flame graph SVG of any store (a profiler's own, made with nprof_store_create()), as
- * nprof_mw_render_flamegraph_svg() draws it for the runtime's store, appended to `out`.
+ * nprof_mw_render_flamegraph_svg() draws it for the runtime's store, appended to `out`.  A
+ * click on a frame zooms, by an inline script: nprof_mw_handle() serves it with a nonce its
+ * Content-Security-Policy names; this one has none (a file runs it; a strict policy blocks
+ * it, and the graph is still whole).
  * Errors: NPROF_EINVAL (NULL argument), NPROF_ENOMEM. */
 NPROF_API int nprof_store_render_flamegraph_svg(nprof_store *store, nprof_buf *out);
 

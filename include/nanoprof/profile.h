@@ -485,7 +485,9 @@ enum nprof_samples_format {
     NPROF_SAMPLES_COLLAPSED = 0,  /* "frame;frame;frame ns" lines */
     NPROF_SAMPLES_SPEEDSCOPE = 1, /* speedscope's file format (a "sampled" profile) */
     NPROF_SAMPLES_CHROME = 2,     /* Chrome Trace Event format */
-    NPROF_SAMPLES_SVG = 3         /* a flame graph drawn as a self-contained SVG */
+    NPROF_SAMPLES_SVG = 3         /* a flame graph drawn as a self-contained SVG; a click on
+                                     a frame zooms (an inline script, which a page's
+                                     Content-Security-Policy may block: the graph stays) */
 };
 
 /* Render options: NPROF_SAMPLES_COLLAPSE_LIBS merges each run of frames of one library into
