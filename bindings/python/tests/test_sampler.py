@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from typing import Any
 
 import pytest
 
@@ -587,3 +588,24 @@ def test_starlette_profile_flame_shows_the_framework_as_a_library() -> None:
     libs = {lib for s in samples["stacks"] for lib in s.get("libs", []) if lib}
     assert "starlette" in libs, samples
     assert "[starlette]" in p.flame(collapse_libs=True)
+
+
+def test_django_profile_flame_samples_sync_and_async_views() -> None:
+    from django.test import AsyncClient, Client
+
+    response = Client().get("/mine/30/", {"profile": "flame"})  # 30 sleeps of 1 ms
+    assert response.status_code == 200
+    p = _core.get_store().get_recent(1)[0]
+    st = stacks(p.flame())
+    assert weight_of(st, "mine") > 0, st
+    assert "django" in {lib for s in p.samples["stacks"] for lib in s.get("libs", []) if lib}
+
+    async def go() -> Any:
+        return await AsyncClient().get("/amine/30/", {"profile": "flame"})
+
+    assert asyncio.run(go()).status_code == 200
+    p = _core.get_store().get_recent(1)[0]
+    st = stacks(p.flame())
+    assert weight_of(st, "async_mine") > 0, st
+    assert "run_forever" not in frames_of(st)
+    assert _core.sampler_stats()["active"] == 0
