@@ -74,6 +74,33 @@
 
   function num(key) { return {key: key, cls: "num"}; }
 
+  // A cell of links: [text, path below the dashboard, extra query] each, the href built from
+  // encoded parts (a request id or route is data, never markup or a path of its own).
+  function links(list) {
+    var td = el("td");
+    list.forEach(function (l, i) {
+      if (i) td.appendChild(document.createTextNode(" "));
+      var a = el("a", l[0]);
+      var q = [l[2], token ? "profile_token=" + encodeURIComponent(token) : ""]
+        .filter(Boolean).join("&");
+      a.setAttribute("href", base + l[1] + (q ? "?" + q : ""));
+      td.appendChild(a);
+    });
+    return td;
+  }
+
+  function requestFlame(r) {
+    var at = "/requests/" + encodeURIComponent(r.request_id) + "/";
+    return links([["svg", at + "flame.svg"], ["libs collapsed", at + "flame.svg", "collapse=libs"],
+                  ["speedscope", at + "speedscope.json"], ["trace", at + "trace.json"]]);
+  }
+
+  function routeFlame(r) {
+    var route = "route=" + encodeURIComponent(r.route);
+    return links([["svg", "/routes/flame.svg", route],
+                  ["libs collapsed", "/routes/flame.svg", route + "&collapse=libs"]]);
+  }
+
   function render(d) {
     var totals = document.getElementById("totals");
     totals.textContent = "";
@@ -98,6 +125,9 @@
     fill("slowest", d.slowest_requests, [num("total_ms"), {key: "method"}, {key: "path"},
       num("status"), num("middleware_ms"), num("routing_ms"), num("handler_ms"), num("sql_ms"),
       num("sql_count"), breakdown], function (r) { return r.status >= 500; });
+
+    fill("sampled", d.sampled_requests || [], [num("total_ms"), {key: "method"}, {key: "path"},
+      num("status"), num("samples"), num("sampled_ms"), requestFlame, routeFlame]);
 
     var cluster = document.getElementById("cluster");
     cluster.hidden = !d.cluster;

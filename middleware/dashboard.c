@@ -32,8 +32,10 @@ static const char *const status_class_names[STATUS_CLASSES] = {"other", "1xx", "
 /* Content-Security-Policy of everything but the page and the SVG: nothing may load, nothing
  * may frame it (text and JSON need no more). */
 #define CSP_NONE "default-src 'none'; frame-ancestors 'none'"
-/* The SVG flame graph has no script; its inline style attributes are all it needs. */
-#define CSP_SVG "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'"
+/* An SVG flame graph: its zoom script by nonce (%s), its inline style. */
+#define CSP_SVG_FORMAT                                                                       \
+    "default-src 'none'; script-src 'nonce-%s'; style-src 'unsafe-inline'; "                 \
+    "frame-ancestors 'none'"
 /* The page: its own script and style by nonce (both %s), the JSON and exports it fetches from
  * itself, no forms, no base, no framing. */
 #define CSP_PAGE_FORMAT                                                                      \
@@ -248,6 +250,17 @@ static void np_json(nprof__jw *j, const nprof__np *np)
     nprof__jw_obj_end(j);
 }
 
+/* The members that name a stored request in the page's lists of requests. */
+static void request_members(nprof__jw *j, const nprof_profile_info *in)
+{
+    nprof__jw_kstr(j, "request_id", in->request_id, in->request_id_len);
+    nprof__jw_kstr(j, "method", in->method, in->method_len);
+    nprof__jw_kstr(j, "path", in->path, in->path_len);
+    nprof__jw_kstr(j, "route", in->route, in->route_len);
+    nprof__jw_ku64(j, "status", in->status > 0 ? (uint64_t)in->status : 0);
+    nprof__jw_kms(j, "total_ms", in->total_ns);
+}
+
 static void slowest_json(nprof__jw *j, nprof_store *store, size_t max)
 {
     nprof_snapshot *snap = NULL;
@@ -258,12 +271,7 @@ static void slowest_json(nprof__jw *j, nprof_store *store, size_t max)
         if (nprof_profile_get_info(nprof_snapshot_get(snap, i), &in))
             continue;
         nprof__jw_obj(j);
-        nprof__jw_kstr(j, "request_id", in.request_id, in.request_id_len);
-        nprof__jw_kstr(j, "method", in.method, in.method_len);
-        nprof__jw_kstr(j, "path", in.path, in.path_len);
-        nprof__jw_kstr(j, "route", in.route, in.route_len);
-        nprof__jw_ku64(j, "status", in.status > 0 ? (uint64_t)in.status : 0);
-        nprof__jw_kms(j, "total_ms", in.total_ns);
+        request_members(j, &in);
         nprof__jw_kms(j, "middleware_ms", in.middleware_ns);
         nprof__jw_kms(j, "routing_ms", in.routing_ns);
         nprof__jw_kms(j, "handler_ms", in.handler_ns);
@@ -445,6 +453,30 @@ static void slowest_section_json(nprof__jw *j, const json_view *v)
     nprof__jw_arr_end(j);
 }
 
+/* The stored requests whose call stacks were sampled, newest first: the page links each to
+ * its flame graph (/requests/<request_id>/flame.svg) and its route's. */
+static void sampled_section_json(nprof__jw *j, const json_view *v)
+{
+    nprof__jw_key(j, "sampled_requests");
+    nprof__jw_arr(j);
+    size_t n = 0, max = wide_list_rows(v->mw);
+    for (size_t i = nprof_snapshot_count(v->snap); i-- > 0 && n < max;) {
+        const nprof_profile *p = nprof_snapshot_get(v->snap, i);
+        nprof_profile_info in;
+        nprof_samples_info si;
+        if (nprof_profile_get_info(p, &in) || nprof_profile_get_samples_info(p, &si) ||
+            !si.samples)
+            continue;
+        nprof__jw_obj(j);
+        request_members(j, &in);
+        nprof__jw_ku64(j, "samples", si.samples);
+        nprof__jw_kms(j, "sampled_ms", si.sampled_ns);
+        nprof__jw_obj_end(j);
+        n++;
+    }
+    nprof__jw_arr_end(j);
+}
+
 static void store_json(nprof__jw *j, const json_view *v)
 {
     nprof__jw_key(j, "store");
@@ -452,6 +484,7 @@ static void store_json(nprof__jw *j, const json_view *v)
     nprof__jw_ku64(j, "capacity", nprof_store_capacity(nprof_runtime_store(v->mw->rt)));
     nprof__jw_ku64(j, "size", nprof_snapshot_count(v->snap));
     nprof__jw_ku64(j, "sample_every", v->mw->sample_every);
+    nprof__jw_ku64(j, "stack_sample_every", v->mw->stack_sample_every);
     nprof__jw_obj_end(j);
 }
 
@@ -524,6 +557,7 @@ int nprof_mw_render_json(nprof_mw *mw, nprof_buf *out)
     totals_json(j, &v);
     routes_json(j, &v);
     slowest_section_json(j, &v);
+    sampled_section_json(j, &v);
     store_json(j, &v);
     runtime_json(j, mw->rt);
     config_json(j, mw);
@@ -858,6 +892,23 @@ static int serve_flame_txt(nprof_mw *mw, nprof_buf *out)
     return nprof_store_render_collapsed(nprof_runtime_store(mw->rt), out);
 }
 
+/* An SVG's headers: its policy lets the zoom script carrying `nonce` run. */
+static void svg_headers(nprof_mw_response *out, const char *nonce)
+{
+    char csp[256];
+    snprintf(csp, sizeof csp, CSP_SVG_FORMAT, nonce);
+    response_header(out, "Content-Security-Policy", csp);
+    out->content_type = "image/svg+xml";
+}
+
+static int serve_flame_svg(nprof_mw *mw, nprof_mw_response *out)
+{
+    char nonce[33];
+    make_nonce(nonce);
+    svg_headers(out, nonce);
+    return nprof__mw_render_flamegraph_svg(nprof_runtime_store(mw->rt), nonce, &out->body);
+}
+
 /* The route table: a path below dashboard_path ("" is dashboard_path itself), its
  * Content-Security-Policy and content type, and its renderer; or, for the page, a server
  * that sets all three itself (its policy carries a fresh nonce). */
@@ -875,7 +926,7 @@ static const page pages[] = {
     {"/metrics", CSP_NONE, "text/plain; version=0.0.4; charset=utf-8", nprof_mw_render_prometheus,
      NULL},
     {"/flamegraph.txt", CSP_NONE, "text/plain; charset=utf-8", serve_flame_txt, NULL},
-    {"/flamegraph.svg", CSP_SVG, "image/svg+xml", nprof_mw_render_flamegraph_svg, NULL},
+    {"/flamegraph.svg", NULL, NULL, NULL, serve_flame_svg},
     {"/trace.json", CSP_NONE, "application/json", nprof_mw_render_trace, NULL},
 };
 
@@ -936,6 +987,31 @@ static int serve_page(nprof_mw *mw, const page *pg, nprof_mw_response *out)
     return pg->render(mw, &out->body);
 }
 
+/* A sampled-stack export (export.c) in `format`, with the policy and type of its format:
+ * 0 served, 1 refused (404: no such request, or one without samples), or a negative code. */
+static int serve_samples(nprof_mw *mw, const nprof_mw_request *req, const char *sub,
+                         size_t sub_len, int format, nprof_mw_response *out)
+{
+    char nonce[33];
+    int svg = format == NPROF_SAMPLES_SVG;
+    if (svg)
+        make_nonce(nonce);
+    int rc = nprof__mw_render_samples(mw, req, sub, sub_len, svg ? nonce : NULL, &out->body);
+    if (rc == NPROF_ENOENT)
+        return refuse(out, 404, "not found\n");
+    if (rc)
+        return rc;
+    out->status = 200;
+    if (svg) {
+        svg_headers(out, nonce);
+        return NPROF_OK;
+    }
+    response_header(out, "Content-Security-Policy", CSP_NONE);
+    out->content_type = format == NPROF_SAMPLES_COLLAPSED ? "text/plain; charset=utf-8"
+                                                          : "application/json";
+    return NPROF_OK;
+}
+
 int nprof_mw_handle(nprof_mw *mw, const nprof_mw_request *req, nprof_mw_response *out)
 {
     if (!out)
@@ -949,7 +1025,8 @@ int nprof_mw_handle(nprof_mw *mw, const nprof_mw_request *req, nprof_mw_response
         !dashboard_sub(mw, req, &sub, &sub_len))
         return 0;
     const page *pg = find_page(sub, sub_len);
-    if (!pg && mw->dashboard_path_len == 1)
+    int samples = pg ? -1 : nprof__mw_samples_format(sub, sub_len); /* export.c */
+    if (!pg && samples < 0 && mw->dashboard_path_len == 1)
         return 0; /* under "/", an unknown path is the application's */
     security_headers(out);
     out->content_type = "text/plain; charset=utf-8";
@@ -960,9 +1037,11 @@ int nprof_mw_handle(nprof_mw *mw, const nprof_mw_request *req, nprof_mw_response
     }
     if (mw->production && !nprof__mw_has_token(mw, req))
         return refuse(out, 403, "forbidden\n");
-    if (!pg)
+    if (!pg && samples < 0)
         return refuse(out, 404, "not found\n");
-    int rc = serve_page(mw, pg, out);
+    int rc = pg ? serve_page(mw, pg, out) : serve_samples(mw, req, sub, sub_len, samples, out);
+    if (rc == 1)
+        return 1; /* refused */
     if (rc) {
         nprof_mw_response_free(out);
         return rc;

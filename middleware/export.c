@@ -7,174 +7,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <xxhash.h>
 
 #include "internal.h"
 #include "nanoprof/store.h"
+#include "runtime/flame.h"
 #include "runtime/jsonw.h"
 
 /* ---- flamegraph.svg ----------------------------------------------------------------------- */
-
-typedef struct fnode {
-    size_t name, name_len;  /* in the collapsed text */
-    uint32_t first_child, next_sibling, depth;
-    uint64_t total;         /* ns of this frame and everything above it */
-} fnode;
-
-typedef struct ftree {
-    fnode *n;
-    size_t count, cap;
-    uint32_t max_depth;
-} ftree;
-
-static int64_t fnode_new(ftree *t, size_t name, size_t len, uint32_t depth)
-{
-    if (t->count == t->cap) {
-        size_t cap = t->cap ? t->cap * 2 : 256;
-        fnode *n = realloc(t->n, cap * sizeof *n);
-        if (!n)
-            return -1;
-        t->n = n;
-        t->cap = cap;
-    }
-    t->n[t->count] = (fnode){.name = name, .name_len = len, .first_child = 0,
-                             .next_sibling = 0, .depth = depth, .total = 0};
-    if (depth > t->max_depth)
-        t->max_depth = depth;
-    return (int64_t)t->count++;
-}
-
-/* Builds the tree of frames from "a;b;c ns" lines; node 0 is the root ("all"). */
-static int ftree_build(ftree *t, const char *text, size_t len)
-{
-    if (fnode_new(t, 0, 0, 0) < 0)
-        return NPROF_ENOMEM;
-    size_t pos = 0;
-    while (pos < len) {
-        size_t eol = pos;
-        while (eol < len && text[eol] != '\n')
-            eol++;
-        size_t sp = eol;
-        while (sp > pos && text[sp - 1] != ' ')
-            sp--;
-        if (sp > pos + 1) {
-            uint64_t ns = strtoull(text + sp, NULL, 10);
-            uint32_t cur = 0;
-            t->n[0].total += ns;
-            size_t f = pos;
-            while (f < sp - 1) {
-                size_t fe = f;
-                while (fe < sp - 1 && text[fe] != ';')
-                    fe++;
-                uint32_t child = t->n[cur].first_child, last = 0;
-                while (child && !(t->n[child].name_len == fe - f &&
-                                  !memcmp(text + t->n[child].name, text + f, fe - f))) {
-                    last = child;
-                    child = t->n[child].next_sibling;
-                }
-                if (!child) {
-                    int64_t c = fnode_new(t, f, fe - f, t->n[cur].depth + 1);
-                    if (c < 0)
-                        return NPROF_ENOMEM;
-                    child = (uint32_t)c;
-                    if (last)
-                        t->n[last].next_sibling = child;
-                    else
-                        t->n[cur].first_child = child;
-                }
-                t->n[child].total += ns;
-                cur = child;
-                f = fe + 1;
-            }
-        }
-        pos = eol + 1;
-    }
-    return NPROF_OK;
-}
-
-/* XML text: & < > " ' escaped, control bytes as spaces. */
-static int xml_text(nprof_buf *out, const char *s, size_t len)
-{
-    int rc = NPROF_OK;
-    for (size_t i = 0; i < len && !rc; i++) {
-        unsigned char c = (unsigned char)s[i];
-        switch (c) {
-        case '&': rc = nprof__buf_append_cstr(out, "&amp;"); break;
-        case '<': rc = nprof__buf_append_cstr(out, "&lt;"); break;
-        case '>': rc = nprof__buf_append_cstr(out, "&gt;"); break;
-        case '"': rc = nprof__buf_append_cstr(out, "&quot;"); break;
-        case '\'': rc = nprof__buf_append_cstr(out, "&#39;"); break;
-        default: rc = nprof__buf_append_char(out, c < 0x20 ? ' ' : (char)c); break;
-        }
-    }
-    return rc;
-}
-
-#define SVG_WIDTH 1200
-#define SVG_FRAME 17
-#define SVG_PAD 10
-#define SVG_TOP 34
-
-/* `v` (>= 0) with one decimal, written with integers into `out` (32 bytes); returns out. */
-static const char *tenths(double v, char *out)
-{
-    uint64_t t = v > 0 ? (uint64_t)(v * 10 + 0.5) : 0;
-    snprintf(out, 32, "%llu.%u", (unsigned long long)(t / 10), (unsigned)(t % 10));
-    return out;
-}
-
-static int svg_frames(nprof_buf *out, const ftree *t, const char *text, uint32_t node,
-                      double x, double scale, double height)
-{
-    const fnode *n = &t->n[node];
-    double w = (double)n->total * scale;
-    if (w < 0.5)
-        return NPROF_OK;
-    const char *name = node ? text + n->name : "all";
-    size_t name_len = node ? n->name_len : 3;
-    double y = height - SVG_PAD - (double)(n->depth + 1) * SVG_FRAME;
-    uint64_t h = XXH3_64bits(name, name_len);
-    char tmp[256];
-    int rc = nprof__buf_append_cstr(out, "<g><title>");
-    rc = rc ? rc : xml_text(out, name, name_len);
-    uint64_t root = t->n[0].total ? t->n[0].total : 1;
-    uint64_t us = (n->total + 500) / 1000;
-    uint64_t bp = (uint64_t)((double)n->total * 10000.0 / (double)root); /* basis points */
-    char xs[32], ys[32], ws[32];
-    /* Integers only, never %f: a host's LC_NUMERIC could write a decimal comma into the SVG. */
-    snprintf(tmp, sizeof tmp,
-             " (%llu.%03u ms, %u.%02u%%)</title><rect x=\"%s\" y=\"%s\" width=\"%s\" "
-             "height=\"%d\" fill=\"rgb(%u,%u,%u)\" rx=\"2\"/>",
-             (unsigned long long)(us / 1000), (unsigned)(us % 1000), (unsigned)(bp / 100),
-             (unsigned)(bp % 100), tenths(x, xs), tenths(y, ys), tenths(w, ws), SVG_FRAME - 1,
-             205 + (unsigned)(h % 50), 80 + (unsigned)((h >> 8) % 130),
-             (unsigned)((h >> 16) % 55));
-    rc = rc ? rc : nprof__buf_append_cstr(out, tmp);
-    size_t fit = w > 12 ? (size_t)((w - 6) / 7) : 0;
-    if (fit >= 3) {
-        size_t show = name_len;
-        int cut = 0;
-        if (show > fit) {
-            show = fit - 2;
-            while (show > 0 && ((unsigned char)name[show] & 0xC0) == 0x80)
-                show--; /* never cut a UTF-8 sequence */
-            cut = 1;
-        }
-        char tx[32], ty[32];
-        snprintf(tmp, sizeof tmp, "<text x=\"%s\" y=\"%s\">", tenths(x + 3, tx),
-                 tenths(y + SVG_FRAME - 5, ty));
-        rc = rc ? rc : nprof__buf_append_cstr(out, tmp);
-        rc = rc ? rc : xml_text(out, name, show);
-        rc = rc ? rc : nprof__buf_append_cstr(out, cut ? "..</text>" : "</text>");
-    }
-    rc = rc ? rc : nprof__buf_append_cstr(out, "</g>\n");
-    double cx = x;
-    for (uint32_t c = n->first_child; c && !rc; c = t->n[c].next_sibling) {
-        rc = svg_frames(out, t, text, c, cx, scale, height);
-        cx += (double)t->n[c].total * scale;
-    }
-    return rc;
-}
 
 int nprof_mw_render_flamegraph_svg(nprof_mw *mw, nprof_buf *out)
 {
@@ -184,33 +23,21 @@ int nprof_mw_render_flamegraph_svg(nprof_mw *mw, nprof_buf *out)
 
 int nprof_store_render_flamegraph_svg(nprof_store *store, nprof_buf *out)
 {
+    return nprof__mw_render_flamegraph_svg(store, NULL, out);
+}
+
+int nprof__mw_render_flamegraph_svg(nprof_store *store, const char *nonce, nprof_buf *out)
+{
     if (!store || !out)
         return NPROF_EINVAL;
     nprof_buf stacks = NPROF_BUF_INIT;
     int rc = nprof_store_render_collapsed(store, &stacks);
-    ftree t = {0};
-    if (!rc)
-        rc = ftree_build(&t, stacks.data ? stacks.data : "", stacks.len);
     if (!rc) {
-        double height = SVG_TOP + (double)(t.max_depth + 1) * SVG_FRAME + 2 * SVG_PAD;
-        double scale = t.n[0].total ? (double)(SVG_WIDTH - 2 * SVG_PAD) / (double)t.n[0].total : 0;
-        char head[512];
-        snprintf(head, sizeof head,
-                 "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
-                 "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%u\" "
-                 "viewBox=\"0 0 %d %u\" font-family=\"monospace\" font-size=\"12\">\n"
-                 "<rect width=\"100%%\" height=\"100%%\" fill=\"#f8f8f8\"/>\n"
-                 "<text x=\"%d\" y=\"22\" font-size=\"16\">nanoprof flame graph: %zu stored "
-                 "requests</text>\n",
-                 SVG_WIDTH, (unsigned)height, SVG_WIDTH, (unsigned)height, SVG_PAD,
-                 nprof_store_size(store));
-        rc = nprof__buf_append_cstr(out, head);
-        if (!rc && t.n[0].total)
-            rc = svg_frames(out, &t, stacks.data, 0, SVG_PAD, scale, height);
-        if (!rc)
-            rc = nprof__buf_append_cstr(out, "</svg>\n");
+        char title[96];
+        int n = snprintf(title, sizeof title, "nanoprof flame graph: %zu stored requests",
+                         nprof_store_size(store));
+        rc = nprof__flame_svg(out, stacks.data, stacks.len, title, (size_t)n, nonce);
     }
-    free(t.n);
     nprof_buf_free(&stacks);
     return rc;
 }
@@ -320,4 +147,116 @@ int nprof_store_render_trace(nprof_store *store, nprof_buf *out)
     nprof__jw_obj_end(j);
     nprof_snapshot_release(snap);
     return nprof__jw_finish(j);
+}
+
+/* ---- sampled call stacks ----------------------------------------------------------------------
+ *
+ * Below dashboard_path:
+ *     /requests/<request_id>/flame.svg | flame.txt | speedscope.json | trace.json
+ *     /routes/flame.svg | flame.txt | speedscope.json       ?route=<template> (else every route)
+ * each with ?collapse=libs for NPROF_SAMPLES_COLLAPSE_LIBS.  The request id comes from the
+ * client: it is only compared with the stored ones, never echoed, and anything but the
+ * printable ASCII a request id can hold (nprof_profile_set_request_id()) is refused.
+ */
+
+typedef struct samples_file {
+    const char *name;
+    int format;
+} samples_file;
+
+static const samples_file request_files[] = {
+    {"flame.svg", NPROF_SAMPLES_SVG},
+    {"flame.txt", NPROF_SAMPLES_COLLAPSED},
+    {"speedscope.json", NPROF_SAMPLES_SPEEDSCOPE},
+    {"trace.json", NPROF_SAMPLES_CHROME},
+};
+#define ROUTE_FILES 3 /* the first three: a trace of summed stacks adds nothing to them */
+
+#define REQUESTS_PREFIX "/requests/"
+#define ROUTES_PREFIX "/routes/"
+
+/* The format of file `name` among the first `count` of request_files, or -1. */
+static int file_format(const char *name, size_t len, size_t count)
+{
+    for (size_t i = 0; i < count; i++)
+        if (strlen(request_files[i].name) == len && !memcmp(request_files[i].name, name, len))
+            return request_files[i].format;
+    return -1;
+}
+
+/* Splits "/requests/<id>/<file>": the id's bytes and the file's format, or -1. */
+static int request_export(const char *sub, size_t len, const char **id, size_t *id_len)
+{
+    size_t plen = sizeof REQUESTS_PREFIX - 1;
+    if (len <= plen || memcmp(sub, REQUESTS_PREFIX, plen))
+        return -1;
+    size_t slash = len;
+    while (slash > plen && sub[slash - 1] != '/')
+        slash--;
+    if (slash <= plen + 1 || slash - 1 - plen > NPROF__REQUEST_ID_MAX)
+        return -1;
+    *id = sub + plen;
+    *id_len = slash - 1 - plen;
+    for (size_t i = 0; i < *id_len; i++)
+        if ((unsigned char)(*id)[i] <= 0x20 || (unsigned char)(*id)[i] >= 0x7F)
+            return -1;
+    return file_format(sub + slash, len - slash, sizeof request_files / sizeof request_files[0]);
+}
+
+int nprof__mw_samples_format(const char *sub, size_t len)
+{
+    const char *id;
+    size_t id_len, plen = sizeof ROUTES_PREFIX - 1;
+    if (len > plen && !memcmp(sub, ROUTES_PREFIX, plen))
+        return file_format(sub + plen, len - plen, ROUTE_FILES);
+    return request_export(sub, len, &id, &id_len);
+}
+
+/* The request's stored profile with id `id` that has samples, rendered; NPROF_ENOENT when
+ * there is none. */
+static int render_request_samples(nprof_store *store, const char *id, size_t id_len, int format,
+                                  unsigned flags, const char *nonce, nprof_buf *out)
+{
+    nprof_snapshot *snap = NULL;
+    int rc = nprof_store_snapshot(store, &snap);
+    if (rc)
+        return rc;
+    rc = NPROF_ENOENT;
+    /* Newest first: an id the application set may repeat, the latest is the one asked for. */
+    for (size_t i = nprof_snapshot_count(snap); i-- > 0 && rc == NPROF_ENOENT;) {
+        const nprof_profile *p = nprof_snapshot_get(snap, i);
+        nprof_profile_info in;
+        nprof_samples_info si;
+        if (nprof_profile_get_info(p, &in) || in.request_id_len != id_len ||
+            memcmp(in.request_id, id, id_len) || nprof_profile_get_samples_info(p, &si) ||
+            !si.samples)
+            continue;
+        rc = nprof__profile_render_samples(p, format, flags, nonce, out);
+    }
+    nprof_snapshot_release(snap);
+    return rc;
+}
+
+int nprof__mw_render_samples(nprof_mw *mw, const nprof_mw_request *req, const char *sub,
+                             size_t sub_len, const char *nonce, nprof_buf *out)
+{
+    int format = nprof__mw_samples_format(sub, sub_len);
+    if (format < 0)
+        return NPROF_ENOENT;
+    size_t len = 0;
+    const char *v = nprof__mw_query_param(req, "collapse", &len);
+    unsigned flags = v && len == 4 && !memcmp(v, "libs", 4) ? NPROF_SAMPLES_COLLAPSE_LIBS : 0;
+    nprof_store *store = nprof_runtime_store(mw->rt);
+    const char *id;
+    size_t id_len;
+    if (request_export(sub, sub_len, &id, &id_len) >= 0)
+        return render_request_samples(store, id, id_len, format, flags, nonce, out);
+    v = nprof__mw_query_param(req, "route", &len);
+    if (!v)
+        return nprof__store_render_samples(store, NULL, 0, format, flags, nonce, out);
+    char route[NPROF__ROUTE_MAX + 1];
+    size_t n = nprof__mw_url_decode(v, len, route, sizeof route);
+    if (n > sizeof route)
+        return NPROF_ENOENT; /* longer than any route a profile keeps for its row */
+    return nprof__store_render_samples(store, route, n, format, flags, nonce, out);
 }

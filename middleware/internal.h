@@ -106,6 +106,11 @@ struct nprof_mw {
     _Atomic uint32_t np_count;
     char pad2[NPROF__CACHELINE];
     nprof__counter kept; /* requests pushed into the store; the other totals are sums of rows */
+    uint32_t stack_sample_every;      /* the runtime's opt.stack_sample_every, 0: off */
+    char pad3[NPROF__CACHELINE];
+    _Atomic uint64_t stack_requests;  /* requests counted for stack sampling: one in
+                                         stack_sample_every of all threads' is picked */
+    char pad4[NPROF__CACHELINE];
 };
 
 /* aggregate.c: the tables, and the totals registered as "stats.mw.*" (runtime/ctl.h) */
@@ -131,6 +136,24 @@ int nprof__mw_np_foreach(nprof_mw *mw, nprof__np_visit fn, void *user);
 /* middleware.c: whether the request carries the configured token (X-Profile-Token header
  * or profile_token query parameter), compared in constant time. */
 int nprof__mw_has_token(const nprof_mw *mw, const nprof_mw_request *req);
+/* middleware.c: the value of query parameter `name` in the request's query string, raw (not
+ * decoded), or NULL. */
+const char *nprof__mw_query_param(const nprof_mw_request *req, const char *name,
+                                  size_t *value_len);
+/* middleware.c: percent-decodes (and '+' as space) `len` bytes into `out` (`cap` bytes);
+ * returns the decoded length, more than `cap` when it did not fit. */
+size_t nprof__mw_url_decode(const char *s, size_t len, char *out, size_t cap);
+
+/* export.c: the sampled call stacks below dashboard_path (nprof_mw_handle()): the format
+ * (enum nprof_samples_format) of the export `sub` names, or -1 when it names none. */
+int nprof__mw_samples_format(const char *sub, size_t sub_len);
+/* export.c: renders that export into `out` (an SVG's zoom script carrying `nonce`).
+ * NPROF_ENOENT: no stored request of that id, or one without samples (the dashboard answers
+ * 404). */
+int nprof__mw_render_samples(nprof_mw *mw, const nprof_mw_request *req, const char *sub,
+                             size_t sub_len, const char *nonce, nprof_buf *out);
+/* export.c: nprof_store_render_flamegraph_svg(), its zoom script carrying `nonce`. */
+int nprof__mw_render_flamegraph_svg(nprof_store *store, const char *nonce, nprof_buf *out);
 
 /* assets.c: the embedded templates (NUL-terminated). */
 typedef struct nprof__asset {

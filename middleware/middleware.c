@@ -124,6 +124,7 @@ int nprof_mw_create(nprof_runtime *rt, const nprof_mw_options *opts,
     mw->created_ns = nprof_now_ns();
     mw->slowlog = o->slowlog;
     mw->cluster_since_s = o->cluster_since_s;
+    mw->stack_sample_every = nprof_runtime_config(rt)->stack_sample_every;
 
     int rc = NPROF_ENOMEM;
     size_t nrules = (o->default_route_rules ? 1 : 0) + o->route_rule_count;
@@ -251,7 +252,7 @@ static int hexval(char c)
 
 /* Percent-decodes (and '+' to ' ') into `out` of `cap` bytes; returns the length, or
  * cap + 1 when it does not fit. */
-static size_t url_decode(const char *s, size_t len, char *out, size_t cap)
+size_t nprof__mw_url_decode(const char *s, size_t len, char *out, size_t cap)
 {
     size_t n = 0;
     for (size_t i = 0; i < len; i++) {
@@ -289,6 +290,12 @@ static const char *query_param(const char *q, size_t len, const char *name, size
     return NULL;
 }
 
+const char *nprof__mw_query_param(const nprof_mw_request *req, const char *name,
+                                  size_t *value_len)
+{
+    return req->query ? query_param(req->query, req->query_len, name, value_len) : NULL;
+}
+
 /* Whether the request carries the configured token (header or query parameter). */
 int nprof__mw_has_token(const nprof_mw *mw, const nprof_mw_request *req)
 {
@@ -304,7 +311,7 @@ int nprof__mw_has_token(const nprof_mw *mw, const nprof_mw_request *req)
     const char *q = req->query ? query_param(req->query, req->query_len, "profile_token", &qlen) : NULL;
     if (q) {
         char dec[NPROF__MW_TOKEN_MAX + 1];
-        size_t n = url_decode(q, qlen, dec, sizeof dec);
+        size_t n = nprof__mw_url_decode(q, qlen, dec, sizeof dec);
         if (n <= sizeof dec && token_equal(dec, n, mw->token, mw->token_len))
             return 1;
     }
@@ -324,6 +331,8 @@ static int profile_mode(const nprof_mw_request *req)
         return NPROF_MW_PROFILE_NONE;
     if (len == 4 && !memcmp(v, "json", 4))
         return NPROF_MW_PROFILE_JSON;
+    if (len == 5 && !memcmp(v, "flame", 5))
+        return NPROF_MW_PROFILE_FLAME;
     if ((len == 1 && v[0] == '1') || (len == 4 && !memcmp(v, "true", 4)) ||
         (len == 6 && !memcmp(v, "header", 6)) || len == 0)
         return NPROF_MW_PROFILE_HEADER;
@@ -336,8 +345,9 @@ int nprof_mw_request_begin(nprof_mw *mw, const nprof_mw_request *req, nprof_mw_s
 {
     if (!st)
         return NPROF_EINVAL;
-    *st = (nprof_mw_state){.profile = NULL, .profile_mode = 0, .authorized = 0, .mw_ = mw,
-                           .prev_current_ = {0}, .mark_phase_ = -1, .route_set_ = 0};
+    *st = (nprof_mw_state){.profile = NULL, .profile_mode = 0, .authorized = 0,
+                           .sample_stacks = 0, .mw_ = mw, .prev_current_ = {0},
+                           .mark_phase_ = -1, .route_set_ = 0};
     if (!mw || !req || (!req->method && req->method_len) || (!req->path && req->path_len))
         return NPROF_EINVAL;
     nprof_profile *p;
@@ -353,6 +363,12 @@ int nprof_mw_request_begin(nprof_mw *mw, const nprof_mw_request *req, nprof_mw_s
     } else {
         st->authorized = 1;
     }
+    /* Asked for, or one request in stack_sample_every across threads (one atomic add, only
+     * when on): the adapter's sampler reads the flag. */
+    st->sample_stacks = st->profile_mode == NPROF_MW_PROFILE_FLAME ||
+                        (mw->stack_sample_every &&
+                         atomic_fetch_add_explicit(&mw->stack_requests, 1, memory_order_relaxed) %
+                                 mw->stack_sample_every == 0);
     /* A route the profile could not keep (over max_profile_bytes) leaves it to the rules. */
     if (req->route && req->route_len &&
         nprof_profile_set_route(p, req->route, req->route_len) == NPROF_OK)
@@ -602,7 +618,26 @@ static int wants_headers(const nprof_mw_state *st)
 
 /* The per-request headers of `p`, whose figures are `in`, into `h` (reset): what end gives
  * for the final figures and nprof_mw_get_response_headers() for the figures so far. */
-static void fill_headers(nprof_mw_headers *h, const nprof_profile *p,
+/* X-Profile-Flame: where the dashboard serves the flame graph of a ?profile=flame request,
+ * "<dashboard_path>/requests/<request_id>/flame.svg", so the client can open it. */
+static void flame_header(nprof_mw_headers *h, const nprof_mw *mw, const nprof_profile_info *in)
+{
+    if (!mw->dashboard_path_len)
+        return;
+    char buf[NPROF__MW_PATH_MAX + NPROF__REQUEST_ID_MAX + 32], *o = buf;
+    size_t dl = mw->dashboard_path_len == 1 ? 0 : mw->dashboard_path_len; /* "/" */
+    for (size_t i = 0; i < dl; i++)
+        *o++ = header_byte((unsigned char)mw->dashboard_path[i]);
+    memcpy(o, "/requests/", 10);
+    o += 10;
+    for (size_t i = 0; i < in->request_id_len; i++)
+        *o++ = header_byte((unsigned char)in->request_id[i]);
+    memcpy(o, "/flame.svg", 10);
+    o += 10;
+    HS_ADD(h, "X-Profile-Flame", buf, (size_t)(o - buf));
+}
+
+static void fill_headers(nprof_mw_headers *h, const nprof_mw_state *st, const nprof_profile *p,
                          const nprof_profile_info *in, const nprof__route *r, int over)
 {
     /* X-Profile is rendered in place: the runtime's renderer bounds it to NPROF_HEADER_MAX */
@@ -621,6 +656,8 @@ static void fill_headers(nprof_mw_headers *h, const nprof_profile *p,
         n_plus_one_header(h, p, in);
     if (over)
         budget_header(h, r, in);
+    if (st->profile_mode == NPROF_MW_PROFILE_FLAME)
+        flame_header(h, st->mw_, in);
 }
 
 int nprof_mw_get_response_headers(nprof_mw_state *st, int status, nprof_mw_headers *headers)
@@ -642,7 +679,7 @@ int nprof_mw_get_response_headers(nprof_mw_state *st, int status, nprof_mw_heade
     nprof_profile_get_info(p, &in);
     /* The row is looked up only for its budget: the route may still change before end. */
     const nprof__route *r = st->mw_->budget_count ? request_route(st, p, &in, 0) : NULL;
-    fill_headers(headers, p, &in, r, over_budget(r, &in));
+    fill_headers(headers, st, p, &in, r, over_budget(r, &in));
     nprof__profile_interim_end(p, &undo);
     return NPROF_OK;
 }
@@ -674,15 +711,16 @@ int nprof_mw_request_end(nprof_mw_state *st, int status, nprof_mw_headers *heade
     nprof__mw_count(mw, r, p, &in, over);
 
     if (headers && wants_headers(st))
-        fill_headers(headers, p, &in, r, over);
+        fill_headers(headers, st, p, &in, r, over);
     if (st->profile_mode == NPROF_MW_PROFILE_JSON && json_body &&
         nprof_profile_render_json(p, json_body) == NPROF_OK && json_replaces_body)
         *json_replaces_body = 1;
 
     if (mw->slowlog && in.slow_count) /* copies into its queue: never blocks */
         nprof_slowlog_enqueue_profile(mw->slowlog, p);
-    /* Sampling: ordinary requests 1 in sample_every; the interesting ones always. */
-    int keep = st->profile_mode != NPROF_MW_PROFILE_NONE || in.slow_count ||
+    /* Sampling: ordinary requests 1 in sample_every; the interesting ones always, and those
+     * whose call stacks were sampled (their flame graphs are read from the store). */
+    int keep = st->profile_mode != NPROF_MW_PROFILE_NONE || st->sample_stacks || in.slow_count ||
                in.n_plus_one_count || over || status >= 500 || status <= 0 ||
                (mw->slow_request_ns && in.total_ns >= mw->slow_request_ns) ||
                mw->sample_every <= 1 || ++sample_counter % mw->sample_every == 0;

@@ -50,31 +50,39 @@ static int grow_table(nprof__stacks *st)
     return NPROF_OK;
 }
 
-/* Adds `ns` to the stack whose text is keys[key_offset, keys.len): the key was just appended
- * to st->keys; it is kept if new and taken back if the stack is already known. */
-static int add_pending_key(nprof__stacks *st, size_t key_offset, uint64_t ns)
+nprof__stack_entry *nprof__stacks_take_key(nprof__stacks *st, size_t key_offset, unsigned flags)
 {
     size_t len = st->keys.len - key_offset;
     const char *key = st->keys.data + key_offset;
-    uint64_t h = XXH3_64bits(key, len) | 1; /* never 0, which marks empty slots */
+    uint64_t h = XXH3_64bits_withSeed(key, len, flags) | 1; /* never 0, which marks empty slots */
     if ((st->size + 1) * 4 > (st->mask + 1) * 3 || !st->table) {
-        int rc = grow_table(st);
-        if (rc)
-            return rc;
+        if (grow_table(st))
+            return NULL;
     }
     size_t j = h & st->mask;
     while (st->table[j].hash) {
         nprof__stack_entry *e = &st->table[j];
-        if (e->hash == h && e->key_len == len && !memcmp(st->keys.data + e->key_offset, key, len)) {
-            e->ns += ns;
+        if (e->hash == h && e->key_len == len && e->flags == flags &&
+            !memcmp(st->keys.data + e->key_offset, key, len)) {
             st->keys.len = key_offset; /* known stack: drop the copy */
             st->keys.data[key_offset] = '\0';
-            return NPROF_OK;
+            return e;
         }
         j = (j + 1) & st->mask;
     }
-    st->table[j] = (nprof__stack_entry){h, key_offset, len, ns};
+    st->table[j] = (nprof__stack_entry){.hash = h, .key_offset = key_offset, .key_len = len,
+                                        .flags = flags};
     st->size++;
+    return &st->table[j];
+}
+
+/* Adds `ns` to the span stack whose text was just appended to st->keys from `key_offset`. */
+static int add_pending_key(nprof__stacks *st, size_t key_offset, uint64_t ns)
+{
+    nprof__stack_entry *e = nprof__stacks_take_key(st, key_offset, 0);
+    if (!e)
+        return NPROF_ENOMEM;
+    e->ns += ns;
     return NPROF_OK;
 }
 
@@ -149,42 +157,49 @@ int nprof__stacks_add_profile(nprof__stacks *st, const nprof_profile *p)
     return rc;
 }
 
-typedef struct line {
-    const char *key;
-    size_t len;
-    uint64_t ns;
-} line;
-
 static int by_key(const void *a, const void *b)
 {
-    const line *x = a, *y = b;
+    const nprof__stack_line *x = a, *y = b;
     int c = memcmp(x->key, y->key, x->len < y->len ? x->len : y->len);
     if (c)
         return c;
-    return x->len < y->len ? -1 : x->len > y->len;
+    if (x->len != y->len)
+        return x->len < y->len ? -1 : 1;
+    return x->entry->flags < y->entry->flags ? -1 : x->entry->flags > y->entry->flags;
 }
 
-int nprof__stacks_emit(const nprof__stacks *st, nprof_buf *out)
+int nprof__stacks_lines(const nprof__stacks *st, nprof__stack_line **out, size_t *count)
 {
+    *out = NULL;
+    *count = 0;
     if (!st->size)
         return NPROF_OK;
-    line *lines = malloc(st->size * sizeof *lines);
+    nprof__stack_line *lines = malloc(st->size * sizeof *lines);
     if (!lines)
         return NPROF_ENOMEM;
     size_t n = 0;
     for (size_t i = 0; i <= st->mask; i++) {
         const nprof__stack_entry *e = &st->table[i];
         if (e->hash && e->ns)
-            lines[n++] = (line){st->keys.data + e->key_offset, e->key_len, e->ns};
+            lines[n++] = (nprof__stack_line){st->keys.data + e->key_offset, e->key_len, e};
     }
     qsort(lines, n, sizeof *lines, by_key);
-    int rc = NPROF_OK;
+    *out = lines;
+    *count = n;
+    return NPROF_OK;
+}
+
+int nprof__stacks_emit(const nprof__stacks *st, nprof_buf *out)
+{
+    nprof__stack_line *lines;
+    size_t n;
+    int rc = nprof__stacks_lines(st, &lines, &n);
     for (size_t i = 0; i < n && rc == NPROF_OK; i++) {
         rc = nprof__buf_append(out, lines[i].key, lines[i].len);
         if (!rc)
             rc = nprof__buf_append_char(out, ' ');
         if (!rc)
-            rc = nprof__buf_append_u64(out, lines[i].ns);
+            rc = nprof__buf_append_u64(out, lines[i].entry->ns);
         if (!rc)
             rc = nprof__buf_append_char(out, '\n');
     }

@@ -60,6 +60,12 @@ static const option options[] = {
      "double", "A query slower than this many milliseconds is slow."},
     {"n_plus_one_threshold", OPT_UINT, FIELD(n_plus_one_threshold), "5", 2, 1000000, NULL,
      "uint", "A query shape repeated this many times in one request is an N+1 pattern."},
+    {"stack_sample_every", OPT_UINT, FIELD(stack_sample_every), "0", 0, 4294967295.0, NULL,
+     "uint", "Sample the call stacks of 1 request in this many (the middleware sets "
+     "sample_stacks for the adapter's sampler); 0: only requests that ask with ?profile=flame."},
+    {"stack_sample_interval_ms", OPT_DOUBLE, FIELD(stack_sample_interval_ms), "1", 0.1, 1000,
+     NULL, "double", "Wall-clock period, in milliseconds, at which a sampled request's call "
+     "stacks are taken."},
     {"allocator", OPT_ENUM, FIELD(allocator), "auto", 0, 0, allocator_choices,
      "enum(auto|jemalloc|libc)",
      "Who serves the runtime's memory: a dedicated jemalloc arena when possible (auto), "

@@ -208,6 +208,12 @@ static const char *copy_text(nprof_profile *p, const char *s, size_t len, size_t
     return dst;
 }
 
+const char *nprof__profile_copy_text(nprof_profile *p, const char *s, size_t len, size_t max,
+                                     uint32_t *kept)
+{
+    return copy_text(p, s, len, max, kept);
+}
+
 /* Doubles an array (inline or heap) up to `limit` elements within the budget. */
 static int grow_array(nprof_profile *p, void **array, uint32_t *cap, void *inline_array,
                       size_t elem, uint32_t limit)

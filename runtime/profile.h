@@ -14,6 +14,7 @@
 #include "memo.h"
 #include "patterns.h"
 #include "rules.h"
+#include "samples.h"
 #include "nanoprof/clock.h"
 #include "nanoprof/config.h"
 #include "nanoprof/profile.h"
@@ -115,6 +116,7 @@ struct nprof_profile {
     const char *path, *route;
     uint32_t path_len, route_len, method_len, request_id_len;
     size_t heap_bytes;     /* bytes allocated beyond the struct itself */
+    nprof__samples samples; /* sampled call stacks (samples.c), in the arena */
     char reset_end[1];
     /* ---- not zeroed, written anew by every request ---- */
     char *text_cur;
@@ -238,6 +240,11 @@ void nprof__current_forget_runtime(const nprof_runtime *rt);
 /* `bytes` of 8-byte aligned memory that lives as long as the request's data (the profile's
  * arena, within max_profile_bytes), or NULL past the budget. */
 void *nprof__profile_arena(nprof_profile *p, size_t bytes);
+
+/* Copies up to `max` bytes of `s` (`len` of them) into the profile's text; *kept receives
+ * how many.  NULL past the budget. */
+const char *nprof__profile_copy_text(nprof_profile *p, const char *s, size_t len, size_t max,
+                                     uint32_t *kept);
 
 /* A live request's figures brought up to `now` for reading them, and put back: the total
  * becomes the time so far and the innermost open phase counts up to `now`.  Nothing may

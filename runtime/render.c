@@ -174,6 +174,7 @@ int nprof_profile_render_json(const nprof_profile *p, nprof_buf *out)
         nprof__jw_obj_end(j);
     }
     nprof__jw_arr_end(j);
+    nprof__samples_json(j, p);
     nprof__jw_obj_end(j);
     return nprof__jw_finish(j); /* all or nothing */
 }

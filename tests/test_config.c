@@ -48,6 +48,11 @@ TEST(set_accepts_valid_values_and_rejects_bad_ones_without_change)
     ASSERT_EQ_INT(c.enabled, 0);
     ASSERT_OK(nprof_config_set(&c, "allocator", "libc"));
     ASSERT_EQ_INT(c.allocator, NPROF_ALLOCATOR_LIBC);
+    ASSERT_TRUE(c.stack_sample_interval_ms == 1.0 && c.stack_sample_every == 0);
+    ASSERT_OK(nprof_config_set(&c, "stack_sample_interval_ms", "2.5"));
+    ASSERT_TRUE(c.stack_sample_interval_ms == 2.5);
+    ASSERT_OK(nprof_config_set(&c, "stack_sample_every", "100"));
+    ASSERT_EQ_U64(c.stack_sample_every, 100);
     nprof_config before = c;
     ASSERT_EQ_INT(nprof_config_set(&c, "max_history", "-3"), NPROF_EPARSE);
     ASSERT_EQ_INT(nprof_config_set(&c, "max_history", "0"), NPROF_EPARSE); /* below range */
@@ -57,6 +62,10 @@ TEST(set_accepts_valid_values_and_rejects_bad_ones_without_change)
     ASSERT_EQ_INT(nprof_config_set(&c, "enabled", "maybe"), NPROF_EPARSE);
     ASSERT_TRUE(strstr(nprof_last_error_detail(), "enabled") != NULL);
     ASSERT_EQ_INT(nprof_config_set(&c, "allocator", "tcmalloc"), NPROF_EPARSE);
+    /* The stack sampler's period: a tenth of a millisecond to a second. */
+    ASSERT_EQ_INT(nprof_config_set(&c, "stack_sample_interval_ms", "0.05"), NPROF_EPARSE);
+    ASSERT_EQ_INT(nprof_config_set(&c, "stack_sample_interval_ms", "1001"), NPROF_EPARSE);
+    ASSERT_EQ_INT(nprof_config_set(&c, "stack_sample_every", "-1"), NPROF_EPARSE);
     ASSERT_EQ_INT(nprof_config_set(&c, "no_such_option", "1"), NPROF_ENOENT);
     ASSERT_EQ_INT(nprof_config_set(NULL, "enabled", "1"), NPROF_EINVAL);
     ASSERT_EQ_INT(nprof_config_set(&c, NULL, "1"), NPROF_EINVAL);

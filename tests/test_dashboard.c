@@ -536,10 +536,16 @@ TEST(flame_graphs_and_trace)
     const char *svg = resp.body.data;
     ASSERT_TRUE(strstr(svg, "<svg ") && strstr(svg, "</svg>\n"));
     ASSERT_TRUE(strstr(svg, "<rect x=") != NULL);
-    ASSERT_TRUE(strstr(svg, "<script") == NULL);
+    /* one script, the zoom, run by the nonce of its policy */
+    const char *csp = resp_header(&resp, "Content-Security-Policy");
+    ASSERT_TRUE(csp && strncmp(csp, "default-src 'none'; script-src 'nonce-", 38) == 0);
+    char script[80];
+    snprintf(script, sizeof script, "<script nonce=\"%.32s\"><![CDATA[", csp + 38);
+    ASSERT_TRUE(strstr(svg, script) != NULL);
+    ASSERT_TRUE(strstr(strstr(svg, "<script") + 1, "<script") == NULL);
     /* markup balance: every '<' starts a tag we wrote; text holds only escaped forms */
     int opened = 0;
-    for (const char *c = svg; (c = strstr(c, "<g>")) != NULL; c++)
+    for (const char *c = svg; (c = strstr(c, "<g class=\"f\">")) != NULL; c++)
         opened++;
     int closed = 0;
     for (const char *c = svg; (c = strstr(c, "</g>")) != NULL; c++)
@@ -547,7 +553,8 @@ TEST(flame_graphs_and_trace)
     ASSERT_EQ_INT(opened, closed);
     ASSERT_TRUE(opened > 3);
     for (const char *c = svg; (c = strchr(c, '<')) != NULL; c++)
-        ASSERT_TRUE(c[1] == '?' || c[1] == '/' || isalpha((unsigned char)c[1]));
+        ASSERT_TRUE(c[1] == '?' || c[1] == '/' || isalpha((unsigned char)c[1]) ||
+                    !strncmp(c, "<![CDATA[", 9));
     nprof_mw_response_free(&resp);
 
     ASSERT_EQ_INT(serve(mw, "GET", "/debug/performance/trace.json", NULL, &resp), 1);
@@ -557,6 +564,143 @@ TEST(flame_graphs_and_trace)
     ASSERT_TRUE(strstr(resp.body.data, "\"ph\":\"X\"") != NULL);
     ASSERT_TRUE(strstr(resp.body.data, "\"cat\":\"sql\"") != NULL);
     ASSERT_TRUE(strstr(resp.body.data, "\"name\":\"thread_name\"") != NULL);
+    nprof_mw_response_free(&resp);
+    nprof_mw_destroy(mw);
+    nprof_runtime_destroy(rt);
+}
+
+/* A request with sampled stacks, one of hostile frames, under `route`; its request id into
+ * `id` (64 bytes and the NUL). */
+static void sampled_request(nprof_mw *mw, const char *route, const char *query, char *id)
+{
+    nprof_mw_request r = req_of("GET", "/articles/7", query);
+    r.route = route;
+    r.route_len = strlen(route);
+    nprof_mw_state st;
+    if (nprof_mw_request_begin(mw, &r, &st))
+        return;
+    nprof_frame f[] = {{.name = "handler", .name_len = 7, .lib = "django", .lib_len = 6},
+                       {.name = "dispatch", .name_len = 8, .lib = "django", .lib_len = 6},
+                       {.name = HOSTILE, .name_len = sizeof HOSTILE - 1},
+                       {.name = "SQL SELECT 1", .name_len = 12}};
+    nprof_profile_add_sample(st.profile, f, 3, 2000000, 0);
+    nprof_profile_add_sample(st.profile, f, 4, 1000000, NPROF_SAMPLE_SQL);
+    nprof_profile_info in;
+    nprof_profile_get_info(st.profile, &in);
+    memcpy(id, in.request_id, in.request_id_len);
+    id[in.request_id_len] = '\0';
+    nprof_mw_request_end(&st, 200, NULL, NULL, NULL);
+}
+
+TEST(sampled_stacks_per_request_and_per_route)
+{
+    nprof_runtime *rt;
+    nprof_mw *mw = setup(&rt, NULL, NULL);
+    char id[65], id2[65], path[200];
+    sampled_request(mw, "/articles/{id}", "profile=flame", id);
+    sampled_request(mw, "/articles/{id}", "profile=flame", id2);
+    nprof_mw_response resp;
+    size_t where;
+    static const struct {
+        const char *file, *type;
+    } files[] = {{"flame.svg", "image/svg+xml"}, {"flame.txt", "text/plain; charset=utf-8"},
+                 {"speedscope.json", "application/json"}, {"trace.json", "application/json"}};
+    for (size_t i = 0; i < 4; i++) {
+        snprintf(path, sizeof path, "/debug/performance/requests/%s/%s", id, files[i].file);
+        ASSERT_EQ_INT(serve(mw, "GET", path, NULL, &resp), 1);
+        ASSERT_EQ_INT(resp.status, 200);
+        ASSERT_STR(resp.content_type, files[i].type);
+        ASSERT_TRUE(resp_header(&resp, "Content-Security-Policy") != NULL);
+        /* markup escaped (plain text, served as nosniff under "default-src 'none'", keeps
+         * the frame's characters but no line break) */
+        const char *end = strstr(resp.body.data, "</script>");
+        ASSERT_TRUE(i == 1 || (i == 0 ? end && !strstr(end + 1, "</script>") : !end));
+        if (strstr(files[i].type, "json"))
+            ASSERT_TRUE(json_check(resp.body.data, resp.body.len, &where));
+        if (i == 1)
+            ASSERT_TRUE(strstr(resp.body.data, ";SQL SELECT 1 (1 x 1.0ms) 1000000\n") != NULL);
+        nprof_mw_response_free(&resp);
+    }
+    snprintf(path, sizeof path, "/debug/performance/requests/%s/flame.txt", id);
+    ASSERT_EQ_INT(serve(mw, "HEAD", path, NULL, &resp), 1);
+    ASSERT_EQ_INT(resp.status, 200);
+    ASSERT_EQ_U64(resp.body.len, 0);
+    nprof_mw_response_free(&resp);
+    ASSERT_EQ_INT(serve(mw, "GET", path, "collapse=libs", &resp), 1);
+    ASSERT_TRUE(strncmp(resp.body.data, "[django];", 9) == 0);
+    nprof_mw_response_free(&resp);
+    /* the route's: both requests summed */
+    ASSERT_EQ_INT(serve(mw, "GET", "/debug/performance/routes/flame.txt",
+                        "route=%2Farticles%2F%7Bid%7D", &resp), 1);
+    ASSERT_EQ_INT(resp.status, 200);
+    ASSERT_TRUE(strstr(resp.body.data, ";SQL SELECT 1 (2 x 1.0ms) 2000000\n") != NULL);
+    nprof_mw_response_free(&resp);
+    ASSERT_EQ_INT(serve(mw, "GET", "/debug/performance/routes/flame.svg",
+                        "route=/articles/{id}&collapse=libs", &resp), 1);
+    ASSERT_EQ_INT(resp.status, 200);
+    ASSERT_TRUE(strstr(resp.body.data, "[django]") != NULL);
+    ASSERT_TRUE(strstr(resp.body.data, "(2 sampled requests)") != NULL);
+    nprof_mw_response_free(&resp);
+    /* unknown, hostile or unsampled ids, unknown files: 404, the id never echoed */
+    static const char *const bad[] = {
+        "/debug/performance/requests/ffffffffffffffff/flame.svg",
+        "/debug/performance/requests//flame.svg",
+        "/debug/performance/requests/flame.svg",
+        "/debug/performance/requests/<script>alert(1)</script>/flame.svg",
+        "/debug/performance/requests/a b/flame.svg",
+        "/debug/performance/requests/a\xff\n/flame.svg",
+        "/debug/performance/requests/../../json/flame.svg",
+        "/debug/performance/requests/%s/flame.html",
+        "/debug/performance/requests/%s/",
+        "/debug/performance/routes/trace.json",
+        "/debug/performance/routes/",
+        "/debug/performance/requests/0123456789012345678901234567890123456789012345678901234567890123456789/flame.svg",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        snprintf(path, sizeof path, bad[i], id);
+        ASSERT_EQ_INT(serve(mw, "GET", path, NULL, &resp), 1);
+        ASSERT_EQ_INT(resp.status, 404);
+        ASSERT_STR(resp.body.data, "not found\n");
+        nprof_mw_response_free(&resp);
+    }
+    /* a request without samples */
+    nprof_mw_request r = req_of("GET", "/plain", "profile=1");
+    nprof_mw_state st;
+    ASSERT_OK(nprof_mw_request_begin(mw, &r, &st));
+    nprof_profile_info in;
+    nprof_profile_get_info(st.profile, &in);
+    snprintf(path, sizeof path, "/debug/performance/requests/%.*s/flame.svg",
+             (int)in.request_id_len, in.request_id);
+    nprof_mw_request_end(&st, 200, NULL, NULL, NULL);
+    ASSERT_EQ_INT(serve(mw, "GET", path, NULL, &resp), 1);
+    ASSERT_EQ_INT(resp.status, 404);
+    nprof_mw_response_free(&resp);
+    /* the page's JSON lists the sampled requests, newest first */
+    ASSERT_EQ_INT(serve(mw, "GET", "/debug/performance/json", NULL, &resp), 1);
+    static const char head[] = "\"sampled_requests\":[{\"request_id\":\"";
+    char *list = strstr(resp.body.data, head);
+    ASSERT_TRUE(list != NULL);
+    ASSERT_TRUE(strncmp(list + sizeof head - 1, id2, strlen(id2)) == 0);
+    ASSERT_TRUE(strstr(list, "\"samples\":2") != NULL);
+    nprof_mw_response_free(&resp);
+    ASSERT_EQ_INT(serve(mw, "GET", "/debug/performance", NULL, &resp), 1);
+    ASSERT_TRUE(strstr(resp.body.data, "<table id=\"sampled\"") != NULL);
+    nprof_mw_response_free(&resp);
+    nprof_mw_destroy(mw);
+    nprof_runtime_destroy(rt);
+    /* production: the token, as for every page */
+    mw = setup(&rt, "production=1", "tok-123");
+    sampled_request(mw, "/r", "profile=flame&profile_token=tok-123", id);
+    snprintf(path, sizeof path, "/debug/performance/requests/%s/flame.svg", id);
+    ASSERT_EQ_INT(serve(mw, "GET", path, NULL, &resp), 1);
+    ASSERT_EQ_INT(resp.status, 403);
+    nprof_mw_response_free(&resp);
+    ASSERT_EQ_INT(serve(mw, "GET", path, "profile_token=tok-123", &resp), 1);
+    ASSERT_EQ_INT(resp.status, 200);
+    ASSERT_TRUE(strstr(resp_header(&resp, "Content-Security-Policy"), "script-src 'nonce-"));
+    nprof_mw_response_free(&resp);
+    ASSERT_EQ_INT(serve(mw, "POST", path, "profile_token=tok-123", &resp), 1);
+    ASSERT_EQ_INT(resp.status, 405);
     nprof_mw_response_free(&resp);
     nprof_mw_destroy(mw);
     nprof_runtime_destroy(rt);
@@ -704,7 +848,8 @@ TEST(random_bytes_give_valid_json_metrics_and_trace)
     nprof_buf_free(&b);
     ASSERT_OK(nprof_mw_render_flamegraph_svg(mw, &b));
     for (const char *c = b.data; (c = strchr(c, '<')) != NULL; c++)
-        ASSERT_TRUE(c[1] == '?' || c[1] == '/' || isalpha((unsigned char)c[1]));
+        ASSERT_TRUE(c[1] == '?' || c[1] == '/' || isalpha((unsigned char)c[1]) ||
+                    !strncmp(c, "<![CDATA[", 9));
     nprof_buf_free(&b);
     nprof_mw_destroy(mw);
     nprof_runtime_destroy(rt);
@@ -719,6 +864,7 @@ int main(void)
     RUN(prometheus_parser_rejects_what_the_spec_forbids);
     RUN(prometheus_exposition_parses);
     RUN(flame_graphs_and_trace);
+    RUN(sampled_stacks_per_request_and_per_route);
     RUN(empty_middleware_renders_everything);
     RUN(cluster_view_without_a_database_shows_the_error);
     RUN(dashboard_path_with_trailing_slash_or_at_root);

@@ -593,6 +593,97 @@ TEST(production_keeps_one_in_ten_by_default)
     nprof_runtime_destroy(rt);
 }
 
+/* Begins a request with `query`, returns whether its stacks are to be sampled (and its
+ * mode in *mode), and ends it. */
+static int flame_asked(nprof_mw *mw, const char *query, hdrs *h, int *mode, size_t *headers)
+{
+    nprof_mw_request r = req_of("GET", "/a", query, h);
+    nprof_mw_state st;
+    nprof_mw_headers hs;
+    if (nprof_mw_request_begin(mw, &r, &st))
+        return -1;
+    int sample = st.sample_stacks;
+    *mode = st.profile_mode;
+    char want[128];
+    nprof_profile_info in;
+    nprof_profile_get_info(st.profile, &in);
+    snprintf(want, sizeof want, "/debug/performance/requests/%.*s/flame.svg",
+             (int)in.request_id_len, in.request_id);
+    nprof_mw_request_end(&st, 200, &hs, NULL, NULL);
+    *headers = hs.count;
+    const char *flame = header(&hs, "X-Profile-Flame");
+    /* the flame graph's address comes with ?profile=flame, and only then */
+    if (*mode == NPROF_MW_PROFILE_FLAME ? !flame || strcmp(flame, want) : flame != NULL)
+        return -1;
+    return sample;
+}
+
+TEST(profile_flame_samples_stacks_with_the_token_rules_of_profile)
+{
+    int mode;
+    size_t headers;
+    /* development: asked for, headers as for ?profile=1, stacks sampled */
+    nprof_runtime *rt = make_runtime(NULL);
+    nprof_mw *mw = make_mw(rt, NULL);
+    ASSERT_EQ_INT(flame_asked(mw, "profile=flame", NULL, &mode, &headers), 1);
+    ASSERT_EQ_INT(mode, NPROF_MW_PROFILE_FLAME);
+    ASSERT_TRUE(headers >= 4);
+    ASSERT_EQ_INT(flame_asked(mw, "profile=1", NULL, &mode, &headers), 0);
+    ASSERT_EQ_INT(flame_asked(mw, "profile=flames", NULL, &mode, &headers), 0);
+    ASSERT_EQ_INT(flame_asked(mw, NULL, NULL, &mode, &headers), 0);
+    nprof_mw_destroy(mw);
+    nprof_runtime_destroy(rt);
+    /* production: only with the token */
+    rt = make_runtime("production=1");
+    nprof_mw_options o;
+    nprof_mw_options_init(&o);
+    o.token = "s3cret-token";
+    o.sample_every = UINT32_MAX; /* no ordinary request kept */
+    mw = make_mw(rt, &o);
+    ASSERT_EQ_INT(flame_asked(mw, "profile=flame", NULL, &mode, &headers), 0);
+    ASSERT_EQ_INT(mode, NPROF_MW_PROFILE_NONE);
+    ASSERT_EQ_U64(headers, 0);
+    ASSERT_EQ_INT(flame_asked(mw, "profile=flame&profile_token=wrong", NULL, &mode, &headers), 0);
+    ASSERT_EQ_INT(flame_asked(mw, "profile=flame&profile_token=s3cret-token", NULL, &mode,
+                              &headers), 1);
+    ASSERT_EQ_INT(mode, NPROF_MW_PROFILE_FLAME);
+    ASSERT_TRUE(headers >= 4);
+    hdrs h = {.name = {"X-Profile-Token"}, .value = {"s3cret-token"}, .n = 1};
+    ASSERT_EQ_INT(flame_asked(mw, "profile=flame", &h, &mode, &headers), 1);
+    /* a sampled request is kept for its flame graph, whatever sample_every says */
+    ASSERT_EQ_U64(nprof_store_size(nprof_runtime_store(rt)), 2);
+    nprof_mw_destroy(mw);
+    nprof_runtime_destroy(rt);
+}
+
+TEST(stack_sample_every_picks_one_request_in_n)
+{
+    int mode;
+    size_t headers;
+    nprof_runtime *rt = make_runtime("stack_sample_every=4,production=1");
+    nprof_mw *mw = make_mw(rt, NULL);
+    int picked = 0;
+    for (int i = 0; i < 100; i++) {
+        int s = flame_asked(mw, NULL, NULL, &mode, &headers);
+        ASSERT_TRUE(s == 0 || s == 1);
+        ASSERT_EQ_INT(mode, NPROF_MW_PROFILE_NONE);
+        ASSERT_EQ_U64(headers, 0); /* picked for sampling asks for no headers */
+        picked += s;
+    }
+    ASSERT_EQ_INT(picked, 25);
+    /* picked ones are kept: 25, plus 1 in 10 of the rest at most */
+    ASSERT_U64_OP(nprof_store_size(nprof_runtime_store(rt)), >=, 25);
+    nprof_mw_destroy(mw);
+    nprof_runtime_destroy(rt);
+    /* off by default */
+    rt = make_runtime(NULL);
+    mw = make_mw(rt, NULL);
+    for (int i = 0; i < 20; i++)
+        ASSERT_EQ_INT(flame_asked(mw, NULL, NULL, &mode, &headers), 0);
+    nprof_mw_destroy(mw);
+    nprof_runtime_destroy(rt);
+}
+
 TEST(explicit_handles_work_without_current)
 {
     nprof_runtime *rt = make_runtime(NULL);
@@ -955,6 +1046,8 @@ int main(void)
     RUN(budgets_flag_requests_over_them);
     RUN(sampling_keeps_one_in_n_and_every_interesting_request);
     RUN(production_keeps_one_in_ten_by_default);
+    RUN(profile_flame_samples_stacks_with_the_token_rules_of_profile);
+    RUN(stack_sample_every_picks_one_request_in_n);
     RUN(explicit_handles_work_without_current);
     RUN(current_profile_is_restored_after_nested_use);
     RUN(response_headers_go_out_before_the_body_and_grow_with_the_request);

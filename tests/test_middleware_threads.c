@@ -2,7 +2,8 @@
  * tests/test_middleware_threads.c: many threads finishing requests while another renders
  * every dashboard page, the way a server runs under load with someone watching.  Run under
  * TSan in the sanitizer build.  At the end nothing is lost: the totals and the route rows
- * account for every request.
+ * account for every request, and one request in stack_sample_every was picked for stack
+ * sampling across all threads.
  */
 #include <pthread.h>
 #include <stdatomic.h>
@@ -18,6 +19,7 @@
 
 static nprof_mw *mw;
 static _Atomic int writers_done;
+static _Atomic int stacks_sampled; /* requests the middleware picked for stack sampling */
 
 static void *writer(void *arg)
 {
@@ -33,6 +35,11 @@ static void *writer(void *arg)
         if (nprof_mw_request_begin(mw, &r, &st))
             continue;
         nprof_mw_mark_phase(&st, NPROF_PHASE_HANDLER);
+        if (st.sample_stacks) {
+            nprof_frame f[] = {{.name = "view", .name_len = 4}, {.name = path, .name_len = 6}};
+            nprof_profile_add_sample(st.profile, f, 2, 1000000, 0);
+            atomic_fetch_add(&stacks_sampled, 1);
+        }
         int queries = i % 11 == 0 ? 6 : 1; /* some N+1 */
         for (int q = 0; q < queries; q++) {
             char sql[64];
@@ -55,18 +62,22 @@ static void *reader(void *arg)
     (void)arg;
     static const char *pages[] = {"/debug/performance/json", "/debug/performance/metrics",
                                   "/debug/performance", "/debug/performance/flamegraph.svg",
-                                  "/debug/performance/trace.json"};
+                                  "/debug/performance/trace.json",
+                                  "/debug/performance/routes/speedscope.json",
+                                  "/debug/performance/requests/0123456789abcdef/trace.json"};
+    enum { PAGES = sizeof pages / sizeof pages[0] };
     int k = 0;
-    while (atomic_load(&writers_done) < THREADS || k < 5) {
-        const char *page = pages[k++ % 5];
+    while (atomic_load(&writers_done) < THREADS || k < PAGES) {
+        int unknown = k % PAGES == PAGES - 1; /* a request id no request has: 404 */
+        const char *page = pages[k++ % PAGES];
         nprof_mw_request r = {.method = "GET", .method_len = 3, .path = page,
                               .path_len = strlen(page), .query = NULL, .query_len = 0,
                               .route = NULL, .route_len = 0, .header = NULL, .user = NULL,
                               .start_ticks = 0};
         nprof_mw_response resp;
-        if (nprof_mw_handle(mw, &r, &resp) != 1 || resp.status != 200) {
+        if (nprof_mw_handle(mw, &r, &resp) != 1 || resp.status != (unknown ? 404 : 200)) {
             render_failures++;
-        } else if (strstr(page, "json")) {
+        } else if (strstr(page, "json") && !unknown) {
             size_t where;
             if (!json_check(resp.body.data, resp.body.len, &where))
                 render_failures++;
@@ -79,7 +90,8 @@ static void *reader(void *arg)
 
 TEST(requests_and_dashboards_at_once)
 {
-    nprof_runtime *rt = make_runtime("slow_query_threshold_ms=1,max_history=200");
+    nprof_runtime *rt = make_runtime("slow_query_threshold_ms=1,max_history=200,"
+                                     "stack_sample_every=5");
     ASSERT_TRUE(rt);
     nprof_mw_options o;
     nprof_mw_options_init(&o);
@@ -111,6 +123,8 @@ TEST(requests_and_dashboards_at_once)
     }
     ASSERT_EQ_U64(sum, THREADS * REQUESTS);
     ASSERT_EQ_U64(tot.n_plus_one_patterns, 3);
+    /* One request in five across every thread: the counter is shared, so exactly. */
+    ASSERT_EQ_INT(atomic_load(&stacks_sampled), THREADS * REQUESTS / 5);
     printf("     %d renders while %d requests finished\n", renders, THREADS * REQUESTS);
     nprof_mw_destroy(mw);
     nprof_runtime_destroy(rt);

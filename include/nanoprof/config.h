@@ -46,6 +46,11 @@ typedef struct nprof_config {
     double slow_query_threshold_ms; /* a query slower than this is slow (100.0) */
     uint32_t n_plus_one_threshold;  /* a query shape repeated this often in one request is an
                                        N+1 pattern (5) */
+    uint32_t stack_sample_every;    /* sample the call stacks of 1 request in N
+                                       (nprof_mw_state.sample_stacks); 0: only ?profile=flame
+                                       requests (0) */
+    double stack_sample_interval_ms; /* the stack sampler's wall-clock period, 0.1 to 1000
+                                       (1.0) */
     int allocator;                  /* enum nprof_allocator_mode (auto) */
     char sql_ignore[NPROF_CONFIG_STRING_MAX]; /* PCRE2 pattern over normalized SQL: matching
                                        queries are not counted as N+1 or duplicates

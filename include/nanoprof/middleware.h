@@ -46,10 +46,17 @@
  * (nprof_runtime_config(), NANOPROF_CONF); the rest are in nprof_mw_options.
  *
  * Development and production (opt.production of the runtime):
- *   - development: headers on every profiled response; ?profile=1 and ?profile=json are
- *     honoured; the dashboard is served without a token;
- *   - production: headers only on requests that ask with ?profile=1 (or json) and carry the
- *     token; the dashboard needs the token too, and is off when no token is configured.
+ *   - development: headers on every profiled response; ?profile=1, ?profile=json and
+ *     ?profile=flame are honoured; the dashboard is served without a token;
+ *   - production: headers only on requests that ask with ?profile=1 (or json, or flame) and
+ *     carry the token; the dashboard needs the token too, and is off when no token is
+ *     configured.
+ * ?profile=flame gets the headers of ?profile=1, plus X-Profile-Flame (the dashboard path of
+ * its flame graph, "<dashboard_path>/requests/<request_id>/flame.svg"), and sets
+ * st->sample_stacks: the adapter's
+ * sampler records the request's call stacks (nprof_profile_add_sample()), and the request is
+ * kept in the store, where the dashboard serves its flame graph.  Besides those, one request
+ * in opt.stack_sample_every (counted across threads; 0: none) gets st->sample_stacks too.
  * The token travels in the X-Profile-Token header or the profile_token query parameter and
  * is compared in constant time.  A wrong or missing token makes ?profile= be ignored (the
  * request is served normally) and a dashboard request answer 403.
@@ -176,7 +183,9 @@ typedef struct nprof_mw_request {
 enum nprof_mw_profile_mode {
     NPROF_MW_PROFILE_NONE = 0,
     NPROF_MW_PROFILE_HEADER = 1, /* ?profile=1: headers on this response */
-    NPROF_MW_PROFILE_JSON = 2    /* ?profile=json: the profile is the response body */
+    NPROF_MW_PROFILE_JSON = 2,   /* ?profile=json: the profile is the response body */
+    NPROF_MW_PROFILE_FLAME = 3   /* ?profile=flame: headers, and the request's call stacks are
+                                    sampled (st->sample_stacks) */
 };
 
 /* The state of one request, owned by the adapter (on its stack or in its request object). */
@@ -184,6 +193,10 @@ typedef struct nprof_mw_state {
     nprof_profile *profile; /* NULL when profiling is off */
     int profile_mode;       /* enum nprof_mw_profile_mode */
     int authorized;         /* development mode, or the right token was given */
+    int sample_stacks;      /* sample this request's call stacks: ?profile=flame, or picked
+                               by opt.stack_sample_every; the adapter's sampler adds them
+                               with nprof_profile_add_sample() (every opt.
+                               stack_sample_interval_ms) before nprof_mw_request_end() */
     /* private */
     nprof_mw *mw_;
     nprof_current_saved prev_current_; /* the thread's current before begin */
@@ -239,7 +252,7 @@ NPROF_API int nprof_mw_set_route(nprof_mw_state *st, const char *route, size_t l
  * (may be NULL; reset first) with X-Profile, Server-Timing, X-Query-Count, X-Slow-Queries,
  * X-N-Plus-One (when there are patterns: RFC 8941 strings `"<sql>";count=N`, followed by
  * `;site="<call site>"` when the shape's first query gave one, cut at 120 bytes with "...")
- * and X-Query-Budget (when over budget) if the mode
+ * X-Query-Budget (when over budget) and X-Profile-Flame (?profile=flame) if the mode
  * asks for them, and keeps or recycles the profile.  For a ?profile=json request, the
  * profile is appended to `json_body` (may be NULL) as JSON and *json_replaces_body (may be
  * NULL) is set to 1: send it as application/json instead of the handler's body.
@@ -291,6 +304,14 @@ typedef struct nprof_mw_response {
  *     /flamegraph.txt    collapsed stacks of the stored requests
  *     /flamegraph.svg    the same as an SVG flame graph
  *     /trace.json        Chrome Trace Event format of the stored requests (Perfetto)
+ *     /requests/<request_id>/flame.svg, flame.txt, speedscope.json, trace.json
+ *                        a stored request's sampled call stacks
+ *                        (nprof_profile_render_samples(): SVG, collapsed, speedscope, Chrome
+ *                        trace); 404 when no stored request has that id, or it has no samples
+ *     /routes/flame.svg, flame.txt, speedscope.json   ?route=<template>
+ *                        the sampled stacks of a route's stored requests, summed
+ *                        (nprof_store_render_samples(); every route without ?route=)
+ * The sampled-stack exports take ?collapse=libs (NPROF_SAMPLES_COLLAPSE_LIBS).
  * Only GET and HEAD are served (405 otherwise).  In production the token is required
  * (403 without it), and without a configured token the dashboard is off (returns 0).
  */
@@ -326,7 +347,10 @@ NPROF_API int nprof_mw_render_flamegraph_svg(nprof_mw *mw, nprof_buf *out);
 NPROF_API int nprof_mw_render_trace(nprof_mw *mw, nprof_buf *out);
 
 /* The flame graph SVG of any store (a profiler's own, made with nprof_store_create()), as
- * nprof_mw_render_flamegraph_svg() draws it for the runtime's store, appended to `out`.
+ * nprof_mw_render_flamegraph_svg() draws it for the runtime's store, appended to `out`.  A
+ * click on a frame zooms, by an inline script: nprof_mw_handle() serves it with a nonce its
+ * Content-Security-Policy names; this one has none (a file runs it; a strict policy blocks
+ * it, and the graph is still whole).
  * Errors: NPROF_EINVAL (NULL argument), NPROF_ENOMEM. */
 NPROF_API int nprof_store_render_flamegraph_svg(nprof_store *store, nprof_buf *out);
 

@@ -405,7 +405,10 @@ NPROF_API int nprof_duration_format(uint64_t ns, char *buf, size_t cap, size_t *
  * status, start_ns, queries_dropped, spans, ...).  A query object also has "callsite" (a
  * string) when it kept one, "rows" (nprof_query.batch_rows) when above 0 and "error" (a
  * string) when it failed; an entry of "n_plus_one" and "duplicates" has "callsite" when its
- * shape's first query gave one.  The output is valid JSON and valid UTF-8
+ * shape's first query gave one.  A profile with sampled stacks (nprof_profile_add_sample())
+ * has "samples": {sampled_ns, samples, dropped, dropped_ns, stacks: [{frames: [names as
+ * given, outermost first], libs (only when a frame has one: a library or null per frame),
+ * ns, count, sql}]}, stacks in first-seen order.  The output is valid JSON and valid UTF-8
  * whatever bytes the strings held: control characters are escaped and invalid UTF-8 becomes
  * U+FFFD.  Errors: NPROF_ENOPROFILE (`p` NULL), NPROF_EINVAL (`out` NULL), NPROF_ENOMEM.
  */
@@ -418,6 +421,93 @@ NPROF_API int nprof_profile_render_json(const nprof_profile *p, nprof_buf *out);
  * Errors: NPROF_ENOPROFILE (`p` NULL), NPROF_EINVAL (`out` NULL), NPROF_ENOMEM.
  */
 NPROF_API int nprof_profile_render_collapsed(const nprof_profile *p, nprof_buf *out);
+
+/* ---- sampled call stacks -------------------------------------------------------------------
+ *
+ * A sampling profiler (the Python extension's, or any other) adds the call stacks it saw
+ * while the request ran, each weighted by the wall time it stands for; the profile merges
+ * identical stacks (summing time and counting samples) and renders them with the request's
+ * other outputs.  A query recorded with the stack that issued it is added the same way with
+ * NPROF_SAMPLE_SQL, so one tree shows "view;serializer;ORM;SQL SELECT ... (12 x 3.1ms)".
+ */
+
+/* One frame of a sampled stack.  `name` reads like "article_list (blog/views.py:42)"; `lib`
+ * names the library the frame belongs to ("django", "sqlalchemy"), NULL for application code,
+ * so views can collapse a run of one library's frames into one.  Both are copied. */
+typedef struct nprof_frame {
+    const char *name;
+    size_t name_len;
+    const char *lib;
+    size_t lib_len;
+} nprof_frame;
+
+/* nprof_profile_add_sample() flags: the innermost frame is a query's text, named as it should
+ * read ("SQL SELECT ..."; views add " (count x mean)"), and the sample stands for one
+ * execution of it (count is executions, not timer ticks), weighted by its duration. */
+#define NPROF_SAMPLE_SQL 1u
+
+/* The most frames a kept stack has (the "[truncated]" frame included). */
+#define NPROF_SAMPLE_MAX_DEPTH 128
+
+/*
+ * Adds one sampled stack, `frames[0]` the outermost and `frames[n - 1]` the innermost, standing
+ * for `weight_ns` of wall time.  Identical stacks (same frames, names and libraries, same
+ * flags) are merged.  Frames are copied as given (any bytes: renderers escape them); names
+ * are kept up to 1024 bytes, libraries up to 128, and a query's text (NPROF_SAMPLE_SQL) up to
+ * max_sql_bytes.  Stacks deeper than NPROF_SAMPLE_MAX_DEPTH keep their outermost frames and
+ * "[truncated]" (then the query's frame, for NPROF_SAMPLE_SQL); beyond max_profile_bytes the
+ * sample is not kept but its time is (under "[dropped]").  n == 0 is a sample with no frames
+ * ("[no frames]").  Add samples before the request ends (nprof_request_end(), which
+ * nprof_mw_request_end() calls).  Not thread-safe: like every call on a profile (see the
+ * top), the sampler must not run it concurrently with the request's own calls.
+ * Errors: NPROF_ENOPROFILE (`p` NULL), NPROF_EINVAL (`frames` NULL with n > 0, a frame's name
+ * or library NULL with a non-zero length, unknown flags), NPROF_ESTATE (the request has
+ * ended), NPROF_ELIMIT (counted under "[dropped]", not kept).
+ */
+NPROF_API int nprof_profile_add_sample(nprof_profile *p, const nprof_frame *frames, size_t n,
+                                       uint64_t weight_ns, unsigned flags);
+
+/* Samples a profile holds: the distinct stacks kept, the samples and time they stand for. */
+typedef struct nprof_samples_info {
+    size_t stacks;        /* distinct stacks kept */
+    uint64_t samples;     /* every nprof_profile_add_sample() call that was accepted */
+    uint64_t sampled_ns;  /* their summed weight, kept or dropped */
+    uint64_t dropped;     /* samples not kept (limits) */
+    uint64_t dropped_ns;  /* their summed weight, rendered as the "[dropped]" stack */
+} nprof_samples_info;
+
+/* Fills `out` with the profile's sample counts.  Errors: NPROF_ENOPROFILE (`p` NULL),
+ * NPROF_EINVAL (`out` NULL). */
+NPROF_API int nprof_profile_get_samples_info(const nprof_profile *p, nprof_samples_info *out);
+
+/* Formats of a profile's sampled stacks (nprof_profile_render_samples()). */
+enum nprof_samples_format {
+    NPROF_SAMPLES_COLLAPSED = 0,  /* "frame;frame;frame ns" lines */
+    NPROF_SAMPLES_SPEEDSCOPE = 1, /* speedscope's file format (a "sampled" profile) */
+    NPROF_SAMPLES_CHROME = 2,     /* Chrome Trace Event format */
+    NPROF_SAMPLES_SVG = 3         /* a flame graph drawn as a self-contained SVG; a click on
+                                     a frame zooms (an inline script, which a page's
+                                     Content-Security-Policy may block: the graph stays) */
+};
+
+/* Render options: NPROF_SAMPLES_COLLAPSE_LIBS merges each run of frames of one library into
+ * a single "[lib]" frame. */
+#define NPROF_SAMPLES_COLLAPSE_LIBS 1u
+
+/*
+ * Appends the profile's sampled stacks to `out` in `format` with `flags`
+ * (NPROF_SAMPLES_*).  Every format shows the same frames: names cleaned as in
+ * nprof_profile_render_collapsed() (';' becomes ':', control bytes spaces, at most 256
+ * bytes), a query's stack ending in "<its frame> (<count> x <mean>)", and time that was not
+ * kept under "[dropped]".  Collapsed lines are sorted by stack; the Chrome trace lays the
+ * merged stacks out as a flame graph (nested complete events from 0, in microseconds), not
+ * as a timeline.  A profile without samples renders an empty but valid document.  Output is
+ * valid UTF-8 (and valid JSON/SVG for those formats) whatever bytes the frames held; the
+ * raw frames are in nprof_profile_render_json()'s "samples".  Errors: NPROF_ENOPROFILE,
+ * NPROF_EINVAL (bad format or flags, `out` NULL), NPROF_ENOMEM.
+ */
+NPROF_API int nprof_profile_render_samples(const nprof_profile *p, int format, unsigned flags,
+                                           nprof_buf *out);
 
 /* ---- deprecated aliases, removed in 0.3 (see common.h, Names) ---------------------------- */
 #ifndef NPROF_NO_DEPRECATED

@@ -86,6 +86,15 @@ NPROF_API void nprof_snapshot_release(nprof_snapshot *snap);
  */
 NPROF_API int nprof_store_render_collapsed(nprof_store *s, nprof_buf *out);
 
+/*
+ * Appends the sampled call stacks (profile.h, nprof_profile_add_sample()) of the profiles held
+ * whose route is `route` (NULL: every profile), summed per distinct stack, in `format`
+ * (enum nprof_samples_format) with `flags` (NPROF_SAMPLES_*): a route's aggregated flame graph
+ * over its sampled requests.  Errors: NPROF_EINVAL (NULL store or out, bad format), NPROF_ENOMEM.
+ */
+NPROF_API int nprof_store_render_samples(nprof_store *s, const char *route, size_t route_len,
+                                         int format, unsigned flags, nprof_buf *out);
+
 /* ---- deprecated aliases, removed in 0.3 (see common.h, Names) ---------------------------- */
 #ifndef NPROF_NO_DEPRECATED
 /* Renamed: renderers are nprof_<object>_render_<format>, snapshots nprof_store_snapshot*. */

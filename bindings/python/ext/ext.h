@@ -73,6 +73,8 @@ extern PyTypeObject *nprof_py_sqlquery_type; /* SQLQuery (a named tuple) */
 typedef struct nprof_py_middleware nprof_py_middleware;
 typedef struct nprof_py_profile nprof_py_profile;
 
+typedef struct nprof_py_sampled nprof_py_sampled; /* sampler.c */
+
 enum { NPROF_PY_REQ_STANDALONE = 0, NPROF_PY_REQ_MW = 1 };
 
 /* The state of one running request: what the context variable holds.  Internal: Python
@@ -90,6 +92,7 @@ typedef struct nprof_py_request {
     nprof_py_middleware *mw;  /* strong; NPROF_PY_REQ_MW */
     nprof_py_profile *view;   /* strong; made on first get_current_profile() */
     PyObject *token;          /* the context variable's token, to restore it at end */
+    nprof_py_sampled *sampled; /* sampler.c: set while its call stacks are sampled */
 } nprof_py_request;
 
 /* A zeroed request object. */
@@ -112,6 +115,10 @@ void nprof_py_request_uncurrent(nprof_py_request *r);
  * still holds it, else detaches it.  Then resets the context variable and the C current.
  * `p` must be ended already when the view is to be frozen. */
 void nprof_py_request_release(nprof_py_request *r);
+
+/* enum nprof_samples_format of a format name ('collapsed', 'speedscope', 'chrome', 'svg'),
+ * or -1 with ConfigError (a ValueError) naming the four. */
+int nprof_py_samples_format(PyObject *name);
 
 /* A frozen RequestProfile with a copy of `p`. */
 PyObject *nprof_py_profile_frozen(const nprof_profile *p);
@@ -207,6 +214,32 @@ struct nprof_py_middleware {
 extern PyTypeObject nprof_py_store_type;
 PyObject *nprof_py_store_new(nprof_runtime *rt, nprof_store *s, int owned);
 
+/* ---- sampled call stacks (sampler.c) ----------------------------------------------- */
+
+/* Samples `r`'s Python call stacks into its profile every `interval_ns` (0: the runtime's
+ * opt.stack_sample_interval_ms) until nprof_py_sampler_stop().  Call it from the request's
+ * own thread (and task, in an event loop), after r->p is set.  0, or -1 with an exception
+ * (the request then simply is not sampled). */
+int nprof_py_sampler_start(nprof_py_request *r, uint64_t interval_ns);
+
+/* Stops sampling `r`, if it is sampled: before its profile ends (nprof_py_request_uncurrent
+ * calls it).  Never raises. */
+void nprof_py_sampler_stop(nprof_py_request *r);
+
+/* For the query recorder, around one query of profile `p` (one branch when nothing is
+ * sampled; nothing when `p` is NULL or not sampled): query_begin before it runs, so that the
+ * sampler's ticks meanwhile add nothing; query after it ends, on the same thread, which adds
+ * the Python stack that issued it with a last frame "SQL <its shape>" (`sql` as run: it is
+ * normalized here, literals as ?) and NPROF_SAMPLE_SQL, weighted `duration_ns`.  query
+ * returns 0 or a negative NPROF_E* code; neither raises. */
+void nprof_py_sampler_query_begin(nprof_profile *p);
+
+/* Adds the samples taken of `p` so far (they wait for the request's own thread, which alone
+ * may write its profile) before `p` is read: a live RequestProfile calls it.  Never raises. */
+void nprof_py_sampler_flush(nprof_profile *p);
+int nprof_py_sampler_query(nprof_profile *p, const char *sql, size_t sql_len,
+                           uint64_t duration_ns);
+
 /* Module-level functions defined in each file, gathered by module.c. */
 extern PyMethodDef nprof_py_profile_methods[];
 extern PyMethodDef nprof_py_handler_methods[];
@@ -214,5 +247,6 @@ extern PyMethodDef nprof_py_middleware_methods[];
 extern PyMethodDef nprof_py_store_methods[];
 extern PyMethodDef nprof_py_record_methods[];
 extern PyMethodDef nprof_py_callsite_methods[];
+extern PyMethodDef nprof_py_sampler_methods[];
 
 #endif /* NPROF_PY_EXT_H */

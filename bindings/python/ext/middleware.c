@@ -545,6 +545,10 @@ static PyObject *begin_request(nprof_py_middleware *self, req_text *t, int loop)
         nprof_current_set(r->p);
         r->set_c_current = 1;
     }
+    /* ?profile=flame or opt.stack_sample_every: a sampler that cannot start leaves the
+     * request unsampled, it does not fail it. */
+    if (r->st.sample_stacks && nprof_py_sampler_start(r, 0) < 0)
+        PyErr_WriteUnraisable((PyObject *)self);
     return (PyObject *)r;
 }
 

@@ -592,7 +592,8 @@ PyMODINIT_FUNC PyInit__core(void)
         PyModule_AddIntConstant(m, "PHASE_HANDLER", NPROF_PHASE_HANDLER) < 0 ||
         PyModule_AddIntConstant(m, "PROFILE_NONE", NPROF_MW_PROFILE_NONE) < 0 ||
         PyModule_AddIntConstant(m, "PROFILE_HEADER", NPROF_MW_PROFILE_HEADER) < 0 ||
-        PyModule_AddIntConstant(m, "PROFILE_JSON", NPROF_MW_PROFILE_JSON) < 0)
+        PyModule_AddIntConstant(m, "PROFILE_JSON", NPROF_MW_PROFILE_JSON) < 0 ||
+        PyModule_AddIntConstant(m, "PROFILE_FLAME", NPROF_MW_PROFILE_FLAME) < 0)
         goto fail;
 
     PyTypeObject *types[] = {&nprof_py_profile_type, &nprof_py_request_type,
@@ -631,7 +632,8 @@ PyMODINIT_FUNC PyInit__core(void)
         add_methods(m, nprof_py_middleware_methods) < 0 ||
         add_methods(m, nprof_py_store_methods) < 0 ||
         add_methods(m, nprof_py_record_methods) < 0 ||
-        add_methods(m, nprof_py_callsite_methods) < 0 || nprof_py_record_init(m) < 0 ||
+        add_methods(m, nprof_py_callsite_methods) < 0 ||
+        add_methods(m, nprof_py_sampler_methods) < 0 || nprof_py_record_init(m) < 0 ||
         nprof_py_timed_init(m) < 0)
         goto fail;
     return m;

@@ -23,7 +23,55 @@ struct nprof_py_profile {
     nprof_profile_info info; /* frozen: the scalars (string pointers cleared) */
     PyObject *method, *path, *route, *request_id;         /* frozen */
     PyObject *header, *json, *collapsed, *queries, *patterns; /* frozen */
+    nprof_samples_info samples_info;                          /* frozen */
+    PyObject *flames; /* frozen with samples: every flame() rendering, by flame_slot() */
 };
+
+/* ---- sampled call stacks: the formats flame() renders ------------------------------------- */
+
+static const char *const flame_formats[] = {"collapsed", "speedscope", "chrome", "svg"};
+#define FLAME_FORMATS 4
+
+/* A format's name as flame() takes it: its enum nprof_samples_format, or -1 with ValueError. */
+int nprof_py_samples_format(PyObject *name)
+{
+    for (int i = 0; i < FLAME_FORMATS; i++)
+        if (PyUnicode_Check(name) && PyUnicode_CompareWithASCIIString(name, flame_formats[i]) == 0)
+            return i;
+    PyErr_Format(nprof_py_config_error,
+                 "format %R: use 'collapsed', 'speedscope', 'chrome' or 'svg'", name);
+    return -1;
+}
+
+static Py_ssize_t flame_slot(int format, unsigned flags)
+{
+    return (Py_ssize_t)format * 2 + (flags & NPROF_SAMPLES_COLLAPSE_LIBS ? 1 : 0);
+}
+
+static PyObject *render_flame(const nprof_profile *p, int format, unsigned flags)
+{
+    nprof_buf b = NPROF_BUF_INIT;
+    return nprof_py_rendered(nprof_profile_render_samples(p, format, flags, &b), &b, 0,
+                             "flame()");
+}
+
+/* A frozen view keeps every rendering of its samples (a sampled request is the rare one);
+ * None when it has none. */
+static PyObject *freeze_flames(const nprof_profile *p, const nprof_samples_info *si)
+{
+    if (!si->samples)
+        Py_RETURN_NONE;
+    PyObject *t = PyTuple_New(FLAME_FORMATS * 2);
+    for (int f = 0; t && f < FLAME_FORMATS; f++)
+        for (unsigned fl = 0; t && fl < 2; fl++) {
+            PyObject *r = render_flame(p, f, fl ? NPROF_SAMPLES_COLLAPSE_LIBS : 0);
+            if (!r)
+                Py_CLEAR(t);
+            else
+                PyTuple_SET_ITEM(t, flame_slot(f, fl), r);
+        }
+    return t;
+}
 
 /* ---- building Python values from a C profile ---------------------------------------------- */
 
@@ -153,12 +201,15 @@ static int freeze(nprof_py_profile *v, const nprof_profile *p)
     v->collapsed = rendered(p, nprof_profile_render_collapsed, "to_collapsed_stack()");
     v->queries = profile_list(p, query_item);
     v->patterns = profile_list(p, pattern_item);
+    if (nprof_profile_get_samples_info(p, &v->samples_info) != NPROF_OK)
+        memset(&v->samples_info, 0, sizeof v->samples_info);
+    v->flames = freeze_flames(p, &v->samples_info);
     in.method = in.path = in.route = in.request_id = NULL;
     v->info = in;
     v->p = NULL;
     v->frozen = 1;
     if (!v->method || !v->path || !v->route || !v->request_id || !v->header || !v->json ||
-        !v->collapsed || !v->queries || !v->patterns)
+        !v->collapsed || !v->queries || !v->patterns || !v->flames)
         return -1;
     return 0;
 }
@@ -191,6 +242,7 @@ static void profile_dealloc(nprof_py_profile *v)
     Py_XDECREF(v->collapsed);
     Py_XDECREF(v->queries);
     Py_XDECREF(v->patterns);
+    Py_XDECREF(v->flames);
     PyObject_Free(v);
 }
 
@@ -198,6 +250,8 @@ static void profile_dealloc(nprof_py_profile *v)
  * a view is detached only when nobody else holds it) or is frozen (callers check first). */
 static const nprof_profile *live(nprof_py_profile *v)
 {
+    if (v->p)
+        nprof_py_sampler_flush(v->p); /* what the sampler took so far, before it is read */
     if (!v->p)
         PyErr_SetString(nprof_py_state_error,
                         "this profile's request has ended: read ended requests from "
@@ -345,6 +399,42 @@ static PyObject *profile_patterns(nprof_py_profile *v, void *closure)
     return out;
 }
 
+static PyObject *profile_samples_info(nprof_py_profile *v, void *closure)
+{
+    (void)closure;
+    nprof_samples_info si;
+    if (v->frozen) {
+        si = v->samples_info;
+    } else {
+        const nprof_profile *p = live(v);
+        if (!p)
+            return NULL;
+        if (nprof_profile_get_samples_info(p, &si) != NPROF_OK)
+            memset(&si, 0, sizeof si);
+    }
+    return Py_BuildValue("{s:n,s:K,s:K,s:K,s:K}", "stacks", (Py_ssize_t)si.stacks, "samples",
+                         (unsigned long long)si.samples, "sampled_ns",
+                         (unsigned long long)si.sampled_ns, "dropped",
+                         (unsigned long long)si.dropped, "dropped_ns",
+                         (unsigned long long)si.dropped_ns);
+}
+
+static PyObject *profile_to_dict(nprof_py_profile *v, PyObject *noargs);
+
+/* The "samples" member of the profile's JSON (its stacks with their frames, libraries, time
+ * and counts), None when nothing was sampled. */
+static PyObject *profile_samples(nprof_py_profile *v, void *closure)
+{
+    (void)closure;
+    PyObject *d = profile_to_dict(v, NULL);
+    if (!d)
+        return NULL;
+    PyObject *out = PyDict_Check(d) ? PyDict_GetItemString(d, "samples") : NULL;
+    out = Py_NewRef(out ? out : Py_None);
+    Py_DECREF(d);
+    return out;
+}
+
 #define FIELD(name, f, doc) {name, (getter)profile_get, NULL, doc, (void *)(intptr_t)(f)}
 static PyGetSetDef profile_getset[] = {
     FIELD("method", F_METHOD, "HTTP method (or what start_profile() was given)"),
@@ -370,6 +460,10 @@ static PyGetSetDef profile_getset[] = {
     {"patterns", (getter)profile_patterns, NULL, "every query shape with its counts", NULL},
     {"n_plus_one", (getter)profile_patterns, NULL, "the shapes seen n_plus_one_threshold times",
      (void *)1},
+    {"samples_info", (getter)profile_samples_info, NULL,
+     "the sampled call stacks' counts: stacks, samples, sampled_ns, dropped, dropped_ns", NULL},
+    {"samples", (getter)profile_samples, NULL,
+     "the sampled call stacks as in to_dict()['samples'], None when nothing was sampled", NULL},
     {NULL, NULL, NULL, NULL, NULL},
 };
 #undef FIELD
@@ -416,6 +510,37 @@ static PyObject *profile_to_collapsed(nprof_py_profile *v, PyObject *noargs)
                             "to_collapsed_stack()");
 }
 
+/* flame(format="collapsed", collapse_libs=False): the request's sampled call stacks. */
+static PyObject *profile_flame(nprof_py_profile *v, PyObject *args, PyObject *kwargs)
+{
+    static char *kw[] = {"format", "collapse_libs", NULL};
+    PyObject *fmt = NULL;
+    int collapse = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|Up:flame", kw, &fmt, &collapse))
+        return NULL;
+    int format = fmt ? nprof_py_samples_format(fmt) : NPROF_SAMPLES_COLLAPSED;
+    if (format < 0)
+        return NULL;
+    unsigned flags = collapse ? NPROF_SAMPLES_COLLAPSE_LIBS : 0;
+    if (!v->frozen) {
+        const nprof_profile *p = live(v);
+        return p ? render_flame(p, format, flags) : NULL;
+    }
+    if (v->flames != Py_None)
+        return Py_NewRef(PyTuple_GET_ITEM(v->flames, flame_slot(format, flags)));
+    /* No samples: the empty document of that format, from a scratch profile. */
+    nprof_runtime *rt = nprof_py_runtime();
+    nprof_profile *scratch = NULL;
+    int rc = rt ? nprof_request_begin(rt, "", 0, "", 0, 0, &scratch) : NPROF_EINVAL;
+    if (!rt)
+        return NULL;
+    if (rc != NPROF_OK)
+        return nprof_py_raise(rc, "flame()");
+    PyObject *out = render_flame(scratch, format, flags);
+    nprof_request_discard(scratch);
+    return out;
+}
+
 static PyObject *profile_repr(nprof_py_profile *v)
 {
     PyObject *m = profile_get(v, (void *)(intptr_t)F_METHOD);
@@ -440,6 +565,9 @@ static PyMethodDef profile_methods[] = {
     {"to_json", (PyCFunction)profile_to_json, METH_NOARGS, "The profile as JSON text."},
     {"to_collapsed_stack", (PyCFunction)profile_to_collapsed, METH_NOARGS,
      "Collapsed stacks for flame graphs."},
+    {"flame", (PyCFunction)(void (*)(void))profile_flame, METH_VARARGS | METH_KEYWORDS,
+     "flame(format='collapsed', collapse_libs=False): the sampled call stacks as 'collapsed', "
+     "'speedscope', 'chrome' or 'svg'."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -529,6 +657,8 @@ PyObject *nprof_py_request_view(nprof_py_request *r)
  * nobody's current any more. */
 void nprof_py_request_uncurrent(nprof_py_request *r)
 {
+    if (r->sampled) /* before the profile ends: a tick must not add to an ended profile */
+        nprof_py_sampler_stop(r);
     if (r->set_c_current && nprof_current() == r->p)
         nprof_current_restore(r->c_prev);
     r->set_c_current = 0;

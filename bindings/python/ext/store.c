@@ -113,6 +113,31 @@ static PyObject *store_render(store_obj *o, PyObject *what)
     return nprof_py_rendered(fn(o->s, &b), &b, 0, "render()");
 }
 
+/* render_samples(format="collapsed", route=None, collapse_libs=False): the sampled call
+ * stacks of the stored requests (of one route), summed per stack. */
+static PyObject *store_render_samples(store_obj *o, PyObject *args, PyObject *kwargs)
+{
+    static char *kw[] = {"format", "route", "collapse_libs", NULL};
+    PyObject *fmt = NULL, *route = Py_None;
+    int collapse = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|UOp:render_samples", kw, &fmt, &route,
+                                     &collapse))
+        return NULL;
+    int format = fmt ? nprof_py_samples_format(fmt) : NPROF_SAMPLES_COLLAPSED;
+    if (format < 0)
+        return NULL;
+    Py_ssize_t rl = 0;
+    PyObject *keep = NULL;
+    const char *r = route == Py_None ? NULL : nprof_py_text(route, &rl, &keep, "route");
+    if (route != Py_None && !r)
+        return NULL;
+    nprof_buf b = NPROF_BUF_INIT;
+    int rc = nprof_store_render_samples(o->s, r, (size_t)rl, format,
+                                        collapse ? NPROF_SAMPLES_COLLAPSE_LIBS : 0, &b);
+    Py_XDECREF(keep);
+    return nprof_py_rendered(rc, &b, 0, "render_samples()");
+}
+
 static PyObject *store_clear(store_obj *o, PyObject *noargs)
 {
     (void)noargs;
@@ -158,6 +183,10 @@ static PyMethodDef store_methods[] = {
      "The n most recent stored requests, newest first."},
     {"get_flame_graph", (PyCFunction)store_get_flame_graph, METH_NOARGS,
      "Collapsed stacks of every stored request, summed per stack."},
+    {"render_samples", (PyCFunction)(void (*)(void))store_render_samples,
+     METH_VARARGS | METH_KEYWORDS,
+     "render_samples(format='collapsed', route=None, collapse_libs=False): the sampled call "
+     "stacks of the stored requests (of one route), summed per stack."},
     {"clear", (PyCFunction)store_clear, METH_NOARGS, "Removes every stored request."},
     {"render", (PyCFunction)store_render, METH_O,
      "The stored requests as 'svg', 'trace' (Chrome trace JSON) or 'collapsed' text."},

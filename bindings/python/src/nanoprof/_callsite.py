@@ -37,6 +37,15 @@ def _apply() -> None:
     _core.set_callsite_exclude(_default_prefixes() + _extra, base=os.getcwd())
 
 
+def _sampler_paths() -> None:
+    """The sampler names a frame under the standard library or an installed package after
+    that library ("django", "asyncio"), and never shows nanoprof's own frames."""
+    own = os.path.dirname(os.path.abspath(__file__))
+    owns = {p.rstrip("/") + "/" for p in (own, os.path.realpath(own))}
+    libs = [p for p in _default_prefixes() if p not in owns]
+    _core.set_sampler_paths(libs, sorted(owns), base=os.getcwd())
+
+
 def exclude_callsite_paths(*prefixes: str) -> None:
     """Never report frames under these paths as a query's call site: for a library of your
     own that issues queries for its callers (a repository layer, a test helper), so that the
@@ -49,3 +58,4 @@ def exclude_callsite_paths(*prefixes: str) -> None:
 
 
 _apply()
+_sampler_paths()

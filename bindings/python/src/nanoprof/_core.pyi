@@ -102,10 +102,17 @@ class RequestProfile:
     memory_bytes: int
     patterns: list[dict[str, Any]]
     n_plus_one: list[dict[str, Any]]
+    samples_info: dict[str, int]  # stacks, samples, sampled_ns, dropped, dropped_ns
+    samples: dict[str, Any] | None
+    """The sampled call stacks (to_dict()["samples"]): sampled_ns, samples, dropped,
+    dropped_ns and stacks, each {frames (outermost first), libs, ns, count, sql}."""
     def to_header(self) -> str: ...
     def to_dict(self) -> dict[str, Any]: ...
     def to_json(self) -> str: ...
     def to_collapsed_stack(self) -> str: ...
+    def flame(self, format: str = "collapsed", collapse_libs: bool = False) -> str:
+        """The sampled call stacks as 'collapsed', 'speedscope', 'chrome' or 'svg';
+        ``collapse_libs`` merges each run of one library's frames into "[lib]"."""
 
 def record_sql(sql: str | bytes, duration_ns: int, params: object = None) -> bool:
     """Records a query into the current request's profile; False when there is none."""
@@ -139,6 +146,10 @@ class ProfileStore:
     def clear(self) -> None: ...
     def render(self, what: str) -> str:
         """'svg' (flame graph), 'trace' (Chrome Trace Event JSON) or 'collapsed' stacks."""
+    def render_samples(self, format: str = "collapsed", route: str | None = None,
+                       collapse_libs: bool = False) -> str:
+        """The sampled call stacks of the stored requests (of one route), summed per stack,
+        as 'collapsed', 'speedscope', 'chrome' or 'svg'."""
     def push_current(self) -> bool:
         """Ends the current start_profile() request into this store (False without one)."""
 
@@ -379,3 +390,29 @@ class SlowLog:
     def close(self, timeout_ms: int = 5000) -> bool:
         """Flushes and closes; True when everything queued was written."""
     closed: bool
+
+# ---- sampled call stacks (sampler.c) --------------------------------------------------------
+PROFILE_FLAME: int
+
+def sample_current(interval_ms: float | None = None) -> bool:
+    """Samples the current request's Python call stacks every ``interval_ms`` of wall time
+    (default: the stack_sample_interval_ms option) until it ends.  False when there is no
+    current request or it is sampled already."""
+
+def unsample_current() -> bool:
+    """Stops sampling the current request; whether it was sampled."""
+
+def is_sampled() -> bool: ...
+
+def sampler_stats() -> dict[str, Any]:
+    """active, thread_running, ticks, samples, sql_samples, tick_ns_total, tick_ns_max,
+    interval_ns, saved_switch_interval."""
+
+def set_sampler_paths(libraries: Sequence[str], own: Sequence[str], base: str | None = None) -> None:
+    """Library roots (a frame under one is named after the first path component below it),
+    nanoprof's own roots (never shown), the directory application paths are shown from."""
+
+def _sampler_shutdown() -> None: ...
+def _sampler_query_begin() -> None: ...
+def _sampler_query(sql: str, duration_ns: int) -> None: ...
+def _sampler_stack() -> list[tuple[str, str | None]]: ...
