@@ -234,6 +234,9 @@ void nprof_py_sampler_stop(nprof_py_request *r);
  * returns 0 or a negative NPROF_E* code; neither raises. */
 void nprof_py_sampler_query_begin(nprof_profile *p);
 
+/* Is any request sampled now?  A relaxed load: the query recorder's one branch. */
+int nprof_py_sampler_running(void);
+
 /* Adds the samples taken of `p` so far (they wait for the request's own thread, which alone
  * may write its profile) before `p` is read: a live RequestProfile calls it.  Never raises. */
 void nprof_py_sampler_flush(nprof_profile *p);

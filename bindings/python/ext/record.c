@@ -479,6 +479,10 @@ static int record_query(const one_query *a, nprof_slowlog *log, uint64_t thresho
             counts.in_request++;
         else
             counts.failures++;
+        /* A hook's query (record_sql() has no start, so no begin mark): into the sampled
+         * call stacks too, at the frames that issued it. */
+        if (a->start_ticks)
+            nprof_py_sampler_query(p, text, (size_t)len, a->duration_ns);
     }
     if (to_log) {
         nprof_slowlog_entry e = {
@@ -581,6 +585,13 @@ static uint64_t recorder_begin(recorder *self, int sync)
 {
     if (!recorder_would_record(self))
         return 0;
+    if (nprof_py_sampler_running()) {
+        /* A sampled request's ticks during its query add nothing: the query itself is
+         * added with the stack that issued it, when it ends (record_query). */
+        nprof_py_request *r = nprof_py_current_request();
+        if (r)
+            nprof_py_sampler_query_begin(r->p);
+    }
     if (sync && sync_depth++ == 0)
         shim_was_excluded = nprof_pq_exclude_thread(1);
     uint64_t t = nprof_ticks();

@@ -1099,6 +1099,11 @@ static nprof_py_sampled *find_sampled(nprof_profile *p)
     return NULL;
 }
 
+int nprof_py_sampler_running(void)
+{
+    return atomic_load_explicit(&active_count, memory_order_relaxed) != 0;
+}
+
 void nprof_py_sampler_query_begin(nprof_profile *p)
 {
     if (!atomic_load_explicit(&active_count, memory_order_relaxed) || !p)

@@ -132,3 +132,31 @@ def test_a_closed_connection_raises_its_own_error_recorded(db: sqlite3.Connectio
         cur.execute("SELECT 1")
     assert type(raised.value) is sqlite3.ProgrammingError
     assert [q.error is not None for q in seen.queries] == [True]
+
+
+def load_users(db: sqlite3.Connection) -> list[str]:
+    return [db.execute("SELECT name FROM nprof_user WHERE id = ?", (i,)).fetchone()[0]
+            for i in range(1, 6)]
+
+
+def test_a_sampled_request_shows_each_query_under_the_frame_that_ran_it(
+    db: sqlite3.Connection,
+) -> None:
+    """Issue 16: with call stacks sampled, the hook adds each query to the tree at the stack
+    that issued it, one node per shape with its executions counted."""
+    from nanoprof import _core
+
+    _core.start_profile(method="GET", path="/users")
+    _core.sample_current(1)
+    try:
+        assert load_users(db) == [f"user{i}" for i in range(5)]
+        samples = _core.get_current_profile().samples
+    finally:
+        _core.end_profile()
+    sql = [s for s in samples["stacks"] if s["sql"]]
+    assert len(sql) == 1, samples
+    (node,) = sql
+    assert node["count"] == 5
+    assert node["frames"][-1] == "SQL SELECT name FROM nprof_user WHERE id = ?"
+    assert node["frames"][-2].startswith("<listcomp>") or "load_users" in node["frames"][-2]
+    assert any(f.startswith("load_users ") for f in node["frames"])
