@@ -13,6 +13,8 @@ Variants:
   bare            no nanoprof at all
   bare-again      the same app again, in its own process: the control, whose difference
                   from bare is the measurement's own noise in that run
+  noop-mw         the app under a pure-Python ASGI middleware that only awaits the app: the
+                  floor of any middleware written in Python (one more coroutine per request)
   mw-prod         PerformanceMiddleware in production mode (headers only on ?profile=1 with
                   the token), no database hooks: what the middleware alone costs
   nanoprof-prod   the same plus nanoprof.db.QueryTimer("asyncpg") installed module-wide
@@ -38,7 +40,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-VARIANTS = ("bare", "bare-again", "mw-prod", "nanoprof-prod", "nanoprof-dev")
+VARIANTS = ("bare", "bare-again", "noop-mw", "mw-prod", "nanoprof-prod", "nanoprof-dev")
 SQL = "SELECT id, name, price FROM bench_items WHERE id = $1"
 N_ITEMS = 1000
 QUERIES_PER_REQUEST = 5
@@ -148,6 +150,16 @@ def install_hooks() -> Any:
     return timer
 
 
+class NoopMiddleware:
+    """An ASGI middleware that does nothing but await the app."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        await self.app(scope, receive, send)
+
+
 def _app() -> Any:
     app = Starlette(routes=[Route("/db", db), Route("/rec", rec)], lifespan=lifespan)
     variant = os.environ.get("NANOPROF_BENCH_VARIANT", "bare")
@@ -155,6 +167,8 @@ def _app() -> Any:
         raise SystemExit(f"NANOPROF_BENCH_VARIANT={variant!r}: use {', '.join(VARIANTS)}")
     if variant in ("bare", "bare-again"):
         return app
+    if variant == "noop-mw":
+        return NoopMiddleware(app)
     import nanoprof
 
     if variant.startswith("nanoprof"):

@@ -11,8 +11,9 @@ to CPU 1, all on 127.0.0.1.  Two endpoints, five queries per request each:
         asgi_db_app.py for why this and not five record_sql calls: it is the path the
         hooks take on /db, minus the network)
 
-Variants (asgi_db_app.py): bare; mw-prod (PerformanceMiddleware in production mode, no
-hooks); nanoprof-prod (the same plus nanoprof.db.QueryTimer on asyncpg); nanoprof-dev
+Variants (asgi_db_app.py): bare; bare-again (the control); noop-mw (a pure-Python middleware
+that only awaits the app: the floor of any Python middleware); mw-prod (PerformanceMiddleware
+in production mode, no hooks); nanoprof-prod (the same plus nanoprof.db.QueryTimer on asyncpg); nanoprof-dev
 (development mode, headers on every response, plus the hooks).  Each round runs every
 variant on /db and then on /rec, in fresh server processes, the variants alternating in
 order round by round; the ratio of a variant to the bare app is taken within the round, for
@@ -40,7 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import dbbench  # noqa: E402
 
-ALL_VARIANTS = ("bare", "bare-again", "mw-prod", "nanoprof-prod", "nanoprof-dev")
+ALL_VARIANTS = ("bare", "bare-again", "noop-mw", "mw-prod", "nanoprof-prod", "nanoprof-dev")
 HOOKED = {"nanoprof-prod", "nanoprof-dev"}
 ENDPOINTS = ("/db", "/rec")
 TARGET = {"/db": 3.0, "/rec": 10.0}  # at most this many % fewer requests/s than bare
@@ -81,7 +82,7 @@ def check(variant: str, port: int) -> None:
         if status != 200 or len(rows) != 5:
             raise SystemExit(f"{variant} {ep}: status {status}, {len(rows)} rows")
         count = headers.get("x-query-count")
-        if variant in ("bare", "bare-again"):
+        if variant in ("bare", "bare-again", "noop-mw"):
             want: tuple[str | None, ...] = (None,)
         elif variant not in HOOKED:
             want = ("0",)

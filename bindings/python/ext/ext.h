@@ -234,6 +234,12 @@ void nprof_py_sampler_stop(nprof_py_request *r);
  * returns 0 or a negative NPROF_E* code; neither raises. */
 void nprof_py_sampler_query_begin(nprof_profile *p);
 
+/* A span `id` of `r` opened (after nprof_span_begin() gave the id) or closed, from the
+ * request's own code: while open, its stacks show "[span] name" under the frame that opened
+ * it.  Nothing when `r` is not sampled; never raises. */
+void nprof_py_sampler_span_begin(nprof_py_request *r, int id, const char *name, size_t len);
+void nprof_py_sampler_span_end(nprof_py_request *r, int id);
+
 /* Is any request sampled now?  A relaxed load: the query recorder's one branch. */
 int nprof_py_sampler_running(void);
 

@@ -824,6 +824,8 @@ static PyObject *py_span_begin(PyObject *self, PyObject *name)
         return NULL;
     nprof_py_request *r = nprof_py_current_request();
     int id = r ? nprof_span_begin(r->p, s, (size_t)len) : NPROF_ENOPROFILE;
+    if (id >= 0 && r->sampled)
+        nprof_py_sampler_span_begin(r, id, s, (size_t)len);
     Py_XDECREF(keep);
     return PyLong_FromLong(id);
 }
@@ -836,6 +838,8 @@ static PyObject *py_span_end(PyObject *self, PyObject *id)
         return NULL;
     nprof_py_request *r = nprof_py_current_request();
     if (r && v >= 0) {
+        if (r->sampled)
+            nprof_py_sampler_span_end(r, (int)v);
         int rc = nprof_span_end(r->p, (int)v);
         if (rc != NPROF_OK && rc != NPROF_ESTATE)
             return nprof_py_raise(rc, "span_end()");

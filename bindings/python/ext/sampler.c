@@ -21,6 +21,10 @@
  * follows its await chain (cr_await / gi_yieldfrom from task.get_coro()) instead, so the time
  * it waits is attributed to the `await` that waits, not to whichever request runs meanwhile.
  *
+ * Spans: a span the request opens (Profiler.trace(), span_begin()) shows as a frame "[span]
+ * name" in every stack sampled while it is open, placed under the frame that opened it (the
+ * stack's depth at its begin), so the tree reads view -> [span] render -> template code.
+ *
  * SQL: the query recorder calls nprof_py_sampler_query_begin(p) before a query and
  * nprof_py_sampler_query(p, ...) after it; the query is added at the stack that issued it,
  * weighted by its duration, and the ticks that fell inside it add nothing (no double count).
@@ -63,6 +67,8 @@
 #define MAX_WALK 100000                       /* frames walked at most (a cycle guard) */
 #define SQL_LABEL_MAX 512                     /* bytes of a query's shape in its frame */
 #define SQL_INPUT_MAX 4096                    /* bytes of a query's text normalized for it */
+#define MAX_OPEN_SPANS 16                     /* spans shown in a stack; deeper ones are not */
+#define SPAN_LABEL_MAX 128                    /* bytes of "[span] name" */
 /* The switch interval while sampling, as a fraction of the sampling interval: a tick waits
  * up to that long for a CPU-bound holder to let the GIL go, and the stack it then reads is
  * the one at the hand-off, so the wait is also how far a sample can land from its time
@@ -286,6 +292,17 @@ struct nprof_py_sampled {
     uint64_t interval_ns;    /* its sampling interval */
     uint64_t query_since_ns; /* inside a query since then (its ticks add nothing); 0: not */
     size_t index;            /* in `active` */
+    struct open_span {
+        int id;              /* the profile's span id */
+        size_t depth;        /* frames of the stack that opened it, outermost first */
+        const char *label;   /* "[span] name", in `labels` */
+        size_t label_len;
+    } spans[MAX_OPEN_SPANS]; /* open spans shown, outermost first */
+    size_t span_n;
+    /* Every label made for this request, kept until it ends: a stack's signature hashes
+     * frame names by address, so an address must never name two different labels. */
+    char **labels;
+    size_t labels_n, labels_cap;
 };
 
 /* Guarded by the GIL. */
@@ -384,7 +401,7 @@ static uint64_t now_ns(void)
 typedef struct stack {
     nprof_frame ring[MAX_KEPT];
     size_t seen;
-    nprof_frame out[MAX_KEPT + 2];
+    nprof_frame out[MAX_KEPT + MAX_OPEN_SPANS + 1]; /* + the open spans, + a query's frame */
     size_t n;
 } stack;
 
@@ -686,6 +703,30 @@ void nprof_py_sampler_flush(nprof_profile *p)
 
 static void restore_switch_interval(void);
 
+static void spans_free(nprof_py_sampled *e)
+{
+    for (size_t i = 0; i < e->labels_n; i++)
+        free(e->labels[i]);
+    free(e->labels);
+    e->labels = NULL;
+    e->labels_n = e->labels_cap = 0;
+    e->span_n = 0;
+}
+
+/* The open spans of `e` as frames of `s` (outermost first): each after the frames of the
+ * stack that opened it, or at the end of a shorter stack (a suspended await chain). */
+static void insert_spans(const nprof_py_sampled *e, stack *s)
+{
+    for (size_t k = 0; k < e->span_n && s->n < sizeof s->out / sizeof s->out[0] - 1; k++) {
+        size_t at = e->spans[k].depth + k;
+        if (at > s->n)
+            at = s->n;
+        memmove(&s->out[at + 1], &s->out[at], (s->n - at) * sizeof s->out[0]);
+        s->out[at] = (nprof_frame){e->spans[k].label, e->spans[k].label_len, NULL, 0};
+        s->n++;
+    }
+}
+
 /* A request that was never ended (its thread ended first, its task was dropped) is no
  * longer sampled: nothing of it is left to read. */
 static void retire(nprof_py_sampled *e)
@@ -693,6 +734,7 @@ static void retire(nprof_py_sampled *e)
     if (e->r)
         e->r->sampled = NULL;
     pend_free(&e->pend); /* its profile is nobody's to write any more */
+    spans_free(e);
     e->p = NULL;
     e->r = NULL;
     Py_CLEAR(e->task_ref);
@@ -711,6 +753,7 @@ static void compact(void)
             active[w++] = e;
         } else {
             pend_free(&e->pend);
+            spans_free(e);
             free(e);
         }
     }
@@ -746,8 +789,10 @@ static void tick(void)
             PyErr_Clear();
             continue;
         }
-        if (s->n && e->p) /* still sampled: reading may have run Python code */
+        if (s->n && e->p) { /* still sampled: reading may have run Python code */
+            insert_spans(e, s);
             pend_add(&e->pend, s, w);
+        }
     }
     PyMem_Free(s);
     ticking = 0;
@@ -1069,6 +1114,8 @@ void nprof_py_sampler_stop(nprof_py_request *r)
     if (!ticking)
         pend_flush(e);
     pend_free(&e->pend);
+    if (!ticking)
+        spans_free(e); /* else compact() frees them with the entry */
     r->sampled = NULL;
     e->p = NULL;
     e->r = NULL;
@@ -1087,6 +1134,66 @@ void nprof_py_sampler_stop(nprof_py_request *r)
         restore_switch_interval();
     else
         update_interval();
+}
+
+/* ---- spans ------------------------------------------------------------------------------------- */
+
+/* The frames the request's own code is at now (its thread's stack, from its task's coroutine
+ * inwards): a span's depth, and a query's stack.  0, or -1 (memory). */
+static int read_own_stack(nprof_py_sampled *e, stack *s)
+{
+    s->seen = s->n = 0;
+    PyObject *task = e->task_ref ? deref(e->task_ref) : NULL;
+    PyObject *coro = task ? PyObject_CallMethodNoArgs(task, str_get_coro) : NULL;
+    PyObject *stop = coro ? coro_frame(coro) : NULL;
+    PyErr_Clear();
+    int rc = walk_running(s, PyThreadState_Get(), stop);
+    Py_XDECREF(stop);
+    Py_XDECREF(coro);
+    Py_XDECREF(task);
+    return rc == STOP_NOT_MET ? 0 : rc; /* outside the task's coroutine: its whole stack */
+}
+
+void nprof_py_sampler_span_begin(nprof_py_request *r, int id, const char *name, size_t len)
+{
+    nprof_py_sampled *e = r->sampled;
+    if (!e || !e->p || id < 0 || e->span_n >= MAX_OPEN_SPANS)
+        return;
+    if (e->labels_n == e->labels_cap) {
+        size_t cap = e->labels_cap ? e->labels_cap * 2 : 8;
+        char **l = realloc(e->labels, cap * sizeof *l);
+        if (!l)
+            return;
+        e->labels = l;
+        e->labels_cap = cap;
+    }
+    size_t n = len < SPAN_LABEL_MAX - 7 ? len : SPAN_LABEL_MAX - 7;
+    char *label = malloc(7 + n);
+    stack *s = label ? PyMem_Malloc(sizeof *s) : NULL;
+    if (!s || read_own_stack(e, s) < 0) {
+        PyErr_Clear();
+        PyMem_Free(s);
+        free(label);
+        return;
+    }
+    memcpy(label, "[span] ", 7);
+    memcpy(label + 7, name, n);
+    e->labels[e->labels_n++] = label;
+    e->spans[e->span_n++] = (struct open_span){id, s->n, label, 7 + n};
+    PyMem_Free(s);
+}
+
+void nprof_py_sampler_span_end(nprof_py_request *r, int id)
+{
+    nprof_py_sampled *e = r->sampled;
+    if (!e)
+        return;
+    /* Ending a span ends the spans opened inside it too (profile.h), so cut there. */
+    for (size_t k = 0; k < e->span_n; k++)
+        if (e->spans[k].id == id) {
+            e->span_n = k;
+            return;
+        }
 }
 
 /* ---- queries ---------------------------------------------------------------------------- */
@@ -1130,19 +1237,8 @@ int nprof_py_sampler_query(nprof_profile *p, const char *sql, size_t sql_len,
     stack *s = PyMem_Malloc(sizeof *s);
     if (!s)
         return NPROF_ENOMEM;
-    s->seen = s->n = 0;
-    /* The query runs in the request's own code: its thread's stack, from its task's
-     * coroutine inwards. */
-    PyObject *task = e->task_ref ? deref(e->task_ref) : NULL;
-    PyObject *coro = task ? PyObject_CallMethodNoArgs(task, str_get_coro) : NULL;
-    PyObject *stop = coro ? coro_frame(coro) : NULL;
-    PyErr_Clear();
-    int rc = walk_running(s, PyThreadState_Get(), stop);
-    Py_XDECREF(stop);
-    Py_XDECREF(coro);
-    Py_XDECREF(task);
-    if (rc == STOP_NOT_MET) /* a query outside the task's coroutine: its whole stack */
-        rc = 0;
+    /* The query runs in the request's own code. */
+    int rc = read_own_stack(e, s);
     if (rc < 0) {
         PyErr_Clear();
         PyMem_Free(s);
@@ -1160,6 +1256,7 @@ int nprof_py_sampler_query(nprof_profile *p, const char *sql, size_t sql_len,
         n = 0;
     if (n > SQL_LABEL_MAX - 1)
         n = SQL_LABEL_MAX - 1;
+    insert_spans(e, s);
     s->out[s->n++] = (nprof_frame){name, 4 + n, NULL, 0};
     rc = nprof_profile_add_sample(p, s->out, s->n, duration_ns, NPROF_SAMPLE_SQL);
     PyMem_Free(s);

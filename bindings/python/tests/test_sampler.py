@@ -210,6 +210,43 @@ def test_query_calls_on_an_unsampled_request_do_nothing() -> None:
     _core.end_profile()
 
 
+# ---- spans -------------------------------------------------------------------------------------
+
+
+def template_work() -> None:
+    spin(25)
+
+
+def view_with_a_span(prof: Any) -> None:
+    spin(10)
+    with prof.trace("render"):
+        template_work()
+        issue_query()
+
+
+def test_a_span_shows_under_the_frame_that_opened_it() -> None:
+    prof = nanoprof.Profiler()
+    _core.start_profile(method="GET", path="/span")
+    _core.sample_current(1)
+    view_with_a_span(prof)
+    text = nanoprof.get_current_profile().flame()
+    _core.end_profile()
+    st = stacks(text)
+    in_span = {s: w for s, w in st.items() if "[span] render" in s}
+    assert in_span, text
+    for stack in in_span:
+        frames = stack.split(";")
+        at = frames.index("[span] render")
+        assert func_name(frames[at - 1]) == "view_with_a_span", stack
+        assert frames.count("[span] render") == 1
+    # the render work and the query ran inside the span; the work before it did not
+    assert weight_of(in_span, "template_work") > 0
+    assert any(";[span] render;" in s and ";SQL SELECT" in s for s in in_span), text
+    outside = {s: w for s, w in st.items() if "[span] render" not in s}
+    assert weight_of(outside, "template_work") == 0
+    assert weight_of(outside, "spin") > 0  # the 10 ms before the span
+
+
 # ---- who is sampled --------------------------------------------------------------------------
 
 
