@@ -530,6 +530,24 @@ def test_asgi_profile_flame_gets_samples_and_a_plain_request_none() -> None:
     assert _core.sampler_stats()["active"] == 0
 
 
+def test_one_request_in_n_is_sampled_by_the_middlewares_option() -> None:
+    import apps
+    from test_asgi import run
+
+    from nanoprof.middleware import PerformanceMiddleware
+
+    app = PerformanceMiddleware(slow_asgi_app, **apps.options(), stack_sample_every=3)
+    try:
+        assert nanoprof.config()["stack_sample_every"] == 3
+        for i in range(6):
+            run(app, f"/every/{i}")
+        recent = _core.get_store().get_recent(6)
+        sampled = sorted(p.path for p in recent if "samples" in p.to_dict())
+        assert len(sampled) == 2, sampled  # one in three, whichever the counter started at
+    finally:
+        nanoprof.configure(stack_sample_every=0)
+
+
 def test_wsgi_profile_flame_gets_samples() -> None:
     import apps
 

@@ -24,6 +24,8 @@ RUNTIME_OPTIONS: tuple[str, ...] = (
     "max_history",
     "enabled",
     "production",
+    "stack_sample_every",
+    "stack_sample_interval_ms",
 )
 MIDDLEWARE_OPTIONS: tuple[str, ...] = (
     "dashboard_path",

@@ -36,8 +36,10 @@ class PerformanceMiddleware:
 
     Runtime options (they make a new default runtime through `_core.configure()`, so
     `get_store()` follows the latest middleware): slow_query_threshold_ms,
-    n_plus_one_threshold, max_history, enabled, production (None: keep what NANOPROF_CONF
-    or the last configure() said).  The others configure the C middleware: dashboard_path
+    n_plus_one_threshold, max_history, enabled, production, stack_sample_every (sample the
+    Python call stacks of one request in N, as ?profile=flame does; 0 off) and
+    stack_sample_interval_ms (these three: None keeps what NANOPROF_CONF or the last
+    configure() said).  The others configure the C middleware: dashboard_path
     (None turns the dashboard off), token (for production mode), sample_every,
     slow_request_ms, headers ("auto", "always", "on_request"), route_rules,
     default_route_rules, budgets, max_routes, max_n_plus_one, refresh_seconds,
@@ -83,6 +85,8 @@ class PerformanceMiddleware:
         refresh_seconds: int = 5,
         dashboard_items: int = 50,
         slow_log: SlowQueryLog | None = None,
+        stack_sample_every: int | None = None,
+        stack_sample_interval_ms: float | None = None,
     ) -> None:
         if app is not None and not callable(app):
             raise TypeError(
@@ -93,8 +97,9 @@ class PerformanceMiddleware:
         given = dict(locals())
         core = {name: given[name] for name in _adapter.MIDDLEWARE_OPTIONS}
         runtime = {name: given[name] for name in _adapter.RUNTIME_OPTIONS}
-        if production is None:  # keep what NANOPROF_CONF or the last configure() said
-            del runtime["production"]
+        for name in ("production", "stack_sample_every", "stack_sample_interval_ms"):
+            if runtime[name] is None:  # keep what NANOPROF_CONF or the last configure() said
+                del runtime[name]
         if budgets is None:
             del core["budgets"]
         if slow_log is not None:
