@@ -12,12 +12,15 @@ NPROF_DEPS=${NPROF_DEPS:-${XDG_CACHE_HOME:-$HOME/.cache}/nanoprof}
 # target, PostgreSQL for the tests that start a
 # throwaway server, libpg_query for the normalizer benchmark's anchor, psycopg2 for the
 # libpq shim's test under an unmodified Python driver; npm for Zig; wrk and valgrind for the
-# benchmarks under bench/ (load on loopback, instruction counts).
+# benchmarks under bench/ (load on loopback, instruction counts); prometheus for the Python
+# end-to-end test that scrapes /metrics (it runs its own server on a free port with its own
+# config and storage, never the package's system service, started or not).
 NPROF_PACKAGES=(
     gcc g++ make cmake ninja-build pkg-config binutils
     libpq-dev libpcre2-dev libxxhash-dev libjemalloc-dev
     clang libclang-rt-14-dev postgresql libpg-query-dev python3-psycopg2
     nodejs npm wrk valgrind
+    prometheus
 )
 
 nprof_install_packages() {

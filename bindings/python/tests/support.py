@@ -11,12 +11,13 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 HERE = Path(__file__).resolve().parent
+T = TypeVar("T")
 DASHBOARD = "/debug/performance"
 DASHBOARD_ROUTES = ("", "/json", "/metrics", "/flamegraph.txt", "/flamegraph.svg", "/trace.json")
 
@@ -84,6 +85,20 @@ def assert_own_queries(n: int, body: Mapping[str, Any]) -> None:
     assert got == [sql_of(n, k) for k in range(n)], (n, got)
 
 
+def eventually(check: Callable[[], T], timeout_s: float = 10.0, pause_s: float = 0.05) -> T:
+    """check()'s value once it stops failing (AssertionError), or its last failure after
+    `timeout_s`: a server ends a request after the client has its response (WSGI at
+    close()), and a slow-query log or a Prometheus gets there later still."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            return check()
+        except AssertionError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(pause_s)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -91,9 +106,17 @@ def free_port() -> int:
 
 
 @contextmanager
-def server(kind: str, target: str, *, production: bool = False, threads: int = 8) -> Iterator[str]:
+def server(
+    kind: str,
+    target: str,
+    *,
+    production: bool = False,
+    threads: int = 8,
+    env: Mapping[str, str] | None = None,
+) -> Iterator[str]:
     """`target` ("module:attr", from this folder) served by uvicorn (kind "asgi") or by
-    gunicorn with `threads` threads (kind "wsgi"); yields the base URL."""
+    gunicorn with `threads` threads (kind "wsgi"), with `env` added to the environment;
+    yields the base URL."""
     port = free_port()
     if kind == "asgi":
         argv = [
@@ -133,20 +156,28 @@ def server(kind: str, target: str, *, production: bool = False, threads: int = 8
             "30",
             target,
         ]
-    env = {**os.environ, "NANOPROF_TEST_PRODUCTION": "1" if production else "0"}
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(HERE), env.get("PYTHONPATH", "")) if p)
+    environ = {**os.environ, **(env or {})}
+    environ["NANOPROF_TEST_PRODUCTION"] = "1" if production else "0"
+    environ["PYTHONPATH"] = os.pathsep.join(
+        p for p in (str(HERE), environ.get("PYTHONPATH", "")) if p
+    )
     with tempfile.TemporaryFile() as log:
-        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=HERE)
+        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=environ, cwd=HERE)
         try:
             _wait_listening(proc, port, log, timeout_s=30.0)
             yield f"http://127.0.0.1:{port}"
         finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=10)
+            stop(proc)
+
+
+def stop(proc: subprocess.Popen[bytes], timeout_s: float = 10.0) -> None:
+    """Terminates `proc`, and kills it if it has not exited after `timeout_s`."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=timeout_s)
 
 
 def _wait_listening(proc: subprocess.Popen[bytes], port: int, log: Any, timeout_s: float) -> None:

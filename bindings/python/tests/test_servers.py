@@ -9,11 +9,9 @@ and each must see exactly its own (in the handler, and in ?profile=json).
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
 
 import httpx
 import pytest
@@ -25,6 +23,7 @@ from support import (
     assert_own_queries,
     assert_phases,
     assert_profile_headers,
+    eventually,
     profile_param,
     route_row,
     server,
@@ -69,19 +68,6 @@ def served(request: pytest.FixtureRequest) -> Iterator[tuple[Served, str]]:
     spec = SERVED[request.param]
     with server(spec.kind, spec.target) as url:
         yield spec, url
-
-
-def eventually(check: Callable[[], Any], timeout_s: float = 10.0) -> Any:
-    """check()'s value once it stops failing: a server ends a request after the client has
-    its response (WSGI at close()), so the dashboard may lag the last response a little."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        try:
-            return check()
-        except AssertionError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.05)
 
 
 def test_headers_phases_and_route_template(served: tuple[Served, str]) -> None:
