@@ -142,7 +142,9 @@ int nprof_slowlog_read_by_fingerprint(nprof_slowlog *log, uint32_t n, uint32_t s
              " count(*) AS count, sum(duration_ms) AS total_ms, avg(duration_ms) AS mean_ms,"
              " percentile_cont(0.95) WITHIN GROUP (ORDER BY duration_ms) AS p95_ms,"
              " max(duration_ms) AS max_ms,"
-             " to_char(max(\"timestamp\") AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"') AS last_seen"
+             " to_char(max(\"timestamp\") AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"') AS last_seen,"
+             /* Which processes saw the shape: the point of a view over every process. */
+             " count(DISTINCT (host, pid)) AS processes, count(DISTINCT host) AS hosts"
              " FROM %s WHERE $2::bigint = 0 OR \"timestamp\" > now() - $2::bigint * interval '1 second'"
              " GROUP BY fingerprint ORDER BY total_ms DESC LIMIT $1::int",
              log->qtable);

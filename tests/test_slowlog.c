@@ -636,6 +636,7 @@ TEST(read_calls_aggregate_across_writers_as_valid_json)
     ASSERT_TRUE(strstr(j.data, "\"count\":3,\"total_ms\":600,\"mean_ms\":200,") != NULL);
     ASSERT_TRUE(strstr(j.data, "\"count\":2,\"total_ms\":900,\"mean_ms\":450,") != NULL);
     ASSERT_TRUE(strstr(j.data, "\"max_ms\":500") != NULL);
+    ASSERT_TRUE(strstr(j.data, "\"processes\":1,\"hosts\":1") != NULL); /* one process wrote */
     nprof_buf_free(&j);
     ASSERT_OK(nprof_slowlog_close(b, 10000));
 }

@@ -244,7 +244,8 @@ NPROF_API int nprof_slowlog_get_stats(nprof_slowlog *log, nprof_slowlog_stats *o
  *            duration_ms DESC);
  *   by_fingerprint: one object per fingerprint of the last `since_s` seconds (0: all rows),
  *            the `n` with the largest total time: fingerprint (hex string), normalized_sql,
- *            count, total_ms, mean_ms, p95_ms, max_ms, last_seen.
+ *            count, total_ms, mean_ms, p95_ms, max_ms, last_seen, and processes and hosts
+ *            (how many distinct writing processes, host and pid, and hosts logged it).
  * Row objects have the keys id, timestamp (ISO 8601), duration_ms, sql_text, normalized_sql,
  * params_summary, fingerprint (16 hex digits), method, route, request_id, host, pid, truncated,
  * plan (the plan's JSON text as a string, or null) and callsite (a string, or null).  These calls use a second connection of

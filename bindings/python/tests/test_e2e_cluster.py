@@ -129,3 +129,8 @@ def test_each_cluster_view_shows_the_slow_queries_of_both_processes(
         assert cluster["written"] == 2 * PROCESSES[kind][1], cluster
         assert cluster["dropped"] == 0, cluster
         assert _counts_by_alias(_cluster_of_page(url)) == want
+        # ...and says how many processes logged each shape: both for the shared one.
+        seen_by = {re.search(r"\bAS (e2e_\w+)", row["normalized_sql"]).group(1):  # type: ignore[union-attr]
+                   (int(row["processes"]), int(row["hosts"])) for row in cluster["by_fingerprint"]}
+        assert seen_by == {alias: ((2, 1) if alias == e2e_apps.SHARED_ALIAS else (1, 1))
+                           for alias in want}, cluster
