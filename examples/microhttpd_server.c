@@ -243,7 +243,8 @@ static void add_headers(struct MHD_Response *resp, const nprof_mw_headers *hs)
 static enum MHD_Result send_reply(struct MHD_Connection *c, int status, const char *content_type,
                                   const void *body, size_t len, const nprof_mw_headers *hs)
 {
-    /* MUST_COPY: the body lives in this call's memory (a handler's buffer, an nprof_buf) */
+    /* MUST_COPY: the body lives in this call's memory (a handler's buffer, an nprof_buf);
+     * MHD only reads it then, though its parameter is not const. */
     struct MHD_Response *resp = MHD_create_response_from_buffer(len, (void *)body,
                                                                 MHD_RESPMEM_MUST_COPY);
     if (!resp)
@@ -367,8 +368,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 
 /* MHD_OPTION_NOTIFY_COMPLETED: the request is over, answered or not.  A request whose client
  * went away before the response (an upload cut short, a timeout, the server stopping) is
- * ended here, so it is still counted and its profile goes back to the runtime; 499 is
- * nginx's "client closed request", which no real response carries. */
+ * ended here, so it is still counted and its profile goes back to the runtime.  Its status is
+ * 499, nginx's "client closed request": no response was sent, and the route's row shows it. */
 static void on_completed(void *cls, struct MHD_Connection *c, void **req_cls,
                          enum MHD_RequestTerminationCode toe)
 {
