@@ -21,7 +21,7 @@ const cpp_program_flags = [_][]const u8{ "-std=c++17", "-D_GNU_SOURCE", "-Wall",
 /// The public headers' own check, as CMake's public_headers target compiles it.
 const header_check_flags = [_][]const u8{ "-Wpedantic", "-Werror" };
 
-const Kind = enum { lib, @"test", @"test-env", @"test-jemalloc", @"test-dlopen", @"test-pq", fuzz, tool, example, bench, @"bench-pgquery", embed, preload, @"test-preload", @"bench-pq", @"bench-preload" };
+const Kind = enum { lib, @"test", @"test-env", @"test-jemalloc", @"test-dlopen", @"test-pq", fuzz, tool, example, bench, @"bench-pgquery", embed, preload, @"test-preload", @"bench-pq", @"bench-preload", @"example-microhttpd", @"test-microhttpd" };
 
 const Entry = struct {
     kind: Kind,
@@ -117,7 +117,8 @@ pub fn build(b: *std.Build) !void {
     for (entries) |e| {
         const exe = switch (e.kind) {
             // libFuzzer targets need clang's -fsanitize=fuzzer: CMake builds them (NPROF_FUZZ).
-            .lib, .embed, .@"test-env", .fuzz, .preload, .@"test-preload", .@"bench-preload" => continue,
+            // The libmicrohttpd example and its test are CMake's too (an optional library).
+            .lib, .embed, .@"test-env", .fuzz, .preload, .@"test-preload", .@"bench-preload", .@"example-microhttpd", .@"test-microhttpd" => continue,
             .@"test", .@"test-jemalloc", .@"test-pq", .bench, .@"bench-pgquery", .@"bench-pq" => program(b, e.path, target, optimize, static),
             // tools/nanoprof_sql.c installs as nanoprof-sql, as in CMake.
             .tool => programNamed(b, try std.mem.replaceOwned(u8, b.allocator, std.fs.path.stem(e.path), "_", "-"), e.path, target, optimize, static),
@@ -160,7 +161,7 @@ pub fn build(b: *std.Build) !void {
                 exe.defineCMacro("NPROF_SOURCE_DIR", b.fmt("\"{s}\"", .{b.build_root.path orelse "."}));
                 b.installArtifact(exe);
             },
-            .lib, .embed, .@"test-env", .fuzz, .preload, .@"test-preload", .@"bench-preload" => unreachable,
+            .lib, .embed, .@"test-env", .fuzz, .preload, .@"test-preload", .@"bench-preload", .@"example-microhttpd", .@"test-microhttpd" => unreachable,
         }
     }
 

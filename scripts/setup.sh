@@ -14,13 +14,14 @@ NPROF_DEPS=${NPROF_DEPS:-${XDG_CACHE_HOME:-$HOME/.cache}/nanoprof}
 # libpq shim's test under an unmodified Python driver; npm for Zig; wrk and valgrind for the
 # benchmarks under bench/ (load on loopback, instruction counts); prometheus for the Python
 # end-to-end test that scrapes /metrics (it runs its own server on a free port with its own
-# config and storage, never the package's system service, started or not).
+# config and storage, never the package's system service, started or not); libmicrohttpd for
+# the C HTTP server example (examples/microhttpd_server.c) and its test.
 NPROF_PACKAGES=(
     gcc g++ make cmake ninja-build pkg-config binutils
     libpq-dev libpcre2-dev libxxhash-dev libjemalloc-dev
     clang libclang-rt-14-dev postgresql libpg-query-dev python3-psycopg2
     nodejs npm wrk valgrind
-    prometheus
+    prometheus libmicrohttpd-dev
 )
 
 nprof_install_packages() {
