@@ -164,15 +164,16 @@ def report(found: traffic.Findings, counts: dict[str, int]) -> None:
               f"{fixed.headers.get('x-query-count', '?')} queries, {verdict}")
         print(f"  x-profile: {fixed.headers.get('x-profile', '')}")
 
-    heading(f"3. Load: {found.load_requests} requests, 8 at a time, in "
-            f"{found.load_seconds:.1f} s")
+    heading(f"3. Load: {found.load_requests} requests over every endpoint, 8 at a time: "
+            f"{found.load_seconds:.1f} s, {found.load_requests / found.load_seconds:.0f} "
+            "requests/s")
 
     kind = "UNLOGGED" if found.slow_table_unlogged else "LOGGED"
     heading(f"4. Slow queries (over 50 ms) in the {kind} table, from psql:")
     print(f"  {found.slow_query_sql};")
     for row in found.slow_rows:
         print(f"  {row['ms']:>7} ms  {row['method']} {row['route']}  at {row['callsite']}")
-        print(f"             {row['normalized_sql'][:110]}")
+        print(f"             {row['normalized_sql'][:100]}...")
     if not found.slow_rows:
         print("  (none written yet)")
 
