@@ -23,11 +23,17 @@ want=$(find runtime sqlhooks middleware include preload dashboards cmake \
     bindings/python/ext bindings/python/src CMakeLists.txt sources.txt \
     bindings/python/CMakeLists.txt bindings/python/pyproject.toml \
     -type f ! -name '*.pyc' -print0 | sort -z | xargs -0 sha256sum | sha256sum | cut -c1-16)
+# The stamp also names the installed extension and its time: a wheel installed since by
+# something else (scripts/test.sh of another checkout sharing the venv) does not match.
+installed() {
+    "$py" -c 'import os, nanoprof._core as c; print(c.__file__, os.stat(c.__file__).st_mtime_ns)' \
+        2>/dev/null || true
+}
 stamp="$("$py" -c 'import sys; print(sys.prefix)')/.nanoprof-src"
-if [[ $(cat "$stamp" 2>/dev/null) != "$want" ]] || ! "$py" -c 'import nanoprof' 2>/dev/null; then
+if [[ $(cat "$stamp" 2>/dev/null) != "$want $(installed)" ]]; then
     echo "demo: building nanoprof into $(dirname "$(dirname "$py")")" >&2
     nprof_python_wheel "$py" >/dev/null
-    echo "$want" >"$stamp"
+    echo "$want $(installed)" >"$stamp"
 fi
 
 exec "$py" examples/demo/demo.py "$@"
