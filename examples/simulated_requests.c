@@ -8,7 +8,7 @@
  * introspection values.  Then the same requests go through the middleware core, as a
  * framework adapter sends them: the response headers it adds (X-Profile, Server-Timing,
  * X-Query-Count, X-Slow-Queries, X-N-Plus-One) and the dashboard's JSON and metrics.
- * This is the README's main job until the web demo exists.
+ * The README's main job is the web demo (examples/demo/); this is the C API alone.
  */
 #include <stdio.h>
 #include <string.h>

@@ -43,6 +43,13 @@ def ratio_text(rs: Sequence[float]) -> str:
     return f"{med(rs):.3f} ({min(rs):.3f}-{max(rs):.3f})"
 
 
+def wrk_medians(runs: Sequence[Sequence[float]]) -> tuple[float, float, float, float]:
+    """Of wrk runs given as (req/s, p50 ms, p99 ms, ...): the median requests/s, its jitter
+    in percent, and the median p50 and p99."""
+    rps = [x[0] for x in runs]
+    return med(rps), jitter(rps), med([x[1] for x in runs]), med([x[2] for x in runs])
+
+
 # ---- the hooks under test ----------------------------------------------------------------------
 
 

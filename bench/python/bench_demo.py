@@ -1,0 +1,137 @@
+"""bench/python/bench_demo.py: what nanoprof costs the demo app (examples/demo/app.py: FastAPI,
+SQLAlchemy 2 async over asyncpg, PostgreSQL) under load, for the README's table beside the
+OpenTelemetry figures of the reference documents.
+
+Starts its own PostgreSQL (tests/pg_cluster.sh, pinned to CPU 1), seeds the demo's schema
+(examples/demo/seed.py) and runs wrk (pinned to CPU 1) against GET /articles/fixed (a page of
+20 articles with their authors: two queries) of one uvicorn process per variant, pinned to
+CPU 0, all on 127.0.0.1:
+
+  off       the app without nanoprof (NANOPROF_DEMO_MODE=off): the anchor
+  on        nanoprof mounted as in production: PerformanceMiddleware(production=True) with a
+            token, QueryTimer on the engine, a SlowQueryLog; every request profiled and
+            aggregated, headers only for requests that ask with the token
+  profile1  the same server, every request asking: ?profile=1&profile_token=... (the five
+            headers on every response)
+  dev       development mode (the demo's): headers on every response, dashboard open
+
+Each round starts fresh servers, warms each up for 1 s, then runs wrk for --seconds on each
+variant, the order reversed every other round.  Prints per variant the median requests/s with
+its jitter, median p50 and p99 latency, the server's CPU time per request, and the medians of
+the same-round ratios to `off` (machines here are shared: only ratios taken within one round
+compare).
+
+    python bench/python/bench_demo.py [--rounds 5] [--seconds 5] [--connections 16]
+                                      [--variants off,on,profile1,dev]
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE.parents[1] / "examples" / "demo"))
+
+import dbbench  # noqa: E402
+import demo  # noqa: E402
+import seed  # noqa: E402
+
+TOKEN = "bench-token"
+PATH = "/articles/fixed"
+ASKING = f"{PATH}?profile=1&profile_token={TOKEN}"
+# variant -> (NANOPROF_DEMO_MODE, the path wrk requests)
+VARIANTS = {"off": ("off", PATH), "on": ("prod", PATH), "profile1": ("prod", ASKING),
+            "dev": ("dev", PATH)}
+LABELS = {
+    "off": "off (the app without nanoprof)",
+    "on": "on, production mode (headers only when asked)",
+    "profile1": "on, every request with ?profile=1 (5 headers)",
+    "dev": "on, development mode (5 headers on every response)",
+}
+
+
+def start(variant: str, port: int, conninfo: str) -> subprocess.Popen[bytes]:
+    mode, _ = VARIANTS[variant]
+    env = demo.app_env(conninfo, mode, NANOPROF_DEMO_TOKEN=TOKEN)
+    cmd = dbbench.pinned(demo.app_command(port), "0")
+    return dbbench.start_server(variant, cmd, env, port, PATH, cwd=demo.ROOT)
+
+
+def check(variant: str, port: int) -> None:
+    """Each variant does what its name says (a benchmark of the wrong thing is worthless):
+    `off` has no nanoprof, the others record both queries, and only `profile1` and `dev`
+    send the headers on the requests wrk makes."""
+    _, path = VARIANTS[variant]
+    status, headers, _ = dbbench.fetch(port, path)
+    shows = "x-profile" in headers
+    if status != 200 or shows != (variant in ("profile1", "dev")):
+        raise SystemExit(f"{variant}: status {status}, X-Profile {'sent' if shows else 'absent'}")
+    status, headers, _ = dbbench.fetch(port, ASKING)
+    count = headers.get("x-query-count")
+    if count != (None if variant == "off" else "2"):
+        raise SystemExit(f"{variant}: X-Query-Count {count!r} on {ASKING}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--seconds", type=int, default=5)
+    ap.add_argument("--connections", type=int, default=16)
+    ap.add_argument("--variants", default=",".join(VARIANTS))
+    args = ap.parse_args()
+    dbbench.need_wrk()
+    variants = tuple(v for v in args.variants.split(",") if v)
+    if set(variants) - set(VARIANTS) or "off" not in variants:
+        raise SystemExit(f"--variants: from {', '.join(VARIANTS)}, with off (the anchor)")
+
+    # (req/s, p50 ms, p99 ms, server CPU us per request) per round
+    res: dict[str, list[tuple[float, float, float, float]]] = {v: [] for v in variants}
+    ratios: dict[str, list[float]] = {v: [] for v in variants if v != "off"}
+    cpu_ratios: dict[str, list[float]] = {v: [] for v in ratios}
+    with dbbench.pg_cluster("1") as conninfo:
+        seed.seed(conninfo)
+        for r in range(args.rounds):
+            order = variants if r % 2 == 0 else tuple(reversed(variants))
+            ports = {v: dbbench.free_port() for v in variants}
+            procs, this = [], {}
+            try:
+                for v in order:
+                    procs.append(start(v, ports[v], conninfo))
+                    if r == 0:
+                        check(v, ports[v])
+                    dbbench.wrk(ports[v], VARIANTS[v][1], 1, args.connections, "1")  # warm-up
+                for v, proc in zip(order, procs):
+                    this[v] = dbbench.serve(ports[v], VARIANTS[v][1], args.seconds,
+                                            args.connections, "1", proc.pid)
+            finally:
+                dbbench.stop_servers(procs)
+            for v in variants:
+                res[v].append(this[v])
+            for v in ratios:
+                ratios[v].append(this[v][0] / this["off"][0])
+                cpu_ratios[v].append(this[v][3] / this["off"][3])
+            print(f"round {r + 1}: " + ", ".join(f"{v} {this[v][0]:.0f}" for v in variants)
+                  + " req/s", flush=True)
+
+    print(f"\nGET {PATH}: {args.rounds} rounds of {args.seconds} s per variant, wrk -t1 "
+          f"-c{args.connections}; {dbbench.machine_line()}")
+    print(f"{'variant':52} {'req/s':>7} {'jitter':>7} {'p50 ms':>7} {'p99 ms':>7} "
+          f"{'CPU us/req':>10} {'req/s vs off':>22} {'CPU/req vs off':>22}")
+    for v in variants:
+        rps, spread, p50, p99 = dbbench.wrk_medians(res[v])
+        cpu = dbbench.med([x[3] for x in res[v]])
+        line = f"{LABELS[v]:52} {rps:7.0f} {spread:6.1f}% {p50:7.2f} {p99:7.2f} {cpu:10.0f}"
+        if v in ratios:
+            line += (f" {dbbench.ratio_text(ratios[v]):>22}"
+                     f" {dbbench.ratio_text(cpu_ratios[v]):>22}")
+        print(line)
+    print("\nfewer requests/s than off (medians of same-round ratios): " + "; ".join(
+        f"{v} {100 * (1 - dbbench.med(ratios[v])):.1f}%" for v in ratios))
+
+
+if __name__ == "__main__":
+    main()
