@@ -74,10 +74,14 @@ def test_the_fixed_endpoint_has_none(findings: traffic.Findings) -> None:
 def test_slow_queries_reach_the_unlogged_table(findings: traffic.Findings) -> None:
     assert findings.slow_table_unlogged
     assert findings.slow_rows, "no slow query was written"
-    for row in findings.slow_rows:
-        assert row["route"] == "/reports/mentions"
-        assert row["callsite"].startswith("examples/demo/app.py:"), row
+    # The report is slow by design; on a loaded machine another route's query may cross the
+    # threshold too, so the report's rows are looked for among the newest ones.
+    report = [row for row in findings.slow_rows if row["route"] == "/reports/mentions"]
+    assert report, findings.slow_rows
+    for row in report:
         assert "ILIKE" in row["normalized_sql"]
+    for row in findings.slow_rows:
+        assert row["callsite"].startswith("examples/demo/app.py:"), row
         assert float(row["ms"]) >= 50
 
 
