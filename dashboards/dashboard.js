@@ -214,7 +214,7 @@
     });
     lo = Math.max(0, lo - 1);
     hi = Math.min(lows.length, hi + 1);
-    var W = 300, H = 92, T = 6, B = 18, span = Math.max(hi - lo, 1);
+    var W = 300, H = 100, T = 14, B = 18, span = Math.max(hi - lo, 1);
     function bx(i) { return 4 + (W - 8) * (i - lo) / span; }
     function at(ms) { // x of a latency, inside its bucket
       var ns = ms * 1e6;
@@ -243,7 +243,8 @@
       [["p50", r.p50_ms], ["p95", r.p95_ms]].forEach(function (m) {
         var x = at(Number(m[1])).toFixed(1);
         svg("line", {x1: x, x2: x, y1: T, y2: H - B, "class": "mark"}, root);
-        svgText(root, x, T + 8, m[0], m[0] === "p50" ? "end" : "start", "mark-label");
+        var p50 = m[0] === "p50";
+        svgText(root, Number(x) + (p50 ? -2 : 2), T - 4, m[0], p50 ? "end" : "start", "mark-label");
       });
       svgText(root, 4, H - 4, msOf(lows[lo]), "start");
       svgText(root, W - 4, H - 4, hi < lows.length ? msOf(lows[hi]) : "∞", "end");
