@@ -12,12 +12,14 @@ NPROF_DEPS=${NPROF_DEPS:-${XDG_CACHE_HOME:-$HOME/.cache}/nanoprof}
 # target, PostgreSQL for the tests that start a
 # throwaway server, libpg_query for the normalizer benchmark's anchor, psycopg2 for the
 # libpq shim's test under an unmodified Python driver; npm for Zig; wrk and valgrind for the
-# benchmarks under bench/ (load on loopback, instruction counts).
+# benchmarks under bench/ (load on loopback, instruction counts); chromium for the
+# dashboard's end-to-end test in a headless browser.
 NPROF_PACKAGES=(
     gcc g++ make cmake ninja-build pkg-config binutils
     libpq-dev libpcre2-dev libxxhash-dev libjemalloc-dev
     clang libclang-rt-14-dev postgresql libpg-query-dev python3-psycopg2
     nodejs npm wrk valgrind
+    chromium
 )
 
 nprof_install_packages() {

@@ -97,17 +97,23 @@ def wsgi_app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Ite
 # ---- plain ASGI ----------------------------------------------------------------------------
 
 
+async def lifespan(receive: Callable[[], Awaitable[Any]], send: Callable[..., Any]) -> None:
+    """The ASGI lifespan protocol of an app with nothing to start or stop."""
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        else:
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+
+
 async def asgi_app(
     scope: dict[str, Any], receive: Callable[[], Awaitable[Any]], send: Callable[..., Any]
 ) -> None:
     if scope["type"] == "lifespan":
-        while True:
-            message = await receive()
-            if message["type"] == "lifespan.startup":
-                await send({"type": "lifespan.startup.complete"})
-            else:
-                await send({"type": "lifespan.shutdown.complete"})
-                return
+        await lifespan(receive, send)
+        return
     if scope["type"] == "websocket":
         await receive()
         await send({"type": "websocket.accept"})
