@@ -164,9 +164,10 @@ class Browser:
         return result["result"].get("value")
 
     def navigate(self, url: str, timeout_s: float = 15.0) -> None:
+        before = len(self.events)
         self.call("Page.navigate", url=url)
         deadline = time.monotonic() + timeout_s
-        while not any(e["method"] == "Page.loadEventFired" for e in self.events):
+        while not any(e["method"] == "Page.loadEventFired" for e in self.events[before:]):
             if time.monotonic() > deadline:
                 raise TimeoutError(f"{url}: not loaded in {timeout_s} s")
             self.pump(0.05)

@@ -159,4 +159,5 @@ served = PerformanceMiddleware(
     production=False,
     sample_every=1,
     refresh_seconds=int(os.environ.get("NANOPROF_E2E_REFRESH", "1")),
+    max_routes=int(os.environ.get("NANOPROF_E2E_MAX_ROUTES", "500")),
 )

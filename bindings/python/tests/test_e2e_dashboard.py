@@ -17,6 +17,7 @@ Chromium the test is skipped, except in CI (CI=true), where it must run.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import time
@@ -224,4 +225,61 @@ def test_dashboard_renders_charts_and_never_runs_the_payloads(app_url: str) -> N
         assert any("Content Security Policy" in e for e in browser.console_errors()), (
             browser.console_errors()
         )
+    assert time.monotonic() - started < 30
+
+
+EMPTY = """(() => {
+  const rps = document.querySelector('#chart-rps svg');
+  const flame = document.querySelector('#flame .empty');
+  return flame && rps && {
+    rps_points: Number(rps.dataset.points), rps_peak: Number(rps.dataset.peak),
+    p95_lines: document.querySelectorAll('#chart-p95 svg path.line').length,
+    dists: document.querySelector('#dists .empty')?.textContent,
+    flame: flame.textContent,
+    routes: document.querySelector('#routes tbody td.empty')?.textContent,
+  };
+})()"""
+
+
+async def many_routes(url: str, n: int) -> None:
+    limits = httpx.Limits(max_connections=50)
+    async with httpx.AsyncClient(base_url=url, timeout=30, limits=limits) as client:
+        gate = asyncio.Semaphore(50)
+
+        async def one(k: int) -> None:
+            async with gate:
+                response = await client.get(f"/route-{k:04d}x")  # not an id: a route each
+                assert response.status_code == 200
+
+        await asyncio.gather(*(one(k) for k in range(n)))
+
+
+def test_dashboard_draws_with_no_requests_and_with_thousands_of_routes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    started = time.monotonic()
+    monkeypatch.setenv("NANOPROF_E2E_MAX_ROUTES", "3000")
+    monkeypatch.setenv("NANOPROF_E2E_REFRESH", "0")
+    with server("asgi", "e2e_app:served") as url, Browser(CHROMIUM or "chromium") as browser:
+        browser.navigate(url + DASHBOARD)
+        empty = browser.wait_for(EMPTY)
+        assert empty == {
+            "rps_points": 119,
+            "rps_peak": 0,
+            "p95_lines": 1,
+            "dists": "nothing yet",
+            "flame": "no stored requests yet",
+            "routes": "nothing yet",
+        }, empty
+
+        asyncio.run(many_routes(url, 2000))
+        time.sleep(0.3)  # the last requests end just after their responses
+        browser.navigate(url + DASHBOARD)
+        browser.wait_for("document.querySelectorAll('#flame svg g.f').length > 2")
+        drawn = browser.evaluate(DRAWN)
+        # 2000 and the browser's own: /favicon.ico
+        assert 2000 <= drawn["routes"] <= 2001 and drawn["dists"] == 8, drawn
+        note = browser.evaluate("document.getElementById('dists-note').textContent")
+        assert note == f"(the 8 busiest of {drawn['routes']} routes)", note
+        assert browser.console_errors() == [], browser.console_errors()
     assert time.monotonic() - started < 30
