@@ -4,8 +4,8 @@ nanoprof's middleware, whose handlers record queries with _core.record_sql.  Bei
 ASGI (no router), its route templates come from the paths, so a hostile path is a hostile
 route name too.
 
-Every request's queries quote its own path in a literal, so the hostile paths reach the SQL
-as well.  /slow/... records a query over the slow-query threshold; /list/... repeats one
+Every request's queries quote its own path in a literal, and its span is named after it,
+so the hostile paths reach the SQL and the flame graph's frames as well.  /slow/... records a query over the slow-query threshold; /list/... repeats one
 query shape (an N+1); /fail/... answers 500.  The latency follows the path's hash, so the
 routes get distributions of their own.
 
@@ -54,6 +54,14 @@ async def app(
 
 
 async def hostile(path: str, query: bytes) -> int:
+    sid = _core.span_begin(f"view {path}")  # a frame of the flame graph named by the path
+    try:
+        return await hostile_view(path, query)
+    finally:
+        _core.span_end(sid)
+
+
+async def hostile_view(path: str, query: bytes) -> int:
     seed = zlib.crc32(path.encode()) % 7
     # a few ms, more on some routes: distributions that differ
     await asyncio.sleep(0.001 * (1 + seed) * (1 + zlib.crc32(query) % 3))

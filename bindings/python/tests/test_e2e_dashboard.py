@@ -168,6 +168,12 @@ def test_dashboard_renders_charts_and_never_runs_the_payloads(app_url: str) -> N
         assert drawn["frames"] > 3, drawn
         for payload in PAYLOADS:
             assert payload in text, f"{payload!r} is not shown as text"
+        frames = browser.evaluate(
+            "Array.from(document.querySelectorAll('#flame svg g.f title'))"
+            ".map(t => t.textContent).join('\\n')"
+        )
+        for payload in PAYLOADS:
+            assert f"view /{payload} (" in frames, f"{payload!r} is not a frame of the flame graph"
 
         # the flame graph zooms on a click into a frame and back on "reset zoom"
         target = (
