@@ -61,8 +61,12 @@ class Browser:
             os.dup2(cmd_r, 3)
             os.dup2(res_w, 4)
 
+        # Not the sanitizer runtimes the sanitized test run preloads into Python and its
+        # children: they are for our library, not for the browser.
+        env = {k: v for k, v in os.environ.items() if k != "LD_PRELOAD"}
         self._proc = subprocess.Popen(
             argv,
+            env=env,
             stdin=subprocess.DEVNULL,
             stdout=self._stderr,
             stderr=self._stderr,
