@@ -7,7 +7,10 @@
  * row's counts are split by thread shard (nprof__thread_index() % NPROF__SHARDS, the shards
  * the runtime's counters use): a request adds to its own shard's cache lines with relaxed
  * atomic adds, and a reader sums the shards.  N+1 shapes are kept the same way, by
- * fingerprint.  Totals are the runtime's sharded counters.  Nothing here blocks a request.
+ * fingerprint.  Totals are the runtime's sharded counters.  The timeline (requests and p95
+ * per second over the last two minutes) is a ring of slots per shard, reused as time moves
+ * on: the first request of a new second in a slot empties it (see timeline_slot).  Nothing
+ * here blocks a request.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -135,6 +138,11 @@ void nprof__mw_aggregate_free(nprof_mw *mw)
                           (mw->np_mask + 1) * sizeof *mw->np_slots);
     }
     route_free(mw, mw->other);
+    for (int s = 0; s < NPROF__SHARDS; s++) {
+        nprof__tl_slot *tl = atomic_load_explicit(&mw->timeline[s], memory_order_relaxed);
+        if (tl)
+            nprof__free_bytes(mw->alloc, tl, NPROF__TL_SLOTS * sizeof *tl);
+    }
 }
 
 static int route_is(const nprof__route *r, uint64_t hash, const char *method, size_t method_len,
@@ -324,6 +332,48 @@ static void count_n_plus_one(nprof_mw *mw, nprof__route *r, const nprof_profile 
     }
 }
 
+/* The slot of interval `iv` (+ 1) in this thread's shard's ring, emptied for it if it held an
+ * older interval; NULL when there is no memory, when the request is older than what the
+ * slot holds (it ended more than the ring ago), or when another thread of the shard is
+ * emptying the slot right now (the request goes uncounted in the timeline, never blocked). */
+static nprof__tl_slot *timeline_slot(nprof_mw *mw, uint64_t iv)
+{
+    unsigned s = nprof__thread_index() % NPROF__SHARDS;
+    nprof__tl_slot *ring = atomic_load_explicit(&mw->timeline[s], memory_order_acquire);
+    if (__builtin_expect(!ring, 0)) {
+        nprof__tl_slot *fresh = nprof__alloc_zeroed(mw->alloc, NPROF__TL_SLOTS * sizeof *fresh);
+        if (!fresh)
+            return NULL;
+        nprof__tl_slot *expected = NULL;
+        if (atomic_compare_exchange_strong_explicit(&mw->timeline[s], &expected, fresh,
+                                                    memory_order_acq_rel, memory_order_acquire)) {
+            ring = fresh;
+        } else {
+            nprof__free_bytes(mw->alloc, fresh, NPROF__TL_SLOTS * sizeof *fresh);
+            ring = expected;
+        }
+    }
+    nprof__tl_slot *slot = &ring[(iv - 1) % NPROF__TL_SLOTS];
+    uint64_t cur = atomic_load_explicit(&slot->interval, memory_order_acquire);
+    if (__builtin_expect(cur == iv, 1))
+        return slot;
+    if ((cur & NPROF__TL_BUSY) || cur > iv)
+        return NULL;
+    /* Claim the slot, empty it, then publish the interval: a reader or writer that sees the
+     * new interval (acquire) sees the zeros before it. */
+    if (!atomic_compare_exchange_strong_explicit(&slot->interval, &cur, iv | NPROF__TL_BUSY,
+                                                 memory_order_acquire, memory_order_acquire))
+        return cur == iv ? slot : NULL;
+    atomic_thread_fence(memory_order_release); /* BUSY before the zeros, for readers */
+    atomic_store_explicit(&slot->count, 0, memory_order_relaxed);
+    atomic_store_explicit(&slot->errors, 0, memory_order_relaxed);
+    atomic_store_explicit(&slot->total_ns, 0, memory_order_relaxed);
+    for (unsigned b = 0; b < NPROF__HIST_COARSE; b++)
+        atomic_store_explicit(&slot->bucket[b], 0, memory_order_relaxed);
+    atomic_store_explicit(&slot->interval, iv, memory_order_release);
+    return slot;
+}
+
 void nprof__mw_count(nprof_mw *mw, nprof__route *r, const nprof_profile *p,
                      const nprof_profile_info *info, int over_budget)
 {
@@ -352,6 +402,15 @@ void nprof__mw_count(nprof_mw *mw, nprof__route *r, const nprof_profile *p,
     if (over_budget)
         ADD(sh->over_budget, 1);
     (void)nprof__hist_add(&sh->hist, mw->alloc, info->total_ns);
+    /* The timeline counts the request in the second it ended (no clock read of its own). */
+    nprof__tl_slot *tl = timeline_slot(mw, (info->start_ns + info->total_ns) / NPROF__TL_INTERVAL_NS + 1);
+    if (tl) {
+        ADD(tl->count, 1);
+        ADD(tl->total_ns, info->total_ns);
+        if (cls == 5)
+            ADD(tl->errors, 1);
+        ADD(tl->bucket[nprof__hist_coarse_index(info->total_ns)], 1);
+    }
     if (info->n_plus_one_count)
         count_n_plus_one(mw, r, p, info);
 }
@@ -396,6 +455,45 @@ void nprof__mw_route_merge(const nprof__route *r, nprof__hist_flat *scratch,
     out->p50_ns = nprof__hist_flat_quantile(scratch, 0.50);
     out->p95_ns = nprof__hist_flat_quantile(scratch, 0.95);
     out->p99_ns = nprof__hist_flat_quantile(scratch, 0.99);
+}
+
+void nprof__mw_timeline(nprof_mw *mw, uint64_t last, nprof__tl_point *out, size_t n)
+{
+    if (n > NPROF__TL_SLOTS)
+        n = NPROF__TL_SLOTS;
+    memset(out, 0, n * sizeof *out);
+    for (size_t k = 0; k < n; k++) {
+        if (last + 1 < n - k)
+            continue; /* before the clock's interval 0 */
+        uint64_t iv = last - (n - 1 - k) + 1; /* as the slots hold it: number + 1 */
+        uint64_t coarse[NPROF__HIST_COARSE] = {0};
+        for (int s = 0; s < NPROF__SHARDS; s++) {
+            nprof__tl_slot *ring = atomic_load_explicit(&mw->timeline[s], memory_order_acquire);
+            if (!ring)
+                continue;
+            nprof__tl_slot *slot = &ring[(iv - 1) % NPROF__TL_SLOTS];
+            if (atomic_load_explicit(&slot->interval, memory_order_acquire) != iv)
+                continue;
+            nprof__tl_point p = {.count = LOAD(slot->count), .errors = LOAD(slot->errors),
+                                 .total_ns = LOAD(slot->total_ns)};
+            uint64_t c[NPROF__HIST_COARSE];
+            for (unsigned b = 0; b < NPROF__HIST_COARSE; b++)
+                c[b] = LOAD(slot->bucket[b]);
+            /* Emptied for a newer interval while being read: none of it is this one's. */
+            atomic_thread_fence(memory_order_acquire);
+            if (atomic_load_explicit(&slot->interval, memory_order_acquire) != iv)
+                continue;
+            out[k].count += p.count;
+            out[k].errors += p.errors;
+            out[k].total_ns += p.total_ns;
+            for (unsigned b = 0; b < NPROF__HIST_COARSE; b++)
+                coarse[b] += c[b];
+        }
+        uint64_t in_hist = 0;
+        for (unsigned b = 0; b < NPROF__HIST_COARSE; b++)
+            in_hist += coarse[b];
+        out[k].p95_ns = nprof__hist_coarse_quantile(coarse, in_hist, 0.95);
+    }
 }
 
 int nprof__mw_routes_foreach(nprof_mw *mw, nprof__route_visit fn, void *user)

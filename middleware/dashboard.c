@@ -53,16 +53,48 @@ static size_t wide_list_rows(const nprof_mw *mw)
 typedef struct row {
     nprof_mw_route_stats s;
     const nprof__route *r;
+    size_t hist_at;             /* its latency distribution: rows.hist[hist_at, + hist_len), */
+    uint32_t hist_first, hist_len; /* coarse buckets hist_first on (histogram.h) */
 } row;
 
 typedef struct rows {
     row *items;
     size_t count, cap;
+    uint64_t *hist;             /* the rows' coarse histograms, from first to last non-zero */
+    size_t hist_len, hist_cap;
     nprof__hist_flat *scratch;
     /* called for each counted row while its merged histogram is in scratch (Prometheus) */
     int (*each)(void *user, size_t index, const row *rw, const nprof__hist_flat *h);
     void *user;
 } rows;
+
+/* Keeps the coarse latency distribution of the row whose merged histogram is in scratch. */
+static int keep_coarse(rows *rs, row *rw)
+{
+    uint64_t coarse[NPROF__HIST_COARSE] = {0};
+    nprof__hist_flat_coarse(rs->scratch, coarse);
+    unsigned first = 0, end = NPROF__HIST_COARSE;
+    while (first < end && !coarse[first])
+        first++;
+    while (end > first && !coarse[end - 1])
+        end--;
+    if (rs->hist_len + (end - first) > rs->hist_cap) {
+        size_t cap = rs->hist_cap ? rs->hist_cap * 2 : 1024;
+        while (cap < rs->hist_len + (end - first))
+            cap *= 2;
+        uint64_t *h = realloc(rs->hist, cap * sizeof *h);
+        if (!h)
+            return NPROF_ENOMEM;
+        rs->hist = h;
+        rs->hist_cap = cap;
+    }
+    memcpy(rs->hist + rs->hist_len, coarse + first, (end - first) * sizeof *coarse);
+    rw->hist_at = rs->hist_len;
+    rw->hist_first = first;
+    rw->hist_len = end - first;
+    rs->hist_len += end - first;
+    return NPROF_OK;
+}
 
 static int collect_row(void *user, const nprof__route *r)
 {
@@ -80,8 +112,11 @@ static int collect_row(void *user, const nprof__route *r)
     rw->r = r;
     if (!rw->s.count)
         return NPROF_OK; /* made, and not yet counted by its first request */
+    int rc = keep_coarse(rs, rw);
+    if (rc)
+        return rc;
     if (rs->each) {
-        int rc = rs->each(rs->user, rs->count, rw, rs->scratch);
+        rc = rs->each(rs->user, rs->count, rw, rs->scratch);
         if (rc)
             return rc;
     }
@@ -102,6 +137,7 @@ static int by_count_desc(const void *a, const void *b)
 static void rows_free(rows *rs)
 {
     free(rs->items);
+    free(rs->hist);
     free(rs->scratch);
 }
 
@@ -109,6 +145,8 @@ static int rows_collect(nprof_mw *mw, rows *rs)
 {
     rs->items = NULL;
     rs->count = rs->cap = 0;
+    rs->hist = NULL;
+    rs->hist_len = rs->hist_cap = 0;
     rs->scratch = malloc(sizeof *rs->scratch);
     if (!rs->scratch)
         return NPROF_ENOMEM;
@@ -123,8 +161,10 @@ static int rows_collect(nprof_mw *mw, rows *rs)
 
 /* ---- JSON ------------------------------------------------------------------------------ */
 
-static void route_json(nprof__jw *j, const nprof_mw_route_stats *s, const nprof__route *r)
+static void route_json(nprof__jw *j, const rows *rs, const row *rw)
 {
+    const nprof_mw_route_stats *s = &rw->s;
+    const nprof__route *r = rw->r;
     nprof__jw_obj(j);
     nprof__jw_kstr(j, "method", s->method, s->method_len);
     nprof__jw_kstr(j, "route", s->route, s->route_len);
@@ -156,6 +196,17 @@ static void route_json(nprof__jw *j, const nprof_mw_route_stats *s, const nprof_
     } else {
         nprof__jw_null(j);
     }
+    /* The latency distribution: counts of the coarse buckets `first` on (their bounds are
+     * the document's "latency_buckets_ns"), up to the last that counted a request. */
+    nprof__jw_key(j, "histogram");
+    nprof__jw_obj(j);
+    nprof__jw_ku64(j, "first", rw->hist_first);
+    nprof__jw_key(j, "counts");
+    nprof__jw_arr(j);
+    for (size_t i = 0; i < rw->hist_len; i++)
+        nprof__jw_u64(j, rs->hist[rw->hist_at + i]);
+    nprof__jw_arr_end(j);
+    nprof__jw_obj_end(j);
     nprof__jw_obj_end(j);
 }
 
@@ -441,8 +492,45 @@ static void routes_json(nprof__jw *j, const json_view *v)
     nprof__jw_key(j, "routes");
     nprof__jw_arr(j);
     for (size_t i = 0; i < v->rs.count; i++)
-        route_json(j, &v->rs.items[i].s, v->rs.items[i].r);
+        route_json(j, &v->rs, &v->rs.items[i]);
     nprof__jw_arr_end(j);
+    /* The lower bounds of the coarse buckets the routes' "histogram"s count (the last one is
+     * open-ended). */
+    nprof__jw_key(j, "latency_buckets_ns");
+    nprof__jw_arr(j);
+    for (unsigned b = 0; b < NPROF__HIST_COARSE; b++)
+        nprof__jw_u64(j, nprof__hist_coarse_low(b));
+    nprof__jw_arr_end(j);
+}
+
+/* "timeline": requests, 5xx, mean and p95 per second over the last two minutes, oldest
+ * first, every second of the window listed (zeros when idle), "t_s" seconds from now (0:
+ * the second under way, which has run `elapsed_ms` so far). */
+static void timeline_json(nprof__jw *j, const json_view *v)
+{
+    uint64_t now = nprof_now_ns();
+    uint64_t last = now / NPROF__TL_INTERVAL_NS;
+    nprof__tl_point pts[NPROF__TL_SLOTS];
+    nprof__mw_timeline(v->mw, last, pts, NPROF__TL_SLOTS);
+    nprof__jw_key(j, "timeline");
+    nprof__jw_obj(j);
+    nprof__jw_kms(j, "interval_ms", NPROF__TL_INTERVAL_NS);
+    nprof__jw_kms(j, "elapsed_ms", now % NPROF__TL_INTERVAL_NS);
+    nprof__jw_key(j, "points");
+    nprof__jw_arr(j);
+    for (size_t k = 0; k < NPROF__TL_SLOTS; k++) {
+        const nprof__tl_point *p = &pts[k];
+        nprof__jw_obj(j);
+        nprof__jw_key(j, "t_s");
+        nprof__jw_i64(j, -(int64_t)(NPROF__TL_SLOTS - 1 - k));
+        nprof__jw_ku64(j, "requests", p->count);
+        nprof__jw_ku64(j, "errors", p->errors);
+        nprof__jw_kms(j, "mean_ms", p->count ? p->total_ns / p->count : 0);
+        nprof__jw_kms(j, "p95_ms", p->p95_ns);
+        nprof__jw_obj_end(j);
+    }
+    nprof__jw_arr_end(j);
+    nprof__jw_obj_end(j);
 }
 
 static void slowest_section_json(nprof__jw *j, const json_view *v)
@@ -556,6 +644,7 @@ int nprof_mw_render_json(nprof_mw *mw, nprof_buf *out)
     np_patterns_json(j, &v);
     totals_json(j, &v);
     routes_json(j, &v);
+    timeline_json(j, &v);
     slowest_section_json(j, &v);
     sampled_section_json(j, &v);
     store_json(j, &v);

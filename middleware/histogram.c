@@ -99,22 +99,26 @@ uint64_t nprof__hist_bucket_width(unsigned group)
     return group == 0 ? 1 : (uint64_t)1 << (group - 1);
 }
 
-uint64_t nprof__hist_flat_quantile(const nprof__hist_flat *f, double q)
+/* Nearest rank of quantile `q` (clamped to 0..1) among `count` values: the 1-based rank of
+ * the smallest value with at least ceil(q * count) values at or below it. */
+static uint64_t nearest_rank(uint64_t count, double q)
 {
-    if (!f->count)
-        return 0;
     if (!(q > 0))
         q = 0;
     if (q > 1)
         q = 1;
-    /* Nearest rank: the smallest value with at least ceil(q * n) values at or below it. */
-    double r = q * (double)f->count;
+    double r = q * (double)count;
     uint64_t rank = (uint64_t)r;
     if ((double)rank < r)
         rank++;
-    if (rank == 0)
-        rank = 1;
-    uint64_t seen = 0;
+    return rank ? rank : 1;
+}
+
+uint64_t nprof__hist_flat_quantile(const nprof__hist_flat *f, double q)
+{
+    if (!f->count)
+        return 0;
+    uint64_t rank = nearest_rank(f->count, q), seen = 0;
     for (unsigned g = 0; g < NPROF__HIST_GROUPS; g++) {
         if (!(f->used & (1ull << g)))
             continue;
@@ -151,4 +155,41 @@ uint64_t nprof__hist_flat_count_le(const nprof__hist_flat *f, uint64_t bound)
         }
     }
     return n;
+}
+
+uint64_t nprof__hist_coarse_low(unsigned i)
+{
+    if (i == 0)
+        return 0;
+    if (i >= NPROF__HIST_COARSE - 1)
+        return 1ull << NPROF__HIST_COARSE_HIGH_BITS;
+    unsigned octave = (i - 1) >> NPROF__HIST_COARSE_SUB_BITS;
+    unsigned sub = (i - 1) & ((1u << NPROF__HIST_COARSE_SUB_BITS) - 1);
+    unsigned msb = NPROF__HIST_COARSE_LOW_BITS + octave;
+    return (uint64_t)((1u << NPROF__HIST_COARSE_SUB_BITS) + sub)
+           << (msb - NPROF__HIST_COARSE_SUB_BITS);
+}
+
+void nprof__hist_flat_coarse(const nprof__hist_flat *f, uint64_t *coarse)
+{
+    for (unsigned g = 0; g < NPROF__HIST_GROUPS; g++) {
+        if (!(f->used & (1ull << g)))
+            continue;
+        for (unsigned s = 0; s < NPROF__HIST_SUB; s++)
+            if (f->bucket[g][s])
+                coarse[nprof__hist_coarse_index(nprof__hist_bucket_low(g, s))] += f->bucket[g][s];
+    }
+}
+
+uint64_t nprof__hist_coarse_quantile(const uint64_t *coarse, uint64_t count, double q)
+{
+    if (!count)
+        return 0;
+    uint64_t rank = nearest_rank(count, q), seen = 0;
+    for (unsigned i = 0; i < NPROF__HIST_COARSE - 1; i++) {
+        seen += coarse[i];
+        if (seen >= rank)
+            return (nprof__hist_coarse_low(i) + nprof__hist_coarse_low(i + 1)) / 2;
+    }
+    return nprof__hist_coarse_low(NPROF__HIST_COARSE - 1);
 }

@@ -79,4 +79,41 @@ uint64_t nprof__hist_bucket_width(unsigned group);
  * in full, the bucket holding `bound` in proportion), for Prometheus `le` buckets. */
 uint64_t nprof__hist_flat_count_le(const nprof__hist_flat *f, uint64_t bound);
 
+/*
+ * The coarse scale of the charts: 4 buckets per power of two from 1024 ns to 2^40 ns
+ * (~18 min), bucket 0 below 1024 ns and the last from 2^40 ns up; 122 buckets, each at most
+ * a quarter of its lower bound wide.  Every fine bucket from 1024 ns up lies inside one coarse
+ * bucket (64 fine ones per octave, 4 coarse), so folding a flat histogram into it is exact.
+ * The dashboard's per-route latency distribution and the per-second p95 of the timeline
+ * (aggregate.c) use it.
+ */
+#define NPROF__HIST_COARSE_LOW_BITS 10  /* first octave: [2^10, 2^11) ns */
+#define NPROF__HIST_COARSE_HIGH_BITS 40 /* values from 2^40 ns go into the last bucket */
+#define NPROF__HIST_COARSE_SUB_BITS 2   /* 4 buckets per octave */
+#define NPROF__HIST_COARSE                                                                     \
+    (((NPROF__HIST_COARSE_HIGH_BITS - NPROF__HIST_COARSE_LOW_BITS) << NPROF__HIST_COARSE_SUB_BITS) + 2)
+
+/* The coarse bucket of `v` ns. */
+static inline unsigned nprof__hist_coarse_index(uint64_t v)
+{
+    if (v < (1ull << NPROF__HIST_COARSE_LOW_BITS))
+        return 0;
+    if (v >= (1ull << NPROF__HIST_COARSE_HIGH_BITS))
+        return NPROF__HIST_COARSE - 1;
+    unsigned msb = 63u - (unsigned)__builtin_clzll(v);
+    unsigned sub = (unsigned)(v >> (msb - NPROF__HIST_COARSE_SUB_BITS)) &
+                   ((1u << NPROF__HIST_COARSE_SUB_BITS) - 1);
+    return 1 + ((msb - NPROF__HIST_COARSE_LOW_BITS) << NPROF__HIST_COARSE_SUB_BITS) + sub;
+}
+
+/* The lower bound of coarse bucket `i`, in ns (0 for bucket 0). */
+uint64_t nprof__hist_coarse_low(unsigned i);
+
+/* Adds the counts of `f` into `coarse` (NPROF__HIST_COARSE counters). */
+void nprof__hist_flat_coarse(const nprof__hist_flat *f, uint64_t *coarse);
+
+/* The value at quantile `q` (nearest rank) of `count` values in `coarse`: the middle of the
+ * bucket holding it (the lower bound of the last one), 0 when `count` is 0. */
+uint64_t nprof__hist_coarse_quantile(const uint64_t *coarse, uint64_t count, double q);
+
 #endif /* NPROF_MIDDLEWARE_HISTOGRAM_H */

@@ -64,6 +64,24 @@ static inline const char *nprof__np_callsite(const nprof__np *np)
     return np->text + np->text_len;
 }
 
+/* The timeline: the last NPROF__TL_SLOTS intervals of NPROF__TL_INTERVAL_NS each (two
+ * minutes by the second), per thread shard as the rows are (aggregate.c).  A slot is the
+ * interval number % NPROF__TL_SLOTS; `interval` says which interval it holds now. */
+#define NPROF__TL_SLOTS 120
+#define NPROF__TL_INTERVAL_NS 1000000000ull
+#define NPROF__TL_BUSY (1ull << 63) /* in `interval` while a thread empties the slot */
+typedef struct nprof__tl_slot {
+    _Atomic uint64_t interval;       /* interval number + 1 (0: never used), | NPROF__TL_BUSY */
+    _Atomic uint64_t count, errors, total_ns;
+    _Atomic uint32_t bucket[NPROF__HIST_COARSE]; /* total_ns on the coarse scale */
+} nprof__tl_slot;
+
+/* One interval of the timeline, merged over every shard. */
+typedef struct nprof__tl_point {
+    uint64_t count, errors, total_ns;
+    uint64_t p95_ns; /* from the coarse histogram: within a quarter of the true value */
+} nprof__tl_point;
+
 typedef struct nprof__budget {
     char *route;
     size_t route_len;
@@ -111,6 +129,8 @@ struct nprof_mw {
     _Atomic uint64_t stack_requests;  /* requests counted for stack sampling: one in
                                          stack_sample_every of all threads' is picked */
     char pad4[NPROF__CACHELINE];
+    /* the timeline's slots of each thread shard, allocated by its first request */
+    _Atomic(nprof__tl_slot *) timeline[NPROF__SHARDS];
 };
 
 /* aggregate.c: the tables, and the totals registered as "stats.mw.*" (runtime/ctl.h) */
@@ -127,6 +147,9 @@ void nprof__mw_count(nprof_mw *mw, nprof__route *r, const nprof_profile *p,
  * only the counts). */
 void nprof__mw_route_merge(const nprof__route *r, nprof__hist_flat *scratch,
                            nprof_mw_route_stats *out);
+/* The timeline: out[k] is interval number `last` - (n - 1) + k, for k < n <= NPROF__TL_SLOTS
+ * (intervals older than the ring, or with no request, are zeros).  Runs beside requests. */
+void nprof__mw_timeline(nprof_mw *mw, uint64_t last, nprof__tl_point *out, size_t n);
 /* Calls fn for every row (table order), and for mw->other when it counted anything. */
 typedef int (*nprof__route_visit)(void *user, const nprof__route *r);
 int nprof__mw_routes_foreach(nprof_mw *mw, nprof__route_visit fn, void *user);

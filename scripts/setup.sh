@@ -15,13 +15,14 @@ NPROF_DEPS=${NPROF_DEPS:-${XDG_CACHE_HOME:-$HOME/.cache}/nanoprof}
 # benchmarks under bench/ (load on loopback, instruction counts); prometheus for the Python
 # end-to-end test that scrapes /metrics (it runs its own server on a free port with its own
 # config and storage, never the package's system service, started or not); libmicrohttpd for
-# the C HTTP server example (examples/microhttpd_server.c) and its test.
+# the C HTTP server example (examples/microhttpd_server.c) and its test; chromium for the
+# dashboard's end-to-end test in a headless browser.
 NPROF_PACKAGES=(
     gcc g++ make cmake ninja-build pkg-config binutils
     libpq-dev libpcre2-dev libxxhash-dev libjemalloc-dev
     clang libclang-rt-14-dev postgresql libpg-query-dev python3-psycopg2
     nodejs npm wrk valgrind
-    prometheus libmicrohttpd-dev
+    prometheus libmicrohttpd-dev chromium
 )
 
 nprof_install_packages() {

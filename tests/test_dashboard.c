@@ -6,6 +6,7 @@
  */
 #include <ctype.h>
 #include <stdlib.h>
+#include <time.h>
 
 #include "json_check.h"
 #include "nprof_test.h"
@@ -855,6 +856,116 @@ TEST(random_bytes_give_valid_json_metrics_and_trace)
     nprof_runtime_destroy(rt);
 }
 
+/* The unsigned integer after `key` in [from, to), or -1. */
+static long long number_after(const char *from, const char *to, const char *key)
+{
+    const char *k = strstr(from, key);
+    if (!k || (to && k >= to))
+        return -1;
+    return strtoll(k + strlen(key), NULL, 10);
+}
+
+/* Each route's latency distribution: coarse buckets that add up to its count, where its
+ * requests' latencies lie, with the bounds listed once in the document. */
+TEST(json_routes_carry_their_latency_histogram)
+{
+    nprof_runtime *rt = make_runtime(NULL);
+    nprof_mw *mw = NULL;
+    ASSERT_OK(nprof_mw_create(rt, NULL, &mw));
+    uint64_t t0 = nprof_ticks();
+    struct timespec ts = {0, 3000000};
+    nanosleep(&ts, NULL);
+    for (int i = 0; i < 7; i++) { /* each took 3 ms or a little more: began at t0 */
+        nprof_mw_request r = req_of("GET", "/timed", NULL);
+        r.start_ticks = t0;
+        nprof_mw_state st;
+        ASSERT_OK(nprof_mw_request_begin(mw, &r, &st));
+        nprof_mw_request_end(&st, 200, NULL, NULL, NULL);
+    }
+    nprof_buf b = NPROF_BUF_INIT;
+    ASSERT_OK(nprof_mw_render_json(mw, &b));
+    size_t where;
+    ASSERT_TRUE(json_check(b.data, b.len, &where));
+    const char *row = strstr(b.data, "\"route\":\"/timed\"");
+    ASSERT_TRUE(row != NULL);
+    long long first = number_after(row, NULL, "\"histogram\":{\"first\":");
+    ASSERT_INT_OP(first, >, 0);
+    const char *c = strstr(row, "\"counts\":[") + 9; /* at [ */
+    uint64_t sum = 0, n = 0, last = 0;
+    while (*c != ']') {
+        char *e;
+        last = strtoull(c + 1, &e, 10);
+        sum += last;
+        n++;
+        c = e;
+    }
+    ASSERT_EQ_U64(sum, 7);
+    ASSERT_TRUE(last > 0); /* ends at its last non-zero bucket */
+    /* the bounds: 122 of them, from 0; the buckets counted lie between 2.5 ms and 1 s */
+    const char *bounds = strstr(b.data, "\"latency_buckets_ns\":[0,1024,1280,");
+    ASSERT_TRUE(bounds != NULL);
+    uint64_t lows[200];
+    size_t nb = 0;
+    for (c = strchr(bounds, '[') + 1; nb < 200; c++) {
+        char *e;
+        lows[nb++] = strtoull(c, &e, 10);
+        c = e;
+        if (*c == ']')
+            break;
+    }
+    ASSERT_EQ_U64(nb, 122);
+    ASSERT_U64_OP(lows[first], >=, 2000000);
+    ASSERT_U64_OP(lows[first + n - 1], <, 1000000000);
+    nprof_buf_free(&b);
+    nprof_mw_destroy(mw);
+    nprof_runtime_destroy(rt);
+}
+
+/* The timeline: two minutes by the second, oldest first, the requests just made in its last
+ * seconds; an idle middleware lists the same seconds with zeros. */
+TEST(json_timeline_counts_recent_requests_per_second)
+{
+    nprof_runtime *rt = make_runtime(NULL);
+    nprof_mw *mw = NULL;
+    ASSERT_OK(nprof_mw_create(rt, NULL, &mw));
+    for (int pass = 0; pass < 2; pass++) {
+        nprof_buf b = NPROF_BUF_INIT;
+        ASSERT_OK(nprof_mw_render_json(mw, &b));
+        size_t where;
+        ASSERT_TRUE(json_check(b.data, b.len, &where));
+        const char *tl = strstr(b.data, "\"timeline\":{\"interval_ms\":1000.000,");
+        ASSERT_TRUE(tl != NULL);
+        const char *end = strstr(tl, "]}");
+        ASSERT_TRUE(end != NULL);
+        uint64_t points = 0, requests = 0, errors = 0, busy = 0;
+        long long t = 0;
+        for (const char *p = tl; (p = strstr(p, "{\"t_s\":")) != NULL && p < end; p++) {
+            long long ts_ = strtoll(p + 7, NULL, 10);
+            ASSERT_TRUE(points == 0 || ts_ == t + 1); /* every second, in order */
+            t = ts_;
+            long long n = number_after(p, end, "\"requests\":");
+            requests += (uint64_t)n;
+            errors += (uint64_t)number_after(p, end, "\"errors\":");
+            busy += n > 0;
+            points++;
+        }
+        ASSERT_EQ_U64(points, 120);
+        ASSERT_EQ_INT(t, 0);
+        if (pass == 0) {
+            ASSERT_EQ_U64(requests, 0);
+            ASSERT_TRUE(strstr(tl, "\"p95_ms\":0.000}") != NULL);
+            traffic(mw);
+        } else {
+            ASSERT_EQ_U64(requests, 25); /* made within the last second or two */
+            ASSERT_EQ_U64(errors, 2);
+            ASSERT_TRUE(busy >= 1 && busy <= 3);
+        }
+        nprof_buf_free(&b);
+    }
+    nprof_mw_destroy(mw);
+    nprof_runtime_destroy(rt);
+}
+
 int main(void)
 {
     RUN(paths_outside_the_dashboard_are_not_handled);
@@ -869,5 +980,7 @@ int main(void)
     RUN(cluster_view_without_a_database_shows_the_error);
     RUN(dashboard_path_with_trailing_slash_or_at_root);
     RUN(random_bytes_give_valid_json_metrics_and_trace);
+    RUN(json_routes_carry_their_latency_histogram);
+    RUN(json_timeline_counts_recent_requests_per_second);
     return TEST_SUMMARY();
 }

@@ -206,6 +206,42 @@ TEST(empty_histogram_gives_zero)
     free(f);
 }
 
+/* The charts' coarse scale: bounds increasing, each value inside the bucket it maps to, each
+ * fine bucket inside one coarse bucket, and quantiles within a quarter of the fine ones. */
+TEST(coarse_scale_holds_every_value_and_folds_fine_buckets_exactly)
+{
+    ASSERT_EQ_INT(NPROF__HIST_COARSE, 122);
+    ASSERT_EQ_U64(nprof__hist_coarse_low(0), 0);
+    ASSERT_EQ_U64(nprof__hist_coarse_low(1), 1024);
+    ASSERT_EQ_U64(nprof__hist_coarse_low(2), 1280);
+    for (unsigned i = 1; i < NPROF__HIST_COARSE; i++)
+        ASSERT_U64_OP(nprof__hist_coarse_low(i - 1), <, nprof__hist_coarse_low(i));
+    ASSERT_EQ_U64(nprof__hist_coarse_low(NPROF__HIST_COARSE - 1), 1ull << 40);
+    for (int k = 0; k < 100000; k++) {
+        uint64_t v = rng() >> (rng() % 64);
+        unsigned i = nprof__hist_coarse_index(v);
+        ASSERT_U64_OP(nprof__hist_coarse_low(i), <=, v);
+        if (i + 1 < NPROF__HIST_COARSE)
+            ASSERT_U64_OP(v, <, nprof__hist_coarse_low(i + 1));
+    }
+    nprof__hist_flat *f = calloc(1, sizeof *f);
+    ASSERT_TRUE(f);
+    uint64_t direct[NPROF__HIST_COARSE] = {0}, folded[NPROF__HIST_COARSE] = {0};
+    for (int k = 0; k < 20000; k++) {
+        uint64_t v = (uint64_t)exp2_rough(8 + uniform01() * 30);
+        nprof__hist_flat_add(f, v);
+        direct[nprof__hist_coarse_index(v)]++;
+    }
+    nprof__hist_flat_coarse(f, folded);
+    for (unsigned i = 0; i < NPROF__HIST_COARSE; i++)
+        ASSERT_EQ_U64(folded[i], direct[i]);
+    uint64_t fine = nprof__hist_flat_quantile(f, 0.95);
+    uint64_t coarse = nprof__hist_coarse_quantile(folded, f->count, 0.95);
+    ASSERT_TRUE(rel_error(coarse, fine) <= 0.25);
+    ASSERT_EQ_U64(nprof__hist_coarse_quantile(folded, 0, 0.95), 0);
+    free(f);
+}
+
 int main(void)
 {
     RUN(quantiles_within_one_percent_lognormal);
@@ -215,5 +251,6 @@ int main(void)
     RUN(bucket_bounds_cover_the_whole_range);
     RUN(count_le_is_cumulative);
     RUN(empty_histogram_gives_zero);
+    RUN(coarse_scale_holds_every_value_and_folds_fine_buckets_exactly);
     return TEST_SUMMARY();
 }

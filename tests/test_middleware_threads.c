@@ -2,8 +2,8 @@
  * tests/test_middleware_threads.c: many threads finishing requests while another renders
  * every dashboard page, the way a server runs under load with someone watching.  Run under
  * TSan in the sanitizer build.  At the end nothing is lost: the totals and the route rows
- * account for every request, and one request in stack_sample_every was picked for stack
- * sampling across all threads.
+ * account for every request, so does the per-second timeline, and one request in
+ * stack_sample_every was picked for stack sampling across all threads.
  */
 #include <pthread.h>
 #include <stdatomic.h>
@@ -12,6 +12,7 @@
 #include "nprof_test.h"
 #include "test.h"
 
+#include "middleware/internal.h"
 #include "nanoprof/middleware.h"
 
 #define THREADS 6
@@ -123,6 +124,17 @@ TEST(requests_and_dashboards_at_once)
     }
     ASSERT_EQ_U64(sum, THREADS * REQUESTS);
     ASSERT_EQ_U64(tot.n_plus_one_patterns, 3);
+    /* The timeline too, in the seconds they ended in (the run takes far less than its two
+     * minutes; each thread has a shard of its own, so no slot was being emptied by another). */
+    nprof__tl_point pts[NPROF__TL_SLOTS];
+    nprof__mw_timeline(mw, nprof_now_ns() / NPROF__TL_INTERVAL_NS, pts, NPROF__TL_SLOTS);
+    uint64_t in_timeline = 0, errors = 0;
+    for (size_t k = 0; k < NPROF__TL_SLOTS; k++) {
+        in_timeline += pts[k].count;
+        errors += pts[k].errors;
+    }
+    ASSERT_EQ_U64(in_timeline, THREADS * REQUESTS);
+    ASSERT_EQ_U64(errors, tot.errors);
     /* One request in five across every thread: the counter is shared, so exactly. */
     ASSERT_EQ_INT(atomic_load(&stacks_sampled), THREADS * REQUESTS / 5);
     printf("     %d renders while %d requests finished\n", renders, THREADS * REQUESTS);

@@ -297,7 +297,8 @@ typedef struct nprof_mw_response {
  * 0 when it is not (send it to the application; `out` is empty); a negative code on error
  * (NPROF_EINVAL, NPROF_ENOMEM).  Paths under dashboard_path:
  *     ""                 the HTML dashboard (self-contained; CSP with a per-response nonce)
- *     /json              totals, routes, slow queries, N+1 patterns, slowest requests,
+ *     /json              totals, routes (each with its latency histogram), a per-second
+ *                        timeline, slow queries, N+1 patterns, slowest requests,
  *                        memory, clock, and with a slow-query log the cluster view
  *                        (one database round trip per render)
  *     /metrics           Prometheus text exposition format 0.0.4
@@ -327,7 +328,14 @@ NPROF_API void nprof_mw_response_free(nprof_mw_response *resp);
  * nprof_mw_render_json(): the /json document (totals, routes, slow queries, N+1 patterns,
  * slowest requests, memory, clock, and with a slow-query log the cluster view, one database
  * round trip).  Each N+1 pattern has "callsite": where the first query of its shape was
- * issued in the first request that counted it (nprof_pattern_info.callsite), or null. */
+ * issued in the first request that counted it (nprof_pattern_info.callsite), or null.
+ * Each route has "histogram": {"first": i, "counts": [...]}, its requests' latencies counted
+ * in buckets i, i + 1, ... of the document's "latency_buckets_ns" (the buckets' lower bounds
+ * in ns: 4 per power of two from 1024 ns, the first from 0, the last open-ended), up to the
+ * last bucket that counted one.  "timeline" holds the last 120 seconds, oldest first:
+ * {"interval_ms", "elapsed_ms" (of the second under way), "points": [{"t_s" (-119 .. 0, 0
+ * being the second under way), "requests", "errors" (5xx), "mean_ms", "p95_ms" (within a
+ * quarter of the true value)}]}, every second listed, zeros when idle. */
 NPROF_API int nprof_mw_render_json(nprof_mw *mw, nprof_buf *out);
 
 /* The HTML dashboard page, whose inline script and style carry `nonce` (NUL-terminated).  An

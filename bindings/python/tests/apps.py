@@ -98,7 +98,8 @@ def wsgi_app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Ite
 
 
 async def lifespan(receive: Callable[[], Awaitable[Any]], send: Callable[..., Any]) -> None:
-    """A lifespan scope of an app with nothing to start or stop (uvicorn sends one)."""
+    """The ASGI lifespan protocol of an app with nothing to start or stop (uvicorn sends
+    one)."""
     while True:
         message = await receive()
         if message["type"] == "lifespan.startup":
