@@ -383,8 +383,8 @@
         "(last " + d.cluster.since_s + " s" +
         (d.cluster.error ? "; unavailable: " + d.cluster.error : "") + ")";
       fill("fingerprints", d.cluster.by_fingerprint || [], [num("total_ms"), num("count"),
-        num("mean_ms"), num("p95_ms"), num("max_ms"), {key: "normalized_sql", cls: "sql"},
-        {key: "fingerprint"}, {key: "last_seen"}]);
+        num("mean_ms"), num("p95_ms"), num("max_ms"), num("processes"), num("hosts"),
+        {key: "normalized_sql", cls: "sql"}, {key: "fingerprint"}, {key: "last_seen"}]);
     }
 
     renderTimeline(d.timeline);
