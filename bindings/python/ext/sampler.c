@@ -21,6 +21,11 @@
  * follows its await chain (cr_await / gi_yieldfrom from task.get_coro()) instead, so the time
  * it waits is attributed to the `await` that waits, not to whichever request runs meanwhile.
  *
+ * Worker threads: a suspended task may be waiting for sync code it handed to a thread with
+ * its context copied in (asgiref's sync_to_async, which runs Django's sync views and ORM
+ * under ASGI).  Such a thread's current context holds the request, so a tick finds it and
+ * samples its stack after the task's await chain: the view's own frames, not the await.
+ *
  * Spans: a span the request opens (Profiler.trace(), span_begin()) shows as a frame "[span]
  * name" in every stack sampled while it is open, placed under the frame that opened it (the
  * stack's depth at its begin), so the tree reads view -> [span] render -> template code.
@@ -524,8 +529,49 @@ static PyThreadState *find_thread(uint64_t id)
     return NULL;
 }
 
-/* The stack `e` is at now: its task's await chain when the task is suspended, else its
- * thread's running stack (from the task's coroutine frame inwards).  `ts` is its thread. */
+/* A thread other than `skip` (and this one) running code for `e` in a copy of its context:
+ * the current request of its current context is e's.  NULL when none. */
+static PyThreadState *worker_of(const nprof_py_sampled *e, PyThreadState *skip)
+{
+    if (!e->r)
+        return NULL;
+    PyThreadState *self = PyThreadState_Get();
+    for (PyThreadState *t = PyInterpreterState_ThreadHead(PyInterpreterState_Get()); t;
+         t = PyThreadState_Next(t)) {
+        PyObject *ctx = t == skip || t == self ? NULL : t->context; /* GIL held: stable */
+        if (!ctx || !PyContext_CheckExact(ctx))
+            continue;
+        PyObject *r = PyObject_GetItem(ctx, nprof_py_current);
+        if (!r) {
+            PyErr_Clear();
+            continue;
+        }
+        int mine = r == (PyObject *)e->r;
+        Py_DECREF(r);
+        if (mine)
+            return t;
+    }
+    return NULL;
+}
+
+/* Appends the running stack of thread `ts`, outermost first, to `s` (after its frames).
+ * 0, or -1 on memory exhaustion. */
+static int append_thread(stack *s, PyThreadState *ts)
+{
+    stack *w = PyMem_Malloc(sizeof *w);
+    if (!w)
+        return -1;
+    w->seen = w->n = 0;
+    int rc = walk_running(w, ts, NULL);
+    for (size_t i = 0; rc == 0 && i < w->n && s->n < MAX_KEPT; i++)
+        s->out[s->n++] = w->out[i];
+    PyMem_Free(w);
+    return rc < 0 ? -1 : 0;
+}
+
+/* The stack `e` is at now: its task's await chain when the task is suspended (followed by
+ * the stack of a worker thread running its sync code, if any), else its thread's running
+ * stack (from the task's coroutine frame inwards).  `ts` is its thread. */
 #define GONE 1 /* read_stack(): the request's thread or task is gone */
 
 static int read_stack(nprof_py_sampled *e, PyThreadState *ts, stack *s)
@@ -547,6 +593,9 @@ static int read_stack(nprof_py_sampled *e, PyThreadState *ts, stack *s)
             PyErr_Clear();
         if (running != task) {
             rc = walk_awaiting(s, coro);
+            PyThreadState *worker = rc == 0 ? worker_of(e, ts) : NULL;
+            if (worker)
+                rc = append_thread(s, worker);
         } else if (ts) {
             PyObject *stop = coro_frame(coro);
             rc = walk_running(s, ts, stop);
@@ -1145,6 +1194,16 @@ static int read_own_stack(nprof_py_sampled *e, stack *s)
     s->seen = s->n = 0;
     PyObject *task = e->task_ref ? deref(e->task_ref) : NULL;
     PyObject *coro = task ? PyObject_CallMethodNoArgs(task, str_get_coro) : NULL;
+    PyErr_Clear();
+    if (coro && PyThreadState_GetID(PyThreadState_Get()) != e->thread_id) {
+        /* A worker thread running the request's sync code: under the task's await. */
+        int rc = walk_awaiting(s, coro);
+        if (rc == 0)
+            rc = append_thread(s, PyThreadState_Get());
+        Py_DECREF(coro);
+        Py_XDECREF(task);
+        return rc;
+    }
     PyObject *stop = coro ? coro_frame(coro) : NULL;
     PyErr_Clear();
     int rc = walk_running(s, PyThreadState_Get(), stop);

@@ -13,6 +13,7 @@ import pytest
 import pg
 from apps import options
 from dbcheck import assert_site, collect, line, ours
+from nanoprof import get_store
 from nanoprof.db import QueryTimer
 from nanoprof.middleware import PerformanceMiddleware
 
@@ -85,3 +86,24 @@ def test_selectinload_fixes_it(client: TestClient) -> None:
     assert len(author_queries(profile)) == 1
     assert profile["n_plus_one"] == []
     assert client.get("/articles-fixed").headers.get("X-N-Plus-One") is None
+
+
+def test_a_sampled_request_shows_the_n_plus_one_under_the_sync_endpoint(
+    client: TestClient,
+) -> None:
+    """FastAPI runs a sync endpoint in a worker thread while the request's task awaits it;
+    with ?profile=flame each lazy load's query appears under the endpoint's frame, in that
+    thread, one node for the shape with its executions counted."""
+    profile = client.get("/articles", params={"profile": "json"}).json()
+    n = len(author_queries(profile))
+    assert client.get("/articles", params={"profile": "flame"}).status_code == 200
+    flamed = get_store().get_recent(1)[0]
+    sql = [s for s in flamed.samples["stacks"]
+           if s["sql"] and "FROM nprof_author" in s["frames"][-1]]
+    assert len(sql) == 1, flamed.samples
+    assert sql[0]["count"] == n
+    frames = sql[0]["frames"]
+    endpoint = next(i for i, f in enumerate(frames) if f.startswith("make_app.<locals>.articles "))
+    # under the await that hands the endpoint to a thread, above the ORM's lazy load
+    assert any(f.startswith("run_in_threadpool ") for f in frames[:endpoint]), frames
+    assert any(f.startswith("_LazyLoader.") for f in frames[endpoint:]), frames

@@ -667,3 +667,24 @@ def test_django_profile_flame_samples_sync_and_async_views() -> None:
     assert weight_of(st, "async_mine") > 0, st
     assert "run_forever" not in frames_of(st)
     assert _core.sampler_stats()["active"] == 0
+
+
+def test_a_sync_view_under_asgi_is_sampled_in_its_worker_thread() -> None:
+    """Django runs a sync view under ASGI in a thread (asgiref's sync_to_async) while the
+    request's task awaits it: the samples show the view's frames in that thread, under the
+    await that hands it over, not only the await."""
+    from django.test import AsyncClient
+
+    async def go() -> Any:
+        return await AsyncClient().get("/mine/30/", {"profile": "flame"})  # a sync view
+
+    assert asyncio.run(go()).status_code == 200
+    p = _core.get_store().get_recent(1)[0]
+    st = stacks(p.flame())
+    in_view = {s: w for s, w in st.items() if any(func_name(f) == "mine" for f in s.split(";"))}
+    assert in_view, st
+    for stack in in_view:
+        frames = [func_name(f) for f in stack.split(";")]
+        assert frames.index("__call__") < frames.index("mine"), stack  # SyncToAsync.__call__
+    # most of the request's time was the view's: its 30 sleeps, not the await alone
+    assert weight_of(st, "mine") > weight_of(st, "__call__") / 2, st
