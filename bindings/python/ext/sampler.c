@@ -25,6 +25,10 @@
  * its context copied in (asgiref's sync_to_async, which runs Django's sync views and ORM
  * under ASGI).  Such a thread's current context holds the request, so a tick finds it and
  * samples its stack after the task's await chain: the view's own frames, not the await.
+ * Likewise a child task the request made (create_task, gather: a copy of its context) that
+ * runs on the loop while the request's task waits: its stack, under the await.  (A child
+ * that is suspended too is not followed: Python 3.11 cannot read a suspended task's context,
+ * Task.get_context() came in 3.12, so that time stays at the parent's await.)
  *
  * Spans: a span the request opens (Profiler.trace(), span_begin()) shows as a frame "[span]
  * name" in every stack sampled while it is open, placed under the frame that opened it (the
@@ -529,40 +533,44 @@ static PyThreadState *find_thread(uint64_t id)
     return NULL;
 }
 
-/* A thread other than `skip` (and this one) running code for `e` in a copy of its context:
- * the current request of its current context is e's.  NULL when none. */
+/* Does thread `t` run code of `e` now: is e's request the current request of its current
+ * context (a copy of the request's, made by create_task or sync_to_async)? */
+static int runs_for(PyThreadState *t, const nprof_py_sampled *e)
+{
+    PyObject *ctx = t->context; /* GIL held: stable */
+    if (!e->r || !ctx || !PyContext_CheckExact(ctx))
+        return 0;
+    PyObject *r = PyObject_GetItem(ctx, nprof_py_current);
+    if (!r) {
+        PyErr_Clear();
+        return 0;
+    }
+    int mine = r == (PyObject *)e->r;
+    Py_DECREF(r);
+    return mine;
+}
+
+/* A thread other than `skip` (and this one) running code for `e`, or NULL. */
 static PyThreadState *worker_of(const nprof_py_sampled *e, PyThreadState *skip)
 {
-    if (!e->r)
-        return NULL;
     PyThreadState *self = PyThreadState_Get();
     for (PyThreadState *t = PyInterpreterState_ThreadHead(PyInterpreterState_Get()); t;
-         t = PyThreadState_Next(t)) {
-        PyObject *ctx = t == skip || t == self ? NULL : t->context; /* GIL held: stable */
-        if (!ctx || !PyContext_CheckExact(ctx))
-            continue;
-        PyObject *r = PyObject_GetItem(ctx, nprof_py_current);
-        if (!r) {
-            PyErr_Clear();
-            continue;
-        }
-        int mine = r == (PyObject *)e->r;
-        Py_DECREF(r);
-        if (mine)
+         t = PyThreadState_Next(t))
+        if (t != skip && t != self && runs_for(t, e))
             return t;
-    }
     return NULL;
 }
 
-/* Appends the running stack of thread `ts`, outermost first, to `s` (after its frames).
- * 0, or -1 on memory exhaustion. */
-static int append_thread(stack *s, PyThreadState *ts)
+/* Appends the running stack of thread `ts`, outermost first, to `s` (after its frames):
+ * from frame `stop` inwards when given (nothing when `stop` is not on the stack).  0, or -1
+ * on memory exhaustion. */
+static int append_thread(stack *s, PyThreadState *ts, PyObject *stop)
 {
     stack *w = PyMem_Malloc(sizeof *w);
     if (!w)
         return -1;
     w->seen = w->n = 0;
-    int rc = walk_running(w, ts, NULL);
+    int rc = walk_running(w, ts, stop);
     for (size_t i = 0; rc == 0 && i < w->n && s->n < MAX_KEPT; i++)
         s->out[s->n++] = w->out[i];
     PyMem_Free(w);
@@ -594,8 +602,22 @@ static int read_stack(nprof_py_sampled *e, PyThreadState *ts, stack *s)
         if (running != task) {
             rc = walk_awaiting(s, coro);
             PyThreadState *worker = rc == 0 ? worker_of(e, ts) : NULL;
-            if (worker)
-                rc = append_thread(s, worker);
+            if (worker) {
+                rc = append_thread(s, worker, NULL);
+            } else if (rc == 0 && running && ts && runs_for(ts, e)) {
+                /* Another task of this request runs on the loop now (a child it made with
+                 * create_task or gather, in a copy of its context): the child's stack, from
+                 * its coroutine inwards, under the await that waits. */
+                Py_INCREF(running); /* borrowed from the loop's dict */
+                PyObject *rcoro = PyObject_CallMethodNoArgs(running, str_get_coro);
+                Py_DECREF(running);
+                PyObject *stop = rcoro ? coro_frame(rcoro) : NULL;
+                PyErr_Clear();
+                if (stop)
+                    rc = append_thread(s, ts, stop);
+                Py_XDECREF(stop);
+                Py_XDECREF(rcoro);
+            }
         } else if (ts) {
             PyObject *stop = coro_frame(coro);
             rc = walk_running(s, ts, stop);
@@ -1199,7 +1221,7 @@ static int read_own_stack(nprof_py_sampled *e, stack *s)
         /* A worker thread running the request's sync code: under the task's await. */
         int rc = walk_awaiting(s, coro);
         if (rc == 0)
-            rc = append_thread(s, PyThreadState_Get());
+            rc = append_thread(s, PyThreadState_Get(), NULL);
         Py_DECREF(coro);
         Py_XDECREF(task);
         return rc;

@@ -157,6 +157,36 @@ async def request_b() -> str:
     return text
 
 
+def busy_in_child(ms: float) -> None:
+    spin(ms)
+
+
+async def child_task() -> None:
+    for _ in range(10):
+        busy_in_child(15)
+        await asyncio.sleep(0)
+
+
+async def request_with_children() -> str:
+    _core.start_profile(method="GET", path="/children")
+    assert _core.sample_current(1)
+    await asyncio.gather(child_task(), asyncio.sleep(0.05))
+    text = nanoprof.get_current_profile().flame()
+    _core.end_profile()
+    return text
+
+
+def test_a_child_task_running_for_the_request_is_sampled_under_its_await() -> None:
+    st = stacks(asyncio.run(request_with_children()))
+    in_child = {s: w for s, w in st.items() if "busy_in_child" in frames_of({s: w})}
+    assert in_child, st
+    for stack in in_child:
+        frames = [func_name(f) for f in stack.split(";")]
+        assert frames.index("request_with_children") < frames.index("child_task"), stack
+    # the child's 150 ms of work is most of what the request waited for
+    assert weight_of(st, "busy_in_child") > weight_of(st, "request_with_children") / 2, st
+
+
 def test_a_suspended_request_is_attributed_to_its_await_not_to_the_running_one() -> None:
     async def both() -> tuple[str, str]:
         return await asyncio.gather(request_a(), request_b())  # type: ignore[return-value]
