@@ -7,11 +7,8 @@
  * (the standard library, site-packages, nanoprof's own package: set by nanoprof at import,
  * extendable by the user).  Walking the stack is paid only when a call site is wanted (the
  * first query of each shape in a request, a slow query, a query seen by an observer), and
- * the per-frame decision is remembered per code object in a small table, so a walk through
+ * the per-frame decision is remembered per code object (codetab.c), so a walk through
  * thirty ORM frames costs thirty pointer lookups, not thirty prefix comparisons.
- *
- * The table holds a strong reference to each code object it knows, so an address in it can
- * never be reused by another code object; when it fills up it is emptied and starts again.
  */
 #include "ext.h"
 
@@ -19,14 +16,13 @@
 #include <string.h>
 
 #define MAX_PREFIXES 64
-#define TABLE_SLOTS 4096 /* a power of two; emptied at 3/4 full */
 
 typedef struct site_code {
-    PyObject *code;  /* strong; NULL: empty slot */
+    PyObject *code;  /* the table's (codetab.c) */
     char *where;     /* NULL: a library frame; else "display/path.py\0qualname" */
     size_t path_len; /* bytes of the display path */
     int lasti, line; /* the last instruction offset asked about and its line (lasti -1:
-                        none): a call site is usually the same line again, in a loop, and
+                        none; set at insert): a call site is usually the same line again, in a loop, and
                         CPython finds a line by walking the code's line table */
 } site_code;
 
@@ -35,20 +31,13 @@ static size_t prefix_lens[MAX_PREFIXES];
 static size_t prefix_count;
 static char *base_dir; /* paths under it are shown relative to it */
 static size_t base_len;
-static site_code *table;
-static size_t table_used;
 
-static void table_clear(void)
+static void site_release(void *entry)
 {
-    if (!table)
-        return;
-    for (size_t i = 0; i < TABLE_SLOTS; i++) {
-        Py_CLEAR(table[i].code);
-        free(table[i].where);
-        table[i].where = NULL;
-    }
-    table_used = 0;
+    free(((site_code *)entry)->where);
 }
+
+static nprof_py_codetab sites = {.entry_size = sizeof(site_code), .release = site_release};
 
 static int is_library(const char *file, size_t len)
 {
@@ -65,79 +54,69 @@ static int is_library(const char *file, size_t len)
  * library frame; NULL with an exception on failure. */
 static site_code *lookup(PyCodeObject *code, int *library)
 {
-    if (!table) {
-        table = calloc(TABLE_SLOTS, sizeof *table);
-        if (!table) {
+    void *empty;
+    site_code *s = nprof_py_codetab_find(&sites, code, &empty);
+    if (s) {
+        *library = s->where == NULL;
+        return s;
+    }
+    if (!empty) {
+        PyErr_NoMemory();
+        return NULL;
+    }
+    Py_ssize_t flen;
+    PyObject *filename = PyObject_GetAttrString((PyObject *)code, "co_filename");
+    const char *file = filename && PyUnicode_Check(filename)
+                           ? PyUnicode_AsUTF8AndSize(filename, &flen)
+                           : NULL;
+    if (!file) {
+        Py_XDECREF(filename);
+        PyErr_Clear();
+        file = "?";
+        flen = 1;
+        filename = NULL;
+    }
+    char *where = NULL;
+    size_t path_len = 0;
+    if (!is_library(file, (size_t)flen)) {
+        const char *shown = file;
+        size_t shown_len = (size_t)flen;
+        if (base_len && shown_len > base_len + 1 && memcmp(shown, base_dir, base_len) == 0 &&
+            shown[base_len] == '/') {
+            shown += base_len + 1;
+            shown_len -= base_len + 1;
+        }
+        PyObject *qn = PyObject_GetAttrString((PyObject *)code, "co_qualname");
+        Py_ssize_t qlen = 0;
+        const char *q = qn && PyUnicode_Check(qn) ? PyUnicode_AsUTF8AndSize(qn, &qlen) : NULL;
+        if (!q) {
+            PyErr_Clear();
+            q = "?";
+            qlen = 1;
+        }
+        where = malloc(shown_len + (size_t)qlen + 2);
+        if (where) {
+            memcpy(where, shown, shown_len);
+            where[shown_len] = '\0';
+            memcpy(where + shown_len + 1, q, (size_t)qlen);
+            where[shown_len + 1 + qlen] = '\0';
+            path_len = shown_len;
+        }
+        Py_XDECREF(qn);
+        if (!where) {
+            Py_XDECREF(filename);
             PyErr_NoMemory();
             return NULL;
         }
     }
-    size_t h = ((uintptr_t)code >> 4) * 0x9E3779B97F4A7C15ull >> 20;
-    for (size_t i = 0;; i++) {
-        site_code *s = &table[(h + i) & (TABLE_SLOTS - 1)];
-        if (s->code == (PyObject *)code) {
-            *library = s->where == NULL;
-            return s;
-        }
-        if (s->code)
-            continue;
-        if (table_used >= TABLE_SLOTS / 4 * 3) {
-            table_clear();
-            return lookup(code, library);
-        }
-        Py_ssize_t flen;
-        PyObject *filename = PyObject_GetAttrString((PyObject *)code, "co_filename");
-        const char *file = filename && PyUnicode_Check(filename)
-                               ? PyUnicode_AsUTF8AndSize(filename, &flen)
-                               : NULL;
-        if (!file) {
-            Py_XDECREF(filename);
-            PyErr_Clear();
-            file = "?";
-            flen = 1;
-            filename = NULL;
-        }
-        char *where = NULL;
-        size_t path_len = 0;
-        if (!is_library(file, (size_t)flen)) {
-            const char *shown = file;
-            size_t shown_len = (size_t)flen;
-            if (base_len && shown_len > base_len + 1 && memcmp(shown, base_dir, base_len) == 0 &&
-                shown[base_len] == '/') {
-                shown += base_len + 1;
-                shown_len -= base_len + 1;
-            }
-            PyObject *qn = PyObject_GetAttrString((PyObject *)code, "co_qualname");
-            Py_ssize_t qlen = 0;
-            const char *q = qn && PyUnicode_Check(qn) ? PyUnicode_AsUTF8AndSize(qn, &qlen) : NULL;
-            if (!q) {
-                PyErr_Clear();
-                q = "?";
-                qlen = 1;
-            }
-            where = malloc(shown_len + (size_t)qlen + 2);
-            if (where) {
-                memcpy(where, shown, shown_len);
-                where[shown_len] = '\0';
-                memcpy(where + shown_len + 1, q, (size_t)qlen);
-                where[shown_len + 1 + qlen] = '\0';
-                path_len = shown_len;
-            }
-            Py_XDECREF(qn);
-            if (!where) {
-                Py_XDECREF(filename);
-                PyErr_NoMemory();
-                return NULL;
-            }
-        }
-        Py_XDECREF(filename);
-        s->code = Py_NewRef((PyObject *)code);
-        s->where = where;
-        s->path_len = path_len;
-        table_used++;
-        *library = where == NULL;
-        return s;
-    }
+    Py_XDECREF(filename);
+    s = empty;
+    nprof_py_codetab_insert(&sites, s, code);
+    s->where = where;
+    s->path_len = path_len;
+    s->lasti = -1;
+    *library = where == NULL;
+    return s;
 }
 
 /* Appends `n` bytes of `t` to buf[*at], within `cap`. */
@@ -289,7 +268,7 @@ static PyObject *py_set_callsite_exclude(PyObject *self, PyObject *args, PyObjec
     free(base_dir);
     base_dir = new_base;
     base_len = new_base_len;
-    table_clear();
+    nprof_py_codetab_clear(&sites);
     Py_RETURN_NONE;
 fail:
     for (Py_ssize_t i = 0; i < made; i++)

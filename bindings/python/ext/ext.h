@@ -136,6 +136,28 @@ PyObject *nprof_py_request_finish(nprof_py_request *r, int status, int want_view
  * `what`.  0 or -1. */
 int nprof_py_ns(PyObject *o, const char *what, uint64_t *out);
 
+/* ---- what is known of each code object (codetab.c) ----------------------------------- */
+
+/* A table of entries of `entry_size` bytes, each starting with `PyObject *code` (strong;
+ * NULL: free), zero-initialised: `{.entry_size = sizeof(my_entry), .release = my_release}`.
+ * `release` frees what an entry holds besides its code (the table then zeroes it).  Emptied
+ * when 3/4 full; `epoch` counts the times it was emptied. */
+typedef struct nprof_py_codetab {
+    size_t entry_size;
+    void (*release)(void *entry);
+    void *slots;
+    size_t used;
+    uint64_t epoch;
+} nprof_py_codetab;
+
+/* The entry of `code`, or NULL with *empty the zeroed entry to fill and then pass to
+ * nprof_py_codetab_insert() (*empty NULL too: out of memory).  GIL held. */
+void *nprof_py_codetab_find(nprof_py_codetab *t, PyCodeObject *code, void **empty);
+/* Claims `empty` (from nprof_py_codetab_find, with no other call in between) for `code`. */
+void nprof_py_codetab_insert(nprof_py_codetab *t, void *empty, PyCodeObject *code);
+/* Empties the table (the settings that decide its entries changed). */
+void nprof_py_codetab_clear(nprof_py_codetab *t);
+
 /* ---- recording queries (record.c), call sites (callsite.c), the slow log (slowlog.c) -- */
 
 extern PyTypeObject nprof_py_recorder_type; /* QueryRecorder */

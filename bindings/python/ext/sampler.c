@@ -48,8 +48,8 @@
  * Frames are named "qualname (path/file.py:first line)": the function's first line, not the
  * running one, so that a function is one box of the flame graph and its name is built once
  * per code object.  Per code object the name, the library ("django", "asyncio"; NULL for the
- * application) and whether it is nanoprof's own (never shown) are remembered in a small table
- * holding strong references, as callsite.c does, so a sample costs pointer lookups.
+ * application) and whether it is nanoprof's own (never shown) are remembered
+ * (codetab.c, the table callsite.c uses too), so a sample costs pointer lookups.
  *
  * Locking: everything but the thread's sleep is done with the GIL held, and the GIL guards
  * the list of sampled requests.  The thread reads only `active_count`, `stopping` and the
@@ -86,13 +86,12 @@
 
 /* ---- the code table ------------------------------------------------------------------ */
 
-#define TABLE_SLOTS 4096 /* a power of two; emptied at 3/4 full */
 #define MAX_ROOTS 64
 
 enum { CODE_APP = 0, CODE_LIB = 1, CODE_OWN = 2 };
 
 typedef struct code_entry {
-    PyObject *code; /* strong; NULL: empty slot */
+    PyObject *code; /* the table's (codetab.c) */
     int kind;       /* CODE_* */
     char *name;     /* "qualname (path:line)", malloc'd; NULL for CODE_OWN */
     size_t name_len;
@@ -108,23 +107,17 @@ static int root_own[MAX_ROOTS];
 static size_t root_count;
 static char *base_dir; /* application paths are shown relative to it */
 static size_t base_len;
-static code_entry *table;
-static size_t table_used;
-static uint64_t table_epoch;
 
-static void table_clear(void)
+static void code_release(void *entry)
 {
-    if (!table)
-        return;
-    for (size_t i = 0; i < TABLE_SLOTS; i++) {
-        Py_CLEAR(table[i].code);
-        free(table[i].name);
-        free(table[i].lib);
-        table[i].name = table[i].lib = NULL;
-    }
-    table_used = 0;
-    table_epoch++; /* names kept by pending samples were copied; their signatures expire */
+    code_entry *e = entry;
+    free(e->name);
+    free(e->lib);
 }
+
+/* Its epoch changes when it is emptied: names kept by pending samples were copied, and
+ * their signatures (which hash names by address) expire with it. */
+static nprof_py_codetab codes = {.entry_size = sizeof(code_entry), .release = code_release};
 
 static char *dup_bytes(const char *s, size_t n)
 {
@@ -200,66 +193,56 @@ static const char *code_str(PyObject *code, const char *attr, Py_ssize_t *len, P
 /* What the table knows of `code`, learnt on first sight; NULL on memory exhaustion. */
 static const code_entry *code_lookup(PyCodeObject *code)
 {
-    if (!table && !(table = calloc(TABLE_SLOTS, sizeof *table)))
-        return NULL;
-    size_t h = ((uintptr_t)code >> 4) * 0x9E3779B97F4A7C15ull >> 20;
-    for (size_t i = 0;; i++) {
-        code_entry *e = &table[(h + i) & (TABLE_SLOTS - 1)];
-        if (e->code == (PyObject *)code)
-            return e;
-        if (e->code)
-            continue;
-        if (table_used >= TABLE_SLOTS / 4 * 3) {
-            table_clear();
-            return code_lookup(code);
-        }
-        PyObject *fk, *qk;
-        Py_ssize_t flen, qlen;
-        const char *file = code_str((PyObject *)code, "co_filename", &flen, &fk);
-        const char *shown, *lib;
-        size_t shown_len, lib_len;
-        int kind = classify(file, (size_t)flen, &shown, &shown_len, &lib, &lib_len);
-        char *name = NULL, *libc = NULL;
-        size_t name_len = 0;
-        int ok = 1;
-        if (kind != CODE_OWN) {
-            const char *q = code_str((PyObject *)code, "co_qualname", &qlen, &qk);
-            char line[24];
-            int ln = snprintf(line, sizeof line, ":%d)", code->co_firstlineno);
-            name_len = (size_t)qlen + 2 + shown_len + (size_t)ln;
-            name = malloc(name_len + 1);
-            if (name) {
-                char *w = name;
-                memcpy(w, q, (size_t)qlen);
-                w += qlen;
-                memcpy(w, " (", 2);
-                w += 2;
-                memcpy(w, shown, shown_len);
-                w += shown_len;
-                memcpy(w, line, (size_t)ln + 1);
-            }
-            Py_XDECREF(qk);
-            ok = name != NULL;
-            if (ok && lib_len) {
-                libc = dup_bytes(lib, lib_len);
-                ok = libc != NULL;
-            }
-        }
-        Py_XDECREF(fk);
-        if (!ok) {
-            free(name);
-            free(libc);
-            return NULL;
-        }
-        e->code = Py_NewRef((PyObject *)code);
-        e->kind = kind;
-        e->name = name;
-        e->name_len = name_len;
-        e->lib = libc;
-        e->lib_len = libc ? lib_len : 0;
-        table_used++;
+    void *empty;
+    code_entry *e = nprof_py_codetab_find(&codes, code, &empty);
+    if (e || !empty)
         return e;
+    PyObject *fk, *qk;
+    Py_ssize_t flen, qlen;
+    const char *file = code_str((PyObject *)code, "co_filename", &flen, &fk);
+    const char *shown, *lib;
+    size_t shown_len, lib_len;
+    int kind = classify(file, (size_t)flen, &shown, &shown_len, &lib, &lib_len);
+    char *name = NULL, *libc = NULL;
+    size_t name_len = 0;
+    int ok = 1;
+    if (kind != CODE_OWN) {
+        const char *q = code_str((PyObject *)code, "co_qualname", &qlen, &qk);
+        char line[24];
+        int ln = snprintf(line, sizeof line, ":%d)", code->co_firstlineno);
+        name_len = (size_t)qlen + 2 + shown_len + (size_t)ln;
+        name = malloc(name_len + 1);
+        if (name) {
+            char *w = name;
+            memcpy(w, q, (size_t)qlen);
+            w += qlen;
+            memcpy(w, " (", 2);
+            w += 2;
+            memcpy(w, shown, shown_len);
+            w += shown_len;
+            memcpy(w, line, (size_t)ln + 1);
+        }
+        Py_XDECREF(qk);
+        ok = name != NULL;
+        if (ok && lib_len) {
+            libc = dup_bytes(lib, lib_len);
+            ok = libc != NULL;
+        }
     }
+    Py_XDECREF(fk);
+    if (!ok) {
+        free(name);
+        free(libc);
+        return NULL;
+    }
+    e = empty;
+    nprof_py_codetab_insert(&codes, e, code);
+    e->kind = kind;
+    e->name = name;
+    e->name_len = name_len;
+    e->lib = libc;
+    e->lib_len = libc ? lib_len : 0;
+    return e;
 }
 
 /* ---- sampled requests ---------------------------------------------------------------- */
@@ -641,7 +624,7 @@ static int read_stack(nprof_py_sampled *e, PyThreadState *ts, stack *s)
 
 static uint64_t stack_sig(const stack *s)
 {
-    uint64_t h = 0x9E3779B97F4A7C15ull ^ table_epoch;
+    uint64_t h = 0x9E3779B97F4A7C15ull ^ codes.epoch;
     for (size_t i = 0; i < s->n; i++) {
         h ^= (uintptr_t)s->out[i].name;
         h *= 0x100000001B3ull;
@@ -1497,7 +1480,7 @@ static PyObject *py_set_sampler_paths(PyObject *self, PyObject *args, PyObject *
     free(base_dir);
     base_dir = nb;
     base_len = nb_len;
-    table_clear();
+    nprof_py_codetab_clear(&codes);
     Py_RETURN_NONE;
 fail:
     for (size_t i = 0; i < made; i++)

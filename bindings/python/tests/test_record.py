@@ -217,3 +217,15 @@ def test_an_observer_that_raises_is_reported_and_the_query_still_recorded(
     assert end(profile).sql_count == 1
     with pytest.raises(TypeError, match="callable"):
         _core.set_query_observer(42)  # type: ignore[arg-type]
+
+
+def test_call_sites_stay_right_when_the_code_table_fills_and_is_emptied() -> None:
+    """More code objects than the per-code table (codetab.c) keeps: it is emptied at 3/4 of
+    4,096 entries and learns again, and every call site still names its own function."""
+    namespace: dict[str, Any] = {"_core": _core}
+    source = "".join(f"def f{i}():\n    return _core.callsite()\n" for i in range(5000))
+    exec(compile(source, "/tmp/nprof_generated_sites.py", "exec"), namespace)
+    for round_ in range(2):
+        for i in range(5000):
+            site = namespace[f"f{i}"]()
+            assert site == f"/tmp/nprof_generated_sites.py:{2 * i + 2} in f{i}", (round_, site)
