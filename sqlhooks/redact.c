@@ -167,12 +167,62 @@ static int has_word_ascii_ci(const char *in, size_t len, const char *const *word
     return 0;
 }
 
-static int is_ascii(const char *in, size_t len)
+/* What the prefilters ask of a text, gathered in one pass over it: which byte values occur
+ * (256 bits) and how many digits.  On a short summary like "id=42" the pass and the checks
+ * cost a few dozen instructions where a memmem, a memchr and a word scan per rule cost
+ * hundreds, and a parameter summary is made for every query. */
+typedef struct text_facts {
+    uint64_t present[4]; /* bit c: byte value c occurs */
+    unsigned digits;
+} text_facts;
+
+static void gather_facts(const char *in, size_t len, text_facts *f)
 {
-    unsigned char any = 0;
-    for (size_t i = 0; i < len; i++)
-        any |= (unsigned char)in[i];
-    return any < 0x80;
+    uint64_t p0 = 0, p1 = 0, p2 = 0, p3 = 0;
+    unsigned digits = 0;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)in[i];
+        uint64_t bit = 1ull << (c & 63);
+        switch (c >> 6) {
+        case 0: p0 |= bit; break;
+        case 1: p1 |= bit; break;
+        case 2: p2 |= bit; break;
+        default: p3 |= bit; break;
+        }
+        digits += (unsigned char)(c - '0') < 10;
+    }
+    f->present[0] = p0;
+    f->present[1] = p1;
+    f->present[2] = p2;
+    f->present[3] = p3;
+    f->digits = digits;
+}
+
+static int occurs(const text_facts *f, unsigned char c)
+{
+    return (int)(f->present[c >> 6] >> (c & 63) & 1u);
+}
+
+/* Bit k set: the letter 'a' + k occurs, in either case.  'A'..'Z' are bits 1..26 of the
+ * second word, 'a'..'z' bits 33..58. */
+static uint32_t letters_of(const text_facts *f)
+{
+    return (uint32_t)(((f->present[1] >> 1) | (f->present[1] >> 33)) & 0x3ffffffu);
+}
+
+static int any_high_byte(const text_facts *f)
+{
+    return (f->present[2] | f->present[3]) != 0;
+}
+
+/* Whether rule i's literal `need` can occur: each of its bytes must, before memmem looks. */
+static int need_met(const nprof_redactor *r, size_t i, const text_facts *f, const char *in,
+                    size_t len)
+{
+    for (size_t k = 0; k < r->need_len[i]; k++)
+        if (!occurs(f, (unsigned char)r->need[i][k]))
+            return 0;
+    return r->need_len[i] == 1 || memmem(in, len, r->need[i], r->need_len[i]) != NULL;
 }
 
 /* The length of out[0..len) without a trailing UTF-8 sequence that the cut left incomplete. */
@@ -201,29 +251,21 @@ int nprof_redactor_apply(const nprof_redactor *r, const char *in, size_t len, ch
     /* Per rule: the cached next match (span) and whether there is one. */
     size_t span[NPROF_REDACT_MAX_RULES][4];
     unsigned char found[NPROF_REDACT_MAX_RULES];
-    unsigned digits = UINT_MAX;
-    int ascii = -1;
+    text_facts facts;
+    int gathered = 0;
     for (size_t i = 0; i < r->rule_count; i++) {
-        if (r->need[i] && !(r->need_len[i] == 1 ? memchr(in, r->need[i][0], len)
-                                                 : memmem(in, len, r->need[i], r->need_len[i]))) {
-            found[i] = 0;
-            continue;
-        }
-        if (r->words[i]) {
-            if (ascii < 0)
-                ascii = is_ascii(in, len);
-            if (ascii && !has_word_ascii_ci(in, len, r->words[i], r->word_starts[i])) {
-                found[i] = 0;
-                continue;
+        if (r->need[i] || r->words[i] || r->min_digits[i]) {
+            if (!gathered) {
+                gather_facts(in, len, &facts);
+                gathered = 1;
             }
-        }
-        if (r->min_digits[i]) {
-            if (digits == UINT_MAX) {
-                digits = 0;
-                for (size_t k = 0; k < len; k++)
-                    digits += (unsigned char)(in[k] - '0') < 10;
-            }
-            if (digits < r->min_digits[i]) {
+            /* `words` is exact only for ASCII text (see the rules above). */
+            int skip = (r->need[i] && !need_met(r, i, &facts, in, len)) ||
+                       (r->words[i] && !any_high_byte(&facts) &&
+                        (!(letters_of(&facts) & r->word_starts[i]) ||
+                         !has_word_ascii_ci(in, len, r->words[i], r->word_starts[i]))) ||
+                       facts.digits < r->min_digits[i];
+            if (skip) {
                 found[i] = 0;
                 continue;
             }

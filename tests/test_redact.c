@@ -53,6 +53,13 @@ TEST(prefiltered_rules_find_every_case)
                "pa\xc5\xbf\xc5\xbfword=[redacted]");
     ASSERT_STR(red(defaults, "api\xe2\x84\xaa" "ey=zz", NULL),
                "api\xe2\x84\xaa" "ey=[redacted]");
+    /* The other prefilters (a byte that must occur, a count of digits) decided from one pass
+     * over the text: upper case, a match at either end, one digit short. */
+    ASSERT_STR(red(defaults, "Bob@Example.ORG", NULL), "[redacted]");
+    ASSERT_STR(red(defaults, "EYJhbG.x.y", NULL), "EYJhbG.x.y");
+    ASSERT_STR(red(defaults, "t eyJa.b.c", NULL), "t [redacted]");
+    ASSERT_STR(red(defaults, "n=4111111111111111", NULL), "n=[redacted]");
+    ASSERT_STR(red(defaults, "n=411111111111", NULL), "n=411111111111");
 }
 
 TEST(emails_cards_bearer_and_jwt)
