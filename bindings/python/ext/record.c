@@ -58,11 +58,9 @@ static int put_value(summary *s, PyObject *v)
         int overflow;
         long long x = PyLong_AsLongLongAndOverflow(v, &overflow);
         if (!overflow && !(x == -1 && PyErr_Occurred())) {
-            char t[24], *e = t + sizeof t, *p = e;
-            unsigned long long u = x < 0 ? 0ull - (unsigned long long)x : (unsigned long long)x;
-            do
-                *--p = (char)('0' + u % 10);
-            while (u /= 10);
+            char t[24], *e = t + sizeof t;
+            char *p = nprof_py_decimal(
+                e, x < 0 ? 0ull - (unsigned long long)x : (unsigned long long)x);
             if (x < 0)
                 *--p = '-';
             put(s, p, (size_t)(e - p));
@@ -237,12 +235,9 @@ static int summarize(summary *s, PyObject *params, PyObject *sql_obj, const char
             put(s, "=", 1);
         } else {
             /* "$<i+1>=", written by hand: snprintf costs more than the rest of a value. */
-            char t[24], *e = t + sizeof t, *d = e;
-            *--d = '=';
-            size_t k = (size_t)i + 1;
-            do
-                *--d = (char)('0' + k % 10);
-            while ((k /= 10) && d > t + 1);
+            char t[24], *e = t + sizeof t;
+            e[-1] = '=';
+            char *d = nprof_py_decimal(e - 1, (unsigned long long)i + 1);
             *--d = '$';
             put(s, d, (size_t)(e - d));
         }
