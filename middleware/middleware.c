@@ -341,13 +341,15 @@ static int profile_mode(const nprof_mw_request *req)
 
 /* ---- lifecycle ---------------------------------------------------------------------------- */
 
+static _Thread_local uint32_t sample_counter;
+
 int nprof_mw_request_begin(nprof_mw *mw, const nprof_mw_request *req, nprof_mw_state *st)
 {
     if (!st)
         return NPROF_EINVAL;
     *st = (nprof_mw_state){.profile = NULL, .profile_mode = 0, .authorized = 0,
                            .sample_stacks = 0, .mw_ = mw, .prev_current_ = {0},
-                           .mark_phase_ = -1, .route_set_ = 0};
+                           .mark_phase_ = -1, .route_set_ = 0, .sampled_ = 0};
     if (!mw || !req || (!req->method && req->method_len) || (!req->path && req->path_len))
         return NPROF_EINVAL;
     nprof_profile *p;
@@ -369,6 +371,14 @@ int nprof_mw_request_begin(nprof_mw *mw, const nprof_mw_request *req, nprof_mw_s
                         (mw->stack_sample_every &&
                          atomic_fetch_add_explicit(&mw->stack_requests, 1, memory_order_relaxed) %
                                  mw->stack_sample_every == 0);
+    /* Which ordinary requests the store keeps (1 in sample_every) is decided now, so that
+     * production mode can leave out what only a kept profile would show: the parameter
+     * summaries, a third of a query's recording.  A request kept for what it turns out to be
+     * (an N+1, an error, a slow query) keeps the summaries of its slow and failed queries. */
+    st->sampled_ = mw->sample_every <= 1 || ++sample_counter % mw->sample_every == 0;
+    if (mw->production && !st->sampled_ && st->profile_mode == NPROF_MW_PROFILE_NONE &&
+        !st->sample_stacks)
+        nprof_profile_set_param_summaries(p, 0);
     /* A route the profile could not keep (over max_profile_bytes) leaves it to the rules. */
     if (req->route && req->route_len &&
         nprof_profile_set_route(p, req->route, req->route_len) == NPROF_OK)
@@ -575,7 +585,6 @@ static void budget_header(nprof_mw_headers *h, const nprof__route *r,
 }
 #undef PUT
 
-static _Thread_local uint32_t sample_counter;
 
 static void headers_reset(nprof_mw_headers *h)
 {
@@ -723,7 +732,7 @@ int nprof_mw_request_end(nprof_mw_state *st, int status, nprof_mw_headers *heade
     int keep = st->profile_mode != NPROF_MW_PROFILE_NONE || st->sample_stacks || in.slow_count ||
                in.n_plus_one_count || over || status >= 500 || status <= 0 ||
                (mw->slow_request_ns && in.total_ns >= mw->slow_request_ns) ||
-               mw->sample_every <= 1 || ++sample_counter % mw->sample_every == 0;
+               st->sampled_;
     if (keep) {
         nprof__counter_add(&mw->kept, 1);
         nprof_request_submit(p);

@@ -604,8 +604,9 @@ static int32_t keep_query(nprof_profile *p, const nprof_query *q, uint64_t now)
     r.sql = copy_text(p, q->sql, q->sql_len, cfg->max_sql_bytes, &r.sql_len);
     /* Text copied before a failure stays in the arena until the profile is reused. */
     if (!r.sql ||
-        copy_optional(p, q->params, q->params_len, cfg->max_params_bytes, &r.params,
-                      &r.params_len) ||
+        (nprof_profile_wants_params(p, q->duration_ns, q->error_len != 0) &&
+         copy_optional(p, q->params, q->params_len, cfg->max_params_bytes, &r.params,
+                       &r.params_len)) ||
         copy_optional(p, q->normalized, q->normalized_len, cfg->max_sql_bytes, &r.normalized,
                       &r.normalized_len) ||
         copy_optional(p, q->error, q->error_len, NPROF_QUERY_ERROR_MAX, &r.error, &r.error_len))
@@ -651,6 +652,17 @@ static void keep_callsite(nprof_profile *p, const nprof_query *q, int32_t kept, 
         p->patterns[shape].callsite = site;
         p->patterns[shape].callsite_len = len;
     }
+}
+
+void nprof_profile_set_param_summaries(nprof_profile *p, int on)
+{
+    if (p)
+        p->params_off = !on;
+}
+
+int nprof_profile_wants_params(const nprof_profile *p, uint64_t duration_ns, int failed)
+{
+    return !p || !p->params_off || failed || duration_ns > p->rt->slow_query_ns;
 }
 
 int nprof_query_record(nprof_profile *p, const nprof_query *q)

@@ -117,6 +117,7 @@ struct nprof_profile {
     uint32_t path_len, route_len, method_len, request_id_len;
     size_t heap_bytes;     /* bytes allocated beyond the struct itself */
     nprof__samples samples; /* sampled call stacks (samples.c), in the arena */
+    int params_off;        /* nprof_profile_set_param_summaries(p, 0) */
     char reset_end[1];
     /* ---- not zeroed, written anew by every request ---- */
     char *text_cur;

@@ -840,7 +840,12 @@ static void record_sync(nprof_runtime *rt, PGconn *conn, const pq_sync *call, co
         sql_level_apply(rt, conn, !error, &sql, &len, &fp, &args, &args_len);
     char params[PQ_PARAMS_BUF];
     size_t plen = 0;
-    if (nprof_current() || atomic_load_explicit(&pq.slowlog, memory_order_relaxed))
+    /* A summary only where one is kept (the profile may not want it: production mode). */
+    nprof_profile *p = nprof_current();
+    if (atomic_load_explicit(&pq.slowlog, memory_order_relaxed) ||
+        (p && nprof_profile_wants_params(
+                  p, end > call->start_ticks ? nprof_ticks_to_ns(end - call->start_ticks) : 0,
+                  error)))
         plen = args ? args_redacted(args, args_len, params) : params_redacted(rt, params, pp);
     pq_done d = {.sql = sql,
                  .sql_len = len,

@@ -593,6 +593,76 @@ TEST(production_keeps_one_in_ten_by_default)
     nprof_runtime_destroy(rt);
 }
 
+/* One request of three queries with parameters: a fast one, a slow one (5 ms against the
+ * 1 ms threshold) and a fast one that failed.  Returns the profile's `params` of each as a
+ * bit (1, 2, 4: present) read back from the store, or -1 when it was not kept. */
+static int params_kept(nprof_mw *mw, const char *query, int status)
+{
+    nprof_store *store = nprof_runtime_store(nprof_mw_runtime(mw));
+    size_t before = nprof_store_size(store); /* far below max_history here */
+    nprof_mw_request r = req_of("GET", "/p", query, NULL);
+    nprof_mw_state st;
+    nprof_mw_headers hs;
+    if (nprof_mw_request_begin(mw, &r, &st))
+        return -2;
+    const uint64_t ns[3] = {1000, 5000000, 1000};
+    for (int i = 0; i < 3; i++) {
+        nprof_query q = {.sql = "SELECT * FROM t WHERE id = $1", .sql_len = 29,
+                         .params = "id=7", .params_len = 4, .duration_ns = ns[i],
+                         .error = i == 2 ? "boom" : NULL, .error_len = i == 2 ? 4 : 0};
+        nprof_sql_record(st.profile, &q);
+    }
+    if (nprof_mw_request_end(&st, status, &hs, NULL, NULL))
+        return -2;
+    if (nprof_store_size(store) == before)
+        return -1;
+    nprof_snapshot *snap;
+    if (nprof_store_snapshot(store, &snap))
+        return -2;
+    const nprof_profile *p = nprof_snapshot_get(snap, nprof_snapshot_count(snap) - 1);
+    int bits = 0;
+    for (size_t i = 0; i < 3; i++) {
+        nprof_query_info qi;
+        if (nprof_profile_get_query(p, i, &qi) == NPROF_OK && qi.params &&
+            qi.params_len == 4 && memcmp(qi.params, "id=7", 4) == 0)
+            bits |= 1 << i;
+    }
+    nprof_snapshot_release(snap);
+    return bits;
+}
+
+/* Production mode builds parameter summaries only where someone may read them: the 1 in
+ * sample_every requests the store keeps, and ?profile= ones; a request kept for being
+ * interesting keeps them on its slow and failed queries.  Development keeps them all. */
+TEST(production_keeps_parameters_only_of_requests_it_keeps)
+{
+    nprof_runtime *rt = make_runtime("production=1,slow_query_threshold_ms=1");
+    nprof_mw *mw = make_mw_with_token(rt);
+    int seen[8] = {0};
+    for (int i = 0; i < 20; i++) {
+        int bits = params_kept(mw, NULL, 500); /* a 500: always kept */
+        ASSERT_TRUE(bits == 7 || bits == 6);
+        seen[bits]++;
+    }
+    ASSERT_EQ_INT(seen[7], 2); /* the 1 in 10 the store keeps anyway */
+    ASSERT_EQ_INT(seen[6], 18);
+    ASSERT_EQ_INT(params_kept(mw, "profile=1&profile_token=s3cret-token", 200), 7);
+    ASSERT_EQ_INT(params_kept(mw, "profile=json&profile_token=s3cret-token", 200), 7);
+    nprof_mw_destroy(mw);
+    nprof_runtime_destroy(rt);
+
+    rt = make_runtime("production=0,slow_query_threshold_ms=1");
+    mw = make_mw(rt, NULL);
+    for (int i = 0; i < 5; i++)
+        ASSERT_EQ_INT(params_kept(mw, NULL, 500), 7);
+    nprof_mw_destroy(mw);
+    nprof_runtime_destroy(rt);
+
+    /* Outside a middleware a profile keeps them; the switch and the question, NULL-safe. */
+    ASSERT_EQ_INT(nprof_profile_wants_params(NULL, 0, 0), 1);
+    nprof_profile_set_param_summaries(NULL, 0);
+}
+
 /* Begins a request with `query`, returns whether its stacks are to be sampled (and its
  * mode in *mode), and ends it. */
 static int flame_asked(nprof_mw *mw, const char *query, hdrs *h, int *mode, size_t *headers)
@@ -1048,6 +1118,7 @@ int main(void)
     RUN(production_keeps_one_in_ten_by_default);
     RUN(profile_flame_samples_stacks_with_the_token_rules_of_profile);
     RUN(stack_sample_every_picks_one_request_in_n);
+    RUN(production_keeps_parameters_only_of_requests_it_keeps);
     RUN(explicit_handles_work_without_current);
     RUN(current_profile_is_restored_after_nested_use);
     RUN(response_headers_go_out_before_the_body_and_grow_with_the_request);

@@ -202,6 +202,7 @@ typedef struct nprof_mw_state {
     nprof_current_saved prev_current_; /* the thread's current before begin */
     int mark_phase_;        /* phase opened by nprof_mw_mark_phase(), or -1 */
     int route_set_;
+    int sampled_;           /* one of the 1 in sample_every ordinary requests kept */
 } nprof_mw_state;
 
 /* One header.  `name` is static; `value` points into the owning header set; both are

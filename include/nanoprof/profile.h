@@ -75,6 +75,18 @@ NPROF_API int nprof_profile_set_request_id(nprof_profile *p, const char *id, siz
  * NPROF_ELIMIT (no room left under max_profile_bytes: the route stays unset). */
 NPROF_API int nprof_profile_set_route(nprof_profile *p, const char *route, size_t len);
 
+/* Whether the parameter summaries of this request's queries are kept (on at begin).  A
+ * middleware in production mode turns them off for the requests it does not expect anyone
+ * to read (see nprof_mw_request_begin): building and redacting a summary is about a third of
+ * what recording a query costs, and most requests' profiles are counted and let go.  With
+ * them off, a query still keeps its summary when it is slow or failed.  NULL: no-op. */
+NPROF_API void nprof_profile_set_param_summaries(nprof_profile *p, int on);
+
+/* Whether a query of `p` that took `duration_ns` (and failed or not) keeps its parameter
+ * summary: a hook asks before it builds one.  1 for NULL `p` (nothing to go by). */
+NPROF_API int nprof_profile_wants_params(const nprof_profile *p, uint64_t duration_ns,
+                                         int failed);
+
 /*
  * Ends the request: fixes the total, closes phases and spans still open (they are marked
  * unclosed) and records the HTTP status.  From here on the profile is no thread's current

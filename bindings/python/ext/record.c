@@ -436,7 +436,12 @@ static int record_query(const one_query *a, nprof_slowlog *log, uint64_t thresho
     PyObject *keep = NULL;
     const char *text = query_text(a->sql, &len, &keep);
     char params[SUMMARY_MAX];
-    Py_ssize_t plen = params_summary(a->params, a->sql, text, (size_t)len, params);
+    /* A summary only where it will be read: the profile keeps it (production mode keeps it
+     * for the requests it stores, and for slow and failed queries), the slow-query log, or
+     * an observer (a query budget lists it). */
+    int wanted = to_log || observer ||
+                 nprof_profile_wants_params(p, a->duration_ns, a->error && a->error != Py_None);
+    Py_ssize_t plen = wanted ? params_summary(a->params, a->sql, text, (size_t)len, params) : 0;
     PyObject *err = error_text(a->error);
     Py_ssize_t elen = 0;
     const char *etext = err ? PyUnicode_AsUTF8AndSize(err, &elen) : NULL;

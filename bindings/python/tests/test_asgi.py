@@ -94,6 +94,33 @@ def test_streamed_response_is_measured_to_its_last_message() -> None:
     assert profile.total_ns >= apps.STREAM_CHUNKS * apps.STREAM_PAUSE_S * 1e9
 
 
+def test_production_summarises_parameters_only_where_someone_reads_them() -> None:
+    """Production mode builds a query's parameter summary for the requests whose profile is
+    kept for reading (the 1 in sample_every, ?profile=), and for slow and failed queries of
+    any request; development mode for every query."""
+
+    async def inner(scope: Any, receive: Any, send: Any) -> None:
+        _core.record_sql("SELECT * FROM t WHERE id = %s", 1_000, (7,))
+        _core.record_sql("SELECT * FROM t WHERE id = %s", 300_000_000, (8,))  # slow
+        status = 500 if scope["path"] == "/fail" else 200
+        await send({"type": "http.response.start", "status": status, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    def params_of_last() -> list[str | None]:
+        return [q.params for q in _core.get_store().get_recent(1)[0].sql_queries]
+
+    # sample_every this large: no ordinary request is picked for the store in this test.
+    app = PerformanceMiddleware(inner, **apps.options(production=True), sample_every=10**9,
+                                slow_query_threshold_ms=100)
+    assert run(app, "/fail").status == 500  # kept for its status, not picked beforehand
+    assert params_of_last() == [None, "id=8"]
+    run(app, "/ok", query="profile=1", headers={"X-Profile-Token": apps.TOKEN})
+    assert params_of_last() == ["id=7", "id=8"]
+    dev = PerformanceMiddleware(inner, **apps.options(), slow_query_threshold_ms=100)
+    run(dev, "/fail")
+    assert params_of_last() == ["id=7", "id=8"]
+
+
 def test_exception_propagates_unchanged_and_counts_as_500() -> None:
     raised = KeyError("boom")
 
