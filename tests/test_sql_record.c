@@ -108,6 +108,63 @@ TEST(the_ignore_rule_is_configurable_and_can_be_empty)
     nprof_runtime_destroy(rt);
 }
 
+/* Patterns of one request: how many, and how many are N+1 (threshold 2). */
+static void counts_of(nprof_runtime *rt, const char *sql, int times, uint64_t *patterns,
+                      uint64_t *np)
+{
+    nprof_profile *p;
+    *patterns = *np = UINT64_MAX;
+    if (nprof_request_begin(rt, "GET", 3, "/", 1, 0, &p))
+        return;
+    for (int i = 0; i < times; i++)
+        record_sql(p, sql);
+    nprof_request_end(p, 200);
+    nprof_profile_info info;
+    nprof_profile_get_info(p, &info);
+    *patterns = info.pattern_count;
+    *np = info.n_plus_one_count;
+    nprof_request_discard(p);
+}
+
+/* A text without literals (a parameterized query) is shaped from the thread's exact-text
+ * table after its first time: the same shape and fingerprint every time, and never another
+ * runtime's (two runtimes alive on one thread, one ignoring the text, the other not). */
+TEST(a_repeated_parameterized_text_keeps_its_shape_per_runtime)
+{
+    const char *sql = "SELECT id, name FROM items WHERE id = $1 AND owner = %s";
+    nprof_runtime *counting = make_runtime("n_plus_one_threshold=2");
+    nprof_runtime *ignoring = make_runtime("sql_ignore=^SELECT id\\, name FROM items,"
+                                           "n_plus_one_threshold=2");
+    ASSERT_TRUE(counting && ignoring);
+    for (int round = 0; round < 3; round++) {
+        uint64_t patterns, np;
+        counts_of(counting, sql, 4, &patterns, &np);
+        ASSERT_EQ_U64(patterns, 1);
+        ASSERT_EQ_U64(np, 1);
+        counts_of(ignoring, sql, 4, &patterns, &np);
+        ASSERT_EQ_U64(patterns, 0);
+        ASSERT_EQ_U64(np, 0);
+    }
+    nprof_profile *p;
+    ASSERT_OK(nprof_request_begin(counting, "GET", 3, "/", 1, 0, &p));
+    for (int i = 0; i < 3; i++)
+        ASSERT_OK(record_sql(p, sql));
+    /* A text that differs from it in one byte is its own. */
+    ASSERT_OK(record_sql(p, "SELECT id, name FROM items WHERE id = $1 AND ownxr = %s"));
+    nprof_request_end(p, 200);
+    nprof_query_info a, b, c;
+    ASSERT_OK(nprof_profile_get_query(p, 0, &a));
+    ASSERT_OK(nprof_profile_get_query(p, 2, &b));
+    ASSERT_OK(nprof_profile_get_query(p, 3, &c));
+    ASSERT_EQ_U64(a.fingerprint, nprof_sql_fingerprint(sql, strlen(sql)));
+    ASSERT_EQ_U64(b.fingerprint, a.fingerprint);
+    ASSERT_MEM_STR(b.normalized, b.normalized_len, "SELECT id, name FROM items WHERE id = ? AND owner = ?");
+    ASSERT_TRUE(c.fingerprint != a.fingerprint);
+    nprof_request_discard(p);
+    nprof_runtime_destroy(ignoring);
+    nprof_runtime_destroy(counting);
+}
+
 TEST(a_long_query_keeps_its_whole_fingerprint_and_a_cut_normalized_text)
 {
     nprof_runtime *rt = make_runtime("max_sql_bytes=64");
@@ -157,6 +214,7 @@ int main(void)
     RUN(queries_that_differ_in_literals_form_one_n_plus_one_pattern);
     RUN(transaction_control_is_recorded_but_not_counted_as_a_pattern);
     RUN(the_ignore_rule_is_configurable_and_can_be_empty);
+    RUN(a_repeated_parameterized_text_keeps_its_shape_per_runtime);
     RUN(a_long_query_keeps_its_whole_fingerprint_and_a_cut_normalized_text);
     RUN(hostile_input_is_recorded_without_harm);
     return TEST_SUMMARY();
