@@ -15,6 +15,8 @@ Variants:
                   from bare is the measurement's own noise in that run
   noop-mw         the app under a pure-Python ASGI middleware that only awaits the app: the
                   floor of any middleware written in Python (one more coroutine per request)
+  spin-mw         noop-mw that first burns NANOPROF_BENCH_SPIN_US (10) microseconds of CPU:
+                  a cost of known size, to see what a server-side cost turns into here
   mw-prod         PerformanceMiddleware in production mode (headers only on ?profile=1 with
                   the token), no database hooks: what the middleware alone costs
   nanoprof-prod   the same plus nanoprof.db.QueryTimer("asyncpg") installed module-wide
@@ -31,6 +33,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -40,7 +43,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-VARIANTS = ("bare", "bare-again", "noop-mw", "mw-prod", "nanoprof-prod", "nanoprof-dev")
+VARIANTS = ("bare", "bare-again", "noop-mw", "spin-mw", "mw-prod", "nanoprof-prod",
+            "nanoprof-dev")
 SQL = "SELECT id, name, price FROM bench_items WHERE id = $1"
 N_ITEMS = 1000
 QUERIES_PER_REQUEST = 5
@@ -160,6 +164,23 @@ class NoopMiddleware:
         await self.app(scope, receive, send)
 
 
+class SpinMiddleware:
+    """An ASGI middleware that burns `spin_us` microseconds of CPU in Python per request and
+    then awaits the app: a cost of known size, to see how a server-side cost of that size
+    turns into fewer requests per second on this machine."""
+
+    def __init__(self, app: Any, spin_us: int) -> None:
+        self.app = app
+        self.spin_ns = spin_us * 1000
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        clock = time.perf_counter_ns
+        end = clock() + self.spin_ns
+        while clock() < end:
+            pass
+        await self.app(scope, receive, send)
+
+
 def _app() -> Any:
     app = Starlette(routes=[Route("/db", db), Route("/rec", rec)], lifespan=lifespan)
     variant = os.environ.get("NANOPROF_BENCH_VARIANT", "bare")
@@ -169,6 +190,8 @@ def _app() -> Any:
         return app
     if variant == "noop-mw":
         return NoopMiddleware(app)
+    if variant == "spin-mw":
+        return SpinMiddleware(app, int(os.environ.get("NANOPROF_BENCH_SPIN_US", "10")))
     import nanoprof
 
     if variant.startswith("nanoprof"):

@@ -12,7 +12,8 @@ to CPU 1, all on 127.0.0.1.  Two endpoints, five queries per request each:
         hooks take on /db, minus the network)
 
 Variants (asgi_db_app.py): bare; bare-again (the control); noop-mw (a pure-Python middleware
-that only awaits the app: the floor of any Python middleware); mw-prod (PerformanceMiddleware
+that only awaits the app: the floor of any Python middleware); spin-mw (the same, burning a
+known 10 us of CPU per request first: what a cost of that size turns into); mw-prod (PerformanceMiddleware
 in production mode, no hooks); nanoprof-prod (the same plus nanoprof.db.QueryTimer on asyncpg); nanoprof-dev
 (development mode, headers on every response, plus the hooks).  Each round runs every
 variant on /db and then on /rec, in fresh server processes, the variants alternating in
@@ -41,7 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import dbbench  # noqa: E402
 
-ALL_VARIANTS = ("bare", "bare-again", "noop-mw", "mw-prod", "nanoprof-prod", "nanoprof-dev")
+ALL_VARIANTS = ("bare", "bare-again", "noop-mw", "spin-mw", "mw-prod", "nanoprof-prod", "nanoprof-dev")
 HOOKED = {"nanoprof-prod", "nanoprof-dev"}
 ENDPOINTS = ("/db", "/rec")
 TARGET = {"/db": 3.0, "/rec": 10.0}  # at most this many % fewer requests/s than bare
