@@ -2221,7 +2221,8 @@ int nprof__sql_literal_text(const char *sql, size_t len, int variant, char *out,
     }
     if (in_name || k + (len - run) > cap)
         return 0; /* an unterminated "name", or no room */
-    memcpy(out + k, s + run, len - run);
+    if (len > run) /* an empty text may come as NULL: memcpy must not see it */
+        memcpy(out + k, s + run, len - run);
     *out_len = k + (len - run);
     return 1;
 }

@@ -158,7 +158,7 @@ int nprof__sql_shape_of(nprof_runtime *rt, const char *sql, size_t len, char *ou
     uint64_t seed = rt->shapes ? nprof__memo_seed(rt->shapes) : 0;
     exact_entry *exact = NULL;
     uint64_t exact_hash = 0;
-    if (seed && len <= EXACT_TEXT_MAX) {
+    if (seed && len && len <= EXACT_TEXT_MAX) { /* len 0: sql may be NULL */
         exact_hash = XXH3_64bits_withSeed(sql, len, seed);
         exact = exact_slot(exact_hash);
         if (exact && exact->seed == seed && exact->hash == exact_hash && exact->len == len &&

@@ -201,6 +201,9 @@ TEST(hostile_input_is_recorded_without_harm)
     free(deep);
     ASSERT_EQ_INT(nprof_sql_record(p, NULL), NPROF_EINVAL);
     q.sql = NULL;
+    q.sql_len = 0; /* no text at all: an empty query, twice (the second from the tables) */
+    ASSERT_OK(nprof_sql_record(p, &q));
+    ASSERT_OK(nprof_sql_record(p, &q));
     q.sql_len = 3;
     ASSERT_EQ_INT(nprof_sql_record(p, &q), NPROF_EINVAL);
     ASSERT_EQ_INT(nprof_sql_record(NULL, &q), NPROF_ENOPROFILE);
