@@ -55,6 +55,17 @@ def test_positional_parameters_are_named_after_their_columns_and_redacted(profil
         assert secret not in text
 
 
+def test_parameters_of_a_text_without_placeholders_read_by_position(profile: list) -> None:
+    # No $, ? or %: nothing to name (the column scan is skipped), each value reads $<n>;
+    # secrets are still redacted.  A placeholder in a string literal still names nothing.
+    nanoprof.record_sql("SELECT * FROM t WHERE password = 'x' AND id = 5", 10,
+                        (5, "a@example.com"))
+    nanoprof.record_sql("SELECT * FROM t WHERE note = '?' AND id = %s", 10, (6,))
+    plain, quoted = end(profile).sql_queries
+    assert plain.params == "$1=5, $2='[redacted]'"
+    assert quoted.params == "id=6"
+
+
 def test_integer_parameters_read_as_python_prints_them(profile: list) -> None:
     import enum
 
