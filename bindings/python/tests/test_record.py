@@ -55,9 +55,9 @@ def test_positional_parameters_are_named_after_their_columns_and_redacted(profil
         assert secret not in text
 
 
-def test_parameters_of_a_text_without_placeholders_read_by_position(profile: list) -> None:
+def test_parameters_of_a_text_without_markers_read_by_position(profile: list) -> None:
     # No $, ? or %: nothing to name (the column scan is skipped), each value reads $<n>;
-    # secrets are still redacted.  A placeholder in a string literal still names nothing.
+    # secrets are still redacted.  A marker inside a string literal binds no column.
     nanoprof.record_sql("SELECT * FROM t WHERE password = 'x' AND id = 5", 10,
                         (5, "a@example.com"))
     nanoprof.record_sql("SELECT * FROM t WHERE note = '?' AND id = %s", 10, (6,))
