@@ -8,36 +8,35 @@
 #include "rules.h"
 
 #include <pcre2.h>
-#include <pthread.h>
 #include <string.h>
 
 #include "nanoprof/common.h"
 #include "text.h"
+#include "thread_mem.h"
 
-static pthread_key_t match_data_key;
-static pthread_once_t match_data_once = PTHREAD_ONCE_INIT;
+/* This thread's match data, released at its exit (thread_mem.h). */
+static _Thread_local pcre2_match_data *match_data;
 
 static void free_match_data(void *md)
 {
     pcre2_match_data_free((pcre2_match_data *)md);
+    match_data = NULL; /* a later use on this thread (another key's release) makes anew */
 }
 
-static void make_key(void)
-{
-    pthread_key_create(&match_data_key, free_match_data);
-}
+static nprof__thread_mem match_data_mem = NPROF__THREAD_MEM_INIT(free_match_data);
 
 /* This thread's match data, with room for the groups nprof__rule_find() reports. */
 static pcre2_match_data *thread_match_data(void)
 {
-    pthread_once(&match_data_once, make_key);
-    pcre2_match_data *md = pthread_getspecific(match_data_key);
-    if (!md) {
-        md = pcre2_match_data_create(8, NULL);
-        if (md)
-            pthread_setspecific(match_data_key, md);
+    if (!match_data) {
+        pcre2_match_data *md = pcre2_match_data_create(8, NULL);
+        if (md && nprof__thread_mem_keep(&match_data_mem, md) < 0) {
+            pcre2_match_data_free(md);
+            md = NULL;
+        }
+        match_data = md;
     }
-    return md;
+    return match_data;
 }
 
 int nprof__rule_compile(nprof__rule *rule, const char *pattern, const char *what)

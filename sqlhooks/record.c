@@ -6,17 +6,15 @@
  * all of it), apply the ignore rule, and hand the query to the runtime, which counts it
  * under its shape.
  */
-#include <pthread.h>
 #include <stdlib.h>
 
 #include "nanoprof/sql.h"
 #include "runtime/profile.h"
+#include "runtime/thread_mem.h"
 #include "shape_cache.h"
 
 /* The thread's normalization buffer: grown to the largest query it has seen (bounded by
- * opt.max_sql_bytes), freed when the thread exits. */
-static pthread_key_t buffer_key;
-static pthread_once_t buffer_once = PTHREAD_ONCE_INIT;
+ * opt.max_sql_bytes), freed when the thread exits (runtime/thread_mem.h). */
 static _Thread_local struct {
     char *data;
     size_t cap;
@@ -25,24 +23,25 @@ static _Thread_local struct {
 static void free_buffer(void *data)
 {
     free(data);
+    scratch.data = NULL;
+    scratch.cap = 0;
 }
 
-static void make_key(void)
-{
-    pthread_key_create(&buffer_key, free_buffer);
-}
+static nprof__thread_mem buffer_mem = NPROF__THREAD_MEM_INIT(free_buffer);
 
 static char *thread_buffer(size_t need)
 {
     if (scratch.cap >= need)
         return scratch.data;
-    pthread_once(&buffer_once, make_key);
     char *data = realloc(scratch.data, need);
     if (!data)
         return NULL;
+    if (nprof__thread_mem_keep(&buffer_mem, data) < 0) {
+        free_buffer(data); /* nothing would free it at the thread's exit */
+        return NULL;
+    }
     scratch.data = data;
     scratch.cap = need;
-    pthread_setspecific(buffer_key, data);
     return data;
 }
 

@@ -15,7 +15,6 @@
  */
 #include "shape_cache.h"
 
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <xxhash.h>
@@ -23,6 +22,7 @@
 #include "nanoprof/sql.h"
 #include "normalize.h"
 #include "runtime/profile.h"
+#include "runtime/thread_mem.h"
 
 #define KEY_MAX 2048 /* longer queries are normalized every time */
 
@@ -101,35 +101,29 @@ typedef struct exact_entry {
     char shape[EXACT_TEXT_MAX];
 } exact_entry;
 
-static pthread_key_t exact_key;
-static pthread_once_t exact_once = PTHREAD_ONCE_INIT;
-static int exact_key_ok;
 static _Thread_local exact_entry *exact_table;
 static _Thread_local int exact_unavailable;
 
 static void exact_free(void *table)
 {
     free(table);
+    exact_table = NULL;
 }
 
-static void exact_make_key(void)
-{
-    exact_key_ok = pthread_key_create(&exact_key, exact_free) == 0;
-}
+static nprof__thread_mem exact_mem = NPROF__THREAD_MEM_INIT(exact_free);
 
 static exact_entry *exact_slot(uint64_t hash)
 {
     if (NPROF_UNLIKELY(!exact_table)) {
         if (exact_unavailable)
             return NULL;
-        pthread_once(&exact_once, exact_make_key);
-        exact_table = exact_key_ok ? calloc(EXACT_SLOTS, sizeof *exact_table) : NULL;
-        if (!exact_table || pthread_setspecific(exact_key, exact_table) != 0) {
-            free(exact_table);
-            exact_table = NULL;
+        exact_entry *table = calloc(EXACT_SLOTS, sizeof *table);
+        if (!table || nprof__thread_mem_keep(&exact_mem, table) < 0) {
+            free(table);
             exact_unavailable = 1; /* no memory, or no key: the shared table serves alone */
             return NULL;
         }
+        exact_table = table;
     }
     return &exact_table[hash % EXACT_SLOTS];
 }
