@@ -198,6 +198,71 @@ nprof_slowlog *nprof_py_slowlog_get(PyObject *o);
 nprof_slowlog *nprof_py_slowlog_borrow(PyObject *o);
 void nprof_py_slowlog_unborrow(PyObject *o);
 
+/* A module-level interned string and its text, for nprof_py_intern_names(). */
+typedef struct nprof_py_name {
+    PyObject **slot;
+    const char *text;
+} nprof_py_name;
+
+/* Interns each text into its slot, once (a filled slot is kept); 0, or -1 with an error. */
+int nprof_py_intern_names(const nprof_py_name *names, size_t count);
+
+/* ---- forwarding awaitables (forward.c) ------------------------------------------------ */
+
+/* An awaitable that forwards every step (send, throw, close) to the coroutine `iter` and
+ * tells its owner how that coroutine ended: TimedAwait (a query of a coroutine driver
+ * method) and ASGICall (an ASGI request).  An owner's object starts with this. */
+typedef struct nprof_py_forward nprof_py_forward;
+
+typedef struct nprof_py_forward_ops {
+    /* The coroutine returned: 0, or -1 with an exception (its value is then dropped).
+     * `started`: its first step was a send, so the owner's work is under way (a first
+     * throw() means it never began). */
+    int (*returned)(nprof_py_forward *f, int started);
+    /* It raised; the exception is set, and one the callback raises replaces it (chained). */
+    void (*raised)(nprof_py_forward *f, int started);
+    /* Closed before it started, or destroyed before its end: no exception is set, and one
+     * the callback leaves is discarded. */
+    void (*dropped)(nprof_py_forward *f, int started);
+    void (*first_step)(nprof_py_forward *f); /* before the first send is forwarded; or NULL */
+    int guarded; /* the steps of a started forward raise nprof_py_step_depth */
+} nprof_py_forward_ops;
+
+struct nprof_py_forward {
+    PyObject_HEAD
+    const nprof_py_forward_ops *ops;
+    PyObject *iter;
+    PyObject *weakrefs;
+    int state;
+};
+
+/* Steps of guarded forwards running on this thread now (TimedAwait: a query being timed). */
+extern _Thread_local unsigned nprof_py_step_depth;
+
+/* Fills an owner's type with the shared slots (its tp_name, tp_basicsize, tp_doc,
+ * tp_traverse, tp_clear and tp_repr are its own; traverse and clear must call the two
+ * below) and readies it; 0 or -1. */
+int nprof_py_forward_type_ready(PyTypeObject *type);
+/* Sets up a new object (fields after the shared head are the owner's). */
+void nprof_py_forward_start(nprof_py_forward *f, const nprof_py_forward_ops *ops, PyObject *iter);
+int nprof_py_forward_traverse(nprof_py_forward *f, visitproc visit, void *arg);
+/* What `o` awaits when it is a forward (borrowed; NULL when cleared), else NULL: the await
+ * chain goes on through it (the sampler walks cr_await links, which it has none of). */
+PyObject *nprof_py_forward_awaits(PyObject *o);
+void nprof_py_forward_clear(nprof_py_forward *f);
+
+/* What `await` iterates for `awaitable`: a coroutine itself, else its __await__().  New
+ * ref, or NULL with the TypeError `await` would raise. */
+PyObject *nprof_py_await_iterator(PyObject *awaitable);
+
+/* The pending exception as a normalized (type, value, tb) with value.__traceback__ set, as
+ * an `except ... as exc` block sees it. */
+void nprof_py_fetch_exception(PyObject **type, PyObject **value, PyObject **tb);
+/* An exception raised while (type, value, tb) was being handled replaces it, with the old
+ * one as its __context__, as in an `except` or `finally` block.  Takes the old triple's
+ * references and leaves the new one in it. */
+void nprof_py_replace_exception(PyObject **type, PyObject **value, PyObject **tb);
+
 /* ---- timed driver methods (timed.c) ------------------------------------------------- */
 
 extern PyTypeObject nprof_py_timed_method_type; /* TimedMethod: a driver's execute, timed */
@@ -230,6 +295,20 @@ struct nprof_py_middleware {
     size_t dashboard_len;
     PyObject *slow_log;       /* SlowLog borrowed by the C middleware, or NULL */
 };
+
+/* Middleware.asgi_begin(scope): None (not profiled), a (status, headers, body) tuple (a
+ * dashboard response to send), or the new Request, current in this context. */
+PyObject *nprof_py_mw_asgi_begin(nprof_py_middleware *self, PyObject *scope);
+/* Request.asgi_send(send): `send` wrapped to add the headers at http.response.start. */
+PyObject *nprof_py_request_asgi_send(PyObject *request, PyObject *send);
+/* Request.end(status): ends a middleware request (once; later calls give None).  The
+ * ?profile=json body as bytes, else None; NULL with an exception. */
+PyObject *nprof_py_request_end(nprof_py_request *r, int status);
+
+/* ---- ASGIMiddleware's call (asgi.c) ------------------------------------------------- */
+
+/* Readies ASGICall and adds asgi_call() and install_asgi_call() to the module; 0 or -1. */
+int nprof_py_asgi_init(PyObject *m);
 
 /* ---- the store (store.c) ------------------------------------------------------------- */
 

@@ -636,7 +636,7 @@ static PyObject *protocol_begin(nprof_py_middleware *self, PyObject *d, protocol
     return out;
 }
 
-static PyObject *mw_asgi_begin(nprof_py_middleware *self, PyObject *scope)
+PyObject *nprof_py_mw_asgi_begin(nprof_py_middleware *self, PyObject *scope)
 {
     return protocol_begin(self, scope, &ASGI);
 }
@@ -800,7 +800,7 @@ static PyObject *mw_get_store(nprof_py_middleware *self, void *closure)
 }
 
 static PyMethodDef middleware_methods[] = {
-    {"asgi_begin", (PyCFunction)mw_asgi_begin, METH_O,
+    {"asgi_begin", (PyCFunction)nprof_py_mw_asgi_begin, METH_O,
      "Begins an ASGI http request, or serves the dashboard (a tuple)."},
     {"wsgi_begin", (PyCFunction)mw_wsgi_begin, METH_O,
      "Begins a WSGI request, or serves the dashboard (a tuple)."},
@@ -902,27 +902,32 @@ static PyObject *req_response_headers_str(PyObject *o, PyObject *status)
 
 /* Ends the request: the profile ends (a held view is frozen with the final figures), the
  * middleware aggregates it and keeps or recycles it. */
+PyObject *nprof_py_request_end(nprof_py_request *r, int status)
+{
+    if (r->ended)
+        Py_RETURN_NONE;
+    r->status = status;
+    nprof_py_request_uncurrent(r);
+    if (r->view && Py_REFCNT(r->view) > 1)
+        nprof_request_end(r->p, status); /* so that the frozen copy has the final total */
+    nprof_py_request_release(r);
+    nprof_buf json = NPROF_BUF_INIT;
+    int replaces = 0;
+    nprof_mw_request_end(&r->st, status, NULL, &json, &replaces);
+    r->p = NULL;
+    PyObject *out = replaces ? PyBytes_FromStringAndSize(json.data, (Py_ssize_t)json.len)
+                             : Py_NewRef(Py_None);
+    nprof_buf_free(&json);
+    return out;
+}
+
 static PyObject *req_end(PyObject *o, PyObject *status)
 {
     nprof_py_request *r = running(o);
     long st = r ? PyLong_AsLong(status) : -1;
     if (!r || (st == -1 && PyErr_Occurred()))
         return NULL;
-    if (r->ended)
-        Py_RETURN_NONE;
-    r->status = (int)st;
-    nprof_py_request_uncurrent(r);
-    if (r->view && Py_REFCNT(r->view) > 1)
-        nprof_request_end(r->p, (int)st); /* so that the frozen copy has the final total */
-    nprof_py_request_release(r);
-    nprof_buf json = NPROF_BUF_INIT;
-    int replaces = 0;
-    nprof_mw_request_end(&r->st, (int)st, NULL, &json, &replaces);
-    r->p = NULL;
-    PyObject *out = replaces ? PyBytes_FromStringAndSize(json.data, (Py_ssize_t)json.len)
-                             : Py_NewRef(Py_None);
-    nprof_buf_free(&json);
-    return out;
+    return nprof_py_request_end(r, (int)st);
 }
 
 /* ---- the ASGI send wrapper ----------------------------------------------------------------- */
@@ -1028,7 +1033,7 @@ PyTypeObject nprof_py_send_type = {
     .tp_clear = (inquiry)send_clear,
 };
 
-static PyObject *req_asgi_send(PyObject *o, PyObject *send)
+PyObject *nprof_py_request_asgi_send(PyObject *o, PyObject *send)
 {
     nprof_py_request *r = running(o);
     if (!r)
@@ -1061,7 +1066,7 @@ PyMethodDef nprof_py_request_type_methods[] = {
     {"response_headers_str", req_response_headers_str, METH_O,
      "Headers (str pairs, for WSGI) to send at the response start."},
     {"end", req_end, METH_O, "Ends the request; the ?profile=json body or None."},
-    {"asgi_send", req_asgi_send, METH_O, "A send that adds the headers at the response start."},
+    {"asgi_send", nprof_py_request_asgi_send, METH_O, "A send that adds the headers at the response start."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -144,6 +144,14 @@ PyObject *nprof_py_buf_str(nprof_buf *b)
     return s;
 }
 
+int nprof_py_intern_names(const nprof_py_name *names, size_t count)
+{
+    for (size_t i = 0; i < count; i++)
+        if (!*names[i].slot && !(*names[i].slot = PyUnicode_InternFromString(names[i].text)))
+            return -1;
+    return 0;
+}
+
 PyObject *nprof_py_rendered(int rc, nprof_buf *b, int as_bytes, const char *what)
 {
     PyObject *out;
@@ -634,7 +642,7 @@ PyMODINIT_FUNC PyInit__core(void)
         add_methods(m, nprof_py_record_methods) < 0 ||
         add_methods(m, nprof_py_callsite_methods) < 0 ||
         add_methods(m, nprof_py_sampler_methods) < 0 || nprof_py_record_init(m) < 0 ||
-        nprof_py_timed_init(m) < 0)
+        nprof_py_timed_init(m) < 0 || nprof_py_asgi_init(m) < 0)
         goto fail;
     return m;
 fail:

@@ -493,6 +493,8 @@ static int walk_awaiting(stack *s, PyObject *coro)
         } else if (task_type && PyObject_TypeCheck(o, (PyTypeObject *)task_type)) {
             /* Awaiting another task: its stack is what this request waits on. */
             next = PyObject_CallMethodNoArgs(o, str_get_coro);
+        } else if ((next = nprof_py_forward_awaits(o)) != NULL) {
+            Py_INCREF(next); /* an ASGICall or TimedAwait: what it forwards to */
         }
         if (!next)
             PyErr_Clear();

@@ -35,7 +35,7 @@
  * (cancellation included).
  *
  * The guard of the coroutine form is not the ContextVar but a per-thread count of the
- * TimedAwait steps running now (step_depth): the Python wrapper set the ContextVar from its
+ * TimedAwait steps running now (nprof_py_step_depth): the Python wrapper set the ContextVar from its
  * first step to its end, but the only code that can see it is code running inside one of
  * its steps (between steps the task is suspended and other tasks run in their own
  * contexts), and a step is a synchronous call on this thread.  So "inside a step of a timed
@@ -50,11 +50,8 @@
 #include <string.h>
 
 static PyObject *str_start, *str_finish, *str_start_async, *str_finish_async;
-static PyObject *str_throw, *str_close, *str_query, *str_value, *str_wrapped;
+static PyObject *str_query, *str_wrapped;
 static PyObject *str_module, *str_name, *str_qualname, *str_doc;
-
-/* TimedAwait steps forwarding to a driver's coroutine on this thread now (see the top). */
-static _Thread_local unsigned step_depth;
 
 typedef struct {
     PyObject_HEAD
@@ -93,7 +90,7 @@ typedef struct {
  * guard set in this context?  1, 0, or -1 with an exception. */
 static int guard_is_set(timed_method *m)
 {
-    if (step_depth)
+    if (nprof_py_step_depth)
         return 1;
     PyObject *value;
     if (PyContextVar_Get(m->guard, Py_False, &value) < 0)
@@ -144,35 +141,6 @@ static int record(timed_method *m, PyObject *finish_name, const query_info *q, P
     return 0;
 }
 
-/* The pending exception as a normalized (type, value, tb) with value.__traceback__ set, as
- * an `except ... as exc` block sees it.  The traceback is the one the exception carries:
- * nothing is added. */
-static void fetch_exception(PyObject **type, PyObject **value, PyObject **tb)
-{
-    PyErr_Fetch(type, value, tb);
-    PyErr_NormalizeException(type, value, tb);
-    if (*tb && *value)
-        PyException_SetTraceback(*value, *tb);
-}
-
-/* An exception raised while (type, value, tb) was being handled replaces it, with the old
- * one as its __context__, as it would in an `except` or `finally` block.  Takes the
- * references of the old triple and leaves the new one in it. */
-static void replace_exception(PyObject **type, PyObject **value, PyObject **tb)
-{
-    PyObject *t, *v, *b;
-    fetch_exception(&t, &v, &b);
-    if (v && *value && v != *value)
-        PyException_SetContext(v, *value); /* steals */
-    else
-        Py_XDECREF(*value);
-    Py_XDECREF(*type);
-    Py_XDECREF(*tb);
-    *type = t;
-    *value = v;
-    *tb = b;
-}
-
 /* The query raised (the exception is set): records it, then resets the guard (`token`, when
  * set: the sync form), in the order of the Python wrapper's `except` and `finally`.  The
  * query's exception stays set, the same object with the same traceback; an error of finish
@@ -181,11 +149,11 @@ static void finish_failed(timed_method *m, PyObject *finish_name, const query_in
                           PyObject *token)
 {
     PyObject *type, *value, *tb;
-    fetch_exception(&type, &value, &tb);
+    nprof_py_fetch_exception(&type, &value, &tb);
     if (record(m, finish_name, q, value ? value : Py_None) < 0)
-        replace_exception(&type, &value, &tb);
+        nprof_py_replace_exception(&type, &value, &tb);
     if (token && PyContextVar_Reset(m->guard, token) < 0)
-        replace_exception(&type, &value, &tb);
+        nprof_py_replace_exception(&type, &value, &tb);
     PyErr_Restore(type, value, tb);
 }
 
@@ -204,22 +172,12 @@ static Py_ssize_t find_keyword(PyObject *kwnames, PyObject *name)
     return -1;
 }
 
-/* ---- TimedAwait ------------------------------------------------------------------------- */
-
-enum {
-    AW_NEW,     /* made, not stepped yet */
-    AW_TIMED,   /* stepped: its steps guard, the query is recorded when the driver's ends */
-    AW_UNTIMED, /* first step was a throw(): forwarded, recorded as nothing (see throw) */
-    AW_DONE,    /* ended: steps go to the driver's (ended) iterator, which refuses them */
-};
+/* ---- TimedAwait: the coroutine form's awaitable (a forward, forward.c) ------------------ */
 
 typedef struct {
-    PyObject_HEAD
+    nprof_py_forward fw; /* fw.iter: the driver's coroutine, or its __await__() */
     timed_method *method;
-    PyObject *iter;  /* what is driven: the driver's coroutine, or its __await__() */
-    query_info q;    /* strong references, released when the query ends */
-    PyObject *weakrefs;
-    int state;
+    query_info q;        /* strong references, released when the query ends */
 } timed_await;
 
 static void await_release_query(timed_await *aw)
@@ -232,382 +190,83 @@ static void await_release_query(timed_await *aw)
 }
 
 /* The first step: the frame awaiting the query is its caller. */
-static void await_begin(timed_await *aw)
+static void await_first_step(nprof_py_forward *f)
 {
+    timed_await *aw = (timed_await *)f;
     aw->q.caller = (PyObject *)PyThreadState_GetFrame(PyThreadState_Get());
-    aw->state = AW_TIMED;
 }
 
 /* The driver's coroutine returned: record (the Python wrapper's finish, after its guard
  * was reset: no step of this query runs now).  0, or -1 with finish's error. */
-static int await_returned(timed_await *aw)
+static int await_returned(nprof_py_forward *f, int started)
 {
-    int was = aw->state;
-    aw->state = AW_DONE;
-    int rc = was == AW_TIMED ? record(aw->method, str_finish_async, &aw->q, NULL) : 0;
+    timed_await *aw = (timed_await *)f;
+    int rc = started ? record(aw->method, str_finish_async, &aw->q, NULL) : 0;
     await_release_query(aw);
     return rc;
 }
 
 /* The driver's coroutine raised (the exception is set): record. */
-static void await_raised(timed_await *aw)
+static void await_raised(nprof_py_forward *f, int started)
 {
-    int was = aw->state;
-    aw->state = AW_DONE;
-    if (was == AW_TIMED)
+    timed_await *aw = (timed_await *)f;
+    if (started)
         finish_failed(aw->method, str_finish_async, &aw->q, NULL);
     await_release_query(aw);
 }
 
-/* Runs one forwarded step with the guard up when the query is timed. */
-#define GUARDED_STEP(aw, call)                                                                \
-    do {                                                                                     \
-        int guarded_ = (aw)->state == AW_TIMED;                                              \
-        step_depth += (unsigned)guarded_;                                                    \
-        call;                                                                                \
-        step_depth -= (unsigned)guarded_;                                                    \
-    } while (0)
-
-/* Has the cyclic GC cleared it (an object a finalizer kept alive may still be stepped)?
- * Raises when it has. */
-static int await_cleared(timed_await *aw)
+/* Closed before it started, or dropped mid-query (its task was destroyed): nothing is
+ * recorded, since the running request here is whatever this thread runs now. */
+static void await_dropped(nprof_py_forward *f, int started)
 {
-    if (aw->iter && aw->method)
-        return 0;
-    PyErr_SetString(PyExc_RuntimeError, "cannot reuse already awaited coroutine");
-    return 1;
+    (void)started;
+    await_release_query((timed_await *)f);
 }
 
-/* One send() (next(): None) to the driver's coroutine, as PyIter_Send reports it. */
-static PySendResult await_am_send(timed_await *aw, PyObject *arg, PyObject **result)
-{
-    *result = NULL;
-    if (await_cleared(aw))
-        return PYGEN_ERROR;
-    if (aw->state == AW_NEW)
-        await_begin(aw);
-    PySendResult status;
-    GUARDED_STEP(aw, status = PyIter_Send(aw->iter, arg, result));
-    if (aw->state == AW_DONE || status == PYGEN_NEXT)
-        return status;
-    if (status == PYGEN_RETURN) {
-        if (await_returned(aw) < 0) {
-            Py_CLEAR(*result);
-            return PYGEN_ERROR;
-        }
-        return PYGEN_RETURN;
-    }
-    await_raised(aw);
-    return PYGEN_ERROR;
-}
-
-/* Raises StopIteration carrying `value`.  The instance is made here: PyErr_SetObject would
- * take a tuple for the arguments and an exception for the instance itself. */
-static void raise_stop(PyObject *value)
-{
-    if (value == Py_None) {
-        PyErr_SetNone(PyExc_StopIteration);
-        return;
-    }
-    PyObject *stop = PyObject_CallOneArg(PyExc_StopIteration, value);
-    if (stop) {
-        PyErr_SetObject(PyExc_StopIteration, stop);
-        Py_DECREF(stop);
-    }
-}
-
-static PyObject *await_iternext(timed_await *aw)
-{
-    PyObject *result;
-    PySendResult status = await_am_send(aw, Py_None, &result);
-    if (status == PYGEN_NEXT)
-        return result;
-    if (status == PYGEN_RETURN) {
-        if (result != Py_None) /* None: returning NULL with nothing set says it */
-            raise_stop(result);
-        Py_DECREF(result);
-    }
-    return NULL;
-}
-
-static PyObject *await_send(timed_await *aw, PyObject *arg)
-{
-    PyObject *result;
-    PySendResult status = await_am_send(aw, arg, &result);
-    if (status == PYGEN_NEXT)
-        return result;
-    if (status == PYGEN_RETURN) {
-        raise_stop(result);
-        Py_DECREF(result);
-    }
-    return NULL;
-}
-
-/* The value of the pending StopIteration (which is cleared).  New ref, or NULL with an
- * exception. */
-static PyObject *take_stop_value(void)
-{
-    PyObject *type, *value, *tb;
-    fetch_exception(&type, &value, &tb);
-    PyObject *result = value ? PyObject_GetAttr(value, str_value) : Py_NewRef(Py_None);
-    Py_XDECREF(type);
-    Py_XDECREF(value);
-    Py_XDECREF(tb);
-    return result;
-}
-
-/* After a throw() or close() forwarded to the driver's iterator returned `r`: a yielded
- * value passes, a return ends the query and becomes StopIteration, an error ends it. */
-static PyObject *await_after_forward(timed_await *aw, PyObject *r)
-{
-    if (r || aw->state == AW_DONE)
-        return r;
-    if (!PyErr_ExceptionMatches(PyExc_StopIteration)) {
-        await_raised(aw);
-        return NULL;
-    }
-    PyObject *value = take_stop_value();
-    if (!value) {
-        await_raised(aw);
-        return NULL;
-    }
-    if (await_returned(aw) == 0)
-        raise_stop(value);
-    Py_DECREF(value);
-    return NULL;
-}
-
-/* throw(type[, value[, traceback]]) or throw(exception) when the driver's iterator has no
- * throw(): the exception is raised here, as `await` does for such an iterator. */
-static void raise_thrown(PyObject *const *args, Py_ssize_t nargs)
-{
-    PyObject *typ = args[0];
-    PyObject *val = nargs > 1 ? args[1] : Py_None;
-    PyObject *tb = nargs > 2 ? args[2] : Py_None;
-    if (PyExceptionInstance_Check(typ)) {
-        if (val != Py_None) {
-            PyErr_SetString(PyExc_TypeError, "instance exception may not have a separate value");
-            return;
-        }
-        PyErr_SetObject((PyObject *)Py_TYPE(typ), typ);
-    } else if (PyExceptionClass_Check(typ)) {
-        PyErr_SetObject(typ, val);
-    } else {
-        PyErr_Format(PyExc_TypeError,
-                     "exceptions must be classes or instances deriving from BaseException, "
-                     "not %.100s",
-                     Py_TYPE(typ)->tp_name);
-        return;
-    }
-    if (tb != Py_None) {
-        PyObject *t, *v, *b;
-        fetch_exception(&t, &v, &b);
-        if (v)
-            PyException_SetTraceback(v, tb);
-        Py_XSETREF(b, Py_NewRef(tb));
-        PyErr_Restore(t, v, b);
-    }
-}
-
-/* throw(...): forwarded to the driver's iterator.  As the first step, it is forwarded
- * without the guard and ends in no record: the Python wrapper, thrown into before
- * it started, raised without running its body (an un-started driver coroutine likewise
- * raises the exception at once, so the query never ran). */
-static PyObject *await_throw(timed_await *aw, PyObject *const *args, Py_ssize_t nargs)
-{
-    if (nargs < 1 || nargs > 3)
-        return PyErr_Format(PyExc_TypeError, "throw expected 1 to 3 arguments, got %zd", nargs);
-    if (await_cleared(aw))
-        return NULL;
-    if (aw->state == AW_NEW)
-        aw->state = AW_UNTIMED;
-    PyObject *throw = PyObject_GetAttr(aw->iter, str_throw);
-    PyObject *r = NULL;
-    if (throw) {
-        GUARDED_STEP(aw, r = PyObject_Vectorcall(throw, args, (size_t)nargs, NULL));
-        Py_DECREF(throw);
-    } else if (PyErr_ExceptionMatches(PyExc_AttributeError)) {
-        PyErr_Clear();
-        raise_thrown(args, nargs);
-    }
-    return await_after_forward(aw, r);
-}
-
-/* iter.close() when it has one, else None. */
-static PyObject *close_iter(PyObject *iter)
-{
-    PyObject *close = PyObject_GetAttr(iter, str_close);
-    if (!close) {
-        if (!PyErr_ExceptionMatches(PyExc_AttributeError))
-            return NULL;
-        PyErr_Clear();
-        Py_RETURN_NONE;
-    }
-    PyObject *r = PyObject_CallNoArgs(close);
-    Py_DECREF(close);
-    return r;
-}
-
-/* close(): the driver's coroutine is closed.  A query under way is recorded as ended by
- * GeneratorExit, as the Python wrapper's `except BaseException` recorded it; one not
- * started is not recorded. */
-static PyObject *await_close(timed_await *aw, PyObject *noargs)
-{
-    (void)noargs;
-    if (!aw->iter || !aw->method)
-        Py_RETURN_NONE; /* cleared by the GC: nothing left to close */
-    int was = aw->state;
-    if (was != AW_TIMED) {
-        aw->state = AW_DONE;
-        await_release_query(aw);
-        return close_iter(aw->iter);
-    }
-    PyObject *r;
-    GUARDED_STEP(aw, r = close_iter(aw->iter));
-    if (!r) {
-        await_raised(aw);
-        return NULL;
-    }
-    Py_DECREF(r);
-    PyErr_SetNone(PyExc_GeneratorExit);
-    await_raised(aw);
-    if (!PyErr_ExceptionMatches(PyExc_GeneratorExit))
-        return NULL; /* finish raised */
-    PyErr_Clear();
-    Py_RETURN_NONE;
-}
-
-static PyObject *await_await(PyObject *self)
-{
-    return Py_NewRef(self);
-}
-
-/* Dropped before its end.  Never awaited: the driver's coroutine is closed, so that it does
- * not warn that it was never awaited (the query never started; nothing is recorded).
- * Started (its task was destroyed mid-query): nothing is recorded, since the running
- * request here is whatever this thread runs now. */
-static void await_finalize(timed_await *aw)
-{
-    if (aw->state == AW_DONE || !aw->method)
-        return;
-    PyObject *type, *value, *tb;
-    PyErr_Fetch(&type, &value, &tb);
-    if (aw->state == AW_NEW && aw->iter) {
-        PyObject *r = close_iter(aw->iter);
-        if (r)
-            Py_DECREF(r);
-        else
-            PyErr_WriteUnraisable((PyObject *)aw);
-    }
-    aw->state = AW_DONE;
-    await_release_query(aw);
-    PyErr_Restore(type, value, tb);
-}
+static const nprof_py_forward_ops await_ops = {
+    .returned = await_returned,
+    .raised = await_raised,
+    .dropped = await_dropped,
+    .first_step = await_first_step,
+    .guarded = 1,
+};
 
 static int await_traverse(timed_await *aw, visitproc visit, void *arg)
 {
     Py_VISIT(aw->method);
-    Py_VISIT(aw->iter);
     Py_VISIT(aw->q.start);
     Py_VISIT(aw->q.owner);
     Py_VISIT(aw->q.query);
     Py_VISIT(aw->q.params);
     Py_VISIT(aw->q.caller);
-    return 0;
+    return nprof_py_forward_traverse(&aw->fw, visit, arg);
 }
 
 static int await_clear(timed_await *aw)
 {
+    nprof_py_forward_clear(&aw->fw);
     Py_CLEAR(aw->method);
-    Py_CLEAR(aw->iter);
     await_release_query(aw);
     return 0;
-}
-
-static void await_dealloc(timed_await *aw)
-{
-    if (PyObject_CallFinalizerFromDealloc((PyObject *)aw) < 0)
-        return; /* resurrected */
-    PyObject_GC_UnTrack(aw);
-    if (aw->weakrefs)
-        PyObject_ClearWeakRefs((PyObject *)aw);
-    await_clear(aw);
-    PyObject_GC_Del(aw);
 }
 
 static PyObject *await_repr(timed_await *aw)
 {
     return PyUnicode_FromFormat("<nanoprof timed query awaiting %R>",
-                                aw->iter ? aw->iter : Py_None);
+                                aw->fw.iter ? aw->fw.iter : Py_None);
 }
-
-/* __name__ and __qualname__: the driver's coroutine's, which asyncio shows for a task. */
-static PyObject *await_get_name(timed_await *aw, void *name)
-{
-    if (!aw->iter)
-        return PyUnicode_FromString("TimedAwait");
-    return PyObject_GetAttr(aw->iter, *(PyObject **)name);
-}
-
-static PyGetSetDef await_getset[] = {
-    {"__name__", (getter)await_get_name, NULL, "the driver's coroutine's name", &str_name},
-    {"__qualname__", (getter)await_get_name, NULL, "the driver's coroutine's qualified name",
-     &str_qualname},
-    {NULL, NULL, NULL, NULL, NULL},
-};
-
-static PyMethodDef await_methods[] = {
-    {"send", (PyCFunction)await_send, METH_O, "send(value): the next step of the query."},
-    {"throw", (PyCFunction)(void (*)(void))await_throw, METH_FASTCALL,
-     "throw(exception) or throw(type[, value[, tb]]): raised in the query's coroutine."},
-    {"close", (PyCFunction)await_close, METH_NOARGS, "close(): closes the query's coroutine."},
-    {NULL, NULL, 0, NULL},
-};
-
-static PyAsyncMethods await_as_async = {
-    .am_await = await_await,
-    .am_send = (sendfunc)await_am_send,
-};
 
 PyTypeObject nprof_py_timed_await_type = {
     PyVarObject_HEAD_INIT(NULL, 0).tp_name = "nanoprof._core.TimedAwait",
     .tp_basicsize = sizeof(timed_await),
-    .tp_dealloc = (destructor)await_dealloc,
-    .tp_as_async = &await_as_async,
     .tp_repr = (reprfunc)await_repr,
-    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
     .tp_doc = "A timed query of a coroutine method: awaits the driver's coroutine, then "
               "records the query (made by TimedMethod, not from Python).",
     .tp_traverse = (traverseproc)await_traverse,
     .tp_clear = (inquiry)await_clear,
-    .tp_weaklistoffset = offsetof(timed_await, weakrefs),
-    .tp_iter = PyObject_SelfIter,
-    .tp_iternext = (iternextfunc)await_iternext,
-    .tp_methods = await_methods,
-    .tp_getset = await_getset,
-    .tp_finalize = (destructor)await_finalize,
 };
 
 /* ---- TimedMethod ---------------------------------------------------------------------- */
-
-/* What `await` iterates for `awaitable`: a coroutine itself, else its __await__().  New
- * ref, or NULL with the TypeError `await` would raise. */
-static PyObject *await_iterator(PyObject *awaitable)
-{
-    if (PyCoro_CheckExact(awaitable) || PyGen_CheckExact(awaitable))
-        return Py_NewRef(awaitable); /* a generator: a types.coroutine one, or a refusal */
-    PyAsyncMethods *am = Py_TYPE(awaitable)->tp_as_async;
-    if (!am || !am->am_await)
-        return PyErr_Format(PyExc_TypeError, "object %.100s can't be used in 'await' expression",
-                            Py_TYPE(awaitable)->tp_name);
-    PyObject *iter = am->am_await(awaitable);
-    if (iter && !PyIter_Check(iter)) {
-        PyErr_Format(PyExc_TypeError, "__await__() returned non-iterator of type '%.100s'",
-                     Py_TYPE(iter)->tp_name);
-        Py_CLEAR(iter);
-    }
-    return iter;
-}
 
 /* The call with the sequence of an executemany replaced by the list made of it (the same
  * arguments otherwise).  *buf receives what to PyMem_Free after, or NULL. */
@@ -677,8 +336,8 @@ static PyObject *make_await(timed_method *m, PyObject *iter, query_info *q)
     /* Zeroed first: PyObject_GC_New does not, and a field added later must not start as
      * garbage that the release path would decref. */
     memset((char *)aw + sizeof(PyObject), 0, sizeof *aw - sizeof(PyObject));
+    nprof_py_forward_start(&aw->fw, &await_ops, iter);
     aw->method = (timed_method *)Py_NewRef(m);
-    aw->iter = Py_NewRef(iter);
     aw->q.start = q->start;
     aw->q.ticks = q->ticks;
     aw->q.params = q->params;
@@ -686,7 +345,6 @@ static PyObject *make_await(timed_method *m, PyObject *iter, query_info *q)
     aw->q.query = Py_NewRef(q->query);
     aw->q.rows = q->rows;
     q->start = q->params = NULL;
-    aw->state = AW_NEW;
     PyObject_GC_Track(aw);
     return (PyObject *)aw;
 }
@@ -697,7 +355,7 @@ static PyObject *call_async(timed_method *m, PyObject *const *args, size_t nargs
                             PyObject *kwnames, query_info *q)
 {
     PyObject *awaitable = PyObject_Vectorcall(m->func, args, nargsf, kwnames);
-    PyObject *iter = awaitable ? await_iterator(awaitable) : NULL;
+    PyObject *iter = awaitable ? nprof_py_await_iterator(awaitable) : NULL;
     Py_XDECREF(awaitable);
     if (!iter)
         return NULL;
@@ -1009,7 +667,7 @@ static PyObject *in_timed_step(PyObject *self, PyObject *noargs)
 {
     (void)self;
     (void)noargs;
-    return PyBool_FromLong(step_depth != 0);
+    return PyBool_FromLong(nprof_py_step_depth != 0);
 }
 
 static PyMethodDef timed_functions[] = {
@@ -1020,23 +678,18 @@ static PyMethodDef timed_functions[] = {
 
 int nprof_py_timed_init(PyObject *m)
 {
-    struct {
-        PyObject **slot;
-        const char *text;
-    } names[] = {
+    static const nprof_py_name names[] = {
         {&str_start, "start"},       {&str_finish, "finish"},
         {&str_start_async, "start_async"}, {&str_finish_async, "finish_async"},
-        {&str_throw, "throw"},       {&str_close, "close"},
-        {&str_query, "query"},       {&str_value, "value"},
+        {&str_query, "query"},
         {&str_wrapped, "__wrapped__"}, {&str_module, "__module__"},
         {&str_name, "__name__"},     {&str_qualname, "__qualname__"},
         {&str_doc, "__doc__"},
     };
-    for (size_t i = 0; i < sizeof names / sizeof *names; i++)
-        if (!*names[i].slot && !(*names[i].slot = PyUnicode_InternFromString(names[i].text)))
-            return -1;
+    if (nprof_py_intern_names(names, sizeof names / sizeof *names) < 0)
+        return -1;
     if (PyType_Ready(&nprof_py_timed_method_type) < 0 ||
-        PyType_Ready(&nprof_py_timed_await_type) < 0 ||
+        nprof_py_forward_type_ready(&nprof_py_timed_await_type) < 0 ||
         PyModule_AddObjectRef(m, "TimedMethod", (PyObject *)&nprof_py_timed_method_type) < 0 ||
         PyModule_AddObjectRef(m, "TimedAwait", (PyObject *)&nprof_py_timed_await_type) < 0 ||
         PyModule_AddFunctions(m, timed_functions) < 0)

@@ -236,3 +236,105 @@ def test_disabled_passes_requests_through() -> None:
     response = run(app, "/mine/1")
     assert response.status == 200
     assert_no_profile_headers(response.headers)
+
+
+# ---- the call in C (ext/asgi.c) ------------------------------------------------------------
+
+
+def http_scope(path: str) -> dict[str, Any]:
+    return {"type": "http", "method": "GET", "path": path, "query_string": b"", "headers": []}
+
+
+async def no_receive() -> dict[str, Any]:
+    return {"type": "http.request", "body": b"", "more_body": False}
+
+
+async def drop(message: Any) -> None:
+    pass
+
+
+def test_servers_see_an_asgi3_coroutine_function() -> None:
+    import inspect
+
+    import uvicorn.config
+
+    middleware = PerformanceMiddleware(apps.asgi_app, **apps.options())
+    assert inspect.iscoroutinefunction(middleware.__call__)
+    assert asyncio.iscoroutinefunction(middleware.__call__)
+    config = uvicorn.config.Config(app=middleware, proxy_headers=False)
+    config.load()
+    assert config.interface == "asgi3"
+    assert config.loaded_app is middleware
+
+
+def test_a_profiled_call_is_the_c_awaitable_and_others_are_the_apps_own_coroutine() -> None:
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 204, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    middleware = PerformanceMiddleware(app, **apps.options())
+    profiled = middleware(http_scope("/c"), no_receive, drop)
+    assert type(profiled) is _core.ASGICall
+    asyncio.run(asyncio.wait_for(profiled, 5))
+    lifespan = middleware({"type": "lifespan"}, no_receive, drop)
+    assert asyncio.iscoroutine(lifespan) and lifespan.cr_code is app.__code__
+    lifespan.close()
+    assert route_row(middleware._mw.render("json"), "GET", "/c")["status"] == {"2xx": 1}
+
+
+def test_a_cancelled_request_ends_as_failed_and_the_cancellation_propagates() -> None:
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await asyncio.Event().wait()  # never set: the task is cancelled here
+
+    middleware = PerformanceMiddleware(app, **apps.options())
+
+    async def cancel_it() -> None:
+        task = asyncio.ensure_future(middleware(http_scope("/slow"), no_receive, drop))
+        await asyncio.sleep(0.01)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(cancel_it())
+    assert route_row(middleware._mw.render("json"), "GET", "/slow")["status"] == {"5xx": 1}
+
+
+def test_a_call_never_awaited_or_thrown_into_first_ends_its_request_quietly() -> None:
+    import gc
+    import warnings
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        raise AssertionError("the app must not run")
+
+    middleware = PerformanceMiddleware(app, **apps.options())
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        never = middleware(http_scope("/never"), no_receive, drop)
+        del never
+        gc.collect()
+        thrown = middleware(http_scope("/never"), no_receive, drop)
+        with pytest.raises(ValueError, match="in first"):
+            thrown.throw(ValueError("in first"))
+        with pytest.raises(RuntimeError):
+            thrown.send(None)  # ended: the app's coroutine refuses more steps
+        del thrown
+        gc.collect()
+    # the app's coroutine was closed, not left to warn that it was never awaited
+    assert [str(w.message) for w in caught] == []
+    row = route_row(middleware._mw.render("json"), "GET", "/never")
+    assert row["count"] == 2 and row["status"] == {"5xx": 2}
+
+
+def test_a_subclass_runs_the_python_call_with_the_same_result() -> None:
+    class Mine(ASGIMiddleware):
+        pass
+
+    app = Mine(apps.asgi_app, **apps.options())
+    call = app(http_scope("/mine/2"), no_receive, drop)
+    assert asyncio.iscoroutine(call)  # the Python method's coroutine, not an ASGICall
+    call.close()
+    response = run(app, "/mine/2")
+    assert response.status == 200
+    assert_profile_headers(response.headers)
+    assert route_row(app._mw.render("json"), "GET", "/mine/{id}")["count"] == 1

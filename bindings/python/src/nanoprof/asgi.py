@@ -3,9 +3,13 @@
 `lifespan` and `websocket` scopes go to the app untouched.  For `http`, one call into C
 (`Middleware.asgi_begin`) answers dashboard requests or begins a `Request`; the C
 `Request.asgi_send` wraps `send` to add the headers at http.response.start and note the
-status.  The request ends when the app returns, so a streamed response is measured to its
-last body message.  The hot path is this one coroutine and the C calls: no Python object
-per request beyond the frame, which keeps the cost within a few percent of a bare app.
+status.  The request ends when the app's coroutine does, so a streamed response is measured
+to its last body message.
+
+The call itself is C (`_core.asgi_call`, ext/asgi.c): an ordinary request costs no Python
+coroutine or frame of ours, only the C calls around the application's own coroutine, which
+keeps the middleware within a few percent of a bare app.  `__call__` stays an `async def`,
+since servers look for one to tell an ASGI 3 app; calling the instance goes straight to C.
 """
 
 from __future__ import annotations
@@ -24,8 +28,6 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
-_PROFILE_JSON = _core.PROFILE_JSON
-
 
 class ASGIMiddleware(PerformanceMiddleware):
     """PerformanceMiddleware over an ASGI 3 application (built by PerformanceMiddleware(app)
@@ -39,26 +41,22 @@ class ASGIMiddleware(PerformanceMiddleware):
             starlette_hooks.install()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            return await self.app(scope, receive, send)  # type: ignore[no-any-return]
-        req = self._mw.asgi_begin(scope)
-        if req is None:
-            return await self.app(scope, receive, send)  # type: ignore[no-any-return]
+        # What calling an ASGIMiddleware runs directly (install_asgi_call below); this
+        # method is what servers inspect, and what subclasses and explicit calls run.
+        return await _core.asgi_call(self, scope, receive, send)  # type: ignore[no-any-return]
+
+    async def _respond(self, req: Any, scope: Scope, receive: Receive, send: Send) -> None:
+        """The requests the C call leaves to Python: a dashboard response (`req` is its
+        (status, headers, body)) and ?profile=json (the profile is the response)."""
         if type(req) is tuple:
             status, headers, body = req
             await send({"type": "http.response.start", "status": status, "headers": headers})
             await send({"type": "http.response.body", "body": body})
             return None
-        if req.profile_mode == _PROFILE_JSON:
-            return await _profile_json(self.app, req, scope, receive, send)
-        failed = True
-        try:
-            await self.app(scope, receive, req.asgi_send(send))
-            failed = False
-        finally:
-            # An app that returned without a response start gets a 500 from the server.
-            req.end(500 if failed else req.status or 500)
-        return None
+        return await _profile_json(self.app, req, scope, receive, send)
+
+
+_core.install_asgi_call(ASGIMiddleware)
 
 
 async def _profile_json(
