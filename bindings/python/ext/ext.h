@@ -263,6 +263,20 @@ void nprof_py_fetch_exception(PyObject **type, PyObject **value, PyObject **tb);
  * references and leaves the new one in it. */
 void nprof_py_replace_exception(PyObject **type, PyObject **value, PyObject **tb);
 
+/* ---- the hooks' guard (guard.c) --------------------------------------------------- */
+
+extern PyTypeObject nprof_py_guard_type; /* QueryGuard: a ContextVar that counts its sets */
+
+/* Is `guard` (a QueryGuard) true in this context?  1, 0, or -1 with an exception; no read
+ * of the variable while no set() is outstanding. */
+int nprof_py_guard_is_set(PyObject *guard);
+/* guard.set(value) and guard.reset(token), as ContextVar's (the token, or -1/NULL with an
+ * exception). */
+PyObject *nprof_py_guard_set(PyObject *guard, PyObject *value);
+int nprof_py_guard_reset(PyObject *guard, PyObject *token);
+/* Readies QueryGuard and adds it to the module; 0 or -1. */
+int nprof_py_guard_init(PyObject *m);
+
 /* ---- timed driver methods (timed.c) ------------------------------------------------- */
 
 extern PyTypeObject nprof_py_timed_method_type; /* TimedMethod: a driver's execute, timed */

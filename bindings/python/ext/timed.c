@@ -57,7 +57,7 @@ typedef struct {
     PyObject_HEAD
     PyObject *func;      /* the driver's method */
     PyObject *recorder;  /* start/finish/start_async/finish_async read on every call */
-    PyObject *guard;     /* the ContextVar: true while a hook is timing a query */
+    PyObject *guard;     /* the QueryGuard: true while a hook is timing a query */
     PyObject *text;      /* text(query, self) -> str | bytes for a query not str/bytes */
     PyObject *pname;     /* interned: the driver's keyword for the parameters */
     PyObject *dict;      /* __wrapped__, __name__, ... */
@@ -90,14 +90,7 @@ typedef struct {
  * guard set in this context?  1, 0, or -1 with an exception. */
 static int guard_is_set(timed_method *m)
 {
-    if (nprof_py_step_depth)
-        return 1;
-    PyObject *value;
-    if (PyContextVar_Get(m->guard, Py_False, &value) < 0)
-        return -1;
-    int on = value == Py_False ? 0 : value == Py_True ? 1 : PyObject_IsTrue(value);
-    Py_DECREF(value);
-    return on;
+    return nprof_py_step_depth ? 1 : nprof_py_guard_is_set(m->guard);
 }
 
 /* Calls recorder.<finish_name>(start, text, params, rows[, error]).  0, or -1 with the
@@ -152,7 +145,7 @@ static void finish_failed(timed_method *m, PyObject *finish_name, const query_in
     nprof_py_fetch_exception(&type, &value, &tb);
     if (record(m, finish_name, q, value ? value : Py_None) < 0)
         nprof_py_replace_exception(&type, &value, &tb);
-    if (token && PyContextVar_Reset(m->guard, token) < 0)
+    if (token && nprof_py_guard_reset(m->guard, token) < 0)
         nprof_py_replace_exception(&type, &value, &tb);
     PyErr_Restore(type, value, tb);
 }
@@ -374,11 +367,11 @@ static PyObject *guarded_call(timed_method *m, PyObject *const *args, size_t nar
         query_info q = {.owner = Py_None, .query = Py_None};
         return call_async(m, args, nargsf, kwnames, &q);
     }
-    PyObject *token = PyContextVar_Set(m->guard, Py_True);
+    PyObject *token = nprof_py_guard_set(m->guard, Py_True);
     if (!token)
         return NULL;
     PyObject *result = PyObject_Vectorcall(m->func, args, nargsf, kwnames);
-    if (PyContextVar_Reset(m->guard, token) < 0)
+    if (nprof_py_guard_reset(m->guard, token) < 0)
         Py_CLEAR(result); /* (an error of the reset replaces the result, as in Python) */
     Py_DECREF(token);
     return result;
@@ -479,13 +472,13 @@ static PyObject *timed_call(timed_method *m, PyObject *const *args, size_t nargs
         goto done;
     }
 
-    token = PyContextVar_Set(m->guard, Py_True);
+    token = nprof_py_guard_set(m->guard, Py_True);
     if (!token)
         goto failed;
     result = PyObject_Vectorcall(m->func, call_args, call_nargsf, kwnames);
     if (!result)
         goto failed;
-    int reset = PyContextVar_Reset(m->guard, token);
+    int reset = nprof_py_guard_reset(m->guard, token);
     Py_CLEAR(token);
     if (reset < 0 || record(m, finish_name, &q, NULL) < 0)
         Py_CLEAR(result);
@@ -566,8 +559,8 @@ static PyObject *method_new(PyTypeObject *type, PyObject *args, PyObject *kwargs
         return NULL;
     if (!PyCallable_Check(func))
         return PyErr_Format(PyExc_TypeError, "TimedMethod(func, ...): func must be callable");
-    if (!guard || !PyContextVar_CheckExact(guard))
-        return PyErr_Format(PyExc_TypeError, "TimedMethod: guard must be a ContextVar");
+    if (!guard || !PyObject_TypeCheck(guard, &nprof_py_guard_type))
+        return PyErr_Format(PyExc_TypeError, "TimedMethod: guard must be a _core.QueryGuard");
     if (!text || !PyCallable_Check(text))
         return PyErr_Format(PyExc_TypeError, "TimedMethod: text must be callable");
     timed_method *m = (timed_method *)type->tp_alloc(type, 0);

@@ -127,10 +127,11 @@ def _guard_reset() -> Generator[None, None, None]:
     """Every test must leave the guard as it found it (tests share one context); a failing
     one must not make the next ones pass through."""
     yield
-    left_set = guarded()
+    left_set, outstanding = guarded(), active.outstanding
     if active.get():
         active.set(False)
     assert not left_set, "the guard was left set"
+    assert outstanding == 0, "a set of the guard was not reset (the read is never skipped)"
 
 
 def _drive(aw: Any, send: Any = None) -> Any:
@@ -411,11 +412,46 @@ def test_an_unrecorded_method_hides_the_queries_it_runs() -> None:
     assert [r[2] for r in rec.records] == ["SELECT after"]
 
 
+def test_the_guard_counts_the_sets_not_reset_and_stays_up_for_a_lost_token() -> None:
+    import contextvars
+
+    guard = _core.QueryGuard("nanoprof_test_guard")
+    assert guard.get() is False and guard.outstanding == 0
+    outer = guard.set(True)
+    inner = guard.set(True)
+    assert guard.get() is True and guard.var.get() is True and guard.outstanding == 2
+    guard.reset(inner)
+    guard.reset(outer)
+    assert guard.get() is False and guard.outstanding == 0
+    with pytest.raises(RuntimeError):
+        guard.reset(outer)  # used already: nothing changes
+    assert guard.outstanding == 0
+    lost = contextvars.copy_context().run(guard.set, True)
+    with pytest.raises(ValueError):
+        guard.reset(lost)  # another context's token cannot be reset here
+    assert guard.outstanding == 1  # so the count stays up, and the variable is read again
+    rec = FakeRecorder()
+
+    class Cursor:
+        def execute(self, query: Any, params: Any = None) -> Any:
+            return None
+
+    Cursor.execute = _core.TimedMethod(  # type: ignore[method-assign]
+        Cursor.execute, rec, guard=guard, text=sql_text, pname="params")
+    Cursor().execute("SELECT read")
+    token = guard.set(True)
+    Cursor().execute("SELECT under the guard")
+    guard.reset(token)
+    assert [r[2] for r in rec.records] == ["SELECT read"]
+
+
 def test_a_non_callable_or_bad_guard_is_refused() -> None:
     with pytest.raises(TypeError):
         _core.TimedMethod(1, FakeRecorder(), guard=active, text=sql_text)
     with pytest.raises(TypeError):
         _core.TimedMethod(len, FakeRecorder(), guard=None, text=sql_text)
+    with pytest.raises(TypeError, match="QueryGuard"):
+        _core.TimedMethod(len, FakeRecorder(), guard=active.var, text=sql_text)
     with pytest.raises(TypeError):
         _core.TimedMethod(len, FakeRecorder(), guard=active)
 

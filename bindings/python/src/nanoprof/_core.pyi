@@ -6,7 +6,7 @@ on one event loop, or served by threads, never see each other's queries.
 """
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from contextvars import ContextVar
+from contextvars import ContextVar, Token
 from typing import Any, Final, NamedTuple
 
 __version__: Final[str]
@@ -344,7 +344,7 @@ class TimedMethod:
     ``func``'s result is returned as it is; otherwise the query is recorded with
     ``recorder.finish`` (``finish_async``) and ``text(query, self)`` for a query not str or
     bytes.  With ``asynchronous``, the result is a TimedAwait over ``func``'s awaitable."""
-    def __new__(cls, func: Callable[..., Any], recorder: Any, /, *, guard: ContextVar[bool],
+    def __new__(cls, func: Callable[..., Any], recorder: Any, /, *, guard: QueryGuard,
                 text: Callable[[Any, Any], str | bytes], pname: str = "", many: bool = False,
                 asynchronous: bool = False) -> TimedMethod: ...
     def __call__(self, *args: Any, **kwargs: Any) -> Any: ...
@@ -356,6 +356,18 @@ class TimedMethod:
     many: Final[bool]
     asynchronous: Final[bool]
     recorder: Final[Any]
+
+class QueryGuard:
+    """A ContextVar (default False) with ContextVar's get/set/reset that counts the set()
+    tokens not reset yet: while none is, the C wrappers skip reading it."""
+    def __init__(self, name: str) -> None: ...
+    def get(self) -> Any: ...
+    def set(self, value: Any, /) -> Token[Any]: ...
+    def reset(self, token: Token[Any], /) -> None: ...
+    @property
+    def var(self) -> ContextVar[Any]: ...
+    @property
+    def outstanding(self) -> int: ...
 
 class TimedAwait:
     """What a TimedMethod with ``asynchronous`` returns when it records: a coroutine-like

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from contextvars import ContextVar
 from typing import Any
 
 from .. import _core
@@ -29,8 +28,10 @@ Undo = Callable[[], None]
 # runs each greenlet in the context of the task that spawned it.
 # The coroutine wrappers (ext/timed.c) keep the other half of the guard: a per-thread count
 # of their steps running now, which covers the same code for far less than a ContextVar set
-# and reset per query; guarded() asks both.
-active: ContextVar[bool] = ContextVar("nanoprof_db_query_active", default=False)
+# and reset per query; guarded() asks both.  It is a QueryGuard (ext/guard.c): a
+# ContextVar with ContextVar's get/set/reset that also counts the sets not reset yet, so
+# that the C wrappers skip reading it while none is.
+active = _core.QueryGuard("nanoprof_db_query_active")
 _in_timed_step = _core.in_timed_step
 
 
