@@ -16,6 +16,7 @@
 #include <string.h>
 #include <xxhash.h>
 
+#include "memo.h"
 #include "profile.h"
 
 static uint64_t mix(uint64_t h)
@@ -117,7 +118,8 @@ static int seen_before(nprof_profile *p, uint64_t h)
     return 0;
 }
 
-int32_t nprof__patterns_count(nprof_profile *p, const nprof_query *q, int32_t kept)
+int32_t nprof__patterns_count(nprof_profile *p, const nprof_query *q, int32_t kept,
+                              uint64_t text_hash)
 {
     uint64_t slow_ns = p->rt->slow_query_ns;
     int slow = q->duration_ns > slow_ns;
@@ -125,8 +127,13 @@ int32_t nprof__patterns_count(nprof_profile *p, const nprof_query *q, int32_t ke
     if (!q->fingerprint || (q->flags & NPROF_QUERY_UNCOUNTED))
         return -1;
     /* Same text and same parameters: the fingerprint keeps shapes apart, the hashes the
-     * literals and the parameter summary. */
-    uint64_t h = XXH3_64bits_withSeed(q->sql, q->sql_len, q->fingerprint);
+     * literals and the parameter summary.  The text's hash is keyed as the SQL layer's shape
+     * cache keys its own, so that a text it hashed already is not hashed again and one
+     * recorded another way hashes the same. */
+    if (!text_hash)
+        text_hash = XXH3_64bits_withSeed(q->sql, q->sql_len,
+                                         p->rt->shapes ? nprof__memo_seed(p->rt->shapes) : 0);
+    uint64_t h = mix(text_hash ^ q->fingerprint);
     if (q->params)
         h ^= mix(XXH3_64bits(q->params, q->params_len) + 1);
     if (!h)

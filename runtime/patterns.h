@@ -30,7 +30,9 @@ struct nprof_query;
 /* Counts one query (kept as query number `kept`, or -1 when only counted).  Returns the
  * number of its shape when it is the first query of that shape (a new pattern), else -1 (no
  * fingerprint, uncounted, a shape seen before, or one that could not be counted): the
- * recorder asks for a call site only then. */
-int32_t nprof__patterns_count(struct nprof_profile *p, const struct nprof_query *q, int32_t kept);
+ * recorder asks for a call site only then.  `text_hash`: a seeded 64-bit hash of the whole
+ * text that the SQL layer computed already, or 0 (the text is hashed here). */
+int32_t nprof__patterns_count(struct nprof_profile *p, const struct nprof_query *q, int32_t kept,
+                              uint64_t text_hash);
 
 #endif /* NPROF_RUNTIME_PATTERNS_H */

@@ -667,6 +667,11 @@ int nprof_profile_wants_params(const nprof_profile *p, uint64_t duration_ns, int
 
 int nprof_query_record(nprof_profile *p, const nprof_query *q)
 {
+    return nprof__query_record_hashed(p, q, 0);
+}
+
+int nprof__query_record_hashed(nprof_profile *p, const nprof_query *q, uint64_t text_hash)
+{
     if (NPROF_UNLIKELY(!p))
         return NPROF_ENOPROFILE;
     if (NPROF_UNLIKELY(!q || (!q->sql && q->sql_len) || (!q->params && q->params_len) ||
@@ -680,7 +685,7 @@ int nprof_query_record(nprof_profile *p, const nprof_query *q)
     int32_t kept = keep_query(p, q, now);
     if (kept < 0)
         p->queries_dropped++;
-    int32_t shape = nprof__patterns_count(p, q, kept);
+    int32_t shape = nprof__patterns_count(p, q, kept, text_hash);
     if (q->callsite)
         keep_callsite(p, q, kept, shape);
     return kept >= 0 ? NPROF_OK : NPROF_ELIMIT;

@@ -219,6 +219,10 @@ static inline void nprof__profile_trim(nprof_profile *p)
 }
 void nprof__profile_free(nprof_profile *p);
 
+/* nprof_query_record() for the SQL layer, with the seeded hash of the whole query text it
+ * computed already (0: none), so that the exact-repeat count does not hash it again. */
+int nprof__query_record_hashed(nprof_profile *p, const nprof_query *q, uint64_t text_hash);
+
 /* Store slots hold a profile pointer with its owner shard in the low bits (profiles are
  * cache-line aligned), so evicting one tells where it goes back without touching it. */
 #define NPROF__OWNER_MASK ((uintptr_t)(NPROF__SHARDS - 1))

@@ -411,7 +411,7 @@ static uint64_t fingerprint(const char *sql, size_t len)
         char norm[PQ_NORM_BUF];
         size_t n;
         int ignored;
-        if (nprof__sql_shape_of(rt, sql, len, norm, sizeof norm, &n, &fp, &ignored) != NPROF_OK)
+        if (nprof__sql_shape_of(rt, sql, len, norm, sizeof norm, &n, &fp, &ignored, NULL) != NPROF_OK)
             fp = 0;
     }
     if (!fp)
@@ -793,7 +793,7 @@ static void record(nprof_runtime *rt, const pq_done *d)
     /* The profile's shape of the query, on the stack, also gives the fingerprint that the
      * per-fingerprint table and the slow-query log need. */
     if (p && nprof__sql_kept(p->rt, d->sql_len) <= PQ_NORM_INPUT_MAX)
-        nprof__sql_shape_query(p->rt, &q, norm, sizeof norm);
+        nprof__sql_shape_query(p->rt, &q, norm, sizeof norm, NULL);
     uint64_t fp = q.fingerprint ? q.fingerprint : fingerprint(d->sql, d->sql_len);
     if (nprof_querystats_add(pq.qs, fp, d->sql, d->sql_len, duration_ns, d->rows, d->error) ==
         NPROF_EINVAL)

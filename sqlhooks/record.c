@@ -56,9 +56,10 @@ int nprof_sql_record(nprof_profile *p, const nprof_query *q)
     nprof_query shaped = *q;
     size_t cap = NPROF_SQL_NORMALIZED_MAX(nprof__sql_kept(p->rt, q->sql_len));
     char *buf = thread_buffer(cap);
+    uint64_t text_hash = 0;
     if (buf)
-        nprof__sql_shape_query(p->rt, &shaped, buf, cap);
+        nprof__sql_shape_query(p->rt, &shaped, buf, cap, &text_hash);
     if (!shaped.fingerprint)
         shaped.fingerprint = nprof_sql_fingerprint(q->sql, q->sql_len);
-    return nprof_query_record(p, &shaped);
+    return nprof__query_record_hashed(p, &shaped, text_hash);
 }

@@ -144,16 +144,21 @@ static void exact_put(exact_entry *e, uint64_t seed, uint64_t hash, const char *
 }
 
 int nprof__sql_shape_of(nprof_runtime *rt, const char *sql, size_t len, char *out, size_t cap,
-                        size_t *out_len, uint64_t *fingerprint, int *ignored)
+                        size_t *out_len, uint64_t *fingerprint, int *ignored,
+                        uint64_t *text_hash)
 {
     *out_len = 0;
     *fingerprint = 0;
     *ignored = 0;
+    if (text_hash)
+        *text_hash = 0;
     uint64_t seed = rt->shapes ? nprof__memo_seed(rt->shapes) : 0;
     exact_entry *exact = NULL;
     uint64_t exact_hash = 0;
     if (seed && len && len <= EXACT_TEXT_MAX) { /* len 0: sql may be NULL */
         exact_hash = XXH3_64bits_withSeed(sql, len, seed);
+        if (text_hash)
+            *text_hash = exact_hash;
         exact = exact_slot(exact_hash);
         if (exact && exact->seed == seed && exact->hash == exact_hash && exact->len == len &&
             exact->shape_len < cap && memcmp(exact->text, sql, len) == 0) {
@@ -201,13 +206,18 @@ size_t nprof__sql_kept(const nprof_runtime *rt, size_t len)
     return len < rt->cfg.max_sql_bytes ? len : rt->cfg.max_sql_bytes;
 }
 
-int nprof__sql_shape_query(nprof_runtime *rt, nprof_query *q, char *buf, size_t cap)
+int nprof__sql_shape_query(nprof_runtime *rt, nprof_query *q, char *buf, size_t cap,
+                           uint64_t *text_hash)
 {
     size_t kept = nprof__sql_kept(rt, q->sql_len), n;
-    uint64_t fp;
+    uint64_t fp, hash;
     int ignored;
-    if (nprof__sql_shape_of(rt, q->sql, kept, buf, cap, &n, &fp, &ignored) != NPROF_OK)
+    if (text_hash)
+        *text_hash = 0;
+    if (nprof__sql_shape_of(rt, q->sql, kept, buf, cap, &n, &fp, &ignored, &hash) != NPROF_OK)
         return 0;
+    if (text_hash && kept == q->sql_len)
+        *text_hash = hash; /* of the whole text, as the exact-repeat count hashes it */
     if (!q->normalized) {
         q->normalized = buf;
         q->normalized_len = n;

@@ -212,6 +212,39 @@ TEST(hostile_input_is_recorded_without_harm)
     nprof_runtime_destroy(rt);
 }
 
+TEST(an_exact_repeat_counts_the_same_whichever_way_its_text_is_recorded)
+{
+    /* The SQL layer hands the profile the text hash its shape cache computed; a query
+     * recorded with its shape given (nprof_query_record) or one too long for that cache is
+     * hashed by the profile itself.  A repeat must count the same on every path. */
+    nprof_runtime *rt = make_runtime("max_sql_bytes=4096");
+    nprof_profile *p;
+    ASSERT_OK(nprof_request_begin(rt, "GET", 3, "/", 1, 0, &p));
+    const char *sql = "SELECT id FROM items WHERE id = $1";
+    ASSERT_OK(record_sql(p, sql));
+    ASSERT_OK(record_sql(p, sql)); /* a repeat through the shape cache */
+    nprof_query_info first;
+    ASSERT_OK(nprof_profile_get_query(p, 0, &first));
+    nprof_query given = {.sql = sql, .sql_len = strlen(sql), .duration_ns = 1,
+                         .fingerprint = first.fingerprint, .normalized = first.normalized,
+                         .normalized_len = first.normalized_len};
+    ASSERT_OK(nprof_query_record(p, &given)); /* the same text, shape given */
+    ASSERT_OK(record_sql(p, "SELECT id FROM items WHERE id = $2")); /* same shape, new text */
+    char long_sql[1200];
+    size_t n = (size_t)snprintf(long_sql, sizeof long_sql, "SELECT id FROM items WHERE name = $1");
+    while (n < 1000)
+        n += (size_t)snprintf(long_sql + n, sizeof long_sql - n, " OR name = $1");
+    ASSERT_OK(record_sql(p, long_sql));
+    ASSERT_OK(record_sql(p, long_sql)); /* too long for the shape cache's hash */
+    ASSERT_OK(nprof_request_end(p, 200));
+    nprof_profile_info info;
+    nprof_profile_get_info(p, &info);
+    ASSERT_EQ_U64(info.sql_count, 6);
+    ASSERT_EQ_U64(info.exact_repeats, 3);
+    nprof_request_discard(p);
+    nprof_runtime_destroy(rt);
+}
+
 int main(void)
 {
     RUN(queries_that_differ_in_literals_form_one_n_plus_one_pattern);
@@ -220,5 +253,6 @@ int main(void)
     RUN(a_repeated_parameterized_text_keeps_its_shape_per_runtime);
     RUN(a_long_query_keeps_its_whole_fingerprint_and_a_cut_normalized_text);
     RUN(hostile_input_is_recorded_without_harm);
+    RUN(an_exact_repeat_counts_the_same_whichever_way_its_text_is_recorded);
     return TEST_SUMMARY();
 }
