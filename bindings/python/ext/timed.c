@@ -67,7 +67,25 @@ typedef struct {
     int rest;            /* pname "*": the parameters are all positional arguments after
                             the query (asyncpg's style), as a tuple */
     int asynchronous;    /* func returns an awaitable */
+    int wrapper;         /* Django's execute_wrapper protocol (func is None): called as
+                            (execute, sql, params, many, context), it runs
+                            execute(sql, params, many, context); `many` says per call
+                            whether params is a batch */
 } timed_method;
+
+/* The driver's call: func(*args), or for an execute wrapper args[0](*args[1:]). */
+static PyObject *call_func(timed_method *m, PyObject *const *args, size_t nargsf,
+                           PyObject *kwnames)
+{
+    if (!m->wrapper)
+        return PyObject_Vectorcall(m->func, args, nargsf, kwnames);
+    Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
+    if (nargs < 1)
+        return PyErr_Format(PyExc_TypeError,
+                            "an execute wrapper is called as (execute, sql, params, many, "
+                            "context)");
+    return PyObject_Vectorcall(args[0], args + 1, (size_t)(nargs - 1), kwnames);
+}
 
 /* What finish() is given about one query.  `start` is the int start() returned, or NULL
  * when the recorder is a LiveRecorder, whose start is `ticks`. */
@@ -293,8 +311,8 @@ static PyObject *call_query_by_keyword(timed_method *m, PyObject *const *args, s
 {
     Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
     Py_ssize_t at = nargs == 1 ? find_keyword(kwnames, str_query) : -1;
-    if (at < 0)
-        return PyObject_Vectorcall(m->func, args, nargsf, kwnames);
+    if (at < 0 || m->wrapper)
+        return call_func(m, args, nargsf, kwnames);
     Py_ssize_t nkw = PyTuple_GET_SIZE(kwnames);
     PyObject **moved = PyMem_Malloc((size_t)(nkw + 1) * sizeof *moved);
     PyObject *names = PyTuple_New(nkw - 1);
@@ -370,7 +388,7 @@ static PyObject *guarded_call(timed_method *m, PyObject *const *args, size_t nar
     PyObject *token = nprof_py_guard_set(m->guard, Py_True);
     if (!token)
         return NULL;
-    PyObject *result = PyObject_Vectorcall(m->func, args, nargsf, kwnames);
+    PyObject *result = call_func(m, args, nargsf, kwnames);
     if (nprof_py_guard_reset(m->guard, token) < 0)
         Py_CLEAR(result); /* (an error of the reset replaces the result, as in Python) */
     Py_DECREF(token);
@@ -389,13 +407,13 @@ static PyObject *timed_call(timed_method *m, PyObject *const *args, size_t nargs
     if (busy < 0)
         return NULL;
     if (busy)
-        return PyObject_Vectorcall(m->func, args, nargsf, kwnames);
+        return call_func(m, args, nargsf, kwnames);
     PyObject *start = NULL;
     uint64_t ticks = 0;
     if (Py_IS_TYPE(m->recorder, &nprof_py_live_type)) {
         ticks = nprof_py_live_begin(m->recorder, !m->asynchronous);
         if (!ticks)
-            return PyObject_Vectorcall(m->func, args, nargsf, kwnames);
+            return call_func(m, args, nargsf, kwnames);
     } else {
         start = PyObject_VectorcallMethod(m->asynchronous ? str_start_async : str_start,
                                           &m->recorder, 1, NULL);
@@ -404,7 +422,7 @@ static PyObject *timed_call(timed_method *m, PyObject *const *args, size_t nargs
         int on = PyObject_IsTrue(start);
         if (on <= 0) {
             Py_DECREF(start);
-            return on < 0 ? NULL : PyObject_Vectorcall(m->func, args, nargsf, kwnames);
+            return on < 0 ? NULL : call_func(m, args, nargsf, kwnames);
         }
     }
 
@@ -412,6 +430,13 @@ static PyObject *timed_call(timed_method *m, PyObject *const *args, size_t nargs
      * preload shim out of this thread until then. */
     query_info q = {.start = start, .ticks = ticks, .owner = args[0], .query = args[1],
                     .params = NULL, .rows = 0};
+    int many = m->many;
+    if (m->wrapper) {
+        q.owner = Py_None; /* execute: no driver object to render a query with */
+        many = nargs > 3 ? PyObject_IsTrue(args[3]) : 0;
+        if (many < 0)
+            goto failed;
+    }
     PyObject *const *call_args = args;
     size_t call_nargsf = nargsf;
     PyObject *small[8], **heap = NULL;
@@ -419,7 +444,7 @@ static PyObject *timed_call(timed_method *m, PyObject *const *args, size_t nargs
     PyObject *result = NULL, *token = NULL;
     PyObject *finish_name = m->asynchronous ? str_finish_async : str_finish;
 
-    Py_ssize_t kw = nargs > 2 ? -1 : find_keyword(kwnames, m->pname);
+    Py_ssize_t kw = nargs > 2 || m->wrapper ? -1 : find_keyword(kwnames, m->pname);
     if (m->rest) {
         /* asyncpg's fetch(query, *args): every argument after the query is a parameter. */
         if (nargs > 2) {
@@ -431,9 +456,9 @@ static PyObject *timed_call(timed_method *m, PyObject *const *args, size_t nargs
         } else {
             q.params = Py_NewRef(Py_None);
         }
-    } else if (!m->many) {
+    } else if (!many) {
         q.params = Py_NewRef(nargs > 2 ? args[2] : kw >= 0 ? args[nargs + kw] : Py_None);
-    } else if (nargs > 2 || kw >= 0) {
+    } else if ((nargs > 2 && args[2] != Py_None) || kw >= 0) {
         /* batch(): a list or tuple as it is, anything else consumed into a list, which the
          * driver then gets (counting must not eat the application's rows). */
         Py_ssize_t at = nargs > 2 ? 2 : nargs + kw;
@@ -475,7 +500,7 @@ static PyObject *timed_call(timed_method *m, PyObject *const *args, size_t nargs
     token = nprof_py_guard_set(m->guard, Py_True);
     if (!token)
         goto failed;
-    result = PyObject_Vectorcall(m->func, call_args, call_nargsf, kwnames);
+    result = call_func(m, call_args, call_nargsf, kwnames);
     if (!result)
         goto failed;
     int reset = nprof_py_guard_reset(m->guard, token);
@@ -551,13 +576,20 @@ static int copy_func_attributes(timed_method *m)
 
 static PyObject *method_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
 {
-    static char *kw[] = {"", "", "guard", "text", "pname", "many", "asynchronous", NULL};
+    static char *kw[] = {"",     "",           "guard",           "text", "pname",
+                         "many", "asynchronous", "execute_wrapper", NULL};
     PyObject *func, *recorder, *guard = NULL, *text = NULL, *pname = NULL;
-    int many = 0, asynchronous = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OO|$OOUpp:TimedMethod", kw, &func, &recorder,
-                                     &guard, &text, &pname, &many, &asynchronous))
+    int many = 0, asynchronous = 0, wrapper = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OO|$OOUppp:TimedMethod", kw, &func,
+                                     &recorder, &guard, &text, &pname, &many, &asynchronous,
+                                     &wrapper))
         return NULL;
-    if (!PyCallable_Check(func))
+    if (wrapper && (func != Py_None || many || asynchronous || pname))
+        return PyErr_Format(PyExc_TypeError,
+                            "TimedMethod(None, recorder, execute_wrapper=True): an execute "
+                            "wrapper calls the execute it is given, takes `many` per call and "
+                            "is synchronous");
+    if (!wrapper && !PyCallable_Check(func))
         return PyErr_Format(PyExc_TypeError, "TimedMethod(func, ...): func must be callable");
     if (!guard || !PyObject_TypeCheck(guard, &nprof_py_guard_type))
         return PyErr_Format(PyExc_TypeError, "TimedMethod: guard must be a _core.QueryGuard");
@@ -586,8 +618,9 @@ static PyObject *method_new(PyTypeObject *type, PyObject *args, PyObject *kwargs
         return NULL;
     }
     m->asynchronous = asynchronous;
+    m->wrapper = wrapper;
     m->vectorcall = (vectorcallfunc)timed_call;
-    if (copy_func_attributes(m) < 0) {
+    if (!wrapper && copy_func_attributes(m) < 0) {
         Py_DECREF(m);
         return NULL;
     }
@@ -596,6 +629,8 @@ static PyObject *method_new(PyTypeObject *type, PyObject *args, PyObject *kwargs
 
 static PyObject *method_repr(timed_method *m)
 {
+    if (m->wrapper)
+        return PyUnicode_FromString("<nanoprof timed execute wrapper>");
     return PyUnicode_FromFormat("<nanoprof timed %R>", m->func);
 }
 
@@ -642,9 +677,11 @@ PyTypeObject nprof_py_timed_method_type = {
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_VECTORCALL |
                 Py_TPFLAGS_METHOD_DESCRIPTOR,
     .tp_doc = "TimedMethod(func, recorder, /, *, guard, text, pname='', many=False, "
-              "asynchronous=False): func(self, query, *args, **kwargs) timed as one query "
-              "(see nanoprof/db/_base.py: sync_execute, async_execute); with recorder None, "
-              "func(*args, **kwargs) runs guarded and records nothing (unrecorded()).",
+              "asynchronous=False, execute_wrapper=False): func(self, query, *args, **kwargs) "
+              "timed as one query (see nanoprof/db/_base.py: sync_execute, async_execute); "
+              "with recorder None, func(*args, **kwargs) runs guarded and records nothing "
+              "(unrecorded()).  TimedMethod(None, recorder, execute_wrapper=True, ...): "
+              "Django's execute wrapper (execute, sql, params, many, context).",
     .tp_traverse = (traverseproc)method_traverse,
     .tp_clear = (inquiry)method_clear,
     .tp_weaklistoffset = offsetof(timed_method, weakrefs),

@@ -445,6 +445,65 @@ def test_the_guard_counts_the_sets_not_reset_and_stays_up_for_a_lost_token() -> 
     assert [r[2] for r in rec.records] == ["SELECT read"]
 
 
+# ---- the execute-wrapper form (Django's connection.execute_wrappers) ---------------------------
+
+
+def _execute_wrapper(rec: Any) -> Any:
+    return _core.TimedMethod(None, rec, guard=active, text=sql_text, execute_wrapper=True)
+
+
+def test_the_execute_wrapper_times_each_call_and_reads_many_per_call() -> None:
+    rec = FakeRecorder()
+    wrapper = _execute_wrapper(rec)
+    seen: list[tuple[Any, ...]] = []
+
+    def execute(sql: Any, params: Any, many: bool, context: Any) -> str:
+        seen.append((sql, params if not many or params is None else list(params), many,
+                     context, guarded()))
+        return "rows"
+
+    ctx = {"connection": "c"}
+    assert wrapper(execute, "SELECT %s", (1,), False, ctx) == "rows"
+    assert wrapper(execute, "INSERT %s", [(1,), (2,), (3,)], True, ctx) == "rows"
+    assert wrapper(execute, "INSERT %s", iter([(4,), (5,)]), True, ctx) == "rows"
+    assert wrapper(execute, "INSERT nothing", None, True, ctx) == "rows"
+    assert [r[2:6] for r in rec.records] == [
+        ("SELECT %s", (1,), 0, None),
+        ("INSERT %s", (1,), 3, None),
+        ("INSERT %s", (4,), 2, None),  # the iterator, consumed: execute got its list
+        ("INSERT nothing", None, 0, None),
+    ]
+    assert seen[2][1] == [(4,), (5,)] and seen[3][1] is None
+    assert all(s[3] is ctx and s[4] for s in seen)  # the guard was up inside execute
+
+
+def test_the_execute_wrapper_records_an_error_and_passes_through_when_guarded() -> None:
+    rec = FakeRecorder()
+    wrapper = _execute_wrapper(rec)
+    raised = Boom("no table")
+
+    def failing(sql: Any, params: Any, many: bool, context: Any) -> None:
+        raise raised
+
+    with pytest.raises(Boom) as caught:
+        wrapper(failing, "SELECT * FROM missing", None, False, {})
+    assert caught.value is raised
+    assert rec.records[-1][2] == "SELECT * FROM missing" and rec.records[-1][5] is raised
+    token = active.set(True)  # a hook above already times this query
+    try:
+        assert wrapper(lambda *a: "through", "SELECT 1", None, False, {}) == "through"
+    finally:
+        active.reset(token)
+    assert len(rec.records) == 1
+    with pytest.raises(TypeError, match="execute wrapper"):
+        _core.TimedMethod(len, rec, guard=active, text=sql_text, execute_wrapper=True)
+    with pytest.raises(TypeError, match="execute wrapper"):
+        _core.TimedMethod(None, rec, guard=active, text=sql_text, many=True, execute_wrapper=True)
+    with pytest.raises(TypeError, match="execute wrapper"):
+        wrapper()
+    assert repr(wrapper) == "<nanoprof timed execute wrapper>"
+
+
 def test_a_non_callable_or_bad_guard_is_refused() -> None:
     with pytest.raises(TypeError):
         _core.TimedMethod(1, FakeRecorder(), guard=active, text=sql_text)

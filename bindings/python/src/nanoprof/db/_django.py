@@ -17,7 +17,8 @@ from __future__ import annotations
 import weakref
 from typing import Any
 
-from ._base import Live, Undo, active, batch, sql_text
+from .. import _core
+from ._base import Live, Undo, active, sql_text
 
 
 def _module() -> Any:
@@ -33,27 +34,29 @@ def _module() -> Any:
 
 
 def _wrapper(recorder: Live) -> Any:
-    get, set_, reset = active.get, active.set, active.reset
+    """The execute wrapper of one install: a C callable (_core.TimedMethod in its
+    execute-wrapper form, ext/timed.c), since every query of the application goes through
+    it.  It does what this Python did, without the frame and the guard's Python calls:
 
-    def nanoprof_query_timer(execute: Any, sql: Any, params: Any, many: bool, context: Any) -> Any:
-        if get() or not (t := recorder.start()):
-            return execute(sql, params, many, context)
-        if many:
-            params, first, rows = batch(params) if params is not None else (None, None, 0)
-        else:
-            first, rows = params, 0
-        token = set_(True)
-        try:
-            result = execute(sql, params, many, context)
-        except BaseException as exc:
-            recorder.finish(t, sql_text(sql), first, rows, exc)
-            raise
-        finally:
-            reset(token)
-        recorder.finish(t, sql_text(sql), first, rows)
-        return result
-
-    return nanoprof_query_timer
+        def nanoprof_query_timer(execute, sql, params, many, context):
+            if active.get() or not (t := recorder.start()):
+                return execute(sql, params, many, context)
+            if many:
+                params, first, rows = batch(params) if params is not None else (None, None, 0)
+            else:
+                first, rows = params, 0
+            token = active.set(True)
+            try:
+                result = execute(sql, params, many, context)
+            except BaseException as exc:
+                recorder.finish(t, sql_text(sql), first, rows, exc)
+                raise
+            finally:
+                active.reset(token)
+            recorder.finish(t, sql_text(sql), first, rows)
+            return result
+    """
+    return _core.TimedMethod(None, recorder, guard=active, text=sql_text, execute_wrapper=True)
 
 
 def install(target: Any, recorder: Live) -> Undo:
