@@ -15,7 +15,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define MAX_PREFIXES 64
 
 typedef struct site_code {
     PyObject *code;  /* the table's (codetab.c) */
@@ -26,11 +25,7 @@ typedef struct site_code {
                         CPython finds a line by walking the code's line table */
 } site_code;
 
-static char *prefixes[MAX_PREFIXES];
-static size_t prefix_lens[MAX_PREFIXES];
-static size_t prefix_count;
-static char *base_dir; /* paths under it are shown relative to it */
-static size_t base_len;
+static nprof_py_paths library_paths; /* and the base paths are shown relative to */
 
 static void site_release(void *entry)
 {
@@ -44,10 +39,7 @@ static int is_library(const char *file, size_t len)
     /* Frozen modules (importlib) and nanoprof's generated code are never the application. */
     if (len >= 8 && memcmp(file, "<frozen ", 8) == 0)
         return 1;
-    for (size_t i = 0; i < prefix_count; i++)
-        if (len >= prefix_lens[i] && memcmp(file, prefixes[i], prefix_lens[i]) == 0)
-            return 1;
-    return 0;
+    return nprof_py_paths_match(&library_paths, file, len) >= 0;
 }
 
 /* What the table says of `code`, learning it on first sight.  NULL with *library set for a
@@ -80,12 +72,7 @@ static site_code *lookup(PyCodeObject *code, int *library)
     size_t path_len = 0;
     if (!is_library(file, (size_t)flen)) {
         const char *shown = file;
-        size_t shown_len = (size_t)flen;
-        if (base_len && shown_len > base_len + 1 && memcmp(shown, base_dir, base_len) == 0 &&
-            shown[base_len] == '/') {
-            shown += base_len + 1;
-            shown_len -= base_len + 1;
-        }
+        size_t shown_len = nprof_py_paths_shown(&library_paths, &shown, (size_t)flen);
         PyObject *qn = PyObject_GetAttrString((PyObject *)code, "co_qualname");
         Py_ssize_t qlen = 0;
         const char *q = qn && PyUnicode_Check(qn) ? PyUnicode_AsUTF8AndSize(qn, &qlen) : NULL;
@@ -205,25 +192,6 @@ static PyObject *py_callsite(PyObject *self, PyObject *noargs)
     return nprof_py_callsite();
 }
 
-static char *copy_text(PyObject *o, size_t *len, const char *what)
-{
-    Py_ssize_t n;
-    PyObject *keep;
-    const char *t = nprof_py_text(o, &n, &keep, what);
-    if (!t)
-        return NULL;
-    char *c = malloc((size_t)n + 1);
-    if (c) {
-        memcpy(c, t, (size_t)n);
-        c[n] = '\0';
-        *len = (size_t)n;
-    } else {
-        PyErr_NoMemory();
-    }
-    Py_XDECREF(keep);
-    return c;
-}
-
 static PyObject *py_set_callsite_exclude(PyObject *self, PyObject *args, PyObject *kwargs)
 {
     (void)self;
@@ -232,54 +200,10 @@ static PyObject *py_set_callsite_exclude(PyObject *self, PyObject *args, PyObjec
     if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O|O:set_callsite_exclude", kw, &seq_in,
                                      &base))
         return NULL;
-    if (PyUnicode_Check(seq_in) || PyBytes_Check(seq_in))
-        return PyErr_Format(PyExc_TypeError,
-                            "prefixes must be a sequence of paths, not one %.50s",
-                            Py_TYPE(seq_in)->tp_name);
-    PyObject *seq = PySequence_Fast(seq_in, "prefixes must be a sequence of paths");
-    if (!seq)
+    if (nprof_py_paths_set(&library_paths, &seq_in, 1, base, "path prefixes") < 0)
         return NULL;
-    Py_ssize_t count = PySequence_Fast_GET_SIZE(seq);
-    if (count > MAX_PREFIXES) {
-        Py_DECREF(seq);
-        return PyErr_Format(PyExc_ValueError, "at most %d path prefixes, got %zd", MAX_PREFIXES,
-                            count);
-    }
-    char *fresh[MAX_PREFIXES];
-    size_t lens[MAX_PREFIXES];
-    Py_ssize_t made = 0;
-    char *new_base = NULL;
-    size_t new_base_len = 0;
-    for (; made < count; made++) {
-        fresh[made] = copy_text(PySequence_Fast_GET_ITEM(seq, made), &lens[made], "a prefix");
-        if (!fresh[made])
-            goto fail;
-    }
-    if (base != Py_None) {
-        new_base = copy_text(base, &new_base_len, "base");
-        if (!new_base)
-            goto fail;
-        while (new_base_len > 1 && new_base[new_base_len - 1] == '/')
-            new_base[--new_base_len] = '\0';
-    }
-    Py_DECREF(seq);
-    for (size_t i = 0; i < prefix_count; i++)
-        free(prefixes[i]);
-    for (Py_ssize_t i = 0; i < count; i++) {
-        prefixes[i] = fresh[i];
-        prefix_lens[i] = lens[i];
-    }
-    prefix_count = (size_t)count;
-    free(base_dir);
-    base_dir = new_base;
-    base_len = new_base_len;
     nprof_py_codetab_clear(&sites);
     Py_RETURN_NONE;
-fail:
-    for (Py_ssize_t i = 0; i < made; i++)
-        free(fresh[i]);
-    Py_DECREF(seq);
-    return NULL;
 }
 
 PyMethodDef nprof_py_callsite_methods[] = {

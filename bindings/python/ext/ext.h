@@ -207,6 +207,33 @@ typedef struct nprof_py_name {
 /* Interns each text into its slot, once (a filled slot is kept); 0, or -1 with an error. */
 int nprof_py_intern_names(const nprof_py_name *names, size_t count);
 
+/* ---- path tables (paths.c) ------------------------------------------------------------ */
+
+/* Path prefixes, each tagged with the group it came in (0, 1, ...), and the directory that
+ * paths under it are shown relative to: how callsite.c and sampler.c classify a frame's
+ * file.  Read and set with the GIL held.  A zeroed table is empty. */
+#define NPROF_PY_PATHS_MAX 64
+typedef struct nprof_py_paths {
+    char *items[NPROF_PY_PATHS_MAX];
+    size_t lens[NPROF_PY_PATHS_MAX];
+    int groups[NPROF_PY_PATHS_MAX];
+    size_t count;
+    char *base;
+    size_t base_len;
+} nprof_py_paths;
+
+/* Replaces the table with the paths of the sequences groups[0..ngroups) and `base` (None:
+ * none; a trailing '/' is dropped).  On error (a str for a sequence, a path that is not
+ * text, more than NPROF_PY_PATHS_MAX) the table is unchanged: -1 with the exception,
+ * which names the paths `what` ("sampler paths"). */
+int nprof_py_paths_set(nprof_py_paths *t, PyObject *const *groups, int ngroups, PyObject *base,
+                       const char *what);
+void nprof_py_paths_clear(nprof_py_paths *t);
+/* The index of the longest prefix `file` starts with, or -1. */
+long nprof_py_paths_match(const nprof_py_paths *t, const char *file, size_t len);
+/* `file` as shown: relative to the base when under it (*file moves past it); its length. */
+size_t nprof_py_paths_shown(const nprof_py_paths *t, const char **file, size_t len);
+
 /* ---- forwarding awaitables (forward.c) ------------------------------------------------ */
 
 /* An awaitable that forwards every step (send, throw, close) to the coroutine `iter` and

@@ -86,7 +86,6 @@
 
 /* ---- the code table ------------------------------------------------------------------ */
 
-#define MAX_ROOTS 64
 
 enum { CODE_APP = 0, CODE_LIB = 1, CODE_OWN = 2 };
 
@@ -101,12 +100,8 @@ typedef struct code_entry {
 
 /* Library roots (stdlib, site-packages): a frame under one belongs to the library named by
  * the first path component after it.  Own roots: nanoprof's package, never shown. */
-static char *roots[MAX_ROOTS];
-static size_t root_lens[MAX_ROOTS];
-static int root_own[MAX_ROOTS];
-static size_t root_count;
-static char *base_dir; /* application paths are shown relative to it */
-static size_t base_len;
+enum { ROOT_LIBRARY = 0, ROOT_OWN = 1 }; /* the groups of set_sampler_paths() */
+static nprof_py_paths roots; /* and the base application paths are shown relative to */
 
 static void code_release(void *entry)
 {
@@ -147,18 +142,12 @@ static int classify(const char *file, size_t len, const char **shown, size_t *sh
         *lib_len = n;
         return CODE_LIB;
     }
-    size_t best = 0, best_i = 0;
-    for (size_t i = 0; i < root_count; i++)
-        if (root_lens[i] > best && len >= root_lens[i] &&
-            memcmp(file, roots[i], root_lens[i]) == 0) {
-            best = root_lens[i];
-            best_i = i;
-        }
-    if (best) {
-        if (root_own[best_i])
+    long root = nprof_py_paths_match(&roots, file, len);
+    if (root >= 0) {
+        if (roots.groups[root] == ROOT_OWN)
             return CODE_OWN;
-        const char *rest = file + best;
-        size_t rest_len = len - best;
+        const char *rest = file + roots.lens[root];
+        size_t rest_len = len - roots.lens[root];
         size_t n = 0;
         while (n < rest_len && rest[n] != '/')
             n++;
@@ -170,11 +159,7 @@ static int classify(const char *file, size_t len, const char **shown, size_t *sh
         *lib_len = n;
         return CODE_LIB;
     }
-    if (base_len && len > base_len + 1 && memcmp(file, base_dir, base_len) == 0 &&
-        file[base_len] == '/') {
-        *shown = file + base_len + 1;
-        *shown_len = len - base_len - 1;
-    }
+    *shown_len = nprof_py_paths_shown(&roots, shown, len);
     return CODE_APP;
 }
 
@@ -1418,78 +1403,11 @@ static PyObject *py_set_sampler_paths(PyObject *self, PyObject *args, PyObject *
     if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OO|O:set_sampler_paths", kw, &libs, &own,
                                      &base))
         return NULL;
-    PyObject *seqs[2] = {PySequence_Fast(libs, "libraries must be a sequence of paths"), NULL};
-    if (!seqs[0])
+    PyObject *groups[2] = {[ROOT_LIBRARY] = libs, [ROOT_OWN] = own};
+    if (nprof_py_paths_set(&roots, groups, 2, base, "sampler paths") < 0)
         return NULL;
-    seqs[1] = PySequence_Fast(own, "own must be a sequence of paths");
-    if (!seqs[1]) {
-        Py_DECREF(seqs[0]);
-        return NULL;
-    }
-    char *fresh[MAX_ROOTS];
-    size_t lens[MAX_ROOTS];
-    int owns[MAX_ROOTS];
-    size_t made = 0;
-    char *nb = NULL;
-    size_t nb_len = 0;
-    for (int k = 0; k < 2; k++)
-        for (Py_ssize_t i = 0; i < PySequence_Fast_GET_SIZE(seqs[k]); i++) {
-            if (made == MAX_ROOTS) {
-                PyErr_Format(PyExc_ValueError, "at most %d sampler paths", MAX_ROOTS);
-                goto fail;
-            }
-            Py_ssize_t n;
-            PyObject *keep;
-            const char *t = nprof_py_text(PySequence_Fast_GET_ITEM(seqs[k], i), &n, &keep,
-                                          "a sampler path");
-            if (!t)
-                goto fail;
-            fresh[made] = dup_bytes(t, (size_t)n);
-            Py_XDECREF(keep);
-            if (!fresh[made]) {
-                PyErr_NoMemory();
-                goto fail;
-            }
-            lens[made] = (size_t)n;
-            owns[made++] = k == 1;
-        }
-    if (base != Py_None) {
-        Py_ssize_t n;
-        PyObject *keep;
-        const char *t = nprof_py_text(base, &n, &keep, "base");
-        if (!t)
-            goto fail;
-        nb = dup_bytes(t, (size_t)n);
-        Py_XDECREF(keep);
-        if (!nb) {
-            PyErr_NoMemory();
-            goto fail;
-        }
-        nb_len = (size_t)n;
-        while (nb_len > 1 && nb[nb_len - 1] == '/')
-            nb[--nb_len] = '\0';
-    }
-    Py_DECREF(seqs[0]);
-    Py_DECREF(seqs[1]);
-    for (size_t i = 0; i < root_count; i++)
-        free(roots[i]);
-    for (size_t i = 0; i < made; i++) {
-        roots[i] = fresh[i];
-        root_lens[i] = lens[i];
-        root_own[i] = owns[i];
-    }
-    root_count = made;
-    free(base_dir);
-    base_dir = nb;
-    base_len = nb_len;
     nprof_py_codetab_clear(&codes);
     Py_RETURN_NONE;
-fail:
-    for (size_t i = 0; i < made; i++)
-        free(fresh[i]);
-    Py_DECREF(seqs[0]);
-    Py_DECREF(seqs[1]);
-    return NULL;
 }
 
 /* Test-only entry points for the query recorder's two calls, on the current request. */

@@ -240,3 +240,34 @@ def test_call_sites_stay_right_when_the_code_table_fills_and_is_emptied() -> Non
         for i in range(5000):
             site = namespace[f"f{i}"]()
             assert site == f"/tmp/nprof_generated_sites.py:{2 * i + 2} in f{i}", (round_, site)
+
+
+def test_the_path_tables_refuse_bad_input_and_keep_what_they_had() -> None:
+    """set_callsite_exclude() and set_sampler_paths() (one path table each, ext/paths.c):
+    a refused call changes nothing, and exclude_callsite_paths() keeps no refused path."""
+    from nanoprof import _callsite
+
+    def where() -> str | None:
+        return _core.callsite()
+
+    before = where()
+    assert before is not None and f"{HERE}:" in before and before.endswith(".<locals>.where")
+    with pytest.raises(TypeError, match="sequence of paths, not one str"):
+        _core.set_callsite_exclude("/usr/lib/python3/")
+    with pytest.raises(ValueError, match="at most 64 path prefixes"):
+        _core.set_callsite_exclude([f"/p{i}/" for i in range(65)])
+    with pytest.raises(TypeError):
+        _core.set_callsite_exclude(["/ok/", 7])
+    with pytest.raises(ValueError, match="at most 64 sampler paths"):
+        _core.set_sampler_paths([f"/l{i}/" for i in range(40)], [f"/o{i}/" for i in range(25)])
+    with pytest.raises(TypeError, match="sequence of paths, not one str"):
+        _core.set_sampler_paths(["/l/"], "/own/")
+    assert where() == before  # the tables are as they were
+    try:
+        with pytest.raises(ValueError, match="at most 64"):
+            nanoprof.exclude_callsite_paths(*(f"/tmp/nprof_many_{i}" for i in range(64)))
+        assert _callsite._extra == []  # nothing of the refused call was kept
+        assert where() == before
+    finally:
+        _callsite._extra.clear()
+        _callsite._apply()

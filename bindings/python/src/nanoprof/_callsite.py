@@ -33,8 +33,9 @@ def _default_prefixes() -> list[str]:
     return sorted({p.rstrip("/") + "/" for p in every if p})
 
 
-def _apply() -> None:
-    _core.set_callsite_exclude(_default_prefixes() + _extra, base=os.getcwd())
+def _apply(extra: list[str] | None = None) -> None:
+    _core.set_callsite_exclude(_default_prefixes() + (_extra if extra is None else extra),
+                               base=os.getcwd())
 
 
 def _sampler_paths() -> None:
@@ -53,8 +54,9 @@ def exclude_callsite_paths(*prefixes: str) -> None:
     for p in prefixes:
         if not isinstance(p, str) or not p:
             raise TypeError(f"exclude_callsite_paths() takes non-empty path strings, got {p!r}")
-    _extra.extend(os.path.abspath(p) for p in prefixes)
-    _apply()
+    wanted = _extra + [os.path.abspath(p) for p in prefixes]
+    _apply(wanted)  # raises (and keeps the table as it was) when there are too many
+    _extra[:] = wanted
 
 
 _apply()
