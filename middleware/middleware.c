@@ -400,12 +400,15 @@ int nprof_mw_mark_phase(nprof_mw_state *st, int phase)
         return NPROF_ENOPROFILE;
     if (phase < -1 || phase >= NPROF_PHASE_COUNT)
         return NPROF_EINVAL;
-    if (st->mark_phase_ >= 0)
-        nprof_phase_end(st->profile, st->mark_phase_);
+    int from = st->mark_phase_;
     st->mark_phase_ = -1;
-    if (phase < 0)
+    if (phase < 0) {
+        if (from >= 0)
+            nprof_phase_end(st->profile, from);
         return NPROF_OK;
-    int rc = nprof_phase_begin(st->profile, phase);
+    }
+    int rc = from >= 0 ? nprof__phase_switch(st->profile, from, phase)
+                       : nprof_phase_begin(st->profile, phase);
     if (rc == NPROF_OK)
         st->mark_phase_ = phase;
     return rc;

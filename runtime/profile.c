@@ -503,6 +503,7 @@ int nprof_span_end(nprof_profile *p, int id)
 }
 
 static const char *const phase_names[NPROF_PHASE_COUNT] = {"middleware", "routing", "handler"};
+static const size_t phase_name_lens[NPROF_PHASE_COUNT] = {10, 7, 7};
 
 int nprof_phase_begin(nprof_profile *p, int phase)
 {
@@ -519,7 +520,7 @@ int nprof_phase_begin(nprof_profile *p, int phase)
         nprof__phase_entry *outer = &p->phase_stack[p->phase_depth - 1];
         p->phase_ticks[outer->phase] += now - outer->resume_ticks; /* pause the outer phase */
     }
-    int span = add_span(p, NPROF_SPAN_CURRENT, phase_names[phase], strlen(phase_names[phase]),
+    int span = add_span(p, NPROF_SPAN_CURRENT, phase_names[phase], phase_name_lens[phase],
                         NPROF_SPAN_STATIC_NAME, phase, now);
     nprof__phase_entry *e = &p->phase_stack[p->phase_depth++];
     e->phase = phase;
@@ -548,6 +549,33 @@ int nprof_phase_end(nprof_profile *p, int phase)
         return NPROF_OK;
     }
     return NPROF_ESTATE;
+}
+
+int nprof__phase_switch(nprof_profile *p, int from, int to)
+{
+    if (!p || p->ended || (unsigned)from >= NPROF_PHASE_COUNT ||
+        (unsigned)to >= NPROF_PHASE_COUNT || !p->phase_depth)
+        goto general;
+    nprof__phase_entry *top = &p->phase_stack[p->phase_depth - 1];
+    if (top->phase != from || top->span < 0 || top->span != p->current_span)
+        goto general;
+    /* The common case: `from` runs on top, its span innermost.  It ends and `to` begins at
+     * the same tick; the outer phase, which would resume and pause again at that tick,
+     * gains nothing and is left as it is. */
+    uint64_t now = nprof_ticks();
+    p->phase_ticks[from] += now - top->resume_ticks;
+    nprof__span *s = &p->spans[top->span];
+    s->end_ticks = now;
+    s->open = 0;
+    s->unclosed = 0;
+    p->current_span = s->parent;
+    int span = add_span(p, NPROF_SPAN_CURRENT, phase_names[to], phase_name_lens[to],
+                        NPROF_SPAN_STATIC_NAME, to, now);
+    *top = (nprof__phase_entry){.phase = to, .span = span >= 0 ? span : -1, .resume_ticks = now};
+    return NPROF_OK;
+general:
+    nprof_phase_end(p, from);
+    return nprof_phase_begin(p, to);
 }
 
 int nprof_phase_add_ns(nprof_profile *p, int phase, uint64_t ns)

@@ -784,6 +784,47 @@ TEST(explicit_handles_work_without_current)
     nprof_runtime_destroy(rt);
 }
 
+TEST(phase_marks_make_one_span_each_and_close_what_they_cross)
+{
+    nprof_runtime *rt = make_runtime(NULL);
+    nprof_mw *mw = make_mw(rt, NULL);
+    nprof_mw_request r = req_of("GET", "/phases", NULL, NULL);
+    nprof_mw_state st;
+    ASSERT_OK(nprof_mw_request_begin(mw, &r, &st));
+    nprof_profile *p = st.profile;
+    ASSERT_OK(nprof_mw_mark_phase(&st, NPROF_PHASE_ROUTING));
+    ASSERT_OK(nprof_mw_mark_phase(&st, NPROF_PHASE_HANDLER));
+    int render = nprof_span_begin(p, "render", 6);
+    ASSERT_TRUE(render >= 0);
+    /* A span still open inside the handler: the mark closes it with its phase. */
+    ASSERT_OK(nprof_mw_mark_phase(&st, NPROF_PHASE_MIDDLEWARE));
+    nprof_span_info s[5];
+    for (int i = 0; i < 5; i++)
+        ASSERT_OK(nprof_profile_get_span(p, (size_t)i, &s[i]));
+    ASSERT_EQ_INT(nprof_profile_get_span(p, 5, &s[0]), NPROF_ENOENT);
+    int phases[5] = {NPROF_PHASE_MIDDLEWARE, NPROF_PHASE_ROUTING, NPROF_PHASE_HANDLER, -1,
+                     NPROF_PHASE_MIDDLEWARE};
+    for (int i = 0; i < 5; i++) {
+        ASSERT_EQ_INT(s[i].phase, phases[i]);
+        ASSERT_EQ_INT(s[i].parent, i == 3 ? 2 : NPROF_SPAN_ROOT);
+    }
+    ASSERT_MEM_STR(s[1].name, s[1].name_len, "routing");
+    ASSERT_EQ_INT(s[3].unclosed, 1);
+    ASSERT_EQ_INT(s[2].unclosed, 0);
+    ASSERT_EQ_U64(s[4].duration_ns, 0); /* still running */
+    /* A mark from the phase running innermost begins the next at the tick the first ended
+     * (1 ns of rounding); across an open span it ends and begins in two steps. */
+    for (int i = 1; i < 3; i++) {
+        uint64_t ended = s[i - 1].start_offset_ns + s[i - 1].duration_ns;
+        ASSERT_TRUE(s[i].start_offset_ns + 1 >= ended && s[i].start_offset_ns <= ended + 1);
+    }
+    ASSERT_TRUE(s[4].start_offset_ns + 1 >= s[2].start_offset_ns + s[2].duration_ns);
+    nprof_mw_headers hs;
+    ASSERT_OK(nprof_mw_request_end(&st, 200, &hs, NULL, NULL));
+    nprof_mw_destroy(mw);
+    nprof_runtime_destroy(rt);
+}
+
 TEST(current_profile_is_restored_after_nested_use)
 {
     nprof_runtime *rt = make_runtime(NULL);
@@ -1120,6 +1161,7 @@ int main(void)
     RUN(stack_sample_every_picks_one_request_in_n);
     RUN(production_keeps_parameters_only_of_requests_it_keeps);
     RUN(explicit_handles_work_without_current);
+    RUN(phase_marks_make_one_span_each_and_close_what_they_cross);
     RUN(current_profile_is_restored_after_nested_use);
     RUN(response_headers_go_out_before_the_body_and_grow_with_the_request);
     RUN(response_headers_follow_the_header_mode);
