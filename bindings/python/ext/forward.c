@@ -366,7 +366,8 @@ void nprof_py_forward_clear(nprof_py_forward *f)
 
 static void fw_dealloc(nprof_py_forward *f)
 {
-    if (PyObject_CallFinalizerFromDealloc((PyObject *)f) < 0)
+    /* Ended (the usual case): its finalizer has nothing to do, so it is not called. */
+    if (f->state != FW_DONE && f->iter && PyObject_CallFinalizerFromDealloc((PyObject *)f) < 0)
         return; /* resurrected */
     PyObject_GC_UnTrack(f);
     if (f->weakrefs)
