@@ -14,11 +14,12 @@
  *         except BaseException: req.end(500); raise
  *         req.end(req.status or 500)
  *
- * is what asgi_call() does, with the ordinary request's try/end in an ASGICall (a forward,
- * forward.c) around the application's coroutine instead of a coroutine of ours: a Python
- * coroutine per request, its frame and its bytecode were a third of what the middleware
- * cost an app under load.  The other cases get the application's own coroutine, or the
- * Python `_respond` (rare: the dashboard, ?profile=json).
+ * is what asgi_call() does: for a scope other than http it returns the app's own
+ * coroutine; for http an ASGICall (a forward, forward.c) whose first step, in the awaiting
+ * task as the coroutine's body ran, begins the request and makes what it awaits (the app's
+ * coroutine, or the Python `_respond` for the dashboard and ?profile=json), and which ends
+ * the request when that returns or raises.  A Python coroutine per request, its frame and
+ * its bytecode were a fifth of what the middleware cost an app under load.
  *
  * ASGI servers tell ASGI 3 apps by `inspect.iscoroutinefunction(app.__call__)` (uvicorn,
  * hypercorn), so ASGIMiddleware keeps an `async def __call__` (which awaits asgi_call()),
@@ -33,9 +34,23 @@
 static PyObject *str_type, *str_http, *str_app, *str_mw, *str_respond;
 
 typedef struct {
-    nprof_py_forward fw; /* fw.iter: the application's coroutine */
-    nprof_py_request *req;
+    nprof_py_forward fw; /* fw.iter: the application's coroutine, made at the first step */
+    nprof_py_request *req; /* the profiled request, from the first step to its end */
+    /* The call, kept until the first step begins the request: there, in the awaiting
+     * task's context, as the Python coroutine began it (a request begun at call time
+     * would be made current in the caller's context, which may not be the task's). */
+    PyObject *middleware, *app, *mw, *scope, *receive, *send;
 } asgi_call;
+
+static void release_call(asgi_call *c)
+{
+    Py_CLEAR(c->middleware);
+    Py_CLEAR(c->app);
+    Py_CLEAR(c->mw);
+    Py_CLEAR(c->scope);
+    Py_CLEAR(c->receive);
+    Py_CLEAR(c->send);
+}
 
 /* Ends the request with `status` (the app's status when it sent one, else 500).  0, or -1
  * with the exception ending raised. */
@@ -69,8 +84,9 @@ static void call_raised(nprof_py_forward *f, int started)
     PyErr_Restore(type, value, tb);
 }
 
-/* Closed before its first step, or destroyed unfinished (its task was): the request
- * ends as failed, as the Python coroutine's `finally` ended it on GeneratorExit. */
+/* Destroyed unfinished (its task was): the request ends as failed, as the Python
+ * coroutine's `finally` ended it on GeneratorExit.  Closed before its first step: nothing
+ * was begun. */
 static void call_dropped(nprof_py_forward *f, int started)
 {
     (void)started;
@@ -78,17 +94,25 @@ static void call_dropped(nprof_py_forward *f, int started)
         PyErr_WriteUnraisable((PyObject *)f);
 }
 
+static int call_first_step(nprof_py_forward *f);
+
 static const nprof_py_forward_ops call_ops = {
     .returned = call_returned,
     .raised = call_raised,
     .dropped = call_dropped,
-    .first_step = NULL,
+    .first_step = call_first_step,
     .guarded = 0,
 };
 
 static int call_traverse(asgi_call *c, visitproc visit, void *arg)
 {
     Py_VISIT(c->req);
+    Py_VISIT(c->middleware);
+    Py_VISIT(c->app);
+    Py_VISIT(c->mw);
+    Py_VISIT(c->scope);
+    Py_VISIT(c->receive);
+    Py_VISIT(c->send);
     return nprof_py_forward_traverse(&c->fw, visit, arg);
 }
 
@@ -96,6 +120,7 @@ static int call_clear(asgi_call *c)
 {
     nprof_py_forward_clear(&c->fw);
     Py_CLEAR(c->req);
+    release_call(c);
     return 0;
 }
 
@@ -109,47 +134,64 @@ static PyTypeObject asgi_call_type = {
     PyVarObject_HEAD_INIT(NULL, 0).tp_name = "nanoprof._core.ASGICall",
     .tp_basicsize = sizeof(asgi_call),
     .tp_repr = (reprfunc)call_repr,
-    .tp_doc = "A profiled ASGI request: awaits the application's coroutine, then ends the "
-              "request (made by ASGIMiddleware's call, not from Python).",
+    .tp_doc = "An ASGI request through ASGIMiddleware: its first step begins the request, "
+              "then it awaits the application's coroutine and ends the request with it (made "
+              "by ASGIMiddleware's call, not from Python).",
     .tp_traverse = (traverseproc)call_traverse,
     .tp_clear = (inquiry)call_clear,
 };
 
-/* The app's coroutine for (scope, receive, send), in an ASGICall that ends `req` (whose
- * reference it takes) when the coroutine does. */
-static PyObject *profiled(PyObject *app, nprof_py_request *req, PyObject *scope,
-                          PyObject *receive, PyObject *send)
+/* What `await` iterates for awaitable `a` (a new ref, taken from the caller), or NULL. */
+static PyObject *iterate(PyObject *a)
 {
-    PyObject *wrapped = nprof_py_request_asgi_send((PyObject *)req, send);
-    PyObject *awaitable = NULL, *iter = NULL;
-    if (wrapped) {
-        PyObject *args[3] = {scope, receive, wrapped};
-        awaitable = PyObject_Vectorcall(app, args, 3, NULL);
-        Py_DECREF(wrapped);
-    }
-    if (awaitable) {
-        iter = nprof_py_await_iterator(awaitable);
-        Py_DECREF(awaitable);
-    }
-    asgi_call *c = iter ? PyObject_GC_New(asgi_call, &asgi_call_type) : NULL;
-    if (!c) {
-        /* Nothing will await it: the request ends here, failed, and the error propagates. */
-        Py_XDECREF(iter);
-        PyObject *type, *value, *tb;
-        nprof_py_fetch_exception(&type, &value, &tb);
-        PyObject *out = nprof_py_request_end(req, 500);
-        if (!out)
-            nprof_py_replace_exception(&type, &value, &tb);
-        Py_XDECREF(out);
-        Py_DECREF(req);
-        PyErr_Restore(type, value, tb);
+    if (!a)
         return NULL;
+    PyObject *iter = nprof_py_await_iterator(a);
+    Py_DECREF(a);
+    return iter;
+}
+
+/* The first step, in the awaiting task: begins the request and makes what is awaited.
+ * Unprofiled, the app's own coroutine; a dashboard response or ?profile=json, the Python
+ * _respond; otherwise the app's coroutine with the send that adds the headers, and the
+ * request ends when it does.  -1 with an exception (and the request ended, as failed)
+ * when the app could not be called. */
+static int call_first_step(nprof_py_forward *f)
+{
+    asgi_call *c = (asgi_call *)f;
+    PyObject *args[3] = {c->scope, c->receive, c->send};
+    PyObject *req = nprof_py_mw_asgi_begin((nprof_py_middleware *)c->mw, c->scope);
+    if (!req) {
+        release_call(c);
+        return -1;
     }
-    nprof_py_forward_start(&c->fw, &call_ops, iter);
-    c->req = req;
-    Py_DECREF(iter);
-    PyObject_GC_Track(c);
-    return (PyObject *)c;
+    if (req == Py_None) {
+        Py_DECREF(req);
+        f->iter = iterate(PyObject_Vectorcall(c->app, args, 3, NULL));
+    } else if (!PyObject_TypeCheck(req, &nprof_py_request_type) ||
+               ((nprof_py_request *)req)->st.profile_mode == NPROF_MW_PROFILE_JSON) {
+        PyObject *rargs[5] = {c->middleware, req, c->scope, c->receive, c->send};
+        f->iter = iterate(PyObject_VectorcallMethod(str_respond, rargs, 5, NULL));
+        Py_DECREF(req);
+    } else {
+        c->req = (nprof_py_request *)req;
+        PyObject *wrapped = nprof_py_request_asgi_send(req, c->send);
+        if (wrapped) {
+            args[2] = wrapped;
+            f->iter = iterate(PyObject_Vectorcall(c->app, args, 3, NULL));
+            Py_DECREF(wrapped);
+        }
+        if (!f->iter) {
+            /* The app was not called, or raised at once: its request ends, failed. */
+            PyObject *type, *value, *tb;
+            nprof_py_fetch_exception(&type, &value, &tb);
+            if (end_request(c, 500) < 0)
+                nprof_py_replace_exception(&type, &value, &tb);
+            PyErr_Restore(type, value, tb);
+        }
+    }
+    release_call(c); /* what runs now holds what it needs */
+    return f->iter ? 0 : -1;
 }
 
 /* Is `scope` an HTTP scope?  Anything else (lifespan, websocket, a scope we cannot read)
@@ -167,44 +209,42 @@ static int is_http(PyObject *scope)
            (PyUnicode_Check(type) && PyUnicode_Compare(type, str_http) == 0);
 }
 
-/* An awaitable for one ASGI call of the middleware `self` (an ASGIMiddleware). */
+/* An awaitable for one ASGI call of the middleware `self` (an ASGIMiddleware): the app's
+ * own coroutine for a scope other than http, else an ASGICall (see call_first_step). */
 static PyObject *call_middleware(PyObject *self, PyObject *scope, PyObject *receive,
                                  PyObject *send)
 {
     PyObject *app = PyObject_GetAttr(self, str_app);
     if (!app)
         return NULL;
-    PyObject *args[3] = {scope, receive, send};
     if (!is_http(scope)) {
+        PyObject *args[3] = {scope, receive, send};
         PyObject *out = PyObject_Vectorcall(app, args, 3, NULL);
         Py_DECREF(app);
         return out;
     }
     PyObject *mw = PyObject_GetAttr(self, str_mw);
-    PyObject *req = NULL;
-    if (mw && !PyObject_TypeCheck(mw, &nprof_py_middleware_type))
+    if (mw && !PyObject_TypeCheck(mw, &nprof_py_middleware_type)) {
         PyErr_Format(PyExc_TypeError, "ASGIMiddleware._mw is a %.100s, not a _core.Middleware",
                      Py_TYPE(mw)->tp_name);
-    else if (mw)
-        req = nprof_py_mw_asgi_begin((nprof_py_middleware *)mw, scope);
-    Py_XDECREF(mw);
-    PyObject *out = NULL;
-    if (!req) {
-        out = NULL;
-    } else if (req == Py_None) {
-        Py_DECREF(req);
-        out = PyObject_Vectorcall(app, args, 3, NULL);
-    } else if (!PyObject_TypeCheck(req, &nprof_py_request_type) ||
-               ((nprof_py_request *)req)->st.profile_mode == NPROF_MW_PROFILE_JSON) {
-        /* A dashboard response, or ?profile=json: the Python side sends them. */
-        PyObject *rargs[5] = {self, req, scope, receive, send};
-        out = PyObject_VectorcallMethod(str_respond, rargs, 5, NULL);
-        Py_DECREF(req);
-    } else {
-        out = profiled(app, (nprof_py_request *)req, scope, receive, send);
+        Py_CLEAR(mw);
     }
-    Py_DECREF(app);
-    return out;
+    asgi_call *c = mw ? PyObject_GC_New(asgi_call, &asgi_call_type) : NULL;
+    if (!c) {
+        Py_XDECREF(mw);
+        Py_DECREF(app);
+        return NULL;
+    }
+    nprof_py_forward_start(&c->fw, &call_ops, NULL);
+    c->req = NULL;
+    c->middleware = Py_NewRef(self);
+    c->app = app;
+    c->mw = mw;
+    c->scope = Py_NewRef(scope);
+    c->receive = Py_NewRef(receive);
+    c->send = Py_NewRef(send);
+    PyObject_GC_Track(c);
+    return (PyObject *)c;
 }
 
 /* The class's tp_call (install_asgi_call): instance(scope, receive, send). */

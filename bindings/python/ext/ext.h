@@ -251,7 +251,10 @@ typedef struct nprof_py_forward_ops {
     /* Closed before it started, or destroyed before its end: no exception is set, and one
      * the callback leaves is discarded. */
     void (*dropped)(nprof_py_forward *f, int started);
-    void (*first_step)(nprof_py_forward *f); /* before the first send is forwarded; or NULL */
+    /* Before the first send is forwarded; or NULL.  It may make the iterator (f->iter is
+     * NULL until then: throw() and close() before it find nothing to forward to).  0, or -1
+     * with an exception, its own work ended: the forward ends with that error. */
+    int (*first_step)(nprof_py_forward *f);
     int guarded; /* the steps of a started forward raise nprof_py_step_depth */
 } nprof_py_forward_ops;
 
@@ -270,7 +273,8 @@ extern _Thread_local unsigned nprof_py_step_depth;
  * tp_traverse, tp_clear and tp_repr are its own; traverse and clear must call the two
  * below) and readies it; 0 or -1. */
 int nprof_py_forward_type_ready(PyTypeObject *type);
-/* Sets up a new object (fields after the shared head are the owner's). */
+/* Sets up a new object (fields after the shared head are the owner's); `iter` may be NULL
+ * when the owner's first_step makes it. */
 void nprof_py_forward_start(nprof_py_forward *f, const nprof_py_forward_ops *ops, PyObject *iter);
 int nprof_py_forward_traverse(nprof_py_forward *f, visitproc visit, void *arg);
 /* What `o` awaits when it is a forward (borrowed; NULL when cleared), else NULL: the await

@@ -74,7 +74,7 @@ PyObject *nprof_py_await_iterator(PyObject *awaitable)
 void nprof_py_forward_start(nprof_py_forward *f, const nprof_py_forward_ops *ops, PyObject *iter)
 {
     f->ops = ops;
-    f->iter = Py_NewRef(iter);
+    f->iter = Py_XNewRef(iter);
     f->weakrefs = NULL;
     f->state = FW_NEW;
 }
@@ -118,10 +118,11 @@ static void fw_dropped(nprof_py_forward *f)
     } while (0)
 
 /* Has the cyclic GC cleared it (an object a finalizer kept alive may still be stepped)?
- * Raises when it has. */
+ * Raises when it has.  (A new forward may have no iterator yet: its owner makes it at the
+ * first step.) */
 static int fw_cleared(nprof_py_forward *f)
 {
-    if (f->iter)
+    if (f->iter || f->state == FW_NEW)
         return 0;
     PyErr_SetString(PyExc_RuntimeError, "cannot reuse already awaited coroutine");
     return 1;
@@ -136,8 +137,15 @@ static PySendResult fw_am_send(nprof_py_forward *f, PyObject *arg, PyObject **re
         return PYGEN_ERROR;
     if (f->state == FW_NEW) {
         f->state = FW_ACTIVE;
-        if (f->ops->first_step)
-            f->ops->first_step(f);
+        if (f->ops->first_step && f->ops->first_step(f) < 0) {
+            f->state = FW_DONE; /* the owner has ended its work and set the exception */
+            return PYGEN_ERROR;
+        }
+        if (!f->iter) {
+            f->state = FW_DONE;
+            PyErr_SetString(PyExc_SystemError, "a forward's first step made no iterator");
+            return PYGEN_ERROR;
+        }
     }
     PySendResult status;
     FORWARDED_STEP(f, status = PyIter_Send(f->iter, arg, result));
@@ -271,6 +279,13 @@ static PyObject *fw_throw(nprof_py_forward *f, PyObject *const *args, Py_ssize_t
         return PyErr_Format(PyExc_TypeError, "throw expected 1 to 3 arguments, got %zd", nargs);
     if (fw_cleared(f))
         return NULL;
+    if (!f->iter) {
+        /* Not started, and nothing to forward to yet: raised here, as a coroutine not
+         * started raises what is thrown into it. */
+        raise_thrown(args, nargs);
+        fw_dropped(f);
+        return NULL;
+    }
     if (f->state == FW_NEW)
         f->state = FW_PASSIVE;
     PyObject *throw = PyObject_GetAttr(f->iter, str_throw);
@@ -306,8 +321,12 @@ static PyObject *close_iter(PyObject *iter)
 static PyObject *fw_close(nprof_py_forward *f, PyObject *noargs)
 {
     (void)noargs;
-    if (!f->iter)
-        Py_RETURN_NONE; /* cleared by the GC: nothing left to close */
+    if (!f->iter) {
+        /* Not started and nothing made yet, or cleared by the GC: nothing to close. */
+        if (f->state == FW_NEW)
+            fw_dropped(f);
+        Py_RETURN_NONE;
+    }
     if (f->state != FW_ACTIVE) {
         PyObject *r = close_iter(f->iter);
         if (f->state != FW_DONE)
@@ -338,8 +357,13 @@ static PyObject *fw_await(PyObject *self)
  * does not warn that it was never awaited. */
 static void fw_finalize(nprof_py_forward *f)
 {
-    if (f->state == FW_DONE || !f->iter)
+    if (f->state == FW_DONE)
         return;
+    if (!f->iter) {
+        if (f->state == FW_NEW)
+            fw_dropped(f); /* never started, nothing made: the owner lets go */
+        return;
+    }
     if (f->state == FW_NEW) {
         PyObject *type, *value, *tb;
         PyErr_Fetch(&type, &value, &tb);
@@ -367,7 +391,7 @@ void nprof_py_forward_clear(nprof_py_forward *f)
 static void fw_dealloc(nprof_py_forward *f)
 {
     /* Ended (the usual case): its finalizer has nothing to do, so it is not called. */
-    if (f->state != FW_DONE && f->iter && PyObject_CallFinalizerFromDealloc((PyObject *)f) < 0)
+    if (f->state != FW_DONE && PyObject_CallFinalizerFromDealloc((PyObject *)f) < 0)
         return; /* resurrected */
     PyObject_GC_UnTrack(f);
     if (f->weakrefs)

@@ -201,10 +201,11 @@ static void await_release_query(timed_await *aw)
 }
 
 /* The first step: the frame awaiting the query is its caller. */
-static void await_first_step(nprof_py_forward *f)
+static int await_first_step(nprof_py_forward *f)
 {
     timed_await *aw = (timed_await *)f;
     aw->q.caller = (PyObject *)PyThreadState_GetFrame(PyThreadState_Get());
+    return 0;
 }
 
 /* The driver's coroutine returned: record (the Python wrapper's finish, after its guard

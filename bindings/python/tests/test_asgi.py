@@ -300,7 +300,10 @@ def test_a_cancelled_request_ends_as_failed_and_the_cancellation_propagates() ->
     assert route_row(middleware._mw.render("json"), "GET", "/slow")["status"] == {"5xx": 1}
 
 
-def test_a_call_never_awaited_or_thrown_into_first_ends_its_request_quietly() -> None:
+def test_a_call_never_awaited_or_thrown_into_first_begins_nothing() -> None:
+    """As with a coroutine: its body (here, beginning the request and calling the app) runs
+    at the first step, so a call never awaited, or thrown into first, leaves no request and
+    no app coroutine to warn that it was never awaited."""
     import gc
     import warnings
 
@@ -317,13 +320,36 @@ def test_a_call_never_awaited_or_thrown_into_first_ends_its_request_quietly() ->
         with pytest.raises(ValueError, match="in first"):
             thrown.throw(ValueError("in first"))
         with pytest.raises(RuntimeError):
-            thrown.send(None)  # ended: the app's coroutine refuses more steps
-        del thrown
+            thrown.send(None)  # ended: it refuses more steps
+        closed = middleware(http_scope("/never"), no_receive, drop)
+        closed.close()
+        del thrown, closed
         gc.collect()
-    # the app's coroutine was closed, not left to warn that it was never awaited
     assert [str(w.message) for w in caught] == []
-    row = route_row(middleware._mw.render("json"), "GET", "/never")
-    assert row["count"] == 2 and row["status"] == {"5xx": 2}
+    assert json.loads(middleware._mw.render("json"))["routes"] == []
+
+
+def test_the_request_begins_in_the_task_that_awaits_the_call() -> None:
+    """A call made in one task and awaited in another (ensure_future) begins its request in
+    the awaiting task's context: the caller's context never has it as current."""
+    seen: list[Any] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        seen.append(_core.current_request.get(None))
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    middleware = PerformanceMiddleware(app, **apps.options())
+
+    async def main() -> None:
+        call = middleware(http_scope("/elsewhere"), no_receive, drop)
+        assert _core.current_request.get(None) is None
+        await asyncio.ensure_future(call)
+        assert _core.current_request.get(None) is None
+
+    asyncio.run(main())
+    assert seen[0] is not None  # current inside the app's task
+    assert route_row(middleware._mw.render("json"), "GET", "/elsewhere")["count"] == 1
 
 
 def test_a_subclass_runs_the_python_call_with_the_same_result() -> None:

@@ -382,9 +382,10 @@ class TimedAwait:
     def close(self) -> None: ...
 
 class ASGICall:
-    """What calling an ASGIMiddleware returns for a profiled request: a coroutine-like
-    awaitable over the application's coroutine, which ends the request when that coroutine
-    returns (with the response's status) or raises (500).  Not made from Python."""
+    """What calling an ASGIMiddleware returns for an http scope: a coroutine-like awaitable
+    whose first step begins the request (in the awaiting task) and makes what it awaits, the
+    application's coroutine; it ends the request when that returns (with the response's
+    status) or raises (500).  Not made from Python."""
     def __await__(self) -> ASGICall: ...
     def __iter__(self) -> ASGICall: ...
     def __next__(self) -> Any: ...
@@ -394,7 +395,7 @@ class ASGICall:
 
 def asgi_call(middleware: Any, scope: Any, receive: Any, send: Any, /) -> Any:
     """The awaitable of one ASGI call of an ASGIMiddleware (reads its ``app`` and ``_mw``):
-    the app's own coroutine when the request is not profiled, else an ASGICall."""
+    the app's own coroutine for a scope other than http, else an ASGICall."""
 
 def install_asgi_call(cls: type, /) -> None:
     """Calling an instance of exactly ``cls`` runs asgi_call() in C (its ``__call__`` stays
