@@ -790,10 +790,11 @@ static void record(nprof_runtime *rt, const pq_done *d)
                      .start_ticks = d->start_ticks,
                      .fingerprint = d->fp};
     char norm[PQ_NORM_BUF];
+    uint64_t text_hash = 0;
     /* The profile's shape of the query, on the stack, also gives the fingerprint that the
      * per-fingerprint table and the slow-query log need. */
     if (p && nprof__sql_kept(p->rt, d->sql_len) <= PQ_NORM_INPUT_MAX)
-        nprof__sql_shape_query(p->rt, &q, norm, sizeof norm, NULL);
+        nprof__sql_shape_query(p->rt, &q, norm, sizeof norm, &text_hash);
     uint64_t fp = q.fingerprint ? q.fingerprint : fingerprint(d->sql, d->sql_len);
     if (nprof_querystats_add(pq.qs, fp, d->sql, d->sql_len, duration_ns, d->rows, d->error) ==
         NPROF_EINVAL)
@@ -804,7 +805,7 @@ static void record(nprof_runtime *rt, const pq_done *d)
         q.flags |= NPROF_QUERY_LOGGED;
     if (p) {
         q.fingerprint = fp;
-        int rc = nprof_sql_record(p, &q);
+        int rc = nprof__sql_record_hashed(p, &q, text_hash);
         if (rc == NPROF_OK || rc == NPROF_ELIMIT)
             COUNT(in_profile);
     }

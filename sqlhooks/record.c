@@ -47,16 +47,20 @@ static char *thread_buffer(size_t need)
 
 int nprof_sql_record(nprof_profile *p, const nprof_query *q)
 {
+    return nprof__sql_record_hashed(p, q, 0);
+}
+
+int nprof__sql_record_hashed(nprof_profile *p, const nprof_query *q, uint64_t text_hash)
+{
     if (!p)
         return NPROF_ENOPROFILE;
     if (!q || (!q->sql && q->sql_len))
         return NPROF_EINVAL;
-    if (q->fingerprint && q->normalized)
-        return nprof_query_record(p, q); /* the caller gave the shape already */
+    if (q->fingerprint && q->normalized) /* the caller gave the shape already */
+        return nprof__query_record_hashed(p, q, text_hash);
     nprof_query shaped = *q;
     size_t cap = NPROF_SQL_NORMALIZED_MAX(nprof__sql_kept(p->rt, q->sql_len));
     char *buf = thread_buffer(cap);
-    uint64_t text_hash = 0;
     if (buf)
         nprof__sql_shape_query(p->rt, &shaped, buf, cap, &text_hash);
     if (!shaped.fingerprint)

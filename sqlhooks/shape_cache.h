@@ -40,4 +40,8 @@ size_t nprof__sql_kept(const nprof_runtime *rt, size_t len);
 int nprof__sql_shape_query(nprof_runtime *rt, nprof_query *q, char *buf, size_t cap,
                            uint64_t *text_hash);
 
+/* nprof_sql_record() with the text hash nprof__sql_shape_query() gave a caller that shaped
+ * the query itself (0: none), passed on to the profile (nprof__query_record_hashed). */
+int nprof__sql_record_hashed(nprof_profile *p, const nprof_query *q, uint64_t text_hash);
+
 #endif /* NPROF_SQLHOOKS_SHAPE_CACHE_H */

@@ -138,6 +138,27 @@ TEST(exec_records_once_with_text_duration_and_fingerprint)
     X_finish(c);
 }
 
+TEST(an_exact_repeat_counts_alike_through_the_shim_and_the_sql_layer)
+{
+    /* The shim hands the profile the text hash its shaping computed; a hook recording the
+     * same text through nprof_sql_record() must land on the same key. */
+    PGconn *c = pg_connect();
+    ASSERT_TRUE(c);
+    const char *sql = "SELECT 1 AS repeated, 'twice' AS t";
+    nprof_profile *p = begin_request();
+    ASSERT_TRUE(p);
+    ASSERT_EQ_INT(status_of(X_exec(c, sql)), PGRES_TUPLES_OK);
+    ASSERT_EQ_INT(status_of(X_exec(c, sql)), PGRES_TUPLES_OK);
+    nprof_query q = {.sql = sql, .sql_len = strlen(sql), .duration_ns = 1};
+    ASSERT_OK(nprof_sql_record(p, &q));
+    nprof_profile_info info;
+    ASSERT_OK(nprof_profile_get_info(p, &info));
+    ASSERT_EQ_U64(info.sql_count, 3);
+    ASSERT_EQ_U64(info.exact_repeats, 2);
+    end_request(p);
+    X_finish(c);
+}
+
 TEST(exec_params_records_a_parameter_summary)
 {
     PGconn *c = pg_connect();
@@ -769,6 +790,7 @@ int main(int argc, char **argv)
     RUN(shim_is_what_the_program_calls);
 #endif
     RUN(exec_records_once_with_text_duration_and_fingerprint);
+    RUN(an_exact_repeat_counts_alike_through_the_shim_and_the_sql_layer);
     RUN(exec_params_records_a_parameter_summary);
     RUN(prepared_statements_record_their_text_and_are_forgotten_on_reset);
     RUN(sql_level_prepare_execute_and_deallocate);

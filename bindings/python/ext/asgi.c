@@ -39,14 +39,12 @@ typedef struct {
     /* The call, kept until the first step begins the request: there, in the awaiting
      * task's context, as the Python coroutine began it (a request begun at call time
      * would be made current in the caller's context, which may not be the task's). */
-    PyObject *middleware, *app, *mw, *scope, *receive, *send;
+    PyObject *middleware, *scope, *receive, *send;
 } asgi_call;
 
 static void release_call(asgi_call *c)
 {
     Py_CLEAR(c->middleware);
-    Py_CLEAR(c->app);
-    Py_CLEAR(c->mw);
     Py_CLEAR(c->scope);
     Py_CLEAR(c->receive);
     Py_CLEAR(c->send);
@@ -108,8 +106,6 @@ static int call_traverse(asgi_call *c, visitproc visit, void *arg)
 {
     Py_VISIT(c->req);
     Py_VISIT(c->middleware);
-    Py_VISIT(c->app);
-    Py_VISIT(c->mw);
     Py_VISIT(c->scope);
     Py_VISIT(c->receive);
     Py_VISIT(c->send);
@@ -160,36 +156,34 @@ static int call_first_step(nprof_py_forward *f)
 {
     asgi_call *c = (asgi_call *)f;
     PyObject *args[3] = {c->scope, c->receive, c->send};
-    PyObject *req = nprof_py_mw_asgi_begin((nprof_py_middleware *)c->mw, c->scope);
-    if (!req) {
-        release_call(c);
-        return -1;
-    }
+    PyObject *app = PyObject_GetAttr(c->middleware, str_app);
+    PyObject *mw = app ? PyObject_GetAttr(c->middleware, str_mw) : NULL;
+    PyObject *req = NULL;
+    if (mw && !PyObject_TypeCheck(mw, &nprof_py_middleware_type))
+        PyErr_Format(PyExc_TypeError, "ASGIMiddleware._mw is a %.100s, not a _core.Middleware",
+                     Py_TYPE(mw)->tp_name);
+    else if (mw)
+        req = nprof_py_mw_asgi_begin((nprof_py_middleware *)mw, c->scope);
     if (req == Py_None) {
-        Py_DECREF(req);
-        f->iter = iterate(PyObject_Vectorcall(c->app, args, 3, NULL));
-    } else if (!PyObject_TypeCheck(req, &nprof_py_request_type) ||
-               ((nprof_py_request *)req)->st.profile_mode == NPROF_MW_PROFILE_JSON) {
+        f->iter = iterate(PyObject_Vectorcall(app, args, 3, NULL));
+    } else if (req && (!PyObject_TypeCheck(req, &nprof_py_request_type) ||
+                       ((nprof_py_request *)req)->st.profile_mode == NPROF_MW_PROFILE_JSON)) {
         PyObject *rargs[5] = {c->middleware, req, c->scope, c->receive, c->send};
         f->iter = iterate(PyObject_VectorcallMethod(str_respond, rargs, 5, NULL));
-        Py_DECREF(req);
-    } else {
-        c->req = (nprof_py_request *)req;
+    } else if (req) {
+        c->req = (nprof_py_request *)Py_NewRef(req);
         PyObject *wrapped = nprof_py_request_asgi_send(req, c->send);
         if (wrapped) {
             args[2] = wrapped;
-            f->iter = iterate(PyObject_Vectorcall(c->app, args, 3, NULL));
+            f->iter = iterate(PyObject_Vectorcall(app, args, 3, NULL));
             Py_DECREF(wrapped);
         }
-        if (!f->iter) {
-            /* The app was not called, or raised at once: its request ends, failed. */
-            PyObject *type, *value, *tb;
-            nprof_py_fetch_exception(&type, &value, &tb);
-            if (end_request(c, 500) < 0)
-                nprof_py_replace_exception(&type, &value, &tb);
-            PyErr_Restore(type, value, tb);
-        }
+        if (!f->iter)
+            call_raised(f, 1); /* the app was not called, or raised at once: ended, failed */
     }
+    Py_XDECREF(req);
+    Py_XDECREF(mw);
+    Py_XDECREF(app);
     release_call(c); /* what runs now holds what it needs */
     return f->iter ? 0 : -1;
 }
@@ -214,32 +208,19 @@ static int is_http(PyObject *scope)
 static PyObject *call_middleware(PyObject *self, PyObject *scope, PyObject *receive,
                                  PyObject *send)
 {
-    PyObject *app = PyObject_GetAttr(self, str_app);
-    if (!app)
-        return NULL;
     if (!is_http(scope)) {
+        PyObject *app = PyObject_GetAttr(self, str_app);
         PyObject *args[3] = {scope, receive, send};
-        PyObject *out = PyObject_Vectorcall(app, args, 3, NULL);
-        Py_DECREF(app);
+        PyObject *out = app ? PyObject_Vectorcall(app, args, 3, NULL) : NULL;
+        Py_XDECREF(app);
         return out;
     }
-    PyObject *mw = PyObject_GetAttr(self, str_mw);
-    if (mw && !PyObject_TypeCheck(mw, &nprof_py_middleware_type)) {
-        PyErr_Format(PyExc_TypeError, "ASGIMiddleware._mw is a %.100s, not a _core.Middleware",
-                     Py_TYPE(mw)->tp_name);
-        Py_CLEAR(mw);
-    }
-    asgi_call *c = mw ? PyObject_GC_New(asgi_call, &asgi_call_type) : NULL;
-    if (!c) {
-        Py_XDECREF(mw);
-        Py_DECREF(app);
+    asgi_call *c = PyObject_GC_New(asgi_call, &asgi_call_type);
+    if (!c)
         return NULL;
-    }
     nprof_py_forward_start(&c->fw, &call_ops, NULL);
     c->req = NULL;
     c->middleware = Py_NewRef(self);
-    c->app = app;
-    c->mw = mw;
     c->scope = Py_NewRef(scope);
     c->receive = Py_NewRef(receive);
     c->send = Py_NewRef(send);

@@ -82,6 +82,8 @@ static void guard_dealloc(query_guard *g)
 static PyObject *guard_get(query_guard *g, PyObject *noargs)
 {
     (void)noargs;
+    if (!g->outstanding) /* the Python hooks skip the read as the C ones do */
+        return Py_NewRef(Py_False);
     PyObject *value;
     if (PyContextVar_Get(g->var, Py_False, &value) < 0)
         return NULL;

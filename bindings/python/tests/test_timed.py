@@ -417,6 +417,9 @@ def test_the_guard_counts_the_sets_not_reset_and_stays_up_for_a_lost_token() -> 
 
     guard = _core.QueryGuard("nanoprof_test_guard")
     assert guard.get() is False and guard.outstanding == 0
+    bypass = guard.var.set(True)  # a set not made through the guard is not seen, by anyone
+    assert guard.get() is False
+    guard.var.reset(bypass)
     outer = guard.set(True)
     inner = guard.set(True)
     assert guard.get() is True and guard.var.get() is True and guard.outstanding == 2
