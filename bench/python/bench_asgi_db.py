@@ -20,8 +20,9 @@ variant on /db and then on /rec, in fresh server processes, the variants alterna
 order round by round; the ratio of a variant to the bare app is taken within the round, for
 requests per second and for the server's CPU time per request (from /proc: steadier than
 requests per second when wrk and PostgreSQL share the other core).  Prints the medians with
-their jitter and the same-run ratios, then callgrind's instructions per /rec request
-in-process (no server: the app called directly, as instructions_asgi.py does).
+their jitter and the same-run ratios, then callgrind's instructions per request and the
+lines of code those requests run, in-process (no server: the app called directly, as
+instructions_asgi.py does).
 
     python bench/python/bench_asgi_db.py [--rounds 7] [--seconds 5] [--connections 16]
                                          [--variants bare,mw-prod,nanoprof-prod]
@@ -130,17 +131,29 @@ def child(variant: str, n: int, path: str = "/rec") -> None:
 
 
 def instructions(variant: str, path: str = "/rec", conninfo: str | None = None,
-                 n1: int = 200, n2: int = 1200) -> float:
+                 n1: int = 200, n2: int = 1200) -> tuple[float, dict[str, float]]:
     """Instructions per request of `variant` on `path`, in-process (the server's own work,
-    without uvicorn's): deterministic where requests per second are not."""
+    without uvicorn's): deterministic where requests per second are not.  With them, the
+    64-byte lines of code those requests run, per object file (dbbench.code_lines)."""
     env = dbbench.env_with(**({"NANOPROF_BENCH_PG": conninfo} if conninfo else {}))
+    a, b = (dbbench.callgrind_code(
+        [sys.executable, str(Path(__file__).resolve()), "--child", variant, str(n), path],
+        env=env) for n in (n1, n2))
+    return (sum(b.values()) - sum(a.values())) / (n2 - n1), dbbench.code_lines(a, b, n2 - n1)
 
-    def run(n: int) -> int:
-        return dbbench.callgrind_instructions(
-            [sys.executable, str(Path(__file__).resolve()), "--child", variant, str(n), path],
-            env=env)
 
-    return dbbench.per_iteration(run, n1, n2)
+def lines_text(lines: dict[str, float], base: dict[str, float]) -> str:
+    """"2140 (+624: _core 224, libnanoprof 271, ...)": the lines of code a variant's requests
+    run, and what they add to the bare app's, nanoprof's own first."""
+    total = sum(lines.values())
+    if lines is base:
+        return f"{total:.0f}"
+    ours = {"_core": sum(n for o, n in lines.items() if o.startswith("_core.")),
+            "libnanoprof": lines.get("libnanoprof.so.0", 0)}
+    other = total - sum(base.values()) - sum(ours.values())
+    return (f"{total:.0f} (+{total - sum(base.values()):.0f}: "
+            + ", ".join(f"{k} {n:.0f}" for k, n in ours.items())
+            + f", the interpreter and libraries {other:+.0f})")
 
 
 def main() -> None:
@@ -197,7 +210,7 @@ def main() -> None:
             print(f"round {r + 1}: " + "; ".join(
                 f"{ep} " + ", ".join(f"{v} {this[v, ep][0]:.0f}" for v in variants)
                 for ep in ENDPOINTS) + " req/s", flush=True)
-        ins: dict[tuple[str, str], float] = {}
+        ins: dict[tuple[str, str], tuple[float, dict[str, float]]] = {}
         if not args.no_callgrind:
             for v in variants:
                 if v != "bare-again":
@@ -223,11 +236,14 @@ def main() -> None:
                          f"   {dbbench.ratio_text(cpu_ratios[v, ep]):>23}")
             print(line)
     for ep in ENDPOINTS if ins else ():
-        base = ins["bare", ep]
+        base = ins["bare", ep][0]
         print(f"callgrind, instructions per {ep} request in-process: "
-              + ", ".join(f"{v} {ins[v, ep]:.0f}" + (f" (+{ins[v, ep] - base:.0f}, "
-                                                      f"{100 * (ins[v, ep] / base - 1):+.1f}%)"
-                                                      if v != "bare" else "")
+              + ", ".join(f"{v} {ins[v, ep][0]:.0f}" + (f" (+{ins[v, ep][0] - base:.0f}, "
+                                                         f"{100 * (ins[v, ep][0] / base - 1):+.1f}%)"
+                                                         if v != "bare" else "")
+                          for v in variants if (v, ep) in ins))
+        print(f"callgrind, 64-byte lines of code a {ep} request runs: "
+              + ", ".join(f"{v} {lines_text(ins[v, ep][1], ins['bare', ep][1])}"
                           for v in variants if (v, ep) in ins))
     for v, why in failed.items():
         print(f"{v}: not run: {why}")

@@ -254,6 +254,75 @@ def callgrind_instructions(argv: list[str], env: dict[str, str] | None = None) -
     return int(m.group(1))
 
 
+def callgrind_code(argv: list[str], env: dict[str, str] | None = None) -> dict[tuple[str, int], int]:
+    """Instructions callgrind counts for the whole process `argv`, per executed instruction:
+    {(object file name, address): count}.  Two of these, for n1 and n2 iterations, give the
+    code an iteration runs (code_lines)."""
+    if not shutil.which("valgrind"):
+        raise SystemExit("valgrind is not installed: apt-get install -y valgrind")
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "callgrind.out"
+        cmd = ["valgrind", "--tool=callgrind", "--dump-instr=yes", f"--callgrind-out-file={out}",
+               *argv]
+        r = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=HERE)
+        if r.returncode != 0 or not out.exists():
+            raise SystemExit(f"callgrind run failed ({' '.join(argv)}):\n{r.stdout[-2000:]}\n"
+                             f"{r.stderr[-3000:]}")
+        return _per_instruction(out.read_text())
+
+
+def _per_instruction(dump: str) -> dict[tuple[str, int], int]:
+    """Parses callgrind's output with `positions: instr line` (--dump-instr=yes): a cost line
+    is "address line Ir", the address absolute (0x...) or relative to the previous (+n, -n,
+    *); the cost line after `calls=` is the call's inclusive cost, not this instruction's."""
+    names: dict[str, str] = {}
+    counts: dict[tuple[str, int], int] = {}
+    obj, addr, after_call = "?", 0, False
+    for line in dump.splitlines():
+        if line.startswith(("ob=", "cob=")):
+            m = re.match(r"(c?ob)=\((\d+)\)(?: (.*))?$", line)
+            if m:
+                if m.group(3):
+                    names[m.group(2)] = Path(m.group(3)).name
+                if m.group(1) == "ob":
+                    obj = names.get(m.group(2), "?")
+        elif line.startswith("calls="):
+            after_call = True
+        elif line[:1] in ("0", "+", "-", "*") or line[:1].isdigit():
+            fields = line.split()
+            a = fields[0]
+            if a.startswith("0x"):
+                addr = int(a, 16)
+            elif a[0] in "+-":
+                addr += int(a)
+            if after_call:
+                after_call = False
+            elif len(fields) > 2:
+                counts[obj, addr] = counts.get((obj, addr), 0) + int(fields[2])
+    return counts
+
+
+def code_lines(a: dict[tuple[str, int], int], b: dict[tuple[str, int], int],
+               iterations: int) -> dict[str, float]:
+    """The 64-byte lines of code one iteration runs, per object file, from run `a` and a run
+    `b` longer by `iterations`: the instruction-cache footprint of an iteration.  A line
+    counts once however often it runs in an iteration, and in proportion when it runs in
+    only some of them (a line run once in ten requests counts 0.1).  Code that runs on every
+    request is fetched again whenever the rest of the request has pushed it out of the
+    32 KiB L1 cache, so lines, not instructions, are what added code costs when it runs cold
+    (as under a real server, with the event loop and HTTP parsing in between)."""
+    runs: dict[tuple[str, int], int] = {}  # the most any of a line's instructions ran
+    for (obj, addr), n in b.items():
+        extra = n - a.get((obj, addr), 0)
+        if extra > 0:
+            key = (obj, addr >> 6)
+            runs[key] = max(runs.get(key, 0), extra)
+    lines: dict[str, float] = {}
+    for (obj, _), n in runs.items():
+        lines[obj] = lines.get(obj, 0.0) + min(1.0, n / iterations)
+    return lines
+
+
 def per_iteration(run: Callable[[int], int], n1: int, n2: int) -> float:
     """(count at n2 - count at n1) / (n2 - n1): start-up and imports cancel out."""
     return (run(n2) - run(n1)) / (n2 - n1)
