@@ -323,6 +323,17 @@ static const char *header_lookup(void *user, const char *name, size_t name_len, 
         const char *out = NULL;
         for (Py_ssize_t i = 0; !out && i < PySequence_Fast_GET_SIZE(seq); i++) {
             PyObject *pair = PySequence_Fast_GET_ITEM(seq, i);
+            /* What ASGI servers send, a tuple of two bytes, is read in place, the name's
+             * length compared first: production mode looks for the token on every request,
+             * and a browser's dozen headers then cost a few loads each. */
+            if (PyTuple_CheckExact(pair) && PyTuple_GET_SIZE(pair) == 2 &&
+                PyBytes_CheckExact(PyTuple_GET_ITEM(pair, 0))) {
+                PyObject *k = PyTuple_GET_ITEM(pair, 0);
+                if ((size_t)PyBytes_GET_SIZE(k) == name_len &&
+                    ascii_ieq(PyBytes_AS_STRING(k), name, name_len))
+                    out = value_bytes(src, PyTuple_GET_ITEM(pair, 1), len);
+                continue;
+            }
             if (!PyTuple_Check(pair) && !PyList_Check(pair))
                 continue;
             if (PySequence_Size(pair) != 2)

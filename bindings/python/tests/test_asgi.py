@@ -38,6 +38,7 @@ async def call(
     path: str,
     query: str = "",
     headers: dict[str, str] | None = None,
+    raw_headers: list[Any] | None = None,
 ) -> Response:
     scope = {
         "type": "http",
@@ -51,7 +52,9 @@ async def call(
         "query_string": query.encode(),
         "server": ("127.0.0.1", 80),
         "client": ("127.0.0.1", 5000),
-        "headers": [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()],
+        "headers": raw_headers if raw_headers is not None else [
+            (k.lower().encode(), v.encode()) for k, v in (headers or {}).items()
+        ],
     }
     response = Response()
 
@@ -70,8 +73,9 @@ async def call(
     return response
 
 
-def run(app: Any, path: str, query: str = "", headers: dict[str, str] | None = None) -> Response:
-    return asyncio.run(call(app, path, query, headers))
+def run(app: Any, path: str, query: str = "", headers: dict[str, str] | None = None,
+        raw_headers: list[Any] | None = None) -> Response:
+    return asyncio.run(call(app, path, query, headers, raw_headers))
 
 
 def test_headers_are_added_at_response_start() -> None:
@@ -171,6 +175,28 @@ def test_production_headers_only_on_request_with_token() -> None:
     assert_no_profile_headers(run(app, "/mine/1", query="profile=1").headers)
     response = run(app, "/mine/1", query="profile=1", headers={"X-Profile-Token": apps.TOKEN})
     assert_profile_headers(response.headers, queries=1)
+
+
+@pytest.mark.parametrize(
+    ("pairs", "found"),
+    [
+        ([(b"host", b"a"), (b"X-Profile-Token", apps.TOKEN.encode())], True),  # any case
+        ([[b"x-profile-token", apps.TOKEN.encode()]], True),  # a list for a pair
+        ([("x-profile-token", apps.TOKEN)], True),  # str, not bytes
+        ([(b"x-profile-tokem", apps.TOKEN.encode())], False),  # the same length, another name
+        ([(b"x-profile-token", b"wrong")], False),
+        ([(b"x-profile-token",), (b"x-profile-token", b"a", b"b")], False),  # not pairs
+    ],
+)
+def test_production_finds_the_token_header_in_each_form_of_pair(pairs: list[Any],
+                                                                  found: bool) -> None:
+    app = PerformanceMiddleware(apps.asgi_app, **apps.options(production=True))
+    response = run(app, "/mine/1", query="profile=1", raw_headers=pairs)
+    assert response.status == 200
+    if found:
+        assert_profile_headers(response.headers, queries=1)
+    else:
+        assert_no_profile_headers(response.headers)
 
 
 def test_a_response_start_with_nothing_to_add_is_sent_as_the_app_made_it() -> None:
