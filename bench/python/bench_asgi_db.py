@@ -22,7 +22,8 @@ requests per second and for the server's CPU time per request (from /proc: stead
 requests per second when wrk and PostgreSQL share the other core).  Prints the medians with
 their jitter and the same-run ratios, then callgrind's instructions per request and the
 lines of code those requests run, in-process (no server: the app called directly, as
-instructions_asgi.py does).
+instructions_asgi.py does), and the time of an in-process /rec request back to back and with
+other work between requests: what the same code costs hot in the caches and among other code.
 
     python bench/python/bench_asgi_db.py [--rounds 7] [--seconds 5] [--connections 16]
                                          [--variants bare,mw-prod,nanoprof-prod]
@@ -33,10 +34,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import decimal
+import email.utils
 import json
 import os
+import re
 import subprocess
 import sys
+import time
+import urllib.parse
+from collections.abc import Sequence
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -105,9 +112,30 @@ SCOPE = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "met
          "client": ("127.0.0.1", 5000), "server": ("127.0.0.1", 8000)}
 
 
-def child(variant: str, n: int, path: str = "/rec") -> None:
+_OTHER = {"a": [1, 2.5, "x" * 20, None, True], "b": [{"d": i, "e": str(i)} for i in range(20)]}
+_PAIRS = re.compile(r"(\w+)=(\d+)")
+
+
+def other_work() -> None:
+    """Work of the kind a server does between two requests of one connection (a JSON codec,
+    the regex engine, string formatting, decimals, dates, URL parsing), none of it nanoprof's
+    or the app's: it takes the caches back from the request's code, as uvicorn's HTTP layer
+    and event loop do under load."""
+    json.loads(json.dumps(_OTHER))
+    _PAIRS.sub(lambda m: m.group(1).upper(), "a=1 b=22 c=333 d=4444")
+    "{:>10} {:08.3f} {!r}".format("x", 3.14159, (1, 2))
+    decimal.Decimal("1.25") * decimal.Decimal("3.5")
+    email.utils.formatdate(usegmt=True)
+    urllib.parse.parse_qsl("a=1&b=2&c=%20x")
+    sorted({i: str(i) for i in range(30)}.items(), key=lambda kv: kv[1])
+
+
+def child(variant: str, n: int, path: str = "/rec", timed: int = 0, between: int = 0) -> None:
     """n requests to `path` through the app, in-process: what callgrind counts.  /db needs
-    NANOPROF_BENCH_PG in the environment (the pool is opened as the lifespan would)."""
+    NANOPROF_BENCH_PG in the environment (the pool is opened as the lifespan would).  With
+    `timed`, that many more requests follow, and the time of each request's own call is
+    printed, in nanoseconds per request; with `between`, other_work() and one turn of the
+    event loop run between requests, outside the time taken."""
     os.environ["NANOPROF_BENCH_VARIANT"] = variant
     if path == "/rec":
         os.environ.pop("NANOPROF_BENCH_PG", None)
@@ -126,8 +154,37 @@ def child(variant: str, n: int, path: str = "/rec") -> None:
         async with asgi_db_app.lifespan(app):
             for _ in range(n):
                 await app(dict(scope), receive, send)
+            taken = 0
+            for _ in range(timed):
+                if between:
+                    other_work()
+                    await asyncio.sleep(0)
+                t0 = time.perf_counter_ns()
+                await app(dict(scope), receive, send)
+                taken += time.perf_counter_ns() - t0
+            if timed:
+                print(taken / timed)
 
     asyncio.run(main())
+
+
+def in_process(variants: Sequence[str], rounds: int, between: int) -> dict[str, list[float]]:
+    """ns per /rec request with no server: the app called in a loop, each variant in a fresh
+    process pinned to CPU 0, alternating round by round; back to back (between=0), the
+    request's code stays hot in the caches, and with other_work() between requests it runs
+    as under a server, among other code (see also the lines of code below)."""
+    out: dict[str, list[float]] = {v: [] for v in variants}
+    env = dbbench.env_with()
+    env.pop("NANOPROF_BENCH_PG", None)
+    for r in range(rounds):
+        for v in variants if r % 2 == 0 else tuple(reversed(variants)):
+            cmd = dbbench.pinned([sys.executable, str(Path(__file__).resolve()), "--child", v,
+                                  "3000", "/rec", "6000", str(between)], "0")
+            done = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=dbbench.HERE)
+            if done.returncode != 0:
+                raise SystemExit(f"in-process run of {v} failed:\n{done.stderr[-2000:]}")
+            out[v].append(float(done.stdout.split()[-1]))
+    return out
 
 
 def instructions(variant: str, path: str = "/rec", conninfo: str | None = None,
@@ -166,10 +223,11 @@ def main() -> None:
                     help="give the hooked variants a SlowLog (threshold 200 ms) on the same "
                          "PostgreSQL")
     ap.add_argument("--no-callgrind", action="store_true")
-    ap.add_argument("--child", nargs="+", metavar="VARIANT N [PATH]", help=argparse.SUPPRESS)
+    ap.add_argument("--child", nargs="+", metavar="VARIANT N [PATH [TIMED [BETWEEN]]]",
+                    help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
-        child(args.child[0], int(args.child[1]), *args.child[2:3])
+        child(args.child[0], int(args.child[1]), *args.child[2:3], *map(int, args.child[3:5]))
         return
     dbbench.need_wrk()
     variants, failed = dbbench.choose_variants(args.variants, ALL_VARIANTS, HOOKED)
@@ -216,7 +274,7 @@ def main() -> None:
                 if v != "bare-again":
                     for ep in ENDPOINTS:
                         ins[v, ep] = instructions(v, ep, conninfo if ep == "/db" else None)
-
+    inproc = {between: in_process(variants, 5, between) for between in (0, 1)}
 
     print(f"\n{args.rounds} rounds of {args.seconds} s per variant and endpoint, wrk -c"
           f"{args.connections}; {dbbench.machine_line()}")
@@ -245,6 +303,14 @@ def main() -> None:
         print(f"callgrind, 64-byte lines of code a {ep} request runs: "
               + ", ".join(f"{v} {lines_text(ins[v, ep][1], ins['bare', ep][1])}"
                           for v in variants if (v, ep) in ins))
+    for between, label in ((0, "back to back"), (1, "with other work between requests")):
+        base_ns = inproc[between]["bare"]
+        print(f"in-process /rec, no server, {label} (5 alternating rounds), ns per request: "
+              + ", ".join(f"{v} {dbbench.med(ns):.0f}"
+                          + (f" (+{dbbench.med(ns) - dbbench.med(base_ns):.0f}; same round "
+                             f"{dbbench.ratio_text([a / b for a, b in zip(ns, base_ns)])})"
+                             if v != "bare" else f" (jitter {dbbench.jitter(ns):.1f}%)")
+                          for v, ns in inproc[between].items()))
     for v, why in failed.items():
         print(f"{v}: not run: {why}")
 
