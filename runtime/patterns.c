@@ -14,6 +14,8 @@
  * counted in patterns_dropped.
  */
 #include <string.h>
+/* Inlined, as in middleware/aggregate.c and the shape cache: hashed on every query. */
+#define XXH_INLINE_ALL
 #include <xxhash.h>
 
 #include "memo.h"
@@ -134,8 +136,8 @@ int32_t nprof__patterns_count(nprof_profile *p, const nprof_query *q, int32_t ke
         text_hash = XXH3_64bits_withSeed(q->sql, q->sql_len,
                                          p->rt->shapes ? nprof__memo_seed(p->rt->shapes) : 0);
     uint64_t h = mix(text_hash ^ q->fingerprint);
-    /* Seed 0 gives XXH3_64bits()'s value; calling the seeded entry point for both keeps one
-     * copy of the hash's code in the instruction cache on this path, not two. */
+    /* Seed 0 gives XXH3_64bits()'s value; the seeded function for both keeps one copy of
+     * the hash's code on this path, not two. */
     if (q->params)
         h ^= mix(XXH3_64bits_withSeed(q->params, q->params_len, 0) + 1);
     if (!h)
