@@ -1,8 +1,8 @@
 """What the three database benchmarks share (bench_record.py, bench_asgi_db.py,
 bench_django_n1.py): a throwaway PostgreSQL cluster, servers pinned with taskset, wrk, the
-median/jitter arithmetic, callgrind instruction counts, and the one place that imports the
-database hooks (nanoprof.db.QueryTimer), so that a missing hook fails the same clear way in
-all three.  Not a benchmark itself.
+median/jitter arithmetic, callgrind's instruction counts and lines of code run, and the one
+place that imports the database hooks (nanoprof.db.QueryTimer), so that a missing hook fails
+the same clear way in all three.  Not a benchmark itself.
 """
 
 from __future__ import annotations
