@@ -505,17 +505,11 @@ int nprof_span_end(nprof_profile *p, int id)
 static const char *const phase_names[NPROF_PHASE_COUNT] = {"middleware", "routing", "handler"};
 static const size_t phase_name_lens[NPROF_PHASE_COUNT] = {10, 7, 7};
 
-int nprof_phase_begin(nprof_profile *p, int phase)
+/* A phase begins at `now`, pausing the one it runs inside. */
+static int phase_begin_at(nprof_profile *p, int phase, uint64_t now)
 {
-    if (!p)
-        return NPROF_ENOPROFILE;
-    if ((unsigned)phase >= NPROF_PHASE_COUNT)
-        return NPROF_EINVAL;
-    if (p->ended)
-        return NPROF_ESTATE;
     if (p->phase_depth == NPROF__PHASE_DEPTH)
         return NPROF_ELIMIT;
-    uint64_t now = nprof_ticks();
     if (p->phase_depth) {
         nprof__phase_entry *outer = &p->phase_stack[p->phase_depth - 1];
         p->phase_ticks[outer->phase] += now - outer->resume_ticks; /* pause the outer phase */
@@ -529,15 +523,9 @@ int nprof_phase_begin(nprof_profile *p, int phase)
     return NPROF_OK;
 }
 
-int nprof_phase_end(nprof_profile *p, int phase)
+/* The innermost running `phase` ends at `now`, with the phases and spans opened inside it. */
+static int phase_end_at(nprof_profile *p, int phase, uint64_t now)
 {
-    if (!p)
-        return NPROF_ENOPROFILE;
-    if ((unsigned)phase >= NPROF_PHASE_COUNT)
-        return NPROF_EINVAL;
-    if (p->ended)
-        return NPROF_ESTATE;
-    uint64_t now = nprof_ticks();
     for (uint32_t k = p->phase_depth; k-- > 0;) {
         if (p->phase_stack[k].phase != phase)
             continue;
@@ -551,43 +539,47 @@ int nprof_phase_end(nprof_profile *p, int phase)
     return NPROF_ESTATE;
 }
 
-int nprof__phase_switch(nprof_profile *p, int from, int to)
-{
-    if (!p || p->ended || (unsigned)from >= NPROF_PHASE_COUNT ||
-        (unsigned)to >= NPROF_PHASE_COUNT || !p->phase_depth)
-        goto general;
-    nprof__phase_entry *top = &p->phase_stack[p->phase_depth - 1];
-    if (top->phase != from || top->span < 0 || top->span != p->current_span)
-        goto general;
-    /* The common case: `from` runs on top, its span innermost.  It ends and `to` begins at
-     * the same tick; the outer phase, which would resume and pause again at that tick,
-     * gains nothing and is left as it is. */
-    uint64_t now = nprof_ticks();
-    p->phase_ticks[from] += now - top->resume_ticks;
-    nprof__span *s = &p->spans[top->span];
-    s->end_ticks = now;
-    s->open = 0;
-    s->unclosed = 0;
-    p->current_span = s->parent;
-    int span = add_span(p, NPROF_SPAN_CURRENT, phase_names[to], phase_name_lens[to],
-                        NPROF_SPAN_STATIC_NAME, to, now);
-    *top = (nprof__phase_entry){.phase = to, .span = span >= 0 ? span : -1, .resume_ticks = now};
-    return NPROF_OK;
-general:
-    nprof_phase_end(p, from);
-    return nprof_phase_begin(p, to);
-}
-
-int nprof_phase_add_ns(nprof_profile *p, int phase, uint64_t ns)
+/* Whether `phase` of `p` can be begun, ended or added to now: NPROF_OK or the error. */
+static int phase_usable(const nprof_profile *p, int phase)
 {
     if (!p)
         return NPROF_ENOPROFILE;
     if ((unsigned)phase >= NPROF_PHASE_COUNT)
         return NPROF_EINVAL;
-    if (p->ended)
-        return NPROF_ESTATE;
-    p->phase_extra_ns[phase] += ns;
-    return NPROF_OK;
+    return p->ended ? NPROF_ESTATE : NPROF_OK;
+}
+
+int nprof_phase_begin(nprof_profile *p, int phase)
+{
+    int rc = phase_usable(p, phase);
+    return rc != NPROF_OK ? rc : phase_begin_at(p, phase, nprof_ticks());
+}
+
+int nprof_phase_end(nprof_profile *p, int phase)
+{
+    int rc = phase_usable(p, phase);
+    return rc != NPROF_OK ? rc : phase_end_at(p, phase, nprof_ticks());
+}
+
+int nprof__phase_switch(nprof_profile *p, int from, int to)
+{
+    int rc = phase_usable(p, to);
+    if (rc != NPROF_OK)
+        return rc;
+    /* One tick: `to` begins where `from` ended, and the outer phase, resumed and paused at
+     * that tick, gains nothing.  A `from` not running leaves only the begin to do. */
+    uint64_t now = nprof_ticks();
+    if ((unsigned)from < NPROF_PHASE_COUNT)
+        phase_end_at(p, from, now);
+    return phase_begin_at(p, to, now);
+}
+
+int nprof_phase_add_ns(nprof_profile *p, int phase, uint64_t ns)
+{
+    int rc = phase_usable(p, phase);
+    if (rc == NPROF_OK)
+        p->phase_extra_ns[phase] += ns;
+    return rc;
 }
 
 uint64_t nprof__phase_ns(const nprof_profile *p, int phase)

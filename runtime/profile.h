@@ -223,9 +223,8 @@ void nprof__profile_free(nprof_profile *p);
  * computed already (0: none), so that the exact-repeat count does not hash it again. */
 int nprof__query_record_hashed(nprof_profile *p, const nprof_query *q, uint64_t text_hash);
 
-/* nprof_phase_end(p, from) then nprof_phase_begin(p, to), at one tick: what a middleware's
- * phase marks do.  When `from` runs on top with its span innermost (the usual case) this is
- * a few stores; otherwise it is those two calls.  Their return: begin's. */
+/* nprof_phase_end(p, from) then nprof_phase_begin(p, to), at one tick (one clock read):
+ * what a middleware's phase marks do.  Returns begin's result. */
 int nprof__phase_switch(nprof_profile *p, int from, int to);
 
 /* Store slots hold a profile pointer with its owner shard in the low bits (profiles are
