@@ -19,6 +19,7 @@
 #include <string.h>
 #include <sys/mman.h>
 
+#include "hotpath.h"
 #include "text.h"
 
 static _Thread_local uint64_t request_sequence;
@@ -151,15 +152,10 @@ static size_t budget_left(const nprof_profile *p)
  * that SQL needs.  Static names are cut at the same length, so both kinds read alike. */
 #define SPAN_NAME_MAX 1024
 
-/* `size` bytes of text storage that live as long as the profile, or NULL past the budget. */
-static char *text_alloc(nprof_profile *p, size_t size)
+/* text_alloc() past the current area: a new chunk, or NULL past the budget.  Out of line:
+ * most requests never get here, and text_alloc() is inlined at every copy of a query. */
+static NPROF__RARE char *text_alloc_chunk(nprof_profile *p, size_t size)
 {
-    if (size <= p->text_left) {
-        char *r = p->text_cur;
-        p->text_cur += size;
-        p->text_left -= size;
-        return r;
-    }
     size_t want = sizeof(nprof__chunk) + (size > TEXT_CHUNK_MIN ? size : TEXT_CHUNK_MIN);
     if (p->heap_bytes >= TEXT_CHUNK_MIN && want < p->heap_bytes)
         want = p->heap_bytes; /* grow geometrically: few chunks for big requests */
@@ -179,6 +175,18 @@ static char *text_alloc(nprof_profile *p, size_t size)
     p->text_cur = data + size;
     p->text_left = want - sizeof *c - size;
     return data;
+}
+
+/* `size` bytes of text storage that live as long as the profile, or NULL past the budget. */
+static inline char *text_alloc(nprof_profile *p, size_t size)
+{
+    if (NPROF_LIKELY(size <= p->text_left)) {
+        char *r = p->text_cur;
+        p->text_cur += size;
+        p->text_left -= size;
+        return r;
+    }
+    return text_alloc_chunk(p, size);
 }
 
 void *nprof__profile_arena(nprof_profile *p, size_t bytes)
@@ -215,7 +223,7 @@ const char *nprof__profile_copy_text(nprof_profile *p, const char *s, size_t len
 }
 
 /* Doubles an array (inline or heap) up to `limit` elements within the budget. */
-static int grow_array(nprof_profile *p, void **array, uint32_t *cap, void *inline_array,
+static NPROF__RARE int grow_array(nprof_profile *p, void **array, uint32_t *cap, void *inline_array,
                       size_t elem, uint32_t limit)
 {
     if (*cap >= limit)
@@ -650,11 +658,9 @@ static int32_t keep_query(nprof_profile *p, const nprof_query *q, uint64_t now)
  * microseconds), so every other query is left alone.  The buffer is zeroed first: a callback
  * that claims more than it wrote copies zeros, never an earlier call's stack bytes.
  */
-static void keep_callsite(nprof_profile *p, const nprof_query *q, int32_t kept, int32_t shape)
+static NPROF__NOINLINE void ask_callsite(nprof_profile *p, const nprof_query *q, int32_t kept,
+                                         int32_t shape)
 {
-    int slow = q->duration_ns > p->rt->slow_query_ns;
-    if (shape < 0 && !(slow && kept >= 0))
-        return;
     char buf[NPROF_CALLSITE_MAX];
     memset(buf, 0, sizeof buf);
     size_t n = q->callsite(q->callsite_user, buf, sizeof buf);
@@ -672,6 +678,14 @@ static void keep_callsite(nprof_profile *p, const nprof_query *q, int32_t kept, 
         p->patterns[shape].callsite = site;
         p->patterns[shape].callsite_len = len;
     }
+}
+
+static inline void keep_callsite(nprof_profile *p, const nprof_query *q, int32_t kept,
+                                 int32_t shape)
+{
+    int slow = q->duration_ns > p->rt->slow_query_ns;
+    if (shape >= 0 || (slow && kept >= 0))
+        ask_callsite(p, q, kept, shape);
 }
 
 void nprof_profile_set_param_summaries(nprof_profile *p, int on)

@@ -377,7 +377,7 @@ static struct {
 static PyObject *observer;           /* set_query_observer(), or NULL */
 static PyTypeObject *query_event_type; /* QueryEvent */
 
-static void observe(const char *sql, size_t sql_len, uint64_t duration_ns, const char *params,
+static NPROF_PY_RARE void observe(const char *sql, size_t sql_len, uint64_t duration_ns, const char *params,
                     size_t params_len, uint32_t rows, PyObject *error, site *where,
                     int in_request)
 {
@@ -438,12 +438,56 @@ typedef struct one_query {
 /* Records `a` where it belongs; `log` and `threshold_ns` from the recorder (log NULL: none).
  * 1 when recorded into a request, 0 when not, -1 with an exception (for record_sql(), which
  * reports bad arguments; the hooks swallow it). */
+/* The slow-query log's entry for a query the profile recorded as `q` (its parameters and
+ * call site included); out of line: one query in many is slow. */
+static NPROF_PY_RARE void log_slow(nprof_slowlog *log, nprof_profile *p, const nprof_query *q,
+                                    site *where)
+{
+    nprof_slowlog_entry e = {
+        .sql = q->sql,
+        .sql_len = q->sql_len,
+        .params = q->params,
+        .params_len = q->params_len,
+        .duration_ms = (double)q->duration_ns / 1e6,
+        .fingerprint = nprof_sql_fingerprint(q->sql, q->sql_len),
+    };
+    size_t wl = site_get(where);
+    e.callsite = wl ? where->buf : NULL;
+    e.callsite_len = wl;
+    nprof_slowlog_entry_set_request(&e, p);
+    if (nprof_slowlog_enqueue(log, &e) == NPROF_OK)
+        counts.slow_logged++;
+    else
+        counts.slow_dropped++;
+}
+
+/* The summary of the parameters into `params` (SUMMARY_MAX bytes), its length; a parameter
+ * without a text form (its __repr__ raised) leaves a note instead, and the query is still
+ * recorded.  Out of line: production mode asks for it on one request in sample_every. */
+static NPROF_PY_NOINLINE size_t query_params(const one_query *a, const char *text, size_t len,
+                                             char *params)
+{
+    Py_ssize_t plen = params_summary(a->params, a->sql, text, len, params);
+    if (plen >= 0)
+        return (size_t)plen;
+    PyErr_Clear();
+    static const char unprintable[] = "<parameters without a text form>";
+    memcpy(params, unprintable, sizeof unprintable - 1);
+    return sizeof unprintable - 1;
+}
+
+/* Records `a` where it belongs; `log` and `threshold_ns` from the recorder (log NULL: none).
+ * 1 when recorded into a request, 0 when not, -1 with an exception (for record_sql(), which
+ * reports bad arguments; the hooks swallow it).  What every query does is written first and
+ * the rest (parameters, an error, the slow-query log, the observer) is marked unlikely, so
+ * that the common path stays a few cache lines long: this runs between a driver's own code
+ * and the application's, with its lines pushed out of the cache since the last query. */
 static int record_query(const one_query *a, nprof_slowlog *log, uint64_t threshold_ns)
 {
     nprof_py_request *r = nprof_py_current_request();
     nprof_profile *p = r ? r->p : NULL;
-    int to_log = log && a->duration_ns >= threshold_ns;
-    if (!p && !to_log && !observer)
+    int to_log = NPROF_UNLIKELY(log != NULL) && a->duration_ns >= threshold_ns;
+    if (!p && !to_log && NPROF_LIKELY(!observer))
         return 0;
     Py_ssize_t len;
     PyObject *keep = NULL;
@@ -452,22 +496,19 @@ static int record_query(const one_query *a, nprof_slowlog *log, uint64_t thresho
     /* A summary only where it will be read: the profile keeps it (production mode keeps it
      * for the requests it stores, and for slow and failed queries), the slow-query log, or
      * an observer (a query budget lists it). */
-    int wanted = to_log || observer ||
-                 nprof_profile_wants_params(p, a->duration_ns, a->error && a->error != Py_None);
-    Py_ssize_t plen = wanted ? params_summary(a->params, a->sql, text, (size_t)len, params) : 0;
-    PyObject *err = error_text(a->error);
+    int failed = NPROF_UNLIKELY(a->error && a->error != Py_None);
+    int wanted = to_log || observer || nprof_profile_wants_params(p, a->duration_ns, failed);
+    size_t plen = wanted && a->params != Py_None ? query_params(a, text, (size_t)len, params) : 0;
+    PyObject *err = NULL;
     Py_ssize_t elen = 0;
-    const char *etext = err ? PyUnicode_AsUTF8AndSize(err, &elen) : NULL;
-    if (plen < 0) {
-        /* A parameter without a text (its __repr__ raised): the query is still recorded. */
-        PyErr_Clear();
-        static const char unprintable[] = "<parameters without a text form>";
-        memcpy(params, unprintable, sizeof unprintable - 1);
-        plen = sizeof unprintable - 1;
-    }
-    if (err && !etext) {
-        PyErr_Clear();
-        Py_CLEAR(err);
+    const char *etext = NULL;
+    if (failed) {
+        err = error_text(a->error);
+        etext = err ? PyUnicode_AsUTF8AndSize(err, &elen) : NULL;
+        if (err && !etext) {
+            PyErr_Clear();
+            Py_CLEAR(err);
+        }
     }
     site where;
     where.done = 0;
@@ -475,7 +516,7 @@ static int record_query(const one_query *a, nprof_slowlog *log, uint64_t thresho
         .sql = text,
         .sql_len = (size_t)len,
         .params = plen ? params : NULL,
-        .params_len = (size_t)plen,
+        .params_len = plen,
         .duration_ns = a->duration_ns,
         .start_ticks = a->start_ticks,
         .batch_rows = a->rows,
@@ -488,7 +529,7 @@ static int record_query(const one_query *a, nprof_slowlog *log, uint64_t thresho
     int rc = NPROF_OK;
     if (p) {
         rc = nprof_sql_record(p, &q);
-        if (rc == NPROF_OK || rc == NPROF_ELIMIT)
+        if (NPROF_LIKELY(rc == NPROF_OK || rc == NPROF_ELIMIT))
             counts.in_request++;
         else
             counts.failures++;
@@ -497,31 +538,15 @@ static int record_query(const one_query *a, nprof_slowlog *log, uint64_t thresho
         if (a->start_ticks)
             nprof_py_sampler_query(p, text, (size_t)len, a->duration_ns);
     }
-    if (to_log) {
-        nprof_slowlog_entry e = {
-            .sql = text,
-            .sql_len = (size_t)len,
-            .params = q.params,
-            .params_len = q.params_len,
-            .duration_ms = (double)a->duration_ns / 1e6,
-            .fingerprint = nprof_sql_fingerprint(text, (size_t)len),
-        };
-        size_t wl = site_get(&where);
-        e.callsite = wl ? where.buf : NULL;
-        e.callsite_len = wl;
-        nprof_slowlog_entry_set_request(&e, p);
-        if (nprof_slowlog_enqueue(log, &e) == NPROF_OK)
-            counts.slow_logged++;
-        else
-            counts.slow_dropped++;
-    }
+    if (to_log)
+        log_slow(log, p, &q, &where);
     counts.recorded++;
-    if (observer)
+    if (NPROF_UNLIKELY(observer != NULL))
         observe(text, (size_t)len, a->duration_ns, q.params, q.params_len, a->rows, err, &where,
                 p != NULL);
     Py_XDECREF(keep);
     Py_XDECREF(err);
-    if (rc != NPROF_OK && rc != NPROF_ELIMIT && rc != NPROF_ESTATE) {
+    if (NPROF_UNLIKELY(rc != NPROF_OK && rc != NPROF_ELIMIT && rc != NPROF_ESTATE)) {
         nprof_py_raise(rc, "recording a query");
         return -1;
     }
