@@ -136,9 +136,12 @@ int32_t nprof__patterns_count(nprof_profile *p, const nprof_query *q, int32_t ke
         text_hash = XXH3_64bits_withSeed(q->sql, q->sql_len,
                                          p->rt->shapes ? nprof__memo_seed(p->rt->shapes) : 0);
     uint64_t h = mix(text_hash ^ q->fingerprint);
-    /* Seed 0 gives XXH3_64bits()'s value; the seeded function for both keeps one copy of
-     * the hash's code on this path, not two. */
-    if (q->params)
+    /* The values' own identity when the hook gave one; else the summary, which stands for
+     * them only when it is there and whole.  Seed 0 gives XXH3_64bits()'s value; the seeded
+     * function for both hashes keeps one copy of the hash's code on this path, not two. */
+    if (q->params_hash)
+        h ^= mix(q->params_hash);
+    else if (q->params)
         h ^= mix(XXH3_64bits_withSeed(q->params, q->params_len, 0) + 1);
     if (!h)
         h = 1;

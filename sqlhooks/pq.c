@@ -52,6 +52,7 @@ typedef struct pq_pending {
     size_t sql_len, sql_alloc;
     char *params;       /* summary, allocated, or NULL */
     size_t params_len;
+    uint64_t params_hash; /* params_identity(), taken when it was sent */
     char *name;         /* PQ_PREPARE: the statement's name, allocated */
     size_t name_len;
     uint64_t fp, send_ticks, rows;
@@ -649,6 +650,7 @@ typedef struct pq_done {
     uint64_t fp; /* 0: computed from sql */
     const char *params;
     size_t params_len;
+    uint64_t params_hash; /* nprof_query.params_hash */
     uint64_t start_ticks, end_ticks;
     uint64_t rows;
     int error;
@@ -734,6 +736,31 @@ static size_t params_redacted(nprof_runtime *rt, char *out, const pq_params *pp)
     return red;
 }
 
+/* The identity of a call's parameter values (nprof_query.params_hash), from the values
+ * themselves: for counting exact duplicates, which the summary cannot do when it is left
+ * out (production mode), cut or redacted.  A SQL-level EXECUTE's argument list (`args`)
+ * stands for its values.  0 when the call has none. */
+static uint64_t params_identity(const pq_params *pp, const char *args, size_t args_len)
+{
+    if (args)
+        return XXH3_64bits_withSeed(args, args_len, 1) | 1;
+    if (pp->n <= 0)
+        return 0;
+    uint64_t h = (uint64_t)pp->n;
+    for (int i = 0; i < pp->n; i++) {
+        uint64_t v = 0x9E3779B97F4A7C15ull; /* NULL */
+        if (pp->values && pp->values[i]) {
+            int binary = pp->formats && pp->formats[i];
+            size_t len = !binary ? strlen(pp->values[i])
+                         : pp->lengths && pp->lengths[i] > 0 ? (size_t)pp->lengths[i] : 0;
+            v = XXH3_64bits_withSeed(pp->values[i], len, (uint64_t)i + 2 + (binary ? 1u << 20 : 0));
+        }
+        h = (h ^ v) * 0xff51afd7ed558ccdull;
+        h ^= h >> 33;
+    }
+    return h | 1;
+}
+
 /* The argument list of a SQL-level EXECUTE as the parameter summary, redacted. */
 static size_t args_redacted(const char *args, size_t len, char *out)
 {
@@ -786,6 +813,7 @@ static void record(nprof_runtime *rt, const pq_done *d)
                      .sql_len = d->sql_len,
                      .params = d->params,
                      .params_len = d->params_len,
+                     .params_hash = d->params_hash,
                      .duration_ns = duration_ns,
                      .start_ticks = d->start_ticks,
                      .fingerprint = d->fp};
@@ -853,6 +881,7 @@ static void record_sync(nprof_runtime *rt, PGconn *conn, const pq_sync *call, co
                  .fp = fp,
                  .params = plen ? params : NULL,
                  .params_len = plen,
+                 .params_hash = params_identity(pp, args, args_len),
                  .start_ticks = call->start_ticks,
                  .end_ticks = end,
                  .rows = res ? result_rows(res) : 0,
@@ -958,6 +987,7 @@ static void pending_push(nprof_runtime *rt, PGconn *conn, const pq_send *send)
             return;
         }
         pending_params(rt, e, &send->params, args, args_len);
+        e->params_hash = params_identity(&send->params, args, args_len);
     }
     c->count++;
 }
@@ -977,6 +1007,7 @@ static void pending_finish(nprof_runtime *rt, pq_conn *c, uint64_t end)
                          .fp = e->fp,
                          .params = e->params,
                          .params_len = e->params_len,
+                         .params_hash = e->params_hash,
                          .start_ticks = start,
                          .end_ticks = end,
                          .rows = e->rows,

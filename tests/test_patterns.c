@@ -28,6 +28,13 @@ static int find_pattern(const nprof_profile *p, uint64_t fp, nprof_pattern_info 
     return 0;
 }
 
+/* The exact repeats counted under shape `fp`; UINT64_MAX when there is no such shape. */
+static uint64_t repeats_of(const nprof_profile *p, uint64_t fp)
+{
+    nprof_pattern_info pi;
+    return find_pattern(p, fp, &pi) ? pi.exact_repeats : UINT64_MAX;
+}
+
 TEST(a_shape_repeated_to_the_threshold_is_an_n_plus_one_pattern)
 {
     nprof_runtime *rt = make_runtime("n_plus_one_threshold=5");
@@ -93,6 +100,47 @@ TEST(exact_duplicates_are_told_apart_from_similar_queries)
     ASSERT_TRUE(strstr(js.data, "\"duplicates\":[{\"fingerprint\":\"0000000000000001\"") != NULL);
     ASSERT_TRUE(strstr(js.data, "\"n_plus_one\":[]") != NULL);
     nprof_buf_free(&js);
+    nprof_request_discard(p);
+    nprof_runtime_destroy(rt);
+}
+
+/* Records `sql` under shape `fp` with the parameters' identity `params_hash` and, when
+ * given, a summary. */
+static int record_hashed(nprof_profile *p, uint64_t fp, const char *sql, const char *params,
+                         uint64_t params_hash)
+{
+    nprof_query q = {.sql = sql, .sql_len = strlen(sql), .params = params,
+                     .params_len = params ? strlen(params) : 0, .fingerprint = fp,
+                     .duration_ns = 1000, .params_hash = params_hash};
+    return nprof_query_record(p, &q);
+}
+
+TEST(the_values_identity_decides_duplicates_with_or_without_a_summary)
+{
+    nprof_runtime *rt = make_runtime(NULL);
+    nprof_profile *p;
+    ASSERT_OK(nprof_request_begin(rt, "GET", 3, "/", 1, 0, &p));
+    /* No summary (production mode leaves it out): the values' identity tells them apart. */
+    nprof_profile_set_param_summaries(p, 0);
+    const char *sql = "SELECT * FROM users WHERE id = $1";
+    record_hashed(p, 0x1, sql, NULL, 101);
+    record_hashed(p, 0x1, sql, NULL, 102); /* another id: similar, not a duplicate */
+    record_hashed(p, 0x1, sql, NULL, 103);
+    record_hashed(p, 0x1, sql, NULL, 101); /* the first id again: a duplicate */
+    /* Summaries that read the same (redacted, or cut) over different values. */
+    record_hashed(p, 0x2, "SELECT * FROM users WHERE email = $1", "$1='[REDACTED]'", 201);
+    record_hashed(p, 0x2, "SELECT * FROM users WHERE email = $1", "$1='[REDACTED]'", 202);
+    /* The identity given once with the summary and once without still matches. */
+    record_hashed(p, 0x3, "SELECT 1", "$1='9'", 301);
+    record_hashed(p, 0x3, "SELECT 1", NULL, 301);
+    ASSERT_OK(nprof_request_end(p, 200));
+    ASSERT_EQ_U64(repeats_of(p, 0x1), 1);
+    ASSERT_EQ_U64(repeats_of(p, 0x2), 0);
+    ASSERT_EQ_U64(repeats_of(p, 0x3), 1);
+    nprof_profile_info info;
+    nprof_profile_get_info(p, &info);
+    ASSERT_EQ_U64(info.sql_count, 8);
+    ASSERT_EQ_U64(info.exact_repeats, 2);
     nprof_request_discard(p);
     nprof_runtime_destroy(rt);
 }
@@ -202,6 +250,7 @@ int main(void)
 {
     RUN(a_shape_repeated_to_the_threshold_is_an_n_plus_one_pattern);
     RUN(exact_duplicates_are_told_apart_from_similar_queries);
+    RUN(the_values_identity_decides_duplicates_with_or_without_a_summary);
     RUN(queries_over_the_threshold_are_slow_and_listed);
     RUN(a_hundred_thousand_queries_of_one_shape_are_counted_exactly);
     RUN(many_shapes_stay_within_the_budget_and_the_excess_is_counted);

@@ -190,6 +190,44 @@ TEST(exec_params_records_a_parameter_summary)
     X_finish(c);
 }
 
+TEST(duplicates_follow_the_values_also_without_a_summary)
+{
+    /* Production mode leaves summaries out, and a summary cuts long values: the shim tells
+     * duplicates by the values themselves, sync and sent alike. */
+    PGconn *c = pg_connect();
+    ASSERT_TRUE(c);
+    nprof_profile *p = begin_request();
+    ASSERT_TRUE(p);
+    nprof_profile_set_param_summaries(p, 0);
+    const char *sql = "SELECT $1::int AS duplicate_check";
+    const char *ids[4] = {"1", "2", "3", "1"}; /* the last is a duplicate of the first */
+    for (int i = 0; i < 4; i++)
+        ASSERT_EQ_INT(status_of(X_exec_params(c, sql, 1, NULL, &ids[i], NULL, NULL, 0)),
+                      PGRES_TUPLES_OK);
+    /* Two long values that differ past where a summary cuts them. */
+    char a[300], b[300];
+    memset(a, 'x', sizeof a - 1);
+    a[sizeof a - 1] = 0;
+    memcpy(b, a, sizeof b);
+    b[sizeof b - 2] = 'y';
+    const char *longs[2] = {a, b};
+    for (int i = 0; i < 2; i++) {
+        ASSERT_EQ_INT(X_send_query_params(c, "SELECT length($1) AS long_check", 1, NULL,
+                                          &longs[i], NULL, NULL, 0),
+                      1);
+        PGresult *r;
+        while ((r = X_get_result(c)))
+            PQclear(r);
+    }
+    nprof_profile_info info;
+    ASSERT_OK(nprof_profile_get_info(p, &info));
+    ASSERT_EQ_U64(info.sql_count, 6);
+    ASSERT_EQ_U64(info.exact_repeats, 1);
+    ASSERT_TRUE(query_at(p, 0).params == NULL); /* the summary was left out */
+    end_request(p);
+    X_finish(c);
+}
+
 TEST(prepared_statements_record_their_text_and_are_forgotten_on_reset)
 {
     PGconn *c = pg_connect();
@@ -792,6 +830,7 @@ int main(int argc, char **argv)
     RUN(exec_records_once_with_text_duration_and_fingerprint);
     RUN(an_exact_repeat_counts_alike_through_the_shim_and_the_sql_layer);
     RUN(exec_params_records_a_parameter_summary);
+    RUN(duplicates_follow_the_values_also_without_a_summary);
     RUN(prepared_statements_record_their_text_and_are_forgotten_on_reset);
     RUN(sql_level_prepare_execute_and_deallocate);
     RUN(async_queries_are_timed_from_send_to_the_last_result);

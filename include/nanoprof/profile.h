@@ -250,6 +250,12 @@ typedef struct nprof_query {
                                 (over opt.slow_query_threshold_ms): only those keep one, so
                                 the cost of finding it is paid only on them */
     void *callsite_user;     /* passed to `callsite` */
+    uint64_t params_hash;    /* the parameter values' identity, for counting exact duplicates
+                                (same text, same values): a hash the hook takes of the values
+                                themselves, never 0.  0: not given, and the summary `params`
+                                is hashed instead; give it whenever the hook has the values,
+                                since a summary is left out (production mode), cut and
+                                redacted, and would make different values look the same */
 } nprof_query;
 
 /* nprof_query.flags: recorded and timed, but not counted under its shape (no N+1 pattern,

@@ -287,6 +287,57 @@ static Py_ssize_t params_summary(PyObject *params, PyObject *sql_obj, const char
     return (Py_ssize_t)n;
 }
 
+/* ---- the identity of the parameter values ------------------------------------------------- */
+
+/* A container's values hashed one by one (a list, a dict's items, any iterable), or 0 when
+ * one of them has no hash. */
+static NPROF_PY_NOINLINE uint64_t items_identity(PyObject *params)
+{
+    PyObject *items = PyDict_Check(params) ? PyDict_Items(params) : Py_NewRef(params);
+    PyObject *seq = items ? PySequence_Fast(items, "") : NULL;
+    Py_XDECREF(items);
+    if (!seq) {
+        PyErr_Clear();
+        return 0;
+    }
+    uint64_t h = (uint64_t)PySequence_Fast_GET_SIZE(seq) + 0x9E3779B97F4A7C15ull;
+    for (Py_ssize_t i = 0; i < PySequence_Fast_GET_SIZE(seq); i++) {
+        Py_hash_t v = PyObject_Hash(PySequence_Fast_GET_ITEM(seq, i));
+        if (v == -1) {
+            PyErr_Clear();
+            Py_DECREF(seq);
+            return 0;
+        }
+        h = (h ^ (uint64_t)v) * 0xff51afd7ed558ccdull;
+        h ^= h >> 33;
+    }
+    Py_DECREF(seq);
+    return h;
+}
+
+/* What tells a query's parameter values apart (nprof_query.params_hash), so that exact
+ * duplicates (same text, same values) are counted by value: the summary is left out in
+ * production mode, and cut and redacted where it is kept, so different values could read
+ * the same.  Python's own hash of the parameters: a tuple of numbers and strings costs a
+ * few dozen instructions.  An unhashable container (a list, a dict) is hashed item by
+ * item; a value with no hash at all makes the query unlike any other, so that a duplicate
+ * can go uncounted but none is reported falsely.  0 for no parameters. */
+static uint64_t params_identity(PyObject *params)
+{
+    static uint64_t unlike_any;
+    if (!params || params == Py_None)
+        return 0;
+    Py_hash_t v = PyObject_Hash(params);
+    uint64_t h = (uint64_t)v;
+    if (NPROF_UNLIKELY(v == -1)) {
+        PyErr_Clear();
+        h = items_identity(params);
+        if (!h)
+            h = 0xA5A5000000000000ull ^ ++unlike_any;
+    }
+    return h ? h : 1;
+}
+
 /* ---- the text of a query, an error -------------------------------------------------------- */
 
 /* The query's text: str and bytes-likes as they are; anything else through str() (a hook
@@ -528,6 +579,7 @@ static int record_query(const one_query *a, nprof_slowlog *log, uint64_t thresho
     };
     int rc = NPROF_OK;
     if (p) {
+        q.params_hash = params_identity(a->params);
         rc = nprof_sql_record(p, &q);
         if (NPROF_LIKELY(rc == NPROF_OK || rc == NPROF_ELIMIT))
             counts.in_request++;

@@ -125,6 +125,40 @@ def test_production_summarises_parameters_only_where_someone_reads_them() -> Non
     assert params_of_last() == ["id=7", "id=8"]
 
 
+def test_duplicates_follow_the_parameter_values_with_or_without_summaries() -> None:
+    # An exact duplicate is the same text with the same values.  Production mode leaves the
+    # summaries out of a request it did not pick, and redaction makes different secrets read
+    # alike: neither may turn queries with different values into duplicates.
+    sql = "SELECT * FROM users WHERE key = %s"
+    calls = [
+        (1,), (2,), (3,), (1,),      # one duplicate
+        [4, "a"], [4, "a"],          # a list, hashed item by item: one
+        {"k": 5}, {"k": 6}, {"k": 5},  # a mapping: one
+        ([1, 2],), ([1, 2],),        # a value with no hash: never called a duplicate
+        ("ann@example.com",), ("bob@example.com",),  # redacted alike, still different
+    ]
+
+    async def inner(scope: Any, receive: Any, send: Any) -> None:
+        for params in calls:
+            _core.record_sql(sql, 1_000, params)
+        await send({"type": "http.response.start", "status": 500, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    def last() -> dict[str, Any]:
+        return json.loads(_core.get_store().get_recent(1)[0].to_json())
+
+    prod = PerformanceMiddleware(inner, **apps.options(production=True), sample_every=10**9)
+    run(prod, "/dup")
+    profile = last()
+    assert all(q.get("params") is None for q in profile["queries"])  # left out
+    assert profile["duplicate_count"] == 3
+    dev = PerformanceMiddleware(inner, **apps.options())
+    run(dev, "/dup")
+    profile = last()
+    assert profile["queries"][-1]["params"] == profile["queries"][-2]["params"]  # redacted
+    assert profile["duplicate_count"] == 3
+
+
 def test_exception_propagates_unchanged_and_counts_as_500() -> None:
     raised = KeyError("boom")
 
