@@ -103,10 +103,17 @@ _REC_LITERAL = os.environ.get("NANOPROF_BENCH_REC_LITERAL") == "1"
 _LITERAL_SQL = [SQL.replace("$1", str(i)) for i in range(1, N_ITEMS + 1)]
 
 
+# Set by bench_asgi_db.py's in-process runs: called between /rec's queries, it stands for
+# the driver's and the event loop's code that runs there under a server.
+between_queries: Any = None
+
+
 async def rec(request: Request) -> JSONResponse:
     out = []
     con = _noio
     for i in _ids():
+        if between_queries is not None:
+            between_queries()
         if _REC_LITERAL:
             row = await con.fetchrow(_LITERAL_SQL[i - 1])
         else:

@@ -22,8 +22,10 @@ requests per second and for the server's CPU time per request (from /proc: stead
 requests per second when wrk and PostgreSQL share the other core).  Prints the medians with
 their jitter and the same-run ratios, then callgrind's instructions per request and the
 lines of code those requests run, in-process (no server: the app called directly, as
-instructions_asgi.py does), and the time of an in-process /rec request back to back and with
-other work between requests: what the same code costs hot in the caches and among other code.
+instructions_asgi.py does), and the time of an in-process /rec request back to back, with
+other work between requests, and with other work between its queries: what the same code
+costs hot in the caches, among other code, and with the per-query code pushed out of the
+caches before every query (as the driver's I/O does on /db).
 
     python bench/python/bench_asgi_db.py [--rounds 7] [--seconds 5] [--connections 16]
                                          [--variants bare,mw-prod,nanoprof-prod]
@@ -134,8 +136,10 @@ def child(variant: str, n: int, path: str = "/rec", timed: int = 0, between: int
     """n requests to `path` through the app, in-process: what callgrind counts.  /db needs
     NANOPROF_BENCH_PG in the environment (the pool is opened as the lifespan would).  With
     `timed`, that many more requests follow, and the time of each request's own call is
-    printed, in nanoseconds per request; with `between`, other_work() and one turn of the
-    event loop run between requests, outside the time taken."""
+    printed, in nanoseconds per request; with `between` 1, other_work() and one turn of the
+    event loop run between requests, outside the time taken; with 2, other_work() runs
+    before each of /rec's queries, inside the time taken (the same for every variant: the
+    difference is what the variant's own code costs when it runs cold at every query)."""
     os.environ["NANOPROF_BENCH_VARIANT"] = variant
     if path == "/rec":
         os.environ.pop("NANOPROF_BENCH_PG", None)
@@ -143,6 +147,8 @@ def child(variant: str, n: int, path: str = "/rec", timed: int = 0, between: int
 
     app = asgi_db_app.app
     scope = dict(SCOPE, path=path, raw_path=path.encode())
+    if between == 2:
+        asgi_db_app.between_queries = other_work
 
     async def receive() -> dict:
         return {"type": "http.request", "body": b"", "more_body": False}
@@ -156,7 +162,7 @@ def child(variant: str, n: int, path: str = "/rec", timed: int = 0, between: int
                 await app(dict(scope), receive, send)
             taken = 0
             for _ in range(timed):
-                if between:
+                if between == 1:
                     other_work()
                     await asyncio.sleep(0)
                 t0 = time.perf_counter_ns()
@@ -171,8 +177,9 @@ def child(variant: str, n: int, path: str = "/rec", timed: int = 0, between: int
 def in_process(variants: Sequence[str], rounds: int, between: int) -> dict[str, list[float]]:
     """ns per /rec request with no server: the app called in a loop, each variant in a fresh
     process pinned to CPU 0, alternating round by round; back to back (between=0), the
-    request's code stays hot in the caches, and with other_work() between requests it runs
-    as under a server, among other code (see also the lines of code below)."""
+    request's code stays hot in the caches; with other_work() between requests (1) it runs
+    as under a server, among other code (see also the lines of code below); with it before
+    every query (2), the per-query code also starts cold each time."""
     out: dict[str, list[float]] = {v: [] for v in variants}
     env = dbbench.env_with()
     env.pop("NANOPROF_BENCH_PG", None)
@@ -274,7 +281,7 @@ def main() -> None:
                 if v != "bare-again":
                     for ep in ENDPOINTS:
                         ins[v, ep] = instructions(v, ep, conninfo if ep == "/db" else None)
-    inproc = {between: in_process(variants, 5, between) for between in (0, 1)}
+    inproc = {between: in_process(variants, 5, between) for between in (0, 1, 2)}
 
     print(f"\n{args.rounds} rounds of {args.seconds} s per variant and endpoint, wrk -c"
           f"{args.connections}; {dbbench.machine_line()}")
@@ -303,7 +310,8 @@ def main() -> None:
         print(f"callgrind, 64-byte lines of code a {ep} request runs: "
               + ", ".join(f"{v} {lines_text(ins[v, ep][1], ins['bare', ep][1])}"
                           for v in variants if (v, ep) in ins))
-    for between, label in ((0, "back to back"), (1, "with other work between requests")):
+    for between, label in ((0, "back to back"), (1, "with other work between requests"),
+                           (2, "with other work before each query")):
         base_ns = inproc[between]["bare"]
         print(f"in-process /rec, no server, {label} (5 alternating rounds), ns per request: "
               + ", ".join(f"{v} {dbbench.med(ns):.0f}"
