@@ -289,28 +289,42 @@ static Py_ssize_t params_summary(PyObject *params, PyObject *sql_obj, const char
 
 /* ---- the identity of the parameter values ------------------------------------------------- */
 
-/* A container's values hashed one by one (a list, a dict's items, any iterable), or 0 when
- * one of them has no hash. */
+/* Folds the hash of `item` into `h`; 0 when the item has no hash. */
+static int fold_hash(uint64_t *h, PyObject *item)
+{
+    Py_hash_t v = PyObject_Hash(item);
+    if (v == -1) {
+        PyErr_Clear();
+        return 0;
+    }
+    *h = (*h ^ (uint64_t)v) * 0xff51afd7ed558ccdull;
+    *h ^= *h >> 33;
+    return 1;
+}
+
+/* A container's values hashed one by one (a list's items, a dict's keys and values, any
+ * other sequence), or 0 when one of them has no hash. */
 static NPROF_PY_NOINLINE uint64_t items_identity(PyObject *params)
 {
-    PyObject *items = PyDict_Check(params) ? PyDict_Items(params) : Py_NewRef(params);
-    PyObject *seq = items ? PySequence_Fast(items, "") : NULL;
-    Py_XDECREF(items);
+    uint64_t h = 0x9E3779B97F4A7C15ull;
+    if (PyDict_Check(params)) {
+        Py_ssize_t pos = 0;
+        PyObject *k, *v;
+        while (PyDict_Next(params, &pos, &k, &v))
+            if (!fold_hash(&h, k) || !fold_hash(&h, v))
+                return 0;
+        return h;
+    }
+    PyObject *seq = PySequence_Fast(params, "");
     if (!seq) {
         PyErr_Clear();
         return 0;
     }
-    uint64_t h = (uint64_t)PySequence_Fast_GET_SIZE(seq) + 0x9E3779B97F4A7C15ull;
-    for (Py_ssize_t i = 0; i < PySequence_Fast_GET_SIZE(seq); i++) {
-        Py_hash_t v = PyObject_Hash(PySequence_Fast_GET_ITEM(seq, i));
-        if (v == -1) {
-            PyErr_Clear();
-            Py_DECREF(seq);
-            return 0;
-        }
-        h = (h ^ (uint64_t)v) * 0xff51afd7ed558ccdull;
-        h ^= h >> 33;
-    }
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+    h += (uint64_t)n;
+    for (Py_ssize_t i = 0; i < n && h; i++)
+        if (!fold_hash(&h, PySequence_Fast_GET_ITEM(seq, i)))
+            h = 0;
     Py_DECREF(seq);
     return h;
 }
@@ -319,22 +333,29 @@ static NPROF_PY_NOINLINE uint64_t items_identity(PyObject *params)
  * duplicates (same text, same values) are counted by value: the summary is left out in
  * production mode, and cut and redacted where it is kept, so different values could read
  * the same.  Python's own hash of the parameters: a tuple of numbers and strings costs a
- * few dozen instructions.  An unhashable container (a list, a dict) is hashed item by
- * item; a value with no hash at all makes the query unlike any other, so that a duplicate
- * can go uncounted but none is reported falsely.  0 for no parameters. */
+ * few dozen instructions.  A list or a dict (which have no hash) is hashed item by item,
+ * without the TypeError that asking for its hash would build; a value with no hash at all
+ * makes the query unlike any other, so that a duplicate can go uncounted but none is
+ * reported falsely.  0 for no parameters. */
 static uint64_t params_identity(PyObject *params)
 {
     static uint64_t unlike_any;
     if (!params || params == Py_None)
         return 0;
-    Py_hash_t v = PyObject_Hash(params);
-    uint64_t h = (uint64_t)v;
-    if (NPROF_UNLIKELY(v == -1)) {
-        PyErr_Clear();
+    uint64_t h;
+    if (PyList_Check(params) || PyDict_Check(params)) {
         h = items_identity(params);
-        if (!h)
-            h = 0xA5A5000000000000ull ^ ++unlike_any;
+    } else {
+        Py_hash_t v = PyObject_Hash(params);
+        if (NPROF_LIKELY(v != -1)) {
+            h = (uint64_t)v;
+        } else {
+            PyErr_Clear();
+            h = items_identity(params);
+        }
     }
+    if (!h)
+        h = 0xA5A5000000000000ull ^ ++unlike_any;
     return h ? h : 1;
 }
 
