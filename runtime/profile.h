@@ -118,6 +118,12 @@ struct nprof_profile {
     size_t heap_bytes;     /* bytes allocated beyond the struct itself */
     nprof__samples samples; /* sampled call stacks (samples.c), in the arena */
     int params_off;        /* nprof_profile_set_param_summaries(p, 0) */
+    /* sqlhooks/record.c: the last query shaped with its whole text, which the next query's
+     * text is compared with (an N+1 loop sends one text again and again): its number in
+     * `queries` + 1 (0: none), its text hash and whether the ignore rule left it uncounted. */
+    uint32_t shape_memo;
+    uint32_t shape_memo_flags;
+    uint64_t shape_memo_text_hash;
     char reset_end[1];
     /* ---- not zeroed, written anew by every request ---- */
     char *text_cur;

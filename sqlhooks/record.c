@@ -7,6 +7,7 @@
  * under its shape.
  */
 #include <stdlib.h>
+#include <string.h>
 
 #include "nanoprof/sql.h"
 #include "runtime/profile.h"
@@ -50,6 +51,41 @@ int nprof_sql_record(nprof_profile *p, const nprof_query *q)
     return nprof__sql_record_hashed(p, q, 0);
 }
 
+/* The shape of the profile's last whole-text query, given to `shaped` when `shaped` has the
+ * same text: 1, or 0 when it does not (or there is none).  The previous query's text and
+ * shape are in the profile already, so a repeat of it costs a comparison instead of the
+ * shape cache's hash and lookup, code that would otherwise run at every query of an N+1
+ * loop, each time after the driver's own code has pushed it out of the cache. */
+static int shape_of_last(const nprof_profile *p, nprof_query *shaped, uint64_t *text_hash)
+{
+    if (!p->shape_memo)
+        return 0;
+    const nprof__query *last = &p->queries[p->shape_memo - 1];
+    if (last->sql_len != shaped->sql_len || !shaped->sql_len ||
+        memcmp(last->sql, shaped->sql, shaped->sql_len) != 0)
+        return 0;
+    shaped->fingerprint = last->fingerprint;
+    shaped->normalized = last->normalized;
+    shaped->normalized_len = last->normalized_len;
+    shaped->flags |= p->shape_memo_flags;
+    *text_hash = p->shape_memo_text_hash;
+    return 1;
+}
+
+/* Remembers query number `kept` (its whole text kept, shaped here) for shape_of_last(). */
+static void remember_shape(nprof_profile *p, const nprof_query *shaped, int32_t kept,
+                           uint64_t text_hash)
+{
+    const nprof__query *r = &p->queries[kept];
+    if (r->sql_len != shaped->sql_len || !r->normalized) {
+        p->shape_memo = 0; /* cut, or kept without its shape: nothing to compare with */
+        return;
+    }
+    p->shape_memo = (uint32_t)kept + 1;
+    p->shape_memo_flags = shaped->flags & NPROF_QUERY_UNCOUNTED;
+    p->shape_memo_text_hash = text_hash;
+}
+
 int nprof__sql_record_hashed(nprof_profile *p, const nprof_query *q, uint64_t text_hash)
 {
     if (!p)
@@ -59,11 +95,17 @@ int nprof__sql_record_hashed(nprof_profile *p, const nprof_query *q, uint64_t te
     if (q->fingerprint && q->normalized) /* the caller gave the shape already */
         return nprof__query_record_hashed(p, q, text_hash);
     nprof_query shaped = *q;
+    if (!q->fingerprint && !q->normalized && shape_of_last(p, &shaped, &text_hash))
+        return nprof__query_record_hashed(p, &shaped, text_hash);
     size_t cap = NPROF_SQL_NORMALIZED_MAX(nprof__sql_kept(p->rt, q->sql_len));
     char *buf = thread_buffer(cap);
     if (buf)
         nprof__sql_shape_query(p->rt, &shaped, buf, cap, &text_hash);
     if (!shaped.fingerprint)
         shaped.fingerprint = nprof_sql_fingerprint(q->sql, q->sql_len);
-    return nprof__query_record_hashed(p, &shaped, text_hash);
+    uint32_t before = p->query_count;
+    int rc = nprof__query_record_hashed(p, &shaped, text_hash);
+    if (!q->fingerprint && !q->normalized && p->query_count == before + 1)
+        remember_shape(p, &shaped, (int32_t)before, text_hash);
+    return rc;
 }

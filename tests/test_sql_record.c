@@ -245,6 +245,58 @@ TEST(an_exact_repeat_counts_the_same_whichever_way_its_text_is_recorded)
     nprof_runtime_destroy(rt);
 }
 
+/* An N+1 loop sends one text again and again: a text equal to the last one recorded takes
+ * its shape without the shape cache.  Only an equal whole
+ * text does: not one of the same length, not one cut at max_sql_bytes that only starts the
+ * same, not the last text of the profile's previous request. */
+TEST(a_text_repeated_back_to_back_takes_the_last_shape)
+{
+    nprof_runtime *rt = make_runtime("max_sql_bytes=64");
+    nprof_profile *p;
+    ASSERT_OK(nprof_request_begin(rt, "GET", 3, "/", 1, 0, &p));
+    const char *authors = "SELECT * FROM authors WHERE id = $1";
+    const char *editors = "SELECT * FROM editors WHERE id = $1"; /* same length */
+    for (int i = 0; i < 3; i++)
+        ASSERT_OK(record_sql(p, authors));
+    ASSERT_OK(record_sql(p, editors));
+    ASSERT_OK(record_sql(p, "SET search_path TO app"));
+    ASSERT_OK(record_sql(p, "SET search_path TO app")); /* ignored, as the first was */
+    char a[100], b[100]; /* cut at 64 bytes alike, different after */
+    snprintf(a, sizeof a, "SELECT a, b, c, d, e, f, g, h FROM wide WHERE x = $1 AND y = $2 AND z = 1");
+    snprintf(b, sizeof b, "SELECT a, b, c, d, e, f, g, h FROM wide WHERE x = $1 AND y = $2 AND w = 1");
+    ASSERT_OK(record_sql(p, a));
+    ASSERT_OK(record_sql(p, b));
+    ASSERT_OK(nprof_request_end(p, 200));
+    nprof_query_info q[8];
+    for (size_t i = 0; i < 8; i++)
+        ASSERT_OK(nprof_profile_get_query(p, i, &q[i]));
+    for (int i = 0; i < 3; i++) {
+        ASSERT_EQ_U64(q[i].fingerprint, nprof_sql_fingerprint(authors, strlen(authors)));
+        ASSERT_MEM_STR(q[i].normalized, q[i].normalized_len, "SELECT * FROM authors WHERE id = ?");
+    }
+    ASSERT_EQ_U64(q[3].fingerprint, nprof_sql_fingerprint(editors, strlen(editors)));
+    ASSERT_TRUE(q[3].fingerprint != q[0].fingerprint);
+    ASSERT_MEM_STR(q[3].normalized, q[3].normalized_len, "SELECT * FROM editors WHERE id = ?");
+    ASSERT_TRUE((q[4].flags & NPROF_QUERY_UNCOUNTED) && (q[5].flags & NPROF_QUERY_UNCOUNTED));
+    ASSERT_EQ_U64(q[6].fingerprint, nprof_sql_fingerprint(a, strlen(a)));
+    ASSERT_EQ_U64(q[7].fingerprint, nprof_sql_fingerprint(b, strlen(b)));
+    ASSERT_TRUE(q[6].fingerprint != q[7].fingerprint);
+    nprof_profile_info info;
+    nprof_profile_get_info(p, &info);
+    ASSERT_EQ_U64(info.pattern_count, 4); /* authors, editors, the two wide ones */
+    ASSERT_EQ_U64(info.exact_repeats, 2);
+    nprof_request_discard(p);
+    /* The next request (the profile comes back from the pool) starts with no last text. */
+    ASSERT_OK(nprof_request_begin(rt, "GET", 3, "/", 1, 0, &p));
+    ASSERT_OK(record_sql(p, editors));
+    ASSERT_OK(nprof_request_end(p, 200));
+    ASSERT_OK(nprof_profile_get_query(p, 0, &q[0]));
+    ASSERT_EQ_U64(q[0].fingerprint, nprof_sql_fingerprint(editors, strlen(editors)));
+    ASSERT_MEM_STR(q[0].normalized, q[0].normalized_len, "SELECT * FROM editors WHERE id = ?");
+    nprof_request_discard(p);
+    nprof_runtime_destroy(rt);
+}
+
 int main(void)
 {
     RUN(queries_that_differ_in_literals_form_one_n_plus_one_pattern);
@@ -254,5 +306,6 @@ int main(void)
     RUN(a_long_query_keeps_its_whole_fingerprint_and_a_cut_normalized_text);
     RUN(hostile_input_is_recorded_without_harm);
     RUN(an_exact_repeat_counts_the_same_whichever_way_its_text_is_recorded);
+    RUN(a_text_repeated_back_to_back_takes_the_last_shape);
     return TEST_SUMMARY();
 }
