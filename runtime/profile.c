@@ -203,7 +203,8 @@ void *nprof__profile_arena(nprof_profile *p, size_t bytes)
 }
 
 /* Copies up to `max` bytes of `s`; *kept receives how many.  NULL past the budget. */
-static const char *copy_text(nprof_profile *p, const char *s, size_t len, size_t max, uint32_t *kept)
+static NPROF__NOINLINE const char *copy_text(nprof_profile *p, const char *s, size_t len,
+                                             size_t max, uint32_t *kept)
 {
     size_t n = len < max ? len : max;
     *kept = (uint32_t)n;
