@@ -50,6 +50,9 @@ static int grow_index(nprof_profile *p, uint32_t cap)
 
 static nprof__pattern *find_or_add(nprof_profile *p, uint64_t fingerprint)
 {
+    /* An N+1 loop counts one shape query after query: the last one found is checked first. */
+    if (p->last_pattern && p->patterns[p->last_pattern - 1].fingerprint == fingerprint)
+        return &p->patterns[p->last_pattern - 1];
     if (!p->index_cap && grow_index(p, 2 * NPROF__INLINE_PATTERNS))
         return NULL;
     uint32_t mask = p->index_cap - 1;
@@ -150,6 +153,7 @@ int32_t nprof__patterns_count(nprof_profile *p, const nprof_query *q, int32_t ke
         p->patterns_dropped++;
         return -1;
     }
+    p->last_pattern = (uint32_t)(pat - p->patterns) + 1;
     int repeat = seen_before(p, h);
     pat->count++;
     pat->exact_repeats += repeat;

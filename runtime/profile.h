@@ -112,6 +112,7 @@ struct nprof_profile {
     uint64_t sql_total_ns, sql_count, queries_dropped, spans_dropped;
     uint32_t span_count, query_count;
     uint32_t pattern_count, exact_used;    /* patterns.c */
+    uint32_t last_pattern;  /* patterns.c: the last query's pattern number + 1, 0: none */
     uint64_t slow_count, exact_repeats, patterns_dropped;
     const char *path, *route;
     uint32_t path_len, route_len, method_len, request_id_len;

@@ -145,6 +145,30 @@ TEST(the_values_identity_decides_duplicates_with_or_without_a_summary)
     nprof_runtime_destroy(rt);
 }
 
+TEST(interleaved_shapes_are_each_counted_under_their_own)
+{
+    nprof_runtime *rt = make_runtime("n_plus_one_threshold=3");
+    nprof_profile *p;
+    ASSERT_OK(nprof_request_begin(rt, "GET", 3, "/", 1, 0, &p));
+    for (int i = 0; i < 3; i++) {
+        record(p, 0xA, "SELECT a", NULL, 1);
+        if (i < 2)
+            record(p, 0xB, "SELECT b", NULL, 2);
+    }
+    ASSERT_OK(nprof_request_end(p, 200));
+    nprof_pattern_info pi;
+    ASSERT_TRUE(find_pattern(p, 0xA, &pi));
+    ASSERT_EQ_U64(pi.count, 3);
+    ASSERT_EQ_U64(pi.total_ns, 3000000);
+    ASSERT_EQ_INT(pi.n_plus_one, 1);
+    ASSERT_TRUE(find_pattern(p, 0xB, &pi));
+    ASSERT_EQ_U64(pi.count, 2);
+    ASSERT_EQ_U64(pi.total_ns, 4000000);
+    ASSERT_EQ_INT(pi.n_plus_one, 0);
+    nprof_request_discard(p);
+    nprof_runtime_destroy(rt);
+}
+
 TEST(queries_over_the_threshold_are_slow_and_listed)
 {
     nprof_runtime *rt = make_runtime("slow_query_threshold_ms=50");
@@ -251,6 +275,7 @@ int main(void)
     RUN(a_shape_repeated_to_the_threshold_is_an_n_plus_one_pattern);
     RUN(exact_duplicates_are_told_apart_from_similar_queries);
     RUN(the_values_identity_decides_duplicates_with_or_without_a_summary);
+    RUN(interleaved_shapes_are_each_counted_under_their_own);
     RUN(queries_over_the_threshold_are_slow_and_listed);
     RUN(a_hundred_thousand_queries_of_one_shape_are_counted_exactly);
     RUN(many_shapes_stay_within_the_budget_and_the_excess_is_counted);
