@@ -20,8 +20,9 @@ variant on /db and then on /rec, in fresh server processes, the variants alterna
 order round by round; the ratio of a variant to the bare app is taken within the round, for
 requests per second and for the server's CPU time per request (from /proc: steadier than
 requests per second when wrk and PostgreSQL share the other core).  Prints the medians with
-their jitter and the same-run ratios, then callgrind's instructions per request and the
-lines of code those requests run, in-process (no server: the app called directly, as
+their jitter and the same-run ratios, then callgrind's instructions per request, the lines
+of code those requests run and the line visits of nanoprof's code (a line once per query
+that runs it), in-process (no server: the app called directly, as
 instructions_asgi.py does), and the time of an in-process /rec request back to back, with
 other work between requests, and with other work between its queries: what the same code
 costs hot in the caches, among other code, and with the per-query code pushed out of the
@@ -54,6 +55,9 @@ import dbbench  # noqa: E402
 
 ALL_VARIANTS = ("bare", "bare-again", "noop-mw", "spin-mw", "mw-prod", "nanoprof-prod", "nanoprof-dev")
 HOOKED = {"nanoprof-prod", "nanoprof-dev"}
+# The queries each endpoint runs (asgi_db_app.QUERIES_PER_REQUEST, not imported here: the
+# app module builds its app when imported).
+QUERIES = 5
 ENDPOINTS = ("/db", "/rec")
 TARGET = {"/db": 3.0, "/rec": 10.0}  # at most this many % fewer requests/s than bare
 
@@ -90,7 +94,7 @@ def check(variant: str, port: int) -> None:
     for ep in ENDPOINTS:
         status, headers, body = dbbench.fetch(port, f"{ep}?profile=1&profile_token=bench-token")
         rows = json.loads(body)
-        if status != 200 or len(rows) != 5:
+        if status != 200 or len(rows) != QUERIES:
             raise SystemExit(f"{variant} {ep}: status {status}, {len(rows)} rows")
         count = headers.get("x-query-count")
         if variant in ("bare", "bare-again", "noop-mw", "spin-mw"):
@@ -195,15 +199,23 @@ def in_process(variants: Sequence[str], rounds: int, between: int) -> dict[str, 
 
 
 def instructions(variant: str, path: str = "/rec", conninfo: str | None = None,
-                 n1: int = 200, n2: int = 1200) -> tuple[float, dict[str, float]]:
+                 n1: int = 200, n2: int = 1200
+                 ) -> tuple[float, dict[str, float], dict[str, float]]:
     """Instructions per request of `variant` on `path`, in-process (the server's own work,
     without uvicorn's): deterministic where requests per second are not.  With them, the
-    64-byte lines of code those requests run, per object file (dbbench.code_lines)."""
+    64-byte lines of code those requests run, per object file (dbbench.code_lines), and their
+    line visits, a line counted once per query that runs it (at most QUERIES)."""
     env = dbbench.env_with(**({"NANOPROF_BENCH_PG": conninfo} if conninfo else {}))
     a, b = (dbbench.callgrind_code(
         [sys.executable, str(Path(__file__).resolve()), "--child", variant, str(n), path],
         env=env) for n in (n1, n2))
-    return (sum(b.values()) - sum(a.values())) / (n2 - n1), dbbench.code_lines(a, b, n2 - n1)
+    return ((sum(b.values()) - sum(a.values())) / (n2 - n1), dbbench.code_lines(a, b, n2 - n1),
+            dbbench.code_lines(a, b, n2 - n1, QUERIES))
+
+
+def own_lines(lines: dict[str, float]) -> float:
+    """The part of `lines` in nanoprof's own objects (_core and libnanoprof)."""
+    return sum(n for o, n in lines.items() if o.startswith("_core.") or o == "libnanoprof.so.0")
 
 
 def lines_text(lines: dict[str, float], base: dict[str, float]) -> str:
@@ -310,6 +322,10 @@ def main() -> None:
         print(f"callgrind, 64-byte lines of code a {ep} request runs: "
               + ", ".join(f"{v} {lines_text(ins[v, ep][1], ins['bare', ep][1])}"
                           for v in variants if (v, ep) in ins))
+        print(f"callgrind, line visits of nanoprof's own code per {ep} request (a line once per "
+              f"query that runs it, at most {QUERIES}; cold at each query when I/O runs between): "
+              + ", ".join(f"{v} {own_lines(ins[v, ep][2]):.0f}"
+                          for v in variants if (v, ep) in ins and (v in HOOKED or v == "mw-prod")))
     for between, label in ((0, "back to back"), (1, "with other work between requests"),
                            (2, "with other work before each query")):
         base_ns = inproc[between]["bare"]

@@ -303,14 +303,18 @@ def _per_instruction(dump: str) -> dict[tuple[str, int], int]:
 
 
 def code_lines(a: dict[tuple[str, int], int], b: dict[tuple[str, int], int],
-               iterations: int) -> dict[str, float]:
+               iterations: int, visits: float = 1.0) -> dict[str, float]:
     """The 64-byte lines of code one iteration runs, per object file, from run `a` and a run
     `b` longer by `iterations`: the instruction-cache footprint of an iteration.  A line
     counts once however often it runs in an iteration, and in proportion when it runs in
     only some of them (a line run once in ten requests counts 0.1).  Code that runs on every
     request is fetched again whenever the rest of the request has pushed it out of the
     32 KiB L1 cache, so lines, not instructions, are what added code costs when it runs cold
-    (as under a real server, with the event loop and HTTP parsing in between)."""
+    (as under a real server, with the event loop and HTTP parsing in between).
+
+    With `visits` above 1, a line counts up to that many times an iteration: the line visits
+    of code that runs once per query, with the driver's I/O between queries pushing it out
+    again before the next (visits=5 for five queries a request)."""
     runs: dict[tuple[str, int], int] = {}  # the most any of a line's instructions ran
     for (obj, addr), n in b.items():
         extra = n - a.get((obj, addr), 0)
@@ -319,7 +323,7 @@ def code_lines(a: dict[tuple[str, int], int], b: dict[tuple[str, int], int],
             runs[key] = max(runs.get(key, 0), extra)
     lines: dict[str, float] = {}
     for (obj, _), n in runs.items():
-        lines[obj] = lines.get(obj, 0.0) + min(1.0, n / iterations)
+        lines[obj] = lines.get(obj, 0.0) + min(visits, n / iterations)
     return lines
 
 
