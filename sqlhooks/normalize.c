@@ -1289,6 +1289,12 @@ static void cast_suffixes(struct lexer *lx, struct tok *t)
             return;
         }
         t->bare = 0;
+        /* The literal, cast and all, is what the next token follows: after 6::in, a '+'
+         * is an operator, not a unary plus after the keyword IN that named the type.
+         * Otherwise the plus is dropped, and the output 6::in+1 -> ?::in ? -> ? ? shapes
+         * differently again. */
+        lx->prev_kind = TK_VALUE;
+        lx->prev_kw = -1;
     }
 }
 

@@ -984,6 +984,8 @@ TEST(former_fuzzer_findings_stay_fixed)
         "ORDER BY 1 .x, 1 :: (",
         "SELECT x FROM t WHERE a = ANY(ARRAY[1], 5) AND b IN (ARRAY[1])",
         "INSERT INTO t VALUES (NULL::int, 2), (CAST(NULL AS int))",
+        "6::IN++++::IN++++:\377",           /* a cast to a keyword-named type ends an operand */
+        "SELECT 6::in + 1, 'x'::all+2",
     };
     for (size_t i = 0; i < sizeof in / sizeof in[0]; i++)
         ASSERT_EQ_INT(check_properties(in[i], strlen(in[i])), 0);
@@ -994,6 +996,10 @@ TEST(former_fuzzer_findings_stay_fixed)
     got = norm_str("MOVE CAST(x AS ON)", NPROF_SQL_QMARK);
     ASSERT_TRUE(got != NULL);
     ASSERT_STR(got, "MOVE ?");
+    free(got);
+    got = norm_str("SELECT 6::in + 1", NPROF_SQL_QMARK);
+    ASSERT_TRUE(got != NULL);
+    ASSERT_STR(got, "SELECT ? + ?");
     free(got);
 }
 
