@@ -19,7 +19,6 @@
 #include <string.h>
 #include <sys/mman.h>
 
-#include "hotpath.h"
 #include "text.h"
 
 static _Thread_local uint64_t request_sequence;
@@ -224,8 +223,8 @@ const char *nprof__profile_copy_text(nprof_profile *p, const char *s, size_t len
 }
 
 /* Doubles an array (inline or heap) up to `limit` elements within the budget. */
-static NPROF__RARE int grow_array(nprof_profile *p, void **array, uint32_t *cap, void *inline_array,
-                      size_t elem, uint32_t limit)
+static NPROF__RARE int grow_array(nprof_profile *p, void **array, uint32_t *cap,
+                                  void *inline_array, size_t elem, uint32_t limit)
 {
     if (*cap >= limit)
         return NPROF_ELIMIT;

@@ -121,9 +121,8 @@ struct nprof_profile {
     int params_off;        /* nprof_profile_set_param_summaries(p, 0) */
     /* sqlhooks/record.c: the last query shaped with its whole text, which the next query's
      * text is compared with (an N+1 loop sends one text again and again): its number in
-     * `queries` + 1 (0: none), its text hash and whether the ignore rule left it uncounted. */
+     * `queries` + 1 (0: none), and its text hash (the rest of its shape is in its slot). */
     uint32_t shape_memo;
-    uint32_t shape_memo_flags;
     uint64_t shape_memo_text_hash;
     char reset_end[1];
     /* ---- not zeroed, written anew by every request ---- */

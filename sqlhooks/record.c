@@ -67,7 +67,7 @@ static int shape_of_last(const nprof_profile *p, nprof_query *shaped, uint64_t *
     shaped->fingerprint = last->fingerprint;
     shaped->normalized = last->normalized;
     shaped->normalized_len = last->normalized_len;
-    shaped->flags |= p->shape_memo_flags;
+    shaped->flags |= last->flags & NPROF_QUERY_UNCOUNTED;
     *text_hash = p->shape_memo_text_hash;
     return 1;
 }
@@ -82,7 +82,6 @@ static void remember_shape(nprof_profile *p, const nprof_query *shaped, int32_t 
         return;
     }
     p->shape_memo = (uint32_t)kept + 1;
-    p->shape_memo_flags = shaped->flags & NPROF_QUERY_UNCOUNTED;
     p->shape_memo_text_hash = text_hash;
 }
 

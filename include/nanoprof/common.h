@@ -108,6 +108,24 @@
 #define NPROF_UNLIKELY(x) (x)
 #endif
 
+/*
+ * Code layout of nanoprof's own per-request and per-query paths (the library and the Python
+ * extension; not API).  Under a server those paths run cold: between two queries the driver,
+ * the event loop and the kernel push their lines out of the instruction cache, so a query
+ * costs what its code's cache lines cost more than what its instructions do.  A helper that
+ * only some calls need stays out of line (NPROF__NOINLINE), so that its body does not spread
+ * the common path over more lines where it is called; one that few calls need (growing a
+ * buffer, a rare feature) also goes with the cold code, away from the hot lines
+ * (NPROF__RARE).
+ */
+#if defined(__GNUC__)
+#define NPROF__NOINLINE __attribute__((noinline))
+#define NPROF__RARE __attribute__((noinline, cold))
+#else
+#define NPROF__NOINLINE
+#define NPROF__RARE
+#endif
+
 #ifdef __cplusplus
 extern "C" {
 #endif

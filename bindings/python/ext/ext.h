@@ -20,18 +20,6 @@
 
 #include <nanoprof/nanoprof.h>
 
-/* Code layout on the per-request and per-query paths, which run with their lines pushed out
- * of the instruction cache by the server's and the driver's code in between: a helper that
- * only some calls need stays out of line (NOINLINE), one that few calls need goes with the
- * cold code, away from the hot lines (RARE). */
-#if defined(__GNUC__)
-#define NPROF_PY_NOINLINE __attribute__((noinline))
-#define NPROF_PY_RARE __attribute__((noinline, cold))
-#else
-#define NPROF_PY_NOINLINE
-#define NPROF_PY_RARE
-#endif
-
 /* ---- module state (module.c) --------------------------------------------------------- */
 
 extern PyObject *nprof_py_error;        /* nanoprof.Error */

@@ -304,7 +304,7 @@ static int fold_hash(uint64_t *h, PyObject *item)
 
 /* A container's values hashed one by one (a list's items, a dict's keys and values, any
  * other sequence), or 0 when one of them has no hash. */
-static NPROF_PY_NOINLINE uint64_t items_identity(PyObject *params)
+static NPROF__NOINLINE uint64_t items_identity(PyObject *params)
 {
     uint64_t h = 0x9E3779B97F4A7C15ull;
     if (PyDict_Check(params)) {
@@ -354,9 +354,7 @@ static uint64_t params_identity(PyObject *params)
             h = items_identity(params);
         }
     }
-    if (!h)
-        h = 0xA5A5000000000000ull ^ ++unlike_any;
-    return h ? h : 1;
+    return h ? h : 0xA5A5000000000000ull ^ ++unlike_any;
 }
 
 /* ---- the text of a query, an error -------------------------------------------------------- */
@@ -449,9 +447,9 @@ static struct {
 static PyObject *observer;           /* set_query_observer(), or NULL */
 static PyTypeObject *query_event_type; /* QueryEvent */
 
-static NPROF_PY_RARE void observe(const char *sql, size_t sql_len, uint64_t duration_ns, const char *params,
-                    size_t params_len, uint32_t rows, PyObject *error, site *where,
-                    int in_request)
+static NPROF__RARE void observe(const char *sql, size_t sql_len, uint64_t duration_ns,
+                                const char *params, size_t params_len, uint32_t rows,
+                                PyObject *error, site *where, int in_request)
 {
     char norm[4096];
     size_t norm_len = 0;
@@ -507,12 +505,9 @@ typedef struct one_query {
     uint32_t rows;
 } one_query;
 
-/* Records `a` where it belongs; `log` and `threshold_ns` from the recorder (log NULL: none).
- * 1 when recorded into a request, 0 when not, -1 with an exception (for record_sql(), which
- * reports bad arguments; the hooks swallow it). */
 /* The slow-query log's entry for a query the profile recorded as `q` (its parameters and
  * call site included); out of line: one query in many is slow. */
-static NPROF_PY_RARE void log_slow(nprof_slowlog *log, nprof_profile *p, const nprof_query *q,
+static NPROF__RARE void log_slow(nprof_slowlog *log, nprof_profile *p, const nprof_query *q,
                                     site *where)
 {
     nprof_slowlog_entry e = {
@@ -536,7 +531,7 @@ static NPROF_PY_RARE void log_slow(nprof_slowlog *log, nprof_profile *p, const n
 /* The summary of the parameters into `params` (SUMMARY_MAX bytes), its length; a parameter
  * without a text form (its __repr__ raised) leaves a note instead, and the query is still
  * recorded.  Out of line: production mode asks for it on one request in sample_every. */
-static NPROF_PY_NOINLINE size_t query_params(const one_query *a, const char *text, size_t len,
+static NPROF__NOINLINE size_t query_params(const one_query *a, const char *text, size_t len,
                                              char *params)
 {
     Py_ssize_t plen = params_summary(a->params, a->sql, text, len, params);
