@@ -17,6 +17,11 @@ Variants:
                   floor of any middleware written in Python (one more coroutine per request)
   spin-mw         noop-mw that first burns NANOPROF_BENCH_SPIN_US (10) microseconds of CPU:
                   a cost of known size, to see what a server-side cost turns into here
+  floor           the least an in-process profiler with this API can do, in C (floor.c): a
+                  middleware that times the request, makes it current in a ContextVar and
+                  sees the status through a wrapper of `send`, and a wrapper of asyncpg's
+                  query methods that times each query into the current request; none of
+                  nanoprof, and nothing recorded worth reading: the cost of the mechanism
   mw-prod         PerformanceMiddleware in production mode (headers only on ?profile=1 with
                   the token), no database hooks: what the middleware alone costs
   nanoprof-prod   the same plus nanoprof.db.QueryTimer("asyncpg") installed module-wide
@@ -43,8 +48,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-VARIANTS = ("bare", "bare-again", "noop-mw", "spin-mw", "mw-prod", "nanoprof-prod",
+VARIANTS = ("bare", "bare-again", "noop-mw", "spin-mw", "floor", "mw-prod", "nanoprof-prod",
             "nanoprof-dev")
+FLOOR_METHODS = ("execute", "fetch", "fetchrow", "fetchval")
 SQL = "SELECT id, name, price FROM bench_items WHERE id = $1"
 N_ITEMS = 1000
 QUERIES_PER_REQUEST = 5
@@ -188,6 +194,9 @@ class SpinMiddleware:
         await self.app(scope, receive, send)
 
 
+floor_module: Any = None  # the floor variant's module, whose stats() the bench checks
+
+
 def _app() -> Any:
     app = Starlette(routes=[Route("/db", db), Route("/rec", rec)], lifespan=lifespan)
     variant = os.environ.get("NANOPROF_BENCH_VARIANT", "bare")
@@ -199,6 +208,14 @@ def _app() -> Any:
         return NoopMiddleware(app)
     if variant == "spin-mw":
         return SpinMiddleware(app, int(os.environ.get("NANOPROF_BENCH_SPIN_US", "10")))
+    if variant == "floor":
+        import floor
+
+        global floor_module
+        floor_module = mod = floor.load()
+        for name in FLOOR_METHODS:
+            setattr(asyncpg.Connection, name, mod.Timed(getattr(asyncpg.Connection, name)))
+        return mod.Middleware(app)
     import nanoprof
 
     if variant.startswith("nanoprof"):

@@ -53,7 +53,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import dbbench  # noqa: E402
 
-ALL_VARIANTS = ("bare", "bare-again", "noop-mw", "spin-mw", "mw-prod", "nanoprof-prod", "nanoprof-dev")
+ALL_VARIANTS = ("bare", "bare-again", "noop-mw", "spin-mw", "floor", "mw-prod", "nanoprof-prod",
+                "nanoprof-dev")
 HOOKED = {"nanoprof-prod", "nanoprof-dev"}
 # The queries each endpoint runs (asgi_db_app.QUERIES_PER_REQUEST, not imported here: the
 # app module builds its app when imported).
@@ -81,7 +82,9 @@ def start(variant: str, port: int, conninfo: str, slow_log: bool) -> subprocess.
         env["NANOPROF_BENCH_SLOWLOG"] = conninfo
     cmd = dbbench.pinned([sys.executable, "-m", "uvicorn", "asgi_db_app:app", "--host",
                           "127.0.0.1", "--port", str(port), "--log-level", "warning",
-                          "--no-access-log"], "0")
+                          # floor's middleware is a C callable, which uvicorn's guess
+                          # (`async def __call__`) would take for ASGI 2
+                          "--interface", "asgi3", "--no-access-log"], "0")
     return dbbench.start_server(variant, cmd, env, port, "/rec")
 
 
@@ -97,7 +100,7 @@ def check(variant: str, port: int) -> None:
         if status != 200 or len(rows) != QUERIES:
             raise SystemExit(f"{variant} {ep}: status {status}, {len(rows)} rows")
         count = headers.get("x-query-count")
-        if variant in ("bare", "bare-again", "noop-mw", "spin-mw"):
+        if variant in ("bare", "bare-again", "noop-mw", "spin-mw", "floor"):
             want: tuple[str | None, ...] = (None,)
         elif variant not in HOOKED:
             want = ("0",)
@@ -172,6 +175,11 @@ def child(variant: str, n: int, path: str = "/rec", timed: int = 0, between: int
                 t0 = time.perf_counter_ns()
                 await app(dict(scope), receive, send)
                 taken += time.perf_counter_ns() - t0
+            if variant == "floor":  # a floor that timed nothing would be worthless
+                got = asgi_db_app.floor_module.stats()
+                want = {"requests": n + timed, "queries": QUERIES * (n + timed)}
+                if {k: got[k] for k in want} != want:
+                    raise SystemExit(f"floor timed {got}, expected {want}")
             if timed:
                 print(taken / timed)
 
