@@ -25,7 +25,7 @@
 #include <stdint.h>
 #include <x86intrin.h>
 
-#define MAX_QUERIES 64
+#define MAX_QUERIES 32 /* the request stays within pymalloc's 512 bytes */
 
 static PyObject *current; /* ContextVar: the request of the running task */
 static PyObject *str_type, *str_http, *str_status, *str_start_type, *str_throw, *str_close;
