@@ -629,14 +629,26 @@ static int32_t keep_query(nprof_profile *p, const nprof_query *q, uint64_t now)
         .duration_ns = q->duration_ns,
         .span = p->current_span,
     };
-    r.sql = copy_text(p, q->sql, q->sql_len, cfg->max_sql_bytes, &r.sql_len);
+    /* A repeat of the shape memo's query (sqlhooks/record.c hands over that record's own
+     * text and shape) shares its copies: an N+1 loop's texts take no arena space and no
+     * copying.  The arena's texts are never written after they are copied. */
+    const nprof__query *memo = p->shape_memo ? &p->queries[p->shape_memo - 1] : NULL;
+    if (memo && q->sql == memo->sql && q->sql_len == memo->sql_len &&
+        q->normalized == memo->normalized && q->normalized_len == memo->normalized_len) {
+        r.sql = memo->sql;
+        r.sql_len = memo->sql_len;
+        r.normalized = memo->normalized;
+        r.normalized_len = memo->normalized_len;
+    } else {
+        r.sql = copy_text(p, q->sql, q->sql_len, cfg->max_sql_bytes, &r.sql_len);
+        if (!r.sql || copy_optional(p, q->normalized, q->normalized_len, cfg->max_sql_bytes,
+                                    &r.normalized, &r.normalized_len))
+            return -1;
+    }
     /* Text copied before a failure stays in the arena until the profile is reused. */
-    if (!r.sql ||
-        (nprof_profile_wants_params(p, q->duration_ns, q->error_len != 0) &&
+    if ((nprof_profile_wants_params(p, q->duration_ns, q->error_len != 0) &&
          copy_optional(p, q->params, q->params_len, cfg->max_params_bytes, &r.params,
                        &r.params_len)) ||
-        copy_optional(p, q->normalized, q->normalized_len, cfg->max_sql_bytes, &r.normalized,
-                      &r.normalized_len) ||
         copy_optional(p, q->error, q->error_len, NPROF_QUERY_ERROR_MAX, &r.error, &r.error_len))
         return -1;
     /* Where it sits in the request: from its start when given, else it ended just now. */

@@ -64,6 +64,7 @@ static int shape_of_last(const nprof_profile *p, nprof_query *shaped, uint64_t *
     if (last->sql_len != shaped->sql_len || !shaped->sql_len ||
         memcmp(last->sql, shaped->sql, shaped->sql_len) != 0)
         return 0;
+    shaped->sql = last->sql; /* the same bytes, the profile's own copy: not copied again */
     shaped->fingerprint = last->fingerprint;
     shaped->normalized = last->normalized;
     shaped->normalized_len = last->normalized_len;

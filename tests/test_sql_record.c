@@ -297,6 +297,53 @@ TEST(a_text_repeated_back_to_back_takes_the_last_shape)
     nprof_runtime_destroy(rt);
 }
 
+/* A repeat shares the profile's copies of the text and its shape: a loop of one text takes
+ * no more of the profile's memory than its first query did, however long the text, and each
+ * record still reads the text that was sent (the caller's buffer is reused in between). */
+TEST(a_repeated_text_shares_the_profiles_copy)
+{
+    nprof_runtime *rt = make_runtime(NULL);
+    nprof_profile *p;
+    ASSERT_OK(nprof_request_begin(rt, "GET", 3, "/", 1, 0, &p));
+    char text[256], want[256];
+    snprintf(want, sizeof want, "SELECT id, title, body, author_id, created_at, updated_at, "
+             "published, slug, summary, cover_image, word_count, reading_time, category_id "
+             "FROM articles WHERE author_id = $1 AND published AND created_at > $2 "
+             "ORDER BY created_at DESC LIMIT 20");
+    size_t len = strlen(want);
+    ASSERT_TRUE(len > 200);
+    nprof_profile_info info;
+    size_t first = 0;
+    for (int i = 0; i < 16; i++) { /* the inline query slots: no growth of the array */
+        memcpy(text, want, len + 1);
+        nprof_query q = {.sql = text, .sql_len = len, .duration_ns = 1000};
+        ASSERT_OK(nprof_sql_record(p, &q));
+        memset(text, 'X', sizeof text);
+        ASSERT_OK(nprof_profile_get_info(p, &info));
+        if (i == 0)
+            first = info.memory_bytes;
+        ASSERT_EQ_U64(info.memory_bytes, first);
+    }
+    ASSERT_OK(record_sql(p, "SELECT 1")); /* another text: copied anew */
+    ASSERT_OK(nprof_request_end(p, 200));
+    nprof_query_info q0, qi;
+    ASSERT_OK(nprof_profile_get_query(p, 0, &q0));
+    for (size_t i = 0; i < 16; i++) {
+        ASSERT_OK(nprof_profile_get_query(p, i, &qi));
+        ASSERT_MEM_STR(qi.sql, qi.sql_len, want);
+        ASSERT_TRUE(qi.sql == q0.sql && qi.normalized == q0.normalized);
+        ASSERT_EQ_U64(qi.fingerprint, q0.fingerprint);
+    }
+    ASSERT_OK(nprof_profile_get_query(p, 16, &qi));
+    ASSERT_MEM_STR(qi.sql, qi.sql_len, "SELECT 1");
+    ASSERT_MEM_STR(qi.normalized, qi.normalized_len, "SELECT ?");
+    nprof_pattern_info pi;
+    ASSERT_OK(nprof_profile_get_pattern(p, 0, &pi));
+    ASSERT_EQ_U64(pi.count, 16);
+    nprof_request_discard(p);
+    nprof_runtime_destroy(rt);
+}
+
 int main(void)
 {
     RUN(queries_that_differ_in_literals_form_one_n_plus_one_pattern);
@@ -307,5 +354,6 @@ int main(void)
     RUN(hostile_input_is_recorded_without_harm);
     RUN(an_exact_repeat_counts_the_same_whichever_way_its_text_is_recorded);
     RUN(a_text_repeated_back_to_back_takes_the_last_shape);
+    RUN(a_repeated_text_shares_the_profiles_copy);
     return TEST_SUMMARY();
 }
