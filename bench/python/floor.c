@@ -75,8 +75,7 @@ static PyObject *awaitable_iter(PyObject *o)
 {
     if (PyCoro_CheckExact(o))
         return Py_NewRef(o);
-    PyObject *it = PyObject_CallMethod(o, "__await__", NULL);
-    return it;
+    return PyObject_CallMethod(o, "__await__", NULL);
 }
 
 /* The middleware's first step, in the task's context: the request begins. */
@@ -184,13 +183,17 @@ static PyObject *fw_iternext(PyObject *self)
 /* throw() and close() go to the inner iterator; an end there ends the request or query. */
 static PyObject *fw_delegate(forward *f, PyObject *name, PyObject *args)
 {
-    if (!f->inner) {
+    if (!f->inner) { /* never started: nothing to hand it to, it ends here */
         finish(f);
         if (name == str_close)
             Py_RETURN_NONE;
-        PyObject *type = PyTuple_GET_ITEM(args, 0);
-        PyErr_SetObject(PyExceptionInstance_Check(type) ? (PyObject *)Py_TYPE(type) : type,
-                        PyExceptionInstance_Check(type) ? type : NULL);
+        PyObject *exc = PyTuple_GET_SIZE(args) ? PyTuple_GET_ITEM(args, 0) : NULL;
+        if (exc && PyExceptionInstance_Check(exc))
+            PyErr_SetObject((PyObject *)Py_TYPE(exc), exc);
+        else if (exc && PyExceptionClass_Check(exc))
+            PyErr_SetNone(exc);
+        else
+            PyErr_SetString(PyExc_TypeError, "throw() takes an exception");
         return NULL;
     }
     PyObject *m = PyObject_GetAttr(f->inner, name);
