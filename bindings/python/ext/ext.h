@@ -80,6 +80,15 @@ enum { NPROF_PY_REQ_STANDALONE = 0, NPROF_PY_REQ_MW = 1 };
 /* The state of one running request: what the context variable holds.  Internal: Python
  * code sees it as _core.Request (middleware requests) and reads the profile through a
  * RequestProfile view. */
+/* A query held back by record.c until its request's profile is next read (see
+ * nprof_py_request_flush): a repeat of the request's last fully recorded text. */
+typedef struct nprof_py_held {
+    uint64_t start_ticks, duration_ns, params_hash;
+    uint32_t rows;
+} nprof_py_held;
+
+enum { NPROF_PY_HELD_MAX = 8 };
+
 typedef struct nprof_py_request {
     PyObject_HEAD
     int kind;                 /* NPROF_PY_REQ_* */
@@ -93,7 +102,28 @@ typedef struct nprof_py_request {
     nprof_py_profile *view;   /* strong; made on first get_current_profile() */
     PyObject *token;          /* the context variable's token, to restore it at end */
     nprof_py_sampled *sampled; /* sampler.c: set while its call stacks are sampled */
+    PyObject *repeat_text;    /* record.c, strong: the text of the last query recorded in full */
+    uint32_t held_count;      /* record.c: queries held back, all repeats of repeat_text */
+    nprof_py_held held[NPROF_PY_HELD_MAX];
 } nprof_py_request;
+
+/* Records the queries held back in `r` into its profile (record.c): called before anything
+ * reads the profile (its views, its response headers, its end) or changes the span its
+ * queries go under (spans, phases), so that nobody can tell they were held. */
+void nprof_py_request_record_held(nprof_py_request *r);
+
+static inline void nprof_py_request_flush(nprof_py_request *r)
+{
+    if (r->held_count)
+        nprof_py_request_record_held(r);
+}
+
+/* nprof_mw_mark_phase() for a middleware request, its held queries first. */
+static inline int nprof_py_mark_phase(nprof_py_request *r, int phase)
+{
+    nprof_py_request_flush(r);
+    return nprof_mw_mark_phase(&r->st, phase);
+}
 
 /* A zeroed request object. */
 nprof_py_request *nprof_py_request_alloc(void);

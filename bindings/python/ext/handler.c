@@ -166,6 +166,7 @@ static PyObject *end_call(nprof_py_request *r, PyObject *result)
 {
     PyObject *et, *ev, *tb;
     PyErr_Fetch(&et, &ev, &tb);
+    nprof_py_request_flush(r);
     nprof_phase_end(r->p, NPROF_PHASE_HANDLER);
     PyObject *header = NULL;
     nprof_py_request_finish(r, result ? 200 : 500, 0, result ? &header : NULL);
@@ -196,7 +197,7 @@ typedef struct {
 
 static int mw_mark(nprof_py_request *r, int phase)
 {
-    return r->kind == NPROF_PY_REQ_MW && !r->ended ? nprof_mw_mark_phase(&r->st, phase) : 0;
+    return r->kind == NPROF_PY_REQ_MW && !r->ended ? nprof_py_mark_phase(r, phase) : 0;
 }
 
 static PyObject *handler_call(handler_obj *h, PyObject *const *args, size_t nargsf,

@@ -60,7 +60,7 @@ static PyObject *hook_call(hook_obj *h, PyObject *const *args, size_t nargsf, Py
 {
     nprof_py_request *r = nprof_py_current_request();
     if (r && r->kind == NPROF_PY_REQ_MW && !r->ended) {
-        nprof_mw_mark_phase(&r->st, h->phase);
+        nprof_py_mark_phase(r, h->phase);
         if (h->with_route && PyVectorcall_NARGS(nargsf) >= 2) {
             PyObject *route = asgi_route(args[0], args[1]);
             if (route) {

@@ -864,7 +864,7 @@ static PyObject *req_phase(PyObject *o, PyObject *phase)
     if (ph < -1 || ph >= NPROF_PHASE_COUNT)
         return PyErr_Format(PyExc_ValueError, "phase must be -1, 0, 1 or 2, got %ld", ph);
     if (!r->ended)
-        nprof_mw_mark_phase(&r->st, (int)ph);
+        nprof_py_mark_phase(r, (int)ph);
     Py_RETURN_NONE;
 }
 
@@ -890,6 +890,7 @@ static PyObject *headers_now(nprof_py_request *r, PyObject *status, int as_str)
     r->status = (int)st;
     if (r->ended)
         return PyList_New(0);
+    nprof_py_request_flush(r);
     nprof_mw_headers h;
     int rc = nprof_mw_get_response_headers(&r->st, (int)st, &h);
     if (rc == NPROF_ENOPROFILE)
@@ -958,7 +959,7 @@ static void last_body(send_obj *s, PyObject *msg)
 {
     PyObject *more = PyDict_GetItemWithError(msg, str_more_body);
     if (!more ? !PyErr_Occurred() : PyObject_IsTrue(more) == 0)
-        nprof_mw_mark_phase(&s->req->st, NPROF_PHASE_MIDDLEWARE);
+        nprof_py_mark_phase(s->req, NPROF_PHASE_MIDDLEWARE);
     PyErr_Clear();
 }
 
@@ -1118,7 +1119,7 @@ static PyObject *py_mark_phase(PyObject *self, PyObject *phase)
     nprof_py_request *r = nprof_py_current_request();
     if (!r || r->kind != NPROF_PY_REQ_MW)
         Py_RETURN_FALSE;
-    nprof_mw_mark_phase(&r->st, (int)ph);
+    nprof_py_mark_phase(r, (int)ph);
     Py_RETURN_TRUE;
 }
 

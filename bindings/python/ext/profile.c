@@ -19,6 +19,7 @@ PyTypeObject *nprof_py_sqlquery_type;
 struct nprof_py_profile {
     PyObject_HEAD
     nprof_profile *p;        /* live: the running request's profile, borrowed; else NULL */
+    nprof_py_request *req;   /* live: the request, borrowed (it clears p and req at its end) */
     int frozen;
     nprof_profile_info info; /* frozen: the scalars (string pointers cleared) */
     PyObject *method, *path, *route, *request_id;         /* frozen */
@@ -207,6 +208,7 @@ static int freeze(nprof_py_profile *v, const nprof_profile *p)
     in.method = in.path = in.route = in.request_id = NULL;
     v->info = in;
     v->p = NULL;
+    v->req = NULL;
     v->frozen = 1;
     if (!v->method || !v->path || !v->route || !v->request_id || !v->header || !v->json ||
         !v->collapsed || !v->queries || !v->patterns || !v->flames)
@@ -250,8 +252,12 @@ static void profile_dealloc(nprof_py_profile *v)
  * a view is detached only when nobody else holds it) or is frozen (callers check first). */
 static const nprof_profile *live(nprof_py_profile *v)
 {
-    if (v->p)
-        nprof_py_sampler_flush(v->p); /* what the sampler took so far, before it is read */
+    if (v->p) {
+        /* what the sampler took so far and the queries held back, before it is read */
+        nprof_py_sampler_flush(v->p);
+        if (v->req)
+            nprof_py_request_flush(v->req);
+    }
     if (!v->p)
         PyErr_SetString(nprof_py_state_error,
                         "this profile's request has ended: read ended requests from "
@@ -648,6 +654,7 @@ PyObject *nprof_py_request_view(nprof_py_request *r)
         if (!r->view)
             return NULL;
         r->view->p = r->p;
+        r->view->req = r;
     }
     return Py_NewRef(r->view);
 }
@@ -657,6 +664,8 @@ PyObject *nprof_py_request_view(nprof_py_request *r)
  * nobody's current any more. */
 void nprof_py_request_uncurrent(nprof_py_request *r)
 {
+    nprof_py_request_flush(r);
+    Py_CLEAR(r->repeat_text);
     if (r->sampled) /* before the profile ends: a tick must not add to an ended profile */
         nprof_py_sampler_stop(r);
     if (r->set_c_current && nprof_current() == r->p)
@@ -672,6 +681,7 @@ void nprof_py_request_release(nprof_py_request *r)
         if (Py_REFCNT(r->view) > 1 && r->p && freeze(r->view, r->p) < 0)
             PyErr_WriteUnraisable((PyObject *)r->view);
         r->view->p = NULL;
+        r->view->req = NULL;
         Py_CLEAR(r->view);
     }
     if (r->token) {
@@ -701,6 +711,7 @@ static void request_dealloc(nprof_py_request *r)
         nprof_py_request_uncurrent(r);
         if (r->view) {
             r->view->p = NULL;
+            r->view->req = NULL;
             Py_CLEAR(r->view);
         }
         if (r->kind == NPROF_PY_REQ_MW)
@@ -709,6 +720,7 @@ static void request_dealloc(nprof_py_request *r)
             nprof_request_discard(r->p);
         r->p = NULL;
     }
+    Py_XDECREF(r->repeat_text);
     Py_XDECREF(r->view);
     Py_XDECREF(r->token);
     Py_XDECREF(r->mw);
@@ -823,6 +835,8 @@ static PyObject *py_span_begin(PyObject *self, PyObject *name)
     if (!s)
         return NULL;
     nprof_py_request *r = nprof_py_current_request();
+    if (r)
+        nprof_py_request_flush(r);
     int id = r ? nprof_span_begin(r->p, s, (size_t)len) : NPROF_ENOPROFILE;
     if (id >= 0 && r->sampled)
         nprof_py_sampler_span_begin(r, id, s, (size_t)len);
@@ -838,6 +852,7 @@ static PyObject *py_span_end(PyObject *self, PyObject *id)
         return NULL;
     nprof_py_request *r = nprof_py_current_request();
     if (r && v >= 0) {
+        nprof_py_request_flush(r);
         if (r->sampled)
             nprof_py_sampler_span_end(r, (int)v);
         int rc = nprof_span_end(r->p, (int)v);

@@ -332,7 +332,8 @@ def set_callsite_exclude(prefixes: Sequence[str], base: str | None = None) -> No
     to it."""
 
 def hook_stats() -> dict[str, int]:
-    """Counters of the recorders: recorded, in_request, slow_logged, slow_dropped, failures."""
+    """Counters of the recorders: recorded, in_request, slow_logged, slow_dropped, failures,
+    held (queries held back until their request's profile was next read)."""
 
 class TimedMethod:
     """A driver's execute method timed as one query per call (ext/timed.c; built by

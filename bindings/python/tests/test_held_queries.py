@@ -1,0 +1,174 @@
+"""Queries a request holds back: a plain repeat of the request's last query recorded in
+full (same text object, not slow, not failed, its parameters not kept, no budget watching)
+is written down in the request and recorded when its profile is next read or its spans
+change.  Nobody may be able to tell: order, spans, counts, duplicates, slow queries and
+budgets come out as if every query had been recorded when it ended."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from typing import Any
+
+import apps
+import nanoprof
+from nanoprof import PerformanceMiddleware, _core
+from test_asgi import run
+
+SQL = "SELECT * FROM nprof_item WHERE id = %s"
+OTHER = "SELECT * FROM nprof_user WHERE id = %s"
+
+
+def held() -> int:
+    return _core.hook_stats()["held"]
+
+
+def query(rec: Any, sql: str, params: Any, pause_s: float = 0.0) -> None:
+    t = rec.start()
+    if pause_s:
+        time.sleep(pause_s)
+    rec.finish(t, sql, params)
+
+
+def production(inner: Any, **extra: Any) -> Any:
+    # sample_every this large: no request is picked for reading, so none keeps parameters.
+    return PerformanceMiddleware(inner, **apps.options(production=True), sample_every=10**9,
+                                 **extra)
+
+
+def stored() -> dict[str, Any]:
+    return json.loads(_core.get_store().get_recent(1)[0].to_json())
+
+
+async def fail(send: Any) -> None:
+    # A 500 is kept in the store for reading, decided at the end: what was held is in it.
+    await send({"type": "http.response.start", "status": 500, "headers": []})
+    await send({"type": "http.response.body", "body": b""})
+
+
+def test_repeats_held_back_come_out_in_order_under_their_spans() -> None:
+    rec = _core.QueryRecorder()
+
+    async def inner(scope: Any, receive: Any, send: Any) -> None:
+        for i in (1, 2, 3):
+            query(rec, SQL, (i,))
+        span = _core.span_begin("inner")
+        query(rec, SQL, (4,))
+        query(rec, SQL, (4,))  # an exact duplicate
+        query(rec, SQL, (5,), pause_s=0.003)  # slow: recorded at once, with its parameters
+        query(rec, SQL, (6,))
+        _core.span_end(span)
+        query(rec, OTHER, (7,))
+        query(rec, OTHER, (8,))
+        await fail(send)
+
+    before = held()
+    run(production(inner, slow_query_threshold_ms=1, n_plus_one_threshold=5), "/held")
+    assert held() - before == 6  # 2, 3, the two 4s, 6 and 8: the path under test ran
+    profile = stored()
+    queries = profile["queries"]
+    assert [q["sql"] for q in queries] == [SQL] * 7 + [OTHER] * 2
+    offsets = [q["start_offset_ns"] for q in queries]
+    assert offsets == sorted(offsets)
+    inner_id = next(s["id"] for s in profile["spans"] if s["name"] == "inner")
+    outside = queries[0]["span"]
+    assert outside != inner_id
+    assert [q["span"] for q in queries] == [outside] * 3 + [inner_id] * 4 + [outside] * 2
+    assert [q.get("params") for q in queries] == [None] * 5 + ["id=5"] + [None] * 3
+    assert profile["sql_count"] == 9
+    assert profile["duplicate_count"] == 1
+    (pattern,) = profile["n_plus_one"]  # the threshold is 5: OTHER's two are not one
+    assert (pattern["count"], pattern["exact_repeats"]) == (7, 1)
+    assert "test_held_queries.py" in pattern["callsite"]  # from its first query, not held
+
+
+def test_a_profile_read_during_the_request_sees_the_held_queries() -> None:
+    rec = _core.QueryRecorder()
+    seen: list[int] = []
+
+    async def inner(scope: Any, receive: Any, send: Any) -> None:
+        for i in range(4):
+            query(rec, SQL, (i,))
+        view = _core.get_current_profile()
+        seen.append(view.sql_count)
+        seen.append(len(view.sql_queries))
+        query(rec, SQL, (9,))
+        seen.append(json.loads(view.to_json())["sql_count"])
+        await fail(send)
+
+    before = held()
+    run(production(inner), "/read")
+    assert held() - before == 4
+    assert seen == [4, 4, 5]
+    assert stored()["sql_count"] == 5
+
+
+def test_held_queries_stay_with_the_request_that_ran_them() -> None:
+    rec = _core.QueryRecorder()
+    texts = {f"/r{i}": f"SELECT * FROM nprof_item_{i} WHERE id = %s" for i in range(8)}
+
+    async def inner(scope: Any, receive: Any, send: Any) -> None:
+        for i in range(5):
+            query(rec, texts[scope["path"]], (i,))
+            await asyncio.sleep(0)  # the other requests run their queries in between
+        await fail(send)
+
+    from test_asgi import call
+
+    app = production(inner)
+
+    async def all_of_them() -> None:
+        await asyncio.gather(*(call(app, path) for path in texts))
+
+    before = held()
+    asyncio.run(all_of_them())
+    assert held() - before == 4 * len(texts)
+    for p in _core.get_store().get_recent(len(texts)):
+        data = json.loads(p.to_json())
+        assert [q["sql"] for q in data["queries"]] == [texts[data["path"]]] * 5
+
+
+def test_a_budget_sees_every_query_and_the_profile_keeps_those_before_it() -> None:
+    rec = _core.QueryRecorder()
+    raised: list[nanoprof.QueryBudgetExceeded] = []
+
+    async def inner(scope: Any, receive: Any, send: Any) -> None:
+        for i in range(3):
+            query(rec, SQL, (i,))  # held: no budget watches them
+        try:
+            with nanoprof.query_budget(max_queries=2):
+                for i in range(3):
+                    query(rec, SQL, (10 + i,))
+        except nanoprof.QueryBudgetExceeded as exc:
+            raised.append(exc)
+        await fail(send)
+
+    before = held()
+    run(production(inner), "/budget")
+    assert held() - before == 2
+    assert len(raised) == 1
+    assert [q.sql for q in raised[0].queries] == [SQL] * 3
+    assert stored()["sql_count"] == 6
+
+
+def test_development_mode_and_failed_queries_are_never_held() -> None:
+    rec = _core.QueryRecorder()
+
+    async def inner(scope: Any, receive: Any, send: Any) -> None:
+        for i in range(3):
+            query(rec, SQL, (i,))
+        t = rec.start()
+        rec.finish(t, SQL, (3,), 0, RuntimeError("gone"))
+        await fail(send)
+
+    before = held()
+    run(PerformanceMiddleware(inner, **apps.options()), "/dev")
+    assert held() == before  # development keeps every query's parameters
+    queries = stored()["queries"]
+    assert [q.get("params") for q in queries] == ["id=0", "id=1", "id=2", "id=3"]
+    run(production(inner), "/prod")
+    assert held() - before == 2
+    queries = stored()["queries"]
+    assert queries[-1]["error"] == "RuntimeError: gone"
+    assert len(queries) == 4
