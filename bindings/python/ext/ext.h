@@ -70,6 +70,33 @@ extern PyTypeObject nprof_py_profile_type;  /* RequestProfile */
 extern PyTypeObject nprof_py_request_type;  /* Request: the state in the context variable */
 extern PyTypeObject *nprof_py_sqlquery_type; /* SQLQuery (a named tuple) */
 
+/* Objects of one type kept for reuse when their kind comes and goes once per request or
+ * query: allocating and freeing them is then most of what they cost, and pymalloc may set
+ * up and tear down a whole pool for them each time.  Enough for what one event loop or
+ * thread pool runs at once; the GIL guards it.  Zero-initialised. */
+enum { NPROF_PY_SPARE_MAX = 64 };
+typedef struct nprof_py_spare {
+    int count;
+    PyObject *items[NPROF_PY_SPARE_MAX];
+} nprof_py_spare;
+
+/* A kept object made new again (refcount 1, `type`; its fields as it was left), or NULL. */
+static inline PyObject *nprof_py_spare_take(nprof_py_spare *s, PyTypeObject *type)
+{
+    if (!s->count)
+        return NULL;
+    return PyObject_Init(s->items[--s->count], type);
+}
+
+/* Keeps `o` (refcount 0, cleared; a GC object untracked): 1, or 0 when full. */
+static inline int nprof_py_spare_give(nprof_py_spare *s, PyObject *o)
+{
+    if (s->count == NPROF_PY_SPARE_MAX)
+        return 0;
+    s->items[s->count++] = o;
+    return 1;
+}
+
 typedef struct nprof_py_middleware nprof_py_middleware;
 typedef struct nprof_py_profile nprof_py_profile;
 
@@ -197,10 +224,12 @@ extern PyTypeObject nprof_py_live_type;     /* LiveRecorder: a recorder until of
  * called from C (TimedMethod) without attribute reads or int objects: begin returns the
  * start in ticks, 0 when nothing would be recorded (then end need not be called); end never
  * fails (what it could not record is counted).  `o` must be a LiveRecorder
- * (Py_IS_TYPE(o, &nprof_py_live_type)). */
-uint64_t nprof_py_live_begin(PyObject *o, int sync);
-void nprof_py_live_end(PyObject *o, uint64_t start, PyObject *sql, PyObject *params,
-                       Py_ssize_t rows, PyObject *error, int sync);
+ * (Py_IS_TYPE(o, &nprof_py_live_type)).  Begin also gives the request the query runs in (a
+ * new reference, or NULL), which end is handed back: a query ends in the context it began
+ * in, so end need not look it up again. */
+uint64_t nprof_py_live_begin(PyObject *o, int sync, nprof_py_request **req);
+void nprof_py_live_end(PyObject *o, uint64_t start, nprof_py_request *req, PyObject *sql,
+                       PyObject *params, Py_ssize_t rows, PyObject *error, int sync);
 extern PyTypeObject nprof_py_slowlog_type;  /* SlowLog */
 
 /* Adds QueryEvent to the module; 0 or -1. */
@@ -286,6 +315,9 @@ typedef struct nprof_py_forward_ops {
      * with an exception, its own work ended: the forward ends with that error. */
     int (*first_step)(nprof_py_forward *f);
     int guarded; /* the steps of a started forward raise nprof_py_step_depth */
+    /* Or NULL: takes the object, cleared and untracked, for reuse (1) instead of it being
+     * freed (0). */
+    int (*recycle)(nprof_py_forward *f);
 } nprof_py_forward_ops;
 
 struct nprof_py_forward {

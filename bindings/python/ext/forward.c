@@ -391,12 +391,18 @@ void nprof_py_forward_clear(nprof_py_forward *f)
 static void fw_dealloc(nprof_py_forward *f)
 {
     /* Ended (the usual case): its finalizer has nothing to do, so it is not called. */
-    if (f->state != FW_DONE && PyObject_CallFinalizerFromDealloc((PyObject *)f) < 0)
+    int ended = f->state == FW_DONE;
+    if (!ended && PyObject_CallFinalizerFromDealloc((PyObject *)f) < 0)
         return; /* resurrected */
     PyObject_GC_UnTrack(f);
     if (f->weakrefs)
         PyObject_ClearWeakRefs((PyObject *)f);
     Py_TYPE(f)->tp_clear((PyObject *)f);
+    /* Only an object whose finalizer never ran is reused: CPython marks a finalized object
+     * and would never finalize it again, so a reused one dropped unawaited would leave its
+     * coroutine unclosed. */
+    if (ended && f->ops->recycle && !PyObject_GC_IsFinalized((PyObject *)f) && f->ops->recycle(f))
+        return;
     PyObject_GC_Del(f);
 }
 

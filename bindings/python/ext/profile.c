@@ -603,9 +603,18 @@ PyTypeObject nprof_py_profile_type = {
 
 /* Not tracked by the garbage collector: a request refers to its middleware, its view and the
  * context variable's token, none of which can refer back to it, so it is never in a cycle. */
+/* Request objects are kept for reuse: there is one per request, of a size nothing else in
+ * a server has, so pymalloc would empty its pool at the end of every request and set one up
+ * again at the next (allocate_from_new_pool: some 850 instructions and 85 instruction-cache
+ * misses per request, measured with callgrind's cache simulation). */
+static nprof_py_spare request_spare;
+
 nprof_py_request *nprof_py_request_alloc(void)
 {
-    nprof_py_request *r = PyObject_New(nprof_py_request, &nprof_py_request_type);
+    nprof_py_request *r = (nprof_py_request *)nprof_py_spare_take(&request_spare,
+                                                                  &nprof_py_request_type);
+    if (!r)
+        r = PyObject_New(nprof_py_request, &nprof_py_request_type);
     if (r)
         memset((char *)r + sizeof(PyObject), 0, sizeof *r - sizeof(PyObject));
     return r;
@@ -724,7 +733,8 @@ static void request_dealloc(nprof_py_request *r)
     Py_XDECREF(r->view);
     Py_XDECREF(r->token);
     Py_XDECREF(r->mw);
-    PyObject_Free(r);
+    if (!nprof_py_spare_give(&request_spare, (PyObject *)r))
+        PyObject_Free(r);
 }
 
 extern PyMethodDef nprof_py_request_type_methods[];

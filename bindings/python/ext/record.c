@@ -512,6 +512,8 @@ static NPROF__RARE void observe(const char *sql, size_t sql_len, uint64_t durati
 
 typedef struct one_query {
     PyObject *sql, *params, *error;
+    nprof_py_request *req; /* with req_known: the request it ran in (NULL: none) */
+    int req_known;         /* 0: look the request up now */
     uint64_t start_ticks;
     uint64_t duration_ns;
     uint32_t rows;
@@ -613,7 +615,7 @@ void nprof_py_request_record_held(nprof_py_request *r)
 
 static int record_query(const one_query *a, nprof_slowlog *log, uint64_t threshold_ns)
 {
-    nprof_py_request *r = nprof_py_current_request();
+    nprof_py_request *r = a->req_known ? a->req : nprof_py_current_request();
     nprof_profile *p = r ? r->p : NULL;
     int to_log = NPROF_UNLIKELY(log != NULL) && a->duration_ns >= threshold_ns;
     if (!p && !to_log && NPROF_LIKELY(!observer))
@@ -750,23 +752,19 @@ typedef struct recorder {
 static _Thread_local int sync_depth;
 static _Thread_local int shim_was_excluded;
 
-static int recorder_would_record(recorder *self)
+/* start() and start_async() as ticks: 0 when nothing would be recorded.  `req` (or NULL)
+ * receives the running request, a new reference, when it is not 0. */
+static uint64_t recorder_begin(recorder *self, int sync, nprof_py_request **req)
 {
-    return self->slow_log || observer || nprof_py_current_request();
-}
-
-/* start() and start_async() as ticks: 0 when nothing would be recorded. */
-static uint64_t recorder_begin(recorder *self, int sync)
-{
-    if (!recorder_would_record(self))
+    nprof_py_request *r = nprof_py_current_request();
+    if (!r && !self->slow_log && !observer)
         return 0;
-    if (nprof_py_sampler_running()) {
-        /* A sampled request's ticks during its query add nothing: the query itself is
-         * added with the stack that issued it, when it ends (record_query). */
-        nprof_py_request *r = nprof_py_current_request();
-        if (r)
-            nprof_py_sampler_query_begin(r->p);
-    }
+    /* A sampled request's ticks during its query add nothing: the query itself is added
+     * with the stack that issued it, when it ends (record_query). */
+    if (r && nprof_py_sampler_running())
+        nprof_py_sampler_query_begin(r->p);
+    if (req)
+        *req = r ? (nprof_py_request *)Py_NewRef(r) : NULL;
     if (sync && sync_depth++ == 0)
         shim_was_excluded = nprof_pq_exclude_thread(1);
     uint64_t t = nprof_ticks();
@@ -776,26 +774,30 @@ static uint64_t recorder_begin(recorder *self, int sync)
 static PyObject *recorder_start(recorder *self, PyObject *noargs)
 {
     (void)noargs;
-    return PyLong_FromUnsignedLongLong(recorder_begin(self, 1));
+    return PyLong_FromUnsignedLongLong(recorder_begin(self, 1, NULL));
 }
 
 static PyObject *recorder_start_async(recorder *self, PyObject *noargs)
 {
     (void)noargs;
-    return PyLong_FromUnsignedLongLong(recorder_begin(self, 0));
+    return PyLong_FromUnsignedLongLong(recorder_begin(self, 0, NULL));
 }
 
 /* finish() after a start that gave `start` ticks (0: nothing to record).  Never fails: what
  * could not be recorded is counted. */
-static void recorder_end(recorder *self, uint64_t start, PyObject *sql, PyObject *params,
-                         Py_ssize_t rows, PyObject *error, int sync)
+/* `req_known`: `req` is the request the query ran in (recorder_begin() gave it), else the
+ * request is looked up now. */
+static void recorder_end(recorder *self, uint64_t start, int req_known, nprof_py_request *req,
+                         PyObject *sql, PyObject *params, Py_ssize_t rows, PyObject *error,
+                         int sync)
 {
     uint64_t now = nprof_ticks();
     if (!start)
         return; /* start() said there was nothing to record */
     if (sync && sync_depth > 0 && --sync_depth == 0)
         nprof_pq_exclude_thread(shim_was_excluded);
-    one_query q = {.sql = sql, .params = params, .error = error, .start_ticks = start};
+    one_query q = {.sql = sql, .params = params, .error = error, .start_ticks = start,
+                   .req = req, .req_known = req_known};
     q.duration_ns = now > start ? nprof_ticks_to_ns(now - start) : 0;
     q.rows = rows > 0 ? (rows > UINT32_MAX ? UINT32_MAX : (uint32_t)rows) : 0;
     nprof_slowlog *log = self->slow_log ? nprof_py_slowlog_get(self->slow_log) : NULL;
@@ -842,7 +844,7 @@ static PyObject *recorder_finish_impl(recorder *self, PyObject *const *args, Py_
         if (rows == -1 && PyErr_Occurred())
             PyErr_Clear();
     }
-    recorder_end(self, start, a[1], a[2], rows, a[4], sync);
+    recorder_end(self, start, 0, NULL, a[1], a[2], rows, a[4], sync);
     Py_RETURN_NONE;
 }
 
@@ -976,28 +978,36 @@ static void live_dealloc(live_recorder *self)
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
-uint64_t nprof_py_live_begin(PyObject *o, int sync)
+uint64_t nprof_py_live_begin(PyObject *o, int sync, nprof_py_request **req)
 {
     live_recorder *self = (live_recorder *)o;
-    return self->on ? recorder_begin(self->rec, sync) : 0;
+    *req = NULL;
+    return self->on ? recorder_begin(self->rec, sync, req) : 0;
 }
 
-void nprof_py_live_end(PyObject *o, uint64_t start, PyObject *sql, PyObject *params,
-                       Py_ssize_t rows, PyObject *error, int sync)
+void nprof_py_live_end(PyObject *o, uint64_t start, nprof_py_request *req, PyObject *sql,
+                       PyObject *params, Py_ssize_t rows, PyObject *error, int sync)
 {
-    recorder_end(((live_recorder *)o)->rec, start, sql, params, rows, error, sync);
+    recorder_end(((live_recorder *)o)->rec, start, 1, req, sql, params, rows, error, sync);
+}
+
+/* start() and start_async() called from Python: finish() looks the request up again. */
+static uint64_t live_begin_py(PyObject *o, int sync)
+{
+    live_recorder *self = (live_recorder *)o;
+    return self->on ? recorder_begin(self->rec, sync, NULL) : 0;
 }
 
 static PyObject *live_start(PyObject *self, PyObject *noargs)
 {
     (void)noargs;
-    return PyLong_FromUnsignedLongLong(nprof_py_live_begin(self, 1));
+    return PyLong_FromUnsignedLongLong(live_begin_py(self, 1));
 }
 
 static PyObject *live_start_async(PyObject *self, PyObject *noargs)
 {
     (void)noargs;
-    return PyLong_FromUnsignedLongLong(nprof_py_live_begin(self, 0));
+    return PyLong_FromUnsignedLongLong(live_begin_py(self, 0));
 }
 
 static PyObject *live_finish(live_recorder *self, PyObject *const *args, Py_ssize_t nargs,

@@ -96,6 +96,7 @@ typedef struct {
     PyObject *query;
     PyObject *params;
     Py_ssize_t rows;
+    nprof_py_request *req; /* the request it runs in, from a LiveRecorder's begin (strong) */
     PyObject *caller; /* async: the frame awaiting the query, taken at its first step.  The
                          call site is looked up from it: an error reaches the query through
                          throw(), which CPython runs without the awaiting coroutine's frame
@@ -128,8 +129,8 @@ static int record(timed_method *m, PyObject *finish_name, const query_info *q, P
     }
     if (!q->start) { /* a LiveRecorder */
         nprof_py_callsite_frame = q->caller;
-        nprof_py_live_end(m->recorder, q->ticks, text, q->params ? q->params : Py_None, q->rows,
-                          error, finish_name == str_finish);
+        nprof_py_live_end(m->recorder, q->ticks, q->req, text, q->params ? q->params : Py_None,
+                          q->rows, error, finish_name == str_finish);
         nprof_py_callsite_frame = NULL;
         Py_DECREF(text);
         return 0;
@@ -198,6 +199,7 @@ static void await_release_query(timed_await *aw)
     Py_CLEAR(aw->q.query);
     Py_CLEAR(aw->q.params);
     Py_CLEAR(aw->q.caller);
+    Py_CLEAR(aw->q.req);
 }
 
 /* The first step: the frame awaiting the query is its caller. */
@@ -235,12 +237,22 @@ static void await_dropped(nprof_py_forward *f, int started)
     await_release_query((timed_await *)f);
 }
 
+/* Ended TimedAwaits are kept for the next queries: there is one per query, and a GC
+ * object's allocation and release are most of what the awaitable itself costs. */
+static nprof_py_spare await_spare;
+
+static int await_recycle(nprof_py_forward *f)
+{
+    return nprof_py_spare_give(&await_spare, (PyObject *)f);
+}
+
 static const nprof_py_forward_ops await_ops = {
     .returned = await_returned,
     .raised = await_raised,
     .dropped = await_dropped,
     .first_step = await_first_step,
     .guarded = 1,
+    .recycle = await_recycle,
 };
 
 static int await_traverse(timed_await *aw, visitproc visit, void *arg)
@@ -342,8 +354,9 @@ done:
 /* A TimedAwait over the driver's `iter`, taking the references of `q` (start, params). */
 static PyObject *make_await(timed_method *m, PyObject *iter, query_info *q)
 {
-    timed_await *aw = PyObject_GC_New(timed_await, &nprof_py_timed_await_type);
-    if (!aw)
+    timed_await *aw = (timed_await *)nprof_py_spare_take(&await_spare,
+                                                         &nprof_py_timed_await_type);
+    if (!aw && !(aw = PyObject_GC_New(timed_await, &nprof_py_timed_await_type)))
         return NULL;
     /* Zeroed first: PyObject_GC_New does not, and a field added later must not start as
      * garbage that the release path would decref. */
@@ -356,7 +369,9 @@ static PyObject *make_await(timed_method *m, PyObject *iter, query_info *q)
     aw->q.owner = Py_NewRef(q->owner);
     aw->q.query = Py_NewRef(q->query);
     aw->q.rows = q->rows;
+    aw->q.req = q->req;
     q->start = q->params = NULL;
+    q->req = NULL;
     PyObject_GC_Track(aw);
     return (PyObject *)aw;
 }
@@ -413,8 +428,9 @@ static PyObject *timed_call(timed_method *m, PyObject *const *args, size_t nargs
         return call_func(m, args, nargsf, kwnames);
     PyObject *start = NULL;
     uint64_t ticks = 0;
+    nprof_py_request *req = NULL;
     if (NPROF_LIKELY(Py_IS_TYPE(m->recorder, &nprof_py_live_type))) {
-        ticks = nprof_py_live_begin(m->recorder, !m->asynchronous);
+        ticks = nprof_py_live_begin(m->recorder, !m->asynchronous, &req);
         if (!ticks)
             return call_func(m, args, nargsf, kwnames);
     } else {
@@ -432,7 +448,14 @@ static PyObject *timed_call(timed_method *m, PyObject *const *args, size_t nargs
     /* From here start() is paired with a finish() on every path: a sync start() keeps the
      * preload shim out of this thread until then. */
     query_info q = {.start = start, .ticks = ticks, .owner = args[0], .query = args[1],
-                    .params = NULL, .rows = 0};
+                    .params = NULL, .rows = 0, .req = req};
+    /* Everything the `failed` and `done` paths release is set before the first goto. */
+    PyObject *const *call_args = args;
+    size_t call_nargsf = nargsf;
+    PyObject *small[8], **heap = NULL;
+    PyObject *batch = NULL; /* the list made of an executemany's iterator */
+    PyObject *result = NULL, *token = NULL;
+    PyObject *finish_name = m->asynchronous ? str_finish_async : str_finish;
     int many = m->many;
     if (NPROF_UNLIKELY(m->wrapper)) {
         q.owner = Py_None; /* execute: no driver object to render a query with */
@@ -440,12 +463,6 @@ static PyObject *timed_call(timed_method *m, PyObject *const *args, size_t nargs
         if (many < 0)
             goto failed;
     }
-    PyObject *const *call_args = args;
-    size_t call_nargsf = nargsf;
-    PyObject *small[8], **heap = NULL;
-    PyObject *batch = NULL; /* the list made of an executemany's iterator */
-    PyObject *result = NULL, *token = NULL;
-    PyObject *finish_name = m->asynchronous ? str_finish_async : str_finish;
 
     Py_ssize_t kw = nargs > 2 || m->wrapper ? -1 : find_keyword(kwnames, m->pname);
     if (m->rest) {
@@ -518,6 +535,7 @@ done:
     Py_XDECREF(token);
     Py_XDECREF(q.start);
     Py_XDECREF(q.params);
+    Py_XDECREF(q.req);
     Py_XDECREF(batch);
     PyMem_Free(heap);
     return result;

@@ -480,6 +480,23 @@ def test_the_execute_wrapper_times_each_call_and_reads_many_per_call() -> None:
     assert all(s[3] is ctx and s[4] for s in seen)  # the guard was up inside execute
 
 
+class Undecided:
+    def __bool__(self) -> bool:
+        raise Boom("neither one nor many")
+
+
+def test_the_execute_wrapper_fails_cleanly_on_a_many_with_no_truth() -> None:
+    # `many` is read before anything else is set up: its error must come out as it is, with
+    # the query recorded as failed and nothing left half-made (no guard left up).
+    rec = FakeRecorder()
+    wrapper = _execute_wrapper(rec)
+    with pytest.raises(Boom, match="neither one nor many"):
+        wrapper(lambda *a: "never run", "SELECT 1", None, Undecided(), {})
+    assert rec.records[-1][2] == "SELECT 1" and isinstance(rec.records[-1][5], Boom)
+    assert guarded() is False
+    assert wrapper(lambda *a: "rows", "SELECT 2", None, False, {}) == "rows"
+
+
 def test_the_execute_wrapper_records_an_error_and_passes_through_when_guarded() -> None:
     rec = FakeRecorder()
     wrapper = _execute_wrapper(rec)
@@ -727,6 +744,28 @@ def test_dropping_an_unawaited_query_leaks_nothing_and_does_not_warn() -> None:
         gc.collect()
     assert inner() is None
     assert rec.records == [] and guarded() is False
+
+
+@pytest.mark.filterwarnings("error::pytest.PytestUnraisableExceptionWarning")
+def test_queries_dropped_or_awaited_one_after_another_never_warn() -> None:
+    # Ended TimedAwaits are reused for later queries: one reused after being dropped must
+    # still close its driver's coroutine when it is dropped too.
+    rec = FakeRecorder()
+    cur = _timed_async(rec)()
+    for round in range(3):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            aw = cur.execute("SELECT dropped")
+            inner = weakref.ref(_inner(aw))
+            del aw
+            gc.collect()
+        assert inner() is None
+        assert asyncio.run(_awaited(cur, round)) == cur.result
+    assert [r[2] for r in rec.records] == ["SELECT awaited"] * 3
+
+
+async def _awaited(cur: Any, n: int) -> Any:
+    return await cur.execute("SELECT awaited", (n,))
 
 
 def _inner(aw: Any) -> Any:
