@@ -21,8 +21,10 @@ order round by round; the ratio of a variant to the bare app is taken within the
 requests per second and for the server's CPU time per request (from /proc: steadier than
 requests per second when wrk and PostgreSQL share the other core).  Prints the medians with
 their jitter and the same-run ratios, then callgrind's instructions per request, the lines
-of code those requests run and the line visits of nanoprof's code (a line once per query
-that runs it), in-process (no server: the app called directly, as
+of code those requests run, the line visits of nanoprof's code (a line once per query
+that runs it) and the misses of callgrind's simulated caches with the cycles they come to
+(checked against the server's CPU time per request at the end), in-process (no server:
+the app called directly, as
 instructions_asgi.py does), and the time of an in-process /rec request back to back, with
 other work between requests, and with other work between its queries: what the same code
 costs hot in the caches, among other code, and with the per-query code pushed out of the
@@ -210,17 +212,29 @@ def in_process(variants: Sequence[str], rounds: int, between: int) -> dict[str, 
 
 def instructions(variant: str, path: str = "/rec", conninfo: str | None = None,
                  n1: int = 200, n2: int = 1200
-                 ) -> tuple[float, dict[str, float], dict[str, float]]:
+                 ) -> tuple[float, dict[str, float], dict[str, float], dict[str, float]]:
     """Instructions per request of `variant` on `path`, in-process (the server's own work,
     without uvicorn's): deterministic where requests per second are not.  With them, the
-    64-byte lines of code those requests run, per object file (dbbench.code_lines), and their
-    line visits, a line counted once per query that runs it (at most QUERIES)."""
+    64-byte lines of code those requests run, per object file (dbbench.code_lines), their
+    line visits, a line counted once per query that runs it (at most QUERIES), and the
+    simulated caches' events per request (dbbench.cycles turns them into an estimate)."""
     env = dbbench.env_with(**({"NANOPROF_BENCH_PG": conninfo} if conninfo else {}))
-    a, b = (dbbench.callgrind_code(
+    (a, ta), (b, tb) = (dbbench.callgrind_code(
         [sys.executable, str(Path(__file__).resolve()), "--child", variant, str(n), path],
         env=env) for n in (n1, n2))
+    events = {k: (tb[k] - ta[k]) / (n2 - n1) for k in ta}
     return ((sum(b.values()) - sum(a.values())) / (n2 - n1), dbbench.code_lines(a, b, n2 - n1),
-            dbbench.code_lines(a, b, n2 - n1, QUERIES))
+            dbbench.code_lines(a, b, n2 - n1, QUERIES), events)
+
+
+def misses_text(ev: dict[str, float], base: dict[str, float]) -> str:
+    """"+1440 L1i, +761 L1d, +29 L2 misses, +64.7k cycles": what a variant adds to the bare
+    app's simulated cache events per request."""
+    def d(*keys: str) -> float:
+        return sum(ev.get(k, 0) - base.get(k, 0) for k in keys)
+    return (f"{d('I1mr'):+.0f} L1i, {d('D1mr', 'D1mw'):+.0f} L1d, "
+            f"{d('ILmr', 'DLmr', 'DLmw'):+.0f} L2 misses, "
+            f"{(dbbench.cycles(ev) - dbbench.cycles(base)) / 1000:+.1f}k cycles")
 
 
 def own_lines(lines: dict[str, float]) -> float:
@@ -297,7 +311,8 @@ def main() -> None:
             print(f"round {r + 1}: " + "; ".join(
                 f"{ep} " + ", ".join(f"{v} {this[v, ep][0]:.0f}" for v in variants)
                 for ep in ENDPOINTS) + " req/s", flush=True)
-        ins: dict[tuple[str, str], tuple[float, dict[str, float]]] = {}
+        ins: dict[tuple[str, str],
+                  tuple[float, dict[str, float], dict[str, float], dict[str, float]]] = {}
         if not args.no_callgrind:
             for v in variants:
                 if v != "bare-again":
@@ -332,6 +347,11 @@ def main() -> None:
         print(f"callgrind, 64-byte lines of code a {ep} request runs: "
               + ", ".join(f"{v} {lines_text(ins[v, ep][1], ins['bare', ep][1])}"
                           for v in variants if (v, ep) in ins))
+        print(f"callgrind's cache simulation, per {ep} request in-process, added to the bare "
+              f"app's (cycles: instructions / {dbbench.INSTRUCTIONS_PER_CYCLE:g} + "
+              f"{dbbench.L1_MISS_CYCLES} per L1 miss + {dbbench.LL_MISS_CYCLES} per L2 miss): "
+              + ", ".join(f"{v} {misses_text(ins[v, ep][3], ins['bare', ep][3])}"
+                          for v in variants if (v, ep) in ins and v != "bare"))
         print(f"callgrind, line visits of nanoprof's own code per {ep} request (a line once per "
               f"query that runs it, at most {QUERIES}; cold at each query when I/O runs between): "
               + ", ".join(f"{v} {own_lines(ins[v, ep][2]):.0f}"
@@ -372,6 +392,21 @@ def main() -> None:
                          f"{100 * (1 - dbbench.med(ratios['floor', ep])):.1f}%; the target "
                          f"allows {TARGET[ep]:.0f}% in all)")
         print("nanoprof-prod's cost above the floor's, same-round medians: " + "; ".join(above))
+    if ins:
+        # The estimate from the simulated caches against what the server measured, variant by
+        # variant: cycles per microsecond should come out alike (the core's clock) when the
+        # estimate explains the measured cost, and it can then stand in for it in between runs.
+        added = []
+        for v in variants:
+            if v in ("bare", "bare-again", "spin-mw") or (v, "/db") not in ins:
+                continue
+            model = dbbench.cycles(ins[v, "/db"][3]) - dbbench.cycles(ins["bare", "/db"][3])
+            # the same-round ratio's median, in microseconds of the bare app's median
+            server = (dbbench.med(cpu_ratios[v, "/db"]) - 1) * dbbench.med(
+                [c[3] for c in res["bare", "/db"]])
+            added.append(f"{v} {model / 1000:+.1f}k cycles vs server CPU {server:+.1f} us"
+                         + (f" ({model / server:.0f} cycles per us)" if server > 0.5 else ""))
+        print("/db, estimated vs measured cost per request: " + "; ".join(added))
     if failed:
         print("FAILED variants: " + "; ".join(f"{v}: {w}" for v, w in failed.items()))
         raise SystemExit(2)

@@ -254,21 +254,51 @@ def callgrind_instructions(argv: list[str], env: dict[str, str] | None = None) -
     return int(m.group(1))
 
 
-def callgrind_code(argv: list[str], env: dict[str, str] | None = None) -> dict[tuple[str, int], int]:
+# The caches callgrind simulates: this machine's (AMD EPYC, per core: 32 KiB 8-way L1
+# instruction and data caches, 1 MiB 16-way L2 as the last level it models).
+CACHES = ["--I1=32768,8,64", "--D1=32768,8,64", "--LL=1048576,16,64"]
+
+
+def callgrind_code(argv: list[str], env: dict[str, str] | None = None
+                   ) -> tuple[dict[tuple[str, int], int], dict[str, int]]:
     """Instructions callgrind counts for the whole process `argv`, per executed instruction:
-    {(object file name, address): count}.  Two of these, for n1 and n2 iterations, give the
-    code an iteration runs (code_lines)."""
+    {(object file name, address): count}, and the whole run's totals of the simulated
+    cache's events (Ir, I1mr, D1mr, D1mw, ILmr, DLmr, DLmw).  Two of these, for n1 and n2
+    iterations, give the code an iteration runs (code_lines) and its misses (cycles)."""
     if not shutil.which("valgrind"):
         raise SystemExit("valgrind is not installed: apt-get install -y valgrind")
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "callgrind.out"
-        cmd = ["valgrind", "--tool=callgrind", "--dump-instr=yes", f"--callgrind-out-file={out}",
-               *argv]
+        cmd = ["valgrind", "--tool=callgrind", "--dump-instr=yes", "--cache-sim=yes", *CACHES,
+               f"--callgrind-out-file={out}", *argv]
         r = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=HERE)
         if r.returncode != 0 or not out.exists():
             raise SystemExit(f"callgrind run failed ({' '.join(argv)}):\n{r.stdout[-2000:]}\n"
                              f"{r.stderr[-3000:]}")
-        return _per_instruction(out.read_text())
+        dump = out.read_text()
+        return _per_instruction(dump), _totals(dump)
+
+
+def _totals(dump: str) -> dict[str, int]:
+    """The `events:` names and the `summary:` (or `totals:`) line of a callgrind dump."""
+    events = re.search(r"^events:\s*(.+)$", dump, re.M)
+    total = re.search(r"^(?:summary|totals):\s*(.+)$", dump, re.M)
+    if not events or not total:
+        raise SystemExit("callgrind dump without events or totals")
+    return dict(zip(events.group(1).split(), map(int, total.group(1).split())))
+
+
+# What a miss costs on this kind of core, in cycles: an L1 miss served by L2 (~14), an L2
+# miss served by L3 (~50); instructions otherwise retire about two per cycle.  Checked
+# against the server's CPU time per request (bench_asgi_db.py prints both).
+L1_MISS_CYCLES, LL_MISS_CYCLES, INSTRUCTIONS_PER_CYCLE = 14, 50, 2.0
+
+
+def cycles(events: dict[str, float]) -> float:
+    """Estimated cycles of `events` (per-iteration differences of _totals)."""
+    l1 = events.get("I1mr", 0) + events.get("D1mr", 0) + events.get("D1mw", 0)
+    ll = events.get("ILmr", 0) + events.get("DLmr", 0) + events.get("DLmw", 0)
+    return events.get("Ir", 0) / INSTRUCTIONS_PER_CYCLE + L1_MISS_CYCLES * l1 + LL_MISS_CYCLES * ll
 
 
 def _per_instruction(dump: str) -> dict[tuple[str, int], int]:
