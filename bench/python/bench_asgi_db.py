@@ -32,7 +32,11 @@ caches before every query (as the driver's I/O does on /db).
 
     python bench/python/bench_asgi_db.py [--rounds 7] [--seconds 5] [--connections 16]
                                          [--variants bare,mw-prod,nanoprof-prod]
-                                         [--slow-log] [--no-callgrind]
+                                         [--slow-log] [--no-callgrind | --estimate]
+
+--estimate runs only the callgrind part (about 6 minutes for four variants): instructions
+and simulated misses are deterministic on /rec; on /db the data misses move by a few
+hundred between runs with the event loop's timing, the instruction misses by a few dozen.
 """
 
 from __future__ import annotations
@@ -237,6 +241,31 @@ def misses_text(ev: dict[str, float], base: dict[str, float]) -> str:
             f"{(dbbench.cycles(ev) - dbbench.cycles(base)) / 1000:+.1f}k cycles")
 
 
+def print_callgrind(ins: dict[tuple[str, str], tuple[float, dict[str, float], dict[str, float],
+                                                 dict[str, float]]],
+                    variants: Sequence[str]) -> None:
+    """What instructions() measured, per endpoint, against the bare app."""
+    for ep in ENDPOINTS if ins else ():
+        base = ins["bare", ep][0]
+        print(f"callgrind, instructions per {ep} request in-process: "
+              + ", ".join(f"{v} {ins[v, ep][0]:.0f}" + (f" (+{ins[v, ep][0] - base:.0f}, "
+                                                         f"{100 * (ins[v, ep][0] / base - 1):+.1f}%)"
+                                                         if v != "bare" else "")
+                          for v in variants if (v, ep) in ins))
+        print(f"callgrind, 64-byte lines of code a {ep} request runs: "
+              + ", ".join(f"{v} {lines_text(ins[v, ep][1], ins['bare', ep][1])}"
+                          for v in variants if (v, ep) in ins))
+        print(f"callgrind's cache simulation, per {ep} request in-process, added to the bare "
+              f"app's (cycles: instructions / {dbbench.INSTRUCTIONS_PER_CYCLE:g} + "
+              f"{dbbench.L1_MISS_CYCLES} per L1 miss + {dbbench.LL_MISS_CYCLES} per L2 miss): "
+              + ", ".join(f"{v} {misses_text(ins[v, ep][3], ins['bare', ep][3])}"
+                          for v in variants if (v, ep) in ins and v != "bare"))
+        print(f"callgrind, line visits of nanoprof's own code per {ep} request (a line once per "
+              f"query that runs it, at most {QUERIES}; cold at each query when I/O runs between): "
+              + ", ".join(f"{v} {own_lines(ins[v, ep][2]):.0f}"
+                          for v in variants if (v, ep) in ins and (v in HOOKED or v == "mw-prod")))
+
+
 def own_lines(lines: dict[str, float]) -> float:
     """The part of `lines` in nanoprof's own objects (_core and libnanoprof)."""
     return sum(n for o, n in lines.items() if o.startswith("_core.") or o == "libnanoprof.so.0")
@@ -266,14 +295,24 @@ def main() -> None:
                     help="give the hooked variants a SlowLog (threshold 200 ms) on the same "
                          "PostgreSQL")
     ap.add_argument("--no-callgrind", action="store_true")
+    ap.add_argument("--estimate", action="store_true",
+                    help="only callgrind's counts and the cycles its simulated caches come to "
+                         "(no wrk, deterministic, a few minutes): for work between full runs")
     ap.add_argument("--child", nargs="+", metavar="VARIANT N [PATH [TIMED [BETWEEN]]]",
                     help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
         child(args.child[0], int(args.child[1]), *args.child[2:3], *map(int, args.child[3:5]))
         return
-    dbbench.need_wrk()
     variants, failed = dbbench.choose_variants(args.variants, ALL_VARIANTS, HOOKED)
+    if args.estimate:
+        with dbbench.pg_cluster("1") as conninfo:
+            seed(conninfo)
+            print_callgrind({(v, ep): instructions(v, ep, conninfo if ep == "/db" else None)
+                             for v in variants if v != "bare-again" for ep in ENDPOINTS},
+                            variants)
+        return
+    dbbench.need_wrk()
 
     # (req/s, p50 ms, p99 ms, server CPU us per request) per round
     res = {(v, ep): [] for v in variants for ep in ENDPOINTS}
@@ -337,25 +376,7 @@ def main() -> None:
                 line += (f"   {dbbench.ratio_text(ratios[v, ep]):>23}"
                          f"   {dbbench.ratio_text(cpu_ratios[v, ep]):>23}")
             print(line)
-    for ep in ENDPOINTS if ins else ():
-        base = ins["bare", ep][0]
-        print(f"callgrind, instructions per {ep} request in-process: "
-              + ", ".join(f"{v} {ins[v, ep][0]:.0f}" + (f" (+{ins[v, ep][0] - base:.0f}, "
-                                                         f"{100 * (ins[v, ep][0] / base - 1):+.1f}%)"
-                                                         if v != "bare" else "")
-                          for v in variants if (v, ep) in ins))
-        print(f"callgrind, 64-byte lines of code a {ep} request runs: "
-              + ", ".join(f"{v} {lines_text(ins[v, ep][1], ins['bare', ep][1])}"
-                          for v in variants if (v, ep) in ins))
-        print(f"callgrind's cache simulation, per {ep} request in-process, added to the bare "
-              f"app's (cycles: instructions / {dbbench.INSTRUCTIONS_PER_CYCLE:g} + "
-              f"{dbbench.L1_MISS_CYCLES} per L1 miss + {dbbench.LL_MISS_CYCLES} per L2 miss): "
-              + ", ".join(f"{v} {misses_text(ins[v, ep][3], ins['bare', ep][3])}"
-                          for v in variants if (v, ep) in ins and v != "bare"))
-        print(f"callgrind, line visits of nanoprof's own code per {ep} request (a line once per "
-              f"query that runs it, at most {QUERIES}; cold at each query when I/O runs between): "
-              + ", ".join(f"{v} {own_lines(ins[v, ep][2]):.0f}"
-                          for v in variants if (v, ep) in ins and (v in HOOKED or v == "mw-prod")))
+    print_callgrind(ins, variants)
     for between, label in ((0, "back to back"), (1, "with other work between requests"),
                            (2, "with other work before each query")):
         base_ns = inproc[between]["bare"]
