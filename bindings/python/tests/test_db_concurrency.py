@@ -20,6 +20,7 @@ from starlette.routing import Route
 import pg
 from apps import options
 from dbcheck import ours
+from nanoprof import _core
 from nanoprof.db import QueryTimer
 from nanoprof.middleware import PerformanceMiddleware
 
@@ -77,6 +78,47 @@ def test_asyncpg_pool(pg_cluster: pg.Cluster) -> None:
 
     with QueryTimer("asyncpg"):
         check(asyncio.run(go()), "asyncpg")
+
+
+def test_asyncpg_pool_repeats_held_in_production(pg_cluster: pg.Cluster) -> None:
+    # Production mode holds a request's repeats of one text and records them at its end
+    # (ext/record.c): with every request's tasks interleaved, each stored profile must still
+    # hold exactly its own request's queries.  A 500 keeps every profile in the store.
+    asyncpg = pytest.importorskip("asyncpg")
+
+    async def go() -> None:
+        pool = await asyncpg.create_pool(host=pg_cluster.host, port=pg_cluster.port,
+                                         user="postgres", database="postgres",
+                                         min_size=POOL, max_size=POOL)
+
+        async def handler(request: Request) -> JSONResponse:
+            n = int(request.path_params["n"])
+            sql = sql_of(n, 0, "held")  # one text object, run again and again
+            for _ in range(queries_of(n) + 1):
+                await pool.fetchval(sql)
+                await asyncio.sleep(0)
+            return JSONResponse({}, status_code=500)
+
+        app = PerformanceMiddleware(Starlette(routes=[Route("/q/{n:int}", handler)]),
+                                    **options(production=True), sample_every=10**9)
+        try:
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+                responses = await asyncio.gather(*(client.get(f"/q/{n}") for n in range(REQUESTS)))
+            assert all(r.status_code == 500 for r in responses)
+        finally:
+            await pool.close()
+
+    _core.get_store().clear()
+    held = _core.hook_stats()["held"]
+    with QueryTimer("asyncpg"):
+        asyncio.run(go())
+    assert _core.hook_stats()["held"] - held == sum(queries_of(n) for n in range(REQUESTS))
+    profiles = [json.loads(p.to_json()) for p in _core.get_store().get_recent(REQUESTS)]
+    assert sorted(int(p["path"].rsplit("/", 1)[1]) for p in profiles) == list(range(REQUESTS))
+    for profile in profiles:
+        n = int(profile["path"].rsplit("/", 1)[1])
+        assert [q["sql"] for q in ours(profile)] == [sql_of(n, 0, "held")] * (queries_of(n) + 1)
 
 
 def test_psycopg_async_connections(pg_cluster: pg.Cluster) -> None:

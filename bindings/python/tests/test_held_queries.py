@@ -8,13 +8,19 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sqlite3
 import time
+from pathlib import Path
 from typing import Any
 
 import apps
 import nanoprof
+from dbcheck import line
 from nanoprof import PerformanceMiddleware, _core
-from test_asgi import run
+from nanoprof.db import QueryTimer
+from nanoprof.wsgi import WSGIMiddleware
+from test_asgi import call, run
+from test_wsgi import serve
 
 SQL = "SELECT * FROM nprof_item WHERE id = %s"
 OTHER = "SELECT * FROM nprof_user WHERE id = %s"
@@ -114,8 +120,6 @@ def test_held_queries_stay_with_the_request_that_ran_them() -> None:
             await asyncio.sleep(0)  # the other requests run their queries in between
         await fail(send)
 
-    from test_asgi import call
-
     app = production(inner)
 
     async def all_of_them() -> None:
@@ -172,3 +176,39 @@ def test_development_mode_and_failed_queries_are_never_held() -> None:
     queries = stored()["queries"]
     assert queries[-1]["error"] == "RuntimeError: gone"
     assert len(queries) == 4
+
+
+def test_a_sync_drivers_n_plus_one_loop_is_held_and_named_by_its_line(tmp_path: Path) -> None:
+    # The real sync path: sqlite3's hooked execute in a production WSGI request.
+    timer = QueryTimer("sqlite3").install()
+    try:
+        conn = sqlite3.connect(tmp_path / "held.db")
+        conn.execute("CREATE TABLE nprof_item (id INTEGER PRIMARY KEY, name TEXT)")
+        conn.executemany("INSERT INTO nprof_item (name) VALUES (?)", [("a",), ("b",), ("c",)])
+        names: list[str] = []
+
+        def app(environ: Any, start_response: Any) -> list[bytes]:
+            for i in (1, 2, 3, 1, 2, 3):
+                names.append(conn.execute("SELECT name FROM nprof_item WHERE id = ?",  # line: loop
+                                          (i,)).fetchone()[0])
+            start_response("500 Internal Server Error", [])
+            return [b""]
+
+        before = held()
+        mw = PerformanceMiddleware(app, **apps.options(production=True), sample_every=10**9,
+                                   n_plus_one_threshold=5)
+        assert isinstance(mw, WSGIMiddleware)
+        assert serve(mw, "/sync").status.startswith("500")
+        conn.close()
+    finally:
+        timer.uninstall()
+    assert names == ["a", "b", "c", "a", "b", "c"]  # what the application got, untouched
+    assert held() - before == 5
+    profile = stored()
+    assert [q["sql"] for q in profile["queries"]] == [
+        "SELECT name FROM nprof_item WHERE id = ?"] * 6
+    assert profile["duplicate_count"] == 3
+    (pattern,) = profile["n_plus_one"]
+    assert pattern["count"] == 6
+    assert f"test_held_queries.py:{line('loop')} in " in pattern["callsite"]
+    assert pattern["callsite"].endswith(".app")
