@@ -104,9 +104,6 @@ typedef struct nprof_py_sampled nprof_py_sampled; /* sampler.c */
 
 enum { NPROF_PY_REQ_STANDALONE = 0, NPROF_PY_REQ_MW = 1 };
 
-/* The state of one running request: what the context variable holds.  Internal: Python
- * code sees it as _core.Request (middleware requests) and reads the profile through a
- * RequestProfile view. */
 /* A query held back by record.c until its request's profile is next read (see
  * nprof_py_request_flush): a repeat of the request's last fully recorded text. */
 typedef struct nprof_py_held {
@@ -116,6 +113,9 @@ typedef struct nprof_py_held {
 
 enum { NPROF_PY_HELD_MAX = 8 };
 
+/* The state of one running request: what the context variable holds.  Internal: Python
+ * code sees it as _core.Request (middleware requests) and reads the profile through a
+ * RequestProfile view. */
 typedef struct nprof_py_request {
     PyObject_HEAD
     int kind;                 /* NPROF_PY_REQ_* */
@@ -227,7 +227,7 @@ extern PyTypeObject nprof_py_live_type;     /* LiveRecorder: a recorder until of
  * (Py_IS_TYPE(o, &nprof_py_live_type)).  Begin also gives the request the query runs in (a
  * new reference, or NULL), which end is handed back: a query ends in the context it began
  * in, so end need not look it up again. */
-uint64_t nprof_py_live_begin(PyObject *o, int sync, nprof_py_request **req);
+uint64_t nprof_py_live_begin(PyObject *o, int sync, nprof_py_request **req /* or NULL */);
 void nprof_py_live_end(PyObject *o, uint64_t start, nprof_py_request *req, PyObject *sql,
                        PyObject *params, Py_ssize_t rows, PyObject *error, int sync);
 extern PyTypeObject nprof_py_slowlog_type;  /* SlowLog */

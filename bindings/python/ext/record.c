@@ -22,9 +22,9 @@
  * (nprof_py_request_flush).  The recording is the same; what changes is where it runs: a
  * query's recording touches some 150 lines of code that the driver and the event loop have
  * pushed out of the instruction cache since the last query, and in a batch only the first
- * of them runs cold.  Measured in bench/python/bench_asgi_db.py (in process, other work
- * before each query): 13.4 us to 9.8 us added to a 5-query request.  A held query needs no
- * call site: its shape's first query, recorded in full, has it.
+ * of them runs cold: callgrind's cache simulation (bench_asgi_db.py, other work before each
+ * query) counts about 190 fewer instruction-cache misses in that code per 5-query request.
+ * A held query needs no call site: its shape's first query, recorded in full, has it.
  */
 #include "ext.h"
 
@@ -512,8 +512,7 @@ static NPROF__RARE void observe(const char *sql, size_t sql_len, uint64_t durati
 
 typedef struct one_query {
     PyObject *sql, *params, *error;
-    nprof_py_request *req; /* with req_known: the request it ran in (NULL: none) */
-    int req_known;         /* 0: look the request up now */
+    nprof_py_request *req; /* the request it ran in, or NULL */
     uint64_t start_ticks;
     uint64_t duration_ns;
     uint32_t rows;
@@ -557,12 +556,16 @@ static NPROF__NOINLINE size_t query_params(const one_query *a, const char *text,
     return sizeof unprintable - 1;
 }
 
-/* Records `a` where it belongs; `log` and `threshold_ns` from the recorder (log NULL: none).
- * 1 when recorded into a request, 0 when not, -1 with an exception (for record_sql(), which
- * reports bad arguments; the hooks swallow it).  What every query does is written first and
- * the rest (parameters, an error, the slow-query log, the observer) is marked unlikely, so
- * that the common path stays a few cache lines long: this runs between a driver's own code
- * and the application's, with its lines pushed out of the cache since the last query. */
+/* Counts what nprof_sql_record() into a request returned (a query past max_queries is still
+ * counted by the profile). */
+static void count_into_request(int rc)
+{
+    if (NPROF_LIKELY(rc == NPROF_OK || rc == NPROF_ELIMIT))
+        counts.in_request++;
+    else
+        counts.failures++;
+}
+
 /* Holds `a` back in `r` when it is a plain repeat of the request's last query recorded in
  * full: the same text object (so the same shape, whose call site the profile already has),
  * not slow, not failed, its parameters not kept, nobody watching.  1 when held. */
@@ -603,19 +606,21 @@ void nprof_py_request_record_held(nprof_py_request *r)
             .batch_rows = h->rows,
             .params_hash = h->params_hash,
         };
-        int rc = nprof_sql_record(r->p, &q);
-        if (NPROF_LIKELY(rc == NPROF_OK || rc == NPROF_ELIMIT))
-            counts.in_request++;
-        else
-            counts.failures++;
+        count_into_request(nprof_sql_record(r->p, &q));
     }
     Py_XDECREF(keep);
     PyErr_Restore(type, value, tb);
 }
 
+/* Records `a` where it belongs; `log` and `threshold_ns` from the recorder (log NULL: none).
+ * 1 when recorded into a request, 0 when not, -1 with an exception (for record_sql(), which
+ * reports bad arguments; the hooks swallow it).  What every query does is written first and
+ * the rest (parameters, an error, the slow-query log, the observer) is marked unlikely, so
+ * that the common path stays a few cache lines long: this runs between a driver's own code
+ * and the application's, with its lines pushed out of the cache since the last query. */
 static int record_query(const one_query *a, nprof_slowlog *log, uint64_t threshold_ns)
 {
-    nprof_py_request *r = a->req_known ? a->req : nprof_py_current_request();
+    nprof_py_request *r = a->req;
     nprof_profile *p = r ? r->p : NULL;
     int to_log = NPROF_UNLIKELY(log != NULL) && a->duration_ns >= threshold_ns;
     if (!p && !to_log && NPROF_LIKELY(!observer))
@@ -666,10 +671,7 @@ static int record_query(const one_query *a, nprof_slowlog *log, uint64_t thresho
     if (p) {
         q.params_hash = params_identity(a->params);
         rc = nprof_sql_record(p, &q);
-        if (NPROF_LIKELY(rc == NPROF_OK || rc == NPROF_ELIMIT))
-            counts.in_request++;
-        else
-            counts.failures++;
+        count_into_request(rc);
         /* A hook's query (record_sql() has no start, so no begin mark): into the sampled
          * call stacks too, at the frames that issued it. */
         if (a->start_ticks)
@@ -725,7 +727,7 @@ static PyObject *py_record_sql(PyObject *self, PyObject *const *args, Py_ssize_t
     if (!PyUnicode_Check(a[0]) && !PyBytes_Check(a[0]) && !PyByteArray_Check(a[0]))
         return PyErr_Format(PyExc_TypeError, "sql must be str or bytes, not %.100s",
                             Py_TYPE(a[0])->tp_name);
-    one_query q = {.sql = a[0], .params = a[2]};
+    one_query q = {.sql = a[0], .params = a[2], .req = nprof_py_current_request()};
     if (nprof_py_ns(a[1], "duration_ns", &q.duration_ns) < 0)
         return NULL;
     if (a[2] != Py_None && !PyUnicode_Check(a[2]) && !PyBytes_Check(a[2]) &&
@@ -783,13 +785,10 @@ static PyObject *recorder_start_async(recorder *self, PyObject *noargs)
     return PyLong_FromUnsignedLongLong(recorder_begin(self, 0, NULL));
 }
 
-/* finish() after a start that gave `start` ticks (0: nothing to record).  Never fails: what
- * could not be recorded is counted. */
-/* `req_known`: `req` is the request the query ran in (recorder_begin() gave it), else the
- * request is looked up now. */
-static void recorder_end(recorder *self, uint64_t start, int req_known, nprof_py_request *req,
-                         PyObject *sql, PyObject *params, Py_ssize_t rows, PyObject *error,
-                         int sync)
+/* finish() after a start that gave `start` ticks (0: nothing to record), in request `req`
+ * (or NULL).  Never fails: what could not be recorded is counted. */
+static void recorder_end(recorder *self, uint64_t start, nprof_py_request *req, PyObject *sql,
+                         PyObject *params, Py_ssize_t rows, PyObject *error, int sync)
 {
     uint64_t now = nprof_ticks();
     if (!start)
@@ -797,7 +796,7 @@ static void recorder_end(recorder *self, uint64_t start, int req_known, nprof_py
     if (sync && sync_depth > 0 && --sync_depth == 0)
         nprof_pq_exclude_thread(shim_was_excluded);
     one_query q = {.sql = sql, .params = params, .error = error, .start_ticks = start,
-                   .req = req, .req_known = req_known};
+                   .req = req};
     q.duration_ns = now > start ? nprof_ticks_to_ns(now - start) : 0;
     q.rows = rows > 0 ? (rows > UINT32_MAX ? UINT32_MAX : (uint32_t)rows) : 0;
     nprof_slowlog *log = self->slow_log ? nprof_py_slowlog_get(self->slow_log) : NULL;
@@ -844,7 +843,9 @@ static PyObject *recorder_finish_impl(recorder *self, PyObject *const *args, Py_
         if (rows == -1 && PyErr_Occurred())
             PyErr_Clear();
     }
-    recorder_end(self, start, 0, NULL, a[1], a[2], rows, a[4], sync);
+    /* From Python, start() kept no request: the query ends in the context it began in. */
+    recorder_end(self, start, start ? nprof_py_current_request() : NULL, a[1], a[2], rows, a[4],
+                 sync);
     Py_RETURN_NONE;
 }
 
@@ -981,33 +982,27 @@ static void live_dealloc(live_recorder *self)
 uint64_t nprof_py_live_begin(PyObject *o, int sync, nprof_py_request **req)
 {
     live_recorder *self = (live_recorder *)o;
-    *req = NULL;
+    if (req)
+        *req = NULL;
     return self->on ? recorder_begin(self->rec, sync, req) : 0;
 }
 
 void nprof_py_live_end(PyObject *o, uint64_t start, nprof_py_request *req, PyObject *sql,
                        PyObject *params, Py_ssize_t rows, PyObject *error, int sync)
 {
-    recorder_end(((live_recorder *)o)->rec, start, 1, req, sql, params, rows, error, sync);
-}
-
-/* start() and start_async() called from Python: finish() looks the request up again. */
-static uint64_t live_begin_py(PyObject *o, int sync)
-{
-    live_recorder *self = (live_recorder *)o;
-    return self->on ? recorder_begin(self->rec, sync, NULL) : 0;
+    recorder_end(((live_recorder *)o)->rec, start, req, sql, params, rows, error, sync);
 }
 
 static PyObject *live_start(PyObject *self, PyObject *noargs)
 {
     (void)noargs;
-    return PyLong_FromUnsignedLongLong(live_begin_py(self, 1));
+    return PyLong_FromUnsignedLongLong(nprof_py_live_begin(self, 1, NULL));
 }
 
 static PyObject *live_start_async(PyObject *self, PyObject *noargs)
 {
     (void)noargs;
-    return PyLong_FromUnsignedLongLong(live_begin_py(self, 0));
+    return PyLong_FromUnsignedLongLong(nprof_py_live_begin(self, 0, NULL));
 }
 
 static PyObject *live_finish(live_recorder *self, PyObject *const *args, Py_ssize_t nargs,
