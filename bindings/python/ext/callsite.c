@@ -119,11 +119,19 @@ PyObject *nprof_py_callsite_frame;
 
 size_t nprof_py_callsite_write(char *buf, size_t cap)
 {
-    PyFrameObject *f = nprof_py_callsite_frame
-                           ? (PyFrameObject *)Py_NewRef(nprof_py_callsite_frame)
-                           : PyThreadState_GetFrame(PyThreadState_Get()); /* new ref or NULL */
+    /* The given frame and the frames it was called from, then the running stack: a given
+     * frame is a suspended coroutine's (nprof_py_awaiting_frame), whose callers are the
+     * running frames, not linked to it. */
+    PyObject *given = nprof_py_callsite_frame;
+    PyFrameObject *f = given ? (PyFrameObject *)Py_NewRef(given)
+                             : PyThreadState_GetFrame(PyThreadState_Get()); /* new ref or NULL */
     size_t n = 0;
-    while (f) {
+    while (f || given) {
+        if (!f) {
+            given = NULL;
+            f = PyThreadState_GetFrame(PyThreadState_Get());
+            continue;
+        }
         PyCodeObject *code = PyFrame_GetCode(f);
         int library = 1;
         site_code *s = lookup(code, &library);
@@ -176,6 +184,77 @@ size_t nprof_py_callsite_write(char *buf, size_t cap)
     }
     Py_XDECREF(f);
     return n;
+}
+
+/* What `o` (a coroutine, a generator or one of nanoprof's forwards) awaits now, or NULL;
+ * new ref.  Never raises.  (A rare path: attributes by name.) */
+static PyObject *awaits(PyObject *o)
+{
+    PyObject *inner = nprof_py_forward_inner(o);
+    if (inner)
+        return Py_NewRef(inner);
+    const char *name = PyCoro_CheckExact(o) ? "cr_await" : PyGen_Check(o) ? "gi_yieldfrom" : NULL;
+    PyObject *next = name ? PyObject_GetAttrString(o, name) : NULL;
+    if (!next)
+        PyErr_Clear();
+    return next;
+}
+
+/* Down the chain of awaits from `gen` (stolen) to the coroutine that awaits `awaited`: its
+ * frame, new ref, or NULL.  Bounded: a chain is a few awaits deep, and a cycle would be a
+ * bug elsewhere, not a reason to spin. */
+static PyObject *frame_awaiting(PyObject *gen, PyObject *awaited)
+{
+    PyObject *frame = NULL;
+    for (int depth = 0; gen && !frame && depth < 64; depth++) {
+        PyObject *next = awaits(gen);
+        if (next == awaited && (PyCoro_CheckExact(gen) || PyGen_Check(gen))) {
+            frame = PyObject_GetAttrString(gen, PyCoro_CheckExact(gen) ? "cr_frame" : "gi_frame");
+            if (!frame || !PyFrame_Check(frame)) {
+                Py_CLEAR(frame);
+                PyErr_Clear();
+            }
+        }
+        Py_DECREF(gen);
+        gen = next;
+    }
+    Py_XDECREF(gen);
+    return frame;
+}
+
+/* The coroutine of the running asyncio task, new ref, or NULL. */
+static PyObject *task_coroutine(void)
+{
+    PyObject *asyncio = PyImport_ImportModule("asyncio");
+    PyObject *task = asyncio ? PyObject_CallMethod(asyncio, "current_task", NULL) : NULL;
+    PyObject *coro = task && task != Py_None ? PyObject_CallMethod(task, "get_coro", NULL) : NULL;
+    Py_XDECREF(asyncio);
+    Py_XDECREF(task);
+    if (!coro)
+        PyErr_Clear();
+    return coro;
+}
+
+PyObject *nprof_py_awaiting_frame(PyObject *awaited)
+{
+#if PY_VERSION_HEX >= 0x030B0000
+    PyObject *type, *value, *tb;
+    PyErr_Fetch(&type, &value, &tb);
+    /* From the innermost coroutine whose frame is running (a coroutine's throw() into the
+     * coroutine it awaits runs with its frame pushed), else from the task's own coroutine
+     * (the one awaiting the query may be the task's, with no coroutine frame running). */
+    PyFrameObject *top = PyThreadState_GetFrame(PyThreadState_Get());
+    PyObject *gen = top ? PyFrame_GetGenerator(top) : NULL;
+    Py_XDECREF(top);
+    PyObject *frame = gen ? frame_awaiting(gen, awaited) : NULL;
+    if (!frame && (gen = task_coroutine()) != NULL)
+        frame = frame_awaiting(gen, awaited);
+    PyErr_Restore(type, value, tb);
+    return frame;
+#else
+    (void)awaited;
+    return NULL;
+#endif
 }
 
 PyObject *nprof_py_callsite(void)

@@ -244,8 +244,14 @@ size_t nprof_py_callsite_write(char *buf, size_t cap);
 PyObject *nprof_py_callsite(void);
 
 /* When set (borrowed, by a caller around a recording), call sites are looked up from this
- * frame instead of the running one: see timed.c, query_info.caller. */
+ * frame and its callers first, then from the running stack: see timed.c, query_info.caller. */
 extern PyObject *nprof_py_callsite_frame;
+
+/* During a throw() or close() forwarded into `awaited` (nprof_py_forward.unstacked): the
+ * frame of the coroutine that awaits it, which CPython leaves off the stack then, found
+ * down the chain of awaits of the running coroutines.  New ref, or NULL when not found (the
+ * running stack is then all there is).  Keeps a pending exception as it is. */
+PyObject *nprof_py_awaiting_frame(PyObject *awaited);
 
 /* Is `o` a SlowLog?  Its C log, NULL once closed. */
 int nprof_py_slowlog_check(PyObject *o);
@@ -326,10 +332,20 @@ struct nprof_py_forward {
     PyObject *iter;
     PyObject *weakrefs;
     int state;
+    int guarded;     /* ops->guarded, here where a step reads it */
+    int plain_start; /* no ops->first_step */
+    /* In a throw() or close() forwarded in, and the owner's callbacks that it ends in: they
+     * run without the awaiting coroutine's frame on the stack (CPython pushes a coroutine's
+     * frame when it forwards to another coroutine, not to an object like this one). */
+    int unstacked;
 };
 
 /* Steps of guarded forwards running on this thread now (TimedAwait: a query being timed). */
 extern _Thread_local unsigned nprof_py_step_depth;
+
+/* When `o` is a forward: the iterator it forwards to (borrowed; NULL when none yet), else
+ * NULL. */
+PyObject *nprof_py_forward_inner(PyObject *o);
 
 /* Fills an owner's type with the shared slots (its tp_name, tp_basicsize, tp_doc,
  * tp_traverse, tp_clear and tp_repr are its own; traverse and clear must call the two

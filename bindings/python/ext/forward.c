@@ -74,6 +74,9 @@ PyObject *nprof_py_await_iterator(PyObject *awaitable)
 void nprof_py_forward_start(nprof_py_forward *f, const nprof_py_forward_ops *ops, PyObject *iter)
 {
     f->ops = ops;
+    f->guarded = ops->guarded;
+    f->unstacked = 0;
+    f->plain_start = ops->first_step == NULL;
     f->iter = Py_XNewRef(iter);
     f->weakrefs = NULL;
     f->state = FW_NEW;
@@ -111,7 +114,7 @@ static void fw_dropped(nprof_py_forward *f)
  * work is under way. */
 #define FORWARDED_STEP(f, call)                                                               \
     do {                                                                                     \
-        int raise_ = (f)->ops->guarded && (f)->state == FW_ACTIVE;                           \
+        int raise_ = (f)->guarded && (f)->state == FW_ACTIVE;                           \
         nprof_py_step_depth += (unsigned)raise_;                                             \
         call;                                                                                \
         nprof_py_step_depth -= (unsigned)raise_;                                             \
@@ -130,7 +133,38 @@ static int fw_cleared(nprof_py_forward *f)
 
 /* ---- the steps ------------------------------------------------------------------------- */
 
-static PySendResult fw_am_send(nprof_py_forward *f, PyObject *arg, PyObject **result)
+/* One send to the wrapped iterator: its am_send called directly (a coroutine's, for what
+ * both owners wrap), which is what PyIter_Send does first, without that function's own
+ * lines on a path that runs cold at every step. */
+static inline PySendResult send_to(PyObject *iter, PyObject *arg, PyObject **result)
+{
+    PyAsyncMethods *am = Py_TYPE(iter)->tp_as_async;
+    if (NPROF_LIKELY(am && am->am_send))
+        return am->am_send(iter, arg, result);
+    return PyIter_Send(iter, arg, result);
+}
+
+/* The wrapped iterator's step ended it (`status` not PYGEN_NEXT): the owner is told. */
+static NPROF__NOINLINE PySendResult fw_step_ended(nprof_py_forward *f, PySendResult status,
+                                                  PyObject **result)
+{
+    if (f->state == FW_DONE)
+        return status;
+    if (status == PYGEN_RETURN) {
+        if (fw_returned(f) < 0) {
+            Py_CLEAR(*result);
+            return PYGEN_ERROR;
+        }
+        return PYGEN_RETURN;
+    }
+    fw_raised(f);
+    return PYGEN_ERROR;
+}
+
+/* A send to a forward that is not simply under way: its first step (the owner's work
+ * begins), a passive or ended one (forwarded as it is), or one the GC cleared. */
+static NPROF__NOINLINE PySendResult fw_send_other(nprof_py_forward *f, PyObject *arg,
+                                                  PyObject **result)
 {
     *result = NULL;
     if (fw_cleared(f))
@@ -148,18 +182,26 @@ static PySendResult fw_am_send(nprof_py_forward *f, PyObject *arg, PyObject **re
         }
     }
     PySendResult status;
-    FORWARDED_STEP(f, status = PyIter_Send(f->iter, arg, result));
-    if (f->state == FW_DONE || status == PYGEN_NEXT)
-        return status;
-    if (status == PYGEN_RETURN) {
-        if (fw_returned(f) < 0) {
-            Py_CLEAR(*result);
-            return PYGEN_ERROR;
-        }
-        return PYGEN_RETURN;
+    FORWARDED_STEP(f, status = send_to(f->iter, arg, result));
+    return status == PYGEN_NEXT ? status : fw_step_ended(f, status, result);
+}
+
+/* A step of a forward under way, the one that runs at every step of every request and
+ * query: a few instructions around the send, the rest out of line. */
+static PySendResult fw_am_send(nprof_py_forward *f, PyObject *arg, PyObject **result)
+{
+    PyObject *iter = f->iter;
+    if (NPROF_UNLIKELY(f->state != FW_ACTIVE || !iter)) {
+        /* A first step with nothing to do first (TimedAwait's) starts it here. */
+        if (f->state != FW_NEW || !f->plain_start || !iter)
+            return fw_send_other(f, arg, result);
+        f->state = FW_ACTIVE;
     }
-    fw_raised(f);
-    return PYGEN_ERROR;
+    unsigned guard = (unsigned)f->guarded;
+    nprof_py_step_depth += guard;
+    PySendResult status = send_to(iter, arg, result);
+    nprof_py_step_depth -= guard;
+    return NPROF_LIKELY(status == PYGEN_NEXT) ? status : fw_step_ended(f, status, result);
 }
 
 /* Raises StopIteration carrying `value`.  The instance is made here: PyErr_SetObject would
@@ -290,6 +332,7 @@ static PyObject *fw_throw(nprof_py_forward *f, PyObject *const *args, Py_ssize_t
         f->state = FW_PASSIVE;
     PyObject *throw = PyObject_GetAttr(f->iter, str_throw);
     PyObject *r = NULL;
+    f->unstacked = 1;
     if (throw) {
         FORWARDED_STEP(f, r = PyObject_Vectorcall(throw, args, (size_t)nargs, NULL));
         Py_DECREF(throw);
@@ -297,7 +340,9 @@ static PyObject *fw_throw(nprof_py_forward *f, PyObject *const *args, Py_ssize_t
         PyErr_Clear();
         raise_thrown(args, nargs);
     }
-    return fw_after_throw(f, r);
+    r = fw_after_throw(f, r);
+    f->unstacked = 0;
+    return r;
 }
 
 /* iter.close() when it has one, else None. */
@@ -334,16 +379,16 @@ static PyObject *fw_close(nprof_py_forward *f, PyObject *noargs)
         return r;
     }
     PyObject *r;
+    f->unstacked = 1;
     FORWARDED_STEP(f, r = close_iter(f->iter));
-    if (!r) {
-        fw_raised(f);
-        return NULL;
+    if (r) {
+        Py_DECREF(r);
+        PyErr_SetNone(PyExc_GeneratorExit);
     }
-    Py_DECREF(r);
-    PyErr_SetNone(PyExc_GeneratorExit);
     fw_raised(f);
-    if (!PyErr_ExceptionMatches(PyExc_GeneratorExit))
-        return NULL; /* the owner's callback raised */
+    f->unstacked = 0;
+    if (!r || !PyErr_ExceptionMatches(PyExc_GeneratorExit))
+        return NULL; /* the close's error, or the owner's callback raised */
     PyErr_Clear();
     Py_RETURN_NONE;
 }
@@ -375,6 +420,14 @@ static void fw_finalize(nprof_py_forward *f)
         PyErr_Restore(type, value, tb);
     }
     fw_dropped(f);
+}
+
+PyObject *nprof_py_forward_inner(PyObject *o)
+{
+    PyAsyncMethods *am = Py_TYPE(o)->tp_as_async;
+    if (!am || am->am_send != (sendfunc)fw_am_send)
+        return NULL;
+    return ((nprof_py_forward *)o)->iter;
 }
 
 int nprof_py_forward_traverse(nprof_py_forward *f, visitproc visit, void *arg)

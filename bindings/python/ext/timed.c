@@ -97,10 +97,13 @@ typedef struct {
     PyObject *params;
     Py_ssize_t rows;
     nprof_py_request *req; /* the request it runs in, from a LiveRecorder's begin (strong) */
-    PyObject *caller; /* async: the frame awaiting the query, taken at its first step.  The
-                         call site is looked up from it: an error reaches the query through
-                         throw(), which CPython runs without the awaiting coroutine's frame
-                         on the stack, so the stack then ends at the event loop. */
+    PyObject *caller; /* async, at an end reached through throw() or close() (a
+                         cancellation, a timeout): the frame awaiting the query, which CPython
+                         leaves off the stack then (nprof_py_awaiting_frame), so that the
+                         call site is looked up from it.  At an end reached by a send it is
+                         NULL: the awaiting frame is the running one, and a frame object
+                         taken at every query only for the few that want a call site cost
+                         an allocation and its cache lines each time. */
 } query_info;
 
 /* ---- the parts both forms share ------------------------------------------------------- */
@@ -202,12 +205,13 @@ static void await_release_query(timed_await *aw)
     Py_CLEAR(aw->q.req);
 }
 
-/* The first step: the frame awaiting the query is its caller. */
-static int await_first_step(nprof_py_forward *f)
+/* At the end of a query ended by a throw() or close(): the frame that awaits it, which is
+ * then off the stack (see query_info.caller).  At an end reached by a send, that frame is
+ * the running one, and nothing is looked up. */
+static void await_find_caller(timed_await *aw)
 {
-    timed_await *aw = (timed_await *)f;
-    aw->q.caller = (PyObject *)PyThreadState_GetFrame(PyThreadState_Get());
-    return 0;
+    if (NPROF_UNLIKELY(aw->fw.unstacked) && !aw->q.caller)
+        aw->q.caller = nprof_py_awaiting_frame((PyObject *)aw);
 }
 
 /* The driver's coroutine returned: record (the Python wrapper's finish, after its guard
@@ -215,7 +219,11 @@ static int await_first_step(nprof_py_forward *f)
 static int await_returned(nprof_py_forward *f, int started)
 {
     timed_await *aw = (timed_await *)f;
-    int rc = started ? record(aw->method, str_finish_async, &aw->q, NULL) : 0;
+    int rc = 0;
+    if (started) {
+        await_find_caller(aw);
+        rc = record(aw->method, str_finish_async, &aw->q, NULL);
+    }
     await_release_query(aw);
     return rc;
 }
@@ -224,8 +232,10 @@ static int await_returned(nprof_py_forward *f, int started)
 static void await_raised(nprof_py_forward *f, int started)
 {
     timed_await *aw = (timed_await *)f;
-    if (started)
+    if (started) {
+        await_find_caller(aw);
         finish_failed(aw->method, str_finish_async, &aw->q, NULL);
+    }
     await_release_query(aw);
 }
 
@@ -250,7 +260,6 @@ static const nprof_py_forward_ops await_ops = {
     .returned = await_returned,
     .raised = await_raised,
     .dropped = await_dropped,
-    .first_step = await_first_step,
     .guarded = 1,
     .recycle = await_recycle,
 };

@@ -6,7 +6,7 @@ what was recorded, what the application got back, and where the queries came fro
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -241,6 +241,32 @@ class Asyncpg(Driver):
         return asyncio.run(go())
 
 
+async def outlast_a_timeout(run: Callable[[str], Awaitable[Any]]) -> None:
+    """Runs a query that outlasts its timeout, from a coroutine that another one awaits: the
+    timeout cancels the task mid-query, so the query ends through throw(), which CPython
+    runs without this frame on the stack."""
+    with pytest.raises(TimeoutError):
+        async with asyncio.timeout(0.2):
+            await run("SELECT pg_sleep(5)")  # line: cancelled
+
+
+async def cancelled_asyncpg(driver: Asyncpg) -> None:
+    conn = await driver.connect()
+    try:
+        await outlast_a_timeout(conn.fetchval)
+        assert await conn.fetchval("SELECT 1") == 1  # the connection is still usable
+    finally:
+        await conn.close()
+
+
+async def cancelled_psycopg(driver: AsyncPsycopg) -> None:
+    import psycopg
+
+    async with await psycopg.AsyncConnection.connect(driver.cluster.conninfo) as conn:
+        cur = conn.cursor()
+        await outlast_a_timeout(cur.execute)
+
+
 DRIVERS: dict[str, type[Driver]] = {"psycopg2": Psycopg2, "psycopg": Psycopg,
                                     "psycopg-async": AsyncPsycopg, "asyncpg": Asyncpg}
 
@@ -319,3 +345,19 @@ def test_a_closed_connection_raises_the_drivers_error_recorded_as_failed(driver:
     failed = [e for e in seen.queries if e.error is not None]
     assert [e.sql for e in failed] == ["SELECT 1 FROM nprof_user"]
     assert type(exc).__name__ in failed[0].error
+
+
+@pytest.mark.parametrize("name", ["psycopg-async", "asyncpg"])
+def test_a_query_cancelled_by_a_timeout_is_recorded_with_its_call_site(
+        name: str, pg_cluster: pg.Cluster) -> None:
+    driver = DRIVERS[name](pg_cluster)
+    pytest.importorskip(driver.module)
+    with QueryTimer(driver.module), collect() as seen:
+        if isinstance(driver, Asyncpg):
+            asyncio.run(cancelled_asyncpg(driver))
+        else:
+            asyncio.run(cancelled_psycopg(driver))  # type: ignore[arg-type]
+    sleep = [e for e in seen.queries if e.sql == "SELECT pg_sleep(5)"]
+    assert len(sleep) == 1 and "CancelledError" in (sleep[0].error or "")
+    assert 150e6 < sleep[0].duration_ns < 5e9  # ended by the timeout, not by the server
+    assert_site(sleep[0].callsite, __file__, line("cancelled"))
