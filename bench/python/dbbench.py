@@ -241,12 +241,23 @@ def machine_line() -> str:
 # ---- callgrind -------------------------------------------------------------------------------
 
 
+def fixed_hashes(env: dict[str, str] | None) -> dict[str, str]:
+    """`env` (or this process's) with Python's string hashes fixed (PYTHONHASHSEED=0 unless
+    set): with a random seed each process's dict and type-cache collisions differ, which
+    moved a /db request by 2,000-3,000 instructions from one process to the next, more than
+    most changes measured here.  A fixed seed makes two builds comparable; another seed
+    (PYTHONHASHSEED=n python bench/...) shows how much one seed's layout weighs."""
+    out = dict(os.environ if env is None else env)
+    out.setdefault("PYTHONHASHSEED", "0")
+    return out
+
+
 def callgrind_instructions(argv: list[str], env: dict[str, str] | None = None) -> int:
     """Instructions (Ir) callgrind counts for the whole process `argv`."""
     if not shutil.which("valgrind"):
         raise SystemExit("valgrind is not installed: apt-get install -y valgrind")
     cmd = ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", *argv]
-    r = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=HERE)
+    r = subprocess.run(cmd, capture_output=True, text=True, env=fixed_hashes(env), cwd=HERE)
     m = re.search(r"Collected\s*:\s*(\d+)", r.stderr)
     if r.returncode != 0 or not m:
         raise SystemExit(f"callgrind run failed ({' '.join(argv)}):\n{r.stdout[-2000:]}\n"
@@ -271,7 +282,7 @@ def callgrind_code(argv: list[str], env: dict[str, str] | None = None
         out = Path(tmp) / "callgrind.out"
         cmd = ["valgrind", "--tool=callgrind", "--dump-instr=yes", "--cache-sim=yes", *CACHES,
                f"--callgrind-out-file={out}", *argv]
-        r = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=HERE)
+        r = subprocess.run(cmd, capture_output=True, text=True, env=fixed_hashes(env), cwd=HERE)
         if r.returncode != 0 or not out.exists():
             raise SystemExit(f"callgrind run failed ({' '.join(argv)}):\n{r.stdout[-2000:]}\n"
                              f"{r.stderr[-3000:]}")

@@ -126,6 +126,16 @@
 #define NPROF__RARE
 #endif
 
+/* The functions that every request or every query runs (the library's and the Python
+ * extension's), side by side in one section of their binary: scattered among the rest, each
+ * took cache lines of its own, partly filled with its neighbours' code.  (Measured on /db:
+ * about a hundred fewer instruction-cache misses per request for the extension's.) */
+#if defined(__GNUC__) && defined(__ELF__)
+#define NPROF__HOT_PATH __attribute__((section(".text.hot.nprof")))
+#else
+#define NPROF__HOT_PATH
+#endif
+
 #ifdef __cplusplus
 extern "C" {
 #endif
