@@ -222,10 +222,13 @@ static PyObject *frame_awaiting(PyObject *gen, PyObject *awaited)
     return frame;
 }
 
-/* The coroutine of the running asyncio task, new ref, or NULL. */
+/* The coroutine of the running asyncio task, new ref, or NULL.  asyncio only when already
+ * imported: a query under another event loop (trio) must not import it. */
 static PyObject *task_coroutine(void)
 {
-    PyObject *asyncio = PyImport_ImportModule("asyncio");
+    PyObject *name = PyUnicode_FromString("asyncio");
+    PyObject *asyncio = name ? PyImport_GetModule(name) : NULL;
+    Py_XDECREF(name);
     PyObject *task = asyncio ? PyObject_CallMethod(asyncio, "current_task", NULL) : NULL;
     PyObject *coro = task && task != Py_None ? PyObject_CallMethod(task, "get_coro", NULL) : NULL;
     Py_XDECREF(asyncio);

@@ -145,3 +145,44 @@ def test_psycopg_async_connections(pg_cluster: pg.Cluster) -> None:
 
     with QueryTimer("psycopg"):
         check(asyncio.run(go()), "psycopg")
+
+
+def test_a_failing_query_names_its_line_across_the_middlewares_awaitable(
+        pg_cluster: pg.Cluster) -> None:
+    # asyncio hands a driver's error to the task with throw(), which CPython runs without the
+    # frame awaiting the query on the stack; its call site is found down the task's chain of
+    # awaits, which here passes through the middleware's own awaitable (ASGICall, C).
+    asyncpg = pytest.importorskip("asyncpg")
+    from dbcheck import assert_site, line
+
+    async def go() -> None:
+        pool = await asyncpg.create_pool(host=pg_cluster.host, port=pg_cluster.port,
+                                         user="postgres", database="postgres",
+                                         min_size=1, max_size=1)
+
+        async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+            async with pool.acquire() as con:
+                try:
+                    await con.fetchval("SELECT * FROM nprof_missing")  # line: asgi-fail
+                except asyncpg.exceptions.UndefinedTableError:
+                    pass
+            await send({"type": "http.response.start", "status": 500, "headers": []})
+            await send({"type": "http.response.body", "body": b"failed"})
+
+        # Production mode: nothing of nanoprof's runs as a coroutine between the awaitable
+        # and the app (a 500 keeps the profile in the store).
+        mw = PerformanceMiddleware(app, **options(production=True))
+        try:
+            transport = httpx.ASGITransport(app=mw)
+            async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+                assert (await client.get("/fail")).status_code == 500
+        finally:
+            await pool.close()
+
+    _core.get_store().clear()
+    with QueryTimer("asyncpg"):
+        asyncio.run(go())
+    profile = json.loads(_core.get_store().get_recent(1)[0].to_json())
+    failed = [q for q in profile["queries"] if q.get("error")]
+    assert [q["sql"] for q in failed] == ["SELECT * FROM nprof_missing"]
+    assert_site(failed[0].get("callsite"), __file__, line("asgi-fail"))
