@@ -145,7 +145,8 @@ void nprof__mw_aggregate_free(nprof_mw *mw)
     }
 }
 
-NPROF__HOT_PATH static int route_is(const nprof__route *r, uint64_t hash, const char *method, size_t method_len,
+NPROF__HOT_PATH
+static int route_is(const nprof__route *r, uint64_t hash, const char *method, size_t method_len,
                     const char *route, size_t route_len)
 {
     return r->hash == hash && r->method_len == method_len && r->route_len == route_len &&
@@ -173,7 +174,8 @@ static const char *row_method(const char *method, size_t len, size_t *row_len)
     return NPROF_MW_OTHER_METHOD;
 }
 
-NPROF__HOT_PATH nprof__route *nprof__mw_route(nprof_mw *mw, const char *method, size_t method_len,
+NPROF__HOT_PATH
+nprof__route *nprof__mw_route(nprof_mw *mw, const char *method, size_t method_len,
                               const char *route, size_t route_len)
 {
     if (route_len > NPROF__ROUTE_MAX)
@@ -374,7 +376,8 @@ static nprof__tl_slot *timeline_slot(nprof_mw *mw, uint64_t iv)
     return slot;
 }
 
-NPROF__HOT_PATH void nprof__mw_count(nprof_mw *mw, nprof__route *r, const nprof_profile *p,
+NPROF__HOT_PATH
+void nprof__mw_count(nprof_mw *mw, nprof__route *r, const nprof_profile *p,
                      const nprof_profile_info *info, int over_budget)
 {
     /* The totals are the sums of the rows (nprof_mw_get_totals), so a request costs only its

@@ -271,7 +271,8 @@ size_t nprof__mw_url_decode(const char *s, size_t len, char *out, size_t cap)
 }
 
 /* The value of query parameter `name` (raw, not decoded), or NULL. */
-NPROF__HOT_PATH static const char *query_param(const char *q, size_t len, const char *name, size_t *value_len)
+NPROF__HOT_PATH
+static const char *query_param(const char *q, size_t len, const char *name, size_t *value_len)
 {
     size_t nlen = strlen(name);
     size_t i = 0;
@@ -297,7 +298,8 @@ const char *nprof__mw_query_param(const nprof_mw_request *req, const char *name,
 }
 
 /* Whether the request carries the configured token (header or query parameter). */
-NPROF__HOT_PATH int nprof__mw_has_token(const nprof_mw *mw, const nprof_mw_request *req)
+NPROF__HOT_PATH
+int nprof__mw_has_token(const nprof_mw *mw, const nprof_mw_request *req)
 {
     if (!mw->token_len)
         return 0;
@@ -343,7 +345,8 @@ static int profile_mode(const nprof_mw_request *req)
 
 static _Thread_local uint32_t sample_counter;
 
-NPROF__HOT_PATH int nprof_mw_request_begin(nprof_mw *mw, const nprof_mw_request *req, nprof_mw_state *st)
+NPROF__HOT_PATH
+int nprof_mw_request_begin(nprof_mw *mw, const nprof_mw_request *req, nprof_mw_state *st)
 {
     if (!st)
         return NPROF_EINVAL;
@@ -394,7 +397,8 @@ NPROF__HOT_PATH int nprof_mw_request_begin(nprof_mw *mw, const nprof_mw_request 
     return NPROF_OK;
 }
 
-NPROF__HOT_PATH int nprof_mw_mark_phase(nprof_mw_state *st, int phase)
+NPROF__HOT_PATH
+int nprof_mw_mark_phase(nprof_mw_state *st, int phase)
 {
     if (!st || !st->profile)
         return NPROF_ENOPROFILE;
@@ -414,7 +418,8 @@ NPROF__HOT_PATH int nprof_mw_mark_phase(nprof_mw_state *st, int phase)
     return rc;
 }
 
-NPROF__HOT_PATH int nprof_mw_set_route(nprof_mw_state *st, const char *route, size_t len)
+NPROF__HOT_PATH
+int nprof_mw_set_route(nprof_mw_state *st, const char *route, size_t len)
 {
     if (!st || !st->profile)
         return NPROF_ENOPROFILE;
@@ -600,7 +605,8 @@ static void headers_reset(nprof_mw_headers *h)
 /* The row the request is counted under: its route template, or its path through the rules.
  * With `keep`, a template made by the rules is also kept as the profile's route (for the
  * dashboards' lists of requests); the request's final row is only known at end. */
-NPROF__HOT_PATH static nprof__route *request_route(const nprof_mw_state *st, nprof_profile *p,
+NPROF__HOT_PATH
+static nprof__route *request_route(const nprof_mw_state *st, nprof_profile *p,
                                    const nprof_profile_info *in, int keep)
 {
     nprof_mw *mw = st->mw_;
@@ -672,7 +678,8 @@ static void fill_headers(nprof_mw_headers *h, const nprof_mw_state *st, const np
         flame_header(h, st->mw_, in);
 }
 
-NPROF__HOT_PATH int nprof_mw_get_response_headers(nprof_mw_state *st, int status, nprof_mw_headers *headers)
+NPROF__HOT_PATH
+int nprof_mw_get_response_headers(nprof_mw_state *st, int status, nprof_mw_headers *headers)
 {
     (void)status; /* none of end's headers depends on it; taken so that one may */
     if (!st || !headers)
@@ -696,7 +703,8 @@ NPROF__HOT_PATH int nprof_mw_get_response_headers(nprof_mw_state *st, int status
     return NPROF_OK;
 }
 
-NPROF__HOT_PATH int nprof_mw_request_end(nprof_mw_state *st, int status, nprof_mw_headers *headers,
+NPROF__HOT_PATH
+int nprof_mw_request_end(nprof_mw_state *st, int status, nprof_mw_headers *headers,
                          nprof_buf *json_body, int *json_replaces_body)
 {
     headers_reset(headers);

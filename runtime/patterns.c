@@ -123,7 +123,8 @@ static int seen_before(nprof_profile *p, uint64_t h)
     return 0;
 }
 
-NPROF__HOT_PATH int32_t nprof__patterns_count(nprof_profile *p, const nprof_query *q, int32_t kept,
+NPROF__HOT_PATH
+int32_t nprof__patterns_count(nprof_profile *p, const nprof_query *q, int32_t kept,
                               uint64_t text_hash)
 {
     uint64_t slow_ns = p->rt->slow_query_ns;

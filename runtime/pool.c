@@ -94,7 +94,8 @@ static void prefetch_profile(const nprof_profile *p)
     __builtin_prefetch(&p->text_inline[0], 1, 3);
 }
 
-NPROF__HOT_PATH nprof_profile *nprof__profile_obtain(nprof_runtime *rt)
+NPROF__HOT_PATH
+nprof_profile *nprof__profile_obtain(nprof_runtime *rt)
 {
     uint32_t me = my_shard_index();
     nprof__pool_shard *sh = &rt->pool[me];
@@ -140,7 +141,8 @@ static void send_batch(nprof_runtime *rt, nprof__pool_shard *owner, nprof__batch
                                                     memory_order_relaxed));
 }
 
-NPROF__HOT_PATH void nprof__profile_recycle_owned(nprof_runtime *rt, nprof_profile *p, uint32_t owner)
+NPROF__HOT_PATH
+void nprof__profile_recycle_owned(nprof_runtime *rt, nprof_profile *p, uint32_t owner)
 {
     uint32_t me = my_shard_index();
     nprof__pool_shard *sh = &rt->pool[me];

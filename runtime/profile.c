@@ -103,7 +103,8 @@ nprof_profile *nprof_current(void)
     return NULL;
 }
 
-NPROF__HOT_PATH nprof_current_saved nprof_current_save(void)
+NPROF__HOT_PATH
+nprof_current_saved nprof_current_save(void)
 {
     nprof_current_saved s = nprof_current() ? current_slot : EMPTY_SLOT;
     if (!s.profile_)
@@ -116,7 +117,8 @@ void nprof_current_restore(nprof_current_saved saved)
     current_slot = saved.profile_ && saved.cell_ ? saved : EMPTY_SLOT;
 }
 
-NPROF__HOT_PATH nprof_profile *nprof_current_set(nprof_profile *p)
+NPROF__HOT_PATH
+nprof_profile *nprof_current_set(nprof_profile *p)
 {
     nprof_profile *prev = nprof_current();
     uint64_t g = p ? generation_of(p) : 0;
@@ -202,7 +204,8 @@ void *nprof__profile_arena(nprof_profile *p, size_t bytes)
 }
 
 /* Copies up to `max` bytes of `s`; *kept receives how many.  NULL past the budget. */
-NPROF__HOT_PATH static NPROF__NOINLINE const char *copy_text(nprof_profile *p, const char *s, size_t len,
+NPROF__HOT_PATH
+static NPROF__NOINLINE const char *copy_text(nprof_profile *p, const char *s, size_t len,
                                              size_t max, uint32_t *kept)
 {
     size_t n = len < max ? len : max;
@@ -270,7 +273,8 @@ void nprof__profile_release_heap(nprof_profile *p)
     p->heap_bytes = 0;
 }
 
-NPROF__HOT_PATH void nprof__profile_reset(nprof_profile *p)
+NPROF__HOT_PATH
+void nprof__profile_reset(nprof_profile *p)
 {
     nprof__profile_trim(p); /* what a big request grew, given back before the next one */
     memset(&p->ended, 0, (size_t)(p->reset_end - (char *)&p->ended));
@@ -327,7 +331,8 @@ static void generate_request_id(nprof_profile *p)
     p->request_id_len = 16;
 }
 
-NPROF__HOT_PATH int nprof_request_begin(nprof_runtime *rt, const char *method, size_t method_len,
+NPROF__HOT_PATH
+int nprof_request_begin(nprof_runtime *rt, const char *method, size_t method_len,
                         const char *path, size_t path_len, uint64_t start_ticks,
                         nprof_profile **out)
 {
@@ -377,7 +382,8 @@ int nprof_profile_set_request_id(nprof_profile *p, const char *id, size_t len)
     return NPROF_OK;
 }
 
-NPROF__HOT_PATH int nprof_profile_set_route(nprof_profile *p, const char *route, size_t len)
+NPROF__HOT_PATH
+int nprof_profile_set_route(nprof_profile *p, const char *route, size_t len)
 {
     if (!p)
         return NPROF_ENOPROFILE;
@@ -402,7 +408,8 @@ static void pop_phase(nprof_profile *p, uint64_t now)
         p->phase_stack[p->phase_depth - 1].resume_ticks = now; /* the outer phase runs again */
 }
 
-NPROF__HOT_PATH static void close_span(nprof_profile *p, int id, uint64_t now, int implicit)
+NPROF__HOT_PATH
+static void close_span(nprof_profile *p, int id, uint64_t now, int implicit)
 {
     nprof__span *s = &p->spans[id];
     s->end_ticks = now;
@@ -514,7 +521,8 @@ static const char *const phase_names[NPROF_PHASE_COUNT] = {"middleware", "routin
 static const size_t phase_name_lens[NPROF_PHASE_COUNT] = {10, 7, 7};
 
 /* A phase begins at `now`, pausing the one it runs inside. */
-NPROF__HOT_PATH static int phase_begin_at(nprof_profile *p, int phase, uint64_t now)
+NPROF__HOT_PATH
+static int phase_begin_at(nprof_profile *p, int phase, uint64_t now)
 {
     if (p->phase_depth == NPROF__PHASE_DEPTH)
         return NPROF_ELIMIT;
@@ -532,7 +540,8 @@ NPROF__HOT_PATH static int phase_begin_at(nprof_profile *p, int phase, uint64_t 
 }
 
 /* The innermost running `phase` ends at `now`, with the phases and spans opened inside it. */
-NPROF__HOT_PATH static int phase_end_at(nprof_profile *p, int phase, uint64_t now)
+NPROF__HOT_PATH
+static int phase_end_at(nprof_profile *p, int phase, uint64_t now)
 {
     for (uint32_t k = p->phase_depth; k-- > 0;) {
         if (p->phase_stack[k].phase != phase)
@@ -557,19 +566,22 @@ static int phase_usable(const nprof_profile *p, int phase)
     return p->ended ? NPROF_ESTATE : NPROF_OK;
 }
 
-NPROF__HOT_PATH int nprof_phase_begin(nprof_profile *p, int phase)
+NPROF__HOT_PATH
+int nprof_phase_begin(nprof_profile *p, int phase)
 {
     int rc = phase_usable(p, phase);
     return rc != NPROF_OK ? rc : phase_begin_at(p, phase, nprof_ticks());
 }
 
-NPROF__HOT_PATH int nprof_phase_end(nprof_profile *p, int phase)
+NPROF__HOT_PATH
+int nprof_phase_end(nprof_profile *p, int phase)
 {
     int rc = phase_usable(p, phase);
     return rc != NPROF_OK ? rc : phase_end_at(p, phase, nprof_ticks());
 }
 
-NPROF__HOT_PATH int nprof__phase_switch(nprof_profile *p, int from, int to)
+NPROF__HOT_PATH
+int nprof__phase_switch(nprof_profile *p, int from, int to)
 {
     int rc = phase_usable(p, to);
     if (rc != NPROF_OK)
@@ -706,7 +718,8 @@ void nprof_profile_set_param_summaries(nprof_profile *p, int on)
         p->params_off = !on;
 }
 
-NPROF__HOT_PATH int nprof_profile_wants_params(const nprof_profile *p, uint64_t duration_ns, int failed)
+NPROF__HOT_PATH
+int nprof_profile_wants_params(const nprof_profile *p, uint64_t duration_ns, int failed)
 {
     return !p || !p->params_off || failed || duration_ns > p->rt->slow_query_ns;
 }
@@ -716,7 +729,8 @@ int nprof_query_record(nprof_profile *p, const nprof_query *q)
     return nprof__query_record_hashed(p, q, 0);
 }
 
-NPROF__HOT_PATH int nprof__query_record_hashed(nprof_profile *p, const nprof_query *q, uint64_t text_hash)
+NPROF__HOT_PATH
+int nprof__query_record_hashed(nprof_profile *p, const nprof_query *q, uint64_t text_hash)
 {
     if (NPROF_UNLIKELY(!p))
         return NPROF_ENOPROFILE;
@@ -739,7 +753,8 @@ NPROF__HOT_PATH int nprof__query_record_hashed(nprof_profile *p, const nprof_que
 
 /* ---- end, submit, discard ------------------------------------------------------------------ */
 
-NPROF__HOT_PATH int nprof_request_end(nprof_profile *p, int status)
+NPROF__HOT_PATH
+int nprof_request_end(nprof_profile *p, int status)
 {
     if (!p)
         return NPROF_ENOPROFILE;
@@ -792,7 +807,8 @@ void nprof_request_discard(nprof_profile *p)
 
 /* ---- read access ------------------------------------------------------------------------- */
 
-NPROF__HOT_PATH int nprof_profile_get_info(const nprof_profile *p, nprof_profile_info *out)
+NPROF__HOT_PATH
+int nprof_profile_get_info(const nprof_profile *p, nprof_profile_info *out)
 {
     if (!p || !out)
         return p ? NPROF_EINVAL : NPROF_ENOPROFILE;

@@ -68,7 +68,8 @@ size_t nprof__format_u64(uint64_t v, char *out)
 
 /* Eight hex digits of `x` as eight bytes, most significant digit in the lowest byte when
  * stored little-endian: the nibbles are spread one per byte, then turned into ASCII at once. */
-NPROF__HOT_PATH static uint64_t hex8_swar(uint32_t x)
+NPROF__HOT_PATH
+static uint64_t hex8_swar(uint32_t x)
 {
     uint64_t n = x;
     n = ((n & 0xFFFF0000u) << 16) | (n & 0x0000FFFFu);
@@ -114,7 +115,8 @@ int nprof__buf_append_hex64(nprof_buf *buf, uint64_t v)
     return nprof__buf_append(buf, tmp, sizeof tmp);
 }
 
-NPROF__HOT_PATH void nprof_buf_free(nprof_buf *buf)
+NPROF__HOT_PATH
+void nprof_buf_free(nprof_buf *buf)
 {
     if (!buf)
         return;

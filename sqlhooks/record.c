@@ -46,7 +46,8 @@ static char *thread_buffer(size_t need)
     return data;
 }
 
-NPROF__HOT_PATH int nprof_sql_record(nprof_profile *p, const nprof_query *q)
+NPROF__HOT_PATH
+int nprof_sql_record(nprof_profile *p, const nprof_query *q)
 {
     return nprof__sql_record_hashed(p, q, 0);
 }
@@ -86,7 +87,8 @@ static void remember_shape(nprof_profile *p, const nprof_query *shaped, int32_t 
     p->shape_memo_text_hash = text_hash;
 }
 
-NPROF__HOT_PATH int nprof__sql_record_hashed(nprof_profile *p, const nprof_query *q, uint64_t text_hash)
+NPROF__HOT_PATH
+int nprof__sql_record_hashed(nprof_profile *p, const nprof_query *q, uint64_t text_hash)
 {
     if (!p)
         return NPROF_ENOPROFILE;

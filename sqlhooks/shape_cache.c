@@ -116,7 +116,8 @@ static void exact_free(void *table)
 
 static nprof__thread_mem exact_mem = NPROF__THREAD_MEM_INIT(exact_free);
 
-NPROF__HOT_PATH static exact_entry *exact_slot(uint64_t hash)
+NPROF__HOT_PATH
+static exact_entry *exact_slot(uint64_t hash)
 {
     if (NPROF_UNLIKELY(!exact_table)) {
         if (exact_unavailable)
@@ -147,7 +148,8 @@ static void exact_put(exact_entry *e, uint64_t seed, uint64_t hash, const char *
     memcpy(e->shape, shape, shape_len);
 }
 
-NPROF__HOT_PATH int nprof__sql_shape_of(nprof_runtime *rt, const char *sql, size_t len, char *out, size_t cap,
+NPROF__HOT_PATH
+int nprof__sql_shape_of(nprof_runtime *rt, const char *sql, size_t len, char *out, size_t cap,
                         size_t *out_len, uint64_t *fingerprint, int *ignored,
                         uint64_t *text_hash)
 {

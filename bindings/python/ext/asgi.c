@@ -42,7 +42,8 @@ typedef struct {
     PyObject *middleware, *scope, *receive, *send;
 } asgi_call;
 
-NPROF__HOT_PATH static void release_call(asgi_call *c)
+NPROF__HOT_PATH
+static void release_call(asgi_call *c)
 {
     Py_CLEAR(c->middleware);
     Py_CLEAR(c->scope);
@@ -64,7 +65,8 @@ static int end_request(asgi_call *c, int status)
     return out ? 0 : -1;
 }
 
-NPROF__HOT_PATH static int call_returned(nprof_py_forward *f, int started)
+NPROF__HOT_PATH
+static int call_returned(nprof_py_forward *f, int started)
 {
     (void)started;
     asgi_call *c = (asgi_call *)f;
@@ -152,7 +154,8 @@ static PyObject *iterate(PyObject *a)
  * _respond; otherwise the app's coroutine with the send that adds the headers, and the
  * request ends when it does.  -1 with an exception (and the request ended, as failed)
  * when the app could not be called. */
-NPROF__HOT_PATH static int call_first_step(nprof_py_forward *f)
+NPROF__HOT_PATH
+static int call_first_step(nprof_py_forward *f)
 {
     asgi_call *c = (asgi_call *)f;
     PyObject *args[3] = {c->scope, c->receive, c->send};
@@ -205,7 +208,8 @@ static int is_http(PyObject *scope)
 
 /* An awaitable for one ASGI call of the middleware `self` (an ASGIMiddleware): the app's
  * own coroutine for a scope other than http, else an ASGICall (see call_first_step). */
-NPROF__HOT_PATH static PyObject *call_middleware(PyObject *self, PyObject *scope, PyObject *receive,
+NPROF__HOT_PATH
+static PyObject *call_middleware(PyObject *self, PyObject *scope, PyObject *receive,
                                  PyObject *send)
 {
     if (!is_http(scope)) {
@@ -229,7 +233,8 @@ NPROF__HOT_PATH static PyObject *call_middleware(PyObject *self, PyObject *scope
 }
 
 /* The class's tp_call (install_asgi_call): instance(scope, receive, send). */
-NPROF__HOT_PATH static PyObject *middleware_tp_call(PyObject *self, PyObject *args, PyObject *kwargs)
+NPROF__HOT_PATH
+static PyObject *middleware_tp_call(PyObject *self, PyObject *args, PyObject *kwargs)
 {
     static char *kw[] = {"scope", "receive", "send", NULL};
     PyObject *scope, *receive, *send;

@@ -54,7 +54,8 @@ void nprof_py_replace_exception(PyObject **type, PyObject **value, PyObject **tb
     *tb = b;
 }
 
-NPROF__HOT_PATH PyObject *nprof_py_await_iterator(PyObject *awaitable)
+NPROF__HOT_PATH
+PyObject *nprof_py_await_iterator(PyObject *awaitable)
 {
     if (PyCoro_CheckExact(awaitable) || PyGen_CheckExact(awaitable))
         return Py_NewRef(awaitable); /* a generator: a types.coroutine one, or a refusal */
@@ -71,7 +72,8 @@ NPROF__HOT_PATH PyObject *nprof_py_await_iterator(PyObject *awaitable)
     return iter;
 }
 
-NPROF__HOT_PATH void nprof_py_forward_start(nprof_py_forward *f, const nprof_py_forward_ops *ops, PyObject *iter)
+NPROF__HOT_PATH
+void nprof_py_forward_start(nprof_py_forward *f, const nprof_py_forward_ops *ops, PyObject *iter)
 {
     f->ops = ops;
     f->guarded = ops->guarded;
@@ -84,7 +86,8 @@ NPROF__HOT_PATH void nprof_py_forward_start(nprof_py_forward *f, const nprof_py_
 
 /* ---- the end, told to the owner once -------------------------------------------------- */
 
-NPROF__HOT_PATH static int fw_returned(nprof_py_forward *f)
+NPROF__HOT_PATH
+static int fw_returned(nprof_py_forward *f)
 {
     int started = f->state == FW_ACTIVE;
     f->state = FW_DONE;
@@ -114,7 +117,7 @@ static void fw_dropped(nprof_py_forward *f)
  * work is under way. */
 #define FORWARDED_STEP(f, call)                                                               \
     do {                                                                                     \
-        int raise_ = (f)->guarded && (f)->state == FW_ACTIVE;                           \
+        int raise_ = (f)->guarded && (f)->state == FW_ACTIVE;                                \
         nprof_py_step_depth += (unsigned)raise_;                                             \
         call;                                                                                \
         nprof_py_step_depth -= (unsigned)raise_;                                             \
@@ -136,7 +139,8 @@ static int fw_cleared(nprof_py_forward *f)
 /* One send to the wrapped iterator: its am_send called directly (a coroutine's, for what
  * both owners wrap), which is what PyIter_Send does first, without that function's own
  * lines on a path that runs cold at every step. */
-NPROF__HOT_PATH static inline PySendResult send_to(PyObject *iter, PyObject *arg, PyObject **result)
+NPROF__HOT_PATH
+static inline PySendResult send_to(PyObject *iter, PyObject *arg, PyObject **result)
 {
     PyAsyncMethods *am = Py_TYPE(iter)->tp_as_async;
     if (NPROF_LIKELY(am && am->am_send))
@@ -145,8 +149,9 @@ NPROF__HOT_PATH static inline PySendResult send_to(PyObject *iter, PyObject *arg
 }
 
 /* The wrapped iterator's step ended it (`status` not PYGEN_NEXT): the owner is told. */
-NPROF__HOT_PATH static NPROF__NOINLINE PySendResult fw_step_ended(nprof_py_forward *f, PySendResult status,
-                                                  PyObject **result)
+NPROF__HOT_PATH
+static NPROF__NOINLINE PySendResult fw_step_ended(nprof_py_forward *f, PySendResult status,
+                                                 PyObject **result)
 {
     if (f->state == FW_DONE)
         return status;
@@ -164,7 +169,7 @@ NPROF__HOT_PATH static NPROF__NOINLINE PySendResult fw_step_ended(nprof_py_forwa
 /* A send to a forward that is not simply under way: its first step (the owner's work
  * begins), a passive or ended one (forwarded as it is), or one the GC cleared. */
 static NPROF__NOINLINE PySendResult fw_send_other(nprof_py_forward *f, PyObject *arg,
-                                                  PyObject **result)
+                                                 PyObject **result)
 {
     *result = NULL;
     if (fw_cleared(f))
@@ -188,7 +193,8 @@ static NPROF__NOINLINE PySendResult fw_send_other(nprof_py_forward *f, PyObject 
 
 /* A step of a forward under way, the one that runs at every step of every request and
  * query: a few instructions around the send, the rest out of line. */
-NPROF__HOT_PATH static PySendResult fw_am_send(nprof_py_forward *f, PyObject *arg, PyObject **result)
+NPROF__HOT_PATH
+static PySendResult fw_am_send(nprof_py_forward *f, PyObject *arg, PyObject **result)
 {
     PyObject *iter = f->iter;
     if (NPROF_UNLIKELY(f->state != FW_ACTIVE || !iter)) {
@@ -393,7 +399,8 @@ static PyObject *fw_close(nprof_py_forward *f, PyObject *noargs)
     Py_RETURN_NONE;
 }
 
-NPROF__HOT_PATH static PyObject *fw_await(PyObject *self)
+NPROF__HOT_PATH
+static PyObject *fw_await(PyObject *self)
 {
     return Py_NewRef(self);
 }
@@ -436,12 +443,14 @@ int nprof_py_forward_traverse(nprof_py_forward *f, visitproc visit, void *arg)
     return 0;
 }
 
-NPROF__HOT_PATH void nprof_py_forward_clear(nprof_py_forward *f)
+NPROF__HOT_PATH
+void nprof_py_forward_clear(nprof_py_forward *f)
 {
     Py_CLEAR(f->iter);
 }
 
-NPROF__HOT_PATH static void fw_dealloc(nprof_py_forward *f)
+NPROF__HOT_PATH
+static void fw_dealloc(nprof_py_forward *f)
 {
     /* Ended (the usual case): its finalizer has nothing to do, so it is not called. */
     int ended = f->state == FW_DONE;

@@ -23,7 +23,8 @@ typedef struct {
     Py_ssize_t outstanding; /* set() tokens not reset yet (changed under the GIL) */
 } query_guard;
 
-NPROF__HOT_PATH int nprof_py_guard_is_set(PyObject *guard)
+NPROF__HOT_PATH
+int nprof_py_guard_is_set(PyObject *guard)
 {
     query_guard *g = (query_guard *)guard;
     if (!g->outstanding)

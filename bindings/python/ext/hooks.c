@@ -56,7 +56,8 @@ static PyObject *asgi_route(PyObject *route, PyObject *scope)
     return full;
 }
 
-NPROF__HOT_PATH static PyObject *hook_call(hook_obj *h, PyObject *const *args, size_t nargsf, PyObject *kwnames)
+NPROF__HOT_PATH
+static PyObject *hook_call(hook_obj *h, PyObject *const *args, size_t nargsf, PyObject *kwnames)
 {
     nprof_py_request *r = nprof_py_current_request();
     if (r && r->kind == NPROF_PY_REQ_MW && !r->ended) {
@@ -76,7 +77,8 @@ NPROF__HOT_PATH static PyObject *hook_call(hook_obj *h, PyObject *const *args, s
     return PyObject_Vectorcall(h->func, args, nargsf, kwnames);
 }
 
-NPROF__HOT_PATH PyObject *nprof_py_method_get(PyObject *self, PyObject *obj, PyObject *type)
+NPROF__HOT_PATH
+PyObject *nprof_py_method_get(PyObject *self, PyObject *obj, PyObject *type)
 {
     (void)type;
     return !obj || obj == Py_None ? Py_NewRef(self) : PyMethod_New(self, obj);

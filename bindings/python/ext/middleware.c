@@ -311,7 +311,8 @@ static const char *value_bytes(header_source *src, PyObject *v, size_t *len)
 
 /* nprof_mw_header_fn over the adapter's headers: ASGI (name, value) byte pairs, a WSGI
  * environ (HTTP_X_PROFILE_TOKEN), or any mapping (Django's request.headers). */
-NPROF__HOT_PATH static const char *header_lookup(void *user, const char *name, size_t name_len, size_t *len)
+NPROF__HOT_PATH
+static const char *header_lookup(void *user, const char *name, size_t name_len, size_t *len)
 {
     header_source *src = user;
     if (src->kind == HDR_PAIRS) {
@@ -424,7 +425,8 @@ static PyObject *header_name(const char *name, size_t len, int as_str)
     return o;
 }
 
-NPROF__HOT_PATH static PyObject *header_list(const nprof_mw_headers *h, int as_str)
+NPROF__HOT_PATH
+static PyObject *header_list(const nprof_mw_headers *h, int as_str)
 {
     PyObject *list = PyList_New((Py_ssize_t)h->count);
     for (size_t i = 0; list && i < h->count; i++) {
@@ -469,7 +471,8 @@ typedef struct req_text {
     header_source hdr;
 } req_text;
 
-NPROF__HOT_PATH static void req_text_free(req_text *t)
+NPROF__HOT_PATH
+static void req_text_free(req_text *t)
 {
     for (int i = 0; i < 4; i++)
         Py_XDECREF(t->keep[i]);
@@ -528,7 +531,8 @@ static PyObject *serve_dashboard(nprof_py_middleware *self, req_text *t, int as_
 enum { LOOP_ASK = 0, LOOP_ALWAYS = 1 };
 
 /* Begins a request (a Request), or gives None when profiling is off. */
-NPROF__HOT_PATH static PyObject *begin_request(nprof_py_middleware *self, req_text *t, int loop)
+NPROF__HOT_PATH
+static PyObject *begin_request(nprof_py_middleware *self, req_text *t, int loop)
 {
     nprof_py_request *r = nprof_py_request_alloc();
     if (!r)
@@ -609,7 +613,8 @@ static int protocol_fields(protocol *proto, PyObject *d, PyObject *v[4])
     return 0;
 }
 
-NPROF__HOT_PATH static PyObject *protocol_begin(nprof_py_middleware *self, PyObject *d, protocol *proto)
+NPROF__HOT_PATH
+static PyObject *protocol_begin(nprof_py_middleware *self, PyObject *d, protocol *proto)
 {
     if (check_mw(self) < 0)
         return NULL;
@@ -882,7 +887,8 @@ static PyObject *req_set_route(PyObject *o, PyObject *route)
     Py_RETURN_NONE;
 }
 
-NPROF__HOT_PATH static PyObject *headers_now(nprof_py_request *r, PyObject *status, int as_str)
+NPROF__HOT_PATH
+static PyObject *headers_now(nprof_py_request *r, PyObject *status, int as_str)
 {
     long st = PyLong_AsLong(status);
     if (st == -1 && PyErr_Occurred())
@@ -914,7 +920,8 @@ static PyObject *req_response_headers_str(PyObject *o, PyObject *status)
 
 /* Ends the request: the profile ends (a held view is frozen with the final figures), the
  * middleware aggregates it and keeps or recycles it. */
-NPROF__HOT_PATH PyObject *nprof_py_request_end(nprof_py_request *r, int status)
+NPROF__HOT_PATH
+PyObject *nprof_py_request_end(nprof_py_request *r, int status)
 {
     if (r->ended)
         Py_RETURN_NONE;
@@ -965,7 +972,8 @@ static void last_body(send_obj *s, PyObject *msg)
 
 /* http.response.start gets our headers (a new message: the app's dict is not changed);
  * everything else goes through as it is. */
-NPROF__HOT_PATH static PyObject *send_call(send_obj *s, PyObject *const *args, size_t nargsf, PyObject *kwnames)
+NPROF__HOT_PATH
+static PyObject *send_call(send_obj *s, PyObject *const *args, size_t nargsf, PyObject *kwnames)
 {
     Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
     if (nargs != 1 || kwnames)
@@ -1026,7 +1034,8 @@ static int send_clear(send_obj *s)
     return 0;
 }
 
-NPROF__HOT_PATH static void send_dealloc(send_obj *s)
+NPROF__HOT_PATH
+static void send_dealloc(send_obj *s)
 {
     PyObject_GC_UnTrack(s);
     send_clear(s);

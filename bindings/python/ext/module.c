@@ -60,7 +60,8 @@ PyObject *nprof_py_raise(int rc, const char *context)
 
 /* ---- text ---------------------------------------------------------------------------- */
 
-NPROF__HOT_PATH const char *nprof_py_text(PyObject *o, Py_ssize_t *len, PyObject **keep, const char *what)
+NPROF__HOT_PATH
+const char *nprof_py_text(PyObject *o, Py_ssize_t *len, PyObject **keep, const char *what)
 {
     *keep = NULL;
     if (PyUnicode_Check(o)) {

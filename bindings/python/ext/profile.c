@@ -640,7 +640,8 @@ nprof_py_request *nprof_py_request_start(int kind, nprof_profile *p, int sync_ca
     return r;
 }
 
-NPROF__HOT_PATH nprof_py_request *nprof_py_current_request(void)
+NPROF__HOT_PATH
+nprof_py_request *nprof_py_current_request(void)
 {
     PyObject *v = NULL;
     if (PyContextVar_Get(nprof_py_current, NULL, &v) < 0) {
@@ -671,7 +672,8 @@ PyObject *nprof_py_request_view(nprof_py_request *r)
 /* The thread's C current profile goes back to what it was, if it is still this request's
  * (begin A, begin B, end A leaves B current).  Before the profile ends: an ended profile is
  * nobody's current any more. */
-NPROF__HOT_PATH void nprof_py_request_uncurrent(nprof_py_request *r)
+NPROF__HOT_PATH
+void nprof_py_request_uncurrent(nprof_py_request *r)
 {
     nprof_py_request_flush(r);
     Py_CLEAR(r->repeat_text);
@@ -682,7 +684,8 @@ NPROF__HOT_PATH void nprof_py_request_uncurrent(nprof_py_request *r)
     r->set_c_current = 0;
 }
 
-NPROF__HOT_PATH void nprof_py_request_release(nprof_py_request *r)
+NPROF__HOT_PATH
+void nprof_py_request_release(nprof_py_request *r)
 {
     nprof_py_request_uncurrent(r);
     if (r->view) {

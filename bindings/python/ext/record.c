@@ -349,7 +349,8 @@ static NPROF__NOINLINE uint64_t items_identity(PyObject *params)
  * without the TypeError that asking for its hash would build; a value with no hash at all
  * makes the query unlike any other, so that a duplicate can go uncounted but none is
  * reported falsely.  0 for no parameters. */
-NPROF__HOT_PATH static uint64_t params_identity(PyObject *params)
+NPROF__HOT_PATH
+static uint64_t params_identity(PyObject *params)
 {
     static uint64_t unlike_any;
     if (!params || params == Py_None)
@@ -373,7 +374,8 @@ NPROF__HOT_PATH static uint64_t params_identity(PyObject *params)
 
 /* The query's text: str and bytes-likes as they are; anything else through str() (a hook
  * that could not turn a driver's query object into text), or its type's name. */
-NPROF__HOT_PATH static const char *query_text(PyObject *sql, Py_ssize_t *len, PyObject **keep)
+NPROF__HOT_PATH
+static const char *query_text(PyObject *sql, Py_ssize_t *len, PyObject **keep)
 {
     const char *t = NULL;
     if (PyUnicode_Check(sql) || PyBytes_Check(sql) || PyByteArray_Check(sql) ||
@@ -558,7 +560,8 @@ static NPROF__NOINLINE size_t query_params(const one_query *a, const char *text,
 
 /* Counts what nprof_sql_record() into a request returned (a query past max_queries is still
  * counted by the profile). */
-NPROF__HOT_PATH static void count_into_request(int rc)
+NPROF__HOT_PATH
+static void count_into_request(int rc)
 {
     if (NPROF_LIKELY(rc == NPROF_OK || rc == NPROF_ELIMIT))
         counts.in_request++;
@@ -569,7 +572,8 @@ NPROF__HOT_PATH static void count_into_request(int rc)
 /* Holds `a` back in `r` when it is a plain repeat of the request's last query recorded in
  * full: the same text object (so the same shape, whose call site the profile already has),
  * not slow, not failed, its parameters not kept, nobody watching.  1 when held. */
-NPROF__HOT_PATH static int hold(nprof_py_request *r, const one_query *a, int to_log)
+NPROF__HOT_PATH
+static int hold(nprof_py_request *r, const one_query *a, int to_log)
 {
     if (a->sql != r->repeat_text || to_log || observer || !a->start_ticks || r->sampled ||
         r->held_count == NPROF_PY_HELD_MAX || (a->error && a->error != Py_None) ||
@@ -585,7 +589,8 @@ NPROF__HOT_PATH static int hold(nprof_py_request *r, const one_query *a, int to_
     return 1;
 }
 
-NPROF__HOT_PATH void nprof_py_request_record_held(nprof_py_request *r)
+NPROF__HOT_PATH
+void nprof_py_request_record_held(nprof_py_request *r)
 {
     uint32_t n = r->held_count;
     r->held_count = 0;
@@ -618,7 +623,8 @@ NPROF__HOT_PATH void nprof_py_request_record_held(nprof_py_request *r)
  * the rest (parameters, an error, the slow-query log, the observer) is marked unlikely, so
  * that the common path stays a few cache lines long: this runs between a driver's own code
  * and the application's, with its lines pushed out of the cache since the last query. */
-NPROF__HOT_PATH static int record_query(const one_query *a, nprof_slowlog *log, uint64_t threshold_ns)
+NPROF__HOT_PATH
+static int record_query(const one_query *a, nprof_slowlog *log, uint64_t threshold_ns)
 {
     nprof_py_request *r = a->req;
     nprof_profile *p = r ? r->p : NULL;
@@ -756,7 +762,8 @@ static _Thread_local int shim_was_excluded;
 
 /* start() and start_async() as ticks: 0 when nothing would be recorded.  `req` (or NULL)
  * receives the running request, a new reference, when it is not 0. */
-NPROF__HOT_PATH static uint64_t recorder_begin(recorder *self, int sync, nprof_py_request **req)
+NPROF__HOT_PATH
+static uint64_t recorder_begin(recorder *self, int sync, nprof_py_request **req)
 {
     nprof_py_request *r = nprof_py_current_request();
     if (!r && !self->slow_log && !observer)
@@ -787,7 +794,8 @@ static PyObject *recorder_start_async(recorder *self, PyObject *noargs)
 
 /* finish() after a start that gave `start` ticks (0: nothing to record), in request `req`
  * (or NULL).  Never fails: what could not be recorded is counted. */
-NPROF__HOT_PATH static void recorder_end(recorder *self, uint64_t start, nprof_py_request *req, PyObject *sql,
+NPROF__HOT_PATH
+static void recorder_end(recorder *self, uint64_t start, nprof_py_request *req, PyObject *sql,
                          PyObject *params, Py_ssize_t rows, PyObject *error, int sync)
 {
     uint64_t now = nprof_ticks();
@@ -979,7 +987,8 @@ static void live_dealloc(live_recorder *self)
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
-NPROF__HOT_PATH uint64_t nprof_py_live_begin(PyObject *o, int sync, nprof_py_request **req)
+NPROF__HOT_PATH
+uint64_t nprof_py_live_begin(PyObject *o, int sync, nprof_py_request **req)
 {
     live_recorder *self = (live_recorder *)o;
     if (req)
@@ -987,7 +996,8 @@ NPROF__HOT_PATH uint64_t nprof_py_live_begin(PyObject *o, int sync, nprof_py_req
     return self->on ? recorder_begin(self->rec, sync, req) : 0;
 }
 
-NPROF__HOT_PATH void nprof_py_live_end(PyObject *o, uint64_t start, nprof_py_request *req, PyObject *sql,
+NPROF__HOT_PATH
+void nprof_py_live_end(PyObject *o, uint64_t start, nprof_py_request *req, PyObject *sql,
                        PyObject *params, Py_ssize_t rows, PyObject *error, int sync)
 {
     recorder_end(((live_recorder *)o)->rec, start, req, sql, params, rows, error, sync);

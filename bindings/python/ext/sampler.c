@@ -1257,7 +1257,8 @@ static nprof_py_sampled *find_sampled(nprof_profile *p)
     return NULL;
 }
 
-NPROF__HOT_PATH int nprof_py_sampler_running(void)
+NPROF__HOT_PATH
+int nprof_py_sampler_running(void)
 {
     return atomic_load_explicit(&active_count, memory_order_relaxed) != 0;
 }

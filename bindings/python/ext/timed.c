@@ -74,7 +74,8 @@ typedef struct {
 } timed_method;
 
 /* The driver's call: func(*args), or for an execute wrapper args[0](*args[1:]). */
-NPROF__HOT_PATH static PyObject *call_func(timed_method *m, PyObject *const *args, size_t nargsf,
+NPROF__HOT_PATH
+static PyObject *call_func(timed_method *m, PyObject *const *args, size_t nargsf,
                            PyObject *kwnames)
 {
     if (!m->wrapper)
@@ -110,14 +111,16 @@ typedef struct {
 
 /* Is a query being timed here: inside a step of a TimedAwait on this thread, or with the
  * guard set in this context?  1, 0, or -1 with an exception. */
-NPROF__HOT_PATH static int guard_is_set(timed_method *m)
+NPROF__HOT_PATH
+static int guard_is_set(timed_method *m)
 {
     return nprof_py_step_depth ? 1 : nprof_py_guard_is_set(m->guard);
 }
 
 /* Calls recorder.<finish_name>(start, text, params, rows[, error]).  0, or -1 with the
  * exception finish (or the text function) raised. */
-NPROF__HOT_PATH static int record(timed_method *m, PyObject *finish_name, const query_info *q, PyObject *error)
+NPROF__HOT_PATH
+static int record(timed_method *m, PyObject *finish_name, const query_info *q, PyObject *error)
 {
     if (m->recorder == Py_None)
         return 0; /* a guard-only method: see guarded_call() */
@@ -195,7 +198,8 @@ typedef struct {
     query_info q;        /* strong references, released when the query ends */
 } timed_await;
 
-NPROF__HOT_PATH static void await_release_query(timed_await *aw)
+NPROF__HOT_PATH
+static void await_release_query(timed_await *aw)
 {
     Py_CLEAR(aw->q.start);
     Py_CLEAR(aw->q.owner);
@@ -216,7 +220,8 @@ static void await_find_caller(timed_await *aw)
 
 /* The driver's coroutine returned: record (the Python wrapper's finish, after its guard
  * was reset: no step of this query runs now).  0, or -1 with finish's error. */
-NPROF__HOT_PATH static int await_returned(nprof_py_forward *f, int started)
+NPROF__HOT_PATH
+static int await_returned(nprof_py_forward *f, int started)
 {
     timed_await *aw = (timed_await *)f;
     int rc = 0;
@@ -251,7 +256,8 @@ static void await_dropped(nprof_py_forward *f, int started)
  * object's allocation and release are most of what the awaitable itself costs. */
 static nprof_py_spare await_spare;
 
-NPROF__HOT_PATH static int await_recycle(nprof_py_forward *f)
+NPROF__HOT_PATH
+static int await_recycle(nprof_py_forward *f)
 {
     return nprof_py_spare_give(&await_spare, (PyObject *)f);
 }
@@ -275,7 +281,8 @@ static int await_traverse(timed_await *aw, visitproc visit, void *arg)
     return nprof_py_forward_traverse(&aw->fw, visit, arg);
 }
 
-NPROF__HOT_PATH static int await_clear(timed_await *aw)
+NPROF__HOT_PATH
+static int await_clear(timed_await *aw)
 {
     nprof_py_forward_clear(&aw->fw);
     Py_CLEAR(aw->method);
@@ -361,7 +368,8 @@ done:
 }
 
 /* A TimedAwait over the driver's `iter`, taking the references of `q` (start, params). */
-NPROF__HOT_PATH static PyObject *make_await(timed_method *m, PyObject *iter, query_info *q)
+NPROF__HOT_PATH
+static PyObject *make_await(timed_method *m, PyObject *iter, query_info *q)
 {
     timed_await *aw = (timed_await *)nprof_py_spare_take(&await_spare,
                                                          &nprof_py_timed_await_type);
@@ -387,7 +395,8 @@ NPROF__HOT_PATH static PyObject *make_await(timed_method *m, PyObject *iter, que
 
 /* func(...) called now (it makes the driver's coroutine), in a TimedAwait that takes the
  * references of `q` (start, params); its steps run guarded (see the top). */
-NPROF__HOT_PATH static PyObject *call_async(timed_method *m, PyObject *const *args, size_t nargsf,
+NPROF__HOT_PATH
+static PyObject *call_async(timed_method *m, PyObject *const *args, size_t nargsf,
                             PyObject *kwnames, query_info *q)
 {
     PyObject *awaitable = PyObject_Vectorcall(m->func, args, nargsf, kwnames);
@@ -420,7 +429,8 @@ static PyObject *guarded_call(timed_method *m, PyObject *const *args, size_t nar
     return result;
 }
 
-NPROF__HOT_PATH static PyObject *timed_call(timed_method *m, PyObject *const *args, size_t nargsf,
+NPROF__HOT_PATH
+static PyObject *timed_call(timed_method *m, PyObject *const *args, size_t nargsf,
                             PyObject *kwnames)
 {
     /* The branch hints keep the common case (a query by position, through the module's
