@@ -252,17 +252,27 @@ def fixed_hashes(env: dict[str, str] | None) -> dict[str, str]:
     return out
 
 
-def callgrind_instructions(argv: list[str], env: dict[str, str] | None = None) -> int:
-    """Instructions (Ir) callgrind counts for the whole process `argv`."""
+def _callgrind(options: list[str], argv: list[str], env: dict[str, str] | None,
+               ok: Callable[[subprocess.CompletedProcess[str]], bool]
+               ) -> subprocess.CompletedProcess[str]:
+    """valgrind --tool=callgrind `options` `argv`, with the hash seed fixed; a SystemExit
+    with the run's output when it failed or `ok` says it gave nothing to read."""
     if not shutil.which("valgrind"):
         raise SystemExit("valgrind is not installed: apt-get install -y valgrind")
-    cmd = ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", *argv]
+    cmd = ["valgrind", "--tool=callgrind", *options, *argv]
     r = subprocess.run(cmd, capture_output=True, text=True, env=fixed_hashes(env), cwd=HERE)
-    m = re.search(r"Collected\s*:\s*(\d+)", r.stderr)
-    if r.returncode != 0 or not m:
+    if r.returncode != 0 or not ok(r):
         raise SystemExit(f"callgrind run failed ({' '.join(argv)}):\n{r.stdout[-2000:]}\n"
                          f"{r.stderr[-3000:]}")
-    return int(m.group(1))
+    return r
+
+
+def callgrind_instructions(argv: list[str], env: dict[str, str] | None = None) -> int:
+    """Instructions (Ir) callgrind counts for the whole process `argv`."""
+    collected = re.compile(r"Collected\s*:\s*(\d+)")
+    r = _callgrind(["--callgrind-out-file=/dev/null"], argv, env,
+                   lambda r: collected.search(r.stderr) is not None)
+    return int(collected.search(r.stderr).group(1))  # type: ignore[union-attr]
 
 
 # The caches callgrind simulates: this machine's (AMD EPYC, per core: 32 KiB 8-way L1
@@ -276,16 +286,10 @@ def callgrind_code(argv: list[str], env: dict[str, str] | None = None
     {(object file name, address): count}, and the whole run's totals of the simulated
     cache's events (Ir, I1mr, D1mr, D1mw, ILmr, DLmr, DLmw).  Two of these, for n1 and n2
     iterations, give the code an iteration runs (code_lines) and its misses (cycles)."""
-    if not shutil.which("valgrind"):
-        raise SystemExit("valgrind is not installed: apt-get install -y valgrind")
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "callgrind.out"
-        cmd = ["valgrind", "--tool=callgrind", "--dump-instr=yes", "--cache-sim=yes", *CACHES,
-               f"--callgrind-out-file={out}", *argv]
-        r = subprocess.run(cmd, capture_output=True, text=True, env=fixed_hashes(env), cwd=HERE)
-        if r.returncode != 0 or not out.exists():
-            raise SystemExit(f"callgrind run failed ({' '.join(argv)}):\n{r.stdout[-2000:]}\n"
-                             f"{r.stderr[-3000:]}")
+        _callgrind(["--dump-instr=yes", "--cache-sim=yes", *CACHES,
+                    f"--callgrind-out-file={out}"], argv, env, lambda r: out.exists())
         dump = out.read_text()
         return _per_instruction(dump), _totals(dump)
 

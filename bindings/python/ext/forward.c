@@ -166,6 +166,16 @@ static NPROF__NOINLINE PySendResult fw_step_ended(nprof_py_forward *f, PySendRes
     return PYGEN_ERROR;
 }
 
+/* The step itself, for every kind of send: forwarded with the step depth raised as the
+ * forward's state asks (FORWARDED_STEP), and an end told to the owner. */
+NPROF__HOT_PATH
+static inline PySendResult forward_step(nprof_py_forward *f, PyObject *arg, PyObject **result)
+{
+    PySendResult status;
+    FORWARDED_STEP(f, status = send_to(f->iter, arg, result));
+    return NPROF_LIKELY(status == PYGEN_NEXT) ? status : fw_step_ended(f, status, result);
+}
+
 /* A send to a forward that is not simply under way: its first step (the owner's work
  * begins), a passive or ended one (forwarded as it is), or one the GC cleared. */
 static NPROF__NOINLINE PySendResult fw_send_other(nprof_py_forward *f, PyObject *arg,
@@ -186,9 +196,7 @@ static NPROF__NOINLINE PySendResult fw_send_other(nprof_py_forward *f, PyObject 
             return PYGEN_ERROR;
         }
     }
-    PySendResult status;
-    FORWARDED_STEP(f, status = send_to(f->iter, arg, result));
-    return status == PYGEN_NEXT ? status : fw_step_ended(f, status, result);
+    return forward_step(f, arg, result);
 }
 
 /* A step of a forward under way, the one that runs at every step of every request and
@@ -196,18 +204,13 @@ static NPROF__NOINLINE PySendResult fw_send_other(nprof_py_forward *f, PyObject 
 NPROF__HOT_PATH
 static PySendResult fw_am_send(nprof_py_forward *f, PyObject *arg, PyObject **result)
 {
-    PyObject *iter = f->iter;
-    if (NPROF_UNLIKELY(f->state != FW_ACTIVE || !iter)) {
+    if (NPROF_UNLIKELY(f->state != FW_ACTIVE || !f->iter)) {
         /* A first step with nothing to do first (TimedAwait's) starts it here. */
-        if (f->state != FW_NEW || !f->plain_start || !iter)
+        if (f->state != FW_NEW || !f->plain_start || !f->iter)
             return fw_send_other(f, arg, result);
         f->state = FW_ACTIVE;
     }
-    unsigned guard = (unsigned)f->guarded;
-    nprof_py_step_depth += guard;
-    PySendResult status = send_to(iter, arg, result);
-    nprof_py_step_depth -= guard;
-    return NPROF_LIKELY(status == PYGEN_NEXT) ? status : fw_step_ended(f, status, result);
+    return forward_step(f, arg, result);
 }
 
 /* Raises StopIteration carrying `value`.  The instance is made here: PyErr_SetObject would

@@ -214,7 +214,7 @@ static void await_release_query(timed_await *aw)
  * the running one, and nothing is looked up. */
 static void await_find_caller(timed_await *aw)
 {
-    if (NPROF_UNLIKELY(aw->fw.unstacked) && !aw->q.caller)
+    if (NPROF_UNLIKELY(aw->fw.unstacked))
         aw->q.caller = nprof_py_awaiting_frame((PyObject *)aw);
 }
 

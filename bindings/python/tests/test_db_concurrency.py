@@ -19,7 +19,7 @@ from starlette.routing import Route
 
 import pg
 from apps import options
-from dbcheck import ours
+from dbcheck import assert_site, line, ours
 from nanoprof import _core
 from nanoprof.db import QueryTimer
 from nanoprof.middleware import PerformanceMiddleware
@@ -153,7 +153,6 @@ def test_a_failing_query_names_its_line_across_the_middlewares_awaitable(
     # frame awaiting the query on the stack; its call site is found down the task's chain of
     # awaits, which here passes through the middleware's own awaitable (ASGICall, C).
     asyncpg = pytest.importorskip("asyncpg")
-    from dbcheck import assert_site, line
 
     async def go() -> None:
         pool = await asyncpg.create_pool(host=pg_cluster.host, port=pg_cluster.port,
