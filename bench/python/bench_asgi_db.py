@@ -33,10 +33,14 @@ caches before every query (as the driver's I/O does on /db).
     python bench/python/bench_asgi_db.py [--rounds 7] [--seconds 5] [--connections 16]
                                          [--variants bare,mw-prod,nanoprof-prod]
                                          [--slow-log] [--no-callgrind | --estimate]
+    python bench/python/bench_asgi_db.py --functions nanoprof-prod [--top 30]
 
 --estimate runs only the callgrind part (about 6 minutes for four variants): instructions
 and simulated misses are deterministic on /rec; on /db the data misses move by a few
 hundred between runs with the event loop's timing, the instruction misses by a few dozen.
+--functions breaks one variant's estimated cost down by function (its own, and the
+interpreter's and driver's that its code pushes out of the caches), with the lines of code
+each runs per request: the measure to find what a leaner path must drop.
 """
 
 from __future__ import annotations
@@ -222,13 +226,52 @@ def instructions(variant: str, path: str = "/rec", conninfo: str | None = None,
     64-byte lines of code those requests run, per object file (dbbench.code_lines), their
     line visits, a line counted once per query that runs it (at most QUERIES), and the
     simulated caches' events per request (dbbench.cycles turns them into an estimate)."""
-    env = dbbench.env_with(**({"NANOPROF_BENCH_PG": conninfo} if conninfo else {}))
-    (a, ta), (b, tb) = (dbbench.callgrind_code(
-        [sys.executable, str(Path(__file__).resolve()), "--child", variant, str(n), path],
-        env=env) for n in (n1, n2))
-    events = {k: (tb[k] - ta[k]) / (n2 - n1) for k in ta}
+    da, db = dumps(variant, path, conninfo, n1, n2)
+    a, b = da.instructions, db.instructions
+    events = {k: (db.totals[k] - da.totals[k]) / (n2 - n1) for k in da.totals}
     return ((sum(b.values()) - sum(a.values())) / (n2 - n1), dbbench.code_lines(a, b, n2 - n1),
             dbbench.code_lines(a, b, n2 - n1, QUERIES), events)
+
+
+def dumps(variant: str, path: str, conninfo: str | None, n1: int, n2: int
+          ) -> tuple[dbbench.Dump, dbbench.Dump]:
+    """Callgrind's counts of `n1` and of `n2` requests of `variant` to `path`, in process."""
+    env = dbbench.env_with(**({"NANOPROF_BENCH_PG": conninfo} if conninfo else {}))
+    da, db = (dbbench.callgrind_code(
+        [sys.executable, str(Path(__file__).resolve()), "--child", variant, str(n), path],
+        env=env) for n in (n1, n2))
+    return da, db
+
+
+def print_functions(variant: str, conninfo: str, top: int, n1: int = 200, n2: int = 1200
+                    ) -> None:
+    """Where `variant`'s added cost lies, per function: for each endpoint, the functions
+    whose own events most change the estimated cycles against the bare app (nanoprof's,
+    the interpreter's it pushes out of the caches, the driver's), with their added L1
+    instruction misses, instructions and lines of code per request."""
+    for ep in ENDPOINTS:
+        ci = conninfo if ep == "/db" else None
+        base = dbbench.function_costs(*dumps("bare", ep, ci, n1, n2), n2 - n1)
+        mine = dbbench.function_costs(*dumps(variant, ep, ci, n1, n2), n2 - n1)
+        none = dbbench.FunctionCost({}, 0.0)
+        rows = []
+        for key in set(base) | set(mine):
+            b, m = base.get(key, none), mine.get(key, none)
+            d = {k: m.events.get(k, 0) - b.events.get(k, 0)
+                 for k in set(b.events) | set(m.events)}
+            rows.append((dbbench.cycles(d), d.get("I1mr", 0), d.get("Ir", 0),
+                         m.lines - b.lines, key))
+        rows.sort(key=lambda r: -abs(r[0]))
+        total = sum(r[0] for r in rows)
+        ours = sum(r[3] for r in rows if own_object(r[4][0]))
+        print(f"{variant} on {ep}, per request against the bare app: {total / 1000:+.1f}k "
+              f"estimated cycles, {ours:+.0f} lines of nanoprof's own code; the "
+              f"{top} functions that change it most (cycles, L1i misses, instructions, "
+              f"lines of code; * nanoprof's):")
+        for cyc, i1, ir, lines, (obj, fn) in rows[:top]:
+            mark = "*" if own_object(obj) else " "
+            print(f"  {cyc:+8.0f} {i1:+7.1f} {ir:+8.0f} {lines:+6.1f} {mark} {fn[:60]} "
+                  f"({obj.split('.')[0]})")
 
 
 def misses_text(ev: dict[str, float], base: dict[str, float]) -> str:
@@ -266,9 +309,14 @@ def print_callgrind(ins: dict[tuple[str, str], tuple[float, dict[str, float], di
                           for v in variants if (v, ep) in ins and (v in HOOKED or v == "mw-prod")))
 
 
+def own_object(obj: str) -> bool:
+    """Is `obj` (an object file's name) one of nanoprof's own (_core and libnanoprof)?"""
+    return obj.startswith("_core.") or obj == "libnanoprof.so.0"
+
+
 def own_lines(lines: dict[str, float]) -> float:
-    """The part of `lines` in nanoprof's own objects (_core and libnanoprof)."""
-    return sum(n for o, n in lines.items() if o.startswith("_core.") or o == "libnanoprof.so.0")
+    """The part of `lines` in nanoprof's own objects."""
+    return sum(n for o, n in lines.items() if own_object(o))
 
 
 def lines_text(lines: dict[str, float], base: dict[str, float]) -> str:
@@ -298,6 +346,10 @@ def main() -> None:
     ap.add_argument("--estimate", action="store_true",
                     help="only callgrind's counts and the cycles its simulated caches come to "
                          "(no wrk, deterministic, a few minutes): for work between full runs")
+    ap.add_argument("--functions", metavar="VARIANT", choices=ALL_VARIANTS,
+                    help="only callgrind, per function: where VARIANT's added cost lies "
+                         "against the bare app on each endpoint (about 4 minutes)")
+    ap.add_argument("--top", type=int, default=30, help="functions --functions lists")
     ap.add_argument("--child", nargs="+", metavar="VARIANT N [PATH [TIMED [BETWEEN]]]",
                     help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -305,6 +357,11 @@ def main() -> None:
         child(args.child[0], int(args.child[1]), *args.child[2:3], *map(int, args.child[3:5]))
         return
     variants, failed = dbbench.choose_variants(args.variants, ALL_VARIANTS, HOOKED)
+    if args.functions:
+        with dbbench.pg_cluster("1") as conninfo:
+            seed(conninfo)
+            print_functions(args.functions, conninfo, args.top)
+        return
     if args.estimate:
         with dbbench.pg_cluster("1") as conninfo:
             seed(conninfo)

@@ -19,6 +19,7 @@ import time
 import urllib.request
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -280,18 +281,16 @@ def callgrind_instructions(argv: list[str], env: dict[str, str] | None = None) -
 CACHES = ["--I1=32768,8,64", "--D1=32768,8,64", "--LL=1048576,16,64"]
 
 
-def callgrind_code(argv: list[str], env: dict[str, str] | None = None
-                   ) -> tuple[dict[tuple[str, int], int], dict[str, int]]:
-    """Instructions callgrind counts for the whole process `argv`, per executed instruction:
-    {(object file name, address): count}, and the whole run's totals of the simulated
-    cache's events (Ir, I1mr, D1mr, D1mw, ILmr, DLmr, DLmw).  Two of these, for n1 and n2
-    iterations, give the code an iteration runs (code_lines) and its misses (cycles)."""
+def callgrind_code(argv: list[str], env: dict[str, str] | None = None) -> Dump:
+    """Runs the whole process `argv` under callgrind with its cache simulation and returns
+    what it counted, per executed instruction and in total (Dump).  Two of these, for n1
+    and n2 iterations, give the code an iteration runs (code_lines), its misses (cycles)
+    and the functions they fall in (function_costs)."""
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "callgrind.out"
         _callgrind(["--dump-instr=yes", "--cache-sim=yes", *CACHES,
                     f"--callgrind-out-file={out}"], argv, env, lambda r: out.exists())
-        dump = out.read_text()
-        return _per_instruction(dump), _totals(dump)
+        return _parse_dump(out.read_text())
 
 
 def _totals(dump: str) -> dict[str, int]:
@@ -310,30 +309,53 @@ L1_MISS_CYCLES, LL_MISS_CYCLES, INSTRUCTIONS_PER_CYCLE = 14, 50, 2.0
 
 
 def cycles(events: dict[str, float]) -> float:
-    """Estimated cycles of `events` (per-iteration differences of _totals)."""
+    """Estimated cycles of `events` (per-iteration differences of Dump.totals)."""
     l1 = events.get("I1mr", 0) + events.get("D1mr", 0) + events.get("D1mw", 0)
     ll = events.get("ILmr", 0) + events.get("DLmr", 0) + events.get("DLmw", 0)
     return events.get("Ir", 0) / INSTRUCTIONS_PER_CYCLE + L1_MISS_CYCLES * l1 + LL_MISS_CYCLES * ll
 
 
-def _per_instruction(dump: str) -> dict[tuple[str, int], int]:
+@dataclass
+class Dump:
+    """One callgrind run: `instructions` {(object file name, address): times run},
+    `functions` {(object, function): its own events (Ir, I1mr, D1mr, ...), summed},
+    `owner` {(object, address): the function the instruction is in}, and `totals`, the
+    whole run's events."""
+
+    instructions: dict[tuple[str, int], int]
+    functions: dict[tuple[str, str], dict[str, int]]
+    owner: dict[tuple[str, int], str]
+    totals: dict[str, int]
+
+
+def _parse_dump(dump: str) -> Dump:
     """Parses callgrind's output with `positions: instr line` (--dump-instr=yes): a cost line
-    is "address line Ir", the address absolute (0x...) or relative to the previous (+n, -n,
-    *); the cost line after `calls=` is the call's inclusive cost, not this instruction's."""
-    names: dict[str, str] = {}
-    counts: dict[tuple[str, int], int] = {}
-    obj, addr, after_call = "?", 0, False
+    is "address line events...", the address absolute (0x...) or relative to the previous
+    (+n, -n, *); the cost line after `calls=` is the call's inclusive cost, not this
+    instruction's.  Object and function names are compressed: "(n) name" the first time,
+    "(n)" after."""
+    events = _totals(dump)
+    names_ev = list(events)
+    names: dict[str, dict[str, str]] = {"ob": {}, "fn": {}}
+    out = Dump({}, {}, {}, events)
+    obj, fn, addr, after_call = "?", "?", 0, False
+    spec = re.compile(r"(c?)(ob|fn)=\((\d+)\)(?: (.*))?$")
     for line in dump.splitlines():
-        if line.startswith(("ob=", "cob=")):
-            m = re.match(r"(c?ob)=\((\d+)\)(?: (.*))?$", line)
+        if line.startswith(("ob=", "cob=", "fn=", "cfn=")):
+            m = spec.match(line)
             if m:
-                if m.group(3):
-                    names[m.group(2)] = Path(m.group(3)).name
-                if m.group(1) == "ob":
-                    obj = names.get(m.group(2), "?")
+                table = names[m.group(2)]
+                if m.group(4):
+                    table[m.group(3)] = (Path(m.group(4)).name if m.group(2) == "ob"
+                                         else m.group(4))
+                if not m.group(1):  # ob= / fn=: what the next cost lines belong to
+                    if m.group(2) == "ob":
+                        obj = table.get(m.group(3), "?")
+                    else:
+                        fn = table.get(m.group(3), "?")
         elif line.startswith("calls="):
             after_call = True
-        elif line[:1] in ("0", "+", "-", "*") or line[:1].isdigit():
+        elif line[:1] in ("+", "-", "*") or line[:1].isdigit():
             fields = line.split()
             a = fields[0]
             if a.startswith("0x"):
@@ -342,9 +364,15 @@ def _per_instruction(dump: str) -> dict[tuple[str, int], int]:
                 addr += int(a)
             if after_call:
                 after_call = False
-            elif len(fields) > 2:
-                counts[obj, addr] = counts.get((obj, addr), 0) + int(fields[2])
-    return counts
+                continue
+            if len(fields) > 2:
+                key = (obj, addr)
+                out.instructions[key] = out.instructions.get(key, 0) + int(fields[2])
+                out.owner[key] = fn
+                own = out.functions.setdefault((obj, fn), {})
+                for name, value in zip(names_ev, fields[2:]):
+                    own[name] = own.get(name, 0) + int(value)
+    return out
 
 
 def code_lines(a: dict[tuple[str, int], int], b: dict[tuple[str, int], int],
@@ -360,16 +388,46 @@ def code_lines(a: dict[tuple[str, int], int], b: dict[tuple[str, int], int],
     With `visits` above 1, a line counts up to that many times an iteration: the line visits
     of code that runs once per query, with the driver's I/O between queries pushing it out
     again before the next (visits=5 for five queries a request)."""
-    runs: dict[tuple[str, int], int] = {}  # the most any of a line's instructions ran
+    return {obj: n for (obj, _), n in _lines(a, b, iterations, visits, None).items()}
+
+
+def _lines(a: dict[tuple[str, int], int], b: dict[tuple[str, int], int], iterations: int,
+           visits: float, owner: dict[tuple[str, int], str] | None
+           ) -> dict[tuple[str, str], float]:
+    """code_lines() per object and, with `owner`, per function too (else "")."""
+    runs: dict[tuple[str, str, int], int] = {}  # the most any of a line's instructions ran
     for (obj, addr), n in b.items():
         extra = n - a.get((obj, addr), 0)
         if extra > 0:
-            key = (obj, addr >> 6)
+            key = (obj, owner.get((obj, addr), "?") if owner else "", addr >> 6)
             runs[key] = max(runs.get(key, 0), extra)
-    lines: dict[str, float] = {}
-    for (obj, _), n in runs.items():
-        lines[obj] = lines.get(obj, 0.0) + min(visits, n / iterations)
+    lines: dict[tuple[str, str], float] = {}
+    for (obj, fn, _), n in runs.items():
+        lines[obj, fn] = lines.get((obj, fn), 0.0) + min(visits, n / iterations)
     return lines
+
+
+@dataclass
+class FunctionCost:
+    """What one function adds per iteration: its own events and the lines of code it runs
+    (code_lines' measure, per function)."""
+
+    events: dict[str, float]
+    lines: float
+
+
+def function_costs(a: Dump, b: Dump, iterations: int) -> dict[tuple[str, str], FunctionCost]:
+    """Per (object, function), what run `b`, longer than `a` by `iterations`, adds per
+    iteration: the functions' share of cycles() and of the lines of code, to find where an
+    added cost lies (bench_asgi_db.py --functions)."""
+    lines = _lines(a.instructions, b.instructions, iterations, 1.0, b.owner)
+    out: dict[tuple[str, str], FunctionCost] = {}
+    for key, own in b.functions.items():
+        before = a.functions.get(key, {})
+        events = {k: (v - before.get(k, 0)) / iterations for k, v in own.items()}
+        if any(events.values()) or lines.get(key):
+            out[key] = FunctionCost(events, lines.get(key, 0.0))
+    return out
 
 
 def per_iteration(run: Callable[[int], int], n1: int, n2: int) -> float:
