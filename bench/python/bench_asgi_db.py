@@ -248,11 +248,13 @@ def print_functions(variant: str, conninfo: str, top: int, n1: int = 200, n2: in
     """Where `variant`'s added cost lies, per function: for each endpoint, the functions
     whose own events most change the estimated cycles against the bare app (nanoprof's,
     the interpreter's it pushes out of the caches, the driver's), with their added L1
-    instruction misses, instructions and lines of code per request."""
+    instruction misses, instructions and lines of code per request.  The headline is
+    --estimate's (the runs' totals), so that the two agree."""
+    n = n2 - n1
     for ep in ENDPOINTS:
         ci = conninfo if ep == "/db" else None
-        base = dbbench.function_costs(*dumps("bare", ep, ci, n1, n2), n2 - n1)
-        mine = dbbench.function_costs(*dumps(variant, ep, ci, n1, n2), n2 - n1)
+        (ba, bb), (ma, mb) = (dumps(v, ep, ci, n1, n2) for v in ("bare", variant))
+        base, mine = dbbench.function_costs(ba, bb, n), dbbench.function_costs(ma, mb, n)
         none = dbbench.FunctionCost({}, 0.0)
         rows = []
         for key in set(base) | set(mine):
@@ -262,12 +264,13 @@ def print_functions(variant: str, conninfo: str, top: int, n1: int = 200, n2: in
             rows.append((dbbench.cycles(d), d.get("I1mr", 0), d.get("Ir", 0),
                          m.lines - b.lines, key))
         rows.sort(key=lambda r: -abs(r[0]))
-        total = sum(r[0] for r in rows)
-        ours = sum(r[3] for r in rows if own_object(r[4][0]))
-        print(f"{variant} on {ep}, per request against the bare app: {total / 1000:+.1f}k "
-              f"estimated cycles, {ours:+.0f} lines of nanoprof's own code; the "
-              f"{top} functions that change it most (cycles, L1i misses, instructions, "
-              f"lines of code; * nanoprof's):")
+        added = {k: (mb.totals[k] - ma.totals[k] - bb.totals[k] + ba.totals[k]) / n
+                 for k in ma.totals}
+        ours = own_lines(dbbench.code_lines(ma.instructions, mb.instructions, n))
+        print(f"{variant} on {ep}, per request against the bare app: "
+              f"{dbbench.cycles(added) / 1000:+.1f}k estimated cycles, {ours:.0f} lines of "
+              f"nanoprof's own code; the {top} functions that change it most (cycles, L1i "
+              f"misses, instructions, lines of code; * nanoprof's):")
         for cyc, i1, ir, lines, (obj, fn) in rows[:top]:
             mark = "*" if own_object(obj) else " "
             print(f"  {cyc:+8.0f} {i1:+7.1f} {ir:+8.0f} {lines:+6.1f} {mark} {fn[:60]} "
@@ -348,7 +351,7 @@ def main() -> None:
                          "(no wrk, deterministic, a few minutes): for work between full runs")
     ap.add_argument("--functions", metavar="VARIANT", choices=ALL_VARIANTS,
                     help="only callgrind, per function: where VARIANT's added cost lies "
-                         "against the bare app on each endpoint (about 4 minutes)")
+                         "against the bare app on each endpoint (about 3 minutes)")
     ap.add_argument("--top", type=int, default=30, help="functions --functions lists")
     ap.add_argument("--child", nargs="+", metavar="VARIANT N [PATH [TIMED [BETWEEN]]]",
                     help=argparse.SUPPRESS)
@@ -358,6 +361,9 @@ def main() -> None:
         return
     variants, failed = dbbench.choose_variants(args.variants, ALL_VARIANTS, HOOKED)
     if args.functions:
+        missing = dbbench.hooks_missing() if args.functions in HOOKED else None
+        if missing:
+            raise SystemExit(f"--functions {args.functions}: {missing}")
         with dbbench.pg_cluster("1") as conninfo:
             seed(conninfo)
             print_functions(args.functions, conninfo, args.top)
