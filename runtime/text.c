@@ -12,6 +12,7 @@
 
 #include "nanoprof/common.h"
 #include "nanoprof/profile.h" /* nprof_duration_format(): its NPROF_API exports it */
+#include "thread_mem.h"
 
 int nprof__buf_reserve(nprof_buf *buf, size_t extra)
 {
@@ -237,23 +238,50 @@ int nprof_duration_format(uint64_t ns, char *buf, size_t cap, size_t *out_len)
     return NPROF_OK;
 }
 
-static _Thread_local char error_detail[256];
+/*
+ * The thread's last error detail lives on the heap, not in the thread-local block: a module
+ * loaded with dlopen() gets its thread-locals in glibc's static TLS area, read in two
+ * instructions, only while its block fits what is left of the surplus that glibc keeps for
+ * late-loaded modules (512 bytes by default, shared by all of them).  A larger block goes to
+ * dynamic TLS, and then every thread-local read on the request path is a call of
+ * _dl_tlsdesc_dynamic.  tests/test_dlopen.c keeps the block under its budget.
+ */
+#define DETAIL_MAX 256
+static _Thread_local char *error_detail;
+static _Thread_local unsigned char detail_lost; /* the last failure's detail had no memory */
+
+static void free_detail(void *data)
+{
+    free(data);
+    error_detail = NULL;
+}
+
+static nprof__thread_mem detail_mem = NPROF__THREAD_MEM_INIT(free_detail);
 
 int nprof__fail(int code, const char *fmt, ...)
 {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(error_detail, sizeof error_detail, fmt, ap);
-    va_end(ap);
+    if (!error_detail)
+        error_detail = nprof__thread_mem_calloc(&detail_mem, DETAIL_MAX);
+    detail_lost = error_detail == NULL;
+    if (error_detail) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(error_detail, DETAIL_MAX, fmt, ap);
+        va_end(ap);
+    }
     return code;
 }
 
 void nprof__clear_error(void)
 {
-    error_detail[0] = '\0';
+    detail_lost = 0;
+    if (error_detail)
+        error_detail[0] = '\0';
 }
 
 const char *nprof_last_error_detail(void)
 {
-    return error_detail;
+    if (detail_lost)
+        return "(the detail of this error was lost: no memory to write it)";
+    return error_detail ? error_detail : "";
 }

@@ -4,6 +4,8 @@
  */
 #include "thread_mem.h"
 
+#include <stdlib.h>
+
 static pthread_mutex_t key_lock = PTHREAD_MUTEX_INITIALIZER;
 
 int nprof__thread_mem_keep(nprof__thread_mem *m, void *data)
@@ -19,4 +21,14 @@ int nprof__thread_mem_keep(nprof__thread_mem *m, void *data)
         pthread_mutex_unlock(&key_lock);
     }
     return state == 1 && pthread_setspecific(m->key, data) == 0 ? 0 : -1;
+}
+
+void *nprof__thread_mem_calloc(nprof__thread_mem *m, size_t bytes)
+{
+    void *data = calloc(1, bytes);
+    if (data && nprof__thread_mem_keep(m, data) < 0) {
+        free(data); /* nothing would free it at the thread's exit */
+        data = NULL;
+    }
+    return data;
 }

@@ -9,6 +9,7 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stddef.h>
 
 typedef struct nprof__thread_mem {
     void (*release)(void *);
@@ -22,5 +23,9 @@ typedef struct nprof__thread_mem {
  * exit, replacing what was registered before.  0, or -1 when no key could be made: the
  * caller then frees its memory itself rather than keep what nothing would release. */
 int nprof__thread_mem_keep(nprof__thread_mem *m, void *data);
+
+/* `bytes` of zeroed memory, kept as this thread's memory of kind `m` (to be stored in the
+ * caller's _Thread_local pointer), or NULL when there is no memory or no key. */
+void *nprof__thread_mem_calloc(nprof__thread_mem *m, size_t bytes);
 
 #endif /* NPROF_RUNTIME_THREAD_MEM_H */

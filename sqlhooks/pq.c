@@ -34,6 +34,7 @@
 #include "runtime/jsonw.h"
 #include "runtime/profile.h"
 #include "runtime/rules.h"
+#include "runtime/thread_mem.h"
 #include "shape_cache.h"
 
 #define PQ_SHARDS 16
@@ -393,18 +394,32 @@ static pq_stmt *stmt_find(pq_conn *c, const char *name, size_t len, uint64_t h)
  * it.  A false hit needs two texts with equal length and equal 64-bit XXH3.
  */
 #define PQ_FP_CACHE 64
-static _Thread_local struct {
+typedef struct {
     uint64_t raw, fp;
-} fp_cache[PQ_FP_CACHE];
+} fp_entry;
+
+/* On the heap, the thread-local being only its pointer: libnanoprof's thread-local block
+ * must stay small enough for glibc's static TLS surplus (runtime/text.c, error_detail). */
+static _Thread_local fp_entry *fp_cache;
+
+static void fp_cache_free(void *table)
+{
+    free(table);
+    fp_cache = NULL;
+}
+
+static nprof__thread_mem fp_cache_mem = NPROF__THREAD_MEM_INIT(fp_cache_free);
 
 static uint64_t fingerprint(const char *sql, size_t len)
 {
     if (len > NPROF_PQ_FINGERPRINT_MAX)
         len = NPROF_PQ_FINGERPRINT_MAX;
     uint64_t raw = XXH3_64bits_withSeed(sql, len, len) | 1; /* never 0: 0 is an empty slot */
-    unsigned slot = (unsigned)(raw >> 58) % PQ_FP_CACHE;
-    if (fp_cache[slot].raw == raw)
-        return fp_cache[slot].fp;
+    if (!fp_cache) /* (none: no memory, or no key to free it with; then each text is new) */
+        fp_cache = nprof__thread_mem_calloc(&fp_cache_mem, PQ_FP_CACHE * sizeof *fp_cache);
+    fp_entry *slot = fp_cache ? &fp_cache[(unsigned)(raw >> 58) % PQ_FP_CACHE] : NULL;
+    if (slot && slot->raw == raw)
+        return slot->fp;
     /* A new text: the runtime's shape cache has it when only its literals are new. */
     uint64_t fp = 0;
     nprof_runtime *rt = pq_runtime();
@@ -417,8 +432,10 @@ static uint64_t fingerprint(const char *sql, size_t len)
     }
     if (!fp)
         fp = nprof_sql_fingerprint(sql, len);
-    fp_cache[slot].raw = raw;
-    fp_cache[slot].fp = fp;
+    if (slot) {
+        slot->raw = raw;
+        slot->fp = fp;
+    }
     return fp;
 }
 

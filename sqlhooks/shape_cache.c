@@ -122,13 +122,11 @@ static exact_entry *exact_slot(uint64_t hash)
     if (NPROF_UNLIKELY(!exact_table)) {
         if (exact_unavailable)
             return NULL;
-        exact_entry *table = calloc(EXACT_SLOTS, sizeof *table);
-        if (!table || nprof__thread_mem_keep(&exact_mem, table) < 0) {
-            free(table);
+        exact_table = nprof__thread_mem_calloc(&exact_mem, EXACT_SLOTS * sizeof *exact_table);
+        if (!exact_table) {
             exact_unavailable = 1; /* no memory, or no key: the shared table serves alone */
             return NULL;
         }
-        exact_table = table;
     }
     return &exact_table[hash % EXACT_SLOTS];
 }

@@ -2,6 +2,8 @@
  * tests/test_config.c: the option table, NANOPROF_CONF parsing (all or nothing, clear
  * errors), formatting round trips, and the "opt.*" introspection names.
  */
+#include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -70,6 +72,36 @@ TEST(set_accepts_valid_values_and_rejects_bad_ones_without_change)
     ASSERT_EQ_INT(nprof_config_set(NULL, "enabled", "1"), NPROF_EINVAL);
     ASSERT_EQ_INT(nprof_config_set(&c, NULL, "1"), NPROF_EINVAL);
     ASSERT_EQ_INT(memcmp(&c, &before, sizeof c), 0);
+}
+
+/* A failure in another thread writes that thread's detail, not this one's; the detail's
+ * buffer is the thread's own and goes with it (ASan checks that it is freed). */
+static void *fail_in_thread(void *arg)
+{
+    nprof_config c;
+    nprof_config_init(&c);
+    if (nprof_config_set(&c, "max_history", "12x") != NPROF_EPARSE)
+        return NULL;
+    snprintf(arg, 256, "%s", nprof_last_error_detail());
+    return arg;
+}
+
+TEST(the_error_detail_is_the_threads_own)
+{
+    nprof_config c;
+    nprof_config_init(&c);
+    ASSERT_EQ_INT(nprof_config_set(&c, "enabled", "maybe"), NPROF_EPARSE);
+    char theirs[256] = "";
+    for (int i = 0; i < 3; i++) {
+        pthread_t t;
+        void *r = NULL;
+        ASSERT_EQ_INT(pthread_create(&t, NULL, fail_in_thread, theirs), 0);
+        ASSERT_EQ_INT(pthread_join(t, &r), 0);
+        ASSERT_TRUE(r == theirs);
+        ASSERT_TRUE(strstr(theirs, "max_history") != NULL);
+    }
+    ASSERT_TRUE(strstr(nprof_last_error_detail(), "enabled") != NULL);
+    ASSERT_TRUE(strstr(nprof_last_error_detail(), "max_history") == NULL);
 }
 
 TEST(parse_reads_a_conf_string_with_spaces_and_empty_items)
@@ -264,6 +296,7 @@ int main(void)
     RUN(defaults_are_the_documented_ones);
     RUN(every_option_is_documented_and_parses_its_own_default);
     RUN(set_accepts_valid_values_and_rejects_bad_ones_without_change);
+    RUN(the_error_detail_is_the_threads_own);
     RUN(parse_reads_a_conf_string_with_spaces_and_empty_items);
     RUN(parse_is_all_or_nothing_and_names_the_bad_item);
     RUN(format_round_trips_through_parse);

@@ -12,6 +12,7 @@
 #include <dlfcn.h>
 #include <elf.h>
 #include <link.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -110,6 +111,68 @@ TEST(dlopen_rtld_now_rtld_local_succeeds)
     ASSERT_EQ_INT(mapped("libnanoprof"), 1);
     /* RTLD_LOCAL: the library's symbols did not enter the global scope. */
     ASSERT_TRUE(dlsym(RTLD_DEFAULT, "nprof_runtime_create") == NULL);
+}
+
+/* ---- thread-locals in static TLS --------------------------------------------------------
+ *
+ * A library loaded with dlopen() has its thread-locals placed in glibc's static TLS area only
+ * while its block fits what is left of the surplus glibc keeps for late-loaded modules (512
+ * bytes by default, shared by all of them).  Placed there, a thread-local read through a TLS
+ * descriptor is two instructions; placed in dynamic TLS it is a call of _dl_tlsdesc_dynamic,
+ * on every read of the request path (measured: about 20 such calls per request).  The block
+ * once grew to 1,436 bytes with two arrays in it and silently went dynamic.
+ */
+#define TLS_BUDGET 256
+
+static size_t tls_block_size;
+
+static int find_tls_block(struct dl_phdr_info *info, size_t size, void *user)
+{
+    (void)size;
+    (void)user;
+    if (!info->dlpi_name || !strstr(info->dlpi_name, "libnanoprof"))
+        return 0;
+    for (int i = 0; i < info->dlpi_phnum; i++)
+        if (info->dlpi_phdr[i].p_type == PT_TLS)
+            tls_block_size = info->dlpi_phdr[i].p_memsz;
+    return 1;
+}
+
+TEST(the_thread_local_block_stays_within_its_budget)
+{
+    ASSERT_TRUE(lib != NULL);
+    tls_block_size = (size_t)-1;
+    ASSERT_EQ_INT(dl_iterate_phdr(find_tls_block, NULL), 1);
+    ASSERT_TRUE(tls_block_size != (size_t)-1); /* the library has thread-locals */
+    printf("     PT_TLS: %zu bytes (budget %d)\n", tls_block_size, TLS_BUDGET);
+    ASSERT_TRUE(tls_block_size <= TLS_BUDGET);
+}
+
+/* In a thread made after the dlopen(), the library's block exists before any of its code ran
+ * there only when it is part of the static area: a dynamic one is made at the first read. */
+static void *tls_data_in_new_thread(void *arg)
+{
+    (void)arg;
+    void *data = NULL;
+    if (dlinfo(lib, RTLD_DI_TLS_DATA, &data) != 0)
+        return (void *)&tls_block_size; /* (any non-NULL marker: dlinfo failed) */
+    return data ? (void *)1 : NULL;
+}
+
+TEST(the_thread_locals_are_placed_in_static_tls)
+{
+    ASSERT_TRUE(lib != NULL);
+#ifndef NPROF_TEST_STATIC_TLS
+    printf("     skipped: this build does not read thread-locals through TLS descriptors, "
+           "which glibc places in static TLS on dlopen()\n");
+    return;
+#endif
+    pthread_t t;
+    void *result = NULL;
+    ASSERT_EQ_INT(pthread_create(&t, NULL, tls_data_in_new_thread, NULL), 0);
+    ASSERT_EQ_INT(pthread_join(t, &result), 0);
+    ASSERT_TRUE(result != (void *)&tls_block_size);
+    ASSERT_TRUE(result == (void *)1);
 }
 
 TEST(public_functions_resolve_and_internal_ones_stay_hidden)
@@ -331,6 +394,8 @@ int main(int argc, char **argv)
     lib_path = argv[1];
     RUN(nothing_of_nanoprof_or_jemalloc_is_in_the_process_before_dlopen);
     RUN(dlopen_rtld_now_rtld_local_succeeds);
+    RUN(the_thread_local_block_stays_within_its_budget);
+    RUN(the_thread_locals_are_placed_in_static_tls);
     RUN(public_functions_resolve_and_internal_ones_stay_hidden);
     RUN(a_request_is_profiled_through_dlsym);
     RUN(allocator_is_libc_unless_jemalloc_is_in_the_process);
