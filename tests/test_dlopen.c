@@ -351,17 +351,32 @@ TEST(library_has_no_needed_entry_for_jemalloc)
     ASSERT_EQ_INT(s.static_tls, 0);
 }
 
-TEST(readelf_agrees_that_jemalloc_is_not_needed)
+/* `readelf <options>` of the library, to read with fgets() and pclose(); NULL when readelf is
+ * not installed (said), or when the command could not be started (*failed set). */
+static FILE *readelf(const char *options, int *failed)
 {
+    *failed = 0;
     if (system("command -v readelf >/dev/null 2>&1") != 0) {
         printf("     skipped: readelf is not installed\n");
-        return;
+        return NULL;
     }
     char cmd[4200];
-    ASSERT_TRUE(strlen(lib_path) < 4000 && !strchr(lib_path, '\''));
-    snprintf(cmd, sizeof cmd, "readelf -d '%s' 2>&1", lib_path);
-    FILE *f = popen(cmd, "r");
-    ASSERT_TRUE(f != NULL);
+    FILE *f = NULL;
+    if (strlen(lib_path) < 4000 && !strchr(lib_path, '\'')) {
+        snprintf(cmd, sizeof cmd, "readelf %s '%s' 2>&1", options, lib_path);
+        f = popen(cmd, "r");
+    }
+    *failed = f == NULL;
+    return f;
+}
+
+TEST(readelf_agrees_that_jemalloc_is_not_needed)
+{
+    int failed;
+    FILE *f = readelf("-d", &failed);
+    ASSERT_EQ_INT(failed, 0);
+    if (!f)
+        return;
     char line[1024];
     int needed = 0, jemalloc = 0;
     while (fgets(line, sizeof line, f)) {
@@ -375,6 +390,37 @@ TEST(readelf_agrees_that_jemalloc_is_not_needed)
     ASSERT_EQ_INT(status, 0);
     ASSERT_TRUE(needed > 0);
     ASSERT_EQ_INT(jemalloc, 0);
+}
+
+/* The library's calls to its own exported functions bind inside it (CMakeLists.txt:
+ * -fno-semantic-interposition, -Bsymbolic-functions): no PLT slot is left for an nprof_
+ * function, which would be a stub's jump, and no inlining, on every such call. */
+TEST(the_librarys_own_calls_need_no_plt)
+{
+#ifndef NPROF_TEST_OWN_CALLS_BOUND
+    printf("     skipped: this build does not bind the library's own calls\n");
+    return;
+#endif
+    int failed;
+    FILE *f = readelf("-rW", &failed);
+    ASSERT_EQ_INT(failed, 0);
+    if (!f)
+        return;
+    char line[1024];
+    int slots = 0, own = 0;
+    while (fgets(line, sizeof line, f)) {
+        if (!strstr(line, "JUMP_SLO"))
+            continue;
+        slots++;
+        if (strstr(line, " nprof_") || strstr(line, " nprof__")) {
+            own++;
+            printf("     %s", line);
+        }
+    }
+    ASSERT_EQ_INT(pclose(f), 0);
+    printf("     %d PLT slots, %d of them nanoprof's own\n", slots, own);
+    ASSERT_TRUE(slots > 0); /* the parse found the library's calls out (libc's at least) */
+    ASSERT_EQ_INT(own, 0);
 }
 
 TEST(dlclose_succeeds)
@@ -402,6 +448,7 @@ int main(int argc, char **argv)
     RUN(no_jemalloc_is_mapped_unless_the_runtime_uses_it);
     RUN(library_has_no_needed_entry_for_jemalloc);
     RUN(readelf_agrees_that_jemalloc_is_not_needed);
+    RUN(the_librarys_own_calls_need_no_plt);
     RUN(dlclose_succeeds);
     return TEST_SUMMARY();
 }
