@@ -1,0 +1,42 @@
+"""How the extension, the library it loads and the preload shim are linked: no call of their
+code goes through a PLT stub (the root CMakeLists.txt, NPROF_BIND_FLAGS).  They run cold on
+every request, and the stubs of the calls a request makes took dozens of cache lines of
+their own."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from nanoprof import _core
+
+PACKAGE = Path(_core.__file__).resolve().parent
+
+
+def _jump_slots(path: Path) -> list[str]:
+    """The PLT slots of `path`'s calls, but those of glibc's own static pieces linked into
+    every shared object (pthread_atfork's call of __register_atfork), which our flags do not
+    compile and which run once, not per request."""
+    out = subprocess.run(["readelf", "-rW", str(path)], capture_output=True, text=True,
+                         check=True).stdout
+    assert "R_X86_64_" in out or "R_AARCH64_" in out, f"readelf read no relocations:\n{out}"
+    slots = []
+    for line in out.splitlines():
+        fields = line.split()  # offset, info, type, value, symbol[@version], +, addend
+        if len(fields) > 4 and "JUMP_SLO" in fields[2] and \
+                not fields[4].startswith("__register_atfork"):
+            slots.append(line)
+    return slots
+
+
+@pytest.mark.skipif(shutil.which("readelf") is None, reason="readelf is not installed")
+@pytest.mark.parametrize("name", ["_core", "libnanoprof"])
+def test_no_call_goes_through_a_plt_stub(name: str) -> None:
+    files = sorted(PACKAGE.glob(f"{name}*.so*"))
+    assert files, f"no {name} in {PACKAGE}"
+    for path in files:
+        slots = _jump_slots(path)
+        assert not slots, f"{path.name} calls through PLT slots:\n" + "\n".join(slots[:10])
