@@ -395,7 +395,9 @@ TEST(readelf_agrees_that_jemalloc_is_not_needed)
 /* No call of the library goes through a PLT stub (CMakeLists.txt, NPROF_BIND_FLAGS): its
  * calls to its own exported functions bind inside it, and its calls to other libraries jump
  * through their GOT entries.  A PLT slot for an nprof_ function would also mean a call that
- * could not be inlined. */
+ * could not be inlined.  Names reserved to the implementation ("__...") are the calls the
+ * toolchain adds (a sanitizer's or the fuzzer's instrumentation), which the flags do not
+ * reach. */
 TEST(no_call_of_the_library_goes_through_the_plt)
 {
 #ifndef NPROF_TEST_NO_PLT
@@ -412,7 +414,9 @@ TEST(no_call_of_the_library_goes_through_the_plt)
     while (fgets(line, sizeof line, f)) {
         if (strstr(line, "R_X86_64_") || strstr(line, "R_AARCH64_"))
             relocations++;
-        if (!strstr(line, "JUMP_SLO"))
+        char symbol[256];
+        if (!strstr(line, "JUMP_SLO") ||
+            sscanf(line, "%*s %*s %*s %*s %255s", symbol) != 1 || !strncmp(symbol, "__", 2))
             continue;
         slots++;
         own += strstr(line, " nprof_") != NULL;

@@ -17,17 +17,17 @@ PACKAGE = Path(_core.__file__).resolve().parent
 
 
 def _jump_slots(path: Path) -> list[str]:
-    """The PLT slots of `path`'s calls, but those of glibc's own static pieces linked into
-    every shared object (pthread_atfork's call of __register_atfork), which our flags do not
-    compile and which run once, not per request."""
+    """The PLT slots of `path`'s calls, but those of names reserved to the implementation
+    ("__..."): calls the toolchain adds, not the code (glibc's pthread_atfork stub calling
+    __register_atfork, a sanitizer's __asan_init), which our flags do not reach and which
+    run at load, not per request."""
     out = subprocess.run(["readelf", "-rW", str(path)], capture_output=True, text=True,
                          check=True).stdout
     assert "R_X86_64_" in out or "R_AARCH64_" in out, f"readelf read no relocations:\n{out}"
     slots = []
     for line in out.splitlines():
         fields = line.split()  # offset, info, type, value, symbol[@version], +, addend
-        if len(fields) > 4 and "JUMP_SLO" in fields[2] and \
-                not fields[4].startswith("__register_atfork"):
+        if len(fields) > 4 and "JUMP_SLO" in fields[2] and not fields[4].startswith("__"):
             slots.append(line)
     return slots
 
