@@ -22,6 +22,8 @@ Variants:
                   sees the status through a wrapper of `send`, and a wrapper of asyncpg's
                   query methods that times each query into the current request; none of
                   nanoprof, and nothing recorded worth reading: the cost of the mechanism
+  floor-mw        the floor's middleware alone, without its query wrappers: the mechanism's
+                  share a middleware needs, to set beside mw-prod
   mw-prod         PerformanceMiddleware in production mode (headers only on ?profile=1 with
                   the token), no database hooks: what the middleware alone costs
   nanoprof-prod   the same plus nanoprof.db.QueryTimer("asyncpg") installed module-wide
@@ -48,7 +50,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-VARIANTS = ("bare", "bare-again", "noop-mw", "spin-mw", "floor", "mw-prod", "nanoprof-prod",
+VARIANTS = ("bare", "bare-again", "noop-mw", "spin-mw", "floor", "floor-mw", "mw-prod",
+            "nanoprof-prod",
             "nanoprof-dev")
 FLOOR_METHODS = ("execute", "fetch", "fetchrow", "fetchval")
 SQL = "SELECT id, name, price FROM bench_items WHERE id = $1"
@@ -208,12 +211,12 @@ def _app() -> Any:
         return NoopMiddleware(app)
     if variant == "spin-mw":
         return SpinMiddleware(app, int(os.environ.get("NANOPROF_BENCH_SPIN_US", "10")))
-    if variant == "floor":
+    if variant in ("floor", "floor-mw"):
         import floor
 
         global floor_module
         floor_module = mod = floor.load()
-        for name in FLOOR_METHODS:
+        for name in FLOOR_METHODS if variant == "floor" else ():
             setattr(asyncpg.Connection, name, mod.Timed(getattr(asyncpg.Connection, name)))
         return mod.Middleware(app)
     import nanoprof

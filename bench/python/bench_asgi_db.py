@@ -13,9 +13,11 @@ to CPU 1, all on 127.0.0.1.  Two endpoints, five queries per request each:
 
 Variants (asgi_db_app.py): bare; bare-again (the control); noop-mw (a pure-Python middleware
 that only awaits the app: the floor of any Python middleware); spin-mw (the same, burning a
-known 10 us of CPU per request first: what a cost of that size turns into); mw-prod (PerformanceMiddleware
-in production mode, no hooks); nanoprof-prod (the same plus nanoprof.db.QueryTimer on asyncpg); nanoprof-dev
-(development mode, headers on every response, plus the hooks).  Each round runs every
+known 10 us of CPU per request first: what a cost of that size turns into); floor and
+floor-mw (the least a profiler with this API can do, in C, with and without its query
+wrappers: floor.c); mw-prod (PerformanceMiddleware in production mode, no hooks);
+nanoprof-prod (the same plus nanoprof.db.QueryTimer on asyncpg); nanoprof-dev (development
+mode, headers on every response, plus the hooks).  Each round runs every
 variant on /db and then on /rec, in fresh server processes, the variants alternating in
 order round by round; the ratio of a variant to the bare app is taken within the round, for
 requests per second and for the server's CPU time per request (from /proc: steadier than
@@ -63,7 +65,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import dbbench  # noqa: E402
 
-ALL_VARIANTS = ("bare", "bare-again", "noop-mw", "spin-mw", "floor", "mw-prod", "nanoprof-prod",
+ALL_VARIANTS = ("bare", "bare-again", "noop-mw", "spin-mw", "floor", "floor-mw", "mw-prod",
+                "nanoprof-prod",
                 "nanoprof-dev")
 HOOKED = {"nanoprof-prod", "nanoprof-dev"}
 # The queries each endpoint runs (asgi_db_app.QUERIES_PER_REQUEST, not imported here: the
@@ -110,7 +113,7 @@ def check(variant: str, port: int) -> None:
         if status != 200 or len(rows) != QUERIES:
             raise SystemExit(f"{variant} {ep}: status {status}, {len(rows)} rows")
         count = headers.get("x-query-count")
-        if variant in ("bare", "bare-again", "noop-mw", "spin-mw", "floor"):
+        if variant in ("bare", "bare-again", "noop-mw", "spin-mw", "floor", "floor-mw"):
             want: tuple[str | None, ...] = (None,)
         elif variant not in HOOKED:
             want = ("0",)
@@ -185,10 +188,10 @@ def child(variant: str, n: int, path: str = "/rec", timed: int = 0, between: int
                 t0 = time.perf_counter_ns()
                 await app(dict(scope), receive, send)
                 taken += time.perf_counter_ns() - t0
-            if variant == "floor":  # a floor that timed nothing would be worthless
+            if variant in ("floor", "floor-mw"):  # a floor that timed nothing is worthless
                 got = asgi_db_app.floor_module.stats()
                 # on /db also the pool's reset query at release, as the hooks see it (check())
-                per = QUERIES + (path == "/db")
+                per = 0 if variant == "floor-mw" else QUERIES + (path == "/db")
                 want = {"requests": n + timed, "queries": per * (n + timed)}
                 if {k: got[k] for k in want} != want:
                     raise SystemExit(f"floor timed {got}, expected {want}")
@@ -467,15 +470,20 @@ def main() -> None:
                          f"{cpu_cost:+.1f}%")
     print(f"\nfewer requests/s than bare (medians of {args.rounds} same-round ratios): "
           + "; ".join(parts))
+    def above(cheap: str, dear: str, ep: str) -> float:
+        """`dear`'s cost above `cheap`'s in %, the median of the differences round by round,
+        so that both costs come from the same minutes of the machine."""
+        return 100 * dbbench.med([c - d for c, d in zip(ratios[cheap, ep], ratios[dear, ep])])
+
     if "floor" in variants and "nanoprof-prod" in variants:
-        # Per round, so that both costs come from the same minutes of the machine.
-        above = []
-        for ep in ENDPOINTS:
-            diff = [f - n for f, n in zip(ratios["floor", ep], ratios["nanoprof-prod", ep])]
-            above.append(f"{ep} {100 * dbbench.med(diff):.1f}% (the floor itself "
-                         f"{100 * (1 - dbbench.med(ratios['floor', ep])):.1f}%; the target "
-                         f"allows {TARGET[ep]:.0f}% in all)")
-        print("nanoprof-prod's cost above the floor's, same-round medians: " + "; ".join(above))
+        print("nanoprof-prod's cost above the floor's, same-round medians: " + "; ".join(
+            f"{ep} {above('floor', 'nanoprof-prod', ep):.1f}% (the floor itself "
+            f"{100 * (1 - dbbench.med(ratios['floor', ep])):.1f}%; the target allows "
+            f"{TARGET[ep]:.0f}% in all)" for ep in ENDPOINTS))
+    if "floor-mw" in variants and "mw-prod" in variants:
+        print("mw-prod's cost above the floor's middleware, same-round medians: " + "; ".join(
+            f"{ep} {above('floor-mw', 'mw-prod', ep):.1f}% (the floor's middleware itself "
+            f"{100 * (1 - dbbench.med(ratios['floor-mw', ep])):.1f}%)" for ep in ENDPOINTS))
     if ins:
         # The estimate from the simulated caches against what the server measured, variant by
         # variant: cycles per microsecond should come out alike (the core's clock) when the
