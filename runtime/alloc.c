@@ -133,7 +133,7 @@ static void account(nprof__alloc *a, size_t usable)
 }
 
 /* The variants of one allocation; a block is freed with the kind it was allocated with. */
-enum { PLAIN = 0, ZEROED = 1, CACHELINE = 2 };
+enum { PLAIN = 0, ZEROED = 1, CACHELINE = 2, UNZEROED = 4 };
 
 static size_t block_size(size_t size, int kind)
 {
@@ -150,7 +150,9 @@ static int jemalloc_flags(const nprof__alloc *a, int kind)
 static void *allocate(nprof__alloc *a, size_t size, int kind)
 {
     size = block_size(size, kind);
-    int zero = kind & (ZEROED | CACHELINE); /* aligned objects are structs: start them zeroed */
+    /* Aligned objects are structs: they start zeroed, unless their maker writes every field
+     * it reads (UNZEROED). */
+    int zero = (kind & ZEROED) || ((kind & CACHELINE) && !(kind & UNZEROED));
     void *p;
     size_t usable;
     if (a->use_jemalloc) {
@@ -159,7 +161,7 @@ static void *allocate(nprof__alloc *a, size_t size, int kind)
         usable = p ? a->je.nallocx(size, flags) : 0;
     } else {
         p = kind & CACHELINE ? aligned_alloc(64, size) : zero ? calloc(1, size) : malloc(size);
-        if (p && (kind & CACHELINE))
+        if (p && zero && (kind & CACHELINE))
             memset(p, 0, size);
         usable = p ? malloc_usable_size(p) : 0;
     }
@@ -199,6 +201,11 @@ void *nprof__alloc_zeroed(nprof__alloc *a, size_t size)
 void *nprof__alloc_cacheline(nprof__alloc *a, size_t size)
 {
     return allocate(a, size, CACHELINE);
+}
+
+void *nprof__alloc_cacheline_unzeroed(nprof__alloc *a, size_t size)
+{
+    return allocate(a, size, CACHELINE | UNZEROED);
 }
 
 void nprof__free_bytes(nprof__alloc *a, void *p, size_t size)

@@ -47,6 +47,10 @@ void *nprof__alloc_zeroed(nprof__alloc *a, size_t size);
 /* `size` bytes aligned to a cache line and zeroed, for objects whose fields must not share
  * one; freed with nprof__free_cacheline(). */
 void *nprof__alloc_cacheline(nprof__alloc *a, size_t size);
+/* The same with its contents undefined, for a struct whose maker writes every field it reads
+ * before reading it (a profile: most of its 7 KB are inline arrays valid only up to their
+ * counts, and zeroing them all cost every new profile about 110 cache lines). */
+void *nprof__alloc_cacheline_unzeroed(nprof__alloc *a, size_t size);
 void nprof__free_cacheline(nprof__alloc *a, void *p, size_t size);
 
 /* Frees a block of nprof__alloc_bytes() or nprof__alloc_zeroed() of that `size`.  Accepts NULL. */

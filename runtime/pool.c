@@ -112,7 +112,7 @@ nprof_profile *nprof__profile_obtain(nprof_runtime *rt)
         nprof__profile_reset(p);
         return p;
     }
-    p = nprof__alloc_cacheline(&rt->alloc, sizeof *p);
+    p = nprof__alloc_cacheline_unzeroed(&rt->alloc, sizeof *p);
     if (p && nprof__profile_init(p, rt, me) != NPROF_OK) {
         nprof__free_cacheline(&rt->alloc, p, sizeof *p);
         p = NULL;

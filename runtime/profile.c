@@ -295,6 +295,9 @@ void nprof__profile_reset(nprof_profile *p)
     p->route = "";
 }
 
+/* `p` is not zeroed (nprof__alloc_cacheline_unzeroed): this writes the fields above `ended`
+ * and the inline hash tables, which reset() leaves alone, and reset() the rest that a
+ * request reads before it writes. */
 int nprof__profile_init(nprof_profile *p, nprof_runtime *rt, uint32_t owner_shard)
 {
     p->cell = cell_take();
@@ -306,7 +309,10 @@ int nprof__profile_init(nprof_profile *p, nprof_runtime *rt, uint32_t owner_shar
     p->spans = p->spans_inline;
     p->queries = p->queries_inline;
     p->owner_shard = owner_shard;
-    release_heap(p);
+    release_heap(p); /* (sets span_cap and query_cap) */
+    p->index_cap = 0;
+    memset(p->index_inline, 0, sizeof p->index_inline);
+    memset(p->exact_inline, 0, sizeof p->exact_inline);
     nprof__profile_reset(p);
     return NPROF_OK;
 }
