@@ -392,7 +392,7 @@ TEST(readelf_agrees_that_jemalloc_is_not_needed)
     ASSERT_EQ_INT(jemalloc, 0);
 }
 
-/* No call of the library goes through a PLT stub (CMakeLists.txt, NPROF_BIND_FLAGS): its
+/* No call of the library goes through the PLT (CMakeLists.txt, NPROF_BIND_FLAGS): its
  * calls to its own exported functions bind inside it, and its calls to other libraries jump
  * through their GOT entries.  A PLT slot for an nprof_ function would also mean a call that
  * could not be inlined.  Names reserved to the implementation ("__...") are the calls the

@@ -1,7 +1,7 @@
 """How the extension, the library it loads and the preload shim are linked: no call of their
-code goes through a PLT stub (the root CMakeLists.txt, NPROF_BIND_FLAGS).  They run cold on
-every request, and the stubs of the calls a request makes took dozens of cache lines of
-their own."""
+code goes through the PLT (the root CMakeLists.txt, NPROF_BIND_FLAGS).  They run cold on
+every request, and the PLT entries of the calls a request makes took dozens of cache lines
+of their own."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ PACKAGE = Path(_core.__file__).resolve().parent
 
 def _jump_slots(path: Path) -> list[str]:
     """The PLT slots of `path`'s calls, but those of names reserved to the implementation
-    ("__..."): calls the toolchain adds, not the code (glibc's pthread_atfork stub calling
+    ("__..."): calls the toolchain adds, not the code (glibc's static pthread_atfork calling
     __register_atfork, a sanitizer's __asan_init), which our flags do not reach and which
     run at load, not per request."""
     out = subprocess.run(["readelf", "-rW", str(path)], capture_output=True, text=True,
@@ -34,7 +34,7 @@ def _jump_slots(path: Path) -> list[str]:
 
 @pytest.mark.skipif(shutil.which("readelf") is None, reason="readelf is not installed")
 @pytest.mark.parametrize("name", ["_core", "libnanoprof"])
-def test_no_call_goes_through_a_plt_stub(name: str) -> None:
+def test_no_call_goes_through_the_plt(name: str) -> None:
     files = sorted(PACKAGE.glob(f"{name}*.so*"))
     assert files, f"no {name} in {PACKAGE}"
     for path in files:
