@@ -150,13 +150,16 @@ TEST(the_thread_local_block_stays_within_its_budget)
 
 /* In a thread made after the dlopen(), the library's block exists before any of its code ran
  * there only when it is part of the static area: a dynamic one is made at the first read. */
-static void *tls_data_in_new_thread(void *arg)
+enum { TLS_DYNAMIC, TLS_STATIC, TLS_DLINFO_FAILED };
+
+static void *tls_placement_in_new_thread(void *arg)
 {
     (void)arg;
     void *data = NULL;
-    if (dlinfo(lib, RTLD_DI_TLS_DATA, &data) != 0)
-        return (void *)&tls_block_size; /* (any non-NULL marker: dlinfo failed) */
-    return data ? (void *)1 : NULL;
+    intptr_t placement = dlinfo(lib, RTLD_DI_TLS_DATA, &data) != 0 ? TLS_DLINFO_FAILED
+                         : data                                    ? TLS_STATIC
+                                                                   : TLS_DYNAMIC;
+    return (void *)placement;
 }
 
 TEST(the_thread_locals_are_placed_in_static_tls)
@@ -169,10 +172,9 @@ TEST(the_thread_locals_are_placed_in_static_tls)
 #endif
     pthread_t t;
     void *result = NULL;
-    ASSERT_EQ_INT(pthread_create(&t, NULL, tls_data_in_new_thread, NULL), 0);
+    ASSERT_EQ_INT(pthread_create(&t, NULL, tls_placement_in_new_thread, NULL), 0);
     ASSERT_EQ_INT(pthread_join(t, &result), 0);
-    ASSERT_TRUE(result != (void *)&tls_block_size);
-    ASSERT_TRUE(result == (void *)1);
+    ASSERT_EQ_INT((int)(intptr_t)result, TLS_STATIC);
 }
 
 TEST(public_functions_resolve_and_internal_ones_stay_hidden)
