@@ -49,7 +49,7 @@ echo "== Python: the wheel of bindings/python into the venv, its tests through p
 source "$NPROF_ROOT/scripts/python.sh"
 py=$(nprof_venv)
 echo "built and installed $(nprof_python_wheel "$py")"
-(cd "$NPROF_ROOT/bindings/python" && "$py" -m pytest -q -p no:cacheprovider tests)
+(cd "$NPROF_ROOT/bindings/python" && NANOPROF_EXPECT_PGO=1 "$py" -m pytest -q -p no:cacheprovider tests)
 
 echo "== Python: the same tests with the extension and libnanoprof under ASan+UBSan"
 nprof_python_sanitized_tests "$py"

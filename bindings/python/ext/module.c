@@ -602,7 +602,8 @@ PyMODINIT_FUNC PyInit__core(void)
         PyModule_AddIntConstant(m, "PROFILE_NONE", NPROF_MW_PROFILE_NONE) < 0 ||
         PyModule_AddIntConstant(m, "PROFILE_HEADER", NPROF_MW_PROFILE_HEADER) < 0 ||
         PyModule_AddIntConstant(m, "PROFILE_JSON", NPROF_MW_PROFILE_JSON) < 0 ||
-        PyModule_AddIntConstant(m, "PROFILE_FLAME", NPROF_MW_PROFILE_FLAME) < 0)
+        PyModule_AddIntConstant(m, "PROFILE_FLAME", NPROF_MW_PROFILE_FLAME) < 0 ||
+        PyModule_AddObjectRef(m, "PROFILE_GUIDED", NPROF_PY_PGO ? Py_True : Py_False) < 0)
         goto fail;
 
     PyTypeObject *types[] = {&nprof_py_profile_type, &nprof_py_request_type,

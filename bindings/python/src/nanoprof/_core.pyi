@@ -426,6 +426,7 @@ class SlowLog:
 
 # ---- sampled call stacks (sampler.c) --------------------------------------------------------
 PROFILE_FLAME: int
+PROFILE_GUIDED: bool  # built with profile-guided optimization (NPROF_PGO)
 
 def sample_current(interval_ms: float | None = None) -> bool:
     """Samples the current request's Python call stacks every ``interval_ms`` of wall time
