@@ -361,10 +361,13 @@ int nprof_mw_request_begin(nprof_mw *mw, const nprof_mw_request *req, nprof_mw_s
     if (rc != NPROF_OK)
         return rc;
     st->profile = p;
-    /* The common case (no query string, development mode) costs two tests. */
+    /* The common case (no query string, development mode) costs two tests.  Production
+     * looks for the token only on a request that asks for something (?profile=): on the
+     * others it would walk the request's headers for nothing. */
     if (req->query_len || mw->production) {
-        st->authorized = authorized(mw, req);
-        st->profile_mode = st->authorized ? profile_mode(req) : NPROF_MW_PROFILE_NONE;
+        int mode = profile_mode(req);
+        st->authorized = mode != NPROF_MW_PROFILE_NONE ? authorized(mw, req) : !mw->production;
+        st->profile_mode = st->authorized ? mode : NPROF_MW_PROFILE_NONE;
     } else {
         st->authorized = 1;
     }

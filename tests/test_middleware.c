@@ -28,6 +28,15 @@ static const char *lookup(void *user, const char *name, size_t name_len, size_t 
     return NULL;
 }
 
+/* lookup(), counting the reads: which requests have their headers read at all. */
+static int header_reads;
+static const char *counting_lookup(void *user, const char *name, size_t name_len,
+                                   size_t *value_len)
+{
+    header_reads++;
+    return lookup(user, name, name_len, value_len);
+}
+
 static nprof_mw_request req_of(const char *method, const char *path, const char *query,
                                hdrs *h)
 {
@@ -338,6 +347,19 @@ TEST(slow_queries_are_counted_in_their_header)
     nprof_runtime_destroy(rt);
 }
 
+/* `r` goes through unauthorized, in no ?profile= mode, with no headers added: 0, or -1. */
+static int served_unauthorized(nprof_mw *mw, const nprof_mw_request *r)
+{
+    nprof_mw_state st;
+    nprof_mw_headers hs;
+    if (nprof_mw_request_begin(mw, r, &st) != NPROF_OK)
+        return -1;
+    int plain = st.authorized == 0 && st.profile_mode == NPROF_MW_PROFILE_NONE;
+    if (nprof_mw_request_end(&st, 200, &hs, NULL, NULL) != NPROF_OK)
+        return -1;
+    return plain && hs.count == 0 ? 0 : -1;
+}
+
 TEST(production_sends_no_headers_without_token)
 {
     nprof_runtime *rt = make_runtime("production=1");
@@ -356,12 +378,7 @@ TEST(production_sends_no_headers_without_token)
                            "profile=1&profile_token=s3cret-token2", "profile=1&profile_token="};
     for (int i = 0; i < 4; i++) {
         r = req_of("GET", "/a", wrong[i], NULL);
-        nprof_mw_state st;
-        ASSERT_OK(nprof_mw_request_begin(mw, &r, &st));
-        ASSERT_EQ_INT(st.authorized, 0);
-        ASSERT_EQ_INT(st.profile_mode, NPROF_MW_PROFILE_NONE);
-        ASSERT_OK(nprof_mw_request_end(&st, 200, &hs, NULL, NULL));
-        ASSERT_EQ_INT(hs.count, 0);
+        ASSERT_OK(served_unauthorized(mw, &r));
     }
     /* the token in the query (percent-encoded) */
     r = req_of("GET", "/a", "x=1&profile=1&profile_token=s3cret%2Dtoken", NULL);
@@ -369,6 +386,17 @@ TEST(production_sends_no_headers_without_token)
     ASSERT_TRUE(header(&hs, "X-Profile") != NULL);
     /* the token in the X-Profile-Token header */
     hdrs h = {.name = {"x-profile-token"}, .value = {"s3cret-token"}, .n = 1};
+    /* without ?profile=, it is not looked for: the request's headers are not read */
+    r = req_of("GET", "/a", NULL, &h);
+    r.header = counting_lookup;
+    header_reads = 0;
+    ASSERT_OK(served_unauthorized(mw, &r));
+    ASSERT_EQ_INT(header_reads, 0);
+    r = req_of("GET", "/a", "profile=1", &h);
+    r.header = counting_lookup;
+    ASSERT_OK(run_request(mw, &r, "SELECT 1", 1, 1000, 200, &hs, NULL, NULL));
+    ASSERT_TRUE(header_reads > 0);
+    ASSERT_TRUE(header(&hs, "X-Profile") != NULL);
     r = req_of("GET", "/a", "profile=1", &h);
     ASSERT_OK(run_request(mw, &r, "SELECT 1", 1, 1000, 200, &hs, NULL, NULL));
     ASSERT_TRUE(header(&hs, "X-Profile") != NULL);

@@ -192,7 +192,9 @@ enum nprof_mw_profile_mode {
 typedef struct nprof_mw_state {
     nprof_profile *profile; /* NULL when profiling is off */
     int profile_mode;       /* enum nprof_mw_profile_mode */
-    int authorized;         /* development mode, or the right token was given */
+    int authorized;         /* development mode, or a request that asks with ?profile=
+                               and gives the right token (production looks for the token
+                               only then) */
     int sample_stacks;      /* sample this request's call stacks: ?profile=flame, or picked
                                by opt.stack_sample_every; the adapter's sampler adds them
                                with nprof_profile_add_sample() (every opt.
