@@ -847,6 +847,11 @@ TEST(phase_marks_make_one_span_each_and_close_what_they_cross)
         ASSERT_TRUE(s[i].start_offset_ns + 1 >= ended && s[i].start_offset_ns <= ended + 1);
     }
     ASSERT_TRUE(s[4].start_offset_ns + 1 >= s[2].start_offset_ns + s[2].duration_ns);
+    /* Each phase's time is its span's (one phase running at a time here). */
+    nprof_profile_info info;
+    ASSERT_OK(nprof_profile_get_info(p, &info));
+    ASSERT_TRUE(info.routing_ns + 1 >= s[1].duration_ns && info.routing_ns <= s[1].duration_ns + 1);
+    ASSERT_TRUE(info.handler_ns + 1 >= s[2].duration_ns && info.handler_ns <= s[2].duration_ns + 1);
     nprof_mw_headers hs;
     ASSERT_OK(nprof_mw_request_end(&st, 200, &hs, NULL, NULL));
     nprof_mw_destroy(mw);
