@@ -314,6 +314,16 @@ static int fold_hash(uint64_t *h, PyObject *item)
     return 1;
 }
 
+/* The hashes of `n` items folded in order, or 0 when one of them has no hash. */
+static inline uint64_t fold_items(PyObject *const *items, Py_ssize_t n)
+{
+    uint64_t h = 0x9E3779B97F4A7C15ull + (uint64_t)n;
+    for (Py_ssize_t i = 0; i < n && h; i++)
+        if (!fold_hash(&h, items[i]))
+            h = 0;
+    return h;
+}
+
 /* A container's values hashed one by one (a list's items, a dict's keys and values, any
  * other sequence), or 0 when one of them has no hash. */
 static NPROF__NOINLINE uint64_t items_identity(PyObject *params)
@@ -332,11 +342,7 @@ static NPROF__NOINLINE uint64_t items_identity(PyObject *params)
         PyErr_Clear();
         return 0;
     }
-    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
-    h += (uint64_t)n;
-    for (Py_ssize_t i = 0; i < n && h; i++)
-        if (!fold_hash(&h, PySequence_Fast_GET_ITEM(seq, i)))
-            h = 0;
+    h = fold_items(PySequence_Fast_ITEMS(seq), PySequence_Fast_GET_SIZE(seq));
     Py_DECREF(seq);
     return h;
 }
@@ -356,7 +362,12 @@ static uint64_t params_identity(PyObject *params)
     if (!params || params == Py_None)
         return 0;
     uint64_t h;
-    if (PyList_Check(params) || PyDict_Check(params)) {
+    if (PyTuple_CheckExact(params)) {
+        /* A driver's positional parameters (asyncpg's *args): folded here, as a list's
+         * are, rather than through tuplehash, whose lines were one more cold stop of
+         * every query. */
+        h = fold_items(&PyTuple_GET_ITEM(params, 0), PyTuple_GET_SIZE(params));
+    } else if (PyList_Check(params) || PyDict_Check(params)) {
         h = items_identity(params);
     } else {
         Py_hash_t v = PyObject_Hash(params);
