@@ -113,10 +113,16 @@ class AsyncDriver:
         self.seen.append((query, seq, kwargs, guarded()))
         return len(seq)
 
+    async def fetch(self, query: Any, *args: Any) -> Any:
+        """asyncpg's form: every argument after the query is a parameter."""
+        self.seen.append((query, args, {}, guarded()))
+        return args
+
 
 def _timed_async(rec: Any) -> type[AsyncDriver]:
     class Timed(AsyncDriver):
         execute = async_execute(AsyncDriver.execute, rec, "params")  # type: ignore[assignment]
+        fetch = async_execute(AsyncDriver.fetch, rec, "*")  # type: ignore[assignment]
         executemany = async_executemany(AsyncDriver.executemany, rec, "seq")  # type: ignore[assignment]
 
     return Timed
@@ -613,6 +619,21 @@ def test_async_executemany_and_asyncio_helpers() -> None:
         ("SELECT task", 0), ("g1", 0), ("g2", 0), ("m", 2)]
 
 
+def test_positional_parameters_stay_as_they_were_for_whoever_kept_them() -> None:
+    # A (query, *args) method's parameters are a tuple the wrapper makes, one per query.
+    # This recorder keeps each one: none of them may change afterwards.
+    rec = FakeRecorder()
+    cur = _timed_async(rec)()
+
+    async def run() -> list[Any]:
+        out = [await cur.fetch("SELECT $1, $2", i, f"x{i}") for i in range(3)]
+        return out + [await cur.fetch("SELECT $1", 9), await cur.fetch("SELECT 1")]
+
+    assert asyncio.run(run()) == [(0, "x0"), (1, "x1"), (2, "x2"), (9,), ()]
+    assert [r[3] for r in rec.records] == [(0, "x0"), (1, "x1"), (2, "x2"), (9,), None]
+    assert [r[2] for r in rec.records][-1] == "SELECT 1"
+
+
 def test_cancellation_is_recorded_and_propagates() -> None:
     rec = FakeRecorder()
     cur = _timed_async(rec)()
@@ -833,6 +854,7 @@ def test_refcounts_stay_flat_over_many_calls() -> None:
                 nanoprof.end_profile()
                 nanoprof.start_profile(method="TASK", path="/async")
             await async_cur.execute("SELECT ?", params)
+            await async_cur.fetch("SELECT $1, $2", *params)
             await async_cur.executemany("INSERT ?", iter(many))
             if i % 10 == 0:
                 try:
@@ -875,8 +897,9 @@ def test_refcounts_stay_flat_over_many_calls() -> None:
         gc.collect()
     finally:
         _core.configure(max_history=history)
-    # Every query was recorded: sync 2 a round and 1 failing in 10, async half as many.
-    assert _core.hook_stats()["in_request"] - recorded == 2 * N + N // 10 + N + N // 20
+    # Every query was recorded: sync 2 a round and 1 failing in 10, async 3 a round in half
+    # as many rounds, and 1 failing in 10 of those.
+    assert _core.hook_stats()["in_request"] - recorded == 2 * N + N // 10 + 3 * N // 2 + N // 20
     assert _flat(objects, len(gc.get_objects()))
     assert (sys.getrefcount(params), sys.getrefcount(many), sys.getrefcount(live)) == refs
     assert _core.ctl("stats.memory.blocks") - blocks < 64
