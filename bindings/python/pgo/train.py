@@ -11,8 +11,8 @@ lines is what makes it cheaper (bindings/python/CMakeLists.txt has the figures).
 So the workload is what runs per request in an application, and nothing else: ASGI and
 WSGI requests through PerformanceMiddleware in production mode (and some in development
 mode, and some with ?profile=1), the Starlette phase hooks, queries through the C wrappers
-of the database hooks (an asyncpg-like driver that answers at once, and the standard
-library's sqlite3), repeated queries, a query with new literals each time, an N+1 loop, a
+of the database hooks (an asyncpg-like driver and a DB-API cursor, both answering at
+once), repeated queries, a query with new literals each time, an N+1 loop, a
 failing query.  The dashboard, the exports and the slow-query log are left out on purpose:
 what the training never runs the compiler optimizes as usual (-fprofile-partial-training),
 where code run a few times among thousands of requests would be optimized for size.
@@ -28,7 +28,6 @@ import asyncio
 import glob
 import os
 import shutil
-import sqlite3
 import sys
 from typing import Any
 
@@ -121,6 +120,7 @@ async def asgi_requests(nanoprof: Any, live: Any) -> dict[str, Any]:
     from nanoprof import _core
     from nanoprof.db import _base
 
+    # The hooks' own wrappers, as nanoprof/db/_asyncpg.py puts them on asyncpg.Connection.
     _base.patch(Connection, {name: (lambda f: _base.async_execute(f, live, "*"))
                              for name in ("fetchrow", "execute")})
     Router.__call__ = _core.PhaseHook(Router.__call__, _core.PHASE_ROUTING)  # type: ignore[method-assign]
@@ -149,18 +149,30 @@ async def asgi_requests(nanoprof: Any, live: Any) -> dict[str, Any]:
     return production._mw.totals()
 
 
-# ---- a WSGI application over sqlite3 -------------------------------------------------------
+# ---- a WSGI application over a DB-API cursor -----------------------------------------------
 
-def wsgi_requests(nanoprof: Any) -> dict[str, Any]:
-    db = sqlite3.connect(":memory:", check_same_thread=False)
-    db.execute("CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT, price REAL)")
-    db.executemany("INSERT INTO items VALUES (?, ?, ?)", [(i, f"item {i}", i * 1.5) for i in range(100)])
+class Cursor:
+    """A DB-API cursor (psycopg's, sqlite3's) whose execute answers at once; it gets the same
+    C wrapper as the hooks put on psycopg's cursors."""
+
+    def execute(self, query: str, params: Any = None) -> Cursor:
+        return self
+
+    def fetchone(self) -> tuple[str, float]:
+        return ("widget", 12.5)
+
+
+def wsgi_requests(nanoprof: Any, live: Any) -> dict[str, Any]:
+    from nanoprof.db import _base
+
+    _base.patch(Cursor, {"execute": lambda f: _base.sync_execute(f, live, "params")})
+    cur = Cursor()
 
     def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
         n = int(environ["PATH_INFO"].rsplit("/", 1)[-1])
         for k in range(3):
-            db.execute("SELECT name, price FROM items WHERE id = ?", ((n + k) % 100,)).fetchone()
-        db.execute("SELECT count(*) FROM items WHERE price > ?", (n % 50,)).fetchone()
+            cur.execute("SELECT name, price FROM items WHERE id = %s", (n + k,)).fetchone()
+        cur.execute("SELECT count(*) FROM items WHERE price > %(p)s", {"p": n % 50}).fetchone()
         start_response("200 OK", [("Content-Type", "text/plain")])
         return [b"ok"]
 
@@ -174,7 +186,6 @@ def wsgi_requests(nanoprof: Any) -> dict[str, Any]:
         close = getattr(body, "close", None)
         if close:
             close()
-    db.close()
     return wrapped._mw.totals()
 
 
@@ -187,11 +198,10 @@ def main() -> None:
     where = os.path.dirname(nanoprof._core.__file__)
     if not where.startswith(os.path.join(sys.argv[1], "pgo-package")):
         raise SystemExit(f"pgo/train.py: imported nanoprof from {where}, not the instrumented build")
-    timer = nanoprof.QueryTimer("sqlite3").install()
-    try:
-        done = [asyncio.run(asgi_requests(nanoprof, timer._live)), wsgi_requests(nanoprof)]
-    finally:
-        timer.uninstall()
+    from nanoprof.db import _base
+
+    live = _base.Live(nanoprof._core.QueryRecorder())  # what QueryTimer.install() hands its hooks
+    done = [asyncio.run(asgi_requests(nanoprof, live)), wsgi_requests(nanoprof, live)]
     # A hook that stopped recording would train the compiler on the wrong path.
     if any(not t["requests"] or t["queries"] < 3 * t["requests"] for t in done):
         raise SystemExit(f"pgo/train.py: the requests did not record their queries: {done}")
