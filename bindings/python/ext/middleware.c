@@ -1108,7 +1108,9 @@ static PyObject *req_get(PyObject *o, void *closure)
 
 PyGetSetDef nprof_py_request_type_getset[] = {
     {"profile_mode", req_get, NULL, "0 none, 1 ?profile=1, 2 ?profile=json", (void *)0},
-    {"authorized", req_get, NULL, "development mode, or the right token was given", (void *)1},
+    {"authorized", req_get, NULL,
+     "development mode, or a request that asks with ?profile= and gives the right token",
+     (void *)1},
     {"ended", req_get, NULL, "whether end() ran", (void *)2},
     {"status", req_get, NULL, "the status seen at the response start or at end", (void *)3},
     {"profile", req_get, NULL, "the running profile's view, None once ended", (void *)4},

@@ -226,7 +226,7 @@ class Request:
     """One request through the middleware.  Phases: 0 middleware, 1 routing, 2 handler."""
 
     profile_mode: int  # 0 none, 1 header, 2 json
-    authorized: bool
+    authorized: bool  # development mode, or ?profile= with the right token
     ended: bool
     status: int
     profile: RequestProfile | None
