@@ -34,8 +34,8 @@ caches before every query (as the driver's I/O does on /db).
 
     python bench/python/bench_asgi_db.py [--rounds 7] [--seconds 5] [--connections 16]
                                          [--variants bare,mw-prod,nanoprof-prod]
-                                         [--slow-log] [--no-callgrind | --estimate]
-    python bench/python/bench_asgi_db.py --functions nanoprof-prod [--top 30]
+                                         [--slow-log] [--no-callgrind | --estimate [--cold]]
+    python bench/python/bench_asgi_db.py --functions nanoprof-prod [--top 30] [--cold]
 
 --estimate runs only the callgrind part (about 6 minutes for four variants): instructions
 and simulated misses are deterministic on /rec; on /db the data misses move by a few
@@ -157,7 +157,8 @@ def child(variant: str, n: int, path: str = "/rec", timed: int = 0, between: int
     NANOPROF_BENCH_PG in the environment (the pool is opened as the lifespan would).  With
     `timed`, that many more requests follow, and the time of each request's own call is
     printed, in nanoseconds per request; with `between` 1, other_work() and one turn of the
-    event loop run between requests, outside the time taken; with 2, other_work() runs
+    event loop run between requests, outside the time taken (between the n requests
+    themselves when none is timed: callgrind's --cold counts); with 2, other_work() runs
     before each of /rec's queries, inside the time taken (the same for every variant: the
     difference is what the variant's own code costs when it runs cold at every query)."""
     os.environ["NANOPROF_BENCH_VARIANT"] = variant
@@ -178,7 +179,11 @@ def child(variant: str, n: int, path: str = "/rec", timed: int = 0, between: int
 
     async def main() -> None:
         async with asgi_db_app.lifespan(app):
+            cold = between == 1 and not timed
             for _ in range(n):
+                if cold:
+                    other_work()
+                    await asyncio.sleep(0)
                 await app(dict(scope), receive, send)
             taken = 0
             for _ in range(timed):
@@ -222,32 +227,34 @@ def in_process(variants: Sequence[str], rounds: int, between: int) -> dict[str, 
 
 
 def instructions(variant: str, path: str = "/rec", conninfo: str | None = None,
-                 n1: int = 200, n2: int = 1200
+                 n1: int = 200, n2: int = 1200, cold: bool = False
                  ) -> tuple[float, dict[str, float], dict[str, float], dict[str, float]]:
     """Instructions per request of `variant` on `path`, in-process (the server's own work,
     without uvicorn's): deterministic where requests per second are not.  With them, the
     64-byte lines of code those requests run, per object file (dbbench.code_lines), their
     line visits, a line counted once per query that runs it (at most QUERIES), and the
     simulated caches' events per request (dbbench.cycles turns them into an estimate)."""
-    da, db = dumps(variant, path, conninfo, n1, n2)
+    da, db = dumps(variant, path, conninfo, n1, n2, cold)
     a, b = da.instructions, db.instructions
     events = {k: (db.totals[k] - da.totals[k]) / (n2 - n1) for k in da.totals}
     return ((sum(b.values()) - sum(a.values())) / (n2 - n1), dbbench.code_lines(a, b, n2 - n1),
             dbbench.code_lines(a, b, n2 - n1, QUERIES), events)
 
 
-def dumps(variant: str, path: str, conninfo: str | None, n1: int, n2: int
+def dumps(variant: str, path: str, conninfo: str | None, n1: int, n2: int, cold: bool = False
           ) -> tuple[dbbench.Dump, dbbench.Dump]:
-    """Callgrind's counts of `n1` and of `n2` requests of `variant` to `path`, in process."""
+    """Callgrind's counts of `n1` and of `n2` requests of `variant` to `path`, in process;
+    `cold`: with other_work() between requests, as under a server (the same work for every
+    variant, so the differences to the bare app are the variant's, its misses included)."""
     env = dbbench.env_with(**({"NANOPROF_BENCH_PG": conninfo} if conninfo else {}))
     da, db = (dbbench.callgrind_code(
-        [sys.executable, str(Path(__file__).resolve()), "--child", variant, str(n), path],
-        env=env) for n in (n1, n2))
+        [sys.executable, str(Path(__file__).resolve()), "--child", variant, str(n), path,
+         "0", "1" if cold else "0"], env=env) for n in (n1, n2))
     return da, db
 
 
-def print_functions(variant: str, conninfo: str, top: int, n1: int = 200, n2: int = 1200
-                    ) -> None:
+def print_functions(variant: str, conninfo: str, top: int, n1: int = 200, n2: int = 1200,
+                    cold: bool = False) -> None:
     """Where `variant`'s added cost lies, per function: for each endpoint, the functions
     whose own events most change the estimated cycles against the bare app (nanoprof's,
     the interpreter's it pushes out of the caches, the driver's), with their added L1
@@ -256,7 +263,7 @@ def print_functions(variant: str, conninfo: str, top: int, n1: int = 200, n2: in
     n = n2 - n1
     for ep in ENDPOINTS:
         ci = conninfo if ep == "/db" else None
-        (ba, bb), (ma, mb) = (dumps(v, ep, ci, n1, n2) for v in ("bare", variant))
+        (ba, bb), (ma, mb) = (dumps(v, ep, ci, n1, n2, cold) for v in ("bare", variant))
         base, mine = dbbench.function_costs(ba, bb, n), dbbench.function_costs(ma, mb, n)
         none = dbbench.FunctionCost({}, 0.0)
         rows = []
@@ -356,6 +363,11 @@ def main() -> None:
                     help="only callgrind, per function: where VARIANT's added cost lies "
                          "against the bare app on each endpoint (about 3 minutes)")
     ap.add_argument("--top", type=int, default=30, help="functions --functions lists")
+    ap.add_argument("--cold", action="store_true",
+                    help="--estimate and --functions with other work between requests (a JSON "
+                         "codec, regular expressions, formatting: other_work()), which takes the "
+                         "caches back from the request's code as a server's own work does; "
+                         "back to back, code that runs once a request stays warmer than it would")
     ap.add_argument("--child", nargs="+", metavar="VARIANT N [PATH [TIMED [BETWEEN]]]",
                     help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -369,12 +381,13 @@ def main() -> None:
             raise SystemExit(f"--functions {args.functions}: {missing}")
         with dbbench.pg_cluster("1") as conninfo:
             seed(conninfo)
-            print_functions(args.functions, conninfo, args.top)
+            print_functions(args.functions, conninfo, args.top, cold=args.cold)
         return
     if args.estimate:
         with dbbench.pg_cluster("1") as conninfo:
             seed(conninfo)
-            print_callgrind({(v, ep): instructions(v, ep, conninfo if ep == "/db" else None)
+            print_callgrind({(v, ep): instructions(v, ep, conninfo if ep == "/db" else None,
+                                                   cold=args.cold)
                              for v in variants if v != "bare-again" for ep in ENDPOINTS},
                             variants)
         return
