@@ -273,17 +273,21 @@ void nprof__profile_release_heap(nprof_profile *p)
     p->heap_bytes = 0;
 }
 
+/* The inline hash tables of the fingerprints and exact texts, emptied. */
+static void clear_pattern_tables(nprof_profile *p)
+{
+    memset(p->index_inline, 0, sizeof p->index_inline);
+    memset(p->exact_inline, 0, sizeof p->exact_inline);
+}
+
 NPROF__HOT_PATH
 void nprof__profile_reset(nprof_profile *p)
 {
     nprof__profile_trim(p); /* what a big request grew, given back before the next one */
     memset(&p->ended, 0, (size_t)(p->reset_end - (char *)&p->ended));
     p->current_span = NPROF_SPAN_ROOT;
-    if (p->index_cap) {
-        /* Only a request that counted patterns left anything in the inline tables. */
-        memset(p->index_inline, 0, sizeof p->index_inline);
-        memset(p->exact_inline, 0, sizeof p->exact_inline);
-    }
+    if (p->index_cap) /* only a request that counted patterns left anything in them */
+        clear_pattern_tables(p);
     p->patterns = p->patterns_inline;
     p->pattern_index = p->index_inline;
     p->exact = p->exact_inline;
@@ -311,8 +315,7 @@ int nprof__profile_init(nprof_profile *p, nprof_runtime *rt, uint32_t owner_shar
     p->owner_shard = owner_shard;
     release_heap(p); /* (sets span_cap and query_cap) */
     p->index_cap = 0;
-    memset(p->index_inline, 0, sizeof p->index_inline);
-    memset(p->exact_inline, 0, sizeof p->exact_inline);
+    clear_pattern_tables(p);
     nprof__profile_reset(p);
     return NPROF_OK;
 }
@@ -549,6 +552,21 @@ static int phase_begin_at(nprof_profile *p, int phase, uint64_t now)
 NPROF__HOT_PATH
 static int phase_end_at(nprof_profile *p, int phase, uint64_t now)
 {
+    nprof__phase_entry *top = p->phase_depth ? &p->phase_stack[p->phase_depth - 1] : NULL;
+    if (NPROF_LIKELY(top && top->phase == phase && top->span >= 0 &&
+                     p->current_span == top->span)) {
+        /* The usual case (a framework's hooks moving the request on): `phase` is the
+         * innermost one and nothing is open inside it.  Its span closes and its entry pops,
+         * as below, without the searches: this runs cold at every mark, so a straight run
+         * of code is what it costs. */
+        nprof__span *ended = &p->spans[top->span];
+        ended->end_ticks = now;
+        ended->open = 0;
+        ended->unclosed = 0;
+        p->current_span = ended->parent;
+        pop_phase(p, now);
+        return NPROF_OK;
+    }
     for (uint32_t k = p->phase_depth; k-- > 0;) {
         if (p->phase_stack[k].phase != phase)
             continue;
@@ -595,23 +613,8 @@ int nprof__phase_switch(nprof_profile *p, int from, int to)
     /* One tick: `to` begins where `from` ended, and the outer phase, resumed and paused at
      * that tick, gains nothing.  A `from` not running leaves only the begin to do. */
     uint64_t now = nprof_ticks();
-    nprof__phase_entry *e = &p->phase_stack[0];
-    if (NPROF_LIKELY(p->phase_depth == 1 && e->phase == from && e->span >= 0 &&
-                     p->current_span == e->span)) {
-        /* A framework's hooks moving the request on: `from` is the one phase running and
-         * nothing is open inside it.  What phase_end_at() does then (its span closed, its
-         * time counted, its entry popped) without its searches: this runs cold at every
-         * mark, so a straight run of code is what it costs. */
-        nprof__span *ended = &p->spans[e->span];
-        ended->end_ticks = now;
-        ended->open = 0;
-        ended->unclosed = 0;
-        p->current_span = ended->parent;
-        p->phase_ticks[from] += now - e->resume_ticks;
-        p->phase_depth = 0;
-    } else if ((unsigned)from < NPROF_PHASE_COUNT) {
+    if ((unsigned)from < NPROF_PHASE_COUNT)
         phase_end_at(p, from, now);
-    }
     return phase_begin_at(p, to, now);
 }
 
