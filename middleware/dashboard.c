@@ -88,7 +88,10 @@ static int keep_coarse(rows *rs, row *rw)
         rs->hist = h;
         rs->hist_cap = cap;
     }
-    memcpy(rs->hist + rs->hist_len, coarse + first, (end - first) * sizeof *coarse);
+    /* A row read while its first request is still being counted can have a count and no
+       latency yet: nothing to keep, and rs->hist may still be NULL. */
+    if (end > first)
+        memcpy(rs->hist + rs->hist_len, coarse + first, (end - first) * sizeof *coarse);
     rw->hist_at = rs->hist_len;
     rw->hist_first = first;
     rw->hist_len = end - first;
