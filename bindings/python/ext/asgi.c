@@ -26,12 +26,52 @@
  * and install_asgi_call() points the class's tp_call at the C call: calling the instance
  * skips the Python method, asking for `__call__` still finds it.  A subclass gets the
  * Python method (CPython sets its tp_call from its own lookup), which does the same.
+ * The installed class's instances have `app` and `_mw` read at their slots' offsets.
  */
 #include "ext.h"
 
 #include <string.h>
 
+#include <structmember.h>
+
 static PyObject *str_type, *str_http, *str_app, *str_mw, *str_respond;
+
+/* The class install_asgi_call() set up, and where its instances keep `app` and `_mw`: slots
+ * (PerformanceMiddleware's __slots__), read at their offsets on every request.  Looked up
+ * by name, each was a search of the class's MRO whenever the type cache had lost it, which
+ * the rest of a request's code makes likely.  0: not a slot, looked up by name. */
+static PyTypeObject *direct_class; /* strong */
+static Py_ssize_t app_offset, mw_offset;
+
+/* The middleware's attribute `name`, at `offset` for an instance of direct_class.  New
+ * ref, or NULL with the exception of the lookup (an unset slot reads through it too, for
+ * its AttributeError). */
+NPROF__HOT_PATH
+static PyObject *middleware_attr(PyObject *self, Py_ssize_t offset, PyObject *name)
+{
+    if (NPROF_LIKELY(offset && Py_TYPE(self) == direct_class)) {
+        PyObject *v = *(PyObject **)((char *)self + offset);
+        if (NPROF_LIKELY(v != NULL))
+            return Py_NewRef(v);
+    }
+    return PyObject_GetAttr(self, name);
+}
+
+/* The offset of `cls`'s slot `name`, or 0 when `name` is something else there. */
+static Py_ssize_t slot_offset(PyTypeObject *cls, PyObject *name)
+{
+    PyObject *d = PyObject_GetAttr((PyObject *)cls, name);
+    Py_ssize_t offset = 0;
+    if (d && Py_IS_TYPE(d, &PyMemberDescr_Type)) {
+        PyMemberDef *m = ((PyMemberDescrObject *)d)->d_member;
+        if (m->type == T_OBJECT_EX && !(m->flags & READONLY))
+            offset = m->offset;
+    }
+    if (!d)
+        PyErr_Clear();
+    Py_XDECREF(d);
+    return offset;
+}
 
 typedef struct {
     nprof_py_forward fw; /* fw.iter: the application's coroutine, made at the first step */
@@ -159,8 +199,8 @@ static int call_first_step(nprof_py_forward *f)
 {
     asgi_call *c = (asgi_call *)f;
     PyObject *args[3] = {c->scope, c->receive, c->send};
-    PyObject *app = PyObject_GetAttr(c->middleware, str_app);
-    PyObject *mw = app ? PyObject_GetAttr(c->middleware, str_mw) : NULL;
+    PyObject *app = middleware_attr(c->middleware, app_offset, str_app);
+    PyObject *mw = app ? middleware_attr(c->middleware, mw_offset, str_mw) : NULL;
     PyObject *req = NULL;
     if (mw && !PyObject_TypeCheck(mw, &nprof_py_middleware_type))
         PyErr_Format(PyExc_TypeError, "ASGIMiddleware._mw is a %.100s, not a _core.Middleware",
@@ -213,7 +253,7 @@ static PyObject *call_middleware(PyObject *self, PyObject *scope, PyObject *rece
                                  PyObject *send)
 {
     if (!is_http(scope)) {
-        PyObject *app = PyObject_GetAttr(self, str_app);
+        PyObject *app = middleware_attr(self, app_offset, str_app);
         PyObject *args[3] = {scope, receive, send};
         PyObject *out = app ? PyObject_Vectorcall(app, args, 3, NULL) : NULL;
         Py_XDECREF(app);
@@ -265,7 +305,11 @@ static PyObject *install_asgi_call(PyObject *module, PyObject *cls)
     if (!PyType_Check(cls) || !PyType_HasFeature((PyTypeObject *)cls, Py_TPFLAGS_HEAPTYPE))
         return PyErr_Format(PyExc_TypeError, "install_asgi_call() takes a class, got %.100s",
                             Py_TYPE(cls)->tp_name);
-    ((PyTypeObject *)cls)->tp_call = middleware_tp_call;
+    PyTypeObject *t = (PyTypeObject *)cls;
+    t->tp_call = middleware_tp_call;
+    Py_XSETREF(direct_class, (PyTypeObject *)Py_NewRef(cls));
+    app_offset = slot_offset(t, str_app);
+    mw_offset = slot_offset(t, str_mw);
     Py_RETURN_NONE;
 }
 

@@ -424,3 +424,27 @@ def test_a_subclass_runs_the_python_call_with_the_same_result() -> None:
     assert response.status == 200
     assert_profile_headers(response.headers)
     assert route_row(app._mw.render("json"), "GET", "/mine/{id}")["count"] == 1
+
+
+def test_the_c_call_reads_the_app_and_core_the_instance_has_now() -> None:
+    # The C call reads `app` and `_mw` at their slots: what was set after construction is
+    # what serves, and an unset one raises as a lookup would, without crashing.
+    middleware = ASGIMiddleware(apps.asgi_app, **apps.options())
+    seen: list[str] = []
+
+    async def other(scope: Any, receive: Any, send: Any) -> None:
+        seen.append(scope["path"])
+        await apps.asgi_app(scope, receive, send)
+
+    middleware.app = other
+    assert run(middleware, "/mine/3").status == 200
+    assert seen == ["/mine/3"]
+    second = ASGIMiddleware(apps.asgi_app, **apps.options())
+    middleware._mw = second._mw
+    run(middleware, "/mine/4")
+    assert route_row(second._mw.render("json"), "GET", "/mine/{id}")["count"] == 1
+    del middleware.app
+    with pytest.raises(AttributeError, match="app"):
+        run(middleware, "/mine/5")
+    middleware.extra = "kept"  # the instance keeps a __dict__ for anything else
+    assert middleware.extra == "kept"

@@ -48,6 +48,10 @@ class PerformanceMiddleware:
     already sent).
     """
 
+    # Slots, so that the C call of an ASGIMiddleware (ext/asgi.c) reads `app` and `_mw` at
+    # their offsets on every request instead of looking them up through the class; the
+    # instance keeps a __dict__ for anything else set on it.
+    __slots__ = ("app", "_mw", "__dict__", "__weakref__")
     app: Any
     _mw: _core.Middleware
 
