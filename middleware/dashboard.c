@@ -89,7 +89,7 @@ static int keep_coarse(rows *rs, row *rw)
         rs->hist_cap = cap;
     }
     /* A row read while its first request is still being counted can have a count and no
-       latency yet: nothing to keep, and rs->hist may still be NULL. */
+     * latency yet: nothing to keep, and rs->hist may still be NULL. */
     if (end > first)
         memcpy(rs->hist + rs->hist_len, coarse + first, (end - first) * sizeof *coarse);
     rw->hist_at = rs->hist_len;
