@@ -88,8 +88,9 @@ static int keep_coarse(rows *rs, row *rw)
         rs->hist = h;
         rs->hist_cap = cap;
     }
-    /* A row read while its first request is still being counted can have a count and no
-     * latency yet: nothing to keep, and rs->hist may still be NULL. */
+    /* A row can have a count and no latency: read between a request's two adds (its status
+     * is counted first), or after its histogram could not grow (out of memory).  Nothing
+     * to keep then, and rs->hist may still be NULL. */
     if (end > first)
         memcpy(rs->hist + rs->hist_len, coarse + first, (end - first) * sizeof *coarse);
     rw->hist_at = rs->hist_len;
