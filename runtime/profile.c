@@ -417,13 +417,19 @@ static void pop_phase(nprof_profile *p, uint64_t now)
         p->phase_stack[p->phase_depth - 1].resume_ticks = now; /* the outer phase runs again */
 }
 
+/* Span `s` ends at `now`; `implicit`: ended because something around it did. */
+static inline void mark_span_ended(nprof__span *s, uint64_t now, int implicit)
+{
+    s->end_ticks = now;
+    s->open = 0;
+    s->unclosed = (uint8_t)implicit;
+}
+
 NPROF__HOT_PATH
 static void close_span(nprof_profile *p, int id, uint64_t now, int implicit)
 {
     nprof__span *s = &p->spans[id];
-    s->end_ticks = now;
-    s->open = 0;
-    s->unclosed = (uint8_t)implicit;
+    mark_span_ended(s, now, implicit);
     if (s->phase >= 0) {
         /* A phase closed with its span: pop its entry and anything still open above it. */
         for (uint32_t k = p->phase_depth; k-- > 0;) {
@@ -560,9 +566,7 @@ static int phase_end_at(nprof_profile *p, int phase, uint64_t now)
          * as below, without the searches: this runs cold at every mark, so a straight run
          * of code is what it costs. */
         nprof__span *ended = &p->spans[top->span];
-        ended->end_ticks = now;
-        ended->open = 0;
-        ended->unclosed = 0;
+        mark_span_ended(ended, now, 0);
         p->current_span = ended->parent;
         pop_phase(p, now);
         return NPROF_OK;

@@ -188,18 +188,20 @@ def child(variant: str, n: int, path: str = "/rec", timed: int = 0, between: int
         pass
 
     async def main() -> None:
+        async def between_requests() -> None:
+            other_work()
+            await asyncio.sleep(0)
+
         async with asgi_db_app.lifespan(app):
             cold = between == 1 and not timed
             for _ in range(n):
                 if cold:
-                    other_work()
-                    await asyncio.sleep(0)
+                    await between_requests()
                 await app(dict(scope), receive, send)
             taken = 0
             for _ in range(timed):
                 if between == 1:
-                    other_work()
-                    await asyncio.sleep(0)
+                    await between_requests()
                 t0 = time.perf_counter_ns()
                 await app(dict(scope), receive, send)
                 taken += time.perf_counter_ns() - t0
