@@ -105,20 +105,11 @@ typedef struct nprof_py_sampled nprof_py_sampled; /* sampler.c */
 enum { NPROF_PY_REQ_STANDALONE = 0, NPROF_PY_REQ_MW = 1 };
 
 /* A query held back by record.c until its request's profile is next read (see
- * nprof_py_request_flush): a repeat of the request's last fully recorded text, or the
- * request's first query. */
+ * nprof_py_request_flush): a repeat of the request's last fully recorded text. */
 typedef struct nprof_py_held {
     uint64_t start_ticks, duration_ns, params_hash;
     uint32_t rows;
 } nprof_py_held;
-
-/* A query's call site (record.c), looked up at most once: when the profile asks for it, or
- * at once for a request's first query held back (nprof_py_request.first_site). */
-typedef struct nprof_py_site {
-    size_t len;
-    int done;
-    char buf[NPROF_CALLSITE_MAX];
-} nprof_py_site;
 
 enum { NPROF_PY_HELD_MAX = 8 };
 
@@ -138,15 +129,9 @@ typedef struct nprof_py_request {
     nprof_py_profile *view;   /* strong; made on first get_current_profile() */
     PyObject *token;          /* the context variable's token, to restore it at end */
     nprof_py_sampled *sampled; /* sampler.c: set while its call stacks are sampled */
-    PyObject *repeat_text;    /* record.c, strong: the text of the last query recorded in full,
-                                 or of held[0] when first_held */
-    uint32_t held_count;      /* record.c: queries held back, all with the text repeat_text */
-    int first_held;           /* record.c: held[0] is the request's first query, not yet
-                                 recorded in full; its call site is first_site */
+    PyObject *repeat_text;    /* record.c, strong: the text of the last query recorded in full */
+    uint32_t held_count;      /* record.c: queries held back, all repeats of repeat_text */
     nprof_py_held held[NPROF_PY_HELD_MAX];
-    /* Last, and not zeroed when the request is made (nprof_py_request_alloc): only read
-     * while first_held says it was written. */
-    nprof_py_site first_site;
 } nprof_py_request;
 
 /* Records the queries held back in `r` into its profile (record.c): called before anything

@@ -12,7 +12,6 @@
  */
 #include "ext.h"
 
-#include <stddef.h>
 #include <string.h>
 
 PyTypeObject *nprof_py_sqlquery_type;
@@ -616,9 +615,8 @@ nprof_py_request *nprof_py_request_alloc(void)
                                                                   &nprof_py_request_type);
     if (!r)
         r = PyObject_New(nprof_py_request, &nprof_py_request_type);
-    if (r) /* first_site, the last field, is written before it is read */
-        memset((char *)r + sizeof(PyObject), 0,
-               offsetof(nprof_py_request, first_site) - sizeof(PyObject));
+    if (r)
+        memset((char *)r + sizeof(PyObject), 0, sizeof *r - sizeof(PyObject));
     return r;
 }
 

@@ -14,20 +14,17 @@
  * finish() (nprof_pq_exclude_thread()); async hooks need nothing: the shim records into the
  * thread's current profile, which is never set on an event loop's thread (see ext.h).
  *
- * Held queries.  A query that is not slow, not failed, keeps no parameters and has no
- * observer, and that is either the request's first query or a repeat of the text its
- * request recorded (or held) last (the same text object: an N+1 loop's call site passes the
- * same str every time), is only written down in the request (start, duration, the values'
- * identity, rows) and recorded with the others like it when the profile is next read, its
- * spans or phases change, or it ends (nprof_py_request_flush).  The recording is the same;
- * what changes is where it runs: a query's recording touches some 150 lines of code that
- * the driver and the event loop have pushed out of the instruction cache since the last
- * query, and in a batch only the first of them runs cold: callgrind's cache simulation
- * (bench_asgi_db.py, other work before each query) counted about 190 fewer
- * instruction-cache misses in that code per 5-query request when repeats were held.  A
- * repeat needs no call site (its shape's first query has it); the request's first query is
- * the first of its shape, so its call site is taken when it is held, from the stack that
- * ran it, and handed to the profile when it is recorded.
+ * Held queries.  A query that repeats the request's last query recorded in full (the same
+ * text object: an N+1 loop's call site passes the same str every time), and that is not
+ * slow, not failed, keeps no parameters and has no observer, is only written down in the
+ * request (start, duration, the values' identity, rows) and recorded with the others like
+ * it when the profile is next read, its spans or phases change, or it ends
+ * (nprof_py_request_flush).  The recording is the same; what changes is where it runs: a
+ * query's recording touches some 150 lines of code that the driver and the event loop have
+ * pushed out of the instruction cache since the last query, and in a batch only the first
+ * of them runs cold: callgrind's cache simulation (bench_asgi_db.py, other work before each
+ * query) counts about 190 fewer instruction-cache misses in that code per 5-query request.
+ * A held query needs no call site: its shape's first query, recorded in full, has it.
  */
 #include "ext.h"
 
@@ -440,7 +437,11 @@ static PyObject *error_text(PyObject *error)
 
 /* What nprof_query.callsite points at: the call site is looked up once per query, when the
  * profile asks, and kept for the slow-query log and the observer. */
-typedef nprof_py_site site;
+typedef struct site {
+    char buf[NPROF_CALLSITE_MAX];
+    size_t len;
+    int done;
+} site;
 
 static size_t site_get(site *s)
 {
@@ -579,26 +580,16 @@ static void count_into_request(int rc)
         counts.failures++;
 }
 
-/* Holds `a` back in `r` when it is not slow, not failed, its parameters are not kept,
- * nobody is watching, and it is either a plain repeat of the request's last query recorded
- * in full (the same text object: the same shape, whose call site the profile already has)
- * or the request's first query.  That one is the first of its shape, so its call site is
- * taken now, while the stack is the query's, and given to the profile when it is recorded:
- * recorded in full here, it ran the whole recording cold at every request.  1 when held. */
+/* Holds `a` back in `r` when it is a plain repeat of the request's last query recorded in
+ * full: the same text object (so the same shape, whose call site the profile already has),
+ * not slow, not failed, its parameters not kept, nobody watching.  1 when held. */
 NPROF__HOT_PATH
 static int hold(nprof_py_request *r, const one_query *a, int to_log)
 {
-    int first = !r->repeat_text && (PyUnicode_CheckExact(a->sql) || PyBytes_CheckExact(a->sql));
-    if ((a->sql != r->repeat_text && !first) || to_log || observer || !a->start_ticks ||
-        r->sampled || r->held_count == NPROF_PY_HELD_MAX || (a->error && a->error != Py_None) ||
+    if (a->sql != r->repeat_text || to_log || observer || !a->start_ticks || r->sampled ||
+        r->held_count == NPROF_PY_HELD_MAX || (a->error && a->error != Py_None) ||
         nprof_profile_wants_params(r->p, a->duration_ns, 0))
         return 0;
-    if (first) {
-        r->first_site.done = 0;
-        site_get(&r->first_site);
-        r->first_held = 1;
-        r->repeat_text = Py_NewRef(a->sql);
-    }
     nprof_py_held *h = &r->held[r->held_count++];
     h->start_ticks = a->start_ticks;
     h->duration_ns = a->duration_ns;
@@ -613,9 +604,7 @@ NPROF__HOT_PATH
 void nprof_py_request_record_held(nprof_py_request *r)
 {
     uint32_t n = r->held_count;
-    int first = r->first_held;
     r->held_count = 0;
-    r->first_held = 0;
     if (!r->p || !r->repeat_text)
         return;
     PyObject *type, *value, *tb;
@@ -633,10 +622,6 @@ void nprof_py_request_record_held(nprof_py_request *r)
             .batch_rows = h->rows,
             .params_hash = h->params_hash,
         };
-        if (i == 0 && first) { /* the request's first query: the call site taken when held */
-            q.callsite = site_callback;
-            q.callsite_user = &r->first_site;
-        }
         count_into_request(nprof_sql_record(r->p, &q));
     }
     Py_XDECREF(keep);
