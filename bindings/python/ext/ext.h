@@ -338,6 +338,9 @@ struct nprof_py_forward {
      * run without the awaiting coroutine's frame on the stack (CPython pushes a coroutine's
      * frame when it forwards to another coroutine, not to an object like this one). */
     int unstacked;
+    /* Its finalizer ran: CPython has marked it finalized (it marks an object exactly when
+     * it calls its tp_finalize) and would never finalize it again, so it is not reused. */
+    int finalized;
 };
 
 /* Steps of guarded forwards running on this thread now (TimedAwait: a query being timed). */

@@ -78,6 +78,7 @@ void nprof_py_forward_start(nprof_py_forward *f, const nprof_py_forward_ops *ops
     f->ops = ops;
     f->guarded = ops->guarded;
     f->unstacked = 0;
+    f->finalized = 0;
     f->plain_start = ops->first_step == NULL;
     f->iter = Py_XNewRef(iter);
     f->weakrefs = NULL;
@@ -412,6 +413,7 @@ static PyObject *fw_await(PyObject *self)
  * does not warn that it was never awaited. */
 static void fw_finalize(nprof_py_forward *f)
 {
+    f->finalized = 1;
     if (f->state == FW_DONE)
         return;
     if (!f->iter) {
@@ -465,8 +467,9 @@ static void fw_dealloc(nprof_py_forward *f)
     Py_TYPE(f)->tp_clear((PyObject *)f);
     /* Only an object whose finalizer never ran is reused: CPython marks a finalized object
      * and would never finalize it again, so a reused one dropped unawaited would leave its
-     * coroutine unclosed. */
-    if (ended && f->ops->recycle && !PyObject_GC_IsFinalized((PyObject *)f) && f->ops->recycle(f))
+     * coroutine unclosed.  Read from our own flag: PyObject_GC_IsFinalized() is a call into
+     * libpython whose lines are cold at every query. */
+    if (ended && f->ops->recycle && !f->finalized && f->ops->recycle(f))
         return;
     PyObject_GC_Del(f);
 }
