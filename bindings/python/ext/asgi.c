@@ -242,8 +242,7 @@ static int is_http(PyObject *scope)
         PyErr_Clear();
         return 0;
     }
-    return type == str_http ||
-           (PyUnicode_Check(type) && PyUnicode_Compare(type, str_http) == 0);
+    return nprof_py_str_is(type, str_http);
 }
 
 /* An awaitable for one ASGI call of the middleware `self` (an ASGIMiddleware): the app's

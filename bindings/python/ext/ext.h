@@ -18,6 +18,8 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
+#include <string.h>
+
 #include <nanoprof/nanoprof.h>
 
 /* ---- module state (module.c) --------------------------------------------------------- */
@@ -475,6 +477,23 @@ int nprof_py_sampler_running(void);
 void nprof_py_sampler_flush(nprof_profile *p);
 int nprof_py_sampler_query(nprof_profile *p, const char *sql, size_t sql_len,
                            uint64_t duration_ns);
+
+/* Whether `o` is a str equal to the str `s`, compared here: an ASGI message's type is a
+ * literal of the framework's that is not interned (it has dots), so it is rarely `s`
+ * itself, and PyUnicode_Compare() is a call into libpython whose lines run cold on every
+ * request.  Anything but a str is unequal, with no exception. */
+static inline int nprof_py_str_is(PyObject *o, PyObject *s)
+{
+    if (o == s)
+        return 1;
+    if (!PyUnicode_Check(o) || PyUnicode_READY(o) < 0) {
+        PyErr_Clear();
+        return 0;
+    }
+    Py_ssize_t n = PyUnicode_GET_LENGTH(o);
+    return n == PyUnicode_GET_LENGTH(s) && PyUnicode_KIND(o) == PyUnicode_KIND(s) &&
+           memcmp(PyUnicode_DATA(o), PyUnicode_DATA(s), (size_t)n * PyUnicode_KIND(o)) == 0;
+}
 
 /* Writes `u` in decimal so that it ends just before `end`; returns where it starts.  The
  * request path formats line numbers and integer parameters with this: snprintf costs more

@@ -980,10 +980,11 @@ static PyObject *send_call(send_obj *s, PyObject *const *args, size_t nargsf, Py
         return PyErr_Format(PyExc_TypeError, "send(message) takes one message");
     PyObject *msg = args[0];
     PyObject *type = PyDict_Check(msg) ? PyDict_GetItemWithError(msg, str_type) : NULL;
-    if (!type || s->req->ended || (type != str_start && PyUnicode_Compare(type, str_start) != 0)) {
-        if (type && !s->req->ended && (type == str_body || PyUnicode_Compare(type, str_body) == 0))
+    if (!type || s->req->ended || !nprof_py_str_is(type, str_start)) {
+        if (type && !s->req->ended && nprof_py_str_is(type, str_body))
             last_body(s, msg);
-        PyErr_Clear();
+        else if (!type)
+            PyErr_Clear(); /* a message the app's server will refuse, not ours to judge */
         return PyObject_CallOneArg(s->send, msg);
     }
     PyObject *status = PyDict_GetItemWithError(msg, str_status);

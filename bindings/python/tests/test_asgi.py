@@ -252,6 +252,35 @@ def test_a_response_start_with_nothing_to_add_is_sent_as_the_app_made_it() -> No
     assert_profile_headers(with_headers.headers, queries=0)
 
 
+class _Str(str):
+    pass
+
+
+@pytest.mark.parametrize("spell", [lambda t: "".join(t.partition("response")), _Str],
+                         ids=["built", "subclass"])
+def test_message_types_are_read_by_their_text(spell: Callable[[str], str]) -> None:
+    # A framework spells the message types as literals of its own (dotted, so not interned)
+    # or builds them: the adapter compares their text, not the objects.
+    async def inner(scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": spell("http.response.start"), "status": 201, "headers": []})
+        await send({"type": spell("http.response.body"), "body": b"ok"})
+
+    response = run(PerformanceMiddleware(inner, **apps.options()), "/spelled")
+    assert (response.status, response.body) == (201, b"ok")
+    assert_profile_headers(response.headers, queries=0)
+
+
+def test_a_message_type_that_is_not_a_str_goes_to_the_server_as_it_came() -> None:
+    message = {"type": b"http.response.start", "status": 200, "headers": []}
+
+    async def inner(scope: Any, receive: Any, send: Any) -> None:
+        await send(message)
+
+    response = run(PerformanceMiddleware(inner, **apps.options()), "/bytes-type")
+    assert response.messages == [message] and response.messages[0] is message
+    assert _core.get_store().get_recent(1)[0].status == 500  # no response start was seen
+
+
 def test_interleaved_requests_on_one_loop_see_only_their_own_queries() -> None:
     app = PerformanceMiddleware(apps.asgi_app, **apps.options())
 
