@@ -486,7 +486,9 @@ static inline int nprof_py_str_is(PyObject *o, PyObject *s)
 {
     if (o == s)
         return 1;
-    if (!PyUnicode_Check(o) || PyUnicode_READY(o) < 0) {
+    if (!PyUnicode_Check(o))
+        return 0;
+    if (PyUnicode_READY(o) < 0) { /* a legacy str that cannot be made ready (no memory) */
         PyErr_Clear();
         return 0;
     }
