@@ -36,10 +36,17 @@ caches before every query (as the driver's I/O does on /db).
                                          [--variants bare,mw-prod,nanoprof-prod]
                                          [--slow-log] [--no-callgrind | --estimate [--cold]]
     python bench/python/bench_asgi_db.py --functions nanoprof-prod [--top 30] [--cold]
+    python bench/python/bench_asgi_db.py --compare OTHER_VENV/bin/python [--rounds 11]
 
 --estimate runs only the callgrind part (about 6 minutes for four variants): instructions
 and simulated misses are deterministic on /rec; on /db the data misses move by a few
 hundred between runs with the event loop's timing, the instruction misses by a few dozen.
+--compare adds the variant `compare`: nanoprof-prod served by another interpreter (a second
+venv with another build of nanoprof installed), in the same rounds as the rest.  Two builds
+side by side this way are the measure of a change to the request path: a change of a few
+thousand cycles is below what callgrind's estimate on /db resolves (the same build gives
+estimates some 10k cycles apart from run to run), and below what two separate runs of wrk
+can tell apart.  It runs in the wrk rounds only.
 --functions breaks one variant's estimated cost down by function (its own, and the
 interpreter's and driver's that its code pushes out of the caches), with the lines of code
 each runs per request: the measure to find what a leaner path must drop.
@@ -68,7 +75,10 @@ import dbbench  # noqa: E402
 ALL_VARIANTS = ("bare", "bare-again", "noop-mw", "spin-mw", "floor", "floor-mw", "mw-prod",
                 "nanoprof-prod",
                 "nanoprof-dev")
-HOOKED = {"nanoprof-prod", "nanoprof-dev"}
+HOOKED = {"nanoprof-prod", "nanoprof-dev", "compare"}
+# --compare: the interpreter that serves the `compare` variant, which is nanoprof-prod there.
+COMPARE = "compare"
+other_python: str | None = None
 # The queries each endpoint runs (asgi_db_app.QUERIES_PER_REQUEST, not imported here: the
 # app module builds its app when imported).
 QUERIES = 5
@@ -100,10 +110,14 @@ def seed(conninfo: str) -> None:
 
 
 def start(variant: str, port: int, conninfo: str, slow_log: bool) -> subprocess.Popen[bytes]:
+    python = sys.executable
+    if variant == COMPARE:
+        assert other_python is not None
+        python, variant = other_python, "nanoprof-prod"
     env = dbbench.env_with(NANOPROF_BENCH_VARIANT=variant, NANOPROF_BENCH_PG=conninfo)
     if slow_log and variant in HOOKED:
         env["NANOPROF_BENCH_SLOWLOG"] = conninfo
-    cmd = dbbench.pinned([sys.executable, "-m", "uvicorn", "asgi_db_app:app", "--host",
+    cmd = dbbench.pinned([python, "-m", "uvicorn", "asgi_db_app:app", "--host",
                           "127.0.0.1", "--port", str(port), "--log-level", "warning",
                           # floor's middleware is a C callable, which uvicorn's guess
                           # (`async def __call__`) would take for ASGI 2
@@ -380,6 +394,10 @@ def main() -> None:
                          "codec, regular expressions, formatting: other_work()), which takes the "
                          "caches back from the request's code as a server's own work does; "
                          "back to back, code that runs once a request stays warmer than it would")
+    ap.add_argument("--compare", metavar="PYTHON",
+                    help="also run nanoprof-prod served by PYTHON (another venv's interpreter, "
+                         "with another build of nanoprof) as the variant `compare`, in the same "
+                         "wrk rounds: two builds side by side")
     ap.add_argument("--child", nargs="+", metavar="VARIANT N [PATH [TIMED [BETWEEN]]]",
                     help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -387,6 +405,18 @@ def main() -> None:
         child(args.child[0], int(args.child[1]), *args.child[2:3], *map(int, args.child[3:5]))
         return
     variants, failed = dbbench.choose_variants(args.variants, ALL_VARIANTS, HOOKED)
+    if args.compare:
+        global other_python
+        other_python = args.compare
+        probe = subprocess.run([args.compare, "-c", "import nanoprof.db, asyncpg, starlette, "
+                                "uvicorn; print(nanoprof.__file__)"],
+                               capture_output=True, text=True)
+        if probe.returncode != 0:
+            raise SystemExit(f"--compare {args.compare}: cannot serve the app: "
+                             f"{probe.stderr.strip()[-500:]}")
+        print(f"compare: nanoprof-prod served by {args.compare} ({probe.stdout.strip()})",
+              file=sys.stderr)
+        variants += (COMPARE,)
     if args.functions:
         missing = dbbench.hooks_missing() if args.functions in HOOKED else None
         if missing:
@@ -445,10 +475,11 @@ def main() -> None:
                   tuple[float, dict[str, float], dict[str, float], dict[str, float]]] = {}
         if not args.no_callgrind:
             for v in variants:
-                if v != "bare-again":
+                if v not in ("bare-again", COMPARE):
                     for ep in ENDPOINTS:
                         ins[v, ep] = instructions(v, ep, conninfo if ep == "/db" else None)
-    inproc = {between: in_process(variants, 5, between) for between in (0, 1, 2)}
+    inproc = {between: in_process([v for v in variants if v != COMPARE], 5, between)
+              for between in (0, 1, 2)}
 
     print(f"\n{args.rounds} rounds of {args.seconds} s per variant and endpoint, wrk -c"
           f"{args.connections}; {dbbench.machine_line()}")
@@ -488,7 +519,7 @@ def main() -> None:
             cost = 100 * (1 - dbbench.med(ratios[v, ep]))
             cpu_cost = 100 * (dbbench.med(cpu_ratios[v, ep]) - 1)
             said = ""
-            if v == "nanoprof-prod":
+            if v in ("nanoprof-prod", COMPARE):
                 control = (100 * (1 - dbbench.med(ratios["bare-again", ep]))
                            if ("bare-again", ep) in ratios else None)
                 said = f" ({verdict(cost, TARGET[ep], control)})"
@@ -506,6 +537,9 @@ def main() -> None:
             f"{ep} {above('floor', 'nanoprof-prod', ep):.1f}% (the floor itself "
             f"{100 * (1 - dbbench.med(ratios['floor', ep])):.1f}%; the target allows "
             f"{TARGET[ep]:.0f}% in all)" for ep in ENDPOINTS))
+    if COMPARE in variants and "nanoprof-prod" in variants:
+        print(f"compare ({other_python}) against nanoprof-prod, same-round medians: " + "; ".join(
+            f"{ep} {above('nanoprof-prod', COMPARE, ep):+.1f}% fewer requests/s" for ep in ENDPOINTS))
     if "floor-mw" in variants and "mw-prod" in variants:
         print("mw-prod's cost above the floor's middleware, same-round medians: " + "; ".join(
             f"{ep} {above('floor-mw', 'mw-prod', ep):.1f}% (the floor's middleware itself "
