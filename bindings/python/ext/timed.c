@@ -181,12 +181,9 @@ static Py_ssize_t find_keyword(PyObject *kwnames, PyObject *name)
     if (!kwnames)
         return -1;
     Py_ssize_t n = PyTuple_GET_SIZE(kwnames);
-    for (Py_ssize_t i = 0; i < n; i++) /* interned names: pointers first */
-        if (PyTuple_GET_ITEM(kwnames, i) == name)
+    for (Py_ssize_t i = 0; i < n; i++) /* names are unique: the first equal one is it */
+        if (nprof_py_str_is(PyTuple_GET_ITEM(kwnames, i), name))
             return i;
-    for (Py_ssize_t i = 0; i < n; i++)
-        if (PyUnicode_Compare(PyTuple_GET_ITEM(kwnames, i), name) == 0)
-            return i; /* (cannot fail: both are str) */
     return -1;
 }
 
