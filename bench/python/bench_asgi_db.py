@@ -75,10 +75,9 @@ import dbbench  # noqa: E402
 ALL_VARIANTS = ("bare", "bare-again", "noop-mw", "spin-mw", "floor", "floor-mw", "mw-prod",
                 "nanoprof-prod",
                 "nanoprof-dev")
-HOOKED = {"nanoprof-prod", "nanoprof-dev", "compare"}
-# --compare: the interpreter that serves the `compare` variant, which is nanoprof-prod there.
+# --compare's variant: nanoprof-prod, served by the other interpreter.
 COMPARE = "compare"
-other_python: str | None = None
+HOOKED = {"nanoprof-prod", "nanoprof-dev", COMPARE}
 # The queries each endpoint runs (asgi_db_app.QUERIES_PER_REQUEST, not imported here: the
 # app module builds its app when imported).
 QUERIES = 5
@@ -109,11 +108,12 @@ def seed(conninfo: str) -> None:
         con.execute("VACUUM ANALYZE bench_items")
 
 
-def start(variant: str, port: int, conninfo: str, slow_log: bool) -> subprocess.Popen[bytes]:
+def start(variant: str, port: int, conninfo: str, slow_log: bool,
+          compare_with: str | None = None) -> subprocess.Popen[bytes]:
     python = sys.executable
     if variant == COMPARE:
-        assert other_python is not None
-        python, variant = other_python, "nanoprof-prod"
+        assert compare_with is not None
+        python, variant = compare_with, "nanoprof-prod"
     env = dbbench.env_with(NANOPROF_BENCH_VARIANT=variant, NANOPROF_BENCH_PG=conninfo)
     if slow_log and variant in HOOKED:
         env["NANOPROF_BENCH_SLOWLOG"] = conninfo
@@ -406,8 +406,6 @@ def main() -> None:
         return
     variants, failed = dbbench.choose_variants(args.variants, ALL_VARIANTS, HOOKED)
     if args.compare:
-        global other_python
-        other_python = args.compare
         probe = subprocess.run([args.compare, "-c", "import nanoprof.db, asyncpg, starlette, "
                                 "uvicorn; print(nanoprof.__file__)"],
                                capture_output=True, text=True)
@@ -451,7 +449,7 @@ def main() -> None:
             this = {}
             try:
                 for v in order:
-                    procs.append(start(v, ports[v], conninfo, args.slow_log))
+                    procs.append(start(v, ports[v], conninfo, args.slow_log, args.compare))
                     pids[v] = procs[-1].pid
                     if r == 0:
                         check(v, ports[v])
@@ -538,7 +536,7 @@ def main() -> None:
             f"{100 * (1 - dbbench.med(ratios['floor', ep])):.1f}%; the target allows "
             f"{TARGET[ep]:.0f}% in all)" for ep in ENDPOINTS))
     if COMPARE in variants and "nanoprof-prod" in variants:
-        print(f"compare ({other_python}) against nanoprof-prod, same-round medians: " + "; ".join(
+        print(f"compare ({args.compare}) against nanoprof-prod, same-round medians: " + "; ".join(
             f"{ep} {above('nanoprof-prod', COMPARE, ep):+.1f}% fewer requests/s" for ep in ENDPOINTS))
     if "floor-mw" in variants and "mw-prod" in variants:
         print("mw-prod's cost above the floor's middleware, same-round medians: " + "; ".join(
