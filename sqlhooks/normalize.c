@@ -1378,6 +1378,27 @@ NOINLINE static void try_cast(struct norm *n, struct tok *t)
 }
 
 /*
+ * Whether a dot and a word follow at once (x.name, not x.b'01' or x. name), as the lexer
+ * reads them: where the word ends, with `after` the lexer past it; NULL otherwise.  One
+ * test for the qualified name and for the keyword used as a name before it, so both read
+ * x.b'01', which normalizes to x.?, as they read x.?.
+ */
+static const u8 *dot_word(const struct lexer *lx, struct lexer *after)
+{
+    const u8 *s = lx->s;
+    if (!(lx->pos + 1 < lx->len && s[lx->pos] == '.' && is_ident_start(s[lx->pos + 1])))
+        return NULL;
+    struct tok dot, part;
+    *after = *lx;
+    lex(after, &dot);
+    size_t at = after->pos;
+    lex(after, &part);
+    if (dot.kind != TK_DOT || part.kind != TK_WORD || part.p != s + at)
+        return NULL;
+    return part.p + part.n;
+}
+
+/*
  * "schema"."table"."column" and schema.table.column, written without spaces as ORMs write
  * every column, go to the shaper and the emitter as one token: nothing between the parts is
  * ever spaced or rewritten, and a name of three tokens cost three passes through the shaper.
@@ -1399,15 +1420,10 @@ static void qualified_name(struct lexer *lx, struct tok *t)
         lx->pos = i;
         return;
     }
-    while (lx->pos + 1 < len && s[lx->pos] == '.' && is_ident_start(s[lx->pos + 1])) {
-        struct lexer ahead = *lx;
-        struct tok dot, part;
-        lex(&ahead, &dot);
-        size_t at = ahead.pos;
-        lex(&ahead, &part);
-        if (dot.kind != TK_DOT || part.kind != TK_WORD || part.p != s + at)
-            return;
-        t->n = (size_t)(part.p + part.n - t->p);
+    struct lexer ahead;
+    const u8 *end;
+    while ((end = dot_word(lx, &ahead))) {
+        t->n = (size_t)(end - t->p);
         *lx = ahead;
     }
 }
@@ -1469,10 +1485,11 @@ NOINLINE static int used_as_name(const struct norm *n, const struct tok *t)
     int starts_element = pk == TK_LPAREN || pk == TK_COMMA;
     if (n->name_pos)
         return 0;
-    if (lx->pos + 1 < lx->len && lx->s[lx->pos] == '.' && is_ident_start(lx->s[lx->pos + 1]))
+    struct lexer ahead;
+    if (dot_word(lx, &ahead))
         return 1;
     /* What follows, lexed as it would be after a name (a '+' there is binary). */
-    struct lexer ahead = *lx;
+    ahead = *lx;
     struct tok u;
     ahead.prev_kind = TK_WORD;
     ahead.prev_kw = -1;

@@ -986,9 +986,13 @@ TEST(former_fuzzer_findings_stay_fixed)
         "INSERT INTO t VALUES (NULL::int, 2), (CAST(NULL AS int))",
         "6::IN++++::IN++++:\377",           /* a cast to a keyword-named type ends an operand */
         "SELECT 6::in + 1, 'x'::all+2",
+        "SELECT at.b'01', at.x FROM t",      /* x.b'01' reads as x.?, its normal form */
     };
     for (size_t i = 0; i < sizeof in / sizeof in[0]; i++)
         ASSERT_EQ_INT(check_properties(in[i], strlen(in[i])), 0);
+    /* As the fuzzer found it: the same word, AT, once as a keyword and once before x.b'..'. */
+    static const char found[] = "\334\001\000\366\017\017aT\022\n\017\017aT.b'bbbbbbbb'";
+    ASSERT_EQ_INT(check_properties(found, sizeof found - 1), 0);
     char *got = norm_str("PREPARE +oo(int) AS SELECT $2", NPROF_SQL_QMARK);
     ASSERT_TRUE(got != NULL);
     ASSERT_STR(got, "PREPARE ?(int) AS SELECT ?");
@@ -996,6 +1000,10 @@ TEST(former_fuzzer_findings_stay_fixed)
     got = norm_str("MOVE CAST(x AS ON)", NPROF_SQL_QMARK);
     ASSERT_TRUE(got != NULL);
     ASSERT_STR(got, "MOVE ?");
+    free(got);
+    got = norm_str("SELECT at.b'01', at.x FROM t", NPROF_SQL_QMARK);
+    ASSERT_TRUE(got != NULL);
+    ASSERT_STR(got, "SELECT AT.?, at.x FROM t");
     free(got);
     got = norm_str("SELECT 6::in + 1", NPROF_SQL_QMARK);
     ASSERT_TRUE(got != NULL);
