@@ -613,27 +613,61 @@ static int protocol_fields(protocol *proto, PyObject *d, PyObject *v[4])
     return 0;
 }
 
+/*
+ * A request the middleware could not read or begin (a server's scope whose method, path or
+ * query string is not text, a failure of the C library) goes to the application
+ * unprofiled: the profiler never turns a request the app would serve into an error.  The
+ * reason is a RuntimeWarning, shown once per message by the default filters, and raised
+ * where warnings are errors.  None (serve it unprofiled), or NULL with an exception: the
+ * warning's, or what is not an Exception (KeyboardInterrupt) as it was.
+ */
+static NPROF__NOINLINE PyObject *served_unprofiled(const protocol *proto)
+{
+    if (!PyErr_ExceptionMatches(PyExc_Exception))
+        return NULL;
+    PyObject *type, *value, *tb;
+    nprof_py_fetch_exception(&type, &value, &tb);
+    int rc = PyErr_WarnFormat(PyExc_RuntimeWarning, 1,
+                              "nanoprof served a request unprofiled: it could not begin it "
+                              "from %s (%.100s: %S)",
+                              proto->name, ((PyTypeObject *)type)->tp_name,
+                              value ? value : Py_None);
+    if (rc < 0) {
+        /* The warning raised: it goes up, with the reason as its context. */
+        nprof_py_replace_exception(&type, &value, &tb);
+        PyErr_Restore(type, value, tb);
+        return NULL;
+    }
+    Py_XDECREF(type);
+    Py_XDECREF(value);
+    Py_XDECREF(tb);
+    Py_RETURN_NONE;
+}
+
 NPROF__HOT_PATH
 static PyObject *protocol_begin(nprof_py_middleware *self, PyObject *d, protocol *proto)
 {
     if (check_mw(self) < 0)
-        return NULL;
-    if (!PyDict_Check(d))
-        return PyErr_Format(PyExc_TypeError, "expected %s (a dict), got %.100s", proto->name,
-                            Py_TYPE(d)->tp_name);
+        return NULL; /* a middleware used before its __init__: the program's error */
+    if (!PyDict_Check(d)) {
+        PyErr_Format(PyExc_TypeError, "expected %s (a dict), got %.100s", proto->name,
+                     Py_TYPE(d)->tp_name);
+        return served_unprofiled(proto);
+    }
     req_text t;
     memset(&t, 0, sizeof t);
     PyObject *v[4];
     if (protocol_fields(proto, d, v) < 0)
-        return NULL;
+        return served_unprofiled(proto);
     /* PEP 3333: PATH_INFO "may be empty if the request URL targets the application root". */
     PyObject *root = !v[1] && proto == &WSGI ? PyUnicode_FromString("/") : NULL;
     if (root)
         v[1] = root;
     if (!v[0] || !v[1]) {
         Py_XDECREF(root);
-        return PyErr_Format(PyExc_ValueError, "%s has no %s or %s", proto->name, proto->keys[0],
-                            proto->keys[1]);
+        PyErr_Format(PyExc_ValueError, "%s has no %s or %s", proto->name, proto->keys[0],
+                     proto->keys[1]);
+        return served_unprofiled(proto);
     }
     PyObject *out = NULL;
     if (proto->field(v[0], &t.req.method, &t.req.method_len, &t.keep[0], proto->keys[0]) == 0 &&
@@ -649,7 +683,7 @@ static PyObject *protocol_begin(nprof_py_middleware *self, PyObject *d, protocol
     }
     Py_XDECREF(root);
     req_text_free(&t);
-    return out;
+    return out ? out : served_unprofiled(proto);
 }
 
 PyObject *nprof_py_mw_asgi_begin(nprof_py_middleware *self, PyObject *scope)

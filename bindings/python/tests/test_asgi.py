@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import warnings
 from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import urlencode
@@ -318,6 +319,74 @@ def test_lifespan_and_websocket_are_passed_through_untouched() -> None:
         asyncio.run(middleware(scope, receive, send))
         assert seen[-1][0] is scope and seen[-1][1] is receive and seen[-1][2] is send
     assert len(seen) == 2
+
+
+# A server's scope the middleware cannot read: the app serves the request unprofiled, and a
+# RuntimeWarning says why.
+UNREADABLE_SCOPES = [
+    pytest.param({"method": None}, "method must be str or bytes, not NoneType", id="method"),
+    pytest.param({"path": 7}, "path must be str or bytes, not int", id="path"),
+    pytest.param({"query_string": ["profile=1"]}, "query_string must be str or bytes, not list",
+                 id="query_string"),
+    pytest.param({"path": None, "method": None}, "method must be str or bytes", id="both"),
+]
+
+
+@pytest.mark.parametrize(("change", "reason"), UNREADABLE_SCOPES)
+def test_a_scope_it_cannot_read_is_served_by_the_app_unprofiled(change: dict[str, Any],
+                                                                 reason: str) -> None:
+    seen: list[dict[str, Any]] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        seen.append(scope)
+        await send({"type": "http.response.start", "status": 201, "headers": []})
+        await send({"type": "http.response.body", "body": b"served"})
+
+    middleware = PerformanceMiddleware(app, **apps.options())
+    scope = {**http_scope("/unreadable"), **change}
+    messages: list[dict[str, Any]] = []
+
+    async def send(message: dict[str, Any]) -> None:
+        messages.append(message)
+
+    with pytest.warns(RuntimeWarning, match="served a request unprofiled") as warned:
+        asyncio.run(middleware(scope, no_receive, send))
+    assert reason in str(warned[0].message) and "ASGI scope" in str(warned[0].message)
+    assert seen == [scope]  # the app got the scope as the server made it
+    assert messages[0] == {"type": "http.response.start", "status": 201, "headers": []}
+    assert messages[1]["body"] == b"served"
+    assert middleware._mw.totals()["requests"] == 0  # nothing was profiled
+
+
+def test_a_scope_without_method_or_path_is_served_unprofiled() -> None:
+    served: list[Any] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        served.append(scope)
+
+    middleware = PerformanceMiddleware(app, **apps.options())
+    scope = {"type": "http", "query_string": b"profile=json", "headers": []}
+    with pytest.warns(RuntimeWarning, match="has no method or path"):
+        asyncio.run(middleware(scope, no_receive, drop))
+    assert served == [scope]
+
+
+def test_where_warnings_are_errors_an_unreadable_scope_raises_the_warning() -> None:
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        raise AssertionError("not called: the warning is an error here")
+
+    middleware = PerformanceMiddleware(app, **apps.options())
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        with pytest.raises(RuntimeWarning, match="served a request unprofiled") as caught:
+            asyncio.run(middleware({**http_scope("/x"), "path": 1}, no_receive, drop))
+    assert isinstance(caught.value.__context__, TypeError)
+
+
+def test_a_middleware_used_before_its_init_still_raises() -> None:
+    core = _core.Middleware.__new__(_core.Middleware)
+    with pytest.raises(_core.StateError, match="not initialised"):
+        core.asgi_begin(http_scope("/x"))
 
 
 def test_disabled_passes_requests_through() -> None:

@@ -213,6 +213,32 @@ def test_production_headers_only_on_request_with_token() -> None:
     assert json.loads(serve(app, "/mine/1", query="profile=json").body)["n"] == 1
 
 
+@pytest.mark.parametrize(("change", "reason"), [
+    ({"QUERY_STRING": 5}, "QUERY_STRING must be str or bytes, not int"),
+    ({"REQUEST_METHOD": None}, "REQUEST_METHOD must be str or bytes, not NoneType"),
+])
+def test_an_environ_it_cannot_read_is_served_by_the_app_unprofiled(change: dict[str, Any],
+                                                                    reason: str) -> None:
+    seen: list[dict[str, Any]] = []
+
+    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        seen.append(environ)
+        start_response("202 Accepted", [("Content-Type", "text/plain")])
+        return [b"served"]
+
+    middleware = PerformanceMiddleware(app, **apps.options())
+    environ: dict[str, Any] = {"PATH_INFO": "/unreadable", "QUERY_STRING": "",
+                               "REQUEST_METHOD": "GET"}
+    setup_testing_defaults(environ)
+    environ.update(change)
+    statuses: list[str] = []
+    with pytest.warns(RuntimeWarning, match="served a request unprofiled") as warned:
+        body = middleware(environ, lambda status, headers, exc=None: statuses.append(status))
+    assert reason in str(warned[0].message) and "WSGI environ" in str(warned[0].message)
+    assert seen == [environ] and statuses == ["202 Accepted"] and list(body) == [b"served"]
+    assert middleware._mw.totals()["requests"] == 0
+
+
 def test_disabled_passes_requests_through() -> None:
     app = PerformanceMiddleware(apps.wsgi_app, **apps.options(enabled=False))
     served = serve(app, "/mine/1")

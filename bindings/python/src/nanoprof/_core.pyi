@@ -212,7 +212,9 @@ class Middleware:
         """Begins a request and makes it current; None when profiling is off."""
     def asgi_begin(self, scope: Mapping[str, Any]) -> Request | tuple[int, list[Header], bytes] | None:
         """Begins an http request of the ASGI scope, or serves the dashboard: a tuple with
-        byte header pairs (content-type first), as ASGI sends them."""
+        byte header pairs (content-type first), as ASGI sends them.  None when profiling is
+        off, and when the scope cannot be read or the request not begun: a RuntimeWarning
+        says why, and the adapter hands the request to the app unprofiled."""
     def wsgi_begin(self, environ: Mapping[str, Any]) -> Request | tuple[int, list[StrHeader], bytes] | None:
         """The same from a WSGI environ (or any dict with its keys, such as Django's
         request.META); the dashboard's headers as str pairs, as start_response takes them."""
