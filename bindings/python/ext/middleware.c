@@ -1036,6 +1036,14 @@ static PyObject *send_call(send_obj *s, PyObject *const *args, size_t nargsf, Py
     if (copy && !PyErr_Occurred()) {
         if (theirs) {
             all = PySequence_List(theirs);
+            if (!all && PyErr_ExceptionMatches(PyExc_TypeError)) {
+                /* Headers that are no iterable (None): the message goes as it came, for
+                 * the server to judge, as it would without the profiler. */
+                PyErr_Clear();
+                Py_DECREF(copy);
+                Py_DECREF(ours);
+                return PyObject_CallOneArg(s->send, msg);
+            }
             if (all) {
                 PyObject *ext = PySequence_InPlaceConcat(all, ours);
                 Py_XDECREF(ext);

@@ -282,6 +282,34 @@ def test_a_message_type_that_is_not_a_str_goes_to_the_server_as_it_came() -> Non
     assert _core.get_store().get_recent(1)[0].status == 500  # no response start was seen
 
 
+def test_a_response_start_whose_headers_are_no_iterable_goes_to_the_server_as_it_came() -> None:
+    message = {"type": "http.response.start", "status": 200, "headers": None}
+    sent: list[Any] = []
+
+    async def inner(scope: Any, receive: Any, send: Any) -> None:
+        await send(message)
+
+    async def server_send(m: Any) -> None:
+        sent.append(m)
+
+    middleware = PerformanceMiddleware(inner, **apps.options())  # development: headers added
+    asyncio.run(middleware(http_scope("/none-headers"), no_receive, server_send))
+    assert sent == [message] and sent[0] is message  # for the server to refuse, not us
+    assert _core.get_store().get_recent(1)[0].status == 200
+
+
+def test_response_headers_given_as_any_iterable_keep_theirs_first() -> None:
+    async def inner(scope: Any, receive: Any, send: Any) -> None:
+        pairs = iter([(b"x-app", b"1")])
+        await send({"type": "http.response.start", "status": 200, "headers": pairs})
+        await send({"type": "http.response.body", "body": b""})
+
+    response = run(PerformanceMiddleware(inner, **apps.options()), "/iter-headers")
+    start = response.messages[0]
+    assert start["headers"][0] == (b"x-app", b"1")
+    assert_profile_headers(response.headers, queries=0)
+
+
 def test_interleaved_requests_on_one_loop_see_only_their_own_queries() -> None:
     app = PerformanceMiddleware(apps.asgi_app, **apps.options())
 
