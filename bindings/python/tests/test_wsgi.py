@@ -239,6 +239,26 @@ def test_an_environ_it_cannot_read_is_served_by_the_app_unprofiled(change: dict[
     assert middleware._mw.totals()["requests"] == 0
 
 
+@pytest.mark.parametrize(("status", "headers"), [
+    ("200 OK", None), ("OK", []), (200, []), ("", []),
+])
+def test_a_start_response_pep_3333_does_not_allow_goes_to_the_server_as_it_came(
+        status: Any, headers: Any) -> None:
+    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        start_response(status, headers)
+        return [b"x"]
+
+    middleware = PerformanceMiddleware(app, **apps.options())  # development: headers added
+    environ: dict[str, Any] = {"PATH_INFO": "/odd", "QUERY_STRING": "", "REQUEST_METHOD": "GET"}
+    setup_testing_defaults(environ)
+    got: list[tuple[Any, Any]] = []
+    body = middleware(environ, lambda s, h, exc=None: got.append((s, h)))
+    assert b"".join(body) == b"x"
+    body.close()  # type: ignore[attr-defined]
+    assert len(got) == 1 and got[0][0] is status and got[0][1] is headers
+    assert _core.get_store().get_recent(1)[0].status == 500  # a response the server refuses
+
+
 def test_disabled_passes_requests_through() -> None:
     app = PerformanceMiddleware(apps.wsgi_app, **apps.options(enabled=False))
     served = serve(app, "/mine/1")

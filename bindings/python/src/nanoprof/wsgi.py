@@ -78,11 +78,17 @@ class _Response:
     def start_response(
         self, status: str, headers: list[tuple[str, str]], exc_info: _ExcInfo | None = None
     ) -> Callable[[bytes], object]:
-        code = int(status[:3])
+        try:
+            code = int(status[:3])
+            # A new list: the app may keep and reuse its own.
+            merged = [*headers, *self._req.response_headers_str(code)]
+        except (TypeError, ValueError):
+            # A status or headers PEP 3333 does not allow ("OK", 200, None): they go as
+            # they came, for the server to refuse as it would without the profiler.
+            self._status = 500
+            return self._start_response(status, headers, exc_info)
         self._status = code
-        # A new list: the app may keep and reuse its own.
-        extra = self._req.response_headers_str(code)
-        return self._start_response(status, [*headers, *extra], exc_info)
+        return self._start_response(status, merged, exc_info)
 
     def __iter__(self) -> _Response:
         self._it = iter(self.iterable)
