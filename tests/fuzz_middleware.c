@@ -10,8 +10,8 @@
  *
  * For any bytes: no crash and no sanitizer report; every header value holds only bytes
  * 0x20-0x7E and is as long as it says; every JSON the middleware gives (a ?profile=json
- * body, the dashboard's JSON documents) is valid JSON; a dashboard response has one of its
- * documented statuses.  Any violation aborts, so the fuzzer reports it with the input.
+ * body, the dashboard's JSON documents) is valid JSON, and a HEAD request gets no body; a
+ * dashboard response has one of its documented statuses.  Any violation aborts, so the fuzzer reports it with the input.
  * Its dictionary (fuzz_middleware.dict) holds the words the middleware looks for.
  */
 #include <stdint.h>
@@ -208,7 +208,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             fail("a dashboard status outside 200, 403, 404, 405", resp.body.data,
                  resp.body.len);
         check_headers(&resp.headers);
-        if (resp.status == 200 && resp.content_type &&
+        int head = f[F_METHOD].n == 4 && memcmp(f[F_METHOD].p, "HEAD", 4) == 0;
+        if (head && resp.status == 200 && resp.body.len)
+            fail("a HEAD request got a body", resp.body.data, resp.body.len);
+        if (!head && resp.status == 200 && resp.content_type &&
             strncmp(resp.content_type, "application/json", 16) == 0)
             check_json("a dashboard JSON document is not JSON", resp.body.data, resp.body.len);
     }
