@@ -25,6 +25,17 @@ def test_an_unsupported_object_is_a_type_error_naming_what_is_supported() -> Non
         QueryTimer("mysql")
 
 
+@pytest.mark.parametrize("wrong", [5, "host=/tmp dbname=app", object()])
+def test_a_slow_log_that_is_not_a_slow_query_log_is_a_type_error_naming_it(wrong: Any) -> None:
+    from nanoprof.middleware import PerformanceMiddleware
+
+    name = type(wrong).__name__
+    with pytest.raises(TypeError, match=f"slow_log must be a nanoprof.SlowQueryLog or None, not {name}"):
+        QueryTimer("sqlite3", slow_log=wrong)
+    with pytest.raises(TypeError, match=f"slow_log must be a nanoprof.SlowQueryLog or None, not {name}"):
+        PerformanceMiddleware(None, slow_log=wrong)
+
+
 def test_a_missing_driver_is_skipped_by_default_and_an_import_error_when_asked_for(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

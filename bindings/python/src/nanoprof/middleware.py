@@ -20,7 +20,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from . import _adapter, _core
-from .slowlog import SlowQueryLog
+from .slowlog import SlowQueryLog, core_log_of
 
 if TYPE_CHECKING:
     from .asgi import ASGIMiddleware
@@ -107,11 +107,7 @@ class PerformanceMiddleware:
         if budgets is None:
             del core["budgets"]
         if slow_log is not None:
-            if not isinstance(slow_log, SlowQueryLog):
-                raise TypeError(
-                    f"slow_log must be a nanoprof.SlowQueryLog, not {type(slow_log).__name__}"
-                )
-            core["slow_log"] = slow_log._log
+            core["slow_log"] = core_log_of(slow_log)
         # Types and ranges are checked in C (TypeError, ConfigError naming the option).
         _core.configure(**runtime)
         self._mw = _core.Middleware(**core)

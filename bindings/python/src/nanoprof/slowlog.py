@@ -189,3 +189,15 @@ class SlowQueryLog:
     def __repr__(self) -> str:
         state = "closed" if self.closed else "open"
         return f"<SlowQueryLog {state} threshold_ms={self.threshold_ms}>"
+
+
+def core_log_of(slow_log: object) -> Any:
+    """The C log behind `slow_log` (None for None), for the middleware's and QueryTimer's
+    `slow_log=` argument; TypeError naming what it got otherwise."""
+    if slow_log is None:
+        return None
+    if not isinstance(slow_log, SlowQueryLog):
+        raise TypeError(
+            f"slow_log must be a nanoprof.SlowQueryLog or None, not {type(slow_log).__name__}"
+        )
+    return slow_log._log

@@ -13,6 +13,7 @@ import types
 from typing import TYPE_CHECKING, Any
 
 from .. import _core
+from ..slowlog import core_log_of
 from ._base import Live, Undo, undo_all
 
 if TYPE_CHECKING:
@@ -116,12 +117,12 @@ class QueryTimer:
         self, db: object = None, *, slow_log: SlowQueryLog | None = None,
         threshold_ms: float | None = None,
     ) -> None:
+        log = core_log_of(slow_log)
         self._targets = self._resolve(db)
         if threshold_ms is None and slow_log is not None:
             threshold_ms = slow_log.threshold_ms
         self.db = db
-        self.recorder = _core.QueryRecorder(slow_log._log if slow_log is not None else None,
-                                            threshold_ms)
+        self.recorder = _core.QueryRecorder(log, threshold_ms)
         self._undos: list[Undo] = []
         self._installed = False
 
