@@ -10,8 +10,9 @@
  *
  * For any bytes: no crash and no sanitizer report; every header value holds only bytes
  * 0x20-0x7E and is as long as it says; every JSON the middleware gives (a ?profile=json
- * body, the dashboard's JSON documents) is valid JSON, and a HEAD request gets no body; a
- * dashboard response has one of its documented statuses.  Any violation aborts, so the fuzzer reports it with the input.
+ * body, the dashboard's JSON documents) is valid JSON, and a HEAD request gets no body; no
+ * text of a request reaches the HTML dashboard as markup (check_html); a dashboard response
+ * has one of its documented statuses.  Any violation aborts, so the fuzzer reports it with the input.
  * Its dictionary (fuzz_middleware.dict) holds the words the middleware looks for.
  */
 #include <stdint.h>
@@ -105,6 +106,23 @@ static void check_headers(const nprof_mw_headers *hs)
         for (size_t k = 0; k < h->value_len; k++)
             if ((unsigned char)h->value[k] < 0x20 || (unsigned char)h->value[k] > 0x7e)
                 fail("a header value holds a byte outside 0x20-0x7E", h->value, h->value_len);
+    }
+}
+
+/* The HTML dashboard: no text of a request reaches it as markup.  The dictionary spells
+ * "<fz" and "\"fz", which the page's own markup never holds: raw in the page, the first
+ * would open an element (in the inline JSON too, where "</script" would end the script),
+ * the second would close an attribute; escaped, they read "&lt;fz", "\u003cfz", "&quot;fz",
+ * or in the inline JSON a backslash before the quote. */
+static void check_html(const char *s, size_t len)
+{
+    for (size_t i = 0; i + 3 <= len; i++) {
+        if ((s[i + 1] | 0x20) != 'f' || (s[i + 2] | 0x20) != 'z')
+            continue;
+        size_t from = i > 60 ? i - 60 : 0;
+        if (s[i] == '<' || (s[i] == '"' && (i == 0 || s[i - 1] != '\\')))
+            fail("request text reached the HTML dashboard as markup", s + from,
+                 len - from < 120 ? len - from : 120);
     }
 }
 
@@ -214,6 +232,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (!head && resp.status == 200 && resp.content_type &&
             strncmp(resp.content_type, "application/json", 16) == 0)
             check_json("a dashboard JSON document is not JSON", resp.body.data, resp.body.len);
+        if (resp.status == 200 && resp.content_type &&
+            strncmp(resp.content_type, "text/html", 9) == 0)
+            check_html(resp.body.data, resp.body.len);
     }
     nprof_mw_response_free(&resp);
     return 0;
