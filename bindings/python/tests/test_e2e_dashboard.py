@@ -150,7 +150,6 @@ def click(browser: Browser, selector_js: str) -> None:
 
 
 def test_dashboard_renders_charts_and_never_runs_the_payloads(app_url: str) -> None:
-    started = time.monotonic()
     send_traffic(app_url)
     with Browser(CHROMIUM or "chromium") as browser:
         browser.call("Page.addScriptToEvaluateOnNewDocument", source=WATCH)
@@ -231,7 +230,6 @@ def test_dashboard_renders_charts_and_never_runs_the_payloads(app_url: str) -> N
         assert any("Content Security Policy" in e for e in browser.console_errors()), (
             browser.console_errors()
         )
-    assert time.monotonic() - started < 30
 
 
 EMPTY = """(() => {
@@ -263,7 +261,6 @@ async def many_routes(url: str, n: int) -> None:
 def test_dashboard_draws_with_no_requests_and_with_thousands_of_routes(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    started = time.monotonic()
     monkeypatch.setenv("NANOPROF_E2E_MAX_ROUTES", "3000")
     monkeypatch.setenv("NANOPROF_E2E_REFRESH", "0")
     with server("asgi", "e2e_app:served") as url, Browser(CHROMIUM or "chromium") as browser:
@@ -288,4 +285,3 @@ def test_dashboard_draws_with_no_requests_and_with_thousands_of_routes(
         note = browser.evaluate("document.getElementById('dists-note').textContent")
         assert note == f"(the 8 busiest of {drawn['routes']} routes)", note
         assert browser.console_errors() == [], browser.console_errors()
-    assert time.monotonic() - started < 30
