@@ -1030,35 +1030,29 @@ static PyObject *send_call(send_obj *s, PyObject *const *args, size_t nargsf, Py
         PyErr_Clear();
         return PyObject_CallOneArg(s->send, msg);
     }
-    PyObject *copy = PyDict_Copy(msg);
-    PyObject *theirs = copy ? PyDict_GetItemWithError(copy, str_headers) : NULL;
-    PyObject *all = NULL;
-    if (copy && !PyErr_Occurred()) {
-        if (theirs) {
-            all = PySequence_List(theirs);
-            if (!all && PyErr_ExceptionMatches(PyExc_TypeError)) {
-                /* Headers that are no iterable (None): the message goes as it came, for
-                 * the server to judge, as it would without the profiler. */
-                PyErr_Clear();
-                Py_DECREF(copy);
-                Py_DECREF(ours);
-                return PyObject_CallOneArg(s->send, msg);
-            }
-            if (all) {
-                PyObject *ext = PySequence_InPlaceConcat(all, ours);
-                Py_XDECREF(ext);
-                if (!ext)
-                    Py_CLEAR(all);
-            }
-        } else {
-            all = Py_NewRef(ours);
-        }
+    /* The app's headers, then ours, in a new list in a copy of the message.  Headers that
+     * are no iterable (None) are not ours to judge: the message goes as it came, for the
+     * server to refuse as it would without the profiler.  (What iterating them raises is
+     * the app's error, and goes up.) */
+    PyObject *theirs = PyDict_GetItemWithError(msg, str_headers);
+    if (theirs && !Py_TYPE(theirs)->tp_iter && !PySequence_Check(theirs)) {
+        Py_DECREF(ours);
+        return PyObject_CallOneArg(s->send, msg);
     }
+    PyObject *all = NULL;
+    if (theirs) {
+        all = PySequence_List(theirs);
+        if (all && PyList_SetSlice(all, PY_SSIZE_T_MAX, PY_SSIZE_T_MAX, ours) < 0)
+            Py_CLEAR(all);
+    } else if (!PyErr_Occurred()) {
+        all = Py_NewRef(ours);
+    }
+    PyObject *copy = all ? PyDict_Copy(msg) : NULL;
     PyObject *out = NULL;
-    if (all && PyDict_SetItem(copy, str_headers, all) == 0)
+    if (copy && PyDict_SetItem(copy, str_headers, all) == 0)
         out = PyObject_CallOneArg(s->send, copy);
-    Py_XDECREF(all);
     Py_XDECREF(copy);
+    Py_XDECREF(all);
     Py_DECREF(ours);
     return out;
 }

@@ -298,6 +298,18 @@ def test_a_response_start_whose_headers_are_no_iterable_goes_to_the_server_as_it
     assert _core.get_store().get_recent(1)[0].status == 200
 
 
+def test_what_iterating_the_apps_headers_raises_reaches_the_app() -> None:
+    def headers() -> Any:
+        yield (b"x-app", b"1")
+        raise TypeError("the app's own")
+
+    async def inner(scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": headers()})
+
+    with pytest.raises(TypeError, match="the app's own"):
+        run(PerformanceMiddleware(inner, **apps.options()), "/raising-headers")
+
+
 def test_response_headers_given_as_any_iterable_keep_theirs_first() -> None:
     async def inner(scope: Any, receive: Any, send: Any) -> None:
         pairs = iter([(b"x-app", b"1")])
