@@ -259,6 +259,17 @@ def test_a_start_response_pep_3333_does_not_allow_goes_to_the_server_as_it_came(
     assert _core.get_store().get_recent(1)[0].status == 500  # a response the server refuses
 
 
+def test_profile_json_with_a_status_pep_3333_does_not_allow_sends_what_the_app_said() -> None:
+    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        start_response("OK", [("Content-Type", "text/plain")])
+        return [b"the app's"]
+
+    served = serve(PerformanceMiddleware(app, **apps.options()), "/odd", query="profile=json")
+    assert served.status == "OK" and served.body == b"the app's"
+    assert served.headers == {"content-type": "text/plain"}
+    assert _core.get_store().get_recent(1)[0].status == 500
+
+
 def test_disabled_passes_requests_through() -> None:
     app = PerformanceMiddleware(apps.wsgi_app, **apps.options(enabled=False))
     served = serve(app, "/mine/1")

@@ -60,6 +60,14 @@ class WSGIMiddleware(PerformanceMiddleware):
         return response
 
 
+def _status_code(status: object) -> int | None:
+    """The code of a WSGI status line ("200 OK"), or None for what is not one."""
+    try:
+        return int(status[:3])  # type: ignore[index]
+    except (TypeError, ValueError):
+        return None
+
+
 class _Response:
     """The response iterable handed to the server: it passes the app's chunks through,
     notes a failure while iterating, and ends the request in close().  (A body made with
@@ -78,17 +86,16 @@ class _Response:
     def start_response(
         self, status: str, headers: list[tuple[str, str]], exc_info: _ExcInfo | None = None
     ) -> Callable[[bytes], object]:
-        try:
-            code = int(status[:3])
-            # A new list: the app may keep and reuse its own.
-            merged = [*headers, *self._req.response_headers_str(code)]
-        except (TypeError, ValueError):
+        code = _status_code(status)
+        if code is None or not isinstance(headers, Iterable):
             # A status or headers PEP 3333 does not allow ("OK", 200, None): they go as
             # they came, for the server to refuse as it would without the profiler.
             self._status = 500
             return self._start_response(status, headers, exc_info)
         self._status = code
-        return self._start_response(status, merged, exc_info)
+        # A new list: the app may keep and reuse its own.
+        extra = self._req.response_headers_str(code)
+        return self._start_response(status, [*headers, *extra], exc_info)
 
     def __iter__(self) -> _Response:
         self._it = iter(self.iterable)
@@ -153,8 +160,11 @@ def _profile_json(
     except BaseException:
         req.end(500)
         raise
-    body = req.end(int(captured.status[:3]))
-    if body is None:  # the core declined after all: send what the app said
+    code = _status_code(captured.status)
+    body = req.end(500 if code is None else code)
+    if body is None or code is None:
+        # The core declined after all, or the app's status is none the server will take:
+        # send what the app said.
         start_response(captured.status, captured.headers)
         return captured.chunks
     start_response(captured.status, _adapter.str_headers(_adapter.json_headers(body)))
