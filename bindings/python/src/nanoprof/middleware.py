@@ -106,8 +106,7 @@ class PerformanceMiddleware:
                 del runtime[name]
         if budgets is None:
             del core["budgets"]
-        if slow_log is not None:
-            core["slow_log"] = core_log_of(slow_log)
+        core["slow_log"] = core_log_of(slow_log)
         # Types and ranges are checked in C (TypeError, ConfigError naming the option).
         _core.configure(**runtime)
         self._mw = _core.Middleware(**core)
