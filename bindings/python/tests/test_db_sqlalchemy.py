@@ -134,7 +134,10 @@ def test_text_clause_and_uninstall(pg_cluster: pg.Cluster) -> None:
         timer.uninstall()
         conn.execute(text("SELECT 2 FROM nprof_user LIMIT 1"))
     engine.dispose()
-    assert [e.sql for e in seen.queries] == ["SELECT 1 FROM nprof_user LIMIT 1"]
+    # (SQLAlchemy's own first-connect queries, select pg_catalog.version() and the like, are
+    # recorded too, as the drivers' hooks record them.)
+    assert [e.sql for e in seen.queries if "nprof_" in e.sql] == [
+        "SELECT 1 FROM nprof_user LIMIT 1"]
 
 
 def test_an_engine_class_hook_and_an_engine_hook_record_once(pg_cluster: pg.Cluster) -> None:
@@ -144,4 +147,5 @@ def test_an_engine_class_hook_and_an_engine_hook_record_once(pg_cluster: pg.Clus
     with QueryTimer(Engine), QueryTimer(engine), collect() as seen, engine.connect() as conn:
         conn.execute(text("SELECT 1 FROM nprof_user LIMIT 1"))
     engine.dispose()
-    assert [e.sql for e in seen.queries] == ["SELECT 1 FROM nprof_user LIMIT 1"]
+    assert [e.sql for e in seen.queries if "nprof_" in e.sql] == [
+        "SELECT 1 FROM nprof_user LIMIT 1"]

@@ -1,17 +1,29 @@
-"""SQLAlchemy 2.x: the engine events around each DBAPI cursor call.
+"""SQLAlchemy 2.x: the dialect's execution events, each running the DBAPI cursor call itself.
 
-`before_cursor_execute` starts the clock and marks the query as being timed (so the
-driver's own hook underneath records nothing), `after_cursor_execute` and `handle_error`
-finish it.  The statement is the SQL the driver gets (TextClause and ORM statements are
-already compiled to text there); an executemany is one query with rows = parameter sets.
-The start travels on the execution context, under an attribute of this install only, so
-two hooks on one engine (the Engine class and the engine itself) never share it.
+SQLAlchemy hands every statement to its dialect through `do_execute`, `do_executemany` and
+`do_execute_no_params`, and lets a listener of the event of the same name run the cursor call
+instead (a listener that returns True has done it).  The hook's listeners run it through the
+dialect's own method, timed: the statement is the SQL the driver gets (TextClause and ORM
+statements are compiled to text by then), an executemany is one query with rows = parameter
+sets, an insertmanyvalues batch one query each, and a failed call is recorded with the
+DBAPI's exception, which then goes on to SQLAlchemy unchanged.  While it runs, the guard
+(`active`) keeps the driver's own hook underneath from recording it again.
 
-Async engines (AsyncEngine, or an Engine whose dialect is async): SQLAlchemy runs the
-events in a greenlet whose stack holds only SQLAlchemy's frames, the application's await
+Why not the engine events (`before_cursor_execute` / `after_cursor_execute` /
+`handle_error`), as before: an engine with any listener of those makes SQLAlchemy send
+every statement through its engine-level event dispatch, at a cost of its own about as large
+as the profiler's: with listeners that do nothing, a page of the demo app (two queries) ran
+198,000 more instructions, 3.2 % (bench/python/bench_demo.py, variant `events`).  Dialect
+events are looked up only where the cursor call is made.
+
+Async engines (AsyncEngine, or an Engine whose dialect is async): SQLAlchemy runs the cursor
+call in a greenlet whose stack holds only SQLAlchemy's frames, the application's await
 being in the task's greenlet.  The call site is read from the recording stack, so the
 query is finished from the task, by awaiting a trivial coroutine through SQLAlchemy's own
 `await_` (one greenlet switch per query).
+
+A listener registered before nanoprof's that runs the cursor call itself (returns True)
+keeps nanoprof's from running: such queries are not recorded.
 """
 
 from __future__ import annotations
@@ -19,6 +31,12 @@ from __future__ import annotations
 from typing import Any
 
 from ._base import Live, Undo, active
+
+# The dialect events the hook listens to, and the engine events it listened to before
+# (bench/python/demo_events.py listens to those with listeners that do nothing, to show
+# what they cost).
+EVENTS = ("do_execute", "do_executemany", "do_execute_no_params")
+ENGINE_EVENTS = ("before_cursor_execute", "after_cursor_execute", "handle_error")
 
 
 def _module() -> Any:
@@ -47,42 +65,45 @@ class _Hook:
 
     def __init__(self, recorder: Live) -> None:
         self.recorder = recorder
-        self.key = f"_nanoprof_query_{id(self):x}"
         self.await_, self.in_greenlet = _await()
 
-    def before(self, conn: Any, cursor: Any, statement: Any, parameters: Any, context: Any,
-               executemany: bool) -> None:
+    def execute(self, cursor: Any, statement: Any, parameters: Any, context: Any) -> Any:
+        return self._run(context, "do_execute", (cursor, statement, parameters, context),
+                         statement, parameters, 0)
+
+    def executemany(self, cursor: Any, statement: Any, parameters: Any, context: Any) -> Any:
+        rows = len(parameters) if isinstance(parameters, (list, tuple)) else 0
+        return self._run(context, "do_executemany", (cursor, statement, parameters, context),
+                         statement, parameters[0] if rows else None, rows)
+
+    def execute_no_params(self, cursor: Any, statement: Any, context: Any) -> Any:
+        return self._run(context, "do_execute_no_params", (cursor, statement, context),
+                         statement, None, 0)
+
+    def _run(self, context: Any, method: str, args: tuple[Any, ...], statement: Any,
+             parameters: Any, rows: int) -> Any:
+        """The dialect's `method`(*args), timed: True (done), or None to let SQLAlchemy run it
+        (no execution context to find the dialect by, or a query already being timed)."""
         if context is None or active.get():
-            return
-        is_async = conn.dialect.is_async
+            return None
+        dialect = context.dialect
+        is_async = dialect.is_async
         t = self.recorder.start_async() if is_async else self.recorder.start()
-        if t:
-            setattr(context, self.key, (t, active.set(True), is_async))
-
-    def after(self, conn: Any, cursor: Any, statement: Any, parameters: Any, context: Any,
-              executemany: bool) -> None:
-        self._finish(context, statement, parameters, executemany, None)
-
-    def error(self, exception_context: Any) -> None:
-        # Returns None: the exception SQLAlchemy raises stays the one it chose.
-        self._finish(exception_context.execution_context, exception_context.statement,
-                     exception_context.parameters, False, exception_context.original_exception)
-
-    def _finish(self, context: Any, statement: Any, parameters: Any, executemany: bool,
-                error: Any) -> None:
-        pending = getattr(context, self.key, None) if context is not None else None
-        if pending is None:
-            return
-        setattr(context, self.key, None)  # a context runs several batches (insertmanyvalues)
-        t, token, is_async = pending
+        if not t:
+            return None
+        token = active.set(True)
         try:
+            getattr(dialect, method)(*args)
+        except BaseException as exc:
             active.reset(token)
-        except ValueError:  # set in another context (should not happen): clear it here
-            active.set(False)
-        rows = 0
-        if executemany or (error is not None and getattr(context, "executemany", False)):
-            rows = len(parameters) if isinstance(parameters, (list, tuple)) else 0
-            parameters = parameters[0] if rows else None
+            self._finish(t, is_async, statement, parameters, rows, exc)
+            raise
+        active.reset(token)
+        self._finish(t, is_async, statement, parameters, rows, None)
+        return True
+
+    def _finish(self, t: int, is_async: bool, statement: Any, parameters: Any, rows: int,
+                error: Any) -> None:
         sql = statement if type(statement) is str else _text(statement)
         if not is_async:
             self.recorder.finish(t, sql, parameters, rows, error)
@@ -94,8 +115,8 @@ class _Hook:
         try:
             self.await_(finishing)
         except Exception:
-            # A listener must never raise into the query (in handle_error it would replace
-            # the application's exception): record from here, without the call site.
+            # Recording must never raise into the query: record from here, without the call
+            # site.
             finishing.close()
             self.recorder.finish_async(t, sql, parameters, rows, error)
 
@@ -123,11 +144,7 @@ def install(target: Any, recorder: Live) -> Undo:
             f"class (every engine), got {type(target).__name__}"
         )
     hook = _Hook(recorder)
-    listeners = (
-        ("before_cursor_execute", hook.before),
-        ("after_cursor_execute", hook.after),
-        ("handle_error", hook.error),
-    )
+    listeners = tuple(zip(EVENTS, (hook.execute, hook.executemany, hook.execute_no_params)))
     for name, fn in listeners:
         event.listen(target, name, fn)
 
