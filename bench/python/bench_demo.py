@@ -8,6 +8,9 @@ Starts its own PostgreSQL (tests/pg_cluster.sh, pinned to CPU 1), seeds the demo
 CPU 0, all on 127.0.0.1:
 
   off       the app without nanoprof (NANOPROF_DEMO_MODE=off): the anchor
+  events    the same with listeners that do nothing on the SQLAlchemy engine events around
+            the cursor call (demo_events.py): what SQLAlchemy's engine-level event dispatch
+            costs by itself, which is why nanoprof's hook listens to the dialect's events
   on        nanoprof mounted as in production: PerformanceMiddleware(production=True) with a
             token, QueryTimer on the engine, a SlowQueryLog; every request profiled and
             aggregated, headers only for requests that ask with the token
@@ -21,20 +24,28 @@ its jitter, median p50 and p99 latency, the server's CPU time per request, and t
 the same-round ratios to `off` (machines here are shared: only ratios taken within one round
 compare).
 
+--estimate runs no server and no wrk: each variant's requests in process under callgrind
+(requests 100 to 400 of one process, the string-hash seed fixed), printing the instructions
+and estimated cycles (dbbench.cycles) each adds to an `off` request.  Deterministic where
+requests per second are not, and about ten minutes.
+
     python bench/python/bench_demo.py [--rounds 5] [--seconds 5] [--connections 16]
-                                      [--variants off,on,profile1,dev]
+                                      [--variants off,events,on,profile1,dev] [--estimate]
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+DEMO = HERE.parents[1] / "examples" / "demo"
 sys.path.insert(0, str(HERE))
-sys.path.insert(0, str(HERE.parents[1] / "examples" / "demo"))
+sys.path.insert(0, str(DEMO))
 
 import dbbench  # noqa: E402
 import demo  # noqa: E402
@@ -44,10 +55,11 @@ TOKEN = "bench-token"
 PATH = "/articles/fixed"
 ASKING = f"{PATH}?profile=1&profile_token={TOKEN}"
 # variant -> (NANOPROF_DEMO_MODE, the path wrk requests)
-VARIANTS = {"off": ("off", PATH), "on": ("prod", PATH), "profile1": ("prod", ASKING),
-            "dev": ("dev", PATH)}
+VARIANTS = {"off": ("off", PATH), "events": ("off", PATH), "on": ("prod", PATH),
+            "profile1": ("prod", ASKING), "dev": ("dev", PATH)}
 LABELS = {
     "off": "off (the app without nanoprof)",
+    "events": "off, no-op listeners on the engine events",
     "on": "on, production mode (headers only when asked)",
     "profile1": "on, every request with ?profile=1 (5 headers)",
     "dev": "on, development mode (5 headers on every response)",
@@ -57,14 +69,19 @@ LABELS = {
 def start(variant: str, port: int, conninfo: str) -> subprocess.Popen[bytes]:
     mode, _ = VARIANTS[variant]
     env = demo.app_env(conninfo, mode, NANOPROF_DEMO_TOKEN=TOKEN)
-    cmd = dbbench.pinned(demo.app_command(port), "0")
-    return dbbench.start_server(variant, cmd, env, port, PATH, cwd=demo.ROOT)
+    cmd = demo.app_command(port)
+    if variant == "events":  # demo_events:app, here, importing the demo's app.py
+        at = cmd.index("app:app")
+        cmd[at:at + 3] = ["demo_events:app", "--app-dir", str(HERE)]
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(DEMO), env.get("PYTHONPATH")]))
+    return dbbench.start_server(variant, dbbench.pinned(cmd, "0"), env, port, PATH,
+                                cwd=demo.ROOT)
 
 
 def check(variant: str, port: int) -> None:
     """Each variant does what its name says (a benchmark of the wrong thing is worthless):
-    `off` has no nanoprof, the others record both queries, and only `profile1` and `dev`
-    send the headers on the requests wrk makes."""
+    `off` and `events` have no nanoprof, the others record both queries, and only
+    `profile1` and `dev` send the headers on the requests wrk makes."""
     _, path = VARIANTS[variant]
     status, headers, _ = dbbench.fetch(port, path)
     shows = "x-profile" in headers
@@ -72,8 +89,67 @@ def check(variant: str, port: int) -> None:
         raise SystemExit(f"{variant}: status {status}, X-Profile {'sent' if shows else 'absent'}")
     status, headers, _ = dbbench.fetch(port, ASKING)
     count = headers.get("x-query-count")
-    if count != (None if variant == "off" else "2"):
+    if count != (None if VARIANTS[variant][0] == "off" else "2"):
         raise SystemExit(f"{variant}: X-Query-Count {count!r} on {ASKING}")
+
+
+# ---- in process, under callgrind (--estimate) ----------------------------------------------
+
+SCOPE = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET",
+         "scheme": "http", "root_path": "", "headers": [(b"host", b"127.0.0.1")],
+         "client": ("127.0.0.1", 5000), "server": ("127.0.0.1", 8000)}
+
+
+def child(variant: str, n: int) -> None:
+    """`n` requests of `variant` through the app in this process (what callgrind counts); the
+    environment (the database, the mode) is the server's, from estimate()."""
+    os.chdir(demo.ROOT)  # as the server runs: call sites relative to the repository
+    module = __import__("demo_events" if variant == "events" else "app")
+    path, _, query = VARIANTS[variant][1].partition("?")
+    scope = dict(SCOPE, path=path, raw_path=path.encode(), query_string=query.encode())
+    statuses: list[int] = []
+
+    async def receive() -> dict:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict) -> None:
+        if message["type"] == "http.response.start":
+            statuses.append(message["status"])
+
+    async def main() -> None:
+        for _ in range(n):
+            await module.app(dict(scope), receive, send)
+        await module.engine.dispose()
+
+    asyncio.run(main())
+    if statuses != [200] * n:
+        raise SystemExit(f"{variant}: statuses {sorted(set(statuses))}, expected 200")
+
+
+def estimate(variants: tuple[str, ...], n1: int = 100, n2: int = 400) -> None:
+    """Per request of each variant, in process: instructions and callgrind's estimated
+    cycles, and what each adds to `off`'s."""
+    per: dict[str, dict[str, float]] = {}
+    with dbbench.pg_cluster("1") as conninfo:
+        seed.seed(conninfo)
+        for v in variants:
+            env = demo.app_env(conninfo, VARIANTS[v][0], NANOPROF_DEMO_TOKEN=TOKEN)
+            env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(HERE), str(DEMO),
+                                                              env.get("PYTHONPATH")]))
+            da, db = (dbbench.callgrind_code([sys.executable, str(Path(__file__).resolve()),
+                                              "--child", v, str(n)], env=env) for n in (n1, n2))
+            per[v] = {k: (db.totals[k] - da.totals[k]) / (n2 - n1) for k in da.totals}
+    off = per["off"]
+    print(f"GET {PATH} in process under callgrind, per request (requests {n1} to {n2}); "
+          f"estimated cycles: instructions / {dbbench.INSTRUCTIONS_PER_CYCLE:g} + "
+          f"{dbbench.L1_MISS_CYCLES} per L1 miss + {dbbench.LL_MISS_CYCLES} per L2 miss")
+    for v in variants:
+        ev, c = per[v], dbbench.cycles(per[v])
+        line = f"{LABELS[v]:52} {ev['Ir'] / 1e6:6.2f}M instructions {c / 1e6:6.2f}M cycles"
+        if v != "off":
+            line += (f"   {ev['Ir'] - off['Ir']:+8.0f} ({100 * (ev['Ir'] / off['Ir'] - 1):+.1f}%), "
+                     f"{c - dbbench.cycles(off):+8.0f} ({100 * (c / dbbench.cycles(off) - 1):+.1f}%)")
+        print(line)
 
 
 def main() -> None:
@@ -82,11 +158,20 @@ def main() -> None:
     ap.add_argument("--seconds", type=int, default=5)
     ap.add_argument("--connections", type=int, default=16)
     ap.add_argument("--variants", default=",".join(VARIANTS))
+    ap.add_argument("--estimate", action="store_true",
+                    help="in process under callgrind instead of wrk under a server")
+    ap.add_argument("--child", nargs=2, metavar=("VARIANT", "N"), help=argparse.SUPPRESS)
     args = ap.parse_args()
-    dbbench.need_wrk()
+    if args.child:
+        child(args.child[0], int(args.child[1]))
+        return
     variants = tuple(v for v in args.variants.split(",") if v)
     if set(variants) - set(VARIANTS) or "off" not in variants:
         raise SystemExit(f"--variants: from {', '.join(VARIANTS)}, with off (the anchor)")
+    if args.estimate:
+        estimate(variants)
+        return
+    dbbench.need_wrk()
 
     # (req/s, p50 ms, p99 ms, server CPU us per request) per round
     res: dict[str, list[tuple[float, float, float, float]]] = {v: [] for v in variants}
