@@ -149,3 +149,20 @@ def test_an_engine_class_hook_and_an_engine_hook_record_once(pg_cluster: pg.Clus
     engine.dispose()
     assert [e.sql for e in seen.queries if "nprof_" in e.sql] == [
         "SELECT 1 FROM nprof_user LIMIT 1"]
+
+
+def test_the_hook_keeps_sqlalchemys_engine_level_event_dispatch_off(pg_cluster: pg.Cluster) -> None:
+    # An engine with listeners of its own events sends every statement through SQLAlchemy's
+    # engine-level dispatch, at a cost as large as the profiler's (nanoprof/db/_sqlalchemy.py):
+    # the hook listens to the dialect's events, and the engine stays without listeners.
+    engine = sa.create_engine(pg_cluster.url("psycopg"), poolclass=sa.pool.NullPool)
+    with QueryTimer(engine), collect() as seen, engine.connect() as conn:
+        assert not engine._has_events
+        conn.execute(text("SELECT 1 FROM nprof_user LIMIT 1"))
+        conn.execute(text(UPDATE), [{"id": 1}, {"id": 2}])
+        conn.exec_driver_sql("SELECT 2 FROM nprof_user LIMIT 1")
+    engine.dispose()
+    ours_ = [(e.sql, e.rows) for e in seen.queries if "nprof_" in e.sql]
+    assert ours_ == [("SELECT 1 FROM nprof_user LIMIT 1", 0),
+                     ("UPDATE nprof_user SET name = name WHERE id = %(id)s", 2),
+                     ("SELECT 2 FROM nprof_user LIMIT 1", 0)]

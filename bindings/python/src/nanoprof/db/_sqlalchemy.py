@@ -95,10 +95,10 @@ class _Hook:
         try:
             getattr(dialect, method)(*args)
         except BaseException as exc:
-            active.reset(token)
+            _reset(token)
             self._finish(t, is_async, statement, parameters, rows, exc)
             raise
-        active.reset(token)
+        _reset(token)
         self._finish(t, is_async, statement, parameters, rows, None)
         return True
 
@@ -119,6 +119,15 @@ class _Hook:
             # site.
             finishing.close()
             self.recorder.finish_async(t, sql, parameters, rows, error)
+
+
+def _reset(token: Any) -> None:
+    """The guard back as it was; never raises into the query (a token of another context,
+    which should not happen, leaves the guard down)."""
+    try:
+        active.reset(token)
+    except ValueError:
+        active.set(False)
 
 
 def _text(statement: Any) -> str:
