@@ -826,22 +826,25 @@ static void recorder_end(recorder *self, uint64_t start, nprof_py_request *req, 
     }
 }
 
-/* finish(start, sql, params=None, rows=0, error=None): positional for speed, keywords
- * accepted. */
+/* finish(start, sql, params=None, rows=0, error=None, caller=None): positional for speed,
+ * keywords accepted.  `caller`, a frame: where the query's call site is looked for first,
+ * before the running stack (a greenlet's, say, whose frames are all the library's while the
+ * application's await is in its parent greenlet). */
 static PyObject *recorder_finish_impl(recorder *self, PyObject *const *args, Py_ssize_t nargs,
                                       PyObject *kwnames, int sync)
 {
-    static const char *const names[] = {"start", "sql", "params", "rows", "error"};
-    PyObject *a[5] = {NULL, NULL, Py_None, NULL, Py_None};
+    static const char *const names[] = {"start", "sql", "params", "rows", "error", "caller"};
+    enum { N = sizeof names / sizeof *names };
+    PyObject *a[N] = {NULL, NULL, Py_None, NULL, Py_None, Py_None};
     Py_ssize_t nkw = kwnames ? PyTuple_GET_SIZE(kwnames) : 0;
-    if (nargs > 5)
-        return PyErr_Format(PyExc_TypeError, "finish() takes at most 5 arguments");
+    if (nargs > N)
+        return PyErr_Format(PyExc_TypeError, "finish() takes at most %d arguments", (int)N);
     for (Py_ssize_t i = 0; i < nargs; i++)
         a[i] = args[i];
     for (Py_ssize_t k = 0; k < nkw; k++) {
         PyObject *name = PyTuple_GET_ITEM(kwnames, k);
         int found = 0;
-        for (int i = 0; i < 5 && !found; i++)
+        for (int i = 0; i < N && !found; i++)
             if (PyUnicode_CompareWithASCIIString(name, names[i]) == 0) {
                 a[i] = args[nargs + k];
                 found = 1;
@@ -851,8 +854,11 @@ static PyObject *recorder_finish_impl(recorder *self, PyObject *const *args, Py_
     }
     if (!a[0] || !a[1] || !PyLong_Check(a[0]))
         return PyErr_Format(PyExc_TypeError,
-                            "finish(start, sql, params=None, rows=0, error=None): start is the "
-                            "int start() returned");
+                            "finish(start, sql, params=None, rows=0, error=None, caller=None): "
+                            "start is the int start() returned");
+    if (a[5] != Py_None && !PyFrame_Check(a[5]))
+        return PyErr_Format(PyExc_TypeError, "finish(): caller is a frame or None, got %.100s",
+                            Py_TYPE(a[5])->tp_name);
     unsigned long long start = PyLong_AsUnsignedLongLong(a[0]);
     if (PyErr_Occurred())
         return NULL;
@@ -863,8 +869,10 @@ static PyObject *recorder_finish_impl(recorder *self, PyObject *const *args, Py_
             PyErr_Clear();
     }
     /* From Python, start() kept no request: the query ends in the context it began in. */
+    nprof_py_callsite_frame = a[5] != Py_None ? a[5] : NULL;
     recorder_end(self, start, start ? nprof_py_current_request() : NULL, a[1], a[2], rows, a[4],
                  sync);
+    nprof_py_callsite_frame = NULL;
     Py_RETURN_NONE;
 }
 
@@ -934,12 +942,13 @@ static PyMethodDef recorder_methods[] = {
     {"start", (PyCFunction)recorder_start, METH_NOARGS,
      "start() -> int: before a sync query; 0 when nothing would be recorded."},
     {"finish", (PyCFunction)(void (*)(void))recorder_finish, METH_FASTCALL | METH_KEYWORDS,
-     "finish(start, sql, params=None, rows=0, error=None): after a sync query."},
+     "finish(start, sql, params=None, rows=0, error=None, caller=None): after a sync query."},
     {"start_async", (PyCFunction)recorder_start_async, METH_NOARGS,
      "start_async() -> int: before an awaited query."},
     {"finish_async", (PyCFunction)(void (*)(void))recorder_finish_async,
      METH_FASTCALL | METH_KEYWORDS,
-     "finish_async(start, sql, params=None, rows=0, error=None): after an awaited query."},
+     "finish_async(start, sql, params=None, rows=0, error=None, caller=None): after an "
+     "awaited query."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -1060,12 +1069,13 @@ static PyObject *live_get_on(live_recorder *self, void *closure)
 static PyMethodDef live_methods[] = {
     {"start", live_start, METH_NOARGS, "start() -> int: the recorder's, or 0 once off."},
     {"finish", (PyCFunction)(void (*)(void))live_finish, METH_FASTCALL | METH_KEYWORDS,
-     "finish(start, sql, params=None, rows=0, error=None): the recorder's."},
+     "finish(start, sql, params=None, rows=0, error=None, caller=None): the recorder's."},
     {"start_async", live_start_async, METH_NOARGS,
      "start_async() -> int: the recorder's, or 0 once off."},
     {"finish_async", (PyCFunction)(void (*)(void))live_finish_async,
      METH_FASTCALL | METH_KEYWORDS,
-     "finish_async(start, sql, params=None, rows=0, error=None): the recorder's."},
+     "finish_async(start, sql, params=None, rows=0, error=None, caller=None): the "
+     "recorder's."},
     {"off", (PyCFunction)live_off, METH_NOARGS,
      "off(): start() returns 0 from now on (a query already started still finishes)."},
     {NULL, NULL, 0, NULL},

@@ -434,14 +434,13 @@ static PyObject *coro_frame(PyObject *o)
     return f;
 }
 
-#define STOP_NOT_MET 2 /* walk_running(): `stop` is not on the stack */
+#define STOP_NOT_MET 2 /* walk_frames(): `stop` is not on the stack */
 
-/* The running stack of `ts`, innermost frame first, up to and including `stop` (a frame
- * object) when it is met: the task's coroutine frame, above which run the event loop's.
- * 0, STOP_NOT_MET, or -1 on memory exhaustion. */
-static int walk_running(stack *s, PyThreadState *ts, PyObject *stop)
+/* Frame `f` (a reference taken, or NULL) and those it was called from, innermost first, up
+ * to and including `stop` (a frame object) when it is met: the task's coroutine frame,
+ * above which run the event loop's.  0, STOP_NOT_MET, or -1 on memory exhaustion. */
+static int walk_frames(stack *s, PyFrameObject *f, PyObject *stop)
 {
-    PyFrameObject *f = PyThreadState_GetFrame(ts); /* new ref or NULL */
     int rc = stop ? STOP_NOT_MET : 0;
     for (size_t k = 0; f && k < MAX_WALK; k++) {
         if (add_frame(s, f, 0) < 0) {
@@ -459,6 +458,12 @@ static int walk_running(stack *s, PyThreadState *ts, PyObject *stop)
     Py_XDECREF(f);
     finish(s);
     return rc;
+}
+
+/* The running stack of `ts` (walk_frames). */
+static int walk_running(stack *s, PyThreadState *ts, PyObject *stop)
+{
+    return walk_frames(s, PyThreadState_GetFrame(ts), stop);
 }
 
 /* A suspended task: the frames of its await chain, outermost (the task's coroutine) first. */
@@ -1199,6 +1204,13 @@ static int read_own_stack(nprof_py_sampled *e, stack *s)
     PyObject *stop = coro ? coro_frame(coro) : NULL;
     PyErr_Clear();
     int rc = walk_running(s, PyThreadState_Get(), stop);
+    if (rc == STOP_NOT_MET && nprof_py_callsite_frame) {
+        /* Run off the task's stack (SQLAlchemy's async engines make the cursor call in a
+         * greenlet whose frames are all SQLAlchemy's): the query goes under the frame its
+         * recorder was given, the task greenlet's, as its call site does. */
+        s->seen = s->n = 0;
+        rc = walk_frames(s, (PyFrameObject *)Py_NewRef(nprof_py_callsite_frame), stop);
+    }
     Py_XDECREF(stop);
     Py_XDECREF(coro);
     Py_XDECREF(task);

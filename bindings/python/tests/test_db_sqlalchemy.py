@@ -166,3 +166,32 @@ def test_the_hook_keeps_sqlalchemys_engine_level_event_dispatch_off(pg_cluster: 
     assert ours_ == [("SELECT 1 FROM nprof_user LIMIT 1", 0),
                      ("UPDATE nprof_user SET name = name WHERE id = %(id)s", 2),
                      ("SELECT 2 FROM nprof_user LIMIT 1", 0)]
+
+
+def test_async_queries_sit_under_the_application_in_sampled_stacks(async_url: str) -> None:
+    # The cursor call runs in SQLAlchemy's greenlet, whose frames are all SQLAlchemy's: the
+    # query goes under the frame the task's greenlet switched from, as its call site does.
+    import nanoprof
+    from nanoprof import _core
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    async def application_code(engine: Any) -> None:
+        async with engine.connect() as conn:
+            await conn.execute(text("SELECT 1 FROM nprof_user LIMIT 1"))
+
+    async def go() -> str:
+        engine = create_async_engine(async_url, poolclass=sa.pool.NullPool)
+        try:
+            with QueryTimer(engine):
+                _core.start_profile(method="GET", path="/flame")
+                _core.sample_current(1)
+                await application_code(engine)
+                flame = nanoprof.get_current_profile().flame()
+                _core.end_profile()
+                return flame
+        finally:
+            await engine.dispose()
+
+    flame = asyncio.run(go())
+    sql = [s for s in flame.splitlines() if ";SQL " in s and "nprof_user" in s]
+    assert sql and all(".application_code (" in s for s in sql), flame

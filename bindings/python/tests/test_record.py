@@ -186,6 +186,22 @@ def test_the_recorder_never_fails_the_applications_query(profile: list) -> None:
     assert nanoprof.end_profile() is not None
 
 
+def test_a_given_caller_frame_is_where_the_call_site_is_looked_for_first(profile: list) -> None:
+    from dbcheck import assert_site, line
+
+    def awaiting() -> Any:  # stands for the task greenlet's frame (SQLAlchemy's async hook)
+        return sys._getframe()  # line: given-caller
+
+    rec = _core.QueryRecorder()
+    rec.finish_async(rec.start_async(), "SELECT * FROM given", caller=awaiting())
+    rec.finish_async(rec.start_async(), "SELECT * FROM running", caller=None)  # line: running
+    given, running = end(profile).sql_queries
+    assert_site(given.callsite, __file__, line("given-caller"))
+    assert_site(running.callsite, __file__, line("running"))
+    with pytest.raises(TypeError, match="caller is a frame or None, got int"):
+        rec.finish(rec.start(), "SELECT 1", caller=5)  # type: ignore[arg-type]
+
+
 def test_the_recorder_rejects_a_start_it_did_not_give(profile: list) -> None:
     rec = _core.QueryRecorder()
     with pytest.raises(TypeError, match="start"):

@@ -7,6 +7,7 @@ on one event loop, or served by threads, never see each other's queries.
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextvars import ContextVar, Token
+from types import FrameType
 from typing import Any, Final, NamedTuple
 
 __version__: Final[str]
@@ -289,16 +290,18 @@ class QueryRecorder:
         recording the same query on this thread until ``finish``.  Returns 0 when nothing
         would be recorded (profiling off, no request, no observer, no slow log)."""
     def finish(self, start: int, sql: object, params: object = None, rows: int = 0,
-               error: object = None) -> None:
+               error: object = None, caller: FrameType | None = None) -> None:
         """Pairs ``start``.  ``sql``: str, bytes (decoded as UTF-8, bad bytes replaced) or any
         object (``str()`` of it).  ``params``: None, a sequence, a mapping or a scalar (for a
         batch, the first row's).  ``rows``: parameter sets of an executemany (0: one statement).
-        ``error``: the exception the query raised, a string, or None."""
+        ``error``: the exception the query raised, a string, or None.  ``caller``: a frame in
+        which the call site is looked for first, before the running stack (SQLAlchemy's async
+        hook gives the task greenlet's, the running greenlet holding only SQLAlchemy's)."""
     def start_async(self) -> int:
         """Coroutine hooks: starts the clock only (other tasks run while the query is awaited,
         so nothing thread-wide may be changed)."""
     def finish_async(self, start: int, sql: object, params: object = None, rows: int = 0,
-                     error: object = None) -> None: ...
+                     error: object = None, caller: FrameType | None = None) -> None: ...
 
 class LiveRecorder:
     """A QueryRecorder as one install of the hooks uses it: the same start and finish until
@@ -309,10 +312,10 @@ class LiveRecorder:
     on: bool
     def start(self) -> int: ...
     def finish(self, start: int, sql: object, params: object = None, rows: int = 0,
-               error: object = None) -> None: ...
+               error: object = None, caller: FrameType | None = None) -> None: ...
     def start_async(self) -> int: ...
     def finish_async(self, start: int, sql: object, params: object = None, rows: int = 0,
-                     error: object = None) -> None: ...
+                     error: object = None, caller: FrameType | None = None) -> None: ...
     def off(self) -> None: ...
 
 def in_timed_step() -> bool:

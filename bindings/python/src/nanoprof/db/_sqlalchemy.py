@@ -13,14 +13,15 @@ Why not the engine events (`before_cursor_execute` / `after_cursor_execute` /
 `handle_error`), as before: an engine with any listener of those makes SQLAlchemy send
 every statement through its engine-level event dispatch, at a cost of its own about as large
 as the profiler's: with listeners that do nothing, a page of the demo app (two queries) ran
-198,000 more instructions, 3.2 % (bench/python/bench_demo.py, variant `events`).  Dialect
-events are looked up only where the cursor call is made.
+151,000 more instructions, 2.4 % (bench/python/bench_demo.py --estimate, variant `events`).
+Dialect events are looked up only where the cursor call is made.
 
 Async engines (AsyncEngine, or an Engine whose dialect is async): SQLAlchemy runs the cursor
 call in a greenlet whose stack holds only SQLAlchemy's frames, the application's await
-being in the task's greenlet.  The call site is read from the recording stack, so the
-query is finished from the task, by awaiting a trivial coroutine through SQLAlchemy's own
-`await_` (one greenlet switch per query).
+being in the parent greenlet, the task's, suspended where it switched to this one.  The
+query is finished here with that greenlet's frame as where its call site is looked for
+first (`caller=`); before, it was finished from the task, by awaiting a coroutine through
+SQLAlchemy's `await_`, at the cost of two greenlet switches per query.
 
 A listener registered before nanoprof's that runs the cursor call itself (returns True)
 keeps nanoprof's from running: such queries are not recorded.
@@ -28,6 +29,7 @@ keeps nanoprof's from running: such queries are not recorded.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from ._base import Live, Undo, active
@@ -46,18 +48,20 @@ def _module() -> Any:
     return sqlalchemy
 
 
-def _await() -> tuple[Any, Any]:
-    """SQLAlchemy's (await_, in_greenlet): await_only and a greenlet check before 2.1."""
-    from sqlalchemy.util import concurrency
+def _parent_frame() -> Callable[[], Any]:
+    """What gives the frame the task's greenlet switched to this one from, or None (not in a
+    greenlet, no parent, or greenlet not importable: then the call site is looked for on the
+    running stack only)."""
+    try:
+        from greenlet import getcurrent
+    except ImportError:
+        return lambda: None
 
-    await_ = getattr(concurrency, "await_", None) or getattr(concurrency, "await_only")
-    in_greenlet = getattr(concurrency, "in_greenlet", None) or (lambda: True)
-    return await_, in_greenlet
+    def parent_frame() -> Any:
+        parent = getcurrent().parent
+        return parent.gr_frame if parent is not None else None
 
-
-async def _finish_in_task(finish: Any, t: int, sql: Any, params: Any, rows: int,
-                          error: Any) -> None:
-    finish(t, sql, params, rows, error)
+    return parent_frame
 
 
 class _Hook:
@@ -65,7 +69,7 @@ class _Hook:
 
     def __init__(self, recorder: Live) -> None:
         self.recorder = recorder
-        self.await_, self.in_greenlet = _await()
+        self.parent_frame = _parent_frame()
 
     def execute(self, cursor: Any, statement: Any, parameters: Any, context: Any) -> Any:
         return self._run(context, "do_execute", (cursor, statement, parameters, context),
@@ -108,17 +112,7 @@ class _Hook:
         if not is_async:
             self.recorder.finish(t, sql, parameters, rows, error)
             return
-        if not self.in_greenlet():  # an async driver used without greenlet_spawn
-            self.recorder.finish_async(t, sql, parameters, rows, error)
-            return
-        finishing = _finish_in_task(self.recorder.finish_async, t, sql, parameters, rows, error)
-        try:
-            self.await_(finishing)
-        except Exception:
-            # Recording must never raise into the query: record from here, without the call
-            # site.
-            finishing.close()
-            self.recorder.finish_async(t, sql, parameters, rows, error)
+        self.recorder.finish_async(t, sql, parameters, rows, error, caller=self.parent_frame())
 
 
 def _reset(token: Any) -> None:
