@@ -290,16 +290,7 @@ def print_functions(variant: str, conninfo: str, top: int, n1: int = 200, n2: in
     for ep in ENDPOINTS:
         ci = conninfo if ep == "/db" else None
         (ba, bb), (ma, mb) = (dumps(v, ep, ci, n1, n2, cold) for v in ("bare", variant))
-        base, mine = dbbench.function_costs(ba, bb, n), dbbench.function_costs(ma, mb, n)
-        none = dbbench.FunctionCost({}, 0.0)
-        rows = []
-        for key in set(base) | set(mine):
-            b, m = base.get(key, none), mine.get(key, none)
-            d = {k: m.events.get(k, 0) - b.events.get(k, 0)
-                 for k in set(b.events) | set(m.events)}
-            rows.append((dbbench.cycles(d), d.get("I1mr", 0), d.get("Ir", 0),
-                         m.lines - b.lines, key))
-        rows.sort(key=lambda r: -abs(r[0]))
+        rows = dbbench.function_changes((ba, bb), (ma, mb), n)
         added = {k: (mb.totals[k] - ma.totals[k] - bb.totals[k] + ba.totals[k]) / n
                  for k in ma.totals}
         ours = own_lines(dbbench.code_lines(ma.instructions, mb.instructions, n))
@@ -307,10 +298,7 @@ def print_functions(variant: str, conninfo: str, top: int, n1: int = 200, n2: in
               f"{dbbench.cycles(added) / 1000:+.1f}k estimated cycles, {ours:.0f} lines of "
               f"nanoprof's own code; the {top} functions that change it most (cycles, L1i "
               f"misses, instructions, lines of code; * nanoprof's):")
-        for cyc, i1, ir, lines, (obj, fn) in rows[:top]:
-            mark = "*" if own_object(obj) else " "
-            print(f"  {cyc:+8.0f} {i1:+7.1f} {ir:+8.0f} {lines:+6.1f} {mark} {fn[:60]} "
-                  f"({obj.split('.')[0]})")
+        dbbench.print_function_changes(rows, top, own_object)
 
 
 def misses_text(ev: dict[str, float], base: dict[str, float]) -> str:

@@ -27,10 +27,12 @@ compare).
 --estimate runs no server and no wrk: each variant's requests in process under callgrind
 (requests 100 to 400 of one process, the string-hash seed fixed), printing the instructions
 and estimated cycles (dbbench.cycles) each adds to an `off` request.  Deterministic where
-requests per second are not, and about ten minutes.
+requests per second are not, and about ten minutes.  --functions VARIANT breaks what VARIANT
+adds down by function.
 
     python bench/python/bench_demo.py [--rounds 5] [--seconds 5] [--connections 16]
                                       [--variants off,events,on,profile1,dev] [--estimate]
+                                      [--functions VARIANT [--top N]]
 """
 
 from __future__ import annotations
@@ -102,7 +104,7 @@ SCOPE = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "met
 
 def child(variant: str, n: int) -> None:
     """`n` requests of `variant` through the app in this process (what callgrind counts); the
-    environment (the database, the mode) is the server's, from estimate()."""
+    environment (the database, the mode) is the server's, from dumps()."""
     os.chdir(demo.ROOT)  # as the server runs: call sites relative to the repository
     module = __import__("demo_events" if variant == "events" else "app")
     path, _, query = VARIANTS[variant][1].partition("?")
@@ -126,21 +128,30 @@ def child(variant: str, n: int) -> None:
         raise SystemExit(f"{variant}: statuses {sorted(set(statuses))}, expected 200")
 
 
-def estimate(variants: tuple[str, ...], n1: int = 100, n2: int = 400) -> None:
+N1, N2 = 100, 400  # in-process requests: the counts of N2 less those of N1, per request
+
+
+def dumps(variant: str, conninfo: str) -> tuple[dbbench.Dump, dbbench.Dump]:
+    """Callgrind's counts of N1 and of N2 requests of `variant`, in process."""
+    env = demo.app_env(conninfo, VARIANTS[variant][0], NANOPROF_DEMO_TOKEN=TOKEN)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(HERE), str(DEMO),
+                                                      env.get("PYTHONPATH")]))
+    da, db = (dbbench.callgrind_code([sys.executable, str(Path(__file__).resolve()), "--child",
+                                      variant, str(n)], env=env) for n in (N1, N2))
+    return da, db
+
+
+def estimate(variants: tuple[str, ...]) -> None:
     """Per request of each variant, in process: instructions and callgrind's estimated
     cycles, and what each adds to `off`'s."""
     per: dict[str, dict[str, float]] = {}
     with dbbench.pg_cluster("1") as conninfo:
         seed.seed(conninfo)
         for v in variants:
-            env = demo.app_env(conninfo, VARIANTS[v][0], NANOPROF_DEMO_TOKEN=TOKEN)
-            env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(HERE), str(DEMO),
-                                                              env.get("PYTHONPATH")]))
-            da, db = (dbbench.callgrind_code([sys.executable, str(Path(__file__).resolve()),
-                                              "--child", v, str(n)], env=env) for n in (n1, n2))
-            per[v] = {k: (db.totals[k] - da.totals[k]) / (n2 - n1) for k in da.totals}
+            da, db = dumps(v, conninfo)
+            per[v] = {k: (db.totals[k] - da.totals[k]) / (N2 - N1) for k in da.totals}
     off = per["off"]
-    print(f"GET {PATH} in process under callgrind, per request (requests {n1} to {n2}); "
+    print(f"GET {PATH} in process under callgrind, per request (requests {N1} to {N2}); "
           f"estimated cycles: instructions / {dbbench.INSTRUCTIONS_PER_CYCLE:g} + "
           f"{dbbench.L1_MISS_CYCLES} per L1 miss + {dbbench.LL_MISS_CYCLES} per L2 miss")
     for v in variants:
@@ -152,6 +163,21 @@ def estimate(variants: tuple[str, ...], n1: int = 100, n2: int = 400) -> None:
         print(line)
 
 
+def functions(variant: str, top: int) -> None:
+    """Where `variant`'s added cost lies against `off`, per function (dbbench's
+    function_changes): nanoprof's own, the interpreter's and the libraries' it pushes out of
+    the caches or calls."""
+    with dbbench.pg_cluster("1") as conninfo:
+        seed.seed(conninfo)
+        base, mine = dumps("off", conninfo), dumps(variant, conninfo)
+    print(f"GET {PATH}, {variant} against off, per request in process: the {top} functions "
+          f"that change the estimated cycles most (cycles, L1i misses, instructions, lines "
+          f"of code; * nanoprof's):")
+    dbbench.print_function_changes(dbbench.function_changes(base, mine, N2 - N1), top,
+                                   lambda obj: obj.startswith("_core.") or
+                                   obj == "libnanoprof.so.0")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--rounds", type=int, default=5)
@@ -160,6 +186,9 @@ def main() -> None:
     ap.add_argument("--variants", default=",".join(VARIANTS))
     ap.add_argument("--estimate", action="store_true",
                     help="in process under callgrind instead of wrk under a server")
+    ap.add_argument("--functions", metavar="VARIANT",
+                    help="in process under callgrind: where VARIANT's cost lies, per function")
+    ap.add_argument("--top", type=int, default=40, help="functions --functions lists")
     ap.add_argument("--child", nargs=2, metavar=("VARIANT", "N"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
@@ -168,6 +197,11 @@ def main() -> None:
     variants = tuple(v for v in args.variants.split(",") if v)
     if set(variants) - set(VARIANTS) or "off" not in variants:
         raise SystemExit(f"--variants: from {', '.join(VARIANTS)}, with off (the anchor)")
+    if args.functions:
+        if args.functions not in VARIANTS:
+            raise SystemExit(f"--functions: one of {', '.join(VARIANTS)}")
+        functions(args.functions, args.top)
+        return
     if args.estimate:
         estimate(variants)
         return

@@ -430,6 +430,31 @@ def function_costs(a: Dump, b: Dump, iterations: int) -> dict[tuple[str, str], F
     return out
 
 
+def function_changes(base: tuple[Dump, Dump], variant: tuple[Dump, Dump], iterations: int
+                     ) -> list[tuple[float, float, float, float, tuple[str, str]]]:
+    """What a variant changes against a base run, per (object, function) and iteration, the
+    largest change in estimated cycles first: (cycles, L1i misses, instructions, lines of
+    code, key).  Each of `base` and `variant` is its runs of n1 and n1 + `iterations`."""
+    b, v = (function_costs(a, z, iterations) for a, z in (base, variant))
+    none = FunctionCost({}, 0.0)
+    rows = []
+    for key in set(b) | set(v):
+        x, m = b.get(key, none), v.get(key, none)
+        d = {k: m.events.get(k, 0) - x.events.get(k, 0) for k in set(x.events) | set(m.events)}
+        rows.append((cycles(d), d.get("I1mr", 0), d.get("Ir", 0), m.lines - x.lines, key))
+    rows.sort(key=lambda r: -abs(r[0]))
+    return rows
+
+
+def print_function_changes(rows: Sequence[tuple[float, float, float, float, tuple[str, str]]],
+                           top: int, marked: Callable[[str], bool]) -> None:
+    """The first `top` of function_changes(), a line each; `marked` objects get a star."""
+    for cyc, i1, ir, lines, (obj, fn) in rows[:top]:
+        mark = "*" if marked(obj) else " "
+        print(f"  {cyc:+8.0f} {i1:+7.1f} {ir:+8.0f} {lines:+6.1f} {mark} {fn[:60]} "
+              f"({obj.split('.')[0]})")
+
+
 def per_iteration(run: Callable[[int], int], n1: int, n2: int) -> float:
     """(count at n2 - count at n1) / (n2 - n1): start-up and imports cancel out."""
     return (run(n2) - run(n1)) / (n2 - n1)
