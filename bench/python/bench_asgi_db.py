@@ -152,12 +152,6 @@ def check(variant: str, port: int) -> None:
 
 # ---- in-process instruction counts (callgrind) -------------------------------------------------
 
-SCOPE = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET",
-         "scheme": "http", "path": "/rec", "raw_path": b"/rec", "query_string": b"",
-         "root_path": "", "headers": [(b"host", b"127.0.0.1"), (b"accept", b"*/*")],
-         "client": ("127.0.0.1", 5000), "server": ("127.0.0.1", 8000)}
-
-
 _OTHER = {"a": [1, 2.5, "x" * 20, None, True], "b": [{"d": i, "e": str(i)} for i in range(20)]}
 _PAIRS = re.compile(r"(\w+)=(\d+)")
 
@@ -191,7 +185,7 @@ def child(variant: str, n: int, path: str = "/rec", timed: int = 0, between: int
     import asgi_db_app
 
     app = asgi_db_app.app
-    scope = dict(SCOPE, path=path, raw_path=path.encode())
+    scope = dict(dbbench.ASGI_SCOPE, path=path, raw_path=path.encode())
     if between == 2:
         asgi_db_app.between_queries = other_work
 
@@ -298,7 +292,7 @@ def print_functions(variant: str, conninfo: str, top: int, n1: int = 200, n2: in
               f"{dbbench.cycles(added) / 1000:+.1f}k estimated cycles, {ours:.0f} lines of "
               f"nanoprof's own code; the {top} functions that change it most (cycles, L1i "
               f"misses, instructions, lines of code; * nanoprof's):")
-        dbbench.print_function_changes(rows, top, own_object)
+        dbbench.print_function_changes(rows, top, dbbench.own_object)
 
 
 def misses_text(ev: dict[str, float], base: dict[str, float]) -> str:
@@ -336,14 +330,9 @@ def print_callgrind(ins: dict[tuple[str, str], tuple[float, dict[str, float], di
                           for v in variants if (v, ep) in ins and (v in HOOKED or v == "mw-prod")))
 
 
-def own_object(obj: str) -> bool:
-    """Is `obj` (an object file's name) one of nanoprof's own (_core and libnanoprof)?"""
-    return obj.startswith("_core.") or obj == "libnanoprof.so.0"
-
-
 def own_lines(lines: dict[str, float]) -> float:
     """The part of `lines` in nanoprof's own objects."""
-    return sum(n for o, n in lines.items() if own_object(o))
+    return sum(n for o, n in lines.items() if dbbench.own_object(o))
 
 
 def lines_text(lines: dict[str, float], base: dict[str, float]) -> str:

@@ -97,18 +97,14 @@ def check(variant: str, port: int) -> None:
 
 # ---- in process, under callgrind (--estimate) ----------------------------------------------
 
-SCOPE = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET",
-         "scheme": "http", "root_path": "", "headers": [(b"host", b"127.0.0.1")],
-         "client": ("127.0.0.1", 5000), "server": ("127.0.0.1", 8000)}
-
-
 def child(variant: str, n: int) -> None:
     """`n` requests of `variant` through the app in this process (what callgrind counts); the
     environment (the database, the mode) is the server's, from dumps()."""
     os.chdir(demo.ROOT)  # as the server runs: call sites relative to the repository
     module = __import__("demo_events" if variant == "events" else "app")
     path, _, query = VARIANTS[variant][1].partition("?")
-    scope = dict(SCOPE, path=path, raw_path=path.encode(), query_string=query.encode())
+    scope = dict(dbbench.ASGI_SCOPE, path=path, raw_path=path.encode(),
+                 query_string=query.encode())
     statuses: list[int] = []
 
     async def receive() -> dict:
@@ -133,9 +129,8 @@ N1, N2 = 100, 400  # in-process requests: the counts of N2 less those of N1, per
 
 def dumps(variant: str, conninfo: str) -> tuple[dbbench.Dump, dbbench.Dump]:
     """Callgrind's counts of N1 and of N2 requests of `variant`, in process."""
+    # (The child puts this directory and the demo's on its own path, as this script does.)
     env = demo.app_env(conninfo, VARIANTS[variant][0], NANOPROF_DEMO_TOKEN=TOKEN)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(HERE), str(DEMO),
-                                                      env.get("PYTHONPATH")]))
     da, db = (dbbench.callgrind_code([sys.executable, str(Path(__file__).resolve()), "--child",
                                       variant, str(n)], env=env) for n in (N1, N2))
     return da, db
@@ -174,8 +169,7 @@ def functions(variant: str, top: int) -> None:
           f"that change the estimated cycles most (cycles, L1i misses, instructions, lines "
           f"of code; * nanoprof's):")
     dbbench.print_function_changes(dbbench.function_changes(base, mine, N2 - N1), top,
-                                   lambda obj: obj.startswith("_core.") or
-                                   obj == "libnanoprof.so.0")
+                                   dbbench.own_object)
 
 
 def main() -> None:

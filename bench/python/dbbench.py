@@ -430,6 +430,19 @@ def function_costs(a: Dump, b: Dump, iterations: int) -> dict[tuple[str, str], F
     return out
 
 
+def own_object(obj: str) -> bool:
+    """Is `obj` (an object file's name in a callgrind dump) one of nanoprof's own (_core and
+    libnanoprof)?"""
+    return obj.startswith("_core.") or obj == "libnanoprof.so.0"
+
+
+# An HTTP GET's ASGI scope for the benches' in-process requests (path and query added).
+ASGI_SCOPE = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1",
+              "method": "GET", "scheme": "http", "query_string": b"", "root_path": "",
+              "headers": [(b"host", b"127.0.0.1"), (b"accept", b"*/*")],
+              "client": ("127.0.0.1", 5000), "server": ("127.0.0.1", 8000)}
+
+
 def function_changes(base: tuple[Dump, Dump], variant: tuple[Dump, Dump], iterations: int
                      ) -> list[tuple[float, float, float, float, tuple[str, str]]]:
     """What a variant changes against a base run, per (object, function) and iteration, the

@@ -19,7 +19,9 @@ from typing import Any
 import app as demo  # examples/demo/app.py
 from sqlalchemy import event
 
-from nanoprof.db._sqlalchemy import ENGINE_EVENTS
+# The engine events nanoprof's SQLAlchemy hook listened to before it moved to the
+# dialect's (nanoprof/db/_sqlalchemy.py).
+ENGINE_EVENTS = ("before_cursor_execute", "after_cursor_execute", "handle_error")
 
 if demo.MODE != "off":
     raise SystemExit("demo_events: NANOPROF_DEMO_MODE must be off (no nanoprof underneath)")

@@ -34,11 +34,8 @@ from typing import Any
 
 from ._base import Live, Undo, active
 
-# The dialect events the hook listens to, and the engine events it listened to before
-# (bench/python/demo_events.py listens to those with listeners that do nothing, to show
-# what they cost).
+# The dialect events the hook listens to.
 EVENTS = ("do_execute", "do_executemany", "do_execute_no_params")
-ENGINE_EVENTS = ("before_cursor_execute", "after_cursor_execute", "handle_error")
 
 
 def _module() -> Any:
