@@ -107,13 +107,17 @@ typedef struct nprof_py_sampled nprof_py_sampled; /* sampler.c */
 enum { NPROF_PY_REQ_STANDALONE = 0, NPROF_PY_REQ_MW = 1 };
 
 /* A query held back by record.c until its request's profile is next read (see
- * nprof_py_request_flush): a repeat of the request's last fully recorded text. */
+ * nprof_py_request_flush): its text object (strong) and what the recording needs of it. */
 typedef struct nprof_py_held {
+    PyObject *sql;            /* str or bytes, strong */
     uint64_t start_ticks, duration_ns, params_hash;
     uint32_t rows;
+    int32_t site;             /* its call site's slot in the request's `sites`, or -1 */
 } nprof_py_held;
 
-enum { NPROF_PY_HELD_MAX = 8 };
+/* Held queries a request keeps at most before they are recorded; call sites taken for
+ * held queries of texts new to it (record.c: hold), at most, per request. */
+enum { NPROF_PY_HELD_MAX = 8, NPROF_PY_HELD_SITES = 4 };
 
 /* The state of one running request: what the context variable holds.  Internal: Python
  * code sees it as _core.Request (middleware requests) and reads the profile through a
@@ -131,9 +135,14 @@ typedef struct nprof_py_request {
     nprof_py_profile *view;   /* strong; made on first get_current_profile() */
     PyObject *token;          /* the context variable's token, to restore it at end */
     nprof_py_sampled *sampled; /* sampler.c: set while its call stacks are sampled */
-    PyObject *repeat_text;    /* record.c, strong: the text of the last query recorded in full */
-    uint32_t held_count;      /* record.c: queries held back, all repeats of repeat_text */
+    PyObject *repeat_text;    /* record.c, strong: the last new text recorded or held */
+    uint32_t held_count;      /* record.c: queries held back */
+    uint32_t sites_used;      /* record.c: call sites taken for held queries */
+    /* ---- not zeroed when a request object is reused: valid up to the counts above ---- */
+    char reset_end[1];
     nprof_py_held held[NPROF_PY_HELD_MAX];
+    uint16_t site_len[NPROF_PY_HELD_SITES];
+    char sites[NPROF_PY_HELD_SITES][NPROF_CALLSITE_MAX];
 } nprof_py_request;
 
 /* Records the queries held back in `r` into its profile (record.c): called before anything

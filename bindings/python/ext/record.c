@@ -14,17 +14,17 @@
  * finish() (nprof_pq_exclude_thread()); async hooks need nothing: the shim records into the
  * thread's current profile, which is never set on an event loop's thread (see ext.h).
  *
- * Held queries.  A query that repeats the request's last query recorded in full (the same
- * text object: an N+1 loop's call site passes the same str every time), and that is not
- * slow, not failed, keeps no parameters and has no observer, is only written down in the
- * request (start, duration, the values' identity, rows) and recorded with the others like
- * it when the profile is next read, its spans or phases change, or it ends
- * (nprof_py_request_flush).  The recording is the same; what changes is where it runs: a
- * query's recording touches some 150 lines of code that the driver and the event loop have
- * pushed out of the instruction cache since the last query, and in a batch only the first
- * of them runs cold: callgrind's cache simulation (bench_asgi_db.py, other work before each
- * query) counts about 190 fewer instruction-cache misses in that code per 5-query request.
- * A held query needs no call site: its shape's first query, recorded in full, has it.
+ * Held queries.  A query that is not slow, not failed, keeps no parameters and has no
+ * observer is only written down in its request (its text object, start, duration, the
+ * values' identity, rows) and recorded with the others held when the profile is next read,
+ * its spans or phases change, or it ends (nprof_py_request_flush).  The recording is the
+ * same; what changes is where it runs: a query's recording touches some 150 lines of code
+ * that the driver and the event loop have pushed out of the instruction cache since the
+ * last query, and in a batch only the first of them runs cold.  Holding only repeats of the
+ * last text (an N+1 loop's) left that code to run cold twice in a request of one loop and
+ * one other query (asyncpg's pool reset at release): at the first query and at the other.
+ * What cannot wait is the call site of a shape's first query (the frames are gone later):
+ * hold() takes it for a text new to the request, before holding it.
  */
 #include "ext.h"
 
@@ -580,24 +580,66 @@ static void count_into_request(int rc)
         counts.failures++;
 }
 
-/* Holds `a` back in `r` when it is a plain repeat of the request's last query recorded in
- * full: the same text object (so the same shape, whose call site the profile already has),
- * not slow, not failed, its parameters not kept, nobody watching.  1 when held. */
+/* Is `sql` the text of a query `r` holds now? */
+NPROF__HOT_PATH
+static int held_text(const nprof_py_request *r, PyObject *sql)
+{
+    for (uint32_t i = 0; i < r->held_count; i++)
+        if (r->held[i].sql == sql)
+            return 1;
+    return 0;
+}
+
+/* Holds `a` back in `r` instead of recording it now: not slow, not failed, its parameters
+ * not kept, nobody watching, its text a str or bytes.  A text that the request holds now or
+ * recorded last is a repeat, whose shape's first query has its call site already.  Any
+ * other may be the first of its shape, whose call site the profile will ask for when it is
+ * recorded: that is taken now, while the frames that issued the query still run, into one of
+ * the request's NPROF_PY_HELD_SITES slots; with none left, the query is recorded now (a
+ * request whose queries each have another text, literals written into them, pays for a few
+ * call sites it did not need, not for one a query).  1 when held. */
 NPROF__HOT_PATH
 static int hold(nprof_py_request *r, const one_query *a, int to_log)
 {
-    if (a->sql != r->repeat_text || to_log || observer || !a->start_ticks || r->sampled ||
+    if (to_log || observer || !a->start_ticks || r->sampled ||
         r->held_count == NPROF_PY_HELD_MAX || (a->error && a->error != Py_None) ||
         nprof_profile_wants_params(r->p, a->duration_ns, 0))
         return 0;
+    int32_t site = -1;
+    if (a->sql != r->repeat_text && !held_text(r, a->sql)) {
+        if (r->sites_used == NPROF_PY_HELD_SITES ||
+            (!PyUnicode_CheckExact(a->sql) && !PyBytes_CheckExact(a->sql)))
+            return 0;
+        site = (int32_t)r->sites_used++;
+        r->site_len[site] = (uint16_t)nprof_py_callsite_write(r->sites[site],
+                                                              NPROF_CALLSITE_MAX);
+        Py_XSETREF(r->repeat_text, Py_NewRef(a->sql));
+    }
     nprof_py_held *h = &r->held[r->held_count++];
+    h->sql = Py_NewRef(a->sql);
     h->start_ticks = a->start_ticks;
     h->duration_ns = a->duration_ns;
     h->params_hash = params_identity(a->params);
     h->rows = a->rows;
+    h->site = site;
     counts.recorded++;
     counts.held++;
     return 1;
+}
+
+typedef struct held_site {
+    const char *text;
+    size_t len;
+} held_site;
+
+/* The call site a held query took (the profile asks for it when the query is its shape's
+ * first). */
+static size_t held_site_callback(void *user, char *buf, size_t cap)
+{
+    const held_site *s = user;
+    size_t n = s->len < cap ? s->len : cap;
+    memcpy(buf, s->text, n);
+    return n;
 }
 
 NPROF__HOT_PATH
@@ -605,26 +647,32 @@ void nprof_py_request_record_held(nprof_py_request *r)
 {
     uint32_t n = r->held_count;
     r->held_count = 0;
-    if (!r->p || !r->repeat_text)
-        return;
     PyObject *type, *value, *tb;
     PyErr_Fetch(&type, &value, &tb);
-    Py_ssize_t len;
-    PyObject *keep = NULL;
-    const char *text = query_text(r->repeat_text, &len, &keep);
     for (uint32_t i = 0; i < n; i++) {
-        const nprof_py_held *h = &r->held[i];
-        nprof_query q = {
-            .sql = text,
-            .sql_len = (size_t)len,
-            .duration_ns = h->duration_ns,
-            .start_ticks = h->start_ticks,
-            .batch_rows = h->rows,
-            .params_hash = h->params_hash,
-        };
-        count_into_request(nprof_sql_record(r->p, &q));
+        nprof_py_held *h = &r->held[i];
+        if (r->p) {
+            Py_ssize_t len;
+            PyObject *keep = NULL;
+            const char *text = query_text(h->sql, &len, &keep);
+            held_site where = {NULL, 0};
+            if (h->site >= 0)
+                where = (held_site){r->sites[h->site], r->site_len[h->site]};
+            nprof_query q = {
+                .sql = text,
+                .sql_len = (size_t)len,
+                .duration_ns = h->duration_ns,
+                .start_ticks = h->start_ticks,
+                .batch_rows = h->rows,
+                .params_hash = h->params_hash,
+                .callsite = where.len ? held_site_callback : NULL,
+                .callsite_user = &where,
+            };
+            count_into_request(nprof_sql_record(r->p, &q));
+            Py_XDECREF(keep);
+        }
+        Py_CLEAR(h->sql);
     }
-    Py_XDECREF(keep);
     PyErr_Restore(type, value, tb);
 }
 

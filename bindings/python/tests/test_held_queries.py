@@ -1,7 +1,7 @@
-"""Queries a request holds back: a plain repeat of the request's last query recorded in
-full (same text object, not slow, not failed, its parameters not kept, no budget watching)
-is written down in the request and recorded when its profile is next read or its spans
-change.  Nobody may be able to tell: order, spans, counts, duplicates, slow queries and
+"""Queries a request holds back: a plain query (not slow, not failed, its parameters not
+kept, no budget watching, its text a str or bytes) is written down in the request, with
+the call site of a text new to the request, and recorded when its profile is next read or
+its spans change.  Nobody may be able to tell: order, spans, counts, duplicates, slow queries and
 budgets come out as if every query had been recorded when it ended."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Any
 
 import apps
 import nanoprof
-from dbcheck import line
+from dbcheck import assert_site, line
 from nanoprof import PerformanceMiddleware, _core
 from nanoprof.db import QueryTimer
 from nanoprof.wsgi import WSGIMiddleware
@@ -71,7 +71,7 @@ def test_repeats_held_back_come_out_in_order_under_their_spans() -> None:
 
     before = held()
     run(production(inner, slow_query_threshold_ms=1, n_plus_one_threshold=5), "/held")
-    assert held() - before == 6  # 2, 3, the two 4s, 6 and 8: the path under test ran
+    assert held() - before == 8  # all but the slow one: the path under test ran
     profile = stored()
     queries = profile["queries"]
     assert [q["sql"] for q in queries] == [SQL] * 7 + [OTHER] * 2
@@ -86,7 +86,7 @@ def test_repeats_held_back_come_out_in_order_under_their_spans() -> None:
     assert profile["duplicate_count"] == 1
     (pattern,) = profile["n_plus_one"]  # the threshold is 5: OTHER's two are not one
     assert (pattern["count"], pattern["exact_repeats"]) == (7, 1)
-    assert "test_held_queries.py" in pattern["callsite"]  # from its first query, not held
+    assert "test_held_queries.py" in pattern["callsite"]  # taken when its first was held
 
 
 def test_a_profile_read_during_the_request_sees_the_held_queries() -> None:
@@ -105,7 +105,7 @@ def test_a_profile_read_during_the_request_sees_the_held_queries() -> None:
 
     before = held()
     run(production(inner), "/read")
-    assert held() - before == 4
+    assert held() - before == 5
     assert seen == [4, 4, 5]
     assert stored()["sql_count"] == 5
 
@@ -127,7 +127,7 @@ def test_held_queries_stay_with_the_request_that_ran_them() -> None:
 
     before = held()
     asyncio.run(all_of_them())
-    assert held() - before == 4 * len(texts)
+    assert held() - before == 5 * len(texts)
     for p in _core.get_store().get_recent(len(texts)):
         data = json.loads(p.to_json())
         assert [q["sql"] for q in data["queries"]] == [texts[data["path"]]] * 5
@@ -150,7 +150,7 @@ def test_a_budget_sees_every_query_and_the_profile_keeps_those_before_it() -> No
 
     before = held()
     run(production(inner), "/budget")
-    assert held() - before == 2
+    assert held() - before == 3
     assert len(raised) == 1
     assert [q.sql for q in raised[0].queries] == [SQL] * 3
     assert stored()["sql_count"] == 6
@@ -172,7 +172,7 @@ def test_development_mode_and_failed_queries_are_never_held() -> None:
     queries = stored()["queries"]
     assert [q.get("params") for q in queries] == ["id=0", "id=1", "id=2", "id=3"]
     run(production(inner), "/prod")
-    assert held() - before == 2
+    assert held() - before == 3
     queries = stored()["queries"]
     assert queries[-1]["error"] == "RuntimeError: gone"
     assert len(queries) == 4
@@ -203,7 +203,7 @@ def test_a_sync_drivers_n_plus_one_loop_is_held_and_named_by_its_line(tmp_path: 
     finally:
         timer.uninstall()
     assert names == ["a", "b", "c", "a", "b", "c"]  # what the application got, untouched
-    assert held() - before == 5
+    assert held() - before == 6
     profile = stored()
     assert [q["sql"] for q in profile["queries"]] == [
         "SELECT name FROM nprof_item WHERE id = ?"] * 6
@@ -212,3 +212,33 @@ def test_a_sync_drivers_n_plus_one_loop_is_held_and_named_by_its_line(tmp_path: 
     assert pattern["count"] == 6
     assert f"test_held_queries.py:{line('loop')} in " in pattern["callsite"]
     assert pattern["callsite"].endswith(".app")
+
+
+def test_each_new_texts_call_site_is_taken_when_it_is_held() -> None:
+    rec = _core.QueryRecorder()
+
+    async def inner(scope: Any, receive: Any, send: Any) -> None:
+        for i in range(2):
+            t = rec.start()
+            rec.finish(t, SQL, (i,))  # line: held-item
+            t = rec.start()
+            rec.finish(t, OTHER, (i,))  # line: held-user
+        # Literals written into the text: a new text every time, all of one shape.  The
+        # request takes a call site for a few of them, then records the rest at once.
+        for i in range(6):
+            t = rec.start()
+            rec.finish(t, f"SELECT * FROM nprof_order WHERE id = {i}", None)  # line: literal
+        await fail(send)
+
+    before = held()
+    run(production(inner, n_plus_one_threshold=5), "/sites")
+    assert held() - before == 4 + 2  # the first two texts and their repeats, two literals
+    profile = stored()
+    sites = [q.get("callsite") for q in profile["queries"]]
+    assert_site(sites[0], __file__, line("held-item"))
+    assert_site(sites[1], __file__, line("held-user"))
+    assert_site(sites[4], __file__, line("literal"))
+    assert sites[2:4] + sites[5:] == [None] * 7
+    (pattern,) = profile["n_plus_one"]
+    assert pattern["count"] == 6
+    assert_site(pattern["callsite"], __file__, line("literal"))
