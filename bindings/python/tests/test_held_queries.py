@@ -242,3 +242,24 @@ def test_each_new_texts_call_site_is_taken_when_it_is_held() -> None:
     (pattern,) = profile["n_plus_one"]
     assert pattern["count"] == 6
     assert_site(pattern["callsite"], __file__, line("literal"))
+
+
+def test_bytes_texts_are_held_and_other_text_types_recorded_at_once() -> None:
+    rec = _core.QueryRecorder()
+
+    class Text(str):
+        pass
+
+    async def inner(scope: Any, receive: Any, send: Any) -> None:
+        for i in range(2):
+            query(rec, SQL.encode(), (i,))
+        # Only exact str and bytes are held: a bytearray could change before it is read,
+        # and a subclass goes the way it always went.
+        query(rec, Text(OTHER), (7,))
+        query(rec, bytearray(OTHER.encode()), (8,))
+        await fail(send)
+
+    before = held()
+    run(production(inner), "/types")
+    assert held() - before == 2
+    assert [q["sql"] for q in stored()["queries"]] == [SQL, SQL, OTHER, OTHER]
