@@ -106,6 +106,13 @@ typedef struct nprof_py_sampled nprof_py_sampled; /* sampler.c */
 
 enum { NPROF_PY_REQ_STANDALONE = 0, NPROF_PY_REQ_MW = 1 };
 
+/* A query's call site (record.c): looked up once, when first asked for, into `buf`. */
+typedef struct nprof_py_site {
+    char buf[NPROF_CALLSITE_MAX];
+    size_t len;
+    int done;
+} nprof_py_site;
+
 /* A query held back by record.c until its request's profile is next read (see
  * nprof_py_request_flush): its text object (strong) and what the recording needs of it. */
 typedef struct nprof_py_held {
@@ -141,8 +148,7 @@ typedef struct nprof_py_request {
     /* ---- not zeroed when a request object is reused: valid up to the counts above ---- */
     char reset_end[1];
     nprof_py_held held[NPROF_PY_HELD_MAX];
-    uint16_t site_len[NPROF_PY_HELD_SITES];
-    char sites[NPROF_PY_HELD_SITES][NPROF_CALLSITE_MAX];
+    nprof_py_site sites[NPROF_PY_HELD_SITES];
 } nprof_py_request;
 
 /* Records the queries held back in `r` into its profile (record.c): called before anything

@@ -617,7 +617,7 @@ nprof_py_request *nprof_py_request_alloc(void)
     if (!r)
         r = PyObject_New(nprof_py_request, &nprof_py_request_type);
     if (r)
-        /* Zeroed up to its held queries and call sites (1.2 KiB), valid up to their counts. */
+        /* Zeroed up to its held queries and call sites (1.4 KiB), valid up to their counts. */
         memset((char *)r + sizeof(PyObject), 0,
                offsetof(nprof_py_request, reset_end) - sizeof(PyObject));
     return r;

@@ -436,14 +436,9 @@ static PyObject *error_text(PyObject *error)
 /* ---- call sites --------------------------------------------------------------------------- */
 
 /* What nprof_query.callsite points at: the call site is looked up once per query, when the
- * profile asks, and kept for the slow-query log and the observer. */
-typedef struct site {
-    char buf[NPROF_CALLSITE_MAX];
-    size_t len;
-    int done;
-} site;
-
-static size_t site_get(site *s)
+ * profile asks, and kept for the slow-query log and the observer; a held query's was looked
+ * up when it was held (hold). */
+static size_t site_get(nprof_py_site *s)
 {
     if (!s->done) {
         s->len = nprof_py_callsite_write(s->buf, sizeof s->buf);
@@ -454,7 +449,7 @@ static size_t site_get(site *s)
 
 static size_t site_callback(void *user, char *buf, size_t cap)
 {
-    site *s = user;
+    nprof_py_site *s = user;
     size_t n = site_get(s);
     if (n > cap)
         n = cap;
@@ -474,7 +469,7 @@ static PyTypeObject *query_event_type; /* QueryEvent */
 
 static NPROF__RARE void observe(const char *sql, size_t sql_len, uint64_t duration_ns,
                                 const char *params, size_t params_len, uint32_t rows,
-                                PyObject *error, site *where, int in_request)
+                                PyObject *error, nprof_py_site *where, int in_request)
 {
     char norm[4096];
     size_t norm_len = 0;
@@ -534,7 +529,7 @@ typedef struct one_query {
 /* The slow-query log's entry for a query the profile recorded as `q` (its parameters and
  * call site included); out of line: one query in many is slow. */
 static NPROF__RARE void log_slow(nprof_slowlog *log, nprof_profile *p, const nprof_query *q,
-                                    site *where)
+                                    nprof_py_site *where)
 {
     nprof_slowlog_entry e = {
         .sql = q->sql,
@@ -611,8 +606,8 @@ static int hold(nprof_py_request *r, const one_query *a, int to_log)
             (!PyUnicode_CheckExact(a->sql) && !PyBytes_CheckExact(a->sql)))
             return 0;
         site = (int32_t)r->sites_used++;
-        r->site_len[site] = (uint16_t)nprof_py_callsite_write(r->sites[site],
-                                                              NPROF_CALLSITE_MAX);
+        r->sites[site].done = 0;
+        site_get(&r->sites[site]);
         Py_XSETREF(r->repeat_text, Py_NewRef(a->sql));
     }
     nprof_py_held *h = &r->held[r->held_count++];
@@ -625,21 +620,6 @@ static int hold(nprof_py_request *r, const one_query *a, int to_log)
     counts.recorded++;
     counts.held++;
     return 1;
-}
-
-typedef struct held_site {
-    const char *text;
-    size_t len;
-} held_site;
-
-/* The call site a held query took (the profile asks for it when the query is its shape's
- * first). */
-static size_t held_site_callback(void *user, char *buf, size_t cap)
-{
-    const held_site *s = user;
-    size_t n = s->len < cap ? s->len : cap;
-    memcpy(buf, s->text, n);
-    return n;
 }
 
 NPROF__HOT_PATH
@@ -655,9 +635,6 @@ void nprof_py_request_record_held(nprof_py_request *r)
             Py_ssize_t len;
             PyObject *keep = NULL;
             const char *text = query_text(h->sql, &len, &keep);
-            held_site where = {NULL, 0};
-            if (h->site >= 0)
-                where = (held_site){r->sites[h->site], r->site_len[h->site]};
             nprof_query q = {
                 .sql = text,
                 .sql_len = (size_t)len,
@@ -665,8 +642,8 @@ void nprof_py_request_record_held(nprof_py_request *r)
                 .start_ticks = h->start_ticks,
                 .batch_rows = h->rows,
                 .params_hash = h->params_hash,
-                .callsite = where.len ? held_site_callback : NULL,
-                .callsite_user = &where,
+                .callsite = h->site >= 0 ? site_callback : NULL,
+                .callsite_user = h->site >= 0 ? &r->sites[h->site] : NULL,
             };
             count_into_request(nprof_sql_record(r->p, &q));
             Py_XDECREF(keep);
@@ -716,7 +693,7 @@ static int record_query(const one_query *a, nprof_slowlog *log, uint64_t thresho
             Py_CLEAR(err);
         }
     }
-    site where;
+    nprof_py_site where;
     where.done = 0;
     nprof_query q = {
         .sql = text,
