@@ -67,6 +67,7 @@ typedef struct {
     int rest;            /* pname "*": the parameters are all positional arguments after
                             the query (asyncpg's style), as a tuple */
     int asynchronous;    /* func returns an awaitable */
+    int guard_only;      /* recorder is None: see guarded_call() */
     int wrapper;         /* Django's execute_wrapper protocol (func is None): called as
                             (execute, sql, params, many, context), it runs
                             execute(sql, params, many, context); `many` says per call
@@ -117,13 +118,17 @@ static int guard_is_set(timed_method *m)
     return nprof_py_step_depth ? 1 : nprof_py_guard_is_set(m->guard);
 }
 
-/* Calls recorder.<finish_name>(start, text, params, rows[, error]).  0, or -1 with the
- * exception finish (or the text function) raised. */
+/* Calls recorder.finish (`sync`) or finish_async (start, text, params, rows[, error]).  0,
+ * or -1 with the exception finish (or the text function) raised.  The method's kind is an
+ * int rather than the method's name: the name is a global that the common path (a
+ * LiveRecorder's) does not need, and each global it reads is one more data line fetched cold
+ * at every query.  For the same reason the caller's frame is handed over only when there is
+ * one (nprof_py_callsite_frame is NULL otherwise). */
 NPROF__HOT_PATH
-static int record(timed_method *m, PyObject *finish_name, const query_info *q, PyObject *error)
+static int record(timed_method *m, int sync, const query_info *q, PyObject *error)
 {
-    if (m->recorder == Py_None)
-        return 0; /* a guard-only method: see guarded_call() */
+    if (m->guard_only)
+        return 0; /* see guarded_call() */
     PyObject *text;
     if (PyUnicode_CheckExact(q->query) || PyBytes_CheckExact(q->query)) {
         text = Py_NewRef(q->query);
@@ -133,42 +138,40 @@ static int record(timed_method *m, PyObject *finish_name, const query_info *q, P
         if (!text)
             return -1;
     }
+    int rc = 0;
+    if (NPROF_UNLIKELY(q->caller != NULL))
+        nprof_py_callsite_frame = q->caller;
     if (!q->start) { /* a LiveRecorder */
-        nprof_py_callsite_frame = q->caller;
         nprof_py_live_end(m->recorder, q->ticks, q->req, text, q->params ? q->params : Py_None,
-                          q->rows, error, finish_name == str_finish);
-        nprof_py_callsite_frame = NULL;
-        Py_DECREF(text);
-        return 0;
+                          q->rows, error, sync);
+    } else {
+        PyObject *rows = PyLong_FromSsize_t(q->rows);
+        PyObject *done = NULL;
+        PyObject *finish =
+            rows ? PyObject_GetAttr(m->recorder, sync ? str_finish : str_finish_async) : NULL;
+        if (finish) {
+            PyObject *fargs[5] = {q->start, text, q->params ? q->params : Py_None, rows, error};
+            done = PyObject_Vectorcall(finish, fargs, error ? 5 : 4, NULL);
+            Py_DECREF(finish);
+        }
+        Py_XDECREF(rows);
+        rc = done ? 0 : -1;
+        Py_XDECREF(done);
     }
-    PyObject *rows = PyLong_FromSsize_t(q->rows);
-    PyObject *done = NULL;
-    PyObject *finish = rows ? PyObject_GetAttr(m->recorder, finish_name) : NULL;
-    if (finish) {
-        PyObject *fargs[5] = {q->start, text, q->params ? q->params : Py_None, rows, error};
-        nprof_py_callsite_frame = q->caller;
-        done = PyObject_Vectorcall(finish, fargs, error ? 5 : 4, NULL);
-        nprof_py_callsite_frame = NULL;
-        Py_DECREF(finish);
-    }
-    Py_XDECREF(rows);
+    nprof_py_callsite_frame = NULL;
     Py_DECREF(text);
-    if (!done)
-        return -1;
-    Py_DECREF(done);
-    return 0;
+    return rc;
 }
 
 /* The query raised (the exception is set): records it, then resets the guard (`token`, when
  * set: the sync form), in the order of the Python wrapper's `except` and `finally`.  The
  * query's exception stays set, the same object with the same traceback; an error of finish
  * or of the reset replaces it, chained, as it would have in Python. */
-static void finish_failed(timed_method *m, PyObject *finish_name, const query_info *q,
-                          PyObject *token)
+static void finish_failed(timed_method *m, int sync, const query_info *q, PyObject *token)
 {
     PyObject *type, *value, *tb;
     nprof_py_fetch_exception(&type, &value, &tb);
-    if (record(m, finish_name, q, value ? value : Py_None) < 0)
+    if (record(m, sync, q, value ? value : Py_None) < 0)
         nprof_py_replace_exception(&type, &value, &tb);
     if (token && nprof_py_guard_reset(m->guard, token) < 0)
         nprof_py_replace_exception(&type, &value, &tb);
@@ -224,7 +227,7 @@ static int await_returned(nprof_py_forward *f, int started)
     int rc = 0;
     if (started) {
         await_find_caller(aw);
-        rc = record(aw->method, str_finish_async, &aw->q, NULL);
+        rc = record(aw->method, 0, &aw->q, NULL);
     }
     await_release_query(aw);
     return rc;
@@ -236,7 +239,7 @@ static void await_raised(nprof_py_forward *f, int started)
     timed_await *aw = (timed_await *)f;
     if (started) {
         await_find_caller(aw);
-        finish_failed(aw->method, str_finish_async, &aw->q, NULL);
+        finish_failed(aw->method, 0, &aw->q, NULL);
     }
     await_release_query(aw);
 }
@@ -432,7 +435,7 @@ static PyObject *timed_call(timed_method *m, PyObject *const *args, size_t nargs
 {
     /* The branch hints keep the common case (a query by position, through the module's
      * LiveRecorder) on one straight run of code: it runs at every query, cold. */
-    if (NPROF_UNLIKELY(m->recorder == Py_None))
+    if (NPROF_UNLIKELY(m->guard_only))
         return guarded_call(m, args, nargsf, kwnames);
     Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
     if (NPROF_UNLIKELY(nargs < 2))
@@ -471,7 +474,6 @@ static PyObject *timed_call(timed_method *m, PyObject *const *args, size_t nargs
     PyObject *small[8], **heap = NULL;
     PyObject *batch = NULL; /* the list made of an executemany's iterator */
     PyObject *result = NULL, *token = NULL;
-    PyObject *finish_name = m->asynchronous ? str_finish_async : str_finish;
     int many = m->many;
     if (NPROF_UNLIKELY(m->wrapper)) {
         q.owner = Py_None; /* execute: no driver object to render a query with */
@@ -541,19 +543,20 @@ static PyObject *timed_call(timed_method *m, PyObject *const *args, size_t nargs
         goto failed;
     int reset = nprof_py_guard_reset(m->guard, token);
     Py_CLEAR(token);
-    if (reset < 0 || record(m, finish_name, &q, NULL) < 0)
+    if (reset < 0 || record(m, 1, &q, NULL) < 0)
         Py_CLEAR(result);
     goto done;
 
 failed:
-    finish_failed(m, finish_name, &q, token);
+    finish_failed(m, !m->asynchronous, &q, token);
 done:
     Py_XDECREF(token);
     Py_XDECREF(q.start);
     Py_XDECREF(q.params);
     Py_XDECREF(q.req);
     Py_XDECREF(batch);
-    PyMem_Free(heap);
+    if (heap)
+        PyMem_Free(heap);
     return result;
 }
 
@@ -656,6 +659,7 @@ static PyObject *method_new(PyTypeObject *type, PyObject *args, PyObject *kwargs
     }
     m->asynchronous = asynchronous;
     m->wrapper = wrapper;
+    m->guard_only = recorder == Py_None;
     m->vectorcall = (vectorcallfunc)timed_call;
     if (!wrapper && copy_func_attributes(m) < 0) {
         Py_DECREF(m);
