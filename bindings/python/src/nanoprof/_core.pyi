@@ -338,7 +338,8 @@ def set_callsite_exclude(prefixes: Sequence[str], base: str | None = None) -> No
 
 def hook_stats() -> dict[str, int]:
     """Counters of the recorders: recorded, in_request, slow_logged, slow_dropped, failures,
-    held (queries held back until their request's profile was next read)."""
+    held (queries held back until their request's profile was next read).  A held query is
+    counted, in recorded and held, when it is recorded, not while it waits."""
 
 class TimedMethod:
     """A driver's execute method timed as one query per call (ext/timed.c; built by
