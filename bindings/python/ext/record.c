@@ -626,8 +626,10 @@ void nprof_py_request_record_held(nprof_py_request *r)
 {
     uint32_t n = r->held_count;
     r->held_count = 0;
-    counts.recorded += n;
-    counts.held += n;
+    if (r->p) { /* with no profile (the request is over) they are only let go */
+        counts.recorded += n;
+        counts.held += n;
+    }
     PyObject *type, *value, *tb;
     PyErr_Fetch(&type, &value, &tb);
     for (uint32_t i = 0; i < n; i++) {

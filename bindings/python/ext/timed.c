@@ -122,8 +122,9 @@ static int guard_is_set(timed_method *m)
  * or -1 with the exception finish (or the text function) raised.  The method's kind is an
  * int rather than the method's name: the name is a global that the common path (a
  * LiveRecorder's) does not need, and each global it reads is one more data line fetched cold
- * at every query.  For the same reason the caller's frame is handed over only when there is
- * one (nprof_py_callsite_frame is NULL otherwise). */
+ * at every query.  For the same reason the caller's frame is set and cleared only when there
+ * is one (nprof_py_callsite_frame is NULL otherwise): a store to a global fetches its line
+ * as a load does. */
 NPROF__HOT_PATH
 static int record(timed_method *m, int sync, const query_info *q, PyObject *error)
 {
@@ -158,7 +159,8 @@ static int record(timed_method *m, int sync, const query_info *q, PyObject *erro
         rc = done ? 0 : -1;
         Py_XDECREF(done);
     }
-    nprof_py_callsite_frame = NULL;
+    if (NPROF_UNLIKELY(q->caller != NULL))
+        nprof_py_callsite_frame = NULL;
     Py_DECREF(text);
     return rc;
 }
