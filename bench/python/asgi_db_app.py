@@ -24,6 +24,12 @@ Variants:
                   nanoprof, and nothing recorded worth reading: the cost of the mechanism
   floor-mw        the floor's middleware alone, without its query wrappers: the mechanism's
                   share a middleware needs, to set beside mw-prod
+  floor-core      the floor feeding nanoprof's C core (floor.c built with FLOOR_CORE): each
+                  request begun and ended in an nprof_mw in production mode, each query's
+                  text, timing and parameter identity recorded into its profile
+                  (normalization, fingerprint, N+1 and duplicate counting, aggregation, the
+                  store); no call sites, phases or sampling: the least nanoprof's figures
+                  can cost through this mechanism
   mw-prod         PerformanceMiddleware in production mode (headers only on ?profile=1 with
                   the token), no database hooks: what the middleware alone costs
   nanoprof-prod   the same plus nanoprof.db.QueryTimer("asyncpg") installed module-wide
@@ -50,7 +56,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-VARIANTS = ("bare", "bare-again", "noop-mw", "spin-mw", "floor", "floor-mw", "mw-prod",
+VARIANTS = ("bare", "bare-again", "noop-mw", "spin-mw", "floor", "floor-mw", "floor-core",
+            "mw-prod",
             "nanoprof-prod",
             "nanoprof-dev")
 FLOOR_METHODS = ("execute", "fetch", "fetchrow", "fetchval")
@@ -211,12 +218,17 @@ def _app() -> Any:
         return NoopMiddleware(app)
     if variant == "spin-mw":
         return SpinMiddleware(app, int(os.environ.get("NANOPROF_BENCH_SPIN_US", "10")))
-    if variant in ("floor", "floor-mw"):
+    if variant in ("floor", "floor-mw", "floor-core"):
         import floor
 
         global floor_module
-        floor_module = mod = floor.load()
-        for name in FLOOR_METHODS if variant == "floor" else ():
+        floor_module = mod = floor.load(core=variant == "floor-core")
+        # floor-core leaves out `execute`, which asyncpg's Pool.release() runs the
+        # connection's reset query through: nanoprof's hooks do not record that query
+        # (it is the pool's, not the app's), so floor-core records the same five
+        methods = {"floor": FLOOR_METHODS, "floor-mw": (),
+                   "floor-core": tuple(m for m in FLOOR_METHODS if m != "execute")}
+        for name in methods[variant]:
             setattr(asyncpg.Connection, name, mod.Timed(getattr(asyncpg.Connection, name)))
         return mod.Middleware(app)
     import nanoprof

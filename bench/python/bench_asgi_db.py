@@ -15,7 +15,9 @@ Variants (asgi_db_app.py): bare; bare-again (the control); noop-mw (a pure-Pytho
 that only awaits the app: the floor of any Python middleware); spin-mw (the same, burning a
 known 10 us of CPU per request first: what a cost of that size turns into); floor and
 floor-mw (the least a profiler with this API can do, in C, with and without its query
-wrappers: floor.c); mw-prod (PerformanceMiddleware in production mode, no hooks);
+wrappers: floor.c); floor-core (the floor feeding nanoprof's C core through its public
+API: the least nanoprof's figures cost through that mechanism; no call sites, phases or
+sampling); mw-prod (PerformanceMiddleware in production mode, no hooks);
 nanoprof-prod (the same plus nanoprof.db.QueryTimer on asyncpg); nanoprof-dev (development
 mode, headers on every response, plus the hooks).  Each round runs every
 variant on /db and then on /rec, in fresh server processes, the variants alternating in
@@ -72,12 +74,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import dbbench  # noqa: E402
 
-ALL_VARIANTS = ("bare", "bare-again", "noop-mw", "spin-mw", "floor", "floor-mw", "mw-prod",
+ALL_VARIANTS = ("bare", "bare-again", "noop-mw", "spin-mw", "floor", "floor-mw", "floor-core",
+                "mw-prod",
                 "nanoprof-prod",
                 "nanoprof-dev")
 # --compare's variant: nanoprof-prod, served by the other interpreter.
 COMPARE = "compare"
 HOOKED = {"nanoprof-prod", "nanoprof-dev", COMPARE}
+# Variants that give nanoprof's X-Query-Count (?profile=1 with the token) for their queries.
+RECORDING = HOOKED | {"floor-core"}
+FLOORS = ("floor", "floor-mw", "floor-core")
 # The queries each endpoint runs (asgi_db_app.QUERIES_PER_REQUEST, not imported here: the
 # app module builds its app when imported).
 QUERIES = 5
@@ -139,14 +145,14 @@ def check(variant: str, port: int) -> None:
         count = headers.get("x-query-count")
         if variant in ("bare", "bare-again", "noop-mw", "spin-mw", "floor", "floor-mw"):
             want: tuple[str | None, ...] = (None,)
-        elif variant not in HOOKED:
+        elif variant not in RECORDING:
             want = ("0",)
         else:
             want = ("5", "6") if ep == "/db" else ("5",)
         if count not in want:
             raise SystemExit(f"{variant} {ep}: X-Query-Count {count!r}, expected {want} "
                              f"(headers: {headers})")
-        if variant in HOOKED:
+        if variant in RECORDING:
             print(f"{variant} {ep}: {count} queries recorded per request", file=sys.stderr)
 
 
@@ -213,10 +219,11 @@ def child(variant: str, n: int, path: str = "/rec", timed: int = 0, between: int
                 t0 = time.perf_counter_ns()
                 await app(dict(scope), receive, send)
                 taken += time.perf_counter_ns() - t0
-            if variant in ("floor", "floor-mw"):  # a floor that timed nothing is worthless
+            if variant in FLOORS:  # a floor that timed nothing is worthless
                 got = asgi_db_app.floor_module.stats()
                 # on /db also the pool's reset query at release, as the hooks see it (check())
-                per = 0 if variant == "floor-mw" else QUERIES + (path == "/db")
+                per = {"floor-mw": 0, "floor-core": QUERIES}.get(variant,
+                                                                 QUERIES + (path == "/db"))
                 want = {"requests": n + timed, "queries": per * (n + timed)}
                 if {k: got[k] for k in want} != want:
                     raise SystemExit(f"floor timed {got}, expected {want}")
@@ -327,7 +334,7 @@ def print_callgrind(ins: dict[tuple[str, str], tuple[float, dict[str, float], di
         print(f"callgrind, line visits of nanoprof's own code per {ep} request (a line once per "
               f"query that runs it, at most {QUERIES}; cold at each query when I/O runs between): "
               + ", ".join(f"{v} {own_lines(ins[v, ep][2]):.0f}"
-                          for v in variants if (v, ep) in ins and (v in HOOKED or v == "mw-prod")))
+                          for v in variants if (v, ep) in ins and (v in RECORDING or v == "mw-prod")))
 
 
 def own_lines(lines: dict[str, float]) -> float:
@@ -515,6 +522,12 @@ def main() -> None:
     if COMPARE in variants and "nanoprof-prod" in variants:
         print(f"compare ({args.compare}) against nanoprof-prod, same-round medians: " + "; ".join(
             f"{ep} {above('nanoprof-prod', COMPARE, ep):+.1f}% fewer requests/s" for ep in ENDPOINTS))
+    if "floor-core" in variants and "nanoprof-prod" in variants:
+        print("nanoprof-prod's cost above floor-core's, same-round medians: " + "; ".join(
+            f"{ep} {above('floor-core', 'nanoprof-prod', ep):.1f}% (floor-core itself "
+            f"{100 * (1 - dbbench.med(ratios['floor-core', ep])):.1f}%, the floor "
+            + (f"{100 * (1 - dbbench.med(ratios['floor', ep])):.1f}%" if "floor" in variants
+               else "not run") + ")" for ep in ENDPOINTS))
     if "floor-mw" in variants and "mw-prod" in variants:
         print("mw-prod's cost above the floor's middleware, same-round medians: " + "; ".join(
             f"{ep} {above('floor-mw', 'mw-prod', ep):.1f}% (the floor's middleware itself "
