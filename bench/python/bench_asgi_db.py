@@ -34,7 +34,8 @@ other work between requests, and with other work between its queries: what the s
 costs hot in the caches, among other code, and with the per-query code pushed out of the
 caches before every query (as the driver's I/O does on /db).
 
-    python bench/python/bench_asgi_db.py [--rounds 7] [--seconds 5] [--connections 16]
+    python bench/python/bench_asgi_db.py [--rounds 7] [--seconds 5] [--slices 1]
+                                         [--connections 16]
                                          [--variants bare,mw-prod,nanoprof-prod]
                                          [--slow-log] [--no-callgrind | --estimate [--cold]]
     python bench/python/bench_asgi_db.py --functions nanoprof-prod [--top 30] [--cold]
@@ -43,6 +44,10 @@ caches before every query (as the driver's I/O does on /db).
 --estimate runs only the callgrind part (about 6 minutes for four variants): instructions
 and simulated misses are deterministic on /rec; on /db the data misses move by a few
 hundred between runs with the event loop's timing, the instruction misses by a few dozen.
+--slices N measures each variant in N wrk runs of --seconds per round, alternating between
+the variants from run to run: `--seconds 1 --slices 5` gives each the same five seconds as
+the default, spread over the round, so that a drift of the machine within the round (which
+on a shared VM moved a single variant by several percent) falls on all of them alike.
 --compare adds the variant `compare`: nanoprof-prod served by another interpreter (a second
 venv with another build of nanoprof installed), in the same rounds as the rest.  Two builds
 side by side this way are the measure of a change to the request path: a change of a few
@@ -361,6 +366,10 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=7)
     ap.add_argument("--seconds", type=int, default=5)
     ap.add_argument("--connections", type=int, default=16)
+    ap.add_argument("--slices", type=int, default=1,
+                    help="measure each variant in this many wrk runs of --seconds per round, "
+                         "the variants alternating between runs (ABC CBA ABC ...): a drift of "
+                         "the machine within a round then falls on every variant alike")
     ap.add_argument("--variants", default=",".join(ALL_VARIANTS))
     ap.add_argument("--slow-log", action="store_true",
                     help="give the hooked variants a SlowLog (threshold 200 ms) on the same "
@@ -440,9 +449,14 @@ def main() -> None:
                     for ep in ENDPOINTS:  # warm-up
                         dbbench.wrk(ports[v], ep, 1, args.connections, "1")
                 for ep in ENDPOINTS:
-                    for v in order:
-                        this[v, ep] = dbbench.serve(ports[v], ep, args.seconds,
-                                                    args.connections, "1", pids[v])
+                    slices: dict[str, list[tuple[float, float, float, float]]] = {
+                        v: [] for v in variants}
+                    for k in range(args.slices):
+                        for v in order if k % 2 == 0 else tuple(reversed(order)):
+                            slices[v].append(dbbench.serve(ports[v], ep, args.seconds,
+                                                           args.connections, "1", pids[v]))
+                    for v in variants:
+                        this[v, ep] = dbbench.combine_slices(slices[v])
             finally:
                 dbbench.stop_servers(procs)
             for key, x in this.items():
@@ -463,7 +477,8 @@ def main() -> None:
     inproc = {between: in_process([v for v in variants if v != COMPARE], 5, between)
               for between in (0, 1, 2)}
 
-    print(f"\n{args.rounds} rounds of {args.seconds} s per variant and endpoint, wrk -c"
+    print(f"\n{args.rounds} rounds of {args.slices} x {args.seconds} s per variant and "
+          f"endpoint, wrk -c"
           f"{args.connections}; {dbbench.machine_line()}")
     print(f"{'endpoint':8} {'variant':14} {'req/s (median)':>15} {'jitter':>7} {'p50 ms':>7} "
           f"{'p99 ms':>7} {'CPU us/req':>10} {'jitter':>7} {'req/s vs bare, same round':>26} "

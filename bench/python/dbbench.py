@@ -199,6 +199,17 @@ def serve(port: int, path: str, seconds: float, connections: int, cpu: str | Non
     return rps, p50, p99, used * 1e6 / max(n, 1)
 
 
+def combine_slices(runs: Sequence[tuple[float, float, float, float]]
+                   ) -> tuple[float, float, float, float]:
+    """serve() results of equally long runs as one: the mean requests/s, the median p50 and
+    p99, and the server's CPU per request over all of their requests."""
+    if len(runs) == 1:
+        return runs[0]
+    total = sum(r[0] for r in runs)
+    return (total / len(runs), med([r[1] for r in runs]), med([r[2] for r in runs]),
+            sum(r[0] * r[3] for r in runs) / total if total else 0.0)
+
+
 def wrk(port: int, path: str, seconds: float, connections: int,
         cpu: str | None) -> tuple[float, float, float]:
     """requests/s, p50 and p99 latency in ms; any non-2xx answer or socket error stops the run
