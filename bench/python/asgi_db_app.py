@@ -30,6 +30,9 @@ Variants:
                   (normalization, fingerprint, N+1 and duplicate counting, aggregation, the
                   store); no call sites, phases or sampling: the least nanoprof's figures
                   can cost through this mechanism
+  floor-core-mw   floor-core's middleware alone, without its query wrappers: the C core's
+                  request begin and end on the floor's mechanism, to set beside floor-mw and
+                  mw-prod
   mw-prod         PerformanceMiddleware in production mode (headers only on ?profile=1 with
                   the token), no database hooks: what the middleware alone costs
   nanoprof-prod   the same plus nanoprof.db.QueryTimer("asyncpg") installed module-wide
@@ -57,7 +60,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 VARIANTS = ("bare", "bare-again", "noop-mw", "spin-mw", "floor", "floor-mw", "floor-core",
-            "mw-prod",
+            "floor-core-mw", "mw-prod",
             "nanoprof-prod",
             "nanoprof-dev")
 FLOOR_METHODS = ("execute", "fetch", "fetchrow", "fetchval")
@@ -218,15 +221,15 @@ def _app() -> Any:
         return NoopMiddleware(app)
     if variant == "spin-mw":
         return SpinMiddleware(app, int(os.environ.get("NANOPROF_BENCH_SPIN_US", "10")))
-    if variant in ("floor", "floor-mw", "floor-core"):
+    if variant in ("floor", "floor-mw", "floor-core", "floor-core-mw"):
         import floor
 
         global floor_module
-        floor_module = mod = floor.load(core=variant == "floor-core")
+        floor_module = mod = floor.load(core=variant.startswith("floor-core"))
         # floor-core leaves out `execute`, which asyncpg's Pool.release() runs the
         # connection's reset query through: nanoprof's hooks do not record that query
         # (it is the pool's, not the app's), so floor-core records the same five
-        methods = {"floor": FLOOR_METHODS, "floor-mw": (),
+        methods = {"floor": FLOOR_METHODS, "floor-mw": (), "floor-core-mw": (),
                    "floor-core": tuple(m for m in FLOOR_METHODS if m != "execute")}
         for name in methods[variant]:
             setattr(asyncpg.Connection, name, mod.Timed(getattr(asyncpg.Connection, name)))

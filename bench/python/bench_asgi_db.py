@@ -17,7 +17,8 @@ known 10 us of CPU per request first: what a cost of that size turns into); floo
 floor-mw (the least a profiler with this API can do, in C, with and without its query
 wrappers: floor.c); floor-core (the floor feeding nanoprof's C core through its public
 API: the least nanoprof's figures cost through that mechanism; no call sites, phases or
-sampling); mw-prod (PerformanceMiddleware in production mode, no hooks);
+sampling; floor-core-mw, its middleware alone); mw-prod (PerformanceMiddleware in
+production mode, no hooks);
 nanoprof-prod (the same plus nanoprof.db.QueryTimer on asyncpg); nanoprof-dev (development
 mode, headers on every response, plus the hooks).  Each round runs every
 variant on /db and then on /rec, in fresh server processes, the variants alternating in
@@ -80,7 +81,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import dbbench  # noqa: E402
 
 ALL_VARIANTS = ("bare", "bare-again", "noop-mw", "spin-mw", "floor", "floor-mw", "floor-core",
-                "mw-prod",
+                "floor-core-mw", "mw-prod",
                 "nanoprof-prod",
                 "nanoprof-dev")
 # --compare's variant: nanoprof-prod, served by the other interpreter.
@@ -88,7 +89,7 @@ COMPARE = "compare"
 HOOKED = {"nanoprof-prod", "nanoprof-dev", COMPARE}
 # Variants that give nanoprof's X-Query-Count (?profile=1 with the token) for their queries.
 RECORDING = HOOKED | {"floor-core"}
-FLOORS = ("floor", "floor-mw", "floor-core")
+FLOORS = ("floor", "floor-mw", "floor-core", "floor-core-mw")
 # The queries each endpoint runs (asgi_db_app.QUERIES_PER_REQUEST, not imported here: the
 # app module builds its app when imported).
 QUERIES = 5
@@ -227,8 +228,8 @@ def child(variant: str, n: int, path: str = "/rec", timed: int = 0, between: int
             if variant in FLOORS:  # a floor that timed nothing is worthless
                 got = asgi_db_app.floor_module.stats()
                 # on /db also the pool's reset query at release, as the hooks see it (check())
-                per = {"floor-mw": 0, "floor-core": QUERIES}.get(variant,
-                                                                 QUERIES + (path == "/db"))
+                per = {"floor-mw": 0, "floor-core-mw": 0,
+                       "floor-core": QUERIES}.get(variant, QUERIES + (path == "/db"))
                 want = {"requests": n + timed, "queries": per * (n + timed)}
                 if {k: got[k] for k in want} != want:
                     raise SystemExit(f"floor timed {got}, expected {want}")
