@@ -208,6 +208,7 @@ class SpinMiddleware:
 
 
 floor_module: Any = None  # the floor variant's module, whose stats() the bench checks
+floor_timed: tuple[str, ...] = ()  # the asyncpg.Connection methods it wraps
 
 
 def _app() -> Any:
@@ -224,14 +225,14 @@ def _app() -> Any:
     if variant in ("floor", "floor-mw", "floor-core", "floor-core-mw"):
         import floor
 
-        global floor_module
+        global floor_module, floor_timed
         floor_module = mod = floor.load(core=variant.startswith("floor-core"))
         # floor-core leaves out `execute`, which asyncpg's Pool.release() runs the
         # connection's reset query through: nanoprof's hooks do not record that query
         # (it is the pool's, not the app's), so floor-core records the same five
-        methods = {"floor": FLOOR_METHODS, "floor-mw": (), "floor-core-mw": (),
-                   "floor-core": tuple(m for m in FLOOR_METHODS if m != "execute")}
-        for name in methods[variant]:
+        floor_timed = {"floor": FLOOR_METHODS, "floor-mw": (), "floor-core-mw": (),
+                       "floor-core": tuple(m for m in FLOOR_METHODS if m != "execute")}[variant]
+        for name in floor_timed:
             setattr(asyncpg.Connection, name, mod.Timed(getattr(asyncpg.Connection, name)))
         return mod.Middleware(app)
     import nanoprof

@@ -203,8 +203,6 @@ def combine_slices(runs: Sequence[tuple[float, float, float, float]]
                    ) -> tuple[float, float, float, float]:
     """serve() results of equally long runs as one: the mean requests/s, the median p50 and
     p99, and the server's CPU per request over all of their requests."""
-    if len(runs) == 1:
-        return runs[0]
     total = sum(r[0] for r in runs)
     return (total / len(runs), med([r[1] for r in runs]), med([r[2] for r in runs]),
             sum(r[0] * r[3] for r in runs) / total if total else 0.0)

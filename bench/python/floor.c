@@ -40,12 +40,14 @@
 #ifdef FLOOR_CORE
 #include <nanoprof/nanoprof.h>
 #define MODULE_NAME "floor_core"
+#define floor_ticks nprof_ticks /* the start of a query is nanoprof's start_ticks */
 #define MAX_QUERIES 8 /* held for the profile (one more flushes them first): the request
                           stays within pymalloc's 512 bytes */
 static nprof_mw *core_mw; /* made by the first Middleware() */
 static PyObject *str_method, *str_path, *str_query_string, *str_headers;
 #else
 #define MODULE_NAME "floor"
+#define floor_ticks __rdtsc
 #define MAX_QUERIES 32 /* the request stays within pymalloc's 512 bytes */
 #endif
 
@@ -187,11 +189,7 @@ static int call_begin(forward *f)
     request *r = PyObject_New(request, &request_type);
     if (!r)
         return -1;
-#ifdef FLOOR_CORE
-    r->start = nprof_ticks();
-#else
-    r->start = __rdtsc();
-#endif
+    r->start = floor_ticks();
     r->total = 0;
     r->status = 0;
     r->n = 0;
@@ -227,11 +225,7 @@ static void finish(forward *f)
     if (f->done)
         return;
     f->done = 1;
-#ifdef FLOOR_CORE
-    uint64_t now = nprof_ticks();
-#else
-    uint64_t now = __rdtsc();
-#endif
+    uint64_t now = floor_ticks();
     request *r = f->req;
     if (!r)
         return;
@@ -597,11 +591,7 @@ static PyObject *timed_call(PyObject *self, PyObject *const *args, size_t nargsf
         return NULL;
     if (!req)
         return PyObject_Vectorcall(t->target, args, nargsf, kw);
-#ifdef FLOOR_CORE
-    uint64_t start = nprof_ticks();
-#else
-    uint64_t start = __rdtsc();
-#endif
+    uint64_t start = floor_ticks();
     PyObject *coro = PyObject_Vectorcall(t->target, args, nargsf, kw);
     if (!coro) {
         Py_DECREF(req);
