@@ -67,7 +67,9 @@ typedef struct {
     int rest;            /* pname "*": the parameters are all positional arguments after
                             the query (asyncpg's style), as a tuple */
     int asynchronous;    /* func returns an awaitable */
-    int guard_only;      /* recorder is None: see guarded_call() */
+    int guard_only;      /* recorder is None: see guarded_call().  A flag rather than a
+                            compare with None, whose address is one more GOT line read
+                            cold at every query */
     int wrapper;         /* Django's execute_wrapper protocol (func is None): called as
                             (execute, sql, params, many, context), it runs
                             execute(sql, params, many, context); `many` says per call
