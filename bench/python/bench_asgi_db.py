@@ -38,8 +38,10 @@ caches before every query (as the driver's I/O does on /db).
     python bench/python/bench_asgi_db.py [--rounds 7] [--seconds 5] [--slices 1]
                                          [--connections 16]
                                          [--variants bare,mw-prod,nanoprof-prod]
-                                         [--slow-log] [--no-callgrind | --estimate [--cold]]
+                                         [--slow-log] [--no-callgrind |
+                                          --estimate [--cold] [--concurrency 1]]
     python bench/python/bench_asgi_db.py --functions nanoprof-prod [--top 30] [--cold]
+                                         [--concurrency 1]
     python bench/python/bench_asgi_db.py --compare OTHER_VENV/bin/python [--rounds 11]
 
 --estimate runs only the callgrind part (about 6 minutes for four variants): instructions
@@ -55,6 +57,14 @@ side by side this way are the measure of a change to the request path: a change 
 thousand cycles is below what callgrind's estimate on /db resolves (the same build gives
 estimates some 10k cycles apart from run to run), and below what two separate runs of wrk
 can tell apart.  It runs in the wrk rounds only.
+--concurrency C runs --estimate's and --functions' requests C at a time, as wrk's
+connections do: on /db they interleave at each query's I/O, so that each pushes the others'
+code and data out of the caches.  With 16 at once nanoprof-prod's estimate came to +49.3k
+cycles a /db request and floor-core's to +32.3k, 17k apart, where wrk puts them about 3
+points (some 11 us, 29k cycles at 2.6 GHz) apart; one at a time the same day gave +43.8k
+and +37.2k, 6.6k apart.  A second run of nanoprof-prod with 16 at once gave +44.7k: /db's
+estimates move by some 5k from run to run, so one pair of runs does not settle a gap of
+that size.
 --functions breaks one variant's estimated cost down by function (its own, and the
 interpreter's and driver's that its code pushes out of the caches), with the lines of code
 each runs per request: the measure to find what a leaner path must drop.
@@ -182,7 +192,8 @@ def other_work() -> None:
     sorted({i: str(i) for i in range(30)}.items(), key=lambda kv: kv[1])
 
 
-def child(variant: str, n: int, path: str = "/rec", timed: int = 0, between: int = 0) -> None:
+def child(variant: str, n: int, path: str = "/rec", timed: int = 0, between: int = 0,
+          concurrency: int = 1) -> None:
     """n requests to `path` through the app, in-process: what callgrind counts.  /db needs
     NANOPROF_BENCH_PG in the environment (the pool is opened as the lifespan would).  With
     `timed`, that many more requests follow, and the time of each request's own call is
@@ -190,7 +201,10 @@ def child(variant: str, n: int, path: str = "/rec", timed: int = 0, between: int
     event loop run between requests, outside the time taken (between the n requests
     themselves when none is timed: callgrind's --cold counts); with 2, other_work() runs
     before each of /rec's queries, inside the time taken (the same for every variant: the
-    difference is what the variant's own code costs when it runs cold at every query)."""
+    difference is what the variant's own code costs when it runs cold at every query).
+    With `concurrency` C (not with `timed`), the n requests are made by C tasks at once, as
+    wrk's C connections make them: on /db their steps then interleave at every query's
+    I/O, and each request's code and data are pushed out of the caches by the others'."""
     os.environ["NANOPROF_BENCH_VARIANT"] = variant
     if path == "/rec":
         os.environ.pop("NANOPROF_BENCH_PG", None)
@@ -212,12 +226,21 @@ def child(variant: str, n: int, path: str = "/rec", timed: int = 0, between: int
             other_work()
             await asyncio.sleep(0)
 
-        async with asgi_db_app.lifespan(app):
-            cold = between == 1 and not timed
-            for _ in range(n):
-                if cold:
+        left = n
+
+        async def requests() -> None:
+            nonlocal left
+            while left > 0:
+                left -= 1
+                if between == 1 and not timed:
                     await between_requests()
                 await app(dict(scope), receive, send)
+
+        async with asgi_db_app.lifespan(app):
+            if concurrency == 1:
+                await requests()  # in the main task, as before there was a choice
+            else:
+                await asyncio.gather(*(requests() for _ in range(concurrency)))
             taken = 0
             for _ in range(timed):
                 if between == 1:
@@ -261,34 +284,34 @@ def in_process(variants: Sequence[str], rounds: int, between: int) -> dict[str, 
 
 
 def instructions(variant: str, path: str = "/rec", conninfo: str | None = None,
-                 n1: int = 200, n2: int = 1200, cold: bool = False
+                 n1: int = 200, n2: int = 1200, cold: bool = False, concurrency: int = 1
                  ) -> tuple[float, dict[str, float], dict[str, float], dict[str, float]]:
     """Instructions per request of `variant` on `path`, in-process (the server's own work,
     without uvicorn's): deterministic where requests per second are not.  With them, the
     64-byte lines of code those requests run, per object file (dbbench.code_lines), their
     line visits, a line counted once per query that runs it (at most QUERIES), and the
     simulated caches' events per request (dbbench.cycles turns them into an estimate)."""
-    da, db = dumps(variant, path, conninfo, n1, n2, cold)
+    da, db = dumps(variant, path, conninfo, n1, n2, cold, concurrency)
     a, b = da.instructions, db.instructions
     events = {k: (db.totals[k] - da.totals[k]) / (n2 - n1) for k in da.totals}
     return ((sum(b.values()) - sum(a.values())) / (n2 - n1), dbbench.code_lines(a, b, n2 - n1),
             dbbench.code_lines(a, b, n2 - n1, QUERIES), events)
 
 
-def dumps(variant: str, path: str, conninfo: str | None, n1: int, n2: int, cold: bool = False
-          ) -> tuple[dbbench.Dump, dbbench.Dump]:
+def dumps(variant: str, path: str, conninfo: str | None, n1: int, n2: int, cold: bool = False,
+          concurrency: int = 1) -> tuple[dbbench.Dump, dbbench.Dump]:
     """Callgrind's counts of `n1` and of `n2` requests of `variant` to `path`, in process;
     `cold`: with other_work() between requests, as under a server (the same work for every
     variant, so the differences to the bare app are the variant's, its misses included)."""
     env = dbbench.env_with(**({"NANOPROF_BENCH_PG": conninfo} if conninfo else {}))
     da, db = (dbbench.callgrind_code(
         [sys.executable, str(Path(__file__).resolve()), "--child", variant, str(n), path,
-         "0", "1" if cold else "0"], env=env) for n in (n1, n2))
+         "0", "1" if cold else "0", str(concurrency)], env=env) for n in (n1, n2))
     return da, db
 
 
 def print_functions(variant: str, conninfo: str, top: int, n1: int = 200, n2: int = 1200,
-                    cold: bool = False) -> None:
+                    cold: bool = False, concurrency: int = 1) -> None:
     """Where `variant`'s added cost lies, per function: for each endpoint, the functions
     whose own events most change the estimated cycles against the bare app (nanoprof's,
     the interpreter's it pushes out of the caches, the driver's), with their added L1
@@ -297,7 +320,8 @@ def print_functions(variant: str, conninfo: str, top: int, n1: int = 200, n2: in
     n = n2 - n1
     for ep in ENDPOINTS:
         ci = conninfo if ep == "/db" else None
-        (ba, bb), (ma, mb) = (dumps(v, ep, ci, n1, n2, cold) for v in ("bare", variant))
+        (ba, bb), (ma, mb) = (dumps(v, ep, ci, n1, n2, cold, concurrency)
+                              for v in ("bare", variant))
         rows = dbbench.function_changes((ba, bb), (ma, mb), n)
         added = {k: (mb.totals[k] - ma.totals[k] - bb.totals[k] + ba.totals[k]) / n
                  for k in ma.totals}
@@ -389,16 +413,26 @@ def main() -> None:
                          "codec, regular expressions, formatting: other_work()), which takes the "
                          "caches back from the request's code as a server's own work does; "
                          "back to back, code that runs once a request stays warmer than it would")
+    ap.add_argument("--concurrency", type=int, default=1, metavar="C",
+                    help="--estimate and --functions with C requests at once (wrk's "
+                         "-c16 is 16): on /db they interleave at every query's I/O, and each "
+                         "pushes the others' code and data out of the caches, which one "
+                         "request at a time never does; /rec has no I/O and runs them one "
+                         "after another all the same")
     ap.add_argument("--compare", metavar="PYTHON",
                     help="also run nanoprof-prod served by PYTHON (another venv's interpreter, "
                          "with another build of nanoprof) as the variant `compare`, in the same "
                          "wrk rounds: two builds side by side")
-    ap.add_argument("--child", nargs="+", metavar="VARIANT N [PATH [TIMED [BETWEEN]]]",
+    ap.add_argument("--child", nargs="+",
+                    metavar="VARIANT N [PATH [TIMED [BETWEEN [CONCURRENCY]]]]",
                     help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
-        child(args.child[0], int(args.child[1]), *args.child[2:3], *map(int, args.child[3:5]))
+        child(args.child[0], int(args.child[1]), *args.child[2:3], *map(int, args.child[3:6]))
         return
+    if args.concurrency < 1 or (args.concurrency > 1 and not (args.estimate or args.functions)):
+        raise SystemExit("--concurrency: a number of requests at once, 1 or more, with "
+                         "--estimate or --functions (wrk's runs take it from --connections)")
     variants, failed = dbbench.choose_variants(args.variants, ALL_VARIANTS, HOOKED)
     if args.compare:
         probe = subprocess.run([args.compare, "-c", "import nanoprof.db, asyncpg, starlette, "
@@ -416,13 +450,15 @@ def main() -> None:
             raise SystemExit(f"--functions {args.functions}: {missing}")
         with dbbench.pg_cluster("1") as conninfo:
             seed(conninfo)
-            print_functions(args.functions, conninfo, args.top, cold=args.cold)
+            print_functions(args.functions, conninfo, args.top, cold=args.cold,
+                            concurrency=args.concurrency)
         return
     if args.estimate:
         with dbbench.pg_cluster("1") as conninfo:
             seed(conninfo)
             print_callgrind({(v, ep): instructions(v, ep, conninfo if ep == "/db" else None,
-                                                   cold=args.cold)
+                                                   cold=args.cold,
+                                                   concurrency=args.concurrency)
                              for v in variants if v != "bare-again" for ep in ENDPOINTS},
                             variants)
         return
