@@ -63,8 +63,8 @@ code and data out of the caches.  With 16 at once nanoprof-prod's estimate came 
 cycles a /db request and floor-core's to +32.3k, 17k apart, where wrk puts them about 3
 points (some 11 us, 29k cycles at 2.6 GHz) apart; one at a time the same day gave +43.8k
 and +37.2k, 6.6k apart.  A second run of nanoprof-prod with 16 at once gave +44.7k: /db's
-estimates move by some 5k from run to run, so one pair of runs does not settle a gap of
-that size.
+estimates with 16 at once move by 5 to 10k from run to run, so compare builds over several
+runs each, not one pair.
 --functions breaks one variant's estimated cost down by function (its own, and the
 interpreter's and driver's that its code pushes out of the caches), with the lines of code
 each runs per request: the measure to find what a leaner path must drop.
