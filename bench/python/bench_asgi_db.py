@@ -59,11 +59,10 @@ estimates some 10k cycles apart from run to run), and below what two separate ru
 can tell apart.  It runs in the wrk rounds only.
 --concurrency C runs --estimate's and --functions' requests C at a time, as wrk's
 connections do: on /db they interleave at each query's I/O, so that each pushes the others'
-code and data out of the caches.  With 16 at once nanoprof-prod's estimate came to +49.3k
-cycles a /db request and floor-core's to +32.3k, 17k apart, where wrk puts them about 3
-points (some 11 us, 29k cycles at 2.6 GHz) apart; one at a time the same day gave +43.8k
-and +37.2k, 6.6k apart.  A second run of nanoprof-prod with 16 at once gave +44.7k: /db's
-estimates with 16 at once move by 5 to 10k from run to run, so compare builds over several
+code and data out of the caches.  With 16 at once two runs put nanoprof-prod's estimate 17k
+and 16k cycles a /db request above floor-core's; one at a time gave 6.6k and (a session
+earlier) 14.6k; wrk puts them about 3 points (some 11 us, 29k cycles at 2.6 GHz) apart.
+/db's estimates move by 5 to 10k from run to run either way, so compare builds over several
 runs each, not one pair.
 --functions breaks one variant's estimated cost down by function (its own, and the
 interpreter's and driver's that its code pushes out of the caches), with the lines of code
