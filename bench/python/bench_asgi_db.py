@@ -236,10 +236,7 @@ def child(variant: str, n: int, path: str = "/rec", timed: int = 0, between: int
                 await app(dict(scope), receive, send)
 
         async with asgi_db_app.lifespan(app):
-            if concurrency == 1:
-                await requests()  # in the main task, as before there was a choice
-            else:
-                await asyncio.gather(*(requests() for _ in range(concurrency)))
+            await asyncio.gather(*(requests() for _ in range(concurrency)))
             taken = 0
             for _ in range(timed):
                 if between == 1:
