@@ -746,10 +746,18 @@ void nprof_profile_set_param_summaries(nprof_profile *p, int on)
         p->params_off = !on;
 }
 
+uint64_t nprof_profile_params_from_ns(const nprof_profile *p)
+{
+    if (!p || !p->params_off)
+        return 0;
+    uint64_t slow = p->rt->slow_query_ns;
+    return slow == UINT64_MAX ? UINT64_MAX : slow + 1; /* "over the threshold" */
+}
+
 NPROF__HOT_PATH
 int nprof_profile_wants_params(const nprof_profile *p, uint64_t duration_ns, int failed)
 {
-    return !p || !p->params_off || failed || duration_ns > p->rt->slow_query_ns;
+    return failed || duration_ns >= nprof_profile_params_from_ns(p);
 }
 
 int nprof_query_record(nprof_profile *p, const nprof_query *q)

@@ -688,7 +688,26 @@ TEST(production_keeps_parameters_only_of_requests_it_keeps)
 
     /* Outside a middleware a profile keeps them; the switch and the question, NULL-safe. */
     ASSERT_EQ_INT(nprof_profile_wants_params(NULL, 0, 0), 1);
+    ASSERT_TRUE(nprof_profile_params_from_ns(NULL) == 0);
     nprof_profile_set_param_summaries(NULL, 0);
+
+    /* The answer as a duration (what a hook reads once per request) agrees with the
+     * question at the threshold, on both sides of it. */
+    rt = make_runtime("slow_query_threshold_ms=1");
+    nprof_profile *p;
+    ASSERT_EQ_INT(nprof_request_begin(rt, "GET", 3, "/p", 2, 0, &p), NPROF_OK);
+    ASSERT_TRUE(nprof_profile_params_from_ns(p) == 0);
+    ASSERT_EQ_INT(nprof_profile_wants_params(p, 0, 0), 1);
+    nprof_profile_set_param_summaries(p, 0);
+    ASSERT_TRUE(nprof_profile_params_from_ns(p) == 1000001);
+    ASSERT_EQ_INT(nprof_profile_wants_params(p, 1000000, 0), 0);
+    ASSERT_EQ_INT(nprof_profile_wants_params(p, 1000001, 0), 1);
+    ASSERT_EQ_INT(nprof_profile_wants_params(p, 0, 1), 1);
+    nprof_profile_set_param_summaries(p, 1);
+    ASSERT_TRUE(nprof_profile_params_from_ns(p) == 0);
+    ASSERT_EQ_INT(nprof_request_end(p, 200), NPROF_OK);
+    nprof_request_discard(p);
+    nprof_runtime_destroy(rt);
 }
 
 /* Begins a request with `query`, returns whether its stacks are to be sampled (and its

@@ -87,6 +87,14 @@ NPROF_API void nprof_profile_set_param_summaries(nprof_profile *p, int on);
 NPROF_API int nprof_profile_wants_params(const nprof_profile *p, uint64_t duration_ns,
                                          int failed);
 
+/* The same answer as a duration: a query that did not fail keeps its parameter summary when
+ * it took at least this many ns (0: every query keeps it, also for NULL `p`; with summaries
+ * off, 1 ns above the slow-query threshold).  It changes only with
+ * nprof_profile_set_param_summaries(), which a middleware calls when the request begins, so
+ * a hook that records many queries of one request can read it once, after the begin, and
+ * compare each duration with it instead of reading the profile at every query. */
+NPROF_API uint64_t nprof_profile_params_from_ns(const nprof_profile *p);
+
 /*
  * Ends the request: fixes the total, closes phases and spans still open (they are marked
  * unclosed) and records the HTTP status.  From here on the profile is no thread's current

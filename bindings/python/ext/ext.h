@@ -145,6 +145,8 @@ typedef struct nprof_py_request {
     PyObject *repeat_text;    /* record.c, strong: the last new text recorded or held */
     uint32_t held_count;      /* record.c: queries held back */
     uint32_t sites_used;      /* record.c: call sites taken for held queries */
+    uint64_t params_from_ns;  /* record.c: nprof_profile_params_from_ns(p), read at begin
+                                 (a middleware's request: 0, the default, holds nothing) */
     /* ---- not zeroed when a request object is reused: valid up to the counts above ---- */
     char reset_end[1];
     nprof_py_held held[NPROF_PY_HELD_MAX];

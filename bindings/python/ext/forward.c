@@ -115,13 +115,18 @@ static void fw_dropped(nprof_py_forward *f)
 }
 
 /* One forwarded step, with this thread's step depth up when the owner asks for it and its
- * work is under way. */
+ * work is under way.  Only then is the thread-local touched: reaching it costs a call into
+ * the loader (a TLS descriptor, see CMakeLists.txt) whose lines run cold, and most steps
+ * are an ASGI request's, which is not guarded (it added 0, at the same cost). */
 #define FORWARDED_STEP(f, call)                                                               \
     do {                                                                                     \
-        int raise_ = (f)->guarded && (f)->state == FW_ACTIVE;                                \
-        nprof_py_step_depth += (unsigned)raise_;                                             \
-        call;                                                                                \
-        nprof_py_step_depth -= (unsigned)raise_;                                             \
+        if ((f)->guarded && (f)->state == FW_ACTIVE) {                                        \
+            nprof_py_step_depth++;                                                           \
+            call;                                                                            \
+            nprof_py_step_depth--;                                                           \
+        } else {                                                                             \
+            call;                                                                            \
+        }                                                                                    \
     } while (0)
 
 /* Has the cyclic GC cleared it (an object a finalizer kept alive may still be stepped)?
