@@ -131,25 +131,33 @@ enum { NPROF_PY_HELD_MAX = 8, NPROF_PY_HELD_SITES = 4 };
  * RequestProfile view. */
 typedef struct nprof_py_request {
     PyObject_HEAD
+    /* ---- what a query reads and writes (record.c), first: at a query's end these lines
+     * are cold again (the driver and the other requests ran meanwhile), and the fewer of
+     * them a query touches, the less its recording costs.  Zeroed when the object is
+     * reused. */
     int kind;                 /* NPROF_PY_REQ_* */
     int ended;
+    uint32_t held_count;      /* record.c: queries held back */
+    uint32_t sites_used;      /* record.c: call sites taken for held queries */
+    nprof_profile *p;         /* the running profile; NULL once ended */
+    nprof_py_sampled *sampled; /* sampler.c: set while its call stacks are sampled */
+    PyObject *repeat_text;    /* record.c, strong: the last new text recorded or held */
+    uint64_t params_from_ns;  /* record.c: nprof_profile_params_from_ns(p), read at begin
+                                 (a middleware's request: 0, the default, holds nothing) */
+    char hot_end[1];
+    /* ---- not zeroed when the object is reused: valid up to held_count ---- */
+    nprof_py_held held[NPROF_PY_HELD_MAX];
+    /* ---- the rest of the request, zeroed when the object is reused ---- */
+    char cold_start[1];
     int status;
     int set_c_current;        /* made p the thread's nprof_current() at begin */
-    nprof_profile *p;         /* the running profile; NULL once ended */
     nprof_current_saved c_prev; /* the thread's current profile before begin */
     nprof_mw_state st;        /* NPROF_PY_REQ_MW */
     nprof_py_middleware *mw;  /* strong; NPROF_PY_REQ_MW */
     nprof_py_profile *view;   /* strong; made on first get_current_profile() */
     PyObject *token;          /* the context variable's token, to restore it at end */
-    nprof_py_sampled *sampled; /* sampler.c: set while its call stacks are sampled */
-    PyObject *repeat_text;    /* record.c, strong: the last new text recorded or held */
-    uint32_t held_count;      /* record.c: queries held back */
-    uint32_t sites_used;      /* record.c: call sites taken for held queries */
-    uint64_t params_from_ns;  /* record.c: nprof_profile_params_from_ns(p), read at begin
-                                 (a middleware's request: 0, the default, holds nothing) */
-    /* ---- not zeroed when a request object is reused: valid up to the counts above ---- */
-    char reset_end[1];
-    nprof_py_held held[NPROF_PY_HELD_MAX];
+    char cold_end[1];
+    /* ---- not zeroed either: valid up to sites_used ---- */
     nprof_py_site sites[NPROF_PY_HELD_SITES];
 } nprof_py_request;
 
@@ -239,15 +247,32 @@ void nprof_py_codetab_clear(nprof_py_codetab *t);
 extern PyTypeObject nprof_py_recorder_type; /* QueryRecorder */
 extern PyTypeObject nprof_py_live_type;     /* LiveRecorder: a recorder until off() */
 
+/* What a query's end needs, taken at its begin: the request it runs in (a query ends in the
+ * context it began in, so its end need not look it up again), and the recorder's slow-query
+ * log (new references, or NULL) with its threshold.  Kept with the query, so that its end
+ * reads none of the recorder's objects: at the end of an awaited query they are cold lines,
+ * two of them at every query. */
+typedef struct nprof_py_query_ctx {
+    nprof_py_request *req;
+    PyObject *slow_log;
+    uint64_t threshold_ns;
+} nprof_py_query_ctx;
+
+static inline void nprof_py_query_ctx_clear(nprof_py_query_ctx *c)
+{
+    Py_CLEAR(c->req);
+    Py_CLEAR(c->slow_log);
+}
+
 /* A LiveRecorder's start() (`sync`) or start_async() and its finish() or finish_async(),
  * called from C (TimedMethod) without attribute reads or int objects: begin returns the
- * start in ticks, 0 when nothing would be recorded (then end need not be called); end never
- * fails (what it could not record is counted).  `o` must be a LiveRecorder
- * (Py_IS_TYPE(o, &nprof_py_live_type)).  Begin also gives the request the query runs in (a
- * new reference, or NULL), which end is handed back: a query ends in the context it began
- * in, so end need not look it up again. */
-uint64_t nprof_py_live_begin(PyObject *o, int sync, nprof_py_request **req /* or NULL */);
-void nprof_py_live_end(PyObject *o, uint64_t start, nprof_py_request *req, PyObject *sql,
+ * start in ticks, 0 when nothing would be recorded (then end need not be called), and fills
+ * `ctx` (zeroed first; NULL: Python's start(), whose finish() looks them up again), which
+ * the caller hands to end and clears after it; end never fails
+ * (what it could not record is counted).  `o` must be a LiveRecorder
+ * (Py_IS_TYPE(o, &nprof_py_live_type)). */
+uint64_t nprof_py_live_begin(PyObject *o, int sync, nprof_py_query_ctx *ctx /* or NULL */);
+void nprof_py_live_end(uint64_t start, const nprof_py_query_ctx *ctx, PyObject *sql,
                        PyObject *params, Py_ssize_t rows, PyObject *error, int sync);
 extern PyTypeObject nprof_py_slowlog_type;  /* SlowLog */
 

@@ -616,10 +616,14 @@ nprof_py_request *nprof_py_request_alloc(void)
                                                                   &nprof_py_request_type);
     if (!r)
         r = PyObject_New(nprof_py_request, &nprof_py_request_type);
-    if (r)
-        /* Zeroed up to its held queries and call sites (1.4 KiB), valid up to their counts. */
+    if (r) {
+        /* Zeroed but for its held queries and call sites (1.4 KiB), valid up to their
+         * counts. */
         memset((char *)r + sizeof(PyObject), 0,
-               offsetof(nprof_py_request, reset_end) - sizeof(PyObject));
+               offsetof(nprof_py_request, hot_end) - sizeof(PyObject));
+        memset((char *)r + offsetof(nprof_py_request, cold_start), 0,
+               offsetof(nprof_py_request, cold_end) - offsetof(nprof_py_request, cold_start));
+    }
     return r;
 }
 

@@ -802,10 +802,10 @@ typedef struct recorder {
 static _Thread_local int sync_depth;
 static _Thread_local int shim_was_excluded;
 
-/* start() and start_async() as ticks: 0 when nothing would be recorded.  `req` (or NULL)
- * receives the running request, a new reference, when it is not 0. */
+/* start() and start_async() as ticks: 0 when nothing would be recorded.  `ctx` (or NULL)
+ * receives what the end needs (ext.h: nprof_py_query_ctx) when it is not 0. */
 NPROF__HOT_PATH
-static uint64_t recorder_begin(recorder *self, int sync, nprof_py_request **req)
+static uint64_t recorder_begin(recorder *self, int sync, nprof_py_query_ctx *ctx)
 {
     nprof_py_request *r = nprof_py_current_request();
     if (!r && !self->slow_log && !observer)
@@ -814,8 +814,13 @@ static uint64_t recorder_begin(recorder *self, int sync, nprof_py_request **req)
      * with the stack that issued it, when it ends (record_query). */
     if (r && nprof_py_sampler_running())
         nprof_py_sampler_query_begin(r->p);
-    if (req)
-        *req = r ? (nprof_py_request *)Py_NewRef(r) : NULL;
+    if (ctx) {
+        ctx->req = r ? (nprof_py_request *)Py_NewRef(r) : NULL;
+        if (NPROF_UNLIKELY(self->slow_log != NULL)) {
+            ctx->slow_log = Py_NewRef(self->slow_log);
+            ctx->threshold_ns = self->threshold_ns;
+        }
+    }
     if (sync && sync_depth++ == 0)
         shim_was_excluded = nprof_pq_exclude_thread(1);
     uint64_t t = nprof_ticks();
@@ -835,10 +840,12 @@ static PyObject *recorder_start_async(recorder *self, PyObject *noargs)
 }
 
 /* finish() after a start that gave `start` ticks (0: nothing to record), in request `req`
- * (or NULL).  Never fails: what could not be recorded is counted. */
+ * (or NULL), with the recorder's `slow_log` (a SlowLog, or NULL) and its threshold.  Never
+ * fails: what could not be recorded is counted. */
 NPROF__HOT_PATH
-static void recorder_end(recorder *self, uint64_t start, nprof_py_request *req, PyObject *sql,
-                         PyObject *params, Py_ssize_t rows, PyObject *error, int sync)
+static void recorder_end(PyObject *slow_log, uint64_t threshold_ns, uint64_t start,
+                         nprof_py_request *req, PyObject *sql, PyObject *params,
+                         Py_ssize_t rows, PyObject *error, int sync)
 {
     uint64_t now = nprof_ticks();
     if (!start)
@@ -849,8 +856,8 @@ static void recorder_end(recorder *self, uint64_t start, nprof_py_request *req, 
                    .req = req};
     q.duration_ns = now > start ? nprof_ticks_to_ns(now - start) : 0;
     q.rows = rows > 0 ? (rows > UINT32_MAX ? UINT32_MAX : (uint32_t)rows) : 0;
-    nprof_slowlog *log = self->slow_log ? nprof_py_slowlog_get(self->slow_log) : NULL;
-    if (record_query(&q, log, self->threshold_ns) < 0) {
+    nprof_slowlog *log = slow_log ? nprof_py_slowlog_get(slow_log) : NULL;
+    if (record_query(&q, log, threshold_ns) < 0) {
         /* Never into the application's query: counted, and the error dropped. */
         counts.failures++;
         PyErr_Clear();
@@ -901,8 +908,8 @@ static PyObject *recorder_finish_impl(recorder *self, PyObject *const *args, Py_
     }
     /* From Python, start() kept no request: the query ends in the context it began in. */
     nprof_py_callsite_frame = a[5] != Py_None ? a[5] : NULL;
-    recorder_end(self, start, start ? nprof_py_current_request() : NULL, a[1], a[2], rows, a[4],
-                 sync);
+    recorder_end(self->slow_log, self->threshold_ns, start,
+                 start ? nprof_py_current_request() : NULL, a[1], a[2], rows, a[4], sync);
     nprof_py_callsite_frame = NULL;
     Py_RETURN_NONE;
 }
@@ -1039,19 +1046,20 @@ static void live_dealloc(live_recorder *self)
 }
 
 NPROF__HOT_PATH
-uint64_t nprof_py_live_begin(PyObject *o, int sync, nprof_py_request **req)
+uint64_t nprof_py_live_begin(PyObject *o, int sync, nprof_py_query_ctx *ctx)
 {
     live_recorder *self = (live_recorder *)o;
-    if (req)
-        *req = NULL;
-    return self->on ? recorder_begin(self->rec, sync, req) : 0;
+    if (ctx)
+        *ctx = (nprof_py_query_ctx){NULL, NULL, 0};
+    return self->on ? recorder_begin(self->rec, sync, ctx) : 0;
 }
 
 NPROF__HOT_PATH
-void nprof_py_live_end(PyObject *o, uint64_t start, nprof_py_request *req, PyObject *sql,
+void nprof_py_live_end(uint64_t start, const nprof_py_query_ctx *ctx, PyObject *sql,
                        PyObject *params, Py_ssize_t rows, PyObject *error, int sync)
 {
-    recorder_end(((live_recorder *)o)->rec, start, req, sql, params, rows, error, sync);
+    recorder_end(ctx->slow_log, ctx->threshold_ns, start, ctx->req, sql, params, rows, error,
+                 sync);
 }
 
 static PyObject *live_start(PyObject *self, PyObject *noargs)

@@ -100,7 +100,7 @@ typedef struct {
     PyObject *query;
     PyObject *params;
     Py_ssize_t rows;
-    nprof_py_request *req; /* the request it runs in, from a LiveRecorder's begin (strong) */
+    nprof_py_query_ctx ctx; /* from a LiveRecorder's begin: its request, its slow log */
     PyObject *caller; /* async, at an end reached through throw() or close() (a
                          cancellation, a timeout): the frame awaiting the query, which CPython
                          leaves off the stack then (nprof_py_awaiting_frame), so that the
@@ -145,8 +145,8 @@ static int record(timed_method *m, int sync, const query_info *q, PyObject *erro
     if (NPROF_UNLIKELY(q->caller != NULL))
         nprof_py_callsite_frame = q->caller;
     if (!q->start) { /* a LiveRecorder */
-        nprof_py_live_end(m->recorder, q->ticks, q->req, text, q->params ? q->params : Py_None,
-                          q->rows, error, sync);
+        nprof_py_live_end(q->ticks, &q->ctx, text, q->params ? q->params : Py_None, q->rows,
+                          error, sync);
     } else {
         PyObject *rows = PyLong_FromSsize_t(q->rows);
         PyObject *done = NULL;
@@ -210,7 +210,7 @@ static void await_release_query(timed_await *aw)
     Py_CLEAR(aw->q.query);
     Py_CLEAR(aw->q.params);
     Py_CLEAR(aw->q.caller);
-    Py_CLEAR(aw->q.req);
+    nprof_py_query_ctx_clear(&aw->q.ctx);
 }
 
 /* At the end of a query ended by a throw() or close(): the frame that awaits it, which is
@@ -282,6 +282,7 @@ static int await_traverse(timed_await *aw, visitproc visit, void *arg)
     Py_VISIT(aw->q.query);
     Py_VISIT(aw->q.params);
     Py_VISIT(aw->q.caller);
+    Py_VISIT(aw->q.ctx.slow_log);
     return nprof_py_forward_traverse(&aw->fw, visit, arg);
 }
 
@@ -390,9 +391,9 @@ static PyObject *make_await(timed_method *m, PyObject *iter, query_info *q)
     aw->q.owner = Py_NewRef(q->owner);
     aw->q.query = Py_NewRef(q->query);
     aw->q.rows = q->rows;
-    aw->q.req = q->req;
+    aw->q.ctx = q->ctx;
     q->start = q->params = NULL;
-    q->req = NULL;
+    q->ctx = (nprof_py_query_ctx){NULL, NULL, 0};
     PyObject_GC_Track(aw);
     return (PyObject *)aw;
 }
@@ -451,9 +452,9 @@ static PyObject *timed_call(timed_method *m, PyObject *const *args, size_t nargs
         return call_func(m, args, nargsf, kwnames);
     PyObject *start = NULL;
     uint64_t ticks = 0;
-    nprof_py_request *req = NULL;
+    nprof_py_query_ctx ctx = {NULL, NULL, 0};
     if (NPROF_LIKELY(Py_IS_TYPE(m->recorder, &nprof_py_live_type))) {
-        ticks = nprof_py_live_begin(m->recorder, !m->asynchronous, &req);
+        ticks = nprof_py_live_begin(m->recorder, !m->asynchronous, &ctx);
         if (!ticks)
             return call_func(m, args, nargsf, kwnames);
     } else {
@@ -471,7 +472,7 @@ static PyObject *timed_call(timed_method *m, PyObject *const *args, size_t nargs
     /* From here start() is paired with a finish() on every path: a sync start() keeps the
      * preload shim out of this thread until then. */
     query_info q = {.start = start, .ticks = ticks, .owner = args[0], .query = args[1],
-                    .params = NULL, .rows = 0, .req = req};
+                    .params = NULL, .rows = 0, .ctx = ctx};
     /* Everything the `failed` and `done` paths release is set before the first goto. */
     PyObject *const *call_args = args;
     size_t call_nargsf = nargsf;
@@ -557,7 +558,7 @@ done:
     Py_XDECREF(token);
     Py_XDECREF(q.start);
     Py_XDECREF(q.params);
-    Py_XDECREF(q.req);
+    nprof_py_query_ctx_clear(&q.ctx);
     Py_XDECREF(batch);
     if (heap)
         PyMem_Free(heap);
