@@ -43,6 +43,9 @@ caches before every query (as the driver's I/O does on /db).
     python bench/python/bench_asgi_db.py --functions nanoprof-prod [--top 30] [--cold]
                                          [--concurrency 1]
     python bench/python/bench_asgi_db.py --compare OTHER_VENV/bin/python [--rounds 11]
+    python bench/python/bench_asgi_db.py --native /db --variants bare,floor-core,nanoprof-prod
+                                         [--rounds 5] [--seconds 10] [--top 25]
+                                         [--compare OTHER_VENV/bin/python]
 
 --estimate runs only the callgrind part (about 6 minutes for four variants): instructions
 and simulated misses are deterministic on /rec; on /db the data misses move by a few
@@ -67,6 +70,13 @@ runs each, not one pair.
 --functions breaks one variant's estimated cost down by function (its own, and the
 interpreter's and driver's that its code pushes out of the caches), with the lines of code
 each runs per request: the measure to find what a leaner path must drop.
+--native samples each variant's server under wrk with perf (native.py) and prints its CPU
+per request by shared object, and the functions in which each variant differs most from the
+one listed before it, round by round.  Natively a cold line costs far more than callgrind's
+price for it (nprof_profile_wants_params, two loads, took 0.5 us of a /db request), so this
+ranks nanoprof's own functions as they cost under load.  A function's figure is steady
+within a few tenths of a us over 5 rounds; the total per request moves by 30 to 50 us
+between rounds, so it does not replace --compare's same-round ratios.
 """
 
 from __future__ import annotations
@@ -80,6 +90,7 @@ import os
 import re
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.parse
 from collections.abc import Sequence
@@ -88,6 +99,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import dbbench  # noqa: E402
+import native  # noqa: E402
 
 ALL_VARIANTS = ("bare", "bare-again", "noop-mw", "spin-mw", "floor", "floor-mw", "floor-core",
                 "floor-core-mw", "mw-prod",
@@ -383,6 +395,40 @@ def lines_text(lines: dict[str, float], base: dict[str, float]) -> str:
             + f", the interpreter and libraries {other:+.0f})")
 
 
+def run_native(variants: Sequence[str], ep: str, rounds: int, seconds: int, connections: int,
+               slow_log: bool, compare_with: str | None, top: int) -> None:
+    """--native: perf's samples of each variant's server under wrk, rounds of fresh servers
+    in alternating order, one variant at a time (the sampling is per process, the machine
+    is not shared with another server meanwhile)."""
+    dbbench.need_wrk()
+    native.need_perf()
+    profiles: dict[str, list[native.Profile]] = {v: [] for v in variants}
+    rates: dict[str, list[float]] = {v: [] for v in variants}
+    with dbbench.pg_cluster("1") as conninfo, tempfile.TemporaryDirectory() as tmp:
+        seed(conninfo)
+        for r in range(rounds):
+            for v in variants if r % 2 == 0 else tuple(reversed(variants)):
+                port = dbbench.free_port()
+                proc = start(v, port, conninfo, slow_log, compare_with)
+                try:
+                    if r == 0:
+                        check(v, port)
+                    dbbench.wrk(port, ep, 2, connections, "1")  # warm-up
+                    data = Path(tmp) / f"{v}-{r}.data"
+                    n = native.sample(proc.pid, port, ep, seconds, connections, data)
+                finally:
+                    dbbench.stop_servers([proc])
+                profiles[v].append(native.per_request(data, n))
+                rates[v].append(n / seconds)
+            print(f"round {r + 1}: " + ", ".join(f"{v} {rates[v][-1]:.0f}" for v in variants)
+                  + f" req/s on {ep} (sampled)", flush=True)
+    print(f"\n{ep}, wrk -c{connections}, {rounds} rounds of {seconds} s; "
+          f"{dbbench.machine_line()}; requests/s while sampled (median, jitter): "
+          + ", ".join(f"{v} {dbbench.med(rates[v]):.0f} ({dbbench.jitter(rates[v]):.1f}%)"
+                      for v in variants))
+    native.print_native(profiles, top)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--rounds", type=int, default=7)
@@ -419,6 +465,13 @@ def main() -> None:
                     help="also run nanoprof-prod served by PYTHON (another venv's interpreter, "
                          "with another build of nanoprof) as the variant `compare`, in the same "
                          "wrk rounds: two builds side by side")
+    ap.add_argument("--native", metavar="ENDPOINT", choices=ENDPOINTS,
+                    help="only perf: each of --variants under wrk on ENDPOINT, sampled "
+                         "natively (perf record, cpu-clock), --rounds fresh servers of "
+                         "--seconds each; prints server CPU per request by shared object, and "
+                         "the --top functions in which each variant differs most from the one "
+                         "listed before it: what callgrind misprices (--compare adds the "
+                         "other build last)")
     ap.add_argument("--child", nargs="+",
                     metavar="VARIANT N [PATH [TIMED [BETWEEN [CONCURRENCY]]]]",
                     help=argparse.SUPPRESS)
@@ -440,6 +493,10 @@ def main() -> None:
         print(f"compare: nanoprof-prod served by {args.compare} ({probe.stdout.strip()})",
               file=sys.stderr)
         variants += (COMPARE,)
+    if args.native:
+        run_native(variants, args.native, args.rounds, args.seconds, args.connections,
+                   args.slow_log, args.compare, args.top)
+        return
     if args.functions:
         missing = dbbench.hooks_missing() if args.functions in HOOKED else None
         if missing:

@@ -36,6 +36,11 @@ def jitter(xs: Sequence[float]) -> float:
     return (max(xs) - min(xs)) / m * 100 if m else 0.0
 
 
+def spread(xs: Sequence[float]) -> float:
+    """max - min, in the values' own unit: the jitter of values near 0 (differences)."""
+    return max(xs) - min(xs)
+
+
 def med(xs: Sequence[float]) -> float:
     return statistics.median(xs)
 
