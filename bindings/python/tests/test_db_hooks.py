@@ -252,6 +252,55 @@ def test_slow_queries_go_to_the_timers_slow_log(pg_cluster: pg.Cluster) -> None:
     assert pg.EMAIL not in repr(rows)
 
 
+def test_an_awaited_slow_query_reaches_the_slow_log_it_began_with(pg_cluster: pg.Cluster) -> None:
+    """An awaited query keeps its recorder's slow log from its start to its end (the end
+    reads no recorder object): the slow one is logged and the fast one is not, each lets go
+    of the log when it ends, and a cancelled one over the threshold is logged too."""
+    import time
+
+    import asyncpg
+
+    from nanoprof.slowlog import SlowQueryLog
+
+    kw = dict(host=pg_cluster.host, port=pg_cluster.port, user="postgres", database="postgres")
+    slow = "SELECT pg_sleep(0.05)::text || $1"
+
+    async def go(log: SlowQueryLog) -> None:
+        conn = await asyncpg.connect(**kw)
+        try:
+            with QueryTimer(conn, slow_log=log):
+                refs = sys.getrefcount(log._log)  # the timer's recorder holds it meanwhile
+                await conn.fetchval(slow, "x")
+                await conn.fetchval("SELECT 1")  # fast: not logged
+                # Counted outside `assert`: pytest's rewriting holds its operands meanwhile.
+                after = sys.getrefcount(log._log)
+                assert after == refs
+                cancelled = asyncio.ensure_future(conn.fetchval("SELECT pg_sleep(5)"))
+                await asyncio.sleep(0.2)
+                cancelled.cancel()
+                try:
+                    await cancelled
+                except asyncio.CancelledError:
+                    pass
+                else:
+                    raise AssertionError("the cancelled query returned")
+                after = sys.getrefcount(log._log)
+                assert after == refs
+        finally:
+            await conn.close(timeout=5)
+
+    with SlowQueryLog(pg_cluster.conninfo, threshold_ms=30, table="nprof_db_slow_async") as log:
+        log.ensure_table()
+        asyncio.run(go(log))
+        deadline = time.monotonic() + 20
+        while log.stats()["written"] < 2:
+            assert time.monotonic() < deadline, log.stats()
+            time.sleep(0.02)
+        time.sleep(0.2)  # a third row would have been written by now
+        rows = log.recent(10)
+    assert sorted(r["sql_text"] for r in rows) == sorted([slow, "SELECT pg_sleep(5)"])
+
+
 def test_psycopg2_keeps_a_connection_factorys_own_cursor_class(pg_cluster: pg.Cluster) -> None:
     import io
 
