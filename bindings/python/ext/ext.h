@@ -268,8 +268,8 @@ static inline void nprof_py_query_ctx_clear(nprof_py_query_ctx *c)
  * called from C (TimedMethod) without attribute reads or int objects: begin returns the
  * start in ticks, 0 when nothing would be recorded (then end need not be called), and fills
  * `ctx` (zeroed first; NULL: Python's start(), whose finish() looks them up again), which
- * the caller hands to end and clears after it; end never fails
- * (what it could not record is counted).  `o` must be a LiveRecorder
+ * the caller hands to end and clears after it (nprof_py_query_ctx_clear).  End never fails:
+ * what it could not record is counted.  `o` must be a LiveRecorder
  * (Py_IS_TYPE(o, &nprof_py_live_type)). */
 uint64_t nprof_py_live_begin(PyObject *o, int sync, nprof_py_query_ctx *ctx /* or NULL */);
 void nprof_py_live_end(uint64_t start, const nprof_py_query_ctx *ctx, PyObject *sql,

@@ -598,7 +598,7 @@ static int hold(nprof_py_request *r, const one_query *a, int to_log)
 {
     /* The parameters are not wanted: r->params_from_ns is the profile's answer, read at
      * begin (nprof_profile_wants_params() here read two cold lines at every query, the
-     * profile's and the runtime's: a tenth of the binding's native time on /db). */
+     * profile's and the runtime's: a twentieth of the binding's native time on /db). */
     if (to_log || observer || !a->start_ticks || r->sampled ||
         r->held_count == NPROF_PY_HELD_MAX || (a->error && a->error != Py_None) ||
         a->duration_ns >= r->params_from_ns)
