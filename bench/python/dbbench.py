@@ -199,7 +199,7 @@ def serve(port: int, path: str, seconds: float, connections: int, cpu: str | Non
     and PostgreSQL share the other core it is much steadier than requests per second,
     which also move with whatever else that core runs."""
     before = process_cpu_s(server_pid)
-    rps, p50, p99, n = _wrk(port, path, seconds, connections, cpu)
+    rps, p50, p99, n = wrk_counted(port, path, seconds, connections, cpu)
     used = process_cpu_s(server_pid) - before
     return rps, p50, p99, used * 1e6 / max(n, 1)
 
@@ -217,11 +217,12 @@ def wrk(port: int, path: str, seconds: float, connections: int,
         cpu: str | None) -> tuple[float, float, float]:
     """requests/s, p50 and p99 latency in ms; any non-2xx answer or socket error stops the run
     (a benchmark of error pages would be worthless)."""
-    return _wrk(port, path, seconds, connections, cpu)[:3]
+    return wrk_counted(port, path, seconds, connections, cpu)[:3]
 
 
-def _wrk(port: int, path: str, seconds: float, connections: int,
-         cpu: str | None) -> tuple[float, float, float, int]:
+def wrk_counted(port: int, path: str, seconds: float, connections: int,
+                cpu: str | None) -> tuple[float, float, float, int]:
+    """wrk() and the number of requests it made."""
     cmd = pinned(["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency",
                   f"http://127.0.0.1:{port}{path}"], cpu)
     out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout

@@ -51,7 +51,7 @@ def sample(pid: int, port: int, path: str, seconds: float, connections: int, out
                             str(pid), "-o", str(out)],
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        requests = dbbench._wrk(port, path, seconds, connections, cpu)[3]
+        requests = dbbench.wrk_counted(port, path, seconds, connections, cpu)[3]
     finally:
         rec.send_signal(signal.SIGINT)
         rec.wait(60)
@@ -74,16 +74,17 @@ def per_request(data: Path, requests: int) -> Profile:
     return dict(got)
 
 
-def by_object(p: Profile) -> dict[str, float]:
-    out: dict[str, float] = collections.defaultdict(float)
-    for (dso, _), us in p.items():
-        out[dso] += us
-    return dict(out)
-
-
 def short(dso: str) -> str:
     """libpython3.11.so.1.0, _core, floor_core: the name without the ABI tag and hash."""
     return re.sub(r"(-[0-9a-f]{12})?\.cpython-.*$", "", dso)
+
+
+def by_object(p: Profile) -> dict[str, float]:
+    """us per request per shared object (short names)."""
+    out: dict[str, float] = collections.defaultdict(float)
+    for (dso, _), us in p.items():
+        out[short(dso)] += us
+    return dict(out)
 
 
 def _row(values: Sequence[float]) -> str:
@@ -98,19 +99,16 @@ def print_native(rounds: dict[str, list[Profile]], top: int) -> None:
     n = len(rounds[variants[0]])
     print(f"\nperf cpu-clock at {HZ} Hz, {n} rounds, fresh servers each round; us of server "
           "CPU per request: median, and spread (max - min over the rounds)")
-    def object_us(p: Profile, obj: str) -> float:
-        return sum(us for (dso, _), us in p.items() if short(dso) == obj)
-
+    objs = {v: [by_object(p) for p in rounds[v]] for v in variants}
     # the largest first, in whichever variant it is largest (a floor's own module too)
-    objects = sorted({short(d) for ps in rounds.values() for p in ps for d in by_object(p)},
-                     key=lambda o: -max(dbbench.med([object_us(p, o) for p in rounds[v]])
+    objects = sorted({o for ps in objs.values() for p in ps for o in p},
+                     key=lambda o: -max(dbbench.med([p.get(o, 0.0) for p in objs[v]])
                                         for v in variants))
     print(f"{'':34}" + "".join(f"{v[:14]:>14}      " for v in variants))
-
     print(f"{'all':34}" + "".join(_row([sum(p.values()) for p in rounds[v]]) + "      "
                                   for v in variants))
     for obj in objects[:12]:
-        print(f"{obj[:34]:34}" + "".join(_row([object_us(p, obj) for p in rounds[v]]) + "      "
+        print(f"{obj[:34]:34}" + "".join(_row([p.get(obj, 0.0) for p in objs[v]]) + "      "
                                          for v in variants))
     for base, v in zip(variants, variants[1:]):
         pairs = list(zip(rounds[base], rounds[v]))

@@ -142,8 +142,8 @@ typedef struct nprof_py_request {
     nprof_profile *p;         /* the running profile; NULL once ended */
     nprof_py_sampled *sampled; /* sampler.c: set while its call stacks are sampled */
     PyObject *repeat_text;    /* record.c, strong: the last new text recorded or held */
-    uint64_t params_from_ns;  /* record.c: nprof_profile_params_from_ns(p), read at begin
-                                 (a middleware's request: 0, the default, holds nothing) */
+    uint64_t params_from_ns;  /* nprof_profile_params_from_ns(p), read when p is set:
+                                 record.c asks it instead of the profile at every query */
     char hot_end[1];
     /* ---- not zeroed when the object is reused: valid up to held_count ---- */
     nprof_py_held held[NPROF_PY_HELD_MAX];

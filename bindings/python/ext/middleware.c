@@ -550,7 +550,7 @@ static PyObject *begin_request(nprof_py_middleware *self, req_text *t, int loop)
     r->kind = NPROF_PY_REQ_MW;
     r->p = r->st.profile;
     /* Whether its queries keep parameter summaries is settled by the begin: read here, where
-     * the profile's lines are warm, rather than at every query (record.c: hold()). */
+     * the profile's lines are warm, rather than at every query (record.c: params_wanted()). */
     r->params_from_ns = nprof_profile_params_from_ns(r->p);
     r->mw = (nprof_py_middleware *)Py_NewRef(self);
     r->token = PyContextVar_Set(nprof_py_current, (PyObject *)r);

@@ -634,6 +634,7 @@ nprof_py_request *nprof_py_request_start(int kind, nprof_profile *p, int sync_ca
         return NULL;
     r->kind = kind;
     r->p = p;
+    r->params_from_ns = nprof_profile_params_from_ns(p);
     r->token = PyContextVar_Set(nprof_py_current, (PyObject *)r);
     if (!r->token) {
         Py_DECREF(r);

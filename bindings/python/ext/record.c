@@ -575,6 +575,16 @@ static void count_into_request(int rc)
         counts.failures++;
 }
 
+/* Whether the profile of `r` (NULL: no request) wants the parameter summary of a query that
+ * took `duration_ns`: nprof_profile_wants_params(), from the answer the request read when
+ * it began (r->params_from_ns), so that a query reads neither the profile's line nor the
+ * runtime's for it. */
+NPROF__HOT_PATH
+static int params_wanted(const nprof_py_request *r, uint64_t duration_ns, int failed)
+{
+    return !r || !r->p || failed || duration_ns >= r->params_from_ns;
+}
+
 /* Is `sql` the text of a query `r` holds now? */
 NPROF__HOT_PATH
 static int held_text(const nprof_py_request *r, PyObject *sql)
@@ -596,12 +606,9 @@ static int held_text(const nprof_py_request *r, PyObject *sql)
 NPROF__HOT_PATH
 static int hold(nprof_py_request *r, const one_query *a, int to_log)
 {
-    /* The parameters are not wanted: r->params_from_ns is the profile's answer, read at
-     * begin (nprof_profile_wants_params() here read two cold lines at every query, the
-     * profile's and the runtime's: a twentieth of the binding's native time on /db). */
     if (to_log || observer || !a->start_ticks || r->sampled ||
         r->held_count == NPROF_PY_HELD_MAX || (a->error && a->error != Py_None) ||
-        a->duration_ns >= r->params_from_ns)
+        params_wanted(r, a->duration_ns, 0))
         return 0;
     int32_t site = -1;
     if (a->sql != r->repeat_text && !held_text(r, a->sql)) {
@@ -686,7 +693,7 @@ static int record_query(const one_query *a, nprof_slowlog *log, uint64_t thresho
      * for the requests it stores, and for slow and failed queries), the slow-query log, or
      * an observer (a query budget lists it). */
     int failed = NPROF_UNLIKELY(a->error && a->error != Py_None);
-    int wanted = to_log || observer || nprof_profile_wants_params(p, a->duration_ns, failed);
+    int wanted = to_log || observer || params_wanted(r, a->duration_ns, failed);
     size_t plen = wanted && a->params != Py_None ? query_params(a, text, (size_t)len, params) : 0;
     PyObject *err = NULL;
     Py_ssize_t elen = 0;
