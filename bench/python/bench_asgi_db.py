@@ -203,6 +203,18 @@ def other_work() -> None:
     sorted({i: str(i) for i in range(30)}.items(), key=lambda kv: kv[1])
 
 
+def settle_malloc() -> None:
+    """Puts glibc's malloc where a server's is after its first minutes.  asyncio reads a
+    socket into a 256 KiB buffer (bytes, shrunk to what came), which glibc maps and unmaps
+    for every read until the free of some larger mapped block raises its threshold for
+    mapping.  A server gets there early and for good (strace: no mmap per request, in any
+    variant), but a short run in process may not: in one, nanoprof-prod's /db paid six
+    mmap and munmap pairs a request and the others none, a difference of the harness and
+    not of the variants.  Freeing one 1 MiB block first raises the threshold for all."""
+    block = bytes(1 << 20)
+    del block
+
+
 def child(variant: str, n: int, path: str = "/rec", timed: int = 0, between: int = 0,
           concurrency: int = 1) -> None:
     """n requests to `path` through the app, in-process: what callgrind counts.  /db needs
@@ -217,6 +229,7 @@ def child(variant: str, n: int, path: str = "/rec", timed: int = 0, between: int
     wrk's C connections make them: on /db their steps then interleave at every query's
     I/O, and each request's code and data are pushed out of the caches by the others'."""
     os.environ["NANOPROF_BENCH_VARIANT"] = variant
+    settle_malloc()
     if path == "/rec":
         os.environ.pop("NANOPROF_BENCH_PG", None)
     import asgi_db_app
