@@ -182,6 +182,12 @@ static inline int nprof_py_mark_phase(nprof_py_request *r, int phase)
 /* A zeroed request object. */
 nprof_py_request *nprof_py_request_alloc(void);
 
+/* Opens `r` (from nprof_py_request_alloc) as a request of `kind` over profile `p`: reads
+ * what its queries ask of the profile once (params_from_ns), makes it current in the
+ * context variable and, when `c_current`, the thread's C current profile too.  0, or -1
+ * with an exception (the caller lets go of `r`). */
+int nprof_py_request_open(nprof_py_request *r, int kind, nprof_profile *p, int c_current);
+
 /* A new request over profile `p` (taken over), made current in the context variable and,
  * outside an event loop or for a `sync_call` (which nothing can interleave with), as the
  * thread's C current profile. */

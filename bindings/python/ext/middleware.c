@@ -546,22 +546,12 @@ static PyObject *begin_request(nprof_py_middleware *self, req_text *t, int loop)
         Py_DECREF(r);
         return nprof_py_raise(rc, "beginning a request");
     }
-    /* Made by hand rather than by nprof_py_request_start(): the middleware began it. */
-    r->kind = NPROF_PY_REQ_MW;
-    r->p = r->st.profile;
-    /* Whether its queries keep parameter summaries is settled by the begin: read here, where
-     * the profile's lines are warm, rather than at every query (record.c: params_wanted()). */
-    r->params_from_ns = nprof_profile_params_from_ns(r->p);
+    /* Opened here rather than made by nprof_py_request_start(): the middleware began it. */
     r->mw = (nprof_py_middleware *)Py_NewRef(self);
-    r->token = PyContextVar_Set(nprof_py_current, (PyObject *)r);
-    if (!r->token) {
+    if (nprof_py_request_open(r, NPROF_PY_REQ_MW, r->st.profile,
+                              loop == LOOP_ASK && !nprof_py_in_event_loop()) < 0) {
         Py_DECREF(r);
         return NULL;
-    }
-    if (loop == LOOP_ASK && !nprof_py_in_event_loop()) {
-        r->c_prev = nprof_current_save();
-        nprof_current_set(r->p);
-        r->set_c_current = 1;
     }
     /* ?profile=flame or opt.stack_sample_every: a sampler that cannot start leaves the
      * request unsampled, it does not fail it. */

@@ -627,24 +627,29 @@ nprof_py_request *nprof_py_request_alloc(void)
     return r;
 }
 
-nprof_py_request *nprof_py_request_start(int kind, nprof_profile *p, int sync_call)
+int nprof_py_request_open(nprof_py_request *r, int kind, nprof_profile *p, int c_current)
 {
-    nprof_py_request *r = nprof_py_request_alloc();
-    if (!r)
-        return NULL;
     r->kind = kind;
     r->p = p;
+    /* Whether its queries keep parameter summaries is settled by the begin: read here, where
+     * the profile's lines are warm, rather than at every query (record.c: params_wanted()). */
     r->params_from_ns = nprof_profile_params_from_ns(p);
     r->token = PyContextVar_Set(nprof_py_current, (PyObject *)r);
-    if (!r->token) {
-        Py_DECREF(r);
-        return NULL;
-    }
-    if (sync_call || !nprof_py_in_event_loop()) {
+    if (!r->token)
+        return -1;
+    if (c_current) {
         r->c_prev = nprof_current_save();
         nprof_current_set(p);
         r->set_c_current = 1;
     }
+    return 0;
+}
+
+nprof_py_request *nprof_py_request_start(int kind, nprof_profile *p, int sync_call)
+{
+    nprof_py_request *r = nprof_py_request_alloc();
+    if (r && nprof_py_request_open(r, kind, p, sync_call || !nprof_py_in_event_loop()) < 0)
+        Py_CLEAR(r);
     return r;
 }
 
