@@ -96,6 +96,32 @@ def test_end_profile_without_a_profile_returns_none() -> None:
     assert nanoprof.end_profile() is None
 
 
+@pytest.mark.parametrize("status", [-1, 1, 99, 1000, 2**32 + 200, 2**80])
+def test_end_profile_refuses_a_status_no_response_has_and_keeps_the_profile(status: int) -> None:
+    nanoprof.start_profile("GET", "/status")
+    with pytest.raises(ValueError, match="100 to 999, or 0"):
+        nanoprof.end_profile(status)
+    # Nothing is lost: the profile is still the current one, and ends with a real status.
+    assert nanoprof.get_current_profile() is not None
+    done = nanoprof.end_profile(404)
+    assert done is not None and done.status == 404
+
+
+@pytest.mark.parametrize("status", [True, 200.0, "200", None])
+def test_end_profile_refuses_a_status_that_is_no_int(status: object) -> None:
+    nanoprof.start_profile("GET", "/status")
+    with pytest.raises(TypeError, match="int HTTP status"):
+        nanoprof.end_profile(status)  # type: ignore[arg-type]
+    assert nanoprof.end_profile(status=0).status == 0  # type: ignore[union-attr]
+
+
+def test_end_profile_takes_every_three_digit_status_and_zero() -> None:
+    for status in (0, 100, 599, 600, 999):
+        nanoprof.start_profile("GET", "/status")
+        done = nanoprof.end_profile(status=status)
+        assert done is not None and done.status == status
+
+
 def test_request_profile_cannot_be_made_directly() -> None:
     with pytest.raises(TypeError, match="start_profile"):
         nanoprof.RequestProfile()  # type: ignore[call-arg]

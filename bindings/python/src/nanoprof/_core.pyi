@@ -122,7 +122,10 @@ def start_profile(method: str = "", path: str = "") -> RequestProfile | None:
     """Begins a profile and makes it current (None when profiling is disabled)."""
 
 def end_profile(status: int = 200) -> RequestProfile | None:
-    """Ends the current profile begun by start_profile(), stores it, returns it (frozen)."""
+    """Ends the current profile begun by start_profile(), stores it, returns it (frozen).
+
+    `status` is the response's HTTP status (100 to 999), or 0 when none was sent; any other
+    value raises, and the profile stays current."""
 
 def get_current_profile() -> RequestProfile | None: ...
 
