@@ -225,8 +225,6 @@ PyObject *nprof_py_request_finish(nprof_py_request *r, int status, int want_view
 /* A duration from Python: an int of nanoseconds >= 0, else TypeError/ValueError naming
  * `what`.  0 or -1. */
 int nprof_py_ns(PyObject *o, const char *what, uint64_t *out);
-/* An HTTP status given by Python code (end_profile): 0, or -1 with TypeError or ValueError. */
-int nprof_py_status(PyObject *o, const char *what, int *out);
 
 /* ---- what is known of each code object (codetab.c) ----------------------------------- */
 

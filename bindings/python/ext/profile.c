@@ -284,31 +284,6 @@ int nprof_py_ns(PyObject *o, const char *what, uint64_t *out)
     return 0;
 }
 
-/* An HTTP status given by Python code: an int (not a bool) from 100 to 999, or 0 for a
- * request that sent no response (the C core counts 0 and 600 to 999 as "other").  Anything
- * else would land in the aggregates as a status no response had, or be cut to an int. */
-int nprof_py_status(PyObject *o, const char *what, int *out)
-{
-    if (!PyLong_Check(o) || PyBool_Check(o)) {
-        PyErr_Format(PyExc_TypeError, "%s must be an int HTTP status, not %.100s", what,
-                     Py_TYPE(o)->tp_name);
-        return -1;
-    }
-    int overflow = 0;
-    long st = PyLong_AsLongAndOverflow(o, &overflow);
-    if (st == -1 && PyErr_Occurred())
-        return -1;
-    if (overflow || (st != 0 && (st < 100 || st > 999))) {
-        PyErr_Format(PyExc_ValueError,
-                     "%s must be an HTTP status from 100 to 999, or 0 for a request that "
-                     "sent no response; got %R",
-                     what, o);
-        return -1;
-    }
-    *out = (int)st;
-    return 0;
-}
-
 /* ---- RequestProfile's attributes ---------------------------------------------------------- */
 
 enum field {
@@ -847,6 +822,31 @@ PyObject *nprof_py_request_finish(nprof_py_request *r, int status, int want_view
     return view;
 }
 
+/* end_profile()'s status: an int (not a bool) from 100 to 999, or 0 for a request that sent
+ * no response (the C core counts 0 and 600 to 999 as "other").  Anything else would land in
+ * the aggregates as a status no response had.  0, or -1 with TypeError or ValueError. */
+static int status_arg(PyObject *o, int *out)
+{
+    if (!PyLong_Check(o) || PyBool_Check(o)) {
+        PyErr_Format(PyExc_TypeError, "end_profile(status): an int HTTP status, not %.100s",
+                     Py_TYPE(o)->tp_name);
+        return -1;
+    }
+    int overflow = 0;
+    long st = PyLong_AsLongAndOverflow(o, &overflow);
+    if (st == -1 && PyErr_Occurred())
+        return -1;
+    if (overflow || (st != 0 && (st < 100 || st > 999))) {
+        PyErr_Format(PyExc_ValueError,
+                     "end_profile(status): an HTTP status from 100 to 999, or 0 for a "
+                     "request that sent no response; got %R",
+                     o);
+        return -1;
+    }
+    *out = (int)st;
+    return 0;
+}
+
 static PyObject *py_end_profile(PyObject *self, PyObject *args, PyObject *kwargs)
 {
     (void)self;
@@ -855,7 +855,7 @@ static PyObject *py_end_profile(PyObject *self, PyObject *args, PyObject *kwargs
     int status = 200;
     if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|O:end_profile", kw, &arg))
         return NULL;
-    if (arg && nprof_py_status(arg, "end_profile(status)", &status) < 0)
+    if (arg && status_arg(arg, &status) < 0)
         return NULL;
     nprof_py_request *r = nprof_py_current_request();
     if (!r)
