@@ -270,6 +270,27 @@ static inline void nprof_py_query_ctx_clear(nprof_py_query_ctx *c)
     Py_CLEAR(c->slow_log);
 }
 
+/* A query's parameters as a hook hands them over: one object (a sequence, a mapping, None),
+ * or, for a driver that takes them as the arguments after the query (asyncpg's
+ * fetch(query, *args)), those arguments one by one, so that no tuple is made of them at
+ * every query (its allocation, GC tracking and release were a tenth of a hooked query's
+ * cost).  `obj` NULL: the values are item[0, n); more than fit there come as a tuple. */
+enum { NPROF_PY_QUERY_PARAMS_INLINE = 3 };
+
+/* The tuple of items[0, n) (new references to them).  New ref, or NULL with an exception. */
+static inline PyObject *nprof_py_tuple_of(PyObject *const *items, Py_ssize_t n)
+{
+    PyObject *t = PyTuple_New(n);
+    for (Py_ssize_t i = 0; t && i < n; i++)
+        PyTuple_SET_ITEM(t, i, Py_NewRef(items[i]));
+    return t;
+}
+typedef struct nprof_py_query_params {
+    PyObject *obj; /* borrowed */
+    PyObject *const *item;
+    Py_ssize_t n;
+} nprof_py_query_params;
+
 /* A LiveRecorder's start() (`sync`) or start_async() and its finish() or finish_async(),
  * called from C (TimedMethod) without attribute reads or int objects: begin returns the
  * start in ticks, 0 when nothing would be recorded (then end need not be called), and fills
@@ -279,7 +300,8 @@ static inline void nprof_py_query_ctx_clear(nprof_py_query_ctx *c)
  * (Py_IS_TYPE(o, &nprof_py_live_type)). */
 uint64_t nprof_py_live_begin(PyObject *o, int sync, nprof_py_query_ctx *ctx /* or NULL */);
 void nprof_py_live_end(uint64_t start, const nprof_py_query_ctx *ctx, PyObject *sql,
-                       PyObject *params, Py_ssize_t rows, PyObject *error, int sync);
+                       const nprof_py_query_params *params, Py_ssize_t rows, PyObject *error,
+                       int sync);
 extern PyTypeObject nprof_py_slowlog_type;  /* SlowLog */
 
 /* Adds QueryEvent to the module; 0 or -1. */

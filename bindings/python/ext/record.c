@@ -347,6 +347,13 @@ static NPROF__NOINLINE uint64_t items_identity(PyObject *params)
     return h;
 }
 
+/* An identity that is 0 (a value without a hash) made unlike any other. */
+static inline uint64_t identity_or_unlike(uint64_t h)
+{
+    static uint64_t unlike_any;
+    return h ? h : 0xA5A5000000000000ull ^ ++unlike_any;
+}
+
 /* What tells a query's parameter values apart (nprof_query.params_hash), so that exact
  * duplicates (same text, same values) are counted by value: the summary is left out in
  * production mode, and cut and redacted where it is kept, so different values could read
@@ -358,7 +365,6 @@ static NPROF__NOINLINE uint64_t items_identity(PyObject *params)
 NPROF__HOT_PATH
 static uint64_t params_identity(PyObject *params)
 {
-    static uint64_t unlike_any;
     if (!params || params == Py_None)
         return 0;
     uint64_t h;
@@ -378,7 +384,17 @@ static uint64_t params_identity(PyObject *params)
             h = items_identity(params);
         }
     }
-    return h ? h : 0xA5A5000000000000ull ^ ++unlike_any;
+    return identity_or_unlike(h);
+}
+
+/* The identity of the parameters of a query (one_query: an object, or values one by one,
+ * which fold as the tuple of them would). */
+NPROF__HOT_PATH
+static uint64_t query_identity(PyObject *params, PyObject *const *items, Py_ssize_t n)
+{
+    if (params)
+        return params_identity(params);
+    return n ? identity_or_unlike(fold_items(items, n)) : 0;
 }
 
 /* ---- the text of a query, an error -------------------------------------------------------- */
@@ -519,7 +535,10 @@ static NPROF__RARE void observe(const char *sql, size_t sql_len, uint64_t durati
 /* ---- one query ---------------------------------------------------------------------------- */
 
 typedef struct one_query {
-    PyObject *sql, *params, *error;
+    PyObject *sql, *error;
+    PyObject *params;      /* or NULL: the values are items[0, nitems) (nprof_py_query_params) */
+    PyObject *const *items;
+    Py_ssize_t nitems;
     nprof_py_request *req; /* the request it ran in, or NULL */
     uint64_t start_ticks;
     uint64_t duration_ns;
@@ -555,7 +574,9 @@ static NPROF__RARE void log_slow(nprof_slowlog *log, nprof_profile *p, const npr
 static NPROF__NOINLINE size_t query_params(const one_query *a, const char *text, size_t len,
                                              char *params)
 {
-    Py_ssize_t plen = params_summary(a->params, a->sql, text, len, params);
+    PyObject *values = a->params ? Py_NewRef(a->params) : nprof_py_tuple_of(a->items, a->nitems);
+    Py_ssize_t plen = values ? params_summary(values, a->sql, text, len, params) : -1;
+    Py_XDECREF(values);
     if (plen >= 0)
         return (size_t)plen;
     PyErr_Clear();
@@ -624,7 +645,7 @@ static int hold(nprof_py_request *r, const one_query *a, int to_log)
     h->sql = Py_NewRef(a->sql);
     h->start_ticks = a->start_ticks;
     h->duration_ns = a->duration_ns;
-    h->params_hash = params_identity(a->params);
+    h->params_hash = query_identity(a->params, a->items, a->nitems);
     h->rows = a->rows;
     h->site = site;
     return 1; /* counted when recorded (nprof_py_request_record_held): one global's line less
@@ -694,7 +715,8 @@ static int record_query(const one_query *a, nprof_slowlog *log, uint64_t thresho
      * an observer (a query budget lists it). */
     int failed = NPROF_UNLIKELY(a->error && a->error != Py_None);
     int wanted = to_log || observer || params_wanted(r, a->duration_ns, failed);
-    size_t plen = wanted && a->params != Py_None ? query_params(a, text, (size_t)len, params) : 0;
+    int any = a->params ? a->params != Py_None : a->nitems > 0;
+    size_t plen = wanted && any ? query_params(a, text, (size_t)len, params) : 0;
     PyObject *err = NULL;
     Py_ssize_t elen = 0;
     const char *etext = NULL;
@@ -724,7 +746,7 @@ static int record_query(const one_query *a, nprof_slowlog *log, uint64_t thresho
     };
     int rc = NPROF_OK;
     if (p) {
-        q.params_hash = params_identity(a->params);
+        q.params_hash = query_identity(a->params, a->items, a->nitems);
         rc = nprof_sql_record(p, &q);
         count_into_request(rc);
         /* A hook's query (record_sql() has no start, so no begin mark): into the sampled
@@ -851,16 +873,17 @@ static PyObject *recorder_start_async(recorder *self, PyObject *noargs)
  * fails: what could not be recorded is counted. */
 NPROF__HOT_PATH
 static void recorder_end(PyObject *slow_log, uint64_t threshold_ns, uint64_t start,
-                         nprof_py_request *req, PyObject *sql, PyObject *params,
-                         Py_ssize_t rows, PyObject *error, int sync)
+                         nprof_py_request *req, PyObject *sql,
+                         const nprof_py_query_params *params, Py_ssize_t rows, PyObject *error,
+                         int sync)
 {
     uint64_t now = nprof_ticks();
     if (!start)
         return; /* start() said there was nothing to record */
     if (sync && sync_depth > 0 && --sync_depth == 0)
         nprof_pq_exclude_thread(shim_was_excluded);
-    one_query q = {.sql = sql, .params = params, .error = error, .start_ticks = start,
-                   .req = req};
+    one_query q = {.sql = sql, .params = params->obj, .items = params->item,
+                   .nitems = params->n, .error = error, .start_ticks = start, .req = req};
     q.duration_ns = now > start ? nprof_ticks_to_ns(now - start) : 0;
     q.rows = rows > 0 ? (rows > UINT32_MAX ? UINT32_MAX : (uint32_t)rows) : 0;
     nprof_slowlog *log = slow_log ? nprof_py_slowlog_get(slow_log) : NULL;
@@ -915,8 +938,9 @@ static PyObject *recorder_finish_impl(recorder *self, PyObject *const *args, Py_
     }
     /* From Python, start() kept no request: the query ends in the context it began in. */
     nprof_py_callsite_frame = a[5] != Py_None ? a[5] : NULL;
+    nprof_py_query_params params = {.obj = a[2]};
     recorder_end(self->slow_log, self->threshold_ns, start,
-                 start ? nprof_py_current_request() : NULL, a[1], a[2], rows, a[4], sync);
+                 start ? nprof_py_current_request() : NULL, a[1], &params, rows, a[4], sync);
     nprof_py_callsite_frame = NULL;
     Py_RETURN_NONE;
 }
@@ -1063,7 +1087,8 @@ uint64_t nprof_py_live_begin(PyObject *o, int sync, nprof_py_query_ctx *ctx)
 
 NPROF__HOT_PATH
 void nprof_py_live_end(uint64_t start, const nprof_py_query_ctx *ctx, PyObject *sql,
-                       PyObject *params, Py_ssize_t rows, PyObject *error, int sync)
+                       const nprof_py_query_params *params, Py_ssize_t rows, PyObject *error,
+                       int sync)
 {
     recorder_end(ctx->slow_log, ctx->threshold_ns, start, ctx->req, sql, params, rows, error,
                  sync);

@@ -18,8 +18,10 @@ import nanoprof
 from dbcheck import assert_site, line
 from nanoprof import PerformanceMiddleware, _core
 from nanoprof.db import QueryTimer
+from nanoprof.db._base import Live
 from nanoprof.wsgi import WSGIMiddleware
 from test_asgi import call, run
+from test_timed import STAR_CALLS, _timed_async, star_sql
 from test_wsgi import serve
 
 SQL = "SELECT * FROM nprof_item WHERE id = %s"
@@ -87,6 +89,35 @@ def test_repeats_held_back_come_out_in_order_under_their_spans() -> None:
     (pattern,) = profile["n_plus_one"]  # the threshold is 5: OTHER's two are not one
     assert (pattern["count"], pattern["exact_repeats"]) == (7, 1)
     assert "test_held_queries.py" in pattern["callsite"]  # taken when its first was held
+
+
+def test_parameters_after_the_query_held_one_by_one_tell_duplicates_apart() -> None:
+    # A (query, *args) driver method in a production request: its queries are held, their
+    # values' identity taken from the arguments themselves (no tuple is made of them), and
+    # the duplicates come out as they do for a tuple of the same values.  Eight queries of
+    # three texts: as many as a request holds before it records them.
+    live = Live(_core.QueryRecorder())
+    cur = _timed_async(live)()
+    calls = [a for a in STAR_CALLS if len(a) in (1, 3, 4)]
+    assert len(calls) == 8
+    texts = {n: star_sql(n) for n in (1, 3, 4)}  # one object each, as a literal in a loop is
+    got: list[Any] = []
+
+    async def inner(scope: Any, receive: Any, send: Any) -> None:
+        for args in calls:
+            got.append(await cur.fetch(texts[len(args)], *args))
+        await fail(send)
+
+    before = held()
+    run(production(inner), "/held-star")
+    assert got == calls
+    assert held() - before == len(calls)
+    profile = stored()
+    assert [q["sql"] for q in profile["queries"]] == [star_sql(len(a)) for a in calls]
+    assert all("params" not in q for q in profile["queries"])  # held: none were kept
+    assert {d["example"]: d["exact_repeats"] for d in profile["duplicates"]} == {
+        star_sql(1): 1, star_sql(3): 1, star_sql(4): 1}
+    assert profile["duplicate_count"] == 3
 
 
 def test_a_profile_read_during_the_request_sees_the_held_queries() -> None:

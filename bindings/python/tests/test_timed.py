@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import json
 import sys
 import traceback
 import warnings
@@ -634,6 +635,42 @@ def test_positional_parameters_stay_as_they_were_for_whoever_kept_them() -> None
     assert [r[2] for r in rec.records][-1] == "SELECT 1"
 
 
+# Argument lists of (query, *args) calls: none, one value, as many as the wrapper holds one
+# by one (3), and more (a tuple); a repeat of the same values is a duplicate, other values or
+# values without a hash never are.
+STAR_CALLS = [(), (7,), (7,), (8,), (1, "a", None), (1, "a", None), (1, "a", None, 4.5),
+              (1, "a", None, 4.5), (1, "a", None, 5.5), ([1], {"k": 2}), ([1], {"k": 2})]
+
+
+def star_sql(n: int) -> str:
+    return "SELECT " + (", ".join(f"${i + 1}" for i in range(n)) or "now()")
+
+
+def test_parameters_after_the_query_read_as_the_tuple_of_them() -> None:
+    """Through the hooks' real recorder, the parameters of a (query, *args) method are held
+    one by one up to three and as a tuple beyond (ext/timed.c): either way the profile reads
+    them as the tuple of them, summarized in order and told apart by value."""
+    live = Live(_core.QueryRecorder())
+    cur = _timed_async(live)()
+
+    async def run() -> list[Any]:
+        return [await cur.fetch(star_sql(len(args)), *args) for args in STAR_CALLS]
+
+    nanoprof.start_profile("GET", "/star")
+    try:
+        assert asyncio.run(run()) == STAR_CALLS  # what the driver got, untouched
+    finally:
+        done = nanoprof.end_profile()
+    abc = "$1=1, $2='a', $3=NULL"
+    assert [q.params for q in done.sql_queries] == [
+        None, "$1=7", "$1=7", "$1=8", abc, abc, f"{abc}, $4=4.5", f"{abc}, $4=4.5",
+        f"{abc}, $4=5.5", "$1=[1], $2={'k': 2}", "$1=[1], $2={'k': 2}"]
+    profile = json.loads(done.to_json())
+    assert {d["example"]: d["exact_repeats"] for d in profile["duplicates"]} == {
+        star_sql(1): 1, star_sql(3): 1, star_sql(4): 1}
+    assert profile["duplicate_count"] == 3
+
+
 def test_cancellation_is_recorded_and_propagates() -> None:
     rec = FakeRecorder()
     cur = _timed_async(rec)()
@@ -856,6 +893,7 @@ def test_refcounts_stay_flat_over_many_calls() -> None:
     failing = _timed_async(live)()
     failing.error = Boom  # a new exception each time (one raised again grows its traceback)
     params = (1, "two")
+    value = float("2.5")  # a parameter of its own, whose references are counted
     many = [(1,), (2,)]
 
     async def run_async(n: int) -> None:
@@ -864,7 +902,8 @@ def test_refcounts_stay_flat_over_many_calls() -> None:
                 nanoprof.end_profile()
                 nanoprof.start_profile(method="TASK", path="/async")
             await async_cur.execute("SELECT ?", params)
-            await async_cur.fetch("SELECT $1, $2", *params)
+            await async_cur.fetch("SELECT $1, $2", 1, value)  # the values held one by one
+            await async_cur.fetch("SELECT $1, $2, $3, $4", *params, value, None)  # as a tuple
             await async_cur.executemany("INSERT ?", iter(many))
             if i % 10 == 0:
                 try:
@@ -872,6 +911,7 @@ def test_refcounts_stay_flat_over_many_calls() -> None:
                 except Boom:
                     pass
                 async_cur.execute("SELECT never awaited")  # dropped
+                async_cur.fetch("SELECT $1", value)  # dropped, its value held
 
     def run_sync(n: int) -> None:
         for i in range(n):
@@ -900,17 +940,17 @@ def test_refcounts_stay_flat_over_many_calls() -> None:
         run(2000)
         gc.collect()
         objects = len(gc.get_objects())
-        refs = sys.getrefcount(params), sys.getrefcount(many), sys.getrefcount(live)
+        refs = [sys.getrefcount(o) for o in (params, value, many, live)]
         blocks = _core.ctl("stats.memory.blocks")
         recorded = _core.hook_stats()["in_request"]
         run(N)
         gc.collect()
     finally:
         _core.configure(max_history=history)
-    # Every query was recorded: sync 2 a round and 1 failing in 10, async 3 a round in half
+    # Every query was recorded: sync 2 a round and 1 failing in 10, async 4 a round in half
     # as many rounds, and 1 failing in 10 of those.
-    assert _core.hook_stats()["in_request"] - recorded == 2 * N + N // 10 + 3 * N // 2 + N // 20
+    assert _core.hook_stats()["in_request"] - recorded == 2 * N + N // 10 + 4 * N // 2 + N // 20
     assert _flat(objects, len(gc.get_objects()))
-    assert (sys.getrefcount(params), sys.getrefcount(many), sys.getrefcount(live)) == refs
+    assert [sys.getrefcount(o) for o in (params, value, many, live)] == refs
     assert _core.ctl("stats.memory.blocks") - blocks < 64
     assert not guarded()
