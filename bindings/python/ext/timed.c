@@ -527,16 +527,12 @@ static PyObject *timed_call(timed_method *m, PyObject *const *args, size_t nargs
         /* asyncpg's fetch(query, *args): every argument after the query is a parameter. */
         Py_ssize_t n = nargs - 2;
         if (NPROF_LIKELY(n <= NPROF_PY_QUERY_PARAMS_INLINE)) {
-            /* Held one by one (a tuple of them was a tenth of the query's cost). */
+            /* Held one by one: no tuple at every query (nprof_py_query_params). */
             for (Py_ssize_t i = 0; i < n; i++)
                 q.item[i] = Py_NewRef(args[2 + i]);
             q.nitems = n;
-        } else {
-            q.params = PyTuple_New(n);
-            if (!q.params)
-                goto failed;
-            for (Py_ssize_t i = 0; i < n; i++)
-                PyTuple_SET_ITEM(q.params, i, Py_NewRef(args[2 + i]));
+        } else if (!(q.params = nprof_py_tuple_of(args + 2, n))) {
+            goto failed;
         }
     } else if (!many) {
         q.params = Py_NewRef(nargs > 2 ? args[2] : kw >= 0 ? args[nargs + kw] : Py_None);
