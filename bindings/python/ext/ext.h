@@ -270,14 +270,6 @@ static inline void nprof_py_query_ctx_clear(nprof_py_query_ctx *c)
     Py_CLEAR(c->slow_log);
 }
 
-/* A query's parameters as a hook hands them over: one object (a sequence, a mapping, None),
- * or, for a driver that takes them as the arguments after the query (asyncpg's
- * fetch(query, *args)), those arguments one by one, so that no tuple is made of them at
- * every query (its allocation, GC tracking and release were about 170 instructions a query
- * under callgrind).  `obj` NULL: the values are item[0, n); more than fit there come as a
- * tuple. */
-enum { NPROF_PY_QUERY_PARAMS_INLINE = 3 };
-
 /* The tuple of items[0, n) (new references to them).  New ref, or NULL with an exception. */
 static inline PyObject *nprof_py_tuple_of(PyObject *const *items, Py_ssize_t n)
 {
@@ -286,11 +278,26 @@ static inline PyObject *nprof_py_tuple_of(PyObject *const *items, Py_ssize_t n)
         PyTuple_SET_ITEM(t, i, Py_NewRef(items[i]));
     return t;
 }
+
+/* A query's parameters as a hook hands them over: one object (a sequence, a mapping, None),
+ * or, for a driver that takes them as the arguments after the query (asyncpg's
+ * fetch(query, *args)), those arguments one by one, so that no tuple is made of them at
+ * every query (its allocation, GC tracking and release were about 170 instructions a query
+ * under callgrind).  `obj` NULL: the values are item[0, n); more than fit there come as a
+ * tuple. */
+enum { NPROF_PY_QUERY_PARAMS_INLINE = 3 };
 typedef struct nprof_py_query_params {
     PyObject *obj; /* borrowed */
     PyObject *const *item;
     Py_ssize_t n;
 } nprof_py_query_params;
+
+/* The parameters as one object: `obj`, or the tuple of the values.  New ref, or NULL with
+ * an exception.  For what reads them whole (a summary, a recorder's finish() in Python). */
+static inline PyObject *nprof_py_query_params_object(const nprof_py_query_params *p)
+{
+    return p->obj ? Py_NewRef(p->obj) : nprof_py_tuple_of(p->item, p->n);
+}
 
 /* A LiveRecorder's start() (`sync`) or start_async() and its finish() or finish_async(),
  * called from C (TimedMethod) without attribute reads or int objects: begin returns the

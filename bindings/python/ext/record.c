@@ -387,14 +387,14 @@ static uint64_t params_identity(PyObject *params)
     return identity_or_unlike(h);
 }
 
-/* The identity of the parameters of a query (one_query: an object, or values one by one,
- * which fold as the tuple of them would). */
+/* The identity of a query's parameters: an object's, or that of values held one by one,
+ * which fold as the tuple of them would. */
 NPROF__HOT_PATH
-static uint64_t query_identity(PyObject *params, PyObject *const *items, Py_ssize_t n)
+static uint64_t query_identity(const nprof_py_query_params *p)
 {
-    if (params)
-        return params_identity(params);
-    return n ? identity_or_unlike(fold_items(items, n)) : 0;
+    if (p->obj)
+        return params_identity(p->obj);
+    return p->n ? identity_or_unlike(fold_items(p->item, p->n)) : 0;
 }
 
 /* ---- the text of a query, an error -------------------------------------------------------- */
@@ -536,9 +536,7 @@ static NPROF__RARE void observe(const char *sql, size_t sql_len, uint64_t durati
 
 typedef struct one_query {
     PyObject *sql, *error;
-    PyObject *params;      /* or NULL: the values are items[0, nitems) (nprof_py_query_params) */
-    PyObject *const *items;
-    Py_ssize_t nitems;
+    nprof_py_query_params params;
     nprof_py_request *req; /* the request it ran in, or NULL */
     uint64_t start_ticks;
     uint64_t duration_ns;
@@ -574,7 +572,7 @@ static NPROF__RARE void log_slow(nprof_slowlog *log, nprof_profile *p, const npr
 static NPROF__NOINLINE size_t query_params(const one_query *a, const char *text, size_t len,
                                              char *params)
 {
-    PyObject *values = a->params ? Py_NewRef(a->params) : nprof_py_tuple_of(a->items, a->nitems);
+    PyObject *values = nprof_py_query_params_object(&a->params);
     Py_ssize_t plen = values ? params_summary(values, a->sql, text, len, params) : -1;
     Py_XDECREF(values);
     if (plen >= 0)
@@ -645,7 +643,7 @@ static int hold(nprof_py_request *r, const one_query *a, int to_log)
     h->sql = Py_NewRef(a->sql);
     h->start_ticks = a->start_ticks;
     h->duration_ns = a->duration_ns;
-    h->params_hash = query_identity(a->params, a->items, a->nitems);
+    h->params_hash = query_identity(&a->params);
     h->rows = a->rows;
     h->site = site;
     return 1; /* counted when recorded (nprof_py_request_record_held): one global's line less
@@ -715,7 +713,7 @@ static int record_query(const one_query *a, nprof_slowlog *log, uint64_t thresho
      * an observer (a query budget lists it). */
     int failed = NPROF_UNLIKELY(a->error && a->error != Py_None);
     int wanted = to_log || observer || params_wanted(r, a->duration_ns, failed);
-    int any = a->params ? a->params != Py_None : a->nitems > 0;
+    int any = a->params.obj ? a->params.obj != Py_None : a->params.n > 0;
     size_t plen = wanted && any ? query_params(a, text, (size_t)len, params) : 0;
     PyObject *err = NULL;
     Py_ssize_t elen = 0;
@@ -746,7 +744,7 @@ static int record_query(const one_query *a, nprof_slowlog *log, uint64_t thresho
     };
     int rc = NPROF_OK;
     if (p) {
-        q.params_hash = query_identity(a->params, a->items, a->nitems);
+        q.params_hash = query_identity(&a->params);
         rc = nprof_sql_record(p, &q);
         count_into_request(rc);
         /* A hook's query (record_sql() has no start, so no begin mark): into the sampled
@@ -804,7 +802,7 @@ static PyObject *py_record_sql(PyObject *self, PyObject *const *args, Py_ssize_t
     if (!PyUnicode_Check(a[0]) && !PyBytes_Check(a[0]) && !PyByteArray_Check(a[0]))
         return PyErr_Format(PyExc_TypeError, "sql must be str or bytes, not %.100s",
                             Py_TYPE(a[0])->tp_name);
-    one_query q = {.sql = a[0], .params = a[2], .req = nprof_py_current_request()};
+    one_query q = {.sql = a[0], .params = {.obj = a[2]}, .req = nprof_py_current_request()};
     if (nprof_py_ns(a[1], "duration_ns", &q.duration_ns) < 0)
         return NULL;
     if (a[2] != Py_None && !PyUnicode_Check(a[2]) && !PyBytes_Check(a[2]) &&
@@ -882,8 +880,8 @@ static void recorder_end(PyObject *slow_log, uint64_t threshold_ns, uint64_t sta
         return; /* start() said there was nothing to record */
     if (sync && sync_depth > 0 && --sync_depth == 0)
         nprof_pq_exclude_thread(shim_was_excluded);
-    one_query q = {.sql = sql, .params = params->obj, .items = params->item,
-                   .nitems = params->n, .error = error, .start_ticks = start, .req = req};
+    one_query q = {.sql = sql, .params = *params, .error = error, .start_ticks = start,
+                   .req = req};
     q.duration_ns = now > start ? nprof_ticks_to_ns(now - start) : 0;
     q.rows = rows > 0 ? (rows > UINT32_MAX ? UINT32_MAX : (uint32_t)rows) : 0;
     nprof_slowlog *log = slow_log ? nprof_py_slowlog_get(slow_log) : NULL;

@@ -123,15 +123,6 @@ static void release_params(query_info *q)
     q->nitems = 0;
 }
 
-/* The parameters of `q` as one object (a tuple of its values held one by one), for a
- * recorder's finish() called from Python.  New ref, or NULL with an exception. */
-static PyObject *params_object(const query_info *q)
-{
-    if (!q->nitems)
-        return Py_NewRef(q->params ? q->params : Py_None);
-    return nprof_py_tuple_of(q->item, q->nitems);
-}
-
 /* ---- the parts both forms share ------------------------------------------------------- */
 
 /* Is a query being timed here: inside a step of a TimedAwait on this thread, or with the
@@ -175,25 +166,25 @@ static RECORD_INLINE int record(timed_method *m, int sync, const query_info *q, 
     int rc = 0;
     if (NPROF_UNLIKELY(q->caller != NULL))
         nprof_py_callsite_frame = q->caller;
+    nprof_py_query_params params = {
+        .obj = q->nitems ? NULL : q->params ? q->params : Py_None,
+        .item = q->item,
+        .n = q->nitems,
+    };
     if (!q->start) { /* a LiveRecorder */
-        nprof_py_query_params params = {
-            .obj = q->nitems ? NULL : q->params ? q->params : Py_None,
-            .item = q->item,
-            .n = q->nitems,
-        };
         nprof_py_live_end(q->ticks, &q->ctx, text, &params, q->rows, error, sync);
     } else {
         PyObject *rows = PyLong_FromSsize_t(q->rows);
-        PyObject *params = rows ? params_object(q) : NULL;
+        PyObject *values = rows ? nprof_py_query_params_object(&params) : NULL;
         PyObject *done = NULL;
         PyObject *finish =
-            params ? PyObject_GetAttr(m->recorder, sync ? str_finish : str_finish_async) : NULL;
+            values ? PyObject_GetAttr(m->recorder, sync ? str_finish : str_finish_async) : NULL;
         if (finish) {
-            PyObject *fargs[5] = {q->start, text, params, rows, error};
+            PyObject *fargs[5] = {q->start, text, values, rows, error};
             done = PyObject_Vectorcall(finish, fargs, error ? 5 : 4, NULL);
             Py_DECREF(finish);
         }
-        Py_XDECREF(params);
+        Py_XDECREF(values);
         Py_XDECREF(rows);
         rc = done ? 0 : -1;
         Py_XDECREF(done);
