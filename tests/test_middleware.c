@@ -877,6 +877,61 @@ TEST(phase_marks_make_one_span_each_and_close_what_they_cross)
     nprof_runtime_destroy(rt);
 }
 
+/* A mark whose span cannot be kept (max_spans) still moves the phases and their time on; a
+ * mark from a phase that is not the innermost closes what runs inside it.  Both leave the
+ * usual in-place switch for the general one, which must agree with it. */
+TEST(phase_marks_past_the_span_limit_and_across_nested_phases)
+{
+    nprof_runtime *rt = make_runtime("max_spans=2");
+    nprof_mw *mw = make_mw(rt, NULL);
+    nprof_mw_request r = req_of("GET", "/limit", NULL, NULL);
+    nprof_mw_state st;
+    ASSERT_OK(nprof_mw_request_begin(mw, &r, &st));
+    nprof_profile *p = st.profile;
+    ASSERT_OK(nprof_mw_mark_phase(&st, NPROF_PHASE_ROUTING));  /* span 1: the last kept */
+    ASSERT_OK(nprof_mw_mark_phase(&st, NPROF_PHASE_HANDLER));  /* no room: no span */
+    ASSERT_OK(nprof_mw_mark_phase(&st, NPROF_PHASE_MIDDLEWARE));
+    nprof_profile_info in;
+    ASSERT_OK(nprof_profile_get_info(p, &in));
+    ASSERT_EQ_U64(in.span_count, 2);
+    ASSERT_EQ_U64(in.spans_dropped, 2);
+    nprof_span_info s1;
+    ASSERT_OK(nprof_profile_get_span(p, 1, &s1));
+    ASSERT_EQ_INT(s1.phase, NPROF_PHASE_ROUTING);
+    ASSERT_EQ_INT(s1.parent, NPROF_SPAN_ROOT);
+    ASSERT_TRUE(s1.duration_ns > 0 || in.routing_ns == 0);
+    nprof_mw_headers hs;
+    ASSERT_OK(nprof_mw_request_end(&st, 200, &hs, NULL, NULL));
+    nprof_mw_destroy(mw);
+    nprof_runtime_destroy(rt);
+
+    rt = make_runtime(NULL);
+    mw = make_mw(rt, NULL);
+    r = req_of("GET", "/nested", NULL, NULL);
+    ASSERT_OK(nprof_mw_request_begin(mw, &r, &st));
+    p = st.profile;
+    ASSERT_OK(nprof_mw_mark_phase(&st, NPROF_PHASE_HANDLER));
+    /* A routing phase begun inside the handler by hand: the next mark, from the handler,
+     * ends both, and the middleware phase begins at the top level again. */
+    ASSERT_OK(nprof_phase_begin(p, NPROF_PHASE_ROUTING));
+    ASSERT_OK(nprof_mw_mark_phase(&st, NPROF_PHASE_MIDDLEWARE));
+    nprof_span_info s[4];
+    for (int i = 0; i < 4; i++)
+        ASSERT_OK(nprof_profile_get_span(p, (size_t)i, &s[i]));
+    int phases[4] = {NPROF_PHASE_MIDDLEWARE, NPROF_PHASE_HANDLER, NPROF_PHASE_ROUTING,
+                     NPROF_PHASE_MIDDLEWARE};
+    int parents[4] = {NPROF_SPAN_ROOT, NPROF_SPAN_ROOT, 1, NPROF_SPAN_ROOT};
+    for (int i = 0; i < 4; i++) {
+        ASSERT_EQ_INT(s[i].phase, phases[i]);
+        ASSERT_EQ_INT(s[i].parent, parents[i]);
+    }
+    ASSERT_EQ_INT(s[2].unclosed, 1); /* closed by the handler's end around it */
+    ASSERT_EQ_U64(s[3].duration_ns, 0); /* still running */
+    ASSERT_OK(nprof_mw_request_end(&st, 200, &hs, NULL, NULL));
+    nprof_mw_destroy(mw);
+    nprof_runtime_destroy(rt);
+}
+
 TEST(current_profile_is_restored_after_nested_use)
 {
     nprof_runtime *rt = make_runtime(NULL);
@@ -1214,6 +1269,7 @@ int main(void)
     RUN(production_keeps_parameters_only_of_requests_it_keeps);
     RUN(explicit_handles_work_without_current);
     RUN(phase_marks_make_one_span_each_and_close_what_they_cross);
+    RUN(phase_marks_past_the_span_limit_and_across_nested_phases);
     RUN(current_profile_is_restored_after_nested_use);
     RUN(response_headers_go_out_before_the_body_and_grow_with_the_request);
     RUN(response_headers_follow_the_header_mode);
