@@ -351,7 +351,7 @@ int nprof_mw_request_begin(nprof_mw *mw, const nprof_mw_request *req, nprof_mw_s
     if (!st)
         return NPROF_EINVAL;
     *st = (nprof_mw_state){.profile = NULL, .profile_mode = 0, .authorized = 0,
-                           .sample_stacks = 0, .mw_ = mw, .prev_current_ = {0},
+                           .sample_stacks = 0, .wants_headers = 0, .mw_ = mw, .prev_current_ = {0},
                            .mark_phase_ = -1, .route_set_ = 0, .sampled_ = 0};
     if (!mw || !req || (!req->method && req->method_len) || (!req->path && req->path_len))
         return NPROF_EINVAL;
@@ -371,6 +371,9 @@ int nprof_mw_request_begin(nprof_mw *mw, const nprof_mw_request *req, nprof_mw_s
     } else {
         st->authorized = 1;
     }
+    st->wants_headers = st->profile_mode != NPROF_MW_PROFILE_NONE ||
+                        mw->headers_mode == NPROF_MW_HEADERS_ALWAYS ||
+                        (mw->headers_mode == NPROF_MW_HEADERS_AUTO && !mw->production);
     /* Asked for, or one request in stack_sample_every across threads (one atomic add, only
      * when on): the adapter's sampler reads the flag. */
     st->sample_stacks = st->profile_mode == NPROF_MW_PROFILE_FLAME ||
@@ -629,13 +632,6 @@ static int over_budget(const nprof__route *r, const nprof_profile_info *in)
 }
 
 /* Whether this response carries the per-request headers (the header mode and ?profile=). */
-static int wants_headers(const nprof_mw_state *st)
-{
-    const nprof_mw *mw = st->mw_;
-    return st->profile_mode != NPROF_MW_PROFILE_NONE ||
-           mw->headers_mode == NPROF_MW_HEADERS_ALWAYS ||
-           (mw->headers_mode == NPROF_MW_HEADERS_AUTO && !mw->production);
-}
 
 /* The per-request headers of `p`, whose figures are `in`, into `h` (reset): what end gives
  * for the final figures and nprof_mw_get_response_headers() for the figures so far. */
@@ -691,7 +687,7 @@ int nprof_mw_get_response_headers(nprof_mw_state *st, int status, nprof_mw_heade
     nprof_profile *p = st->profile;
     if (!p)
         return NPROF_ENOPROFILE;
-    if (!wants_headers(st))
+    if (!st->wants_headers)
         return NPROF_OK;
     /* The figures as the request stands: the total and the open phase brought up to now for
      * as long as the headers take, so that X-Profile's total covers its phases. */
@@ -733,7 +729,7 @@ int nprof_mw_request_end(nprof_mw_state *st, int status, nprof_mw_headers *heade
     int over = over_budget(r, &in);
     nprof__mw_count(mw, r, p, &in, over);
 
-    if (headers && wants_headers(st))
+    if (headers && st->wants_headers)
         fill_headers(headers, st, p, &in, r, over);
     if (st->profile_mode == NPROF_MW_PROFILE_JSON && json_body &&
         nprof_profile_render_json(p, json_body) == NPROF_OK && json_replaces_body)

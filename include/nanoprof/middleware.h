@@ -199,6 +199,10 @@ typedef struct nprof_mw_state {
                                by opt.stack_sample_every; the adapter's sampler adds them
                                with nprof_profile_add_sample() (every opt.
                                stack_sample_interval_ms) before nprof_mw_request_end() */
+    int wants_headers;      /* this response gets nanoprof's headers (development mode with
+                               opts.headers "auto", "always", or a ?profile= that was
+                               allowed): nprof_mw_get_response_headers() and end fill them
+                               only then, so an adapter may skip asking when it is 0 */
     /* private */
     nprof_mw *mw_;
     nprof_current_saved prev_current_; /* the thread's current before begin */
