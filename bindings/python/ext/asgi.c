@@ -79,16 +79,34 @@ typedef struct {
     /* The call, kept until the first step begins the request: there, in the awaiting
      * task's context, as the Python coroutine began it (a request begun at call time
      * would be made current in the caller's context, which may not be the task's). */
-    PyObject *middleware, *scope, *receive, *send;
+    PyObject *middleware, *scope, *receive;
+    /* The server's send.  A profiled request's app is given the ASGICall itself as its
+     * send (call_send), which adds the headers and sends with this one: a wrapper object
+     * of its own per request was an allocation and a GC object more. */
+    PyObject *send;
+    vectorcallfunc vectorcall;
 } asgi_call;
 
+/* Lets go of what the first step needed; the send too, unless the app sends through us. */
 NPROF__HOT_PATH
 static void release_call(asgi_call *c)
 {
     Py_CLEAR(c->middleware);
     Py_CLEAR(c->scope);
     Py_CLEAR(c->receive);
-    Py_CLEAR(c->send);
+    if (!c->req)
+        Py_CLEAR(c->send);
+}
+
+/* The ASGICall called as the app's send(message). */
+NPROF__HOT_PATH
+static PyObject *call_send(asgi_call *c, PyObject *const *args, size_t nargsf, PyObject *kwnames)
+{
+    if (PyVectorcall_NARGS(nargsf) != 1 || kwnames)
+        return PyErr_Format(PyExc_TypeError, "send(message) takes one message");
+    if (!c->send) /* cleared by the cyclic GC, which a send from a finalizer could see */
+        return PyErr_Format(PyExc_RuntimeError, "send() of a request that is gone");
+    return nprof_py_asgi_send_message(c->req, c->send, args[0]);
 }
 
 /* Ends the request with `status` (the app's status when it sent one, else 500).  0, or -1
@@ -172,9 +190,14 @@ static PyTypeObject asgi_call_type = {
     PyVarObject_HEAD_INIT(NULL, 0).tp_name = "nanoprof._core.ASGICall",
     .tp_basicsize = sizeof(asgi_call),
     .tp_repr = (reprfunc)call_repr,
+    .tp_flags = Py_TPFLAGS_HAVE_VECTORCALL,
+    .tp_vectorcall_offset = offsetof(asgi_call, vectorcall),
+    .tp_call = PyVectorcall_Call,
     .tp_doc = "An ASGI request through ASGIMiddleware: its first step begins the request, "
               "then it awaits the application's coroutine and ends the request with it (made "
-              "by ASGIMiddleware's call, not from Python).",
+              "by ASGIMiddleware's call, not from Python).  Called with a message, it is "
+              "the send the application was given: the server's, with the profile's "
+              "headers added at http.response.start.",
     .tp_traverse = (traverseproc)call_traverse,
     .tp_clear = (inquiry)call_clear,
 };
@@ -215,12 +238,8 @@ static int call_first_step(nprof_py_forward *f)
         f->iter = iterate(PyObject_VectorcallMethod(str_respond, rargs, 5, NULL));
     } else if (req) {
         c->req = (nprof_py_request *)Py_NewRef(req);
-        PyObject *wrapped = nprof_py_request_asgi_send(req, c->send);
-        if (wrapped) {
-            args[2] = wrapped;
-            f->iter = iterate(PyObject_Vectorcall(app, args, 3, NULL));
-            Py_DECREF(wrapped);
-        }
+        args[2] = (PyObject *)c; /* call_send */
+        f->iter = iterate(PyObject_Vectorcall(app, args, 3, NULL));
         if (!f->iter)
             call_raised(f, 1); /* the app was not called, or raised at once: ended, failed */
     }
@@ -267,6 +286,7 @@ static PyObject *call_middleware(PyObject *self, PyObject *scope, PyObject *rece
     c->scope = Py_NewRef(scope);
     c->receive = Py_NewRef(receive);
     c->send = Py_NewRef(send);
+    c->vectorcall = (vectorcallfunc)call_send;
     PyObject_GC_Track(c);
     return (PyObject *)c;
 }

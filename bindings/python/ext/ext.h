@@ -507,6 +507,12 @@ struct nprof_py_middleware {
 PyObject *nprof_py_mw_asgi_begin(nprof_py_middleware *self, PyObject *scope);
 /* Request.asgi_send(send): `send` wrapped to add the headers at http.response.start. */
 PyObject *nprof_py_request_asgi_send(PyObject *request, PyObject *send);
+/* What such a send does with `msg`: sends it with `send`, with the headers of `r` added at
+ * http.response.start, the status kept for the end and the handler's phase ended at the
+ * last body message.  `r` may be NULL or ended: the message then goes as it came. */
+PyObject *nprof_py_asgi_send_message(nprof_py_request *r, PyObject *send, PyObject *msg);
+/* Interns what the send reads of a message (at import): 0, or -1 with an exception. */
+int nprof_py_send_init(void);
 /* Request.end(status): ends a middleware request (once; later calls give None).  The
  * ?profile=json body as bytes, else None; NULL with an exception. */
 PyObject *nprof_py_request_end(nprof_py_request *r, int status);

@@ -524,7 +524,7 @@ int nprof_py_forward_type_ready(PyTypeObject *type)
         return -1;
     type->tp_dealloc = (destructor)fw_dealloc;
     type->tp_as_async = &fw_as_async;
-    type->tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC;
+    type->tp_flags |= Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC; /* and the owner's own */
     type->tp_weaklistoffset = offsetof(nprof_py_forward, weakrefs);
     type->tp_iter = PyObject_SelfIter;
     type->tp_iternext = (iternextfunc)fw_iternext;

@@ -32,14 +32,18 @@ static PyObject *asgi_route(PyObject *route, PyObject *scope)
         Py_XDECREF(path);
         return NULL;
     }
+    /* (Errors are cleared only where a lookup failed: the usual request, with an empty
+     * root_path, calls nothing it does not need.) */
     PyObject *root = PyDict_Check(scope) ? PyDict_GetItemWithError(scope, str_root_path) : NULL;
     if (!root || !PyUnicode_Check(root) || PyUnicode_GET_LENGTH(root) == 0) {
-        PyErr_Clear();
+        if (!root)
+            PyErr_Clear();
         return path;
     }
     PyObject *base = PyDict_GetItemWithError(scope, str_app_root_path);
     if (!base || !PyUnicode_Check(base)) {
-        PyErr_Clear();
+        if (!base)
+            PyErr_Clear();
         base = root; /* no app_root_path: root_path is all the server's */
     }
     Py_ssize_t bl = PyUnicode_GET_LENGTH(base), rl = PyUnicode_GET_LENGTH(root);
@@ -69,7 +73,8 @@ static PyObject *hook_call(hook_obj *h, PyObject *const *args, size_t nargsf, Py
                 const char *s = PyUnicode_AsUTF8AndSize(route, &len);
                 if (s)
                     nprof_mw_set_route(&r->st, s, (size_t)len);
-                PyErr_Clear();
+                else
+                    PyErr_Clear(); /* a route we cannot read leaves the rules to name it */
                 Py_DECREF(route);
             }
         }

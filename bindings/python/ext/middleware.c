@@ -914,18 +914,28 @@ static PyObject *req_set_route(PyObject *o, PyObject *route)
     Py_RETURN_NONE;
 }
 
+/* The response's status, kept for the request's end.  0, or -1 with the exception of an
+ * int that is no C long. */
 NPROF__HOT_PATH
-static PyObject *headers_now(nprof_py_request *r, PyObject *status, int as_str)
+static int take_status(nprof_py_request *r, PyObject *status)
 {
     long st = PyLong_AsLong(status);
     if (st == -1 && PyErr_Occurred())
-        return NULL;
+        return -1;
     r->status = (int)st;
-    if (r->ended)
+    return 0;
+}
+
+NPROF__HOT_PATH
+static PyObject *headers_now(nprof_py_request *r, PyObject *status, int as_str)
+{
+    if (take_status(r, status) < 0)
+        return NULL;
+    if (r->ended || !r->st.wants_headers)
         return PyList_New(0);
     nprof_py_request_flush(r);
     nprof_mw_headers h;
-    int rc = nprof_mw_get_response_headers(&r->st, (int)st, &h);
+    int rc = nprof_mw_get_response_headers(&r->st, r->status, &h);
     if (rc == NPROF_ENOPROFILE)
         return PyList_New(0);
     if (rc != NPROF_OK)
@@ -989,39 +999,45 @@ static PyObject *str_type, *str_start, *str_body, *str_more_body, *str_status, *
 
 /* The last body message of the response: the handler is done with it, what follows is the
  * middleware's (framework hooks mark the handler phase when it starts, not when it ends). */
-static void last_body(send_obj *s, PyObject *msg)
+static void last_body(nprof_py_request *r, PyObject *msg)
 {
     PyObject *more = PyDict_GetItemWithError(msg, str_more_body);
-    if (!more ? !PyErr_Occurred() : PyObject_IsTrue(more) == 0)
-        nprof_py_mark_phase(s->req, NPROF_PHASE_MIDDLEWARE);
-    PyErr_Clear();
+    int last = more ? PyObject_IsTrue(more) == 0 : !PyErr_Occurred();
+    if (last)
+        nprof_py_mark_phase(r, NPROF_PHASE_MIDDLEWARE);
+    else
+        PyErr_Clear(); /* a more_body we cannot read: the server's to judge */
 }
 
 /* http.response.start gets our headers (a new message: the app's dict is not changed);
  * everything else goes through as it is. */
 NPROF__HOT_PATH
-static PyObject *send_call(send_obj *s, PyObject *const *args, size_t nargsf, PyObject *kwnames)
+PyObject *nprof_py_asgi_send_message(nprof_py_request *r, PyObject *send, PyObject *msg)
 {
-    Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
-    if (nargs != 1 || kwnames)
-        return PyErr_Format(PyExc_TypeError, "send(message) takes one message");
-    PyObject *msg = args[0];
-    PyObject *type = PyDict_Check(msg) ? PyDict_GetItemWithError(msg, str_type) : NULL;
-    if (!type || s->req->ended || !nprof_py_str_is(type, str_start)) {
-        if (type && !s->req->ended && nprof_py_str_is(type, str_body))
-            last_body(s, msg);
-        else if (!type)
+    int running = r && !r->ended;
+    PyObject *type = running && PyDict_Check(msg) ? PyDict_GetItemWithError(msg, str_type)
+                                                  : NULL;
+    if (!type || !nprof_py_str_is(type, str_start)) {
+        if (type && nprof_py_str_is(type, str_body))
+            last_body(r, msg);
+        else if (!type && running)
             PyErr_Clear(); /* a message the app's server will refuse, not ours to judge */
-        return PyObject_CallOneArg(s->send, msg);
+        return PyObject_CallOneArg(send, msg);
     }
     PyObject *status = PyDict_GetItemWithError(msg, str_status);
-    PyObject *ours = status && PyLong_Check(status) ? headers_now(s->req, status, 0) : NULL;
+    if (status && PyLong_Check(status) && !r->st.wants_headers) {
+        /* Production, most requests: no headers of ours, so none is asked for and the
+         * message goes as it came, with no copy of it or of its header list. */
+        if (take_status(r, status) < 0)
+            PyErr_Clear();
+        return PyObject_CallOneArg(send, msg);
+    }
+    PyObject *ours = status && PyLong_Check(status) ? headers_now(r, status, 0) : NULL;
     if (!ours || PyList_GET_SIZE(ours) == 0) {
-        /* Nothing to add (production, most requests): the message goes as it came, with no
-         * copy of it or of its header list. */
+        /* Nothing to add after all: the message goes as it came. */
         Py_XDECREF(ours);
         PyErr_Clear();
-        return PyObject_CallOneArg(s->send, msg);
+        return PyObject_CallOneArg(send, msg);
     }
     /* The app's headers, then ours, in a new list in a copy of the message.  Headers that
      * are no iterable (None) are not ours to judge: the message goes as it came, for the
@@ -1030,7 +1046,7 @@ static PyObject *send_call(send_obj *s, PyObject *const *args, size_t nargsf, Py
     PyObject *theirs = PyDict_GetItemWithError(msg, str_headers);
     if (theirs && !Py_TYPE(theirs)->tp_iter && !PySequence_Check(theirs)) {
         Py_DECREF(ours);
-        return PyObject_CallOneArg(s->send, msg);
+        return PyObject_CallOneArg(send, msg);
     }
     PyObject *all = NULL;
     if (theirs) {
@@ -1043,11 +1059,18 @@ static PyObject *send_call(send_obj *s, PyObject *const *args, size_t nargsf, Py
     PyObject *copy = all ? PyDict_Copy(msg) : NULL;
     PyObject *out = NULL;
     if (copy && PyDict_SetItem(copy, str_headers, all) == 0)
-        out = PyObject_CallOneArg(s->send, copy);
+        out = PyObject_CallOneArg(send, copy);
     Py_XDECREF(copy);
     Py_XDECREF(all);
     Py_DECREF(ours);
     return out;
+}
+
+static PyObject *send_call(send_obj *s, PyObject *const *args, size_t nargsf, PyObject *kwnames)
+{
+    if (PyVectorcall_NARGS(nargsf) != 1 || kwnames)
+        return PyErr_Format(PyExc_TypeError, "send(message) takes one message");
+    return nprof_py_asgi_send_message(s->req, s->send, args[0]);
 }
 
 static int send_traverse(send_obj *s, visitproc visit, void *arg)
@@ -1089,16 +1112,6 @@ PyObject *nprof_py_request_asgi_send(PyObject *o, PyObject *send)
     nprof_py_request *r = running(o);
     if (!r)
         return NULL;
-    if (!str_type) {
-        str_type = PyUnicode_InternFromString("type");
-        str_start = PyUnicode_InternFromString("http.response.start");
-        str_body = PyUnicode_InternFromString("http.response.body");
-        str_more_body = PyUnicode_InternFromString("more_body");
-        str_status = PyUnicode_InternFromString("status");
-        str_headers = PyUnicode_InternFromString("headers");
-        if (!str_type || !str_start || !str_body || !str_more_body || !str_status || !str_headers)
-            return NULL;
-    }
     send_obj *s = PyObject_GC_New(send_obj, &nprof_py_send_type);
     if (!s)
         return NULL;
@@ -1107,6 +1120,19 @@ PyObject *nprof_py_request_asgi_send(PyObject *o, PyObject *send)
     s->vectorcall = (vectorcallfunc)send_call;
     PyObject_GC_Track(s);
     return (PyObject *)s;
+}
+
+int nprof_py_send_init(void)
+{
+    static const nprof_py_name names[] = {
+        {&str_type, "type"},
+        {&str_start, "http.response.start"},
+        {&str_body, "http.response.body"},
+        {&str_more_body, "more_body"},
+        {&str_status, "status"},
+        {&str_headers, "headers"},
+    };
+    return nprof_py_intern_names(names, sizeof names / sizeof *names);
 }
 
 PyMethodDef nprof_py_request_type_methods[] = {

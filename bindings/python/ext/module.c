@@ -644,7 +644,7 @@ PyMODINIT_FUNC PyInit__core(void)
         add_methods(m, nprof_py_record_methods) < 0 ||
         add_methods(m, nprof_py_callsite_methods) < 0 ||
         add_methods(m, nprof_py_sampler_methods) < 0 || nprof_py_record_init(m) < 0 ||
-        nprof_py_timed_init(m) < 0 || nprof_py_asgi_init(m) < 0 ||
+        nprof_py_timed_init(m) < 0 || nprof_py_send_init() < 0 || nprof_py_asgi_init(m) < 0 ||
         nprof_py_guard_init(m) < 0)
         goto fail;
     return m;

@@ -480,6 +480,48 @@ def test_a_profiled_call_is_the_c_awaitable_and_others_are_the_apps_own_coroutin
     assert route_row(middleware._mw.render("json"), "GET", "/c")["status"] == {"2xx": 1}
 
 
+def test_the_apps_send_reaches_the_servers_after_the_end_and_lets_it_go_with_the_request(
+) -> None:
+    """The send a profiled app is given (the C call itself) takes one message, sends what
+    comes after the request's end (a task the app left behind) as it came, and holds the
+    server's send only as long as someone holds it: no cycle is left to the collector."""
+    import gc
+    import weakref
+
+    kept: list[Any] = []
+    received: list[Any] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        kept.append(send)
+        with pytest.raises(TypeError, match="one message"):
+            await send()
+        with pytest.raises(TypeError, match="one message"):
+            await send({"type": "http.response.start"}, extra=1)
+        await send({"type": "http.response.start", "status": 201, "headers": []})
+        await send({"type": "http.response.body", "body": b"x"})
+
+    class Server:
+        async def __call__(self, message: Any) -> None:
+            received.append(message)
+
+    server = Server()
+    gone = weakref.ref(server)
+    middleware = PerformanceMiddleware(app, **apps.options())
+    gc.disable()
+    try:
+        asyncio.run(middleware(http_scope("/later"), no_receive, server))
+        late = {"type": "http.response.body", "body": b"late"}
+        asyncio.run(kept[0](late))
+        assert received[-1] is late  # after the end: as it came
+        assert [m["type"] for m in received] == ["http.response.start", "http.response.body",
+                                                 "http.response.body"]
+        del server, kept[:]
+        assert gone() is None  # freed by reference counts alone
+    finally:
+        gc.enable()
+    assert route_row(middleware._mw.render("json"), "GET", "/later")["status"] == {"2xx": 1}
+
+
 def test_a_cancelled_request_ends_as_failed_and_the_cancellation_propagates() -> None:
     async def app(scope: Any, receive: Any, send: Any) -> None:
         await send({"type": "http.response.start", "status": 200, "headers": []})
