@@ -113,13 +113,18 @@ typedef struct {
                          an allocation and its cache lines each time. */
 } query_info;
 
-/* Lets go of the parameters of `q`. */
+/* Lets go of the parameters of `q`.  The items past nitems are NULL (a query_info starts
+ * zeroed, only the first nitems are set, and make_await() clears what it moves), so all of
+ * them are cleared in a row: a loop over nitems was laid out apart from the query's end,
+ * which under callgrind came to 4 more instruction misses a /rec request (7 on /db). */
 NPROF__HOT_PATH
 static void release_params(query_info *q)
 {
+    _Static_assert(NPROF_PY_QUERY_PARAMS_INLINE == 3, "release_params clears three items");
     Py_CLEAR(q->params);
-    for (Py_ssize_t i = 0; i < q->nitems; i++)
-        Py_CLEAR(q->item[i]);
+    Py_CLEAR(q->item[0]);
+    Py_CLEAR(q->item[1]);
+    Py_CLEAR(q->item[2]);
     q->nitems = 0;
 }
 
@@ -419,6 +424,7 @@ static PyObject *make_await(timed_method *m, PyObject *iter, query_info *q)
     Py_INCREF(q->query);
     q->start = q->params = NULL;
     q->nitems = 0;
+    memset(q->item, 0, sizeof q->item); /* moved too: release_params() clears them all */
     q->ctx = (nprof_py_query_ctx){NULL, NULL, 0};
     PyObject_GC_Track(aw);
     return (PyObject *)aw;
