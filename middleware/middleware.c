@@ -631,8 +631,6 @@ static int over_budget(const nprof__route *r, const nprof_profile_info *in)
                  (r->budget_sql_ns && in->sql_total_ns > r->budget_sql_ns));
 }
 
-/* Whether this response carries the per-request headers (the header mode and ?profile=). */
-
 /* The per-request headers of `p`, whose figures are `in`, into `h` (reset): what end gives
  * for the final figures and nprof_mw_get_response_headers() for the figures so far. */
 /* X-Profile-Flame: where the dashboard serves the flame graph of a ?profile=flame request,

@@ -608,56 +608,18 @@ int nprof_phase_end(nprof_profile *p, int phase)
     return rc != NPROF_OK ? rc : phase_end_at(p, phase, nprof_ticks());
 }
 
-/* The usual switch (a framework's hooks moving the request on): `from` is the innermost
- * phase, nothing is open inside it and `to`'s span has room.  `from`'s span closes and
- * `to`'s opens beside it, in `from`'s entry of the phase stack: what phase_end_at() and
- * phase_begin_at() do at one tick (the outer phase, resumed and paused at that tick, gains
- * nothing), as one short run of code, since it runs cold at every mark.  0, or -1 when the
- * switch is not the usual one. */
-static inline int phase_switch_in_place(nprof_profile *p, int from, int to, uint64_t now)
-{
-    nprof__phase_entry *top = p->phase_depth ? &p->phase_stack[p->phase_depth - 1] : NULL;
-    uint32_t id = p->span_count;
-    if (!top || top->phase != from || top->span < 0 || p->current_span != top->span ||
-        id >= p->span_cap || id >= p->rt->cfg.max_spans)
-        return -1;
-    nprof__span *ended = &p->spans[top->span];
-    mark_span_ended(ended, now, 0);
-    p->phase_ticks[from] += now - top->resume_ticks;
-    p->spans[id] = (nprof__span){.name = phase_names[to],
-                                 .name_len = (uint32_t)phase_name_lens[to],
-                                 .parent = ended->parent,
-                                 .start_ticks = now,
-                                 .phase = (int8_t)to,
-                                 .tracked = 1,
-                                 .open = 1};
-    p->span_count = id + 1;
-    p->current_span = (int32_t)id;
-    top->phase = to;
-    top->span = (int32_t)id;
-    top->resume_ticks = now;
-    return 0;
-}
-
-/* Any other switch: `from` ends (when it runs) and `to` begins, at one tick. */
-static NPROF__NOINLINE int phase_switch_general(nprof_profile *p, int from, int to,
-                                                uint64_t now)
-{
-    if ((unsigned)from < NPROF_PHASE_COUNT)
-        phase_end_at(p, from, now);
-    return phase_begin_at(p, to, now);
-}
-
 NPROF__HOT_PATH
 int nprof__phase_switch(nprof_profile *p, int from, int to)
 {
     int rc = phase_usable(p, to);
     if (rc != NPROF_OK)
         return rc;
+    /* One tick: `to` begins where `from` ended, and the outer phase, resumed and paused at
+     * that tick, gains nothing.  A `from` not running leaves only the begin to do. */
     uint64_t now = nprof_ticks();
-    if (NPROF_LIKELY(phase_switch_in_place(p, from, to, now) == 0))
-        return NPROF_OK;
-    return phase_switch_general(p, from, to, now);
+    if ((unsigned)from < NPROF_PHASE_COUNT)
+        phase_end_at(p, from, now);
+    return phase_begin_at(p, to, now);
 }
 
 int nprof_phase_add_ns(nprof_profile *p, int phase, uint64_t ns)
