@@ -10,7 +10,7 @@
  *         if <req is a dashboard response, or ?profile=json>:
  *             return await self._respond(req, scope, receive, send)
  *         try:
- *             await self.app(scope, receive, req.asgi_send(send))
+ *             await self.app(scope, receive, <send with req's headers added>)
  *         except BaseException: req.end(500); raise
  *         req.end(req.status or 500)
  *

@@ -486,7 +486,6 @@ PyObject *nprof_py_attach(PyObject *result, PyObject *header);
 /* ---- the middleware (middleware.c) --------------------------------------------------- */
 
 extern PyTypeObject nprof_py_middleware_type;
-extern PyTypeObject nprof_py_send_type;
 extern PyTypeObject nprof_py_hook_type; /* hooks.c: PhaseHook */
 
 /* tp_descr_get of the extension's callables that stand in for Python functions on a class
@@ -505,9 +504,8 @@ struct nprof_py_middleware {
 /* Middleware.asgi_begin(scope): None (not profiled), a (status, headers, body) tuple (a
  * dashboard response to send), or the new Request, current in this context. */
 PyObject *nprof_py_mw_asgi_begin(nprof_py_middleware *self, PyObject *scope);
-/* Request.asgi_send(send): `send` wrapped to add the headers at http.response.start. */
-PyObject *nprof_py_request_asgi_send(PyObject *request, PyObject *send);
-/* What such a send does with `msg`: sends it with `send`, with the headers of `r` added at
+/* The ASGI send of a profiled request (asgi.c's call object is the send the app gets):
+ * sends `msg` with the server's `send`, with the headers of `r` added at
  * http.response.start, the status kept for the end and the handler's phase ended at the
  * last body message.  `r` may be NULL or ended: the message then goes as it came. */
 PyObject *nprof_py_asgi_send_message(nprof_py_request *r, PyObject *send, PyObject *msg);

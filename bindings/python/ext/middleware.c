@@ -986,14 +986,7 @@ static PyObject *req_end(PyObject *o, PyObject *status)
     return nprof_py_request_end(r, (int)st);
 }
 
-/* ---- the ASGI send wrapper ----------------------------------------------------------------- */
-
-typedef struct {
-    PyObject_HEAD
-    nprof_py_request *req;
-    PyObject *send;
-    vectorcallfunc vectorcall;
-} send_obj;
+/* ---- the ASGI send (ASGIMiddleware's call object is the send the app is given) ------------- */
 
 static PyObject *str_type, *str_start, *str_body, *str_more_body, *str_status, *str_headers;
 
@@ -1025,16 +1018,18 @@ PyObject *nprof_py_asgi_send_message(nprof_py_request *r, PyObject *send, PyObje
         return PyObject_CallOneArg(send, msg);
     }
     PyObject *status = PyDict_GetItemWithError(msg, str_status);
-    if (status && PyLong_Check(status) && !r->st.wants_headers) {
-        /* Production, most requests: no headers of ours, so none is asked for and the
-         * message goes as it came, with no copy of it or of its header list. */
-        if (take_status(r, status) < 0)
-            PyErr_Clear();
-        return PyObject_CallOneArg(send, msg);
+    PyObject *ours = NULL;
+    if (status && PyLong_Check(status)) {
+        /* Production, most requests: no headers of ours, so none is asked for (the status
+         * is kept all the same). */
+        if (r->st.wants_headers)
+            ours = headers_now(r, status, 0);
+        else
+            (void)take_status(r, status);
     }
-    PyObject *ours = status && PyLong_Check(status) ? headers_now(r, status, 0) : NULL;
     if (!ours || PyList_GET_SIZE(ours) == 0) {
-        /* Nothing to add after all: the message goes as it came. */
+        /* Nothing to add: the message goes as it came, with no copy of it or of its header
+         * list (and no error of ours: a status that is no C long is the server's to judge). */
         Py_XDECREF(ours);
         PyErr_Clear();
         return PyObject_CallOneArg(send, msg);
@@ -1066,62 +1061,6 @@ PyObject *nprof_py_asgi_send_message(nprof_py_request *r, PyObject *send, PyObje
     return out;
 }
 
-static PyObject *send_call(send_obj *s, PyObject *const *args, size_t nargsf, PyObject *kwnames)
-{
-    if (PyVectorcall_NARGS(nargsf) != 1 || kwnames)
-        return PyErr_Format(PyExc_TypeError, "send(message) takes one message");
-    return nprof_py_asgi_send_message(s->req, s->send, args[0]);
-}
-
-static int send_traverse(send_obj *s, visitproc visit, void *arg)
-{
-    Py_VISIT(s->req);
-    Py_VISIT(s->send);
-    return 0;
-}
-
-static int send_clear(send_obj *s)
-{
-    Py_CLEAR(s->req);
-    Py_CLEAR(s->send);
-    return 0;
-}
-
-NPROF__HOT_PATH
-static void send_dealloc(send_obj *s)
-{
-    PyObject_GC_UnTrack(s);
-    send_clear(s);
-    PyObject_GC_Del(s);
-}
-
-PyTypeObject nprof_py_send_type = {
-    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "nanoprof._core.Send",
-    .tp_basicsize = sizeof(send_obj),
-    .tp_dealloc = (destructor)send_dealloc,
-    .tp_vectorcall_offset = offsetof(send_obj, vectorcall),
-    .tp_call = PyVectorcall_Call,
-    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_VECTORCALL,
-    .tp_doc = "An ASGI send that adds the profile's headers at http.response.start.",
-    .tp_traverse = (traverseproc)send_traverse,
-    .tp_clear = (inquiry)send_clear,
-};
-
-PyObject *nprof_py_request_asgi_send(PyObject *o, PyObject *send)
-{
-    nprof_py_request *r = running(o);
-    if (!r)
-        return NULL;
-    send_obj *s = PyObject_GC_New(send_obj, &nprof_py_send_type);
-    if (!s)
-        return NULL;
-    s->req = (nprof_py_request *)Py_NewRef(o);
-    s->send = Py_NewRef(send);
-    s->vectorcall = (vectorcallfunc)send_call;
-    PyObject_GC_Track(s);
-    return (PyObject *)s;
-}
-
 int nprof_py_send_init(void)
 {
     static const nprof_py_name names[] = {
@@ -1143,7 +1082,6 @@ PyMethodDef nprof_py_request_type_methods[] = {
     {"response_headers_str", req_response_headers_str, METH_O,
      "Headers (str pairs, for WSGI) to send at the response start."},
     {"end", req_end, METH_O, "Ends the request; the ?profile=json body or None."},
-    {"asgi_send", nprof_py_request_asgi_send, METH_O, "A send that adds the headers at the response start."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -607,8 +607,7 @@ PyMODINIT_FUNC PyInit__core(void)
         goto fail;
 
     PyTypeObject *types[] = {&nprof_py_profile_type, &nprof_py_request_type,
-                             &nprof_py_middleware_type, &nprof_py_send_type,
-                             &nprof_py_store_type, &nprof_py_hook_type,
+                             &nprof_py_middleware_type, &nprof_py_store_type, &nprof_py_hook_type,
                              &nprof_py_recorder_type, &nprof_py_live_type,
                              &nprof_py_slowlog_type};
     for (size_t i = 0; i < sizeof types / sizeof *types; i++)

@@ -245,8 +245,6 @@ class Request:
     def end(self, status: int) -> bytes | None:
         """Ends the request (aggregation, store); the JSON body for ?profile=json, else None.
         Resets the context variable.  Idempotent."""
-    def asgi_send(self, send: Callable[[Mapping[str, Any]], Any]) -> Callable[[Mapping[str, Any]], Any]:
-        """A `send` that adds the headers at http.response.start and records the status."""
 
 PHASE_MIDDLEWARE: Final[int]
 PHASE_ROUTING: Final[int]
