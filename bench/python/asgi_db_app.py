@@ -33,6 +33,12 @@ Variants:
   floor-core-mw   floor-core's middleware alone, without its query wrappers: the C core's
                   request begin and end on the floor's mechanism, to set beside floor-mw and
                   mw-prod
+  floor-core-hooks
+                  floor-core with nanoprof's Starlette phase hooks installed (the C callables
+                  that replace Router.__call__ and Route.handle, as PerformanceMiddleware
+                  installs them): they find no nanoprof request and only pass the call on,
+                  so this is what intercepting the routing and handler phases costs before
+                  anything is recorded
   mw-prod         PerformanceMiddleware in production mode (headers only on ?profile=1 with
                   the token), no database hooks: what the middleware alone costs
   nanoprof-prod   the same plus nanoprof.db.QueryTimer("asyncpg") installed module-wide
@@ -60,7 +66,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 VARIANTS = ("bare", "bare-again", "noop-mw", "spin-mw", "floor", "floor-mw", "floor-core",
-            "floor-core-mw", "mw-prod",
+            "floor-core-mw", "floor-core-hooks", "mw-prod",
             "nanoprof-prod",
             "nanoprof-dev")
 FLOOR_METHODS = ("execute", "fetch", "fetchrow", "fetchval")
@@ -222,7 +228,7 @@ def _app() -> Any:
         return NoopMiddleware(app)
     if variant == "spin-mw":
         return SpinMiddleware(app, int(os.environ.get("NANOPROF_BENCH_SPIN_US", "10")))
-    if variant in ("floor", "floor-mw", "floor-core", "floor-core-mw"):
+    if variant in ("floor", "floor-mw", "floor-core", "floor-core-mw", "floor-core-hooks"):
         import floor
 
         global floor_module, floor_timed
@@ -230,10 +236,15 @@ def _app() -> Any:
         # floor-core leaves out `execute`, which asyncpg's Pool.release() runs the
         # connection's reset query through: nanoprof's hooks do not record that query
         # (it is the pool's, not the app's), so floor-core records the same five
+        core_timed = tuple(m for m in FLOOR_METHODS if m != "execute")
         floor_timed = {"floor": FLOOR_METHODS, "floor-mw": (), "floor-core-mw": (),
-                       "floor-core": tuple(m for m in FLOOR_METHODS if m != "execute")}[variant]
+                       "floor-core": core_timed, "floor-core-hooks": core_timed}[variant]
         for name in floor_timed:
             setattr(asyncpg.Connection, name, mod.Timed(getattr(asyncpg.Connection, name)))
+        if variant == "floor-core-hooks":
+            from nanoprof.integrations import starlette as phase_hooks
+
+            phase_hooks.install()
         return mod.Middleware(app)
     import nanoprof
 

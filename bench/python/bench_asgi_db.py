@@ -17,19 +17,19 @@ known 10 us of CPU per request first: what a cost of that size turns into); floo
 floor-mw (the least a profiler with this API can do, in C, with and without its query
 wrappers: floor.c); floor-core (the floor feeding nanoprof's C core through its public
 API: the least nanoprof's figures cost through that mechanism; no call sites, phases or
-sampling; floor-core-mw, its middleware alone); mw-prod (PerformanceMiddleware in
-production mode, no hooks);
-nanoprof-prod (the same plus nanoprof.db.QueryTimer on asyncpg); nanoprof-dev (development
-mode, headers on every response, plus the hooks).  Each round runs every
-variant on /db and then on /rec, in fresh server processes, the variants alternating in
-order round by round; the ratio of a variant to the bare app is taken within the round, for
-requests per second and for the server's CPU time per request (from /proc: steadier than
-requests per second when wrk and PostgreSQL share the other core).  Prints the medians with
-their jitter and the same-run ratios, then callgrind's instructions per request, the lines
-of code those requests run, the line visits of nanoprof's code (a line once per query
-that runs it) and the misses of callgrind's simulated caches with the cycles they come to
-(checked against the server's CPU time per request at the end), in-process (no server:
-the app called directly, as
+sampling; floor-core-mw, its middleware alone; floor-core-hooks, floor-core with nanoprof's
+Starlette phase hooks passing every call on: what intercepting the phases costs); mw-prod
+(PerformanceMiddleware in production mode, no hooks); nanoprof-prod (the same plus
+nanoprof.db.QueryTimer on asyncpg); nanoprof-dev (development mode, headers on every
+response, plus the hooks).  Each round runs every variant on /db and then on /rec, in
+fresh server processes, the variants alternating in order round by round; the ratio of a
+variant to the bare app is taken within the round, for requests per second and for the
+server's CPU time per request (from /proc: steadier than requests per second when wrk and
+PostgreSQL share the other core).  Prints the medians with their jitter and the same-run
+ratios, then callgrind's instructions per request, the lines of code those requests run,
+the line visits of nanoprof's code (a line once per query that runs it) and the misses of
+callgrind's simulated caches with the cycles they come to (checked against the server's
+CPU time per request at the end), in-process (no server: the app called directly, as
 instructions_asgi.py does), and the time of an in-process /rec request back to back, with
 other work between requests, and with other work between its queries: what the same code
 costs hot in the caches, among other code, and with the per-query code pushed out of the
@@ -102,15 +102,15 @@ import dbbench  # noqa: E402
 import native  # noqa: E402
 
 ALL_VARIANTS = ("bare", "bare-again", "noop-mw", "spin-mw", "floor", "floor-mw", "floor-core",
-                "floor-core-mw", "mw-prod",
+                "floor-core-mw", "floor-core-hooks", "mw-prod",
                 "nanoprof-prod",
                 "nanoprof-dev")
 # --compare's variant: nanoprof-prod, served by the other interpreter.
 COMPARE = "compare"
 HOOKED = {"nanoprof-prod", "nanoprof-dev", COMPARE}
 # Variants that give nanoprof's X-Query-Count (?profile=1 with the token) for their queries.
-RECORDING = HOOKED | {"floor-core"}
-FLOORS = ("floor", "floor-mw", "floor-core", "floor-core-mw")
+RECORDING = HOOKED | {"floor-core", "floor-core-hooks"}
+FLOORS = ("floor", "floor-mw", "floor-core", "floor-core-mw", "floor-core-hooks")
 # The queries each endpoint runs (asgi_db_app.QUERIES_PER_REQUEST, not imported here: the
 # app module builds its app when imported).
 QUERIES = 5
@@ -584,13 +584,13 @@ def main() -> None:
     print(f"\n{args.rounds} rounds of {args.slices} x {args.seconds} s per variant and "
           f"endpoint, wrk -c"
           f"{args.connections}; {dbbench.machine_line()}")
-    print(f"{'endpoint':8} {'variant':14} {'req/s (median)':>15} {'jitter':>7} {'p50 ms':>7} "
+    print(f"{'endpoint':8} {'variant':16} {'req/s (median)':>15} {'jitter':>7} {'p50 ms':>7} "
           f"{'p99 ms':>7} {'CPU us/req':>10} {'jitter':>7} {'req/s vs bare, same round':>26} "
           f"{'CPU/req vs bare':>24}")
     for ep in ENDPOINTS:
         for v in variants:
             rps = [x[0] for x in res[v, ep]]
-            line = (f"{ep:8} {v:14} {dbbench.med(rps):15.0f} {dbbench.jitter(rps):6.1f}% "
+            line = (f"{ep:8} {v:16} {dbbench.med(rps):15.0f} {dbbench.jitter(rps):6.1f}% "
                     f"{dbbench.med([x[1] for x in res[v, ep]]):7.2f} "
                     f"{dbbench.med([x[2] for x in res[v, ep]]):7.2f}")
             cpu = [x[3] for x in res[v, ep]]
@@ -647,6 +647,10 @@ def main() -> None:
             f"{100 * (1 - dbbench.med(ratios['floor-core', ep])):.1f}%, the floor "
             + (f"{100 * (1 - dbbench.med(ratios['floor', ep])):.1f}%" if "floor" in variants
                else "not run") + ")" for ep in ENDPOINTS))
+    if "floor-core" in variants and "floor-core-hooks" in variants:
+        print("floor-core-hooks' cost above floor-core's (the phase hooks alone), same-round "
+              "medians: " + "; ".join(f"{ep} {above('floor-core', 'floor-core-hooks', ep):.1f}%"
+                                      for ep in ENDPOINTS))
     if "floor-mw" in variants and "mw-prod" in variants:
         print("mw-prod's cost above the floor's middleware, same-round medians: " + "; ".join(
             f"{ep} {above('floor-mw', 'mw-prod', ep):.1f}% (the floor's middleware itself "
