@@ -926,21 +926,32 @@ static int take_status(nprof_py_request *r, PyObject *status)
     return 0;
 }
 
+/* Our headers for the response as the request stands (byte pairs, or str pairs with
+ * `as_str`); NULL with no exception when it gets none (ended, or production without an
+ * allowed ?profile=: then the held queries are not even flushed), NULL with an exception on
+ * error. */
 NPROF__HOT_PATH
-static PyObject *headers_now(nprof_py_request *r, PyObject *status, int as_str)
+static PyObject *our_headers(nprof_py_request *r, int as_str)
 {
-    if (take_status(r, status) < 0)
-        return NULL;
     if (r->ended || !r->st.wants_headers)
-        return PyList_New(0);
+        return NULL;
     nprof_py_request_flush(r);
     nprof_mw_headers h;
     int rc = nprof_mw_get_response_headers(&r->st, r->status, &h);
     if (rc == NPROF_ENOPROFILE)
-        return PyList_New(0);
+        return NULL;
     if (rc != NPROF_OK)
         return nprof_py_raise(rc, "response_headers()");
     return header_list(&h, as_str);
+}
+
+/* Request.response_headers(status): the status kept, and our headers as a list. */
+static PyObject *headers_now(nprof_py_request *r, PyObject *status, int as_str)
+{
+    if (take_status(r, status) < 0)
+        return NULL;
+    PyObject *ours = our_headers(r, as_str);
+    return ours || PyErr_Occurred() ? ours : PyList_New(0);
 }
 
 static PyObject *req_response_headers(PyObject *o, PyObject *status)
@@ -1018,18 +1029,13 @@ PyObject *nprof_py_asgi_send_message(nprof_py_request *r, PyObject *send, PyObje
         return PyObject_CallOneArg(send, msg);
     }
     PyObject *status = PyDict_GetItemWithError(msg, str_status);
-    PyObject *ours = NULL;
-    if (status && PyLong_Check(status)) {
-        /* Production, most requests: no headers of ours, so none is asked for (the status
-         * is kept all the same). */
-        if (r->st.wants_headers)
-            ours = headers_now(r, status, 0);
-        else
-            (void)take_status(r, status);
-    }
+    PyObject *ours = status && PyLong_Check(status) && take_status(r, status) == 0
+                         ? our_headers(r, 0)
+                         : NULL;
     if (!ours || PyList_GET_SIZE(ours) == 0) {
-        /* Nothing to add: the message goes as it came, with no copy of it or of its header
-         * list (and no error of ours: a status that is no C long is the server's to judge). */
+        /* Nothing to add (production, most requests): the message goes as it came, with no
+         * copy of it or of its header list, and no list of ours made for it (and no error of
+         * ours: a status that is no C long is the server's to judge). */
         Py_XDECREF(ours);
         PyErr_Clear();
         return PyObject_CallOneArg(send, msg);

@@ -3,8 +3,8 @@
 `lifespan` and `websocket` scopes go to the app untouched.  For `http`, one call into C
 (`Middleware.asgi_begin`) answers dashboard requests or begins a `Request`; the C call
 object itself is the `send` the app is given, which adds the headers at
-http.response.start and notes the status.  The request ends when the app's coroutine does, so a streamed response is measured
-to its last body message.
+http.response.start and notes the status.  The request ends when the app's coroutine does,
+so a streamed response is measured to its last body message.
 
 The call itself is C (`_core.asgi_call`, ext/asgi.c): an ordinary request costs no Python
 coroutine or frame of ours, only the C calls around the application's own coroutine, which
